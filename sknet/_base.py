@@ -1,0 +1,670 @@
+"""The estimator family base: validation, the fit / partial_fit loop, prediction.
+
+Every sknet estimator (MLP, RNN, ConvNet; classifier or regressor) is this base plus
+a family class that says how to validate X and which layers to build, plus a small
+classifier or regressor mixin that handles targets. The training loop follows
+scikit-learn's MLP step by step (same random draws, same schedules, same stopping
+rules), split into short steps: ``_fit`` -> ``_fit_stochastic`` -> ``_run_epoch`` ->
+``_train_step``; or ``_fit`` -> ``_fit_lbfgs``.
+"""
+
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+    is_classifier,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, gen_batches, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+
+from ._network import Network
+from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def _check_solver(est):
+    if est.solver not in _STOCHASTIC_SOLVERS:
+        raise AttributeError(
+            "partial_fit is only available for stochastic optimizers. "
+            f"{est.solver} is not stochastic."
+        )
+    return True
+
+
+class DivergenceError(ValueError):
+    """Training produced a non-finite loss; the weights were restored."""
+
+
+class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
+                           metaclass=ABCMeta):
+    """Shared training machinery. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [None, Interval(Real, 0, 1, closed="left"), "array-like"],
+    }
+
+    # ------------------------------------------------------------------ family hooks
+    @abstractmethod
+    def _validate_input(self, X, y, reset):
+        """Validate (X, y) at fit; return X (float32/float64 array or sparse) and raw y."""
+
+    @abstractmethod
+    def _validate_X_predict(self, X):
+        """Validate X at predict time (``reset=False``)."""
+
+    @abstractmethod
+    def _build_layers(self, input_shape, n_outputs):
+        """Return the list of layers for per-sample ``input_shape`` and ``n_outputs``."""
+
+    def _input_shape(self, X):
+        return X.shape[1:]
+
+    # ------------------------------------------------------------------ helpers
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return sizes
+
+    def _dropout_rates(self, n_hidden):
+        """Per-hidden-layer drop rates from ``dropout`` (None, a float or a sequence)."""
+        d = getattr(self, "dropout", None)
+        if d is None:
+            return [0.0] * n_hidden
+        if np.isscalar(d):
+            rates = [float(d)] * n_hidden
+        else:
+            rates = [float(r) for r in d]
+            if len(rates) != n_hidden:
+                raise ValueError(
+                    f"dropout has {len(rates)} rates but there are {n_hidden} hidden layers."
+                )
+        for r in rates:
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"dropout rates must be in [0, 1), got {r}.")
+        return rates
+
+    @property
+    def _loss_name(self):
+        return self.loss
+
+    def _uses_dropout(self):
+        return any(getattr(layer, "kind", "") == "dropout" and layer.rate > 0
+                   for layer in self._network.layers)
+
+    def _n_trainable_from(self):
+        """Index of the first layer trained (layers before it are frozen)."""
+        return getattr(self, "_first_trainable", 0)
+
+    # ------------------------------------------------------------------ fitting
+    def _initialize(self, X, Y):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.out_activation_ = self._out_activation()
+        layers = self._build_layers(self._input_shape(X), self.n_outputs_)
+        self._network = Network(layers, self._loss_name).build(self._input_shape(X), X.dtype)
+        self._network.init_params(self._random_state)
+        self.n_layers_ = self._count_layers()
+        self._best_theta = self._network.theta.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.validation_loss_curve_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.validation_loss_curve_ = None
+                self.best_validation_score_ = None
+
+    def _count_layers(self):
+        return len(self._hidden_layer_sizes()) + 2
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
+        self._hidden_layer_sizes()  # validates
+        X, y = self._validate_input(X, y, reset=first_pass)
+        Y = self._encode_targets(y, incremental, first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X if not sp.issparse(X)
+                                                 else np.empty(X.shape[0]), dtype=X.dtype)
+        sample_weight = self._apply_class_weight(y, sample_weight, incremental, X.dtype)
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(X, Y)
+        else:
+            net = self._network
+            if self._input_shape(X) != net.input_shape:
+                raise ValueError(
+                    f"X has per-sample shape {self._input_shape(X)}, but the network was "
+                    f"built for {net.input_shape}."
+                )
+            if Y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"y has {Y.shape[1]} outputs, but the network was built for "
+                    f"{self.n_outputs_}."
+                )
+            if X.dtype != net.dtype:
+                X = X.astype(net.dtype)
+        Y = Y.astype(self._network.dtype, copy=False)
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, Y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, Y, sample_weight)
+        if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
+        return self
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        net = self._network
+        start = net.layer_offset(self._n_trainable_from())
+        x0 = net.theta[start:].astype(np.float64)
+        dtype = net.dtype
+
+        def fun(x):
+            net.theta[start:] = x.astype(dtype, copy=False)
+            loss = net.loss_and_grad(X, Y, sample_weight, self.alpha,
+                                     first_trainable=self._n_trainable_from())
+            return float(loss), net.grad[start:].astype(np.float64)
+
+        try:
+            res = minimize_lbfgs(fun, x0, self.max_iter, self.max_fun, self.tol, self.verbose)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+            self.loss_ = np.nan
+            return
+        if not np.isfinite(res.x).all() or not np.isfinite(res.fun):
+            net.theta[start:] = x0.astype(dtype)
+            raise DivergenceError(
+                "Solver produced non-finite parameter weights (the loss became "
+                f"{res.fun}). The input data may contain large values and need to be "
+                "preprocessed; the initial weights were kept."
+            )
+        net.theta[start:] = res.x.astype(dtype)
+        self.n_iter_ = int(res.nit)
+        if res.status == 1:
+            warnings.warn(
+                "lbfgs failed to converge after %d iteration(s) (status=%d):\n%s.\n\n"
+                "Increase the number of iterations to improve the convergence "
+                "(max_iter=%d)." % (res.nit, res.status, res.message, self.max_iter),
+                ConvergenceWarning,
+            )
+        self.loss_ = float(res.fun)
+
+    def _make_optimizer(self, size, dtype):
+        if self.solver == "sgd":
+            return SGDOptimizer(size, dtype, self.learning_rate_init, self.learning_rate,
+                                self.momentum, self.nesterovs_momentum, self.power_t)
+        return AdamOptimizer(size, dtype, self.learning_rate_init, self.beta_1, self.beta_2,
+                             self.epsilon)
+
+    def _split_validation(self, X, Y, sample_weight):
+        """scikit-learn's early-stopping split (same random draws)."""
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        stratify = Y if should_stratify else None
+        if sample_weight is None:
+            X_tr, X_val, Y_tr, Y_val = train_test_split(
+                X, Y, random_state=self._random_state, test_size=self.validation_fraction,
+                stratify=stratify)
+            sw_tr = sw_val = None
+        else:
+            X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = train_test_split(
+                X, Y, sample_weight, random_state=self._random_state,
+                test_size=self.validation_fraction, stratify=stratify)
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the "
+                "size of your dataset."
+            )
+        return X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val
+
+    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+        net = self._network
+        start = net.layer_offset(self._n_trainable_from())
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(net.n_params - start, net.dtype)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = self._split_validation(
+                X, Y, sample_weight)
+        else:
+            X_tr, Y_tr, sw_tr = X, Y, sample_weight
+            X_val = Y_val = sw_val = None
+        n_samples = X_tr.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going "
+                    "to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        # dropout masks: a Generator seeded from random_state (drawn only when needed, so
+        # networks without dropout consume exactly scikit-learn's random stream)
+        drop_rng = None
+        if self._uses_dropout():
+            drop_rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
+        sample_idx = np.arange(n_samples, dtype=int)
+        self._fit_start_time = time.perf_counter()
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                self.loss_ = self._run_epoch(X_tr, Y_tr, sw_tr, sample_idx, batch_size,
+                                             start, drop_rng)
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, Y_val, sw_val)
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            net.theta[...] = self._best_theta
+
+    def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
+        """One pass over the data in mini-batches; returns the mean training loss."""
+        net = self._network
+        theta_before = net.theta.copy()
+        accumulated = 0.0
+        for batch in gen_batches(X.shape[0], batch_size):
+            idx = sample_idx[batch] if self.shuffle else batch
+            Xb = X[idx]
+            sw_b = None if sample_weight is None else sample_weight[idx]
+            loss = self._train_step(Xb, Y[idx], sw_b, start, drop_rng)
+            if not np.isfinite(loss):
+                net.theta[...] = theta_before
+                raise DivergenceError(
+                    f"The training loss became non-finite ({loss}) in iteration "
+                    f"{self.n_iter_ + 1}: the optimisation diverged. Lower "
+                    f"learning_rate_init (now {self.learning_rate_init}) or scale the "
+                    "inputs; the weights from the start of that iteration were kept."
+                )
+            accumulated += loss * (batch.stop - batch.start)
+        return accumulated / X.shape[0]
+
+    def _train_step(self, Xb, Yb, sw_b, start, drop_rng):
+        """Loss and gradient on one batch, then one optimiser update."""
+        net = self._network
+        loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
+                                 first_trainable=self._n_trainable_from())
+        self._optimizer.update_params(net.theta[start:], net.grad[start:])
+        return loss
+
+    def _update_no_improvement_count(self, early_stopping, X_val, Y_val, sw_val):
+        if early_stopping:
+            val_score = self._score_encoded(X_val, Y_val, sw_val)
+            self.validation_scores_.append(val_score)
+            self.validation_loss_curve_.append(
+                float(self._network.loss(X_val, Y_val, sw_val)))
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last = self.validation_scores_[-1]
+            if last < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last > self.best_validation_score_:
+                self.best_validation_score_ = last
+                self._best_theta = self._network.theta.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    # ------------------------------------------------------------------ inference
+    def _forward(self, X, output_activation=True):
+        check_is_fitted(self, "_network")
+        X = self._validate_X_predict(X)
+        if X.dtype != self._network.dtype:
+            X = X.astype(self._network.dtype)
+        return self._network.predict(X, output_activation=output_activation)
+
+    def _n_output_layers(self):
+        """How many trailing layers ``transform`` skips (the output layer)."""
+        return 1
+
+    def transform(self, X):
+        """Activations of the last hidden layer.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        X_hidden : ndarray of shape (n_samples, n_hidden)
+            The last hidden layer's activations (dropout off).
+        """
+        check_is_fitted(self, "_network")
+        X = self._validate_X_predict(X)
+        if X.dtype != self._network.dtype:
+            X = X.astype(self._network.dtype)
+        stop = len(self._network.layers) - self._n_output_layers()
+        H = self._network.predict(X, stop=stop, output_activation=False)
+        return H.reshape(H.shape[0], -1)
+
+    @property
+    def _n_features_out(self):
+        """Width of the representation ``transform`` returns."""
+        stop = len(self._network.layers) - self._n_output_layers()
+        shape = self._network.layers[stop - 1].output_shape if stop > 0 else \
+            self._network.input_shape
+        return int(np.prod(shape))
+
+    def _score_encoded(self, X, Y, sample_weight):
+        """Validation score on encoded targets (accuracy or R^2), NaN if not finite."""
+        out = self._network.predict(X)
+        if not np.isfinite(out).all():
+            return np.nan
+        return self._score_from_output(out, Y, sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+class NetworkClassifierMixin:
+    """Targets for classifiers: labels, one-hot / multilabel encoding, class weights."""
+
+    _loss_name_classifier = True
+
+    @property
+    def _loss_name(self):
+        return "log_loss" if self._label_binarizer.y_type_ == "multiclass" else "binary_log_loss"
+
+    def _out_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _encode_targets(self, y, incremental, first_pass):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return self._label_binarizer.transform(y).astype(bool)
+
+    def _apply_class_weight(self, y, sample_weight, incremental, dtype):
+        cw = getattr(self, "class_weight", None)
+        if cw is None:
+            return sample_weight
+        if incremental and cw == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the class "
+                "frequencies of later batches are unknown. Pass a dict instead."
+            )
+        if isinstance(cw, dict):
+            unknown = set(cw) - set(np.asarray(self.classes_).tolist())
+            if unknown:
+                raise ValueError(f"class_weight names classes not in y: {sorted(unknown)}.")
+        w = compute_sample_weight(cw, y).astype(dtype)
+        return w if sample_weight is None else sample_weight * w
+
+    def _score_from_output(self, out, Y, sample_weight):
+        y_true = self._label_binarizer.inverse_transform(Y)
+        y_pred = self._label_binarizer.inverse_transform(
+            out.ravel() if self.n_outputs_ == 1 else out)
+        return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Predict using the trained network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The predicted probability of each class, classes ordered as in
+            ``classes_``.
+        """
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        if out.ndim == 1:
+            return np.vstack([1 - out, out]).T
+        return out
+
+    def predict_log_proba(self, X):
+        """Log of probability estimates, ``log(predict_proba(X))``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            The log-probability of each class, classes ordered as in ``classes_``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    @available_if(_check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first call.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class NetworkRegressorMixin:
+    """Targets for regressors: real-valued, one or several outputs."""
+
+    def _out_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _encode_targets(self, y, incremental, first_pass):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if getattr(self, "loss", "squared_error") == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires non-negative y (counts or rates).")
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+
+    def _apply_class_weight(self, y, sample_weight, incremental, dtype):
+        return sample_weight
+
+    def _score_from_output(self, out, Y, sample_weight):
+        if Y.shape[1] == 1:
+            Y, out = Y.ravel(), out.ravel()
+        return r2_score(Y, out, sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Predict using the trained network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        out = self._forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+    @available_if(_check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -1,0 +1,35 @@
+"""Numba flags in one place.
+
+Every kernel in :mod:`sknet.kernels` is compiled with the same, constant flags:
+
+* ``cache=True`` so a warm process loads machine code from disk instead of compiling;
+  set the environment variable ``SKNET_NUMBA_CACHE=0`` to turn the on-disk cache off.
+* ``error_model='numpy'``: no Python-style division checks, so element-wise loops
+  vectorise (worth about 20% on an MLP epoch on the project machine).
+* ``nogil=True`` so kernels can run in threads (joblib's threading backend).
+
+The flags are constants in the source on purpose: numba's on-disk cache does not key on
+flags chosen at import time, so a flag read from the environment could silently reuse
+machine code compiled with other flags. Only the cache switch is read from the
+environment, and it changes where code comes from, not what it is.
+"""
+
+import os
+
+import numba
+
+__all__ = ["CACHE", "jit", "jit_parallel"]
+
+CACHE = os.environ.get("SKNET_NUMBA_CACHE", "1") != "0"
+
+_FLAGS = {"cache": CACHE, "nogil": True, "error_model": "numpy"}
+
+
+def jit(func):
+    """Compile ``func`` as a serial sknet kernel."""
+    return numba.njit(**_FLAGS)(func)
+
+
+def jit_parallel(func):
+    """Compile ``func`` as a kernel that may use ``numba.prange``."""
+    return numba.njit(parallel=True, **_FLAGS)(func)

@@ -1,0 +1,71 @@
+"""The layer protocol every sknet layer follows.
+
+A layer knows its shapes and parameters; the arithmetic lives in ``sknet.kernels``.
+Shapes never include the sample axis. Parameters are not owned by the layer: the
+network keeps all of them in one flat vector and hands each layer a dict of views
+(``params['W']`` ...) into it, and likewise for gradients. Per-batch buffers live in
+a ``ctx`` dict that the caller owns, so a layer holds no training state.
+"""
+
+import numpy as np
+
+
+def buffer(ctx, key, shape, dtype):
+    """A reusable C-contiguous buffer ``ctx[key][:shape[0]]`` of at least ``shape``.
+
+    Grows (reallocates) only when a larger batch arrives, so steady-state training
+    allocates nothing per batch.
+    """
+    buf = ctx.get(key)
+    if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != tuple(shape[1:]) \
+            or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        ctx[key] = buf
+    return buf[: shape[0]]
+
+
+class Layer:
+    """Base class. Subclasses override the methods they need.
+
+    Attributes set by ``build``: ``input_shape``, ``output_shape``, ``dtype``.
+    """
+
+    #: name used in summaries and saved configs
+    kind = "layer"
+
+    def build(self, input_shape, dtype):
+        """Record shapes and return the output shape (tuple, no sample axis)."""
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.dtype = np.dtype(dtype)
+        self.output_shape = self._output_shape(self.input_shape)
+        return self.output_shape
+
+    def _output_shape(self, input_shape):
+        return input_shape
+
+    def param_specs(self):
+        """List of ``(name, shape, penalized)``; ``penalized`` marks L2-regularised weights."""
+        return []
+
+    def init_params(self, params, rng):
+        """Fill the views in ``params`` in place (``rng`` a ``np.random.RandomState``)."""
+
+    def forward(self, X, params, ctx, training, rng):
+        """Return the layer's output for a batch ``X`` (n, *input_shape)."""
+        raise NotImplementedError
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        """Overwrite ``grads`` views from ``dY`` (n, *output_shape); return dX or None.
+
+        May overwrite ``dY``. Must follow a ``forward`` with ``training=True`` on the
+        same ``ctx``.
+        """
+        raise NotImplementedError
+
+    def get_config(self):
+        """JSON-compatible constructor arguments (for summaries and safe persistence)."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

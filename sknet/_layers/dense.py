@@ -1,0 +1,164 @@
+"""Dense (fully connected), Dropout and Flatten layers."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
+from ..kernels.dense import activation_backward_bias_grad, bias_activation_forward
+from ..kernels.dropout import dropout_backward, dropout_forward
+from .base import Layer, buffer
+
+
+def glorot_uniform_bound(fan_in, fan_out, activation):
+    """scikit-learn's Glorot bound: sqrt(6 / (fan_in + fan_out)), 2 instead of 6 for logistic."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    return np.sqrt(factor / (fan_in + fan_out))
+
+
+class Dense(Layer):
+    """``A = f(X W + b)`` on 2-D input (n, d). Kernels: ``kernels.dense``.
+
+    Initialisation draws W then b uniformly in +-``glorot_uniform_bound`` from the
+    given ``RandomState``, in scikit-learn's order, so an sknet MLP starts from the
+    same weights as scikit-learn's for the same ``random_state``.
+    """
+
+    kind = "dense"
+
+    def __init__(self, units, activation="identity", init_activation=None):
+        self.units = int(units)
+        self.activation = activation
+        # scikit-learn picks the init factor from the *hidden* activation, also for the
+        # output layer; init_activation lets the MLP reproduce that.
+        self.init_activation = activation if init_activation is None else init_activation
+        self._code = ACTIVATIONS[activation]
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense expects 1-D features per sample, got {input_shape}")
+        return (self.units,)
+
+    def param_specs(self):
+        return [("W", (self.input_shape[0], self.units), True), ("b", (self.units,), False)]
+
+    def init_params(self, params, rng):
+        bound = glorot_uniform_bound(self.input_shape[0], self.units, self.init_activation)
+        params["W"][...] = rng.uniform(-bound, bound, params["W"].shape)
+        params["b"][...] = rng.uniform(-bound, bound, params["b"].shape)
+
+    def forward(self, X, params, ctx, training, rng):
+        W = params["W"]
+        n = X.shape[0]
+        if sp.issparse(X):
+            Z = np.ascontiguousarray(X @ W, dtype=W.dtype)
+        else:
+            Z = buffer(ctx, "A", (n, self.units), W.dtype)
+            np.dot(X, W, out=Z)
+        bias_activation_forward(Z, params["b"], self._code)
+        if training:
+            ctx["X"] = X
+            ctx["A_out"] = Z
+        return Z
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        X = ctx["X"]
+        # dZ = dA * f'(A) in place, db = column sums of dZ
+        activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
+        if sp.issparse(X):
+            grads["W"][...] = X.T @ dY
+        else:
+            np.dot(X.T, dY, out=grads["W"])
+        if not need_dx:
+            return None
+        dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[0]), dY.dtype)
+        np.dot(dY, params["W"].T, out=dX)
+        return dX
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Inverted dropout with drop probability ``rate``; the identity at inference.
+
+    Masks come from the ``np.random.Generator`` passed to ``forward`` (the estimator
+    seeds it from ``random_state``). Works on activations of any rank.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+
+    def forward(self, X, params, ctx, training, rng):
+        if not training or self.rate == 0.0:
+            ctx["active"] = False
+            return X
+        ctx["active"] = True
+        shape = X.shape
+        u = rng.random(X.size, dtype=X.dtype)
+        Y = buffer(ctx, "Y", shape, X.dtype)
+        mask = buffer(ctx, "mask", shape, X.dtype)
+        dropout_forward(np.ascontiguousarray(X).reshape(-1), u, X.dtype.type(self.rate),
+                        Y.reshape(-1), mask.reshape(-1))
+        return Y
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        if not need_dx:
+            return None
+        if not ctx["active"]:
+            return dY
+        mask = ctx["mask"][: dY.shape[0]]
+        dropout_backward(dY.reshape(-1), mask.reshape(-1), dY.reshape(-1))
+        return dY
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+class Flatten(Layer):
+    """Reshape (n, *shape) to (n, prod(shape)) (a view, no copy)."""
+
+    kind = "flatten"
+
+    def _output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, X, params, ctx, training, rng):
+        return np.ascontiguousarray(X).reshape(X.shape[0], -1)
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        if not need_dx:
+            return None
+        return dY.reshape((dY.shape[0],) + self.input_shape)
+
+
+class Activation(Layer):
+    """A stand-alone element-wise activation (for layers that do not fuse one)."""
+
+    kind = "activation"
+
+    def __init__(self, activation):
+        self.activation = activation
+        self._code = ACTIVATIONS[activation]
+
+    def forward(self, X, params, ctx, training, rng):
+        Y = buffer(ctx, "Y", X.shape, X.dtype)
+        Y[...] = X
+        activation_forward(Y.reshape(-1), self._code)
+        if training:
+            ctx["Y_out"] = Y
+        return Y
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        if not need_dx:
+            return None
+        dY = np.ascontiguousarray(dY)
+        activation_backward(ctx["Y_out"][: dY.shape[0]].reshape(-1), dY.reshape(-1), self._code)
+        return dY
+
+    def get_config(self):
+        return {"activation": self.activation}
+
+
+__all__ = ["Dense", "Dropout", "Flatten", "Activation"]

@@ -1,0 +1,377 @@
+"""Multi-layer perceptrons: drop-in replacements for ``sklearn.neural_network``."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import validate_data
+
+from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._layers import Dense, Dropout
+
+
+class BaseMLP(BaseNetworkEstimator):
+    """Dense layers on 2-D (optionally sparse) input. Not for direct use."""
+
+    def _validate_input(self, X, y, reset):
+        return validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset,
+            y_numeric=not is_classifier(self),
+        )
+
+    def _validate_X_predict(self, X):
+        return validate_data(self, X, accept_sparse=["csr", "csc"],
+                             dtype=(np.float64, np.float32), reset=False)
+
+    def _build_layers(self, input_shape, n_outputs):
+        sizes = self._hidden_layer_sizes()
+        rates = self._dropout_rates(len(sizes))
+        layers = []
+        for units, rate in zip(sizes, rates):
+            layers.append(Dense(units, self.activation))
+            if rate > 0:
+                layers.append(Dropout(rate))
+        # scikit-learn draws the output layer's init with the hidden activation's factor
+        layers.append(Dense(n_outputs, "identity", init_activation=self.activation))
+        return layers
+
+    def _dense_layers(self):
+        net = self._network
+        return [i for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
+
+    @property
+    def coefs_(self):
+        """list of ndarray: weight matrix of each layer, views into the flat vector."""
+        if not hasattr(self, "_network"):
+            raise AttributeError("coefs_")
+        return [self._network.params[i]["W"] for i in self._dense_layers()]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        for i, v in zip(self._dense_layers(), values):
+            self._network.params[i]["W"][...] = v
+
+    @property
+    def intercepts_(self):
+        """list of ndarray: bias vector of each layer, views into the flat vector."""
+        if not hasattr(self, "_network"):
+            raise AttributeError("intercepts_")
+        return [self._network.params[i]["b"] for i in self._dense_layers()]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        for i, v in zip(self._dense_layers(), values):
+            self._network.params[i]["b"][...] = v
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_MLP_DOC_PARAMS = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        Weight optimiser: L-BFGS (scipy), SGD with momentum, or Adam.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, ``alpha / (2 * sum(sample_weight)) * ||W||^2``.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for stochastic solvers; 'auto' is ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule for ``solver='sgd'``.
+
+    learning_rate_init : float, default=0.001
+        Initial step size (sgd, adam).
+
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+
+    shuffle : bool, default=True
+        Shuffle samples in each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, the early-stopping split and dropout masks.
+
+    tol : float, default=1e-4
+        Tolerance for the optimisation.
+
+    verbose : bool, default=False
+        Print progress messages to stdout.
+
+    warm_start : bool, default=False
+        Reuse the previous solution as initialisation.
+
+    momentum : float, default=0.9
+        Momentum for sgd.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (sgd).
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its score stalls.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping.
+
+    max_fun : int, default=15000
+        Maximum loss evaluations (lbfgs).
+
+    dropout : float, sequence of float or None, default=None
+        Drop probability after each hidden layer (one rate for all, or one per
+        hidden layer); inverted dropout during training, identity at prediction.
+        Not in scikit-learn.
+"""
+
+_MLP_DOC_ATTRS = """
+    loss_ : float
+        The current loss computed with the loss function.
+
+    best_loss_ : float or None
+        Minimum training loss reached (None with ``early_stopping=True``).
+
+    loss_curve_ : list of float
+        Training loss at the end of each epoch (stochastic solvers).
+
+    validation_scores_ : list of float or None
+        Validation score per epoch with ``early_stopping=True``.
+
+    validation_loss_curve_ : list of float or None
+        Validation loss (without penalty) per epoch with ``early_stopping=True``.
+        Not in scikit-learn.
+
+    best_validation_score_ : float or None
+        Best validation score with ``early_stopping=True``.
+
+    t_ : int
+        Number of training samples seen by the solver.
+
+    coefs_ : list of ndarray
+        Weight matrix of each layer (``coefs_[i]`` has shape (fan_in, fan_out)).
+
+    intercepts_ : list of ndarray
+        Bias vector of each layer.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    n_iter_ : int
+        Number of iterations the solver ran.
+
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation.
+"""
+
+
+class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
+    __doc__ = f"""Multi-layer perceptron classifier with numba kernels.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
+    parameters, defaults and fitted attributes, plus ``dropout``, ``class_weight``,
+    ``transform`` (last hidden layer) and float32 training when X is float32.
+
+    Parameters
+    ----------{_MLP_DOC_PARAMS}
+    class_weight : dict, 'balanced' or None, default=None
+        Weights ``{{class_label: weight}}`` multiplied into ``sample_weight``;
+        'balanced' uses ``n_samples / (n_classes * bincount(y))``. Not in scikit-learn.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels.
+    {_MLP_DOC_ATTRS}
+    See Also
+    --------
+    MLPRegressor : The regression counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sknet import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0)
+    >>> clf.fit(X[:1500] / 16, y[:1500]).score(X[1500:] / 16, y[1500:]) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    loss = "log_loss"
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        class_weight=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.class_weight = class_weight
+
+
+class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
+    __doc__ = f"""Multi-layer perceptron regressor with numba kernels.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
+    parameters, defaults and fitted attributes, plus ``dropout``, ``transform`` (last
+    hidden layer) and float32 training when X is float32.
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Half squared error (identity output) or half Poisson deviance (log link,
+        exp output; needs ``y >= 0``).
+    {_MLP_DOC_PARAMS}
+    Attributes
+    ----------{_MLP_DOC_ATTRS}
+    See Also
+    --------
+    MLPClassifier : The classification counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sknet import MLPRegressor
+    >>> X, y = make_regression(n_samples=300, n_features=10, noise=1, random_state=0)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=500,
+    ...                    random_state=0)
+    >>> reg.fit(X[:250], y[:250]).score(X[250:], y[250:]) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout

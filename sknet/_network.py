@@ -1,0 +1,192 @@
+"""A stack of layers and a loss: forward, backward, loss and gradient.
+
+All parameters live in one flat, contiguous vector ``theta`` (and the gradient in
+``grad``); every layer sees dicts of views into them. Solvers therefore work on flat
+vectors, and scipy's L-BFGS can drive ``loss_and_grad`` directly. The layout is layer
+by layer (W1, b1, W2, b2, ...), so "all but the first k layers" is a contiguous tail.
+"""
+
+import numpy as np
+
+from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
+from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
+from .kernels.optim import add_scaled, sum_squares
+
+#: rows per chunk when predicting, bounding memory for large inputs
+PREDICT_CHUNK = 4096
+
+
+class Network:
+    """Layers + loss, parameters in one flat vector.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    loss : {'log_loss', 'binary_log_loss', 'squared_error', 'poisson'}
+        Fixes the output activation (softmax, logistic, identity, exp).
+    """
+
+    def __init__(self, layers, loss):
+        self.layers = list(layers)
+        self.loss = loss
+        self._loss_code = LOSSES[loss]
+        self.out_activation = OUTPUT_ACTIVATIONS[loss]
+
+    # -- construction -------------------------------------------------------------
+    def build(self, input_shape, dtype):
+        """Propagate shapes, lay out and allocate ``theta`` and ``grad``."""
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.dtype = np.dtype(dtype)
+        shape = self.input_shape
+        self._layout = []  # per layer: list of (name, start, stop, shape, penalized)
+        self._layer_start = []
+        offset = 0
+        for layer in self.layers:
+            shape = layer.build(shape, self.dtype)
+            self._layer_start.append(offset)
+            entries = []
+            for name, pshape, penalized in layer.param_specs():
+                size = int(np.prod(pshape))
+                entries.append((name, offset, offset + size, tuple(pshape), penalized))
+                offset += size
+            self._layout.append(entries)
+        self._layer_start.append(offset)
+        self.output_shape = shape
+        self.n_params = offset
+        self.theta = np.zeros(offset, dtype=self.dtype)
+        self.grad = np.zeros(offset, dtype=self.dtype)
+        self._make_views()
+        return self
+
+    def _make_views(self):
+        self.params = [
+            {name: self.theta[a:b].reshape(s) for name, a, b, s, _ in entries}
+            for entries in self._layout
+        ]
+        self.grads = [
+            {name: self.grad[a:b].reshape(s) for name, a, b, s, _ in entries}
+            for entries in self._layout
+        ]
+        self._penalized = [
+            (self.theta[a:b], self.grad[a:b])
+            for entries in self._layout
+            for _, a, b, _, pen in entries
+            if pen
+        ]
+        self._ctx = [{} for _ in self.layers]
+
+    def init_params(self, rng):
+        """Initialise every layer's parameters from ``rng`` (a ``RandomState``), in order."""
+        for layer, params in zip(self.layers, self.params):
+            layer.init_params(params, rng)
+
+    def layer_offset(self, i):
+        """Start of layer ``i``'s parameters in ``theta`` (``i == len(layers)``: the end)."""
+        return self._layer_start[i]
+
+    # -- pickling: views are rebuilt, buffers are dropped ---------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in ("params", "grads", "_penalized", "_ctx", "_ones"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "theta" in state:
+            self._make_views()
+
+    # -- passes ---------------------------------------------------------------------
+    def forward(self, X, training=False, rng=None, stop=None, ctxs=None):
+        """Raw output of layers ``[0, stop)`` for a batch (no output activation)."""
+        ctxs = self._ctx if ctxs is None else ctxs
+        out = X
+        for layer, params, ctx in zip(self.layers[:stop], self.params, ctxs):
+            out = layer.forward(out, params, ctx, training, rng)
+        return out
+
+    def apply_output_activation(self, Z):
+        """Apply the loss's output activation in place to the raw output ``Z`` (n, k)."""
+        if self.out_activation == "softmax":
+            softmax_forward(Z)
+        elif self.out_activation == "logistic":
+            activation_forward(Z.reshape(-1), LOGISTIC)
+        elif self.out_activation == "exp":
+            exp_forward(Z.reshape(-1))
+        return Z
+
+    def predict(self, X, stop=None, output_activation=True):
+        """Forward pass for inference in chunks; a fresh result array, thread-safe."""
+        n = X.shape[0]
+        out = None
+        ctxs = [{} for _ in self.layers]
+        for start in range(0, n, PREDICT_CHUNK):
+            Z = self.forward(X[start:start + PREDICT_CHUNK], stop=stop, ctxs=ctxs)
+            if out is None:
+                out = np.empty((n,) + Z.shape[1:], dtype=Z.dtype)
+            out[start:start + Z.shape[0]] = Z
+        if out is None:  # n == 0 cannot reach here after validation; keep shapes honest
+            out = np.empty((0,) + self.output_shape, dtype=self.dtype)
+        if output_activation and (stop is None or stop >= len(self.layers)):
+            self.apply_output_activation(out)
+        return out
+
+    def loss(self, X, Y, sample_weight=None):
+        """Data loss (no penalty) of the current parameters on ``(X, Y)``; no gradient."""
+        Z = self.predict(X, output_activation=False)
+        sw = np.ones(X.shape[0], dtype=self.dtype) if sample_weight is None else sample_weight
+        S = float(sw.sum())
+        delta = np.empty_like(Z)
+        return loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(1.0 / S), delta) / S
+
+    def penalty(self):
+        """Sum of squared penalised weights (float64)."""
+        return sum(sum_squares(w) for w, _ in self._penalized)
+
+    def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0):
+        """Loss and gradient (into ``self.grad``) at the current ``theta``.
+
+        loss = sum_i sw_i l_i / S + (alpha / 2S) ||W||^2,  S = sum_i sw_i,
+        exactly scikit-learn's objective (``sample_weight=None`` means sw_i = 1).
+        Gradients of layers before ``first_trainable`` are not computed.
+        """
+        n = X.shape[0]
+        if sample_weight is None:
+            sw = self._ctx_ones(n)
+            sw_sum = float(n)
+        else:
+            sw = sample_weight
+            sw_sum = float(sample_weight.sum())
+        Z = self.forward(X, training=True, rng=rng)
+        delta = self._delta_buffer(Z.shape)
+        scale = 1.0 / sw_sum
+        data_loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta)
+        loss = data_loss * scale
+        if alpha:
+            loss += 0.5 * alpha * self.penalty() * scale
+        dY = delta
+        for i in range(len(self.layers) - 1, first_trainable - 1, -1):
+            dY = self.layers[i].backward(dY, self.params[i], self.grads[i], self._ctx[i],
+                                         need_dx=i > first_trainable)
+        if alpha:
+            c = self.dtype.type(alpha * scale)
+            start = self.layer_offset(first_trainable)
+            for entries in self._layout[first_trainable:]:
+                for _, a, b, _, pen in entries:
+                    if pen and a >= start:
+                        add_scaled(self.grad[a:b], self.theta[a:b], c)
+        return loss
+
+    def _ctx_ones(self, n):
+        ones = getattr(self, "_ones", None)
+        if ones is None or ones.shape[0] < n:
+            ones = np.ones(n, dtype=self.dtype)
+            self._ones = ones
+        return ones[:n]
+
+    def _delta_buffer(self, shape):
+        buf = self._ctx[-1].get("_delta")
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:]:
+            buf = np.empty(shape, dtype=self.dtype)
+            self._ctx[-1]["_delta"] = buf
+        return buf[: shape[0]]

@@ -1,0 +1,106 @@
+"""Optimisers over the flat parameter vector, and L-BFGS through scipy.
+
+Stochastic optimisers are small state holders with scikit-learn's protocol
+(``update_params``, ``iteration_ends``, ``trigger_stopping``); their arithmetic is
+the in-place kernels in ``kernels.optim``. They update ``theta[start:]`` only, so the
+first layers of a network can be frozen by starting later.
+"""
+
+import numpy as np
+import scipy.optimize
+
+from .kernels.optim import adam_update, sgd_update
+
+
+class _BaseOptimizer:
+    def __init__(self, learning_rate_init):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+
+    def iteration_ends(self, time_step):
+        """Called after each epoch with the number of samples seen so far."""
+
+    def trigger_stopping(self, msg, verbose):
+        """Return True to stop training (scikit-learn's convention)."""
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+class SGDOptimizer(_BaseOptimizer):
+    """SGD with momentum/Nesterov and 'constant' / 'invscaling' / 'adaptive' schedules.
+
+    invscaling: lr = learning_rate_init / (t + 1) ** power_t, t = samples seen.
+    adaptive: divide lr by 5 whenever progress stalls, stop below 1e-6.
+    """
+
+    def __init__(self, size, dtype, learning_rate_init=0.1, lr_schedule="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5):
+        super().__init__(learning_rate_init)
+        self.lr_schedule = lr_schedule
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+        self.velocity = np.zeros(size, dtype=dtype)
+
+    def update_params(self, theta, grad):
+        t = theta.dtype.type
+        sgd_update(theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
+                   bool(self.nesterov))
+
+    def iteration_ends(self, time_step):
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.lr_schedule != "adaptive":
+            return super().trigger_stopping(msg, verbose)
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class AdamOptimizer(_BaseOptimizer):
+    """Adam with scikit-learn's bias-corrected step (``learning_rate`` is the last lr_t)."""
+
+    def __init__(self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        super().__init__(learning_rate_init)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.t = 0
+        self.m = np.zeros(size, dtype=dtype)
+        self.v = np.zeros(size, dtype=dtype)
+
+    def update_params(self, theta, grad):
+        self.t += 1
+        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
+                              / (1 - self.beta_1 ** self.t))
+        t = theta.dtype.type
+        adam_update(theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
+                    t(1.0 - self.beta_1), t(self.beta_2), t(1.0 - self.beta_2),
+                    t(self.epsilon))
+
+
+def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):
+    """scipy's L-BFGS-B on ``fun(x) -> (loss, grad)`` with float64 vectors, as scikit-learn.
+
+    With ``verbose``, prints one line per iteration through a callback.
+    """
+    callback = None
+    if verbose:
+        def callback(intermediate_result):
+            callback.k += 1
+            print("Iteration %d, loss = %.8f" % (callback.k, intermediate_result.fun))
+
+        callback.k = 0
+    return scipy.optimize.minimize(
+        fun, x0, method="L-BFGS-B", jac=True, callback=callback,
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+    )

@@ -1,0 +1,88 @@
+"""Element-wise activations and their derivatives.
+
+Every activation works on arrays of any rank through a flat 1-D view (the caller
+passes ``Z.reshape(-1)`` of a C-contiguous array), so dense (n, k), sequence
+(n, T, k) and image (n, C, H, W) activations share one compiled kernel per dtype.
+
+Derivatives are written in terms of the activation's *output* ``a`` (as
+scikit-learn's ``inplace_*_derivative`` do), so the forward pass overwrites ``Z``
+with ``a`` and nothing else has to be kept::
+
+    identity  a = z               da/dz = 1
+    logistic  a = 1 / (1 + e^-z)  da/dz = a (1 - a)
+    tanh      a = tanh z          da/dz = 1 - a^2
+    relu      a = max(z, 0)       da/dz = [a > 0]
+
+Activation names are resolved to the small integer codes in ``ACTIVATIONS`` in
+Python; kernels branch on the code (never receive a function).
+"""
+
+import numpy as np
+
+from .._config import jit
+
+IDENTITY = 0
+LOGISTIC = 1
+TANH = 2
+RELU = 3
+
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+
+
+@jit
+def activation_forward(z, code):
+    """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
+    if code == LOGISTIC:
+        for i in range(z.shape[0]):
+            z[i] = 1.0 / (1.0 + np.exp(-z[i]))
+    elif code == TANH:
+        for i in range(z.shape[0]):
+            z[i] = np.tanh(z[i])
+    elif code == RELU:
+        for i in range(z.shape[0]):
+            if z[i] < 0.0:
+                z[i] = 0.0
+
+
+@jit
+def activation_backward(a, delta, code):
+    """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
+    if code == LOGISTIC:
+        for i in range(a.shape[0]):
+            delta[i] *= a[i] * (1.0 - a[i])
+    elif code == TANH:
+        for i in range(a.shape[0]):
+            delta[i] *= 1.0 - a[i] * a[i]
+    elif code == RELU:
+        for i in range(a.shape[0]):
+            if a[i] <= 0.0:
+                delta[i] = 0.0
+
+
+@jit
+def softmax_forward(z):
+    """Row-wise softmax of ``z`` (n, k) in place, shifted by the row max for stability.
+
+    p_ij = exp(z_ij - m_i) / sum_l exp(z_il - m_i),  m_i = max_l z_il
+    """
+    n, k = z.shape
+    for i in range(n):
+        m = z[i, 0]
+        for j in range(1, k):
+            if z[i, j] > m:
+                m = z[i, j]
+        s = 0.0
+        for j in range(k):
+            e = np.exp(z[i, j] - m)
+            z[i, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(k):
+            z[i, j] *= inv
+
+
+@jit
+def exp_forward(z):
+    """``z = exp(z)`` in place on the 1-D array ``z`` (the Poisson log link's inverse)."""
+    for i in range(z.shape[0]):
+        z[i] = np.exp(z[i])

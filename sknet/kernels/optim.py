@@ -1,0 +1,66 @@
+"""In-place parameter updates over the flat parameter vector.
+
+All arrays are 1-D views of the network's flat vectors (theta, grad and the
+optimizer's state); scalars are passed in the arrays' dtype so float32 stays
+float32. Updates are element-wise, so ``prange`` over elements is deterministic.
+"""
+
+import numba
+import numpy as np
+
+from .._config import jit, jit_parallel
+
+
+@jit_parallel
+def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
+    """SGD with (Nesterov) momentum, as scikit-learn's ``SGDOptimizer``::
+
+        v <- mu v - lr g
+        theta <- theta + v                    (classical momentum)
+        theta <- theta + mu v - lr g          (Nesterov)
+    """
+    for i in numba.prange(theta.shape[0]):
+        v = momentum * velocity[i] - lr * grad[i]
+        velocity[i] = v
+        if nesterov:
+            theta[i] += momentum * v - lr * grad[i]
+        else:
+            theta[i] += v
+
+
+@jit_parallel
+def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2,
+                eps):
+    """Adam (Kingma & Ba), bias correction folded into ``lr_t``::
+
+        m <- b1 m + (1 - b1) g
+        v <- b2 v + (1 - b2) g^2
+        theta <- theta - lr_t m / (sqrt(v) + eps),
+        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+
+    The complements ``1 - b`` come from the caller in the arrays' dtype, so a float32
+    update never widens to float64.
+    """
+    for i in numba.prange(theta.shape[0]):
+        g = grad[i]
+        mi = beta_1 * m[i] + one_minus_beta_1 * g
+        vi = beta_2 * v[i] + one_minus_beta_2 * g * g
+        m[i] = mi
+        v[i] = vi
+        theta[i] -= lr_t * mi / (np.sqrt(vi) + eps)
+
+
+@jit
+def add_scaled(dst, src, c):
+    """``dst += c * src`` for 1-D arrays (the L2 penalty's gradient)."""
+    for i in range(dst.shape[0]):
+        dst[i] += c * src[i]
+
+
+@jit
+def sum_squares(x):
+    """``sum(x ** 2)`` of a 1-D array, accumulated in float64."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += np.float64(x[i]) * x[i]
+    return s
