@@ -35,6 +35,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from ._network import Network
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
+from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -362,6 +363,10 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         net = self._network
         loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
                                  first_trainable=self._n_trainable_from())
+        clip = getattr(self, "clip_norm", None)
+        if clip is not None:
+            # gradient-norm clipping (recurrent and conv families expose ``clip_norm``)
+            clip_by_norm(net.grad[start:], float(clip))
         self._optimizer.update_params(net.theta[start:], net.grad[start:])
         return loss
 

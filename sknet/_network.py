@@ -10,7 +10,7 @@ import numpy as np
 
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
 from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
-from .kernels.optim import add_scaled, sum_squares
+from .kernels.optim import l2_penalty_grad, sum_squares
 
 #: rows per chunk when predicting, bounding memory for large inputs
 PREDICT_CHUNK = 4096
@@ -67,11 +67,8 @@ class Network:
             {name: self.grad[a:b].reshape(s) for name, a, b, s, _ in entries}
             for entries in self._layout
         ]
-        self._penalized = [
-            (self.theta[a:b], self.grad[a:b])
-            for entries in self._layout
-            for _, a, b, _, pen in entries
-            if pen
+        self._penalized_ranges = [
+            (a, b) for entries in self._layout for _, a, b, _, pen in entries if pen
         ]
         self._ctx = [{} for _ in self.layers]
 
@@ -87,7 +84,7 @@ class Network:
     # -- pickling: views are rebuilt, buffers are dropped ---------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("params", "grads", "_penalized", "_ctx", "_ones"):
+        for key in ("params", "grads", "_penalized_ranges", "_ctx", "_ones"):
             state.pop(key, None)
         return state
 
@@ -141,7 +138,7 @@ class Network:
 
     def penalty(self):
         """Sum of squared penalised weights (float64)."""
-        return sum(sum_squares(w) for w, _ in self._penalized)
+        return sum(sum_squares(self.theta[a:b]) for a, b in self._penalized_ranges)
 
     def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0):
         """Loss and gradient (into ``self.grad``) at the current ``theta``.
@@ -160,21 +157,23 @@ class Network:
         Z = self.forward(X, training=True, rng=rng)
         delta = self._delta_buffer(Z.shape)
         scale = 1.0 / sw_sum
-        data_loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta)
-        loss = data_loss * scale
-        if alpha:
-            loss += 0.5 * alpha * self.penalty() * scale
+        loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta) * scale
         dY = delta
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
             dY = self.layers[i].backward(dY, self.params[i], self.grads[i], self._ctx[i],
                                          need_dx=i > first_trainable)
         if alpha:
+            # penalty (alpha / 2S) ||W||^2 and its gradient (alpha / S) W, fused per block;
+            # frozen blocks count in the loss but get no gradient
             c = self.dtype.type(alpha * scale)
             start = self.layer_offset(first_trainable)
-            for entries in self._layout[first_trainable:]:
-                for _, a, b, _, pen in entries:
-                    if pen and a >= start:
-                        add_scaled(self.grad[a:b], self.theta[a:b], c)
+            sumsq = 0.0
+            for a, b in self._penalized_ranges:
+                if a >= start:
+                    sumsq += l2_penalty_grad(self.theta[a:b], self.grad[a:b], c)
+                else:
+                    sumsq += sum_squares(self.theta[a:b])
+            loss += 0.5 * alpha * sumsq * scale
         return loss
 
     def _ctx_ones(self, n):

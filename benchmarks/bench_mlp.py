@@ -1,0 +1,225 @@
+"""MLP training and inference speed: sknet against scikit-learn and PyTorch CPU.
+
+Every figure is measured in this one run, back to back, and reported as a ratio to the
+peers measured beside it (absolute seconds drift between runs on shared machines).
+
+Jobs (MNIST-shaped random data, 60,000 x 784, 10 classes, Adam, batch 200):
+
+* (256, 128) relu float32 - seconds per epoch, sknet / sklearn / torch, 1 and 2 threads,
+  and sknet's share of the machine's float32 GEMM peak on the exact matmul FLOP count;
+* (100,) relu float32 - the same ratios;
+* (256, 128) float64 - sknet / sklearn;
+* predict_proba throughput (10,000 x 784) - samples per second;
+* start-up: a fresh process with a warm numba cache, import to end of a first small fit;
+  and a cold compile of the MLP kernels (empty cache) per dtype.
+
+Usage::
+
+    python benchmarks/bench_mlp.py            # full run (several minutes)
+    python benchmarks/bench_mlp.py --quick    # fewer repeats / smaller data
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+try:
+    import torch
+except ImportError:  # torch is an optional peer
+    torch = None
+
+import numba
+import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
+from sklearn.neural_network import MLPClassifier as SkMLP
+from threadpoolctl import threadpool_limits
+
+from sknet import MLPClassifier
+
+
+def matmul_flops(n_samples, sizes):
+    """FLOPs of one training epoch: forward, weight gradients, input gradients of
+    every layer but the first."""
+    fwd = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    dx = sum(2 * a * b for a, b in zip(sizes[1:-1], sizes[2:]))
+    return n_samples * (2 * fwd + dx)
+
+
+def gemm_peak(dtype, n=2048, repeats=5):
+    a = np.random.rand(n, n).astype(dtype)
+    b = np.random.rand(n, n).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    np.dot(a, b, out=c)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.dot(a, b, out=c)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / np.median(times) / 1e9
+
+
+def time_estimator(make, X, y, epochs, repeats):
+    """Median seconds per epoch of ``make().fit`` with exactly ``epochs`` epochs."""
+    make().set_params(max_iter=1).fit(X[:1000], y[:1000])  # warm up (compile, caches)
+    per_epoch = []
+    for _ in range(repeats):
+        est = make().set_params(max_iter=epochs, tol=0.0, n_iter_no_change=10**6)
+        t = time.perf_counter()
+        est.fit(X, y)
+        per_epoch.append((time.perf_counter() - t) / epochs)
+    return float(np.median(per_epoch))
+
+
+def time_torch(X, y, hidden, epochs, repeats, batch_size=200, lr=1e-3, alpha=1e-4):
+    """Median seconds per epoch of the same network trained with PyTorch CPU."""
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y.astype(np.int64))
+    sizes = [X.shape[1], *hidden, 10]
+
+    def one_run(n_epochs):
+        torch.manual_seed(0)
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1])
+        # L2 on weights with sklearn's scaling alpha / batch, as coupled weight decay
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=alpha / batch_size)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        n = Xt.shape[0]
+        t = time.perf_counter()
+        for _ in range(n_epochs):
+            perm = torch.randperm(n)
+            for s in range(0, n, batch_size):
+                idx = perm[s:s + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+        return (time.perf_counter() - t) / n_epochs
+
+    one_run(1)  # warm up
+    return float(np.median([one_run(epochs) for _ in range(repeats)]))
+
+
+def set_threads(n):
+    numba.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def time_predict(est, X, repeats):
+    est.predict_proba(X[:100])
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        est.predict_proba(X)
+        times.append(time.perf_counter() - t)
+    return X.shape[0] / float(np.median(times))
+
+
+STARTUP_SNIPPET = textwrap.dedent("""
+    import time, warnings
+    warnings.filterwarnings("ignore")
+    t0 = time.perf_counter()
+    import numpy as np
+    from sknet import MLPClassifier
+    t1 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 20), dtype={dtype}); y = rng.integers(0, 3, 200)
+    MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X, y)
+    t2 = time.perf_counter()
+    print(t1 - t0, t2 - t1)
+""")
+
+
+def startup_times(dtype, cache_dir=None):
+    """(import seconds, first fit seconds) in a fresh interpreter."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run([sys.executable, "-c", STARTUP_SNIPPET.format(dtype=dtype)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    imp, fit = (float(v) for v in out.split())
+    return imp, fit
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer repeats")
+    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. '2' or '1,2'")
+    args = parser.parse_args()
+    n = 12_000 if args.quick else 60_000
+    epochs, repeats = (1, 3) if args.quick else (2, 3)
+    threads = [int(t) for t in args.threads.split(",")]
+
+    rng = np.random.default_rng(0)
+    X32 = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    X64 = X32.astype(np.float64)
+    common = dict(activation="relu", solver="adam", batch_size=200, random_state=0)
+
+    print(f"# sknet MLP benchmark: {n} x 784, 10 classes, adam, batch 200; "
+          f"median of {repeats} runs of {epochs} epoch(s)")
+    print(f"# torch: {torch.__version__ if torch is not None else 'not installed'}")
+    rows = []
+    for nt in threads:
+        set_threads(nt)
+        with threadpool_limits(nt):
+            peak = gemm_peak(np.float32)
+            for hidden in [(256, 128), (100,)]:
+                sk = time_estimator(lambda h=hidden: SkMLP(h, **common), X32, y, epochs, repeats)
+                me = time_estimator(lambda h=hidden: MLPClassifier(h, **common), X32, y, epochs,
+                                    repeats)
+                tt = (time_torch(X32, y, hidden, epochs, repeats)
+                      if torch is not None else float("nan"))
+                flops = matmul_flops(n, [784, *hidden, 10])
+                rows.append((f"{hidden} f32", nt, me, sk, tt, flops / me / 1e9 / peak))
+            if nt == max(threads):
+                sk64 = time_estimator(lambda: SkMLP((256, 128), **common), X64, y, epochs,
+                                      repeats)
+                me64 = time_estimator(lambda: MLPClassifier((256, 128), **common), X64, y,
+                                      epochs, repeats)
+                rows.append(("(256, 128) f64", nt, me64, sk64, float("nan"), float("nan")))
+        print(f"# float32 GEMM peak at {nt} thread(s): {peak:.0f} GFLOP/s")
+
+    print()
+    print("| job | threads | sknet s/epoch | sklearn s/epoch | torch s/epoch "
+          "| sknet/sklearn | sknet/torch | sknet % of GEMM peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for job, nt, me, sk, tt, frac in rows:
+        print(f"| {job} | {nt} | {me:.3f} | {sk:.3f} | {tt:.3f} | {me / sk:.2f} | "
+              f"{me / tt:.2f} | {100 * frac:.0f}% |")
+
+    # inference throughput
+    nt = max(threads)
+    set_threads(nt)
+    with threadpool_limits(nt):
+        Xp = X32[:10_000]
+        me = MLPClassifier((256, 128), max_iter=1, **common).fit(X32[:2000], y[:2000])
+        sk = SkMLP((256, 128), max_iter=1, **common).fit(X32[:2000], y[:2000])
+        r_me = time_predict(me, Xp, repeats=5)
+        r_sk = time_predict(sk, Xp, repeats=5)
+    print()
+    print(f"predict_proba (256,128), 10,000 x 784, {nt} threads: sknet {r_me:,.0f} samples/s, "
+          f"sklearn {r_sk:,.0f} samples/s, ratio {r_me / r_sk:.2f}")
+
+    # start-up and compile
+    print()
+    for dtype in ("np.float32", "np.float64"):
+        with tempfile.TemporaryDirectory() as cold:
+            imp_c, fit_c = startup_times(dtype, cache_dir=cold)   # cold: empty cache
+            imp_w, fit_w = startup_times(dtype, cache_dir=cold)   # warm: same cache again
+        print(f"{dtype}: cold cache first fit {fit_c:.2f} s (compile); warm cache: import "
+              f"{imp_w:.2f} s, import-to-end-of-first-fit {fit_w:.2f} s after import")
+
+
+if __name__ == "__main__":
+    main()
