@@ -18,7 +18,7 @@ import os
 
 import numba
 
-__all__ = ["CACHE", "jit", "jit_parallel"]
+__all__ = ["CACHE", "jit", "jit_parallel", "jit_reduce"]
 
 CACHE = os.environ.get("SKNET_NUMBA_CACHE", "1") != "0"
 
@@ -33,3 +33,12 @@ def jit(func):
 def jit_parallel(func):
     """Compile ``func`` as a kernel that may use ``numba.prange``."""
     return numba.njit(parallel=True, **_FLAGS)(func)
+
+
+def jit_reduce(func):
+    """Compile a serial reduction kernel allowed to reassociate its sums.
+
+    Only the order of additions changes (still one fixed order per compiled kernel, so
+    results stay deterministic); this lets LLVM vectorise float sums.
+    """
+    return numba.njit(fastmath={"reassoc", "nsz"}, **_FLAGS)(func)

@@ -8,7 +8,7 @@ float32. Updates are element-wise, so ``prange`` over elements is deterministic.
 import numba
 import numpy as np
 
-from .._config import jit, jit_parallel
+from .._config import jit, jit_parallel, jit_reduce
 
 
 @jit_parallel
@@ -57,45 +57,28 @@ def add_scaled(dst, src, c):
         dst[i] += c * src[i]
 
 
-_LANES = 16
-
-
-@jit
+@jit_reduce
 def l2_penalty_grad(theta, grad, c):
-    """``grad += c * theta`` and return ``sum(theta ** 2)`` (float64), in one pass.
+    """``grad += c * theta`` and return ``sum(theta ** 2)``, in one pass.
 
-    theta, grad (n,) 1-D views of a penalised weight block. The sum runs in 16
-    independent float64 lanes so the loop vectorises without reassociation flags.
+    theta, grad (n,) 1-D views of a penalised weight block. The sum is accumulated in
+    the arrays' dtype with reassociation allowed, so it vectorises.
     """
-    acc = np.zeros(_LANES)
-    n = theta.shape[0]
-    stop = n - n % _LANES
-    for j in range(0, stop, _LANES):
-        for lane in range(_LANES):
-            w = theta[j + lane]
-            grad[j + lane] += c * w
-            acc[lane] += np.float64(w) * w
-    s = 0.0
-    for i in range(stop, n):
+    s = theta.dtype.type(0.0)
+    for i in range(theta.shape[0]):
         w = theta[i]
         grad[i] += c * w
-        s += np.float64(w) * w
-    return s + acc.sum()
+        s += w * w
+    return np.float64(s)
 
 
-@jit
+@jit_reduce
 def sum_squares(x):
-    """``sum(x ** 2)`` of a 1-D array, accumulated in float64 (16 lanes)."""
-    acc = np.zeros(_LANES)
-    n = x.shape[0]
-    stop = n - n % _LANES
-    for j in range(0, stop, _LANES):
-        for lane in range(_LANES):
-            acc[lane] += np.float64(x[j + lane]) * x[j + lane]
-    s = 0.0
-    for i in range(stop, n):
-        s += np.float64(x[i]) * x[i]
-    return s + acc.sum()
+    """``sum(x ** 2)`` of a 1-D array (vectorised, accumulated in x's dtype)."""
+    s = x.dtype.type(0.0)
+    for i in range(x.shape[0]):
+        s += x[i] * x[i]
+    return np.float64(s)
 
 
 @jit
