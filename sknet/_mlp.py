@@ -106,8 +106,9 @@ _MLP_DOC_PARAMS = """
     tol : float, default=1e-4
         Tolerance for the optimisation.
 
-    verbose : bool, default=False
-        Print progress messages to stdout.
+    verbose : int or bool, default=False
+        0/False: silent. 1/True: one line per epoch, as scikit-learn prints.
+        2 or more: a tqdm progress bar on a terminal (plain periodic lines elsewhere).
 
     warm_start : bool, default=False
         Reuse the previous solution as initialisation.
@@ -174,7 +175,7 @@ _MLP_DOC_ATTRS = """
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     n_iter_ : int
@@ -218,8 +219,8 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
     >>> from sklearn.datasets import load_digits
     >>> from sknet import MLPClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0)
-    >>> clf.fit(X[:1500] / 16, y[:1500]).score(X[1500:] / 16, y[1500:]) > 0.9
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0)
+    >>> clf.fit(X[:1500] / 16, y[:1500]).score(X[1500:] / 16, y[1500:]) > 0.85
     True
     """
 

@@ -128,7 +128,7 @@ class Network:
             self.apply_output_activation(out)
         return out
 
-    def loss(self, X, Y, sample_weight=None):
+    def data_loss(self, X, Y, sample_weight=None):
         """Data loss (no penalty) of the current parameters on ``(X, Y)``; no gradient."""
         Z = self.predict(X, output_activation=False)
         sw = np.ones(X.shape[0], dtype=self.dtype) if sample_weight is None else sample_weight

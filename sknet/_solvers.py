@@ -9,7 +9,13 @@ first layers of a network can be frozen by starting later.
 import numpy as np
 import scipy.optimize
 
-from .kernels.optim import adam_update, sgd_update
+from .kernels.optim import (
+    PARALLEL_MIN,
+    adam_update,
+    adam_update_parallel,
+    sgd_update,
+    sgd_update_parallel,
+)
 
 
 class _BaseOptimizer:
@@ -45,7 +51,8 @@ class SGDOptimizer(_BaseOptimizer):
 
     def update_params(self, theta, grad):
         t = theta.dtype.type
-        sgd_update(theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
+        update = sgd_update_parallel if theta.shape[0] >= PARALLEL_MIN else sgd_update
+        update(theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
                    bool(self.nesterov))
 
     def iteration_ends(self, time_step):
@@ -83,7 +90,8 @@ class AdamOptimizer(_BaseOptimizer):
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                               / (1 - self.beta_1 ** self.t))
         t = theta.dtype.type
-        adam_update(theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
+        update = adam_update_parallel if theta.shape[0] >= PARALLEL_MIN else adam_update
+        update(theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
                     t(1.0 - self.beta_1), t(self.beta_2), t(1.0 - self.beta_2),
                     t(self.epsilon))
 

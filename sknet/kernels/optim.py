@@ -2,7 +2,12 @@
 
 All arrays are 1-D views of the network's flat vectors (theta, grad and the
 optimizer's state); scalars are passed in the arrays' dtype so float32 stays
-float32. Updates are element-wise, so ``prange`` over elements is deterministic.
+float32. Updates are element-wise, so splitting them over threads is deterministic.
+
+Each update is a serial kernel plus a ``*_parallel`` twin that runs it over fixed
+blocks of ``PARALLEL_BLOCK`` elements in ``prange``. Callers use the parallel twin only
+for vectors of at least ``PARALLEL_MIN`` elements: below that, waking threads costs more
+than the update (and on a busy machine, far more).
 """
 
 import numba
@@ -10,8 +15,11 @@ import numpy as np
 
 from .._config import jit, jit_parallel, jit_reduce
 
+PARALLEL_BLOCK = 1 << 15
+PARALLEL_MIN = 1 << 17
 
-@jit_parallel
+
+@jit
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     """SGD with (Nesterov) momentum, as scikit-learn's ``SGDOptimizer``::
 
@@ -19,7 +27,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
         theta <- theta + v                    (classical momentum)
         theta <- theta + mu v - lr g          (Nesterov)
     """
-    for i in numba.prange(theta.shape[0]):
+    for i in range(theta.shape[0]):
         v = momentum * velocity[i] - lr * grad[i]
         velocity[i] = v
         if nesterov:
@@ -28,7 +36,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
             theta[i] += v
 
 
-@jit_parallel
+@jit
 def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2,
                 eps):
     """Adam (Kingma & Ba), bias correction folded into ``lr_t``::
@@ -41,13 +49,35 @@ def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_m
     The complements ``1 - b`` come from the caller in the arrays' dtype, so a float32
     update never widens to float64.
     """
-    for i in numba.prange(theta.shape[0]):
+    for i in range(theta.shape[0]):
         g = grad[i]
         mi = beta_1 * m[i] + one_minus_beta_1 * g
         vi = beta_2 * v[i] + one_minus_beta_2 * g * g
         m[i] = mi
         v[i] = vi
         theta[i] -= lr_t * mi / (np.sqrt(vi) + eps)
+
+
+@jit_parallel
+def sgd_update_parallel(theta, grad, velocity, lr, momentum, nesterov):
+    """``sgd_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
+    n = theta.shape[0]
+    for k in numba.prange((n + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK):
+        lo = k * PARALLEL_BLOCK
+        hi = min(lo + PARALLEL_BLOCK, n)
+        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
+
+
+@jit_parallel
+def adam_update_parallel(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2,
+                         one_minus_beta_2, eps):
+    """``adam_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
+    n = theta.shape[0]
+    for k in numba.prange((n + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK):
+        lo = k * PARALLEL_BLOCK
+        hi = min(lo + PARALLEL_BLOCK, n)
+        adam_update(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta_1,
+                    one_minus_beta_1, beta_2, one_minus_beta_2, eps)
 
 
 @jit
