@@ -34,7 +34,9 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._network import Network
+from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
+from ._summary import summary as _summary
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -149,6 +151,11 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         layers = self._build_layers(self._input_shape(X), self.n_outputs_)
         self._network = Network(layers, self._loss_name).build(self._input_shape(X), X.dtype)
         self._network.init_params(self._random_state)
+        # transfer learning (sknet.transfer.FineTuner): start the first layers from a
+        # pretrained network; a 1-D array covering their parameters, layer by layer
+        init_theta = getattr(self, "_init_theta", None)
+        if init_theta is not None:
+            self._network.theta[:init_theta.size] = init_theta
         self.n_layers_ = self._count_layers()
         self._best_theta = self._network.theta.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -208,6 +215,13 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _fit_lbfgs(self, X, Y, sample_weight):
         net = self._network
+        if self._uses_dropout():
+            # a random mask per evaluation would make the objective stochastic, which
+            # breaks L-BFGS's line search
+            raise ValueError(
+                "dropout needs a stochastic solver (solver='sgd' or 'adam'); "
+                "solver='lbfgs' requires a deterministic objective. Set dropout=None."
+            )
         start = net.layer_offset(self._n_trainable_from())
         x0 = net.theta[start:].astype(np.float64)
         dtype = net.dtype
@@ -300,7 +314,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             drop_rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         sample_idx = np.arange(n_samples, dtype=int)
         self._fit_start_time = time.perf_counter()
+        progress = ProgressReporter(self.verbose, self.max_iter, incremental=incremental)
         try:
+            progress.start()
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
@@ -310,9 +326,12 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
                 self._update_no_improvement_count(early_stopping, X_val, Y_val, sw_val)
+                if early_stopping:
+                    progress.epoch_end(self.n_iter_, self.loss_, self.validation_scores_[-1],
+                                       self.validation_loss_curve_[-1])
+                else:
+                    progress.epoch_end(self.n_iter_, self.loss_)
                 self._optimizer.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -334,6 +353,8 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                     )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        finally:
+            progress.close()
         if early_stopping:
             net.theta[...] = self._best_theta
 
@@ -348,15 +369,27 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             sw_b = None if sample_weight is None else sample_weight[idx]
             loss = self._train_step(Xb, Y[idx], sw_b, start, drop_rng)
             if not np.isfinite(loss):
-                net.theta[...] = theta_before
-                raise DivergenceError(
-                    f"The training loss became non-finite ({loss}) in iteration "
-                    f"{self.n_iter_ + 1}: the optimisation diverged. Lower "
-                    f"learning_rate_init (now {self.learning_rate_init}) or scale the "
-                    "inputs; the weights from the start of that iteration were kept."
-                )
+                self._diverged(theta_before, f"The training loss became non-finite ({loss})")
             accumulated += loss * (batch.stop - batch.start)
+        # an update can overflow the weights while every loss so far was finite (the
+        # last batch, or a loss like log-loss that stays finite): check once per epoch,
+        # so the weights kept are always finite (those at the epoch's start are, by
+        # induction from the finite initial weights)
+        if not np.isfinite(net.theta).all():
+            self._diverged(theta_before, "The weights became non-finite")
         return accumulated / X.shape[0]
+
+    def _diverged(self, theta_before, what):
+        """Restore the weights from the start of the epoch and raise DivergenceError."""
+        self._network.theta[...] = theta_before
+        # the optimizer's moments saw the non-finite gradients: a later partial_fit
+        # starts a fresh optimizer (with the then-current learning_rate_init)
+        del self._optimizer
+        raise DivergenceError(
+            f"{what} in iteration {self.n_iter_ + 1}: the optimisation diverged. Lower "
+            f"learning_rate_init (now {self.learning_rate_init}) or scale the inputs; the "
+            "weights from the start of that iteration were kept."
+        )
 
     def _train_step(self, Xb, Yb, sw_b, start, drop_rng):
         """Loss and gradient on one batch, then one optimiser update."""
@@ -375,9 +408,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             val_score = self._score_encoded(X_val, Y_val, sw_val)
             self.validation_scores_.append(val_score)
             self.validation_loss_curve_.append(
-                float(self._network.loss(X_val, Y_val, sw_val)))
-            if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
+                float(self._network.data_loss(X_val, Y_val, sw_val)))
             last = self.validation_scores_[-1]
             if last < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -414,6 +445,27 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             Trained model.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def summary(self, input_shape=None, *, n_outputs=None):
+        """Table of the network's layers, output shapes and parameter counts.
+
+        See :func:`sknet.summary`, which this calls.
+
+        Parameters
+        ----------
+        input_shape : int or tuple of int, default=None
+            Shape of one sample; required before fit unless the estimator has an
+            ``input_shape`` hyperparameter.
+        n_outputs : int, default=None
+            Number of network outputs; before fit, when None, the output layer is
+            shown in terms of ``n_outputs``.
+
+        Returns
+        -------
+        summary : ModelSummary
+            Prints as a table; see :func:`sknet.summary`.
+        """
+        return _summary(self, input_shape, n_outputs=n_outputs)
 
     # ------------------------------------------------------------------ inference
     def _forward(self, X, output_activation=True):

@@ -48,8 +48,7 @@ class BaseMLP(BaseNetworkEstimator):
 
     @coefs_.setter
     def coefs_(self, values):
-        for i, v in zip(self._dense_layers(), values):
-            self._network.params[i]["W"][...] = v
+        self._assign("coefs_", "W", values)
 
     @property
     def intercepts_(self):
@@ -60,8 +59,24 @@ class BaseMLP(BaseNetworkEstimator):
 
     @intercepts_.setter
     def intercepts_(self, values):
-        for i, v in zip(self._dense_layers(), values):
-            self._network.params[i]["b"][...] = v
+        self._assign("intercepts_", "b", values)
+
+    def _assign(self, attr, key, values):
+        """Copy ``values`` into the network's parameter views; counts and shapes must match
+        exactly (no silent truncation or broadcasting)."""
+        if not hasattr(self, "_network"):
+            raise AttributeError(f"{attr} can only be assigned after fit.")
+        values = list(values)
+        layers = self._dense_layers()
+        if len(values) != len(layers):
+            raise ValueError(f"{attr} needs {len(layers)} arrays, got {len(values)}.")
+        views = [self._network.params[i][key] for i in layers]
+        for j, (view, v) in enumerate(zip(views, values)):
+            if np.shape(v) != view.shape:
+                raise ValueError(
+                    f"{attr}[{j}] must have shape {view.shape}, got {np.shape(v)}.")
+        for view, v in zip(views, values):
+            view[...] = v
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

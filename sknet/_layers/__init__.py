@@ -2,5 +2,6 @@
 
 from .base import Layer
 from .dense import Activation, Dense, Dropout, Flatten
+from .recurrent import Recurrent
 
-__all__ = ["Layer", "Activation", "Dense", "Dropout", "Flatten"]
+__all__ = ["Layer", "Activation", "Dense", "Dropout", "Flatten", "Recurrent"]

@@ -1,0 +1,146 @@
+"""Recurrent layers (Elman RNN, LSTM, GRU) over whole sequences.
+
+One ``Recurrent`` layer runs one cell over (n, T, d) input; the time loop and
+backpropagation through time are inside the kernels of ``sknet.kernels.recurrent``.
+With ``return_sequences`` it outputs every hidden state (n, T, H), for stacking;
+otherwise only the last one (n, H), for a sequence-to-one head.
+
+Parameters per cell (G gate blocks of H columns, PyTorch's gate orders):
+
+======  =====================================================  ==========
+cell    parameters                                             gates
+======  =====================================================  ==========
+rnn     W_x (d, H), W_h (H, H), b (H,)                         --
+lstm    W_x (d, 4H), W_h (H, 4H), b (4H,)                      i, f, g, o
+gru     W_x (d, 3H), W_h (H, 3H), b_x (3H,), b_h (3H,)         r, z, n
+======  =====================================================  ==========
+
+Initialisation: W_x Glorot-uniform per gate block, W_h orthogonal per gate block,
+biases zero except the LSTM forget gate's, which starts at 1 (so early gradients flow
+through the cell state).
+"""
+
+import numpy as np
+
+from ..kernels import recurrent as rk
+from .base import Layer, buffer
+
+_CELLS = {
+    "rnn": dict(gates=1, biases=("b",), forward=rk.elman_forward, backward=rk.elman_backward,
+                cache=rk.ElmanCache, work=rk.ElmanWork),
+    "lstm": dict(gates=4, biases=("b",), forward=rk.lstm_forward, backward=rk.lstm_backward,
+                 cache=rk.LSTMCache, work=rk.LSTMWork),
+    "gru": dict(gates=3, biases=("b_x", "b_h"), forward=rk.gru_forward,
+                backward=rk.gru_backward, cache=rk.GRUCache, work=rk.GRUWork),
+}
+_ELMAN_ACTIVATIONS = {"tanh": rk.ELMAN_TANH, "relu": rk.ELMAN_RELU}
+
+
+def _orthogonal(rng, n):
+    """A random (n, n) orthogonal matrix (QR of a Gaussian, signs fixed)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+class Recurrent(Layer):
+    """A recurrent layer: ``cell`` in {'rnn', 'lstm', 'gru'} with ``units`` hidden units.
+
+    ``activation`` ('tanh' or 'relu') applies to the Elman cell only.
+    """
+
+    kind = "recurrent"
+
+    def __init__(self, cell, units, return_sequences=False, activation="tanh"):
+        if cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
+        if activation not in _ELMAN_ACTIVATIONS:
+            raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}.")
+        self.cell = cell
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self.activation = activation
+        self._spec = _CELLS[cell]
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"Recurrent expects (n_timesteps, n_features) per sample, "
+                             f"got {input_shape}")
+        T = input_shape[0]
+        return (T, self.units) if self.return_sequences else (self.units,)
+
+    def param_specs(self):
+        d, H, G = self.input_shape[1], self.units, self._spec["gates"]
+        specs = [("W_x", (d, G * H), True), ("W_h", (H, G * H), True)]
+        specs += [(name, (G * H,), False) for name in self._spec["biases"]]
+        return specs
+
+    def init_params(self, params, rng):
+        d, H, G = self.input_shape[1], self.units, self._spec["gates"]
+        bound = np.sqrt(6.0 / (d + H))
+        params["W_x"][...] = rng.uniform(-bound, bound, (d, G * H))
+        for g in range(G):
+            params["W_h"][:, g * H:(g + 1) * H] = _orthogonal(rng, H)
+        for name in self._spec["biases"]:
+            params[name][...] = 0.0
+        if self.cell == "lstm":
+            params["b"][H:2 * H] = 1.0  # forget gate
+
+    def _arrays(self, ctx, key, factory, n, T):
+        """Cache/work NamedTuples, reallocated only when the batch shape changes."""
+        tag = (key, n, T)
+        if ctx.get(key + "_tag") != tag:
+            ctx[key] = factory.empty(n, T, self.input_shape[1], self.units, self.dtype)
+            ctx[key + "_tag"] = tag
+        return ctx[key]
+
+    def forward(self, X, params, ctx, training, rng):
+        X = np.ascontiguousarray(X)
+        n, T, _ = X.shape
+        Hs = buffer(ctx, "Hs", (n, T, self.units), X.dtype)
+        cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
+        W_x, W_h = params["W_x"], params["W_h"]
+        if self.cell == "rnn":
+            rk.elman_forward(X, W_x, W_h, params["b"], _ELMAN_ACTIVATIONS[self.activation], Hs,
+                             *cache)
+        elif self.cell == "lstm":
+            rk.lstm_forward(X, W_x, W_h, params["b"], Hs, *cache)
+        else:
+            rk.gru_forward(X, W_x, W_h, params["b_x"], params["b_h"], Hs, *cache)
+        if training:
+            ctx["X"] = X
+        if self.return_sequences:
+            return Hs
+        last = buffer(ctx, "last", (n, self.units), X.dtype)
+        last[...] = Hs[:, -1, :]
+        return last
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        X = ctx["X"]
+        n, T, d = X.shape
+        H = self.units
+        if self.return_sequences:
+            dHs = np.ascontiguousarray(dY)
+        else:
+            # sequence-to-one: only the last hidden state receives a gradient
+            dHs = buffer(ctx, "dHs", (n, T, H), X.dtype)
+            dHs[:, :-1, :] = 0.0
+            dHs[:, -1, :] = dY
+        Hs = ctx["Hs"][:n]
+        cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
+        work = self._arrays(ctx, "work", self._spec["work"], n, T)
+        dX = buffer(ctx, "dX", (n, T, d), X.dtype)
+        W_x, W_h = params["W_x"], params["W_h"]
+        if self.cell == "rnn":
+            rk.elman_backward(X, W_x, W_h, _ELMAN_ACTIVATIONS[self.activation], Hs, *cache, dHs,
+                              grads["W_x"], grads["W_h"], grads["b"], dX, need_dx, *work)
+        elif self.cell == "lstm":
+            rk.lstm_backward(X, W_x, W_h, Hs, *cache, dHs, grads["W_x"], grads["W_h"],
+                             grads["b"], dX, need_dx, *work)
+        else:
+            rk.gru_backward(X, W_x, W_h, Hs, *cache, dHs, grads["W_x"], grads["W_h"],
+                            grads["b_x"], grads["b_h"], dX, need_dx, *work)
+        return dX if need_dx else None
+
+    def get_config(self):
+        return {"cell": self.cell, "units": self.units,
+                "return_sequences": self.return_sequences, "activation": self.activation}

@@ -1,0 +1,288 @@
+"""Recurrent networks for sequences and time series: RNNRegressor and RNNClassifier."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
+
+from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._layers import Dense, Dropout, Recurrent
+
+
+class BaseRNN(BaseNetworkEstimator):
+    """Stacked recurrent layers, optional dense layers, a linear output. Not for direct use.
+
+    X is (n_samples, n_timesteps, n_features), or (n_samples, n_timesteps) read as a
+    univariate sequence (so scikit-learn transformers and checks work on 2-D rows).
+    """
+
+    _parameter_constraints: dict = {
+        **BaseNetworkEstimator._parameter_constraints,
+        "cell": [StrOptions({"rnn", "lstm", "gru"})],
+        "activation": [StrOptions({"tanh", "relu"})],
+        "dense_layer_sizes": ["array-like"],
+        "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
+    }
+
+    # -- validation ----------------------------------------------------------------
+    def _as_3d(self, X):
+        ndim = getattr(X, "ndim", None)
+        if ndim is None:
+            try:
+                X = np.asarray(X, dtype=float)
+            except ValueError as exc:
+                raise ValueError(
+                    "X must be a rectangular array of sequences: all sequences need the "
+                    "same number of time steps and features (ragged input is not "
+                    f"supported; pad or window it first). ({exc})"
+                ) from None
+            ndim = X.ndim
+        if ndim not in (2, 3):
+            hint = " Reshape your data: one sample per row." if ndim == 1 else ""
+            raise ValueError(
+                f"{type(self).__name__} expects X of shape (n_samples, n_timesteps, "
+                f"n_features) or (n_samples, n_timesteps), got a {ndim}-D array.{hint}"
+            )
+        return X
+
+    def _validate_input(self, X, y, reset):
+        X = self._as_3d(X)
+        if not reset and hasattr(self, "_network"):
+            self._check_step_shape(X)
+        X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset,
+                             y_numeric=not is_classifier(self))
+        return (X[:, :, None] if X.ndim == 2 else X), y
+
+    def _check_step_shape(self, X):
+        T, d = self._network.input_shape
+        if X.ndim == 2:
+            return  # validate_data compares n_timesteps with n_features_in_
+        shape = X.shape[1:]
+        if shape != (T, d):
+            raise ValueError(
+                f"X has {shape[0]} time steps of {shape[1]} feature(s) per sample, but "
+                f"{type(self).__name__} was fitted on {T} time steps of {d} feature(s)."
+            )
+
+    def _validate_X_predict(self, X):
+        X = self._as_3d(X)
+        self._check_step_shape(X)
+        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
+                          reset=False)
+        return X[:, :, None] if X.ndim == 2 else X
+
+    # -- architecture --------------------------------------------------------------
+    def _count_layers(self):
+        return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
+
+    def _build_layers(self, input_shape, n_outputs):
+        rec = self._hidden_layer_sizes()
+        dense = [int(u) for u in self.dense_layer_sizes]
+        if any(u <= 0 for u in dense):
+            raise ValueError(f"dense_layer_sizes must be > 0, got {dense}.")
+        rates = self._dropout_rates(len(rec) + len(dense))
+        layers = []
+        for i, units in enumerate(rec):
+            layers.append(Recurrent(self.cell, units, return_sequences=i < len(rec) - 1,
+                                    activation=self.activation))
+            if rates[i] > 0:
+                layers.append(Dropout(rates[i]))
+        for units, rate in zip(dense, rates[len(rec):]):
+            layers.append(Dense(units, self.dense_activation))
+            if rate > 0:
+                layers.append(Dropout(rate))
+        layers.append(Dense(n_outputs, "identity"))
+        return layers
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+_RNN_PARAMS = """
+    cell : {'rnn', 'lstm', 'gru'}, default='lstm'
+        The recurrent cell: Elman RNN, LSTM (gates i, f, g, o) or GRU (r, z, n).
+
+    hidden_layer_sizes : array-like of int, default=(32,)
+        Units of each stacked recurrent layer. Every layer but the last passes its
+        whole sequence of hidden states on; the last passes its final state.
+
+    dense_layer_sizes : array-like of int, default=()
+        Dense layers between the last recurrent state and the output.
+
+    activation : {'tanh', 'relu'}, default='tanh'
+        Activation of the Elman cell (LSTM and GRU use their own gates).
+
+    dense_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the dense layers.
+
+    solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
+shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
+early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As for :class:`MLPClassifier` (the same solvers, schedules and stopping rules).
+
+    dropout : float, sequence of float or None, default=None
+        Drop rate after each hidden layer (recurrent and dense), between layers.
+
+    clip_norm : float or None, default=5.0
+        Rescale the gradient to at most this L2 norm before each stochastic update
+        (tames exploding gradients through time). None turns clipping off.
+"""
+
+_RNN_ATTRS = """
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
+        As for :class:`MLPClassifier`.
+
+    n_features_in_ : int
+        Number of time steps seen during fit (the second axis of X).
+"""
+
+
+class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
+    __doc__ = f"""Recurrent network regressor (Elman RNN, LSTM or GRU) for sequences.
+
+    Sequence-to-one: the last hidden state feeds a linear output; several outputs give
+    multi-step forecasts (see :class:`sknet.timeseries.LagWindows`).
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Loss of the output, as for :class:`MLPRegressor`.
+    {_RNN_PARAMS}
+    Attributes
+    ----------{_RNN_ATTRS}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknet import RNNRegressor
+    >>> t = np.arange(600) * 0.1
+    >>> X = np.stack([np.sin(t[i:i + 20]) for i in range(500)])   # windows
+    >>> y = np.sin(t[20:520])                                      # next value
+    >>> reg = RNNRegressor(cell="gru", hidden_layer_sizes=(16,), max_iter=30,
+    ...                    learning_rate_init=0.01, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRNN._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, cell="lstm", hidden_layer_sizes=(32,), *, loss="squared_error",
+                 dense_layer_sizes=(), activation="tanh", dense_activation="relu",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, dropout=None, clip_norm=5.0):
+        self.cell = cell
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.loss = loss
+        self.dense_layer_sizes = dense_layer_sizes
+        self.activation = activation
+        self.dense_activation = dense_activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.clip_norm = clip_norm
+
+
+class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
+    __doc__ = f"""Recurrent network classifier (Elman RNN, LSTM or GRU) for sequences.
+
+    Sequence-to-one classification: the last hidden state feeds a softmax (multi-class)
+    or logistic (binary, multilabel) output.
+
+    Parameters
+    ----------{_RNN_PARAMS}
+    class_weight : dict, 'balanced' or None, default=None
+        Weights per class multiplied into ``sample_weight``, as for
+        :class:`MLPClassifier`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    {_RNN_ATTRS}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknet import RNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 15))
+    >>> y = (X.cumsum(axis=1)[:, -1] > 0).astype(int)   # sign of the running sum
+    >>> clf = RNNClassifier(cell="lstm", hidden_layer_sizes=(16,), max_iter=40,
+    ...                     learning_rate_init=0.01, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseRNN._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, cell="lstm", hidden_layer_sizes=(32,), *, dense_layer_sizes=(),
+                 activation="tanh", dense_activation="relu", solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
+                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
+                 clip_norm=5.0, class_weight=None):
+        self.cell = cell
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dense_layer_sizes = dense_layer_sizes
+        self.activation = activation
+        self.dense_activation = dense_activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.clip_norm = clip_norm
+        self.class_weight = class_weight

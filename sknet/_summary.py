@@ -1,0 +1,282 @@
+"""A table of an estimator's layers, output shapes and parameter counts.
+
+Works for every sknet estimator through the family hook ``_build_layers`` (before
+fit) or the fitted ``_network`` (after fit), and only uses the layer protocol
+(``build``, ``param_specs``, ``get_config``), so new layer types appear without
+changes here.
+"""
+
+import numpy as np
+
+__all__ = ["ModelSummary", "summary"]
+
+#: how an output dimension that depends on the number of outputs is printed
+N_OUTPUTS = "n_outputs"
+
+
+def _as_shape(input_shape):
+    if isinstance(input_shape, (int, np.integer)):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(
+            f"input_shape must be an int or a tuple of ints, got {input_shape!r}."
+        ) from None
+    if not shape or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                            and s > 0 for s in shape):
+        raise ValueError(
+            f"input_shape must be a non-empty tuple of positive ints (the shape of one "
+            f"sample, without the sample axis), got {input_shape!r}."
+        )
+    return tuple(int(s) for s in shape)
+
+
+def _n_params(layer):
+    return sum(int(np.prod(shape)) for _, shape, _ in layer.param_specs())
+
+
+def _build(estimator, input_shape, n_outputs):
+    """Fresh layers from the hyperparameters, built on ``input_shape``."""
+    layers = estimator._build_layers(input_shape, n_outputs)
+    shape = input_shape
+    for i, layer in enumerate(layers):
+        try:
+            shape = layer.build(shape, np.float64)
+        except ValueError as exc:
+            raise ValueError(
+                f"input_shape={input_shape} does not fit {type(estimator).__name__}'s "
+                f"layers: layer {i + 1} ({type(layer).__name__}) failed with: {exc}"
+            ) from exc
+    return layers
+
+
+def _describe(layer, config=None):
+    config = layer.get_config() if config is None else config
+    args = ", ".join(f"{k}={v}" if v == N_OUTPUTS else f"{k}={v!r}"
+                     for k, v in config.items())
+    return f"{type(layer).__name__}({args})"
+
+
+def _symbolic(a, b):
+    """Values of one quantity built with 1 and 2 outputs -> display value."""
+    return a if a == b else N_OUTPUTS
+
+
+class ModelSummary:
+    """The layer table returned by :func:`sknet.summary`; print it or read its rows.
+
+    Parameters
+    ----------
+    title : str
+        First line of the table.
+    input_shape : tuple of int
+        Shape of one sample.
+    rows : list of dict
+        One dict per layer with keys ``'layer'`` (str), ``'output_shape'``
+        (tuple, sample axis excluded; ``'n_outputs'`` where a dimension is the
+        number of outputs), ``'params'`` (int, the count for one output when it
+        depends on the number of outputs), ``'params_per_output'`` (int, 0 when the
+        count does not depend on it) and ``'trainable'`` (bool).
+    footer : list of str
+        Extra lines (output activation, loss).
+
+    Attributes
+    ----------
+    total_params : int or None
+        Number of parameters, or None when it depends on the number of outputs.
+    trainable_params : int or None
+        Parameters the solver updates (layers not frozen).
+    non_trainable_params : int or None
+        Parameters of frozen layers.
+    """
+
+    def __init__(self, title, input_shape, rows, footer=()):
+        self.title = title
+        self.input_shape = tuple(input_shape)
+        self.rows = list(rows)
+        self.footer = list(footer)
+        symbolic = any(r["params_per_output"] for r in self.rows)
+        train = sum(r["params"] for r in self.rows if r["trainable"])
+        frozen = sum(r["params"] for r in self.rows if not r["trainable"])
+        self.trainable_params = None if symbolic else train
+        self.non_trainable_params = frozen if all(
+            r["trainable"] or not r["params_per_output"] for r in self.rows) else None
+        self.total_params = None if symbolic else train + frozen
+
+    @staticmethod
+    def _fmt_params(const, per_output):
+        if not per_output:
+            return f"{const:,}"
+        term = f"{per_output:,}*{N_OUTPUTS}"
+        return term if const == 0 else f"{const:,} + {term}"
+
+    def _fmt_total(self, trainable):
+        rows = [r for r in self.rows if trainable is None or r["trainable"] == trainable]
+        per_output = sum(r["params_per_output"] for r in rows)
+        const = sum(r["params"] for r in rows) - per_output
+        return self._fmt_params(const, per_output)
+
+    def __str__(self):
+        header = ("#", "Layer", "Output shape", "Params")
+        lines = [("", "Input", _fmt_shape(self.input_shape), "0")]
+        for i, r in enumerate(self.rows, start=1):
+            name = r["layer"] if r["trainable"] else r["layer"] + " [frozen]"
+            const = r["params"] - r["params_per_output"]
+            lines.append((str(i), name, _fmt_shape(r["output_shape"]),
+                          self._fmt_params(const, r["params_per_output"])))
+        widths = [max(len(row[j]) for row in [header] + lines) for j in range(4)]
+
+        def fmt(row):
+            return "  ".join([row[0].rjust(widths[0]), row[1].ljust(widths[1]),
+                              row[2].ljust(widths[2]), row[3].rjust(widths[3])]).rstrip()
+
+        rule_len = sum(widths) + 6
+        out = [self.title, "=" * rule_len, fmt(header), "-" * rule_len]
+        out += [fmt(row) for row in lines]
+        out.append("=" * rule_len)
+        out.append(f"Total params: {self._fmt_total(None)}")
+        out.append(f"Trainable params: {self._fmt_total(True)}")
+        out.append(f"Non-trainable params: {self._fmt_total(False)}")
+        out += self.footer
+        return "\n".join(out)
+
+    def __repr__(self):
+        return str(self)
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join(["n"] + [str(s) for s in shape]) + ")"
+
+
+def summary(estimator, input_shape=None, *, n_outputs=None):
+    """Summarise an sknet estimator's network: layers, output shapes, parameter counts.
+
+    Before ``fit`` the network is built from the hyperparameters for the given (or,
+    when the estimator has an ``input_shape`` hyperparameter, inferred) shape of one
+    sample; after ``fit`` the fitted network is described. Nothing is trained and
+    the estimator is not modified.
+
+    Parameters
+    ----------
+    estimator : sknet estimator
+        Fitted or not.
+    input_shape : int or tuple of int, default=None
+        Shape of one sample, without the sample axis: ``(n_features,)`` for an MLP,
+        ``(n_timesteps, n_features)`` for a recurrent network, ``(C, H, W)`` for a
+        convolutional one. Required before fit unless the estimator has an
+        ``input_shape`` hyperparameter; after fit it must match the data seen.
+    n_outputs : int, default=None
+        Number of network outputs: 1 for one regression target or a binary
+        classifier, the number of classes for a multiclass classifier, the number
+        of targets or labels otherwise. Before fit and when None, the output layer
+        is shown in terms of ``n_outputs``; after fit it is known.
+
+    Returns
+    -------
+    summary : ModelSummary
+        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``
+        and ``non_trainable_params`` attributes hold the numbers.
+
+    See Also
+    --------
+    TrainingHistoryDisplay : Plot of the loss and validation curves after fit.
+
+    Examples
+    --------
+    >>> from sknet import MLPClassifier, summary
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32, 16))
+    >>> print(summary(clf, input_shape=(64,), n_outputs=10))
+    MLPClassifier (not fitted)
+    ===============================================================
+    #  Layer                                   Output shape  Params
+    ---------------------------------------------------------------
+       Input                                   (n, 64)            0
+    1  Dense(units=32, activation='relu')      (n, 32)        2,080
+    2  Dense(units=16, activation='relu')      (n, 16)          528
+    3  Dense(units=10, activation='identity')  (n, 10)          170
+    ===============================================================
+    Total params: 2,778
+    Trainable params: 2,778
+    Non-trainable params: 0
+    """
+    if not hasattr(estimator, "_build_layers"):
+        raise TypeError(
+            f"summary() needs an sknet estimator, got {type(estimator).__name__}."
+        )
+    name = type(estimator).__name__
+    first_trainable = getattr(estimator, "_first_trainable", 0)
+    if n_outputs is not None and (isinstance(n_outputs, bool)
+                                  or not isinstance(n_outputs, (int, np.integer))
+                                  or n_outputs < 1):
+        raise ValueError(f"n_outputs must be a positive int, got {n_outputs!r}.")
+    net = getattr(estimator, "_network", None)
+    if net is not None:
+        return _summary_fitted(estimator, name, net, input_shape, n_outputs, first_trainable)
+
+    if input_shape is None:
+        input_shape = getattr(estimator, "input_shape", None)
+        if input_shape is None:
+            raise ValueError(
+                f"summary() of an unfitted {name} needs input_shape, the shape of one "
+                "sample without the sample axis (e.g. (n_features,) for an MLP); or "
+                "fit the estimator first."
+            )
+    input_shape = _as_shape(input_shape)
+    if hasattr(estimator, "_validate_params"):
+        estimator._validate_params()  # clear errors for invalid hyperparameters
+    if n_outputs is not None:
+        layers = _build(estimator, input_shape, int(n_outputs))
+        pairs = [(layer, layer) for layer in layers]
+    else:
+        pairs = list(zip(_build(estimator, input_shape, 1), _build(estimator, input_shape, 2)))
+    rows = []
+    for i, (one, two) in enumerate(pairs):
+        cfg1, cfg2 = one.get_config(), two.get_config()
+        config = {k: _symbolic(v, cfg2.get(k)) for k, v in cfg1.items()}
+        p1, p2 = _n_params(one), _n_params(two)
+        rows.append({
+            "layer": _describe(one, config),
+            "output_shape": tuple(_symbolic(a, b)
+                                  for a, b in zip(one.output_shape, two.output_shape)),
+            "params": p1,
+            "params_per_output": p2 - p1,
+            "trainable": i >= first_trainable,
+        })
+    return ModelSummary(f"{name} (not fitted)", input_shape, rows)
+
+
+def _summary_fitted(estimator, name, net, input_shape, n_outputs, first_trainable):
+    if input_shape is not None and _as_shape(input_shape) != tuple(net.input_shape):
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} does not match the fitted network's "
+            f"input shape {tuple(net.input_shape)}; omit input_shape after fit."
+        )
+    fitted_outputs = getattr(estimator, "n_outputs_", None)
+    if n_outputs is not None and fitted_outputs is not None and n_outputs != fitted_outputs:
+        raise ValueError(
+            f"n_outputs={n_outputs} does not match the fitted network's {fitted_outputs} "
+            "outputs; omit n_outputs after fit."
+        )
+    rows = [{
+        "layer": _describe(layer),
+        "output_shape": tuple(layer.output_shape),
+        "params": _n_params(layer),
+        "params_per_output": 0,
+        "trainable": i >= first_trainable,
+    } for i, layer in enumerate(net.layers)]
+    nbytes = net.n_params * net.dtype.itemsize
+    loss = getattr(net, "loss_name", net.loss)
+    footer = [
+        f"Parameter memory: {_fmt_bytes(nbytes)} ({net.dtype.name})",
+        f"Output activation: {net.out_activation}, loss: {loss}",
+    ]
+    return ModelSummary(f"{name} (fitted)", net.input_shape, rows, footer)
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

@@ -1,0 +1,386 @@
+"""Exchange weights with PyTorch: import from a module or ``state_dict``, export back.
+
+PyTorch is optional (``pip install sknet[torch]``); it is imported only inside the
+functions that need it, and :func:`from_torch` accepts a plain ``dict`` of NumPy arrays
+too, so importing weights does not require torch at all.
+
+How parameters correspond (sknet multiplies from the right, ``x @ W``)
+
+=====================  ==========================  ======================================
+sknet layer            PyTorch module              conversion
+=====================  ==========================  ======================================
+``Dense``              ``nn.Linear``               ``W = weight.T``, ``b = bias``
+``Conv1D``/``Conv2D``  ``nn.Conv1d``/``nn.Conv2d`` ``W = weight`` ((F, C, k) / (F, C, kh,
+                                                   kw)), ``b = bias``
+Elman RNN              ``nn.RNN``                  ``W_x = weight_ih.T``, ``W_h =
+                                                   weight_hh.T``, ``b = bias_ih + bias_hh``
+LSTM (i, f, g, o)      ``nn.LSTM``                 same as the RNN, four gate blocks in
+                                                   PyTorch's order
+GRU (r, z, n)          ``nn.GRU``                  ``W_x``, ``W_h`` as above, ``b_x =
+                                                   bias_ih``, ``b_h = bias_hh`` (kept apart:
+                                                   ``b_hn`` sits inside ``r * (...)``)
+=====================  ==========================  ======================================
+
+Layers without parameters (activations, dropout, flatten, pooling) have no entries in a
+``state_dict``; sknet fuses activations into ``Dense``, so the architecture (and the
+activations) must match the module's. Parameter groups are matched to sknet's layers in
+order: each module that owns parameters (``fc1.weight``, ``fc1.bias``, ...) feeds the next
+sknet layer that has parameters; a multi-layer ``nn.LSTM`` (``weight_ih_l0``,
+``weight_ih_l1``, ...) feeds one sknet recurrent layer per level. Modules with parameters
+or buffers sknet has no counterpart for (batch normalisation, bidirectional RNNs,
+projections) are refused with a ``ValueError``.
+"""
+
+import copy
+import re
+from collections import OrderedDict
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+
+from ._base import BaseNetworkEstimator
+
+__all__ = ["from_torch", "to_torch"]
+
+_RNN_KEY = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised only without torch
+        raise ImportError(
+            "This function needs PyTorch: pip install 'sknet[torch]' (torch==2.13.0)."
+        ) from exc
+    return torch
+
+
+# ======================================================================================
+# reading a state_dict into ordered parameter groups
+# ======================================================================================
+def _to_numpy(value, key):
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
+        return value.detach().cpu().numpy()
+    raise TypeError(f"state_dict entry {key!r} is a {type(value).__name__}, not a tensor or "
+                    "an ndarray.")
+
+
+def _groups(state_dict):
+    """Ordered list of ``(module_name, {param: ndarray})``, one per parameterised module."""
+    groups = OrderedDict()
+    for key, value in state_dict.items():
+        prefix, _, name = key.rpartition(".")
+        m = _RNN_KEY.match(name)
+        if m:
+            if m.group(4):
+                raise ValueError(f"{key!r}: bidirectional RNNs have no sknet counterpart.")
+            gkey = (prefix, int(m.group(3)))
+            pname = f"{m.group(1)}_{m.group(2)}"
+        elif name in ("weight", "bias"):
+            gkey = (prefix, None)
+            pname = name
+        else:
+            raise ValueError(
+                f"state_dict entry {key!r} has no sknet counterpart (only weight/bias of "
+                "Linear/Conv and weight_ih/hh, bias_ih/hh of RNN/LSTM/GRU are supported)."
+            )
+        groups.setdefault(gkey, {})[pname] = _to_numpy(value, key)
+    out = []
+    for (prefix, level), params in groups.items():
+        name = prefix if level is None else f"{prefix} (level {level})"
+        out.append((name or "<root>", params))
+    return out
+
+
+def _state_dict(source):
+    if hasattr(source, "state_dict") and callable(source.state_dict):
+        return source.state_dict()
+    if hasattr(source, "items"):
+        return source
+    raise TypeError(
+        f"source must be a torch.nn.Module or a state_dict mapping, got "
+        f"{type(source).__name__}."
+    )
+
+
+# ======================================================================================
+# per-layer conversion, decided by the sknet layer's parameter names and shapes
+# ======================================================================================
+def _expect(arr, shape, what):
+    if tuple(arr.shape) != tuple(shape):
+        raise ValueError(f"{what} has shape {tuple(arr.shape)}, expected {tuple(shape)}.")
+
+
+def _torch_to_sknet(params, group, module, layer, index):
+    """Values for ``params`` (the sknet layer's views) from a torch parameter group."""
+    names = set(params)
+    where = f"torch module {module!r} -> sknet layer {index} ({type(layer).__name__})"
+    values = {}
+    if names == {"W", "b"} and "weight" in group:
+        W = params["W"]
+        weight = group["weight"]
+        if set(group) - {"weight", "bias"}:
+            raise ValueError(f"{where}: unexpected entries {sorted(group)}.")
+        if W.ndim == 2:  # Dense <- Linear: x @ W == x @ weight.T
+            _expect(weight, W.shape[::-1], f"{where}: weight")
+            values["W"] = weight.T
+        else:  # Conv <- ConvNd: same (F, C, *kernel) layout
+            _expect(weight, W.shape, f"{where}: weight")
+            values["W"] = weight
+        bias = group.get("bias")
+        if bias is None:
+            values["b"] = np.zeros(params["b"].shape)
+        else:
+            _expect(bias, params["b"].shape, f"{where}: bias")
+            values["b"] = bias
+        return values
+    if {"W_x", "W_h"} <= names and "weight_ih" in group:
+        for key in ("weight_ih", "weight_hh"):
+            if key not in group:
+                raise ValueError(f"{where}: missing {key}.")
+        _expect(group["weight_ih"], params["W_x"].shape[::-1], f"{where}: weight_ih")
+        _expect(group["weight_hh"], params["W_h"].shape[::-1], f"{where}: weight_hh")
+        values["W_x"] = group["weight_ih"].T
+        values["W_h"] = group["weight_hh"].T
+        zeros = np.zeros(params["W_h"].shape[1])
+        b_ih = group.get("bias_ih", zeros)
+        b_hh = group.get("bias_hh", zeros)
+        _expect(b_ih, zeros.shape, f"{where}: bias_ih")
+        _expect(b_hh, zeros.shape, f"{where}: bias_hh")
+        if names == {"W_x", "W_h", "b"}:  # Elman / LSTM: the two biases add up
+            values["b"] = b_ih.astype(np.float64) + b_hh.astype(np.float64)
+        elif names == {"W_x", "W_h", "b_x", "b_h"}:  # GRU: kept apart
+            values["b_x"] = b_ih
+            values["b_h"] = b_hh
+        else:
+            raise ValueError(f"{where}: unsupported recurrent parameters {sorted(names)}.")
+        return values
+    raise ValueError(
+        f"{where}: cannot map torch parameters {sorted(group)} onto sknet parameters "
+        f"{sorted(names)}; the architectures differ."
+    )
+
+
+def _sknet_to_torch(params, layer):
+    """torch-layout arrays (name -> ndarray) for one sknet layer's parameters."""
+    names = set(params)
+    if names == {"W", "b"}:
+        W = params["W"]
+        return {"weight": W.T if W.ndim == 2 else W, "bias": params["b"]}
+    if names == {"W_x", "W_h", "b"}:
+        return {"weight_ih_l0": params["W_x"].T, "weight_hh_l0": params["W_h"].T,
+                "bias_ih_l0": params["b"], "bias_hh_l0": np.zeros_like(params["b"])}
+    if names == {"W_x", "W_h", "b_x", "b_h"}:
+        return {"weight_ih_l0": params["W_x"].T, "weight_hh_l0": params["W_h"].T,
+                "bias_ih_l0": params["b_x"], "bias_hh_l0": params["b_h"]}
+    raise ValueError(f"No PyTorch layout for {type(layer).__name__} parameters {sorted(names)}.")
+
+
+# ======================================================================================
+# public API
+# ======================================================================================
+def _initialized(estimator, X, y):
+    """A clone of ``estimator`` with its network built for (X, y) and not trained."""
+    est = clone(estimator)
+    Xv, yv = est._validate_input(X, y, reset=True)
+    Y = est._encode_targets(yv, False, True)
+    est._random_state = check_random_state(est.random_state)
+    est._initialize(Xv, Y)
+    return est
+
+
+def from_torch(source, estimator, X=None, y=None):
+    """An sknet estimator carrying the weights of a PyTorch module or ``state_dict``.
+
+    Parameters
+    ----------
+    source : torch.nn.Module or mapping of str to tensor or ndarray
+        The module (its ``state_dict()`` is read) or a ``state_dict``. Its parameterised
+        modules must match, in order, the sknet network's layers with parameters.
+
+    estimator : sknet estimator
+        Defines the architecture. A fitted estimator is copied and its weights replaced.
+        An unfitted one is cloned and its network built for ``(X, y)`` without training.
+
+    X : array-like, default=None
+        Sample input fixing the input shape and dtype (the network's dtype follows it:
+        pass float32 data for a float32 network). Required if ``estimator`` is unfitted.
+
+    y : array-like, default=None
+        Sample targets fixing the classes or the number of outputs, as for ``fit``.
+        Required if ``estimator`` is unfitted.
+
+    Returns
+    -------
+    estimator : sknet estimator
+        A new, ready-to-predict estimator (``n_iter_ == 0`` when built from ``X, y``).
+        ``estimator`` itself is not modified.
+
+    Raises
+    ------
+    ValueError
+        If the parameter groups do not match the network's layers in number, kind or
+        shape.
+
+    See Also
+    --------
+    to_torch : The reverse direction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sknet import MLPRegressor
+    >>> from sknet.torch_interop import from_torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> module = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+    ...                              torch.nn.Linear(8, 1)).double()
+    >>> X = np.random.RandomState(0).randn(20, 3)
+    >>> template = MLPRegressor(hidden_layer_sizes=(8,), activation="tanh")
+    >>> reg = from_torch(module, template, X, np.zeros(20))
+    >>> expected = module(torch.from_numpy(X)).detach().numpy().ravel()
+    >>> bool(np.allclose(reg.predict(X), expected, rtol=1e-12))
+    True
+    """
+    if not isinstance(estimator, BaseNetworkEstimator):
+        raise TypeError(f"estimator must be an sknet estimator, got {type(estimator).__name__}.")
+    if hasattr(estimator, "_network") and X is None:
+        est = copy.deepcopy(estimator)
+    elif X is None or y is None:
+        raise ValueError(
+            "estimator is not fitted: pass sample data X and y so that the network can be "
+            "built (input shape, dtype, classes or outputs); nothing is trained."
+        )
+    else:
+        est = _initialized(estimator, X, y)
+    net = est._network
+    groups = _groups(_state_dict(source))
+    targets = [i for i, entries in enumerate(net._layout) if entries]
+    if len(groups) != len(targets):
+        raise ValueError(
+            f"The source has {len(groups)} modules with parameters "
+            f"({[g[0] for g in groups]}), the sknet network {len(targets)} layers with "
+            f"parameters ({[type(net.layers[i]).__name__ for i in targets]})."
+        )
+    new_theta = net.theta.copy()
+    for (module, group), i in zip(groups, targets):
+        values = _torch_to_sknet(net.params[i], group, module, net.layers[i], i)
+        for name, a, b, _, _ in net._layout[i]:
+            new_theta[a:b] = np.asarray(values[name]).astype(net.dtype).reshape(-1)
+    if not np.isfinite(new_theta).all():
+        raise ValueError("The source weights contain NaN or infinity.")
+    net.theta[...] = new_theta
+    if hasattr(est, "_best_theta"):
+        est._best_theta = net.theta.copy()
+    if hasattr(est, "_optimizer"):
+        del est._optimizer  # moment estimates of other weights are meaningless now
+    return est
+
+
+def _activation_module(nn, name):
+    if name == "identity":
+        return None
+    table = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid}
+    if name not in table:
+        raise ValueError(f"No PyTorch module for activation {name!r}.")
+    return table[name]()
+
+
+def _torch_modules(nn, layer, params):
+    """PyTorch modules computing the same as one sknet layer (weights set later)."""
+    kind = type(layer).__name__
+    if kind == "Dense":
+        d, units = params["W"].shape
+        mods = [nn.Linear(d, units)]
+        act = _activation_module(nn, layer.activation)
+        return mods + ([act] if act is not None else []), 0
+    if kind == "Dropout":
+        return [nn.Dropout(layer.rate)], None
+    if kind == "Flatten":
+        return [nn.Flatten()], None
+    if kind == "Activation":
+        act = _activation_module(nn, layer.activation)
+        return ([act] if act is not None else []), None
+    raise ValueError(
+        f"to_torch does not know how to express a {kind} layer yet; from_torch can still "
+        "import weights into it."
+    )
+
+
+def to_torch(estimator, *, output_activation=False):
+    """A PyTorch module computing the same function as a fitted sknet network.
+
+    Parameters
+    ----------
+    estimator : fitted sknet estimator
+        The network to export; it is not modified.
+
+    output_activation : bool, default=False
+        Append the output activation (softmax, sigmoid or exp). By default the module
+        returns the raw outputs (logits), as PyTorch's losses expect.
+
+    Returns
+    -------
+    module : torch.nn.Sequential
+        In the network's dtype (float32 or float64), in evaluation mode. Its
+        ``state_dict()`` is the PyTorch form of the weights, and :func:`from_torch`
+        reads it back exactly.
+
+    See Also
+    --------
+    from_torch : The reverse direction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sknet import MLPClassifier
+    >>> from sknet.torch_interop import to_torch
+    >>> X = np.random.RandomState(0).randn(40, 4)
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> clf = MLPClassifier((6,), max_iter=20, random_state=0).fit(X, y)
+    >>> module = to_torch(clf, output_activation=True)
+    >>> p = module(torch.from_numpy(X)).detach().numpy().ravel()
+    >>> bool(np.allclose(p, clf.predict_proba(X)[:, 1], rtol=1e-12))
+    True
+    """
+    torch = _import_torch()
+    nn = torch.nn
+    if not isinstance(estimator, BaseNetworkEstimator) or not hasattr(estimator, "_network"):
+        raise ValueError("to_torch needs a fitted sknet estimator.")
+    net = estimator._network
+    dtype = torch.float64 if net.dtype == np.float64 else torch.float32
+    modules, weighted = [], []
+    for layer, params in zip(net.layers, net.params):
+        mods, position = _torch_modules(nn, layer, params)
+        if position is not None:
+            weighted.append((len(modules) + position, layer, params))
+        modules.extend(mods)
+    if output_activation:
+        act = net.out_activation
+        if act == "softmax":
+            modules.append(nn.Softmax(dim=-1))
+        elif act == "logistic":
+            modules.append(nn.Sigmoid())
+        elif act == "exp":
+            modules.append(_exp_module(nn)())
+    module = nn.Sequential(*modules).to(dtype)
+    with torch.no_grad():
+        for idx, layer, params in weighted:
+            for name, value in _sknet_to_torch(params, layer).items():
+                getattr(module[idx], name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    return module.eval()
+
+
+def _exp_module(nn):
+    class Exp(nn.Module):
+        """``exp`` of the input (the Poisson loss's output activation)."""
+
+        def forward(self, x):
+            return x.exp()
+
+    return Exp

@@ -1,0 +1,198 @@
+"""Dense kernels and the Dense / Activation / Flatten layers: forward against NumPy,
+backward (dW, db, dX) against finite differences."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+from sknet._layers import Activation, Dense, Flatten
+from sknet.kernels.activations import ACTIVATIONS
+from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward, bias_grad
+from tests.gradcheck import assert_grad_close
+from tests.kernels import reference_dense as ref
+
+NAMES = ["identity", "logistic", "tanh", "relu"]
+DTYPES = [np.float64, np.float32]
+
+
+def tol(dtype):
+    return {"rtol": 1e-12, "atol": 1e-14} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+
+
+# ------------------------------------------------------------------ kernels
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_bias_activation_forward(name, dtype, rng):
+    z = rng.normal(scale=2.0, size=(6, 5)).astype(dtype)
+    b = rng.normal(size=5).astype(dtype)
+    out = z.copy()
+    bias_activation_forward(out, b, ACTIVATIONS[name])
+    assert out.dtype == dtype
+    assert_allclose(out, ref.activation(name, z.astype(np.float64) + b), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_backward_bias_grad(name, dtype, rng):
+    z = rng.normal(scale=2.0, size=(7, 4))
+    z[np.abs(z) < 1e-3] = 0.5  # no relu kinks
+    a = ref.activation(name, z).astype(dtype)
+    g = rng.normal(size=(7, 4)).astype(dtype)
+    delta = g.copy()
+    db = np.full(4, np.nan, dtype=dtype)
+    activation_backward_bias_grad(a, delta, ACTIVATIONS[name], db)
+    expected = g * ref.activation_derivative(name, z)
+    assert_allclose(delta, expected, **tol(dtype))
+    assert_allclose(db, expected.sum(axis=0), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_grad(dtype, rng):
+    delta = rng.normal(size=(9, 3)).astype(dtype)
+    db = np.full(3, np.nan, dtype=dtype)
+    bias_grad(delta, db)
+    assert_allclose(db, delta.astype(np.float64).sum(axis=0), **tol(dtype))
+
+
+# ------------------------------------------------------------------ Dense layer
+class DenseCase:
+    """A built Dense layer with its own parameter and gradient arrays."""
+
+    def __init__(self, name, d=4, k=3, n=6, dtype=np.float64, seed=0):
+        rng = np.random.default_rng(seed)
+        self.layer = Dense(k, name)
+        assert self.layer.build((d,), dtype) == (k,)
+        self.params = {"W": rng.normal(size=(d, k)).astype(dtype),
+                       "b": rng.normal(size=k).astype(dtype)}
+        self.grads = {"W": np.full((d, k), np.nan, dtype), "b": np.full(k, np.nan, dtype)}
+        X = rng.normal(size=(n, d))
+        if name == "relu":  # keep every pre-activation away from the kink at 0
+            while np.abs(X @ self.params["W"] + self.params["b"]).min() < 1e-3:
+                X = rng.normal(size=(n, d))
+        self.X = X.astype(dtype)
+        self.G = rng.normal(size=(n, k)).astype(dtype)  # upstream gradient dL/dA
+        self.ctx = {}
+
+    def forward(self, X=None, training=True):
+        X = self.X if X is None else X
+        return self.layer.forward(X, self.params, self.ctx, training, None)
+
+    def objective(self):
+        """sum(G * A): its gradient wrt A is G."""
+        return float(np.sum(self.G * self.forward(training=False)))
+
+    def backward(self, need_dx=True):
+        self.forward()
+        return self.layer.backward(self.G.copy(), self.params, self.grads, self.ctx, need_dx)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_forward_matches_reference(name, dtype):
+    case = DenseCase(name, dtype=dtype)
+    A = case.forward()
+    assert A.dtype == dtype and A.shape == (6, 3)
+    expected = ref.dense_forward(case.X, case.params["W"], case.params["b"], name)
+    assert_allclose(A, expected, **tol(dtype))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_backward_matches_reference(name):
+    case = DenseCase(name)
+    dX = case.backward()
+    dW, db, dX_ref = ref.dense_backward(case.X, case.params["W"], case.params["b"], case.G, name)
+    assert_allclose(case.grads["W"], dW, rtol=1e-12, atol=1e-14)
+    assert_allclose(case.grads["b"], db, rtol=1e-12, atol=1e-14)
+    assert_allclose(dX, dX_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_backward_gradcheck(name):
+    case = DenseCase(name, seed=3)
+    dX = case.backward().copy()
+    gW, gb = case.grads["W"].copy(), case.grads["b"].copy()
+    assert_grad_close(case.objective, case.params["W"], gW)
+    assert_grad_close(case.objective, case.params["b"], gb)
+    assert_grad_close(case.objective, case.X, dX)
+
+
+def test_dense_backward_without_dx_still_fills_grads():
+    case = DenseCase("tanh")
+    assert case.backward(need_dx=False) is None
+    dW, db, _ = ref.dense_backward(case.X, case.params["W"], case.params["b"], case.G, "tanh")
+    assert_allclose(case.grads["W"], dW, rtol=1e-12)
+    assert_allclose(case.grads["b"], db, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_sparse_input_matches_dense(fmt, dtype):
+    case = DenseCase("relu", dtype=dtype)
+    case.X[np.abs(case.X) < 0.7] = 0.0
+    A_dense = case.forward().copy()
+    dX = case.backward().copy()
+    gW = case.grads["W"].copy()
+    Xs = sp.csr_matrix(case.X).asformat(fmt)
+    A_sparse = case.forward(Xs).copy()
+    assert A_sparse.dtype == dtype
+    assert_allclose(A_sparse, A_dense, **tol(dtype))
+    dX_s = case.layer.backward(case.G.copy(), case.params, case.grads, case.ctx, True)
+    assert_allclose(case.grads["W"], gW, **tol(dtype))
+    assert_allclose(dX_s, dX, **tol(dtype))
+
+
+def test_dense_rejects_non_flat_input():
+    with pytest.raises(ValueError, match="1-D features"):
+        Dense(3).build((4, 2), np.float64)
+
+
+def test_dense_param_specs_and_init(rng):
+    layer = Dense(5, "logistic")
+    layer.build((7,), np.float64)
+    assert layer.param_specs() == [("W", (7, 5), True), ("b", (5,), False)]
+    params = {"W": np.zeros((7, 5)), "b": np.zeros(5)}
+    layer.init_params(params, np.random.RandomState(0))
+    bound = np.sqrt(2.0 / 12)  # Glorot, factor 2 for logistic
+    assert np.abs(params["W"]).max() <= bound and np.abs(params["W"]).max() > 0.5 * bound
+    # scikit-learn's order: W then b from the same RandomState
+    rs = np.random.RandomState(0)
+    assert_array_equal(params["W"], rs.uniform(-bound, bound, (7, 5)))
+    assert_array_equal(params["b"], rs.uniform(-bound, bound, 5))
+
+
+def test_dense_unknown_activation():
+    with pytest.raises(KeyError):
+        Dense(3, "softsign")
+
+
+# ------------------------------------------------------------------ Activation, Flatten
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_layer_gradcheck(name, rng):
+    X = rng.normal(size=(5, 2, 3))
+    if name == "relu":
+        X[np.abs(X) < 1e-3] = 0.5
+    G = rng.normal(size=X.shape)
+    layer = Activation(name)
+    layer.build(X.shape[1:], np.float64)
+    ctx = {}
+
+    def f():
+        return float(np.sum(G * layer.forward(X, {}, {}, False, None)))
+
+    Y = layer.forward(X, {}, ctx, True, None)
+    assert_allclose(Y, ref.activation(name, X), rtol=1e-12)
+    dX = layer.backward(G.copy(), {}, {}, ctx, True)
+    assert dX.shape == X.shape
+    assert_grad_close(f, X, dX)
+
+
+def test_flatten_round_trip(rng):
+    X = rng.normal(size=(4, 2, 3, 5))
+    layer = Flatten()
+    assert layer.build(X.shape[1:], np.float64) == (30,)
+    Y = layer.forward(X, {}, {}, True, None)
+    assert_array_equal(Y, X.reshape(4, 30))
+    dX = layer.backward(Y, {}, {}, {}, True)
+    assert_array_equal(dX, X)
+    assert layer.backward(Y, {}, {}, {}, False) is None

@@ -1,0 +1,167 @@
+"""Optimizer kernels and state holders against scikit-learn's SGD / Adam formulas."""
+
+import numba
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer as SkAdam
+from sklearn.neural_network._stochastic_optimizers import SGDOptimizer as SkSGD
+
+from sknet._solvers import AdamOptimizer, SGDOptimizer
+from sknet.kernels import optim
+from tests.kernels import reference_dense as ref
+
+DTYPES = [np.float64, np.float32]
+
+
+def _steps(rng, n_steps, size, dtype):
+    return [rng.normal(size=size).astype(dtype) for _ in range(n_steps)]
+
+
+def tol(dtype):
+    return {"rtol": 1e-13, "atol": 1e-15} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_sgd_update_matches_reference(nesterov, dtype, rng):
+    theta = rng.normal(size=40).astype(dtype)
+    velocity = np.zeros_like(theta)
+    reference = ref.SGD([theta], learning_rate=0.05, momentum=0.9, nesterov=nesterov)
+    for g in _steps(rng, 5, 40, dtype):
+        optim.sgd_update(theta, g, velocity, dtype(0.05), dtype(0.9), nesterov)
+        reference.step([g.astype(np.float64)])
+    assert theta.dtype == velocity.dtype == dtype
+    assert_allclose(theta, reference.params[0], **tol(dtype))
+    assert_allclose(velocity, reference.velocities[0], **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update_matches_reference(dtype, rng):
+    theta = rng.normal(size=40).astype(dtype)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    reference = ref.Adam([theta], lr, b1, b2, eps)
+    for t, g in enumerate(_steps(rng, 6, 40, dtype), start=1):
+        lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        optim.adam_update(theta, g, m, v, dtype(lr_t), dtype(b1), dtype(1 - b1), dtype(b2),
+                          dtype(1 - b2), dtype(eps))
+        reference.step([g.astype(np.float64)])
+    assert theta.dtype == m.dtype == v.dtype == dtype
+    assert_allclose(theta, reference.params[0], **tol(dtype))
+    assert_allclose(m, reference.ms[0], **tol(dtype))
+    assert_allclose(v, reference.vs[0], rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_parallel_twins_are_bit_identical_to_serial(n_threads, rng):
+    n = int(2.5 * optim.PARALLEL_BLOCK)  # two full blocks and a partial one
+    theta0 = rng.normal(size=n)
+    g = rng.normal(size=n)
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        a, va = theta0.copy(), np.full(n, 0.1)
+        b, vb = theta0.copy(), np.full(n, 0.1)
+        optim.sgd_update(a, g, va, 0.1, 0.9, True)
+        optim.sgd_update_parallel(b, g, vb, 0.1, 0.9, True)
+        assert_array_equal(a, b)
+        assert_array_equal(va, vb)
+        args = (0.01, 0.9, 0.1, 0.999, 0.001, 1e-8)
+        a, ma, wa = theta0.copy(), np.full(n, 0.2), np.full(n, 0.3)
+        b, mb, wb = theta0.copy(), np.full(n, 0.2), np.full(n, 0.3)
+        optim.adam_update(a, g, ma, wa, *args)
+        optim.adam_update_parallel(b, g, mb, wb, *args)
+        assert_array_equal(a, b)
+        assert_array_equal(ma, mb)
+        assert_array_equal(wa, wb)
+    finally:
+        numba.set_num_threads(old)
+
+
+# ------------------------------------------------------------------ state holders
+def _compare_with_sklearn(ours, theirs, rng, n_epochs=4, steps_per_epoch=3, size=30):
+    """Drive sknet's and scikit-learn's optimizer with the same gradients."""
+    theta = rng.normal(size=size)
+    params = [theta.copy()]
+    for epoch in range(n_epochs):
+        for g in _steps(rng, steps_per_epoch, size, np.float64):
+            ours.update_params(theta, g)
+            theirs.update_params(params, [g])
+        ours.iteration_ends((epoch + 1) * 50)
+        theirs.iteration_ends((epoch + 1) * 50)
+        assert ours.learning_rate == pytest.approx(theirs.learning_rate, rel=1e-15)
+        assert_allclose(theta, params[0], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_sgd_optimizer_matches_sklearn(schedule, nesterov, rng):
+    kw = dict(learning_rate_init=0.1, lr_schedule=schedule, momentum=0.8, nesterov=nesterov,
+              power_t=0.3)
+    _compare_with_sklearn(SGDOptimizer(30, np.float64, **kw),
+                          SkSGD([np.zeros(30)], **kw), rng)
+
+
+def test_adam_optimizer_matches_sklearn(rng):
+    kw = dict(learning_rate_init=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-7)
+    ours = AdamOptimizer(30, np.float64, **kw)
+    theirs = SkAdam([np.zeros(30)], **kw)
+    _compare_with_sklearn(ours, theirs, rng)
+    assert ours.t == theirs.t == 12
+
+
+def test_adaptive_schedule_divides_then_stops():
+    ours = SGDOptimizer(3, np.float64, learning_rate_init=1e-5, lr_schedule="adaptive")
+    theirs = SkSGD([np.zeros(3)], learning_rate_init=1e-5, lr_schedule="adaptive")
+    decisions = []
+    for _ in range(4):
+        decisions.append(ours.trigger_stopping("msg", False))
+        assert decisions[-1] == theirs.trigger_stopping("msg", False)
+        assert ours.learning_rate == pytest.approx(theirs.learning_rate)
+    assert decisions == [False, False, True, True]  # 1e-5 -> 2e-6 -> 4e-7 -> stop
+    assert SGDOptimizer(3, np.float64, lr_schedule="constant").trigger_stopping("m", False)
+
+
+@pytest.mark.parametrize("cls", [SGDOptimizer, AdamOptimizer])
+def test_optimizer_keeps_float32(cls, rng):
+    opt = cls(20, np.float32)
+    theta = rng.normal(size=20).astype(np.float32)
+    for _ in range(3):
+        opt.update_params(theta, rng.normal(size=20).astype(np.float32))
+    assert theta.dtype == np.float32
+    state = [opt.velocity] if cls is SGDOptimizer else [opt.m, opt.v]
+    assert all(s.dtype == np.float32 for s in state)
+
+
+# ------------------------------------------------------------------ penalty helpers
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_penalty_kernels(dtype, rng):
+    theta = rng.normal(size=37).astype(dtype)
+    grad = rng.normal(size=37).astype(dtype)
+    expected_grad = grad.astype(np.float64) + 0.3 * theta
+    expected_ss = float(np.sum(theta.astype(np.float64) ** 2))
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert_allclose(optim.sum_squares(theta), expected_ss, rtol=rtol)
+
+    g1 = grad.copy()
+    optim.add_scaled(g1, theta, dtype(0.3))
+    assert_allclose(g1, expected_grad, rtol=rtol, atol=1e-6)
+
+    g2 = grad.copy()
+    ss = optim.l2_penalty_grad(theta, g2, dtype(0.3))
+    assert g2.dtype == dtype
+    assert_allclose(g2, expected_grad, rtol=rtol, atol=1e-6)
+    assert_allclose(ss, expected_ss, rtol=rtol)
+
+
+def test_clip_by_norm():
+    g = np.array([3.0, 4.0])
+    assert optim.clip_by_norm(g, 10.0) == pytest.approx(5.0)
+    assert_array_equal(g, [3.0, 4.0])  # under the limit: untouched
+    assert optim.clip_by_norm(g, 1.0) == pytest.approx(5.0)
+    assert_allclose(g, [0.6, 0.8])
+    assert_allclose(np.linalg.norm(g), 1.0)
+    g = np.array([np.inf, 1.0])
+    assert not np.isfinite(optim.clip_by_norm(g, 1.0))
+    assert_array_equal(g, [np.inf, 1.0])

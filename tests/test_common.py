@@ -1,0 +1,27 @@
+"""scikit-learn's estimator checks over every sknet estimator.
+
+To add an estimator, append a small, fast instance of it to ``ESTIMATORS``. No
+expected-failure tags: every check must pass.
+"""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sknet import MLPClassifier, MLPRegressor
+
+# Small networks and few epochs keep the checks fast; they still run every check.
+ESTIMATORS = [
+    MLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=100, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=100, random_state=0),
+    # a stochastic solver too: partial_fit (hidden for lbfgs) gets checked only here
+    MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60,
+                  random_state=0),
+    MLPRegressor(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60,
+                 random_state=0),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

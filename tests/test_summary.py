@@ -1,0 +1,183 @@
+"""summary(): layers, output shapes and parameter counts, before and after fit."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+import sknet
+from sknet import MLPClassifier, MLPRegressor, summary
+
+
+def _quiet_fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def _data(n_features=6, n_classes=3, n=30, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.normal(size=(n, n_features)), np.arange(n) % n_classes
+
+
+def test_unfitted_counts_follow_the_architecture():
+    clf = MLPClassifier(hidden_layer_sizes=(5, 4), dropout=0.5)
+    s = summary(clf, input_shape=(6,), n_outputs=3)
+    assert [r["output_shape"] for r in s.rows] == [(5,), (5,), (4,), (4,), (3,)]
+    assert [r["params"] for r in s.rows] == [6 * 5 + 5, 0, 5 * 4 + 4, 0, 4 * 3 + 3]
+    assert s.total_params == s.trainable_params == 35 + 24 + 15
+    assert s.non_trainable_params == 0
+    assert [r["layer"].split("(")[0] for r in s.rows] == ["Dense", "Dropout"] * 2 + ["Dense"]
+    text = str(s)
+    assert "Dense(units=5, activation='relu')" in text
+    assert "Dropout(rate=0.5)" in text
+    assert "Total params: 74" in text
+    assert not hasattr(clf, "_network")  # nothing was fitted or attached
+
+
+def test_unfitted_without_n_outputs_is_symbolic():
+    s = summary(MLPRegressor(hidden_layer_sizes=(7,)), input_shape=3)
+    out = s.rows[-1]
+    assert out["output_shape"] == ("n_outputs",)
+    assert out["params_per_output"] == 7 + 1
+    assert s.total_params is None and s.trainable_params is None
+    text = str(s)
+    assert "Dense(units=n_outputs, activation='identity')" in text
+    assert "(n, n_outputs)" in text
+    assert "Total params: 28 + 8*n_outputs" in text
+
+
+@pytest.mark.parametrize("n_classes, n_outputs", [(2, 1), (4, 4)])
+def test_fitted_summary_matches_the_network(n_classes, n_outputs):
+    X, y = _data(n_classes=n_classes)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    before = summary(clf, input_shape=X.shape[1:], n_outputs=n_outputs)
+    _quiet_fit(clf, X, y)
+    after = clf.summary()
+    assert after.total_params == clf._network.theta.size
+    assert after.total_params == sum(w.size for w in clf.coefs_ + clf.intercepts_)
+    assert [r["params"] for r in after.rows] == [r["params"] for r in before.rows]
+    assert [r["output_shape"] for r in after.rows] == [r["output_shape"] for r in before.rows]
+    text = str(after)
+    assert text.startswith("MLPClassifier (fitted)")
+    expected = "softmax" if n_classes > 2 else "logistic"
+    assert f"Output activation: {expected}" in text
+    assert "float64" in text
+
+
+def test_fitted_float32_and_multi_output_regressor():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(30, 4)).astype(np.float32)
+    Y = rng.normal(size=(30, 2))
+    reg = _quiet_fit(MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0), X, Y)
+    s = reg.summary()
+    assert s.rows[-1]["output_shape"] == (2,)
+    assert s.total_params == 4 * 3 + 3 + 3 * 2 + 2
+    assert f"Parameter memory: {s.total_params * 4} B (float32)" in str(s)
+
+
+def test_method_and_function_agree():
+    clf = MLPClassifier(hidden_layer_sizes=(3,))
+    assert str(clf.summary(input_shape=(2,))) == str(summary(clf, (2,)))
+    assert repr(clf.summary(input_shape=(2,))) == str(summary(clf, (2,)))
+
+
+def test_frozen_layers_are_counted_as_non_trainable():
+    X, y = _data()
+    clf = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0), X, y)
+    clf._first_trainable = 1  # what transfer learning sets: layer 0 is frozen
+    s = clf.summary()
+    assert s.non_trainable_params == 6 * 5 + 5
+    assert s.trainable_params == s.total_params - s.non_trainable_params
+    assert "[frozen]" in str(s).splitlines()[5]
+    assert "[frozen]" not in str(s).splitlines()[6]
+
+
+def test_summary_does_not_change_the_estimator():
+    clf = MLPClassifier(hidden_layer_sizes=[4, 3], dropout=[0.1, 0.2])
+    params = clone(clf).get_params()
+    summary(clf, input_shape=(5,))
+    assert clf.get_params() == params
+    assert clf.hidden_layer_sizes == [4, 3]
+
+
+def test_unfitted_needs_an_input_shape():
+    with pytest.raises(ValueError, match="needs input_shape"):
+        summary(MLPClassifier())
+
+
+@pytest.mark.parametrize("bad, err", [
+    ((0,), ValueError), ((), ValueError), ((2.5,), ValueError), ("abc", ValueError),
+    (object(), TypeError), ((True,), ValueError),
+])
+def test_invalid_input_shape(bad, err):
+    with pytest.raises(err, match="input_shape"):
+        summary(MLPClassifier(), input_shape=bad)
+
+
+def test_input_shape_that_does_not_fit_the_layers():
+    with pytest.raises(ValueError, match="does not fit MLPClassifier's layers"):
+        summary(MLPClassifier(), input_shape=(8, 8))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_invalid_n_outputs(bad):
+    with pytest.raises(ValueError, match="n_outputs"):
+        summary(MLPClassifier(), input_shape=(3,), n_outputs=bad)
+
+
+def test_invalid_hyperparameters_are_reported():
+    with pytest.raises(ValueError, match="activation"):
+        summary(MLPClassifier(activation="swish"), input_shape=(3,))
+
+
+def test_fitted_mismatch_is_reported():
+    X, y = _data()
+    clf = _quiet_fit(MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="does not match the fitted network's input shape"):
+        clf.summary(input_shape=(7,))
+    with pytest.raises(ValueError, match="does not match the fitted network's 3 outputs"):
+        clf.summary(n_outputs=5)
+    assert clf.summary(input_shape=(6,), n_outputs=3).total_params == 6 * 3 + 3 + 3 * 3 + 3
+
+
+def test_not_an_sknet_estimator():
+    with pytest.raises(TypeError, match="LogisticRegression"):
+        summary(LogisticRegression(), input_shape=(3,))
+
+
+# Every family: the summary before fit (hyperparameters + input shape) describes the same
+# network as after fit. Families not merged yet are skipped.
+_FAMILIES = [
+    ("MLPClassifier", {"hidden_layer_sizes": (4,)}, (5,), "clf"),
+    ("MLPRegressor", {"hidden_layer_sizes": (4,)}, (5,), "reg"),
+    ("RNNClassifier", {"hidden_size": 4, "cell": "gru"}, (6, 3), "clf"),
+    ("RNNRegressor", {"hidden_size": 4, "cell": "lstm"}, (6, 3), "reg"),
+    ("ConvNetClassifier", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
+                           "input_shape": (1, 6, 6)}, (1, 6, 6), "clf"),
+    ("ConvNetRegressor", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
+                          "input_shape": (1, 6, 6)}, (1, 6, 6), "reg"),
+]
+
+
+@pytest.mark.parametrize("name, params, shape, kind", _FAMILIES, ids=[f[0] for f in _FAMILIES])
+def test_before_and_after_fit_agree_for_every_family(name, params, shape, kind):
+    cls = getattr(sknet, name, None)
+    if cls is None:
+        pytest.skip(f"{name} is not in sknet yet")
+    est = cls()
+    valid = est.get_params()
+    est.set_params(**{k: v for k, v in params.items() if k in valid},
+                   **{k: v for k, v in {"max_iter": 2, "random_state": 0}.items() if k in valid})
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(24,) + shape)
+    y = np.arange(24) % 3 if kind == "clf" else rng.normal(size=24)
+    n_outputs = 3 if kind == "clf" else 1
+    before = summary(est, input_shape=shape, n_outputs=n_outputs)
+    _quiet_fit(est, X, y)
+    after = summary(est)
+    assert after.total_params == before.total_params == est._network.theta.size
+    assert [r["output_shape"] for r in after.rows] == [r["output_shape"] for r in before.rows]

@@ -1,0 +1,177 @@
+"""Weights to and from PyTorch: same outputs as PyTorch, exact round trips, clear errors.
+
+Tests that need torch skip cleanly without it; importing a plain dict of NumPy arrays
+needs no torch and always runs.
+"""
+
+import numpy as np
+import pytest
+
+from sknet import MLPClassifier, MLPRegressor
+from sknet.torch_interop import from_torch, to_torch
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+# relative tolerance of imported networks against PyTorch, per dtype
+RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+ACTIVATIONS = ["relu", "tanh", "logistic", "identity"]
+
+
+def _rel_err(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def _torch_mlp(torch, sizes, activation, dtype, seed=0, bias=True):
+    nn = torch.nn
+    torch.manual_seed(seed)
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "identity": nn.Identity}
+    mods = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods.append(nn.Linear(a, b, bias=bias))
+        if i < len(sizes) - 2:
+            mods.append(act[activation]())
+    module = nn.Sequential(*mods)
+    return module.to(torch.float64 if dtype == np.float64 else torch.float32).eval()
+
+
+def _torch_out(torch, module, X):
+    with torch.no_grad():
+        return module(torch.from_numpy(X)).numpy()
+
+
+# ======================================================================================
+# Linear / MLP
+# ======================================================================================
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_imported_mlp_matches_torch(activation, dtype):
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(0).randn(64, 7).astype(dtype)
+    module = _torch_mlp(torch, [7, 16, 9, 4], activation, dtype)
+    y = np.arange(64) % 4
+    clf = from_torch(module, MLPClassifier((16, 9), activation=activation), X, y)
+    assert clf.n_iter_ == 0 and clf._network.dtype == dtype
+    logits = _torch_out(torch, module, X)
+    raw = clf._network.predict(X, output_activation=False)
+    assert raw.dtype == dtype
+    assert _rel_err(raw, logits) <= RTOL[dtype]
+    proba = torch.softmax(torch.from_numpy(logits.astype(np.float64)), dim=1).numpy()
+    assert _rel_err(clf.predict_proba(X), proba) <= RTOL[dtype]
+    np.testing.assert_array_equal(clf.predict(X), logits.argmax(1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regressor_binary_and_bias_free(dtype):
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(1).randn(30, 5).astype(dtype)
+    module = _torch_mlp(torch, [5, 8, 2], "tanh", dtype, bias=False)
+    reg = from_torch(module, MLPRegressor(hidden_layer_sizes=(8,), activation="tanh"), X,
+                     np.zeros((30, 2)))
+    assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
+    np.testing.assert_array_equal(reg.intercepts_[0], 0)
+    binary = _torch_mlp(torch, [5, 8, 1], "relu", dtype, seed=3)
+    clf = from_torch(binary, MLPClassifier((8,)), X, np.arange(30) % 2)
+    p = torch.sigmoid(torch.from_numpy(_torch_out(torch, binary, X))).numpy().ravel()
+    assert _rel_err(clf.predict_proba(X)[:, 1], p) <= RTOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_export_matches_and_round_trips_exactly(activation, dtype):
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(2).randn(50, 6).astype(dtype)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0)
+    clf = MLPClassifier((10, 5), activation=activation, max_iter=20, dropout=0.1,
+                        random_state=0).fit(X, y)
+    theta = clf._network.theta.copy()
+    module = to_torch(clf, output_activation=True)
+    assert not module.training
+    assert next(module.parameters()).dtype == (torch.float64 if dtype == np.float64
+                                               else torch.float32)
+    assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
+    np.testing.assert_array_equal(clf._network.theta, theta)  # not modified
+    back = from_torch(to_torch(clf).state_dict(), clf)
+    assert back is not clf
+    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
+def test_poisson_output_activation():
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(3).rand(40, 3)
+    reg = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=20,
+                       random_state=0).fit(X, X.sum(1))
+    module = to_torch(reg, output_activation=True)
+    assert _rel_err(_torch_out(torch, module, X).ravel(), reg.predict(X)) <= 1e-10
+
+
+def test_import_into_fitted_estimator_leaves_it_untouched():
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(4).randn(20, 3)
+    clf = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, np.arange(20) % 3)
+    before = clf._network.theta.copy()
+    module = _torch_mlp(torch, [3, 4, 3], "relu", np.float64, seed=7)
+    new = from_torch(module, clf)
+    np.testing.assert_array_equal(clf._network.theta, before)
+    assert _rel_err(new._network.predict(X, output_activation=False),
+                    _torch_out(torch, module, X)) <= 1e-10
+    # the imported model trains on from there
+    new.partial_fit(X, np.arange(20) % 3)
+
+
+def test_unknown_torch_modules_are_refused():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    X = np.random.RandomState(0).randn(10, 4)
+    y = np.arange(10) % 2
+    with_bn = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1))
+    with pytest.raises(ValueError, match="no sknet counterpart"):
+        from_torch(with_bn, MLPClassifier((5,)), X, y)
+    bi = nn.LSTM(4, 3, bidirectional=True)
+    with pytest.raises(ValueError, match="bidirectional"):
+        from_torch(bi, MLPClassifier((5,)), X, y)
+
+
+# ======================================================================================
+# plain dicts of arrays: no torch needed
+# ======================================================================================
+def test_numpy_state_dict_without_torch():
+    rng = np.random.RandomState(0)
+    sd = {"fc1.weight": rng.randn(6, 3), "fc1.bias": rng.randn(6),
+          "out.weight": rng.randn(1, 6), "out.bias": rng.randn(1)}
+    X = rng.randn(15, 3)
+    reg = from_torch(sd, MLPRegressor(hidden_layer_sizes=(6,)), X, np.zeros(15))
+    expected = np.maximum(X @ sd["fc1.weight"].T + sd["fc1.bias"], 0) @ sd["out.weight"].T \
+        + sd["out.bias"]
+    np.testing.assert_allclose(reg.predict(X), expected.ravel(), rtol=1e-12)
+    np.testing.assert_array_equal(reg.coefs_[0], sd["fc1.weight"].T)
+
+
+def test_mismatches_have_clear_errors():
+    rng = np.random.RandomState(0)
+    X = rng.randn(15, 3)
+    y = np.zeros(15)
+    good = {"a.weight": rng.randn(6, 3), "a.bias": rng.randn(6),
+            "b.weight": rng.randn(1, 6), "b.bias": rng.randn(1)}
+    est = MLPRegressor(hidden_layer_sizes=(6,))
+    with pytest.raises(ValueError, match="2 modules with parameters.*3 layers"):
+        from_torch(good, MLPRegressor(hidden_layer_sizes=(6, 6)), X, y)
+    bad = dict(good, **{"a.weight": rng.randn(3, 6)})
+    with pytest.raises(ValueError, match="'a'.*weight has shape \\(3, 6\\), expected \\(6, 3\\)"):
+        from_torch(bad, est, X, y)
+    bad = dict(good, **{"b.bias": rng.randn(2)})
+    with pytest.raises(ValueError, match="bias has shape"):
+        from_torch(bad, est, X, y)
+    bad = dict(good, **{"a.running_mean": rng.randn(6)})
+    with pytest.raises(ValueError, match="no sknet counterpart"):
+        from_torch(bad, est, X, y)
+    bad = dict(good, **{"a.weight": np.full((6, 3), np.nan)})
+    with pytest.raises(ValueError, match="NaN"):
+        from_torch(bad, est, X, y)
+    with pytest.raises(ValueError, match="pass sample data"):
+        from_torch(good, est)
+    with pytest.raises(TypeError, match="state_dict"):
+        from_torch([1, 2], est, X, y)
+    with pytest.raises(TypeError, match="sknet estimator"):
+        from_torch(good, object(), X, y)
