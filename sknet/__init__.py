@@ -1,5 +1,6 @@
 """sknet: scikit-learn-compatible neural networks on numba kernels."""
 
+from ._convnet import ConvNetClassifier, ConvNetRegressor
 from ._display import TrainingHistoryDisplay
 from ._mlp import MLPClassifier, MLPRegressor
 from ._rnn import RNNClassifier, RNNRegressor
@@ -10,7 +11,8 @@ from .transfer import FineTuner, NetworkFeatures
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor", "TrainingHistoryDisplay", "summary",
-           "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
+           "ConvNetClassifier", "ConvNetRegressor",
+           "TrainingHistoryDisplay", "summary", "__version__"]
 __all__ += ["FineTuner", "NetworkFeatures", "load", "save"]
 __all__ += ["get_num_threads", "set_num_threads", "threadpool_limits"]

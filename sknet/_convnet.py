@@ -1,0 +1,342 @@
+"""Convolutional networks for images and signals: ConvNetClassifier and ConvNetRegressor."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
+
+from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._layers import Dense, Dropout, Flatten
+from ._layers.conv import Conv, Pool
+
+
+class BaseConvNet(BaseNetworkEstimator):
+    """Convolution + pooling blocks, then dense layers. Not for direct use.
+
+    Input: 4-D (n, channels, height, width), 3-D (n, height, width), or 2-D rows that
+    ``input_shape`` reshapes; with ``input_shape=None`` a 2-D row of length d is read as
+    a one-channel signal of length d (1-D convolutions).
+    """
+
+    _parameter_constraints: dict = {
+        **BaseNetworkEstimator._parameter_constraints,
+        "conv_filters": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "strides": [Interval(Integral, 1, None, closed="left")],
+        "padding": [StrOptions({"same", "valid"}), Interval(Integral, 0, None, closed="left")],
+        "pool_size": [None, Interval(Integral, 1, None, closed="left")],
+        "pool": [StrOptions({"max", "avg"})],
+        "input_shape": [None, tuple, list],
+        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
+    }
+
+    # -- shapes and validation -------------------------------------------------------
+    def _sample_shape(self, X):
+        """Per-sample (C, H, W) or (C, L) shape of validated X."""
+        if X.ndim == 4:
+            data_shape = X.shape[1:]
+        elif X.ndim == 3:
+            data_shape = (1,) + X.shape[1:]
+        else:
+            data_shape = (1, X.shape[1])
+        if self.input_shape is None:
+            return tuple(data_shape)
+        shape = tuple(int(s) for s in self.input_shape)
+        if len(shape) not in (2, 3) or min(shape) < 1:
+            raise ValueError(
+                "input_shape must be (channels, height, width) for images or (channels, "
+                f"length) for signals, got {self.input_shape!r}."
+            )
+        if X.ndim == 2:
+            if int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(
+                    f"input_shape={shape} needs {int(np.prod(shape))} features per row, but "
+                    f"X has {X.shape[1]}."
+                )
+        elif shape != tuple(data_shape):
+            raise ValueError(
+                f"input_shape={shape} does not match X's per-sample shape {X.shape[1:]}."
+            )
+        return shape
+
+    def _reshape(self, X, shape):
+        return np.ascontiguousarray(X).reshape((X.shape[0],) + tuple(shape))
+
+    def _check_ndim(self, X):
+        if X.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"{type(self).__name__} expects X of shape (n, channels, height, width), "
+                f"(n, height, width) or (n, n_features), got a {X.ndim}-D array."
+            )
+
+    def _validate_input(self, X, y, reset):
+        X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset,
+                             y_numeric=not is_classifier(self))
+        self._check_ndim(X)
+        shape = self._sample_shape(X)
+        if not reset and hasattr(self, "_network") and tuple(shape) != self._network.input_shape:
+            raise ValueError(f"X has per-sample shape {tuple(shape)}, but the network was "
+                             f"fitted on {self._network.input_shape}.")
+        return self._reshape(X, shape), y
+
+    def _validate_X_predict(self, X):
+        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
+                          reset=False)
+        self._check_ndim(X)
+        shape = self._sample_shape(X)
+        if tuple(shape) != self._network.input_shape:
+            raise ValueError(f"X has per-sample shape {tuple(shape)}, but the network was "
+                             f"fitted on {self._network.input_shape}.")
+        return self._reshape(X, shape)
+
+    # -- architecture ----------------------------------------------------------------
+    def _count_layers(self):
+        return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
+
+    def _hidden_layer_sizes(self):
+        sizes = list(self.hidden_layer_sizes) if hasattr(self.hidden_layer_sizes, "__iter__") \
+            else [self.hidden_layer_sizes]
+        if any(s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return sizes
+
+    def _build_layers(self, input_shape, n_outputs):
+        filters = [int(f) for f in self.conv_filters]
+        if any(f <= 0 for f in filters):
+            raise ValueError(f"conv_filters must be > 0, got {filters}.")
+        ndim = len(input_shape) - 1
+        spatial = list(input_shape[1:])
+        layers = []
+        for i, f in enumerate(filters):
+            conv = Conv(f, self.kernel_size, self.strides, self.padding, self.activation,
+                        ndim=ndim)
+            if self.padding != "same":
+                pad = 0 if self.padding == "valid" else int(self.padding)
+                if any(s + 2 * pad < self.kernel_size for s in spatial):
+                    raise ValueError(
+                        f"kernel_size={self.kernel_size} is larger than the "
+                        f"{'x'.join(map(str, spatial))} input of convolution {i + 1} "
+                        f"(padding={self.padding!r}); use padding='same', a smaller kernel "
+                        "or fewer pooling stages."
+                    )
+            layers.append(conv)
+            spatial = list(conv._spatial_out(spatial))
+            p = self.pool_size
+            if p and p > 1 and all(s >= p for s in spatial):
+                layers.append(Pool(self.pool, p, ndim=ndim))
+                spatial = [s // p for s in spatial]
+        layers.append(Flatten())
+        sizes = self._hidden_layer_sizes()
+        rates = self._dropout_rates(len(sizes))
+        for units, rate in zip(sizes, rates):
+            layers.append(Dense(units, self.activation))
+            if rate > 0:
+                layers.append(Dropout(rate))
+        layers.append(Dense(n_outputs, "identity"))
+        return layers
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+_CONV_PARAMS = """
+    conv_filters : array-like of int, default=(16, 32)
+        Number of filters of each convolution; each is followed by ``activation`` and,
+        where the feature map is at least ``pool_size`` wide, a pooling layer.
+
+    kernel_size : int, default=3
+        Square (or, for signals, 1-D) convolution kernel size.
+
+    strides : int, default=1
+        Convolution stride.
+
+    padding : {'same', 'valid'} or int, default='same'
+        Zero padding: 'same' keeps the size at stride 1, 'valid' adds none, an int pads
+        that many pixels on every side.
+
+    pool_size : int or None, default=2
+        Pooling window and stride after each convolution; None or 1 for no pooling.
+
+    pool : {'max', 'avg'}, default='max'
+        Max or average pooling.
+
+    hidden_layer_sizes : array-like of int, default=(128,)
+        Dense layers after the flattened feature maps.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of convolutions and dense hidden layers.
+
+    input_shape : tuple or None, default=None
+        Per-sample shape (channels, height, width) for images or (channels, length)
+        for signals, used to reshape 2-D rows (so scalers and pipelines work). None: 4-D X
+        is (n, C, H, W), 3-D X is (n, H, W), 2-D X is read as one-channel signals.
+
+    solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
+shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
+early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As for :class:`MLPClassifier`.
+
+    dropout : float, sequence of float or None, default=None
+        Drop rate after each dense hidden layer.
+
+    clip_norm : float or None, default=None
+        Optional gradient-norm clipping before each stochastic update.
+"""
+
+
+class ConvNetClassifier(NetworkClassifierMixin, ClassifierMixin, BaseConvNet):
+    __doc__ = f"""Convolutional network classifier on numba kernels.
+
+    Parameters
+    ----------{_CONV_PARAMS}
+    class_weight : dict, 'balanced' or None, default=None
+        Weights per class multiplied into ``sample_weight``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
+        As for :class:`MLPClassifier`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sknet import ConvNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = ConvNetClassifier(conv_filters=(8,), hidden_layer_sizes=(32,),
+    ...                         input_shape=(1, 8, 8), max_iter=15, random_state=0)
+    >>> clf.fit(X[:1400] / 16, y[:1400]).score(X[1400:] / 16, y[1400:]) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseConvNet._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, conv_filters=(16, 32), kernel_size=3, *, strides=1, padding="same",
+                 pool_size=2, pool="max", hidden_layer_sizes=(128,), activation="relu",
+                 input_shape=None, solver="adam", alpha=0.0001, batch_size="auto",
+                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
+                 clip_norm=None, class_weight=None):
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.pool_size = pool_size
+        self.pool = pool
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.input_shape = input_shape
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.clip_norm = clip_norm
+        self.class_weight = class_weight
+
+
+class ConvNetRegressor(NetworkRegressorMixin, RegressorMixin, BaseConvNet):
+    __doc__ = f"""Convolutional network regressor on numba kernels.
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Loss of the output, as for :class:`MLPRegressor`.
+    {_CONV_PARAMS}
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
+        As for :class:`MLPRegressor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknet import ConvNetRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 16))
+    >>> y = X[:, 3:6].sum(axis=1)
+    >>> reg = ConvNetRegressor(conv_filters=(4,), hidden_layer_sizes=(16,), max_iter=60,
+    ...                        learning_rate_init=0.01, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseConvNet._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, conv_filters=(16, 32), kernel_size=3, *, loss="squared_error",
+                 strides=1, padding="same", pool_size=2, pool="max",
+                 hidden_layer_sizes=(128,), activation="relu", input_shape=None,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, dropout=None, clip_norm=None):
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.loss = loss
+        self.strides = strides
+        self.padding = padding
+        self.pool_size = pool_size
+        self.pool = pool
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.input_shape = input_shape
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.clip_norm = clip_norm

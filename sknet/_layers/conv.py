@@ -1,0 +1,191 @@
+"""Convolution and pooling layers for images (n, C, H, W) and signals (n, C, L).
+
+The arithmetic is in ``sknet.kernels.conv`` (im2col + BLAS, PyTorch's weight layout
+(F, C, kh, kw)) and ``sknet.kernels.pool``. A convolution fuses its activation: the
+output is overwritten with f(conv(X)), and backward multiplies by f' expressed through
+that output, as the dense layer does.
+
+Output sizes, per spatial axis of size ``n_in``, kernel ``k`` and stride ``s``:
+
+* 'valid': ``(n_in - k) // s + 1``, no padding;
+* int p: ``(n_in + 2p - k) // s + 1``, p zeros on both sides;
+* 'same': ``ceil(n_in / s)``, total padding ``max((out - 1) s + k - n_in, 0)`` with
+  the smaller half on the top/left (the extra pixel, for even kernels, bottom/right).
+"""
+
+import numpy as np
+
+from ..kernels import conv as ck
+from ..kernels import pool as pk
+from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
+from .base import Layer, buffer
+
+
+def conv_output_size(n_in, k, s, padding):
+    """(output size, top/left padding) of one spatial axis."""
+    if padding == "same":
+        out = -(-n_in // s)
+        total = max((out - 1) * s + k - n_in, 0)
+        return out, total // 2
+    p = 0 if padding == "valid" else int(padding)
+    return (n_in + 2 * p - k) // s + 1, p
+
+
+class Conv(Layer):
+    """``filters`` convolutions of size ``kernel_size`` (square in 2-D), then ``activation``.
+
+    ``ndim`` 2 for (C, H, W) input, 1 for (C, L).
+    """
+
+    kind = "conv"
+
+    def __init__(self, filters, kernel_size=3, stride=1, padding="same", activation="relu",
+                 ndim=2):
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride)
+        self.padding = padding
+        self.activation = activation
+        self.ndim = int(ndim)
+        self._code = ACTIVATIONS[activation]
+
+    def _spatial_out(self, spatial):
+        return tuple(conv_output_size(n, self.kernel_size, self.stride, self.padding)[0]
+                     for n in spatial)
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != self.ndim + 1:
+            raise ValueError(f"Conv{self.ndim}D expects {self.ndim + 1}-D samples "
+                             f"(channels first), got {input_shape}")
+        spatial = input_shape[1:]
+        out = self._spatial_out(spatial)
+        if min(out) < 1:
+            raise ValueError(
+                f"kernel_size={self.kernel_size} does not fit the "
+                f"{'x'.join(map(str, spatial))} input (padding={self.padding!r})."
+            )
+        self._pads = tuple(conv_output_size(n, self.kernel_size, self.stride, self.padding)[1]
+                           for n in spatial)
+        return (self.filters,) + out
+
+    def _kernel_shape(self):
+        C, k = self.input_shape[0], self.kernel_size
+        return (self.filters, C) + (k,) * self.ndim
+
+    def param_specs(self):
+        return [("W", self._kernel_shape(), True), ("b", (self.filters,), False)]
+
+    def init_params(self, params, rng):
+        C, k = self.input_shape[0], self.kernel_size
+        area = k ** self.ndim
+        bound = np.sqrt(6.0 / ((C + self.filters) * area))
+        params["W"][...] = rng.uniform(-bound, bound, params["W"].shape)
+        params["b"][...] = 0.0
+
+    def _workspace(self, ctx):
+        ws = ctx.get("ws")
+        if ws is None:
+            C, F, k = self.input_shape[0], self.filters, self.kernel_size
+            out = self.output_shape[1:]
+            if self.ndim == 2:
+                ws = ck.conv2d_workspace(C, F, (k, k), out, self.dtype)
+            else:
+                ws = ck.conv1d_workspace(C, F, k, out[0], self.dtype)
+            ctx["ws"] = ws
+        return ws
+
+    def forward(self, X, params, ctx, training, rng):
+        X = np.ascontiguousarray(X)
+        n = X.shape[0]
+        Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
+        ws = self._workspace(ctx)
+        s = self.stride
+        if self.ndim == 2:
+            ck.conv2d_forward(X, params["W"], params["b"], s, s, self._pads[0], self._pads[1],
+                              Y, ws)
+        else:
+            ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws)
+        activation_forward(Y.reshape(-1), self._code)
+        if training:
+            ctx["X"] = X
+        return Y
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        X = ctx["X"]
+        n = X.shape[0]
+        dY = np.ascontiguousarray(dY)
+        activation_backward(ctx["Y"][:n].reshape(-1), dY.reshape(-1), self._code)
+        dX = buffer(ctx, "dX", X.shape, X.dtype)
+        ws = self._workspace(ctx)
+        s = self.stride
+        if self.ndim == 2:
+            ck.conv2d_backward(X, params["W"], dY, s, s, self._pads[0], self._pads[1],
+                               grads["W"], grads["b"], dX, need_dx, ws)
+        else:
+            ck.conv1d_backward(X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"],
+                               dX, need_dx, ws)
+        return dX if need_dx else None
+
+    def get_config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size,
+                "stride": self.stride, "padding": self.padding,
+                "activation": self.activation, "ndim": self.ndim}
+
+
+class Pool(Layer):
+    """Max or average pooling with window and stride ``size`` (floor output size)."""
+
+    kind = "pool"
+
+    def __init__(self, mode="max", size=2, ndim=2):
+        if mode not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {mode!r}.")
+        self.mode = mode
+        self.size = int(size)
+        self.ndim = int(ndim)
+
+    def _output_shape(self, input_shape):
+        spatial = tuple(s // self.size for s in input_shape[1:])
+        if min(spatial) < 1:
+            raise ValueError(f"pool size {self.size} is larger than the feature map "
+                             f"{input_shape[1:]}.")
+        return (input_shape[0],) + spatial
+
+    def forward(self, X, params, ctx, training, rng):
+        X = np.ascontiguousarray(X)
+        n = X.shape[0]
+        Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
+        p = self.size
+        if self.mode == "max":
+            arg = buffer(ctx, "argmax", (n,) + self.output_shape, np.int32)
+            if self.ndim == 2:
+                pk.maxpool2d_forward(X, p, p, p, p, Y, arg)
+            else:
+                pk.maxpool1d_forward(X, p, p, Y, arg)
+        elif self.ndim == 2:
+            pk.avgpool2d_forward(X, p, p, p, p, Y)
+        else:
+            pk.avgpool1d_forward(X, p, p, Y)
+        return Y
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        if not need_dx:
+            return None
+        dY = np.ascontiguousarray(dY)
+        n = dY.shape[0]
+        dX = buffer(ctx, "dX", (n,) + self.input_shape, dY.dtype)
+        p = self.size
+        if self.mode == "max":
+            arg = ctx["argmax"][:n]
+            if self.ndim == 2:
+                pk.maxpool2d_backward(dY, arg, dX)
+            else:
+                pk.maxpool1d_backward(dY, arg, dX)
+        elif self.ndim == 2:
+            pk.avgpool2d_backward(dY, p, p, p, p, dX)
+        else:
+            pk.avgpool1d_backward(dY, p, p, dX)
+        return dX
+
+    def get_config(self):
+        return {"mode": self.mode, "size": self.size, "ndim": self.ndim}

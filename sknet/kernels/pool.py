@@ -1,0 +1,161 @@
+"""Max and average pooling, 2-D (n, C, H, W) and 1-D (n, C, L), forward and backward.
+
+No padding; the caller decides the output size, normally the floor one
+``Ho = (H - kh) // sh + 1`` (the layer's stride defaults to the pool size, the kernels
+take it explicitly). With pool size (kh, kw) and stride (sh, sw)::
+
+    max:  Y[s, c, i, j] = max_{p < kh, q < kw} X[s, c, i*sh + p, j*sw + q]
+          A[s, c, i, j] = y*W + x of that maximum (the first one in (p, q) order on ties)
+          dX[s, c, y, x] = sum over (i, j) with A[s, c, i, j] = y*W + x of dY[s, c, i, j]
+    avg:  Y[s, c, i, j] = sum_{p, q} X[s, c, i*sh + p, j*sw + q] / (kh*kw)
+          dX[s, c, y, x] = sum over windows (i, j) containing (y, x) of dY[s, c, i, j] / (kh*kw)
+
+Overlapping windows (stride < size) accumulate into dX; each sample is one ``prange``
+iteration that writes only its own dX[s], so the accumulation is serial and ordered.
+The 1-D kernels are the 2-D ones on (n, C, 1, L).
+"""
+
+from numba import prange
+
+from sknet._config import jit, jit_parallel
+
+__all__ = [
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "maxpool1d_forward",
+    "maxpool1d_backward",
+    "avgpool1d_forward",
+    "avgpool1d_backward",
+]
+
+
+@jit_parallel
+def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
+    """Max pooling; overwrite ``Y`` and ``argmax``.
+
+    X : (n, C, H, W) float32 / float64.
+    Y : (n, C, Ho, Wo), same dtype, overwritten with the window maxima.
+    argmax : (n, C, Ho, Wo) int32, overwritten with y*W + x of each maximum in its
+        (H, W) plane, for :func:`maxpool2d_backward`.
+    """
+    n, C, H, W = X.shape
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    for s in prange(n):
+        for c in range(C):
+            xs = X[s, c]
+            for i in range(Ho):
+                y0 = i * stride_h
+                for j in range(Wo):
+                    x0 = j * stride_w
+                    best = xs[y0, x0]
+                    arg = y0 * W + x0
+                    for p in range(pool_h):
+                        xr = xs[y0 + p]
+                        for q in range(pool_w):
+                            v = xr[x0 + q]
+                            # branch-free update (random data mispredicts a branch)
+                            gt = v > best
+                            best = v if gt else best
+                            arg = (y0 + p) * W + x0 + q if gt else arg
+                    Y[s, c, i, j] = best
+                    argmax[s, c, i, j] = arg
+
+
+@jit_parallel
+def maxpool2d_backward(dY, argmax, dX):
+    """Overwrite dX (n, C, H, W) with dX[s, c].flat[argmax[s, c, i, j]] += dY[s, c, i, j].
+
+    dY, argmax : (n, C, Ho, Wo); argmax as written by :func:`maxpool2d_forward`.
+    """
+    n, C, Ho, Wo = dY.shape
+    H, W = dX.shape[2], dX.shape[3]
+    for s in prange(n):
+        for c in range(C):
+            d = dX[s, c].reshape(H * W)
+            d[:] = 0
+            for i in range(Ho):
+                for j in range(Wo):
+                    d[argmax[s, c, i, j]] += dY[s, c, i, j]
+
+
+@jit_parallel
+def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
+    """Average pooling; overwrite Y (n, C, Ho, Wo) with the window means of X (n, C, H, W)."""
+    n, C, H, W = X.shape
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    scale = 1.0 / (pool_h * pool_w)
+    for s in prange(n):
+        for c in range(C):
+            xs = X[s, c]
+            for i in range(Ho):
+                y0 = i * stride_h
+                for j in range(Wo):
+                    x0 = j * stride_w
+                    acc = 0.0
+                    for p in range(pool_h):
+                        xr = xs[y0 + p]
+                        for q in range(pool_w):
+                            acc += xr[x0 + q]
+                    Y[s, c, i, j] = acc * scale
+
+
+@jit_parallel
+def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
+    """Overwrite dX (n, C, H, W): each dY[s, c, i, j] / (kh*kw) is added to its window."""
+    n, C, Ho, Wo = dY.shape
+    scale = 1.0 / (pool_h * pool_w)
+    for s in prange(n):
+        for c in range(C):
+            d = dX[s, c]
+            d[:] = 0
+            for i in range(Ho):
+                y0 = i * stride_h
+                for j in range(Wo):
+                    x0 = j * stride_w
+                    g = dY[s, c, i, j] * scale
+                    for p in range(pool_h):
+                        dr = d[y0 + p]
+                        for q in range(pool_w):
+                            dr[x0 + q] += g
+
+
+# 1-D: the 2-D kernels on (n, C, 1, L) ------------------------------------------------
+
+
+@jit
+def maxpool1d_forward(X, pool, stride, Y, argmax):
+    """Max pooling over the last axis: X (n, C, L) -> Y, argmax (n, C, Lo) (argmax: x)."""
+    n, C, L = X.shape
+    Lo = Y.shape[2]
+    maxpool2d_forward(
+        X.reshape(n, C, 1, L), 1, pool, 1, stride, Y.reshape(n, C, 1, Lo),
+        argmax.reshape(n, C, 1, Lo),
+    )
+
+
+@jit
+def maxpool1d_backward(dY, argmax, dX):
+    """Overwrite dX (n, C, L) from dY, argmax (n, C, Lo)."""
+    n, C, Lo = dY.shape
+    L = dX.shape[2]
+    maxpool2d_backward(
+        dY.reshape(n, C, 1, Lo), argmax.reshape(n, C, 1, Lo), dX.reshape(n, C, 1, L)
+    )
+
+
+@jit
+def avgpool1d_forward(X, pool, stride, Y):
+    """Average pooling over the last axis: X (n, C, L) -> Y (n, C, Lo)."""
+    n, C, L = X.shape
+    Lo = Y.shape[2]
+    avgpool2d_forward(X.reshape(n, C, 1, L), 1, pool, 1, stride, Y.reshape(n, C, 1, Lo))
+
+
+@jit
+def avgpool1d_backward(dY, pool, stride, dX):
+    """Overwrite dX (n, C, L) from dY (n, C, Lo)."""
+    n, C, Lo = dY.shape
+    L = dX.shape[2]
+    avgpool2d_backward(dY.reshape(n, C, 1, Lo), 1, pool, 1, stride, dX.reshape(n, C, 1, L))
