@@ -1,7 +1,7 @@
 """
-===========================================
+=======================================
 An MLP on real MNIST digits, in float32
-===========================================
+=======================================
 
 Trains :class:`sknet.MLPClassifier` on 8,000 of the 10,000 images of the MNIST test set
 (``t10k``) and reports its accuracy on the other 2,000 (a stratified split) and the time

@@ -1,19 +1,20 @@
 """Scaling out: Dask workers ready for sknet, and out-of-core training.
 
-Two independent tools:
+Cluster tools (they need ``dask`` and ``distributed``: ``pip install "sknet[dask]"``):
 
-* :func:`setup_workers` (and the :class:`SknetWorkerPlugin` it registers) prepares the
-  workers of a ``distributed`` cluster for sknet: it caps each worker's numba and BLAS
-  threads to its share of the cores and loads sknet's compiled kernels once per worker
-  process, so model selection through joblib's Dask backend neither oversubscribes the
-  machine nor recompiles in every task.
-* :func:`partial_fit_chunks` trains any estimator with ``partial_fit`` on data larger
-  than memory by streaming row chunks of an ``np.memmap``, a ``dask.array`` or any
-  sliceable array; memory stays bounded by one chunk.
+* :func:`worker_config` starts worker processes with numba's and BLAS's thread pools
+  capped at their share of the cores;
+* :func:`setup_workers` (with :class:`SknetWorkerPlugin` and, for workers started
+  uncapped, :class:`SknetNannyPlugin`) prepares a running cluster: thread limits, and
+  sknet's compiled kernels loaded once per worker process, so model selection through
+  joblib's Dask backend neither oversubscribes the machine nor compiles in its tasks;
+  :func:`worker_report` shows the result;
+* :func:`resilient_backend` is joblib's Dask backend made to survive losing a worker.
 
-Only :func:`setup_workers` and :class:`SknetWorkerPlugin` need ``dask`` and
-``distributed`` (``pip install sknet[dask]``); :func:`partial_fit_chunks` works with
-numpy alone.
+Out-of-core training: :func:`partial_fit_chunks` trains any estimator with
+``partial_fit`` on data larger than memory by streaming row chunks of an ``np.memmap``,
+a ``dask.array`` or any sliceable array; memory stays bounded by one chunk. It needs
+numpy only (and dask for dask arrays).
 """
 
 import asyncio
@@ -29,8 +30,9 @@ from . import parallel
 
 try:
     from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
+    from joblib._dask import DaskDistributedBackend as _JoblibDaskBackend
 except ImportError:  # pragma: no cover - exercised only without distributed
-    NannyPlugin = WorkerPlugin = object
+    NannyPlugin = WorkerPlugin = _JoblibDaskBackend = object
 
 __all__ = [
     "SknetNannyPlugin",
@@ -84,8 +86,8 @@ class SknetWorkerPlugin(WorkerPlugin):
 
     Registered on a client, it runs on every current worker and on every worker that
     joins or restarts later. It limits the worker process's BLAS threads to
-    ``n_threads``, checks that numba's pool is no larger (numba's pool size is fixed
-    when the process starts: use :func:`sknet.parallel.worker_env`), and loads sknet's
+    ``n_threads``, warns if numba's pool is larger (numba's pool size is fixed when the
+    process starts: see :func:`worker_config`), and loads sknet's
     compiled kernels with :func:`sknet.parallel.warm_up`, so no task pays numba's
     compilation or cache loading.
 
@@ -121,8 +123,9 @@ class SknetWorkerPlugin(WorkerPlugin):
             warnings.warn(
                 f"Dask worker {worker.address}: numba started {pool} threads but "
                 f"n_threads={self.n_threads}; its task threads will oversubscribe the "
-                "cores. Start workers with env=sknet.parallel.worker_env(n_threads) "
-                "or use sknet.dask.setup_workers(client, n_threads).",
+                "cores. Start the cluster inside "
+                "dask.config.set(sknet.dask.worker_config(n_threads)), or call "
+                "sknet.dask.setup_workers(client, n_threads), which restarts it capped.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -199,9 +202,20 @@ def setup_workers(client, n_threads=1, *, warm_up=True, estimators=None, warm_lo
     Returns
     -------
     report : dict
-        Per worker address: ``numba_pool``, ``numba_threads`` and ``blas_threads`` as
-        seen from a task thread, ``cache`` (:func:`sknet.parallel.cache_info`) and
-        ``warm_up_seconds``.
+        Per worker address, what :func:`worker_report` returns: threads as a task sees
+        them, the kernel cache, kernels compiled or loaded, warm-up time.
+
+    Examples
+    --------
+    Starting worker processes needs a script guarded by ``if __name__ == "__main__":``,
+    so this example is not run by the doctests:
+
+    >>> import dask, sknet.dask  # doctest: +SKIP
+    >>> from distributed import Client, LocalCluster  # doctest: +SKIP
+    >>> with dask.config.set(sknet.dask.worker_config(1)):  # doctest: +SKIP
+    ...     cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1")
+    >>> client = Client(cluster)  # doctest: +SKIP
+    >>> report = sknet.dask.setup_workers(client, n_threads=1)  # doctest: +SKIP
     """
     _require_distributed()
     plugin = SknetWorkerPlugin(n_threads, warm_up=warm_up, estimators=estimators)
@@ -215,7 +229,8 @@ def setup_workers(client, n_threads=1, *, warm_up=True, estimators=None, warm_lo
             raise RuntimeError(
                 f"Workers started numba with {max(pools.values())} threads and cannot be "
                 f"restarted (no nanny) to use n_threads={plugin.n_threads}. Start them "
-                "with the environment of sknet.parallel.worker_env(n_threads)."
+                "with the variables of sknet.parallel.worker_env(n_threads) in their "
+                "environment (or inside dask.config.set(sknet.dask.worker_config(n)))."
             )
         # the nannies restart their workers with the capped environment
         client.register_plugin(SknetNannyPlugin(plugin.n_threads))
@@ -248,32 +263,27 @@ def worker_config(n_threads=1, cache_dir=None):
     return {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}
 
 
-def _resilient_backend_class():
-    from joblib._dask import DaskDistributedBackend
+class _ResilientDaskBackend(_JoblibDaskBackend):
+    """joblib's Dask backend without per-call scattering of arguments.
 
-    class ResilientDaskBackend(DaskDistributedBackend):
-        """joblib's Dask backend without per-call scattering of arguments.
+    joblib's backend scatters every argument over 1 kB (the data, and the train / test
+    indices of each CV split) to *one* worker. Scattered data cannot be recomputed, so
+    when that worker dies every task needing it is cancelled and the search fails
+    (dask/distributed#3149). Here arguments travel inside the task instead, so the
+    scheduler can rerun a lost task elsewhere; data named in ``scatter`` is broadcast
+    to every worker, so one loss leaves replicas.
+    """
 
-        joblib's backend scatters every argument over 1 kB (the data, and the train /
-        test indices of each CV split) to *one* worker. Scattered data cannot be
-        recomputed, so when that worker dies every task needing it is cancelled and the
-        search fails (dask/distributed#3149). Here arguments travel inside the task
-        instead, so the scheduler can rerun a lost task elsewhere; data named in
-        ``scatter`` is broadcast to every worker, so one loss leaves replicas.
-        """
+    def start_call(self):
+        super().start_call()
+        self.call_data_futures = None  # joblib then passes arguments by value
 
-        def start_call(self):
-            super().start_call()
-            self.call_data_futures = None  # joblib then passes arguments by value
+    def stop_call(self):
+        self.call_data_futures = {}
+        super().stop_call()
 
-        def stop_call(self):
-            self.call_data_futures = {}
-            super().stop_call()
-
-        def __reduce__(self):
-            return (ResilientDaskBackend, ())
-
-    return ResilientDaskBackend
+    def __reduce__(self):
+        return (_ResilientDaskBackend, ())
 
 
 def resilient_backend(scatter=None, client=None, **kwargs):
@@ -311,7 +321,9 @@ def resilient_backend(scatter=None, client=None, **kwargs):
     _require_distributed()
     import joblib
 
-    backend = _resilient_backend_class()(scatter=scatter, client=client)
+    if _JoblibDaskBackend is object:  # pragma: no cover - joblib without its dask module
+        raise ImportError("resilient_backend needs joblib's Dask backend (joblib >= 1.3).")
+    backend = _ResilientDaskBackend(scatter=scatter, client=client)
     return joblib.parallel_backend(backend, **kwargs)
 
 

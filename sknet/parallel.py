@@ -185,9 +185,12 @@ class threadpool_limits:
 def worker_env(n_threads=1, cache_dir=None):
     """Environment variables that cap the thread pools of a new worker process.
 
-    Pass the result to the process before it imports numba or numpy, e.g.
-    ``distributed.LocalCluster(env=worker_env(1))``, or export the variables in the
-    job script that starts ``dask worker``. Every thread of that process, the Dask
+    The variables must be in the process's environment before it imports numba or
+    numpy: pass them to ``subprocess`` (``env={**os.environ, **worker_env(1)}``), export
+    them in the job script that starts ``dask worker``, or, for a ``LocalCluster``, use
+    :func:`sknet.dask.worker_config`, which puts them in Dask's pre-spawn environment.
+    (``LocalCluster(env=...)`` is applied after a worker has re-imported the main
+    script, too late if that script imports sknet.) Every thread of that process, a Dask
     worker's task threads included, then uses at most ``n_threads`` numba and BLAS
     threads.
 

@@ -226,8 +226,7 @@ _CLAMP = np.float32(7.90531110763549805)
 _HALF32 = np.float32(0.5)
 
 
-@jit
-def _tanh_rational(x):
+def _tanh_float32(x):
     """float32 tanh: x P(x^2) / Q(x^2) with x clamped to [-7.905, 7.905] (NaN stays NaN)."""
     x = _CLAMP if x > _CLAMP else x
     x = -_CLAMP if x < -_CLAMP else x
@@ -237,39 +236,39 @@ def _tanh_rational(x):
     return p / q
 
 
-@jit
-def _sigmoid_rational(x):
+def _sigmoid_float32(x):
     """float32 sigmoid(x) = 0.5 + 0.5 tanh(x / 2)."""
-    return _HALF32 + _HALF32 * _tanh_rational(_HALF32 * x)
+    return _HALF32 + _HALF32 * tanh(_HALF32 * x)
 
 
-@jit
-def _sigmoid_exact(x):
+def _sigmoid_float64(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
 def tanh(x):
-    """Scalar tanh for kernels: exact for float64, rational for float32."""
+    """Scalar tanh for kernels: ``math.tanh`` for float64, rational for float32."""
     return math.tanh(x)
 
 
 def sigmoid(x):
-    """Scalar logistic sigmoid for kernels: exact for float64, rational for float32."""
-    return 1.0 / (1.0 + math.exp(-x))
+    """Scalar logistic sigmoid for kernels: exact for float64, via rational tanh for float32."""
+    return _sigmoid_float64(x)
 
 
-@overload(tanh)
+# Resolved by the argument's type when a kernel compiles, and inlined into it (no separate
+# compiled function to link and optimise again in every caller).
+@overload(tanh, inline="always")
 def _tanh_overload(x):
     if x == types.float32:
-        return lambda x: _tanh_rational(x)
+        return _tanh_float32
     return lambda x: math.tanh(x)
 
 
-@overload(sigmoid)
+@overload(sigmoid, inline="always")
 def _sigmoid_overload(x):
     if x == types.float32:
-        return lambda x: _sigmoid_rational(x)
-    return lambda x: _sigmoid_exact(x)
+        return _sigmoid_float32
+    return _sigmoid_float64
 
 
 @jit
@@ -493,8 +492,6 @@ def elman_backward(
 def _lstm_forward_block(lo, hi, X, W_x, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    half = Hs.dtype.type(0.5)
     _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
     step_h[lo:hi] = zero
     # The element-wise loops index views from 0 and each touch few arrays: that keeps
@@ -508,13 +505,16 @@ def _lstm_forward_block(lo, hi, X, W_x, W_h, b, Hs, gates, cells, tanh_cells, st
         for s in range(lo, hi):
             a = gates[s, t]
             r = step_a[s]
-            for j in range(4 * H):
-                # a_t = x_t W_x + h_{t-1} W_h + b; then i, f, o = sigmoid(a), g = tanh(a),
-                # in one loop of tanh with sigmoid(x) = 0.5 + 0.5 tanh(x / 2).
-                is_g = (j >= 2 * H) and (j < 3 * H)
-                scale = one if is_g else half
-                y = tanh(scale * ((a[j] + r[j]) + b[j]))
-                a[j] = y if is_g else half + half * y
+            # a_t = x_t W_x + h_{t-1} W_h + b, then i, f = sigmoid, g = tanh, o = sigmoid
+            a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
+            for j in range(2 * H):
+                a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
+            a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
+            for j in range(H):
+                a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
+            a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
+            for j in range(H):
+                a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
             i_g = a[:H]
             f_g = a[H : 2 * H]
             g_g = a[2 * H : 3 * H]

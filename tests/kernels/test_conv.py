@@ -1,0 +1,179 @@
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from sknet.kernels.conv import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_workspace,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_workspace,
+)
+from tests.gradcheck import assert_grad_close
+from tests.kernels import reference_conv as ref
+
+# (H, W, kernel, stride, top/left padding, output size)
+CASES_2D = [
+    pytest.param(6, 5, (3, 3), (1, 1), (0, 0), (4, 3), id="k3-s1-valid"),
+    pytest.param(6, 6, (3, 3), (1, 1), (1, 1), (6, 6), id="k3-s1-same"),
+    pytest.param(7, 6, (3, 3), (2, 2), (1, 1), (4, 3), id="k3-s2-pad1"),
+    pytest.param(6, 6, (2, 2), (1, 1), (0, 0), (6, 6), id="k2-same-extra-bottom-right"),
+    pytest.param(5, 6, (2, 2), (1, 1), (1, 1), (5, 6), id="k2-same-extra-top-left"),
+    pytest.param(6, 6, (2, 2), (2, 2), (0, 0), (3, 3), id="k2-s2-same"),
+    pytest.param(6, 7, (3, 2), (1, 2), (1, 0), (6, 3), id="k3x2-s1x2"),
+    pytest.param(5, 7, (1, 3), (2, 1), (0, 1), (3, 7), id="k1x3-s2x1-same"),
+    pytest.param(7, 5, (2, 3), (2, 1), (1, 1), (4, 5), id="k2x3-pad1"),
+]
+
+
+def make_conv2d(rng, H, W, kernel, n=7, C=2, F=3, dtype=np.float64):
+    X = rng.standard_normal((n, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C) + kernel).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return X, Wt, b
+
+
+def forward2d(X, Wt, b, stride, padding, out_size, chunk=3):
+    F, C, kh, kw = Wt.shape
+    Y = np.empty((X.shape[0], F) + out_size, dtype=X.dtype)
+    ws = conv2d_workspace(C, F, (kh, kw), out_size, X.dtype, chunk=chunk)
+    conv2d_forward(X, Wt, b, *stride, *padding, Y, ws)
+    return Y
+
+
+def backward2d(X, Wt, dY, stride, padding, chunk=3, compute_dX=True):
+    F, C, kh, kw = Wt.shape
+    ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.dtype, chunk=chunk)
+    dW = np.full_like(Wt, np.nan)
+    db = np.full(F, np.nan, dtype=X.dtype)
+    dX = np.full_like(X, np.nan) if compute_dX else np.empty((0, 0, 0, 0), X.dtype)
+    conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, compute_dX, ws)
+    return dW, db, dX
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
+def test_conv2d_forward_matches_reference(H, W, kernel, stride, padding, out_size, dtype, rtol):
+    rng = np.random.default_rng(0)
+    X, Wt, b = make_conv2d(rng, H, W, kernel, dtype=dtype)
+    Y = forward2d(X, Wt, b, stride, padding, out_size)
+    expected = ref.conv2d(X.astype(np.float64), Wt.astype(np.float64), b, stride, padding, out_size)
+    assert Y.dtype == dtype
+    np.testing.assert_allclose(Y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
+def test_conv2d_backward_finite_differences(H, W, kernel, stride, padding, out_size):
+    rng = np.random.default_rng(1)
+    X, Wt, b = make_conv2d(rng, H, W, kernel, n=4)
+    R = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size)
+
+    def loss():
+        return np.sum(forward2d(X, Wt, b, stride, padding, out_size) * R)
+
+    dW, db, dX = backward2d(X, Wt, R, stride, padding)
+    assert_grad_close(loss, Wt, dW)
+    assert_grad_close(loss, b, db)
+    assert_grad_close(loss, X, dX)
+
+
+def test_conv2d_backward_without_dX_leaves_it_alone():
+    rng = np.random.default_rng(2)
+    X, Wt, b = make_conv2d(rng, 6, 6, (3, 3))
+    dY = rng.standard_normal((7, 3, 4, 4))
+    dW, db, _ = backward2d(X, Wt, dY, (1, 1), (0, 0), compute_dX=False)
+    dW_full, db_full, dX = backward2d(X, Wt, dY, (1, 1), (0, 0), compute_dX=True)
+    np.testing.assert_array_equal(dW, dW_full)
+    np.testing.assert_array_equal(db, db_full)
+    assert np.isfinite(dX).all()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_conv2d_chunk_size_changes_only_rounding(chunk):
+    rng = np.random.default_rng(3)
+    X, Wt, b = make_conv2d(rng, 6, 6, (3, 3))
+    dY = rng.standard_normal((7, 3, 6, 6))
+    Y = forward2d(X, Wt, b, (1, 1), (1, 1), (6, 6), chunk=chunk)
+    np.testing.assert_allclose(Y, ref.conv2d(X, Wt, b, (1, 1), (1, 1), (6, 6)), rtol=1e-12)
+    dW, db, dX = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=chunk)
+    dW3, db3, dX3 = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=3)
+    np.testing.assert_allclose(dW, dW3, rtol=1e-12)
+    np.testing.assert_allclose(db, db3, rtol=1e-12)
+    np.testing.assert_array_equal(dX, dX3)  # dX is per sample: no cross-chunk sum
+
+
+# ---- conv1d ------------------------------------------------------------------------
+
+CASES_1D = [
+    pytest.param(9, 3, 1, 0, 7, id="k3-valid"),
+    pytest.param(9, 3, 1, 1, 9, id="k3-same"),
+    pytest.param(8, 2, 1, 0, 8, id="k2-same"),
+    pytest.param(9, 3, 2, 1, 5, id="k3-s2-pad1"),
+    pytest.param(10, 4, 3, 2, 4, id="k4-s3-pad2"),
+]
+
+
+def forward1d(X, Wt, b, stride, pad, Lo, chunk=3):
+    F, C, k = Wt.shape
+    Y = np.empty((X.shape[0], F, Lo), dtype=X.dtype)
+    conv1d_forward(X, Wt, b, stride, pad, Y, conv1d_workspace(C, F, k, Lo, X.dtype, chunk))
+    return Y
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("L, k, stride, pad, Lo", CASES_1D)
+def test_conv1d_forward_matches_reference(L, k, stride, pad, Lo, dtype, rtol):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5, 2, L)).astype(dtype)
+    Wt = rng.standard_normal((3, 2, k)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    Y = forward1d(X, Wt, b, stride, pad, Lo)
+    expected = ref.conv1d(X.astype(np.float64), Wt.astype(np.float64), b, stride, pad, Lo)
+    np.testing.assert_allclose(Y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("L, k, stride, pad, Lo", CASES_1D)
+def test_conv1d_backward_finite_differences(L, k, stride, pad, Lo):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((5, 2, L))
+    Wt = rng.standard_normal((3, 2, k))
+    b = rng.standard_normal(3)
+    R = rng.standard_normal((5, 3, Lo))
+
+    def loss():
+        return np.sum(forward1d(X, Wt, b, stride, pad, Lo) * R)
+
+    dW, db, dX = np.empty_like(Wt), np.empty_like(b), np.empty_like(X)
+    ws = conv1d_workspace(2, 3, k, Lo, np.float64, chunk=3)
+    conv1d_backward(X, Wt, R, stride, pad, dW, db, dX, True, ws)
+    assert_grad_close(loss, Wt, dW)
+    assert_grad_close(loss, b, db)
+    assert_grad_close(loss, X, dX)
+
+
+# ---- determinism -------------------------------------------------------------------
+
+
+def _lenet_conv2(threads):
+    """Forward + backward of a LeNet-like second conv, float32, at a given thread count."""
+    rng = np.random.default_rng(6)
+    X, Wt, b = make_conv2d(rng, 12, 12, (5, 5), n=50, C=4, F=8, dtype=np.float32)
+    dY = rng.standard_normal((50, 8, 8, 8)).astype(np.float32)
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8)
+            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8)
+    finally:
+        numba.set_num_threads(old)
+    return (Y,) + grads
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_conv2d_bit_identical_across_thread_counts():
+    one, two = _lenet_conv2(1), _lenet_conv2(2)
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
