@@ -8,7 +8,7 @@ the file's metadata.
 
 Usage::
 
-    python scripts/train_pretrained_mnist.py [--data DIR] [--model mlp|convnet] [--out FILE]
+    python scripts/train_pretrained_mnist.py [--data DIR] [--model convnet|mlp] [--out FILE]
 
 ``--data`` defaults to ``$SKNET_MNIST_DIR`` or ``../shared/data/mnist`` next to the
 repository. ``--model convnet`` needs :class:`sknet.ConvNetClassifier`.
@@ -37,7 +37,10 @@ def make_model(kind):
     if kind == "convnet":
         if not hasattr(sknet, "ConvNetClassifier"):
             raise SystemExit("sknet.ConvNetClassifier is not available in this version.")
-        est = sknet.ConvNetClassifier(random_state=SEED)
+        est = sknet.ConvNetClassifier(conv_filters=(8, 16, 32), kernel_size=3,
+                                      hidden_layer_sizes=(64,), alpha=1e-4, batch_size=100,
+                                      learning_rate_init=1e-3, max_iter=15,
+                                      random_state=SEED)
         return est, lambda images: images[:, None, :, :]
     raise SystemExit(f"unknown model {kind!r}")
 
@@ -46,7 +49,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = os.environ.get("SKNET_MNIST_DIR", str(ROOT.parent / "shared/data/mnist"))
     parser.add_argument("--data", default=default_data)
-    parser.add_argument("--model", default="mlp", choices=["mlp", "convnet"])
+    parser.add_argument("--model", default="convnet", choices=["mlp", "convnet"])
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 

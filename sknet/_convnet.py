@@ -15,7 +15,8 @@ from ._layers.conv import Conv, Pool
 class BaseConvNet(BaseNetworkEstimator):
     """Convolution + pooling blocks, then dense layers. Not for direct use.
 
-    Input: 4-D (n, channels, height, width), 3-D (n, height, width), or 2-D rows that
+    Input: 4-D (n, channels, height, width), 3-D (n, height, width) (or (n, channels,
+    length) signals with ``input_shape=(channels, length)``), or 2-D rows that
     ``input_shape`` reshapes; with ``input_shape=None`` a 2-D row of length d is read as
     a one-channel signal of length d (1-D convolutions).
     """
@@ -55,7 +56,9 @@ class BaseConvNet(BaseNetworkEstimator):
                     f"input_shape={shape} needs {int(np.prod(shape))} features per row, but "
                     f"X has {X.shape[1]}."
                 )
-        elif shape != tuple(data_shape):
+        elif shape not in (tuple(X.shape[1:]), tuple(data_shape)):
+            # 3-D X is (n, H, W) one-channel images, or (n, C, L) signals when
+            # input_shape says (C, L)
             raise ValueError(
                 f"input_shape={shape} does not match X's per-sample shape {X.shape[1:]}."
             )
@@ -71,26 +74,42 @@ class BaseConvNet(BaseNetworkEstimator):
                 f"(n, height, width) or (n, n_features), got a {X.ndim}-D array."
             )
 
+    def _check_fitted_shape(self, X):
+        """Raise if X's per-sample shape is not the one the network was fitted on."""
+        shape = tuple(self._sample_shape(X))
+        if shape != self._network.input_shape:
+            raise ValueError(f"X has per-sample shape {shape}, but the network was "
+                             f"fitted on {self._network.input_shape}.")
+        return shape
+
+    def _early_shape_check(self, X):
+        # compare whole per-sample shapes before scikit-learn's feature-count check, whose
+        # "X has 6 features" would call image rows (X.shape[1]) features; 2-D X fitted as
+        # 2-D X keeps scikit-learn's message
+        ndim = getattr(X, "ndim", None)
+        if hasattr(self, "_network") and (
+                ndim in (3, 4) or (ndim == 2 and len(self._network.input_shape) == 3)):
+            self._check_fitted_shape(X)
+
     def _validate_input(self, X, y, reset):
+        if not reset:
+            self._early_shape_check(X)
         X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset,
                              y_numeric=not is_classifier(self))
         self._check_ndim(X)
-        shape = self._sample_shape(X)
-        if not reset and hasattr(self, "_network") and tuple(shape) != self._network.input_shape:
-            raise ValueError(f"X has per-sample shape {tuple(shape)}, but the network was "
-                             f"fitted on {self._network.input_shape}.")
+        if not reset and hasattr(self, "_network"):
+            shape = self._check_fitted_shape(X)
+        else:
+            shape = self._sample_shape(X)
         return self._reshape(X, shape), y
 
     def _validate_X_predict(self, X):
+        self._early_shape_check(X)
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
                           reset=False)
         self._check_ndim(X)
-        shape = self._sample_shape(X)
-        if tuple(shape) != self._network.input_shape:
-            raise ValueError(f"X has per-sample shape {tuple(shape)}, but the network was "
-                             f"fitted on {self._network.input_shape}.")
-        return self._reshape(X, shape)
+        return self._reshape(X, self._check_fitted_shape(X))
 
     # -- architecture ----------------------------------------------------------------
     def _count_layers(self):
@@ -173,8 +192,9 @@ _CONV_PARAMS = """
 
     input_shape : tuple or None, default=None
         Per-sample shape (channels, height, width) for images or (channels, length)
-        for signals, used to reshape 2-D rows (so scalers and pipelines work). None: 4-D X
-        is (n, C, H, W), 3-D X is (n, H, W), 2-D X is read as one-channel signals.
+        for signals, used to reshape 2-D rows (so scalers and pipelines work); with 3-D X
+        of shape (n, C, L), ``(C, L)`` reads it as C-channel signals. None: 4-D X is
+        (n, C, H, W), 3-D X is (n, H, W), 2-D X is read as one-channel signals.
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
@@ -209,11 +229,13 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
     Examples
     --------
     >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
     >>> from sknet import ConvNetClassifier
     >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X / 16, y, random_state=0)
     >>> clf = ConvNetClassifier(conv_filters=(8,), hidden_layer_sizes=(32,),
-    ...                         input_shape=(1, 8, 8), max_iter=15, random_state=0)
-    >>> clf.fit(X[:1400] / 16, y[:1400]).score(X[1400:] / 16, y[1400:]) > 0.9
+    ...                         input_shape=(1, 8, 8), max_iter=30, random_state=0)
+    >>> clf.fit(X_train, y_train).score(X_test, y_test) > 0.9
     True
     """
 

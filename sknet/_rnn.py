@@ -1,5 +1,6 @@
 """Recurrent networks for sequences and time series: RNNRegressor and RNNClassifier."""
 
+from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
@@ -9,6 +10,27 @@ from sklearn.utils.validation import validate_data
 
 from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
 from ._layers import Dense, Dropout, Recurrent
+
+_BLAS_CONTROLLER = None
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run BLAS single-threaded inside the block (the previous limits come back after).
+
+    The recurrent kernels call small BLAS products from inside numba's ``prange``, one
+    sample block per numba thread; a multi-threaded BLAS under them oversubscribes the
+    cores (measured: 1.7-1.9x slower epochs with 2 numba x 2 BLAS threads on 2 cores).
+    Results do not depend on it.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS, which numba's np.dot uses)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+        yield
 
 
 class BaseRNN(BaseNetworkEstimator):
@@ -46,6 +68,11 @@ class BaseRNN(BaseNetworkEstimator):
                 f"{type(self).__name__} expects X of shape (n_samples, n_timesteps, "
                 f"n_features) or (n_samples, n_timesteps), got a {ndim}-D array.{hint}"
             )
+        if ndim == 3 and 0 in X.shape[1:]:
+            raise ValueError(
+                f"X has {X.shape[1]} time step(s) of {X.shape[2]} feature(s) per sample; "
+                "at least one of each is required."
+            )
         return X
 
     def _validate_input(self, X, y, reset):
@@ -60,7 +87,15 @@ class BaseRNN(BaseNetworkEstimator):
     def _check_step_shape(self, X):
         T, d = self._network.input_shape
         if X.ndim == 2:
-            return  # validate_data compares n_timesteps with n_features_in_
+            # read as univariate: validate_data compares n_timesteps with n_features_in_,
+            # but only a model fitted on one feature per step can take it
+            if d != 1:
+                raise ValueError(
+                    f"X is 2-D, read as {X.shape[1]} time steps of 1 feature per sample, "
+                    f"but {type(self).__name__} was fitted on {T} time steps of {d} "
+                    "features. Pass X of shape (n_samples, n_timesteps, n_features)."
+                )
+            return
         shape = X.shape[1:]
         if shape != (T, d):
             raise ValueError(
@@ -74,6 +109,21 @@ class BaseRNN(BaseNetworkEstimator):
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
                           reset=False)
         return X[:, :, None] if X.ndim == 2 else X
+
+    # -- single-threaded BLAS around every pass through the network -----------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with _one_blas_thread():
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
+    def _forward(self, X, output_activation=True):
+        with _one_blas_thread():
+            return super()._forward(X, output_activation=output_activation)
+
+    def transform(self, X):
+        with _one_blas_thread():
+            return super().transform(X)
+
+    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
 
     # -- architecture --------------------------------------------------------------
     def _count_layers(self):

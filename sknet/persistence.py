@@ -90,14 +90,20 @@ def _loss_name(net):
 
 
 def _layer_classes():
-    """sknet's layer classes, by name (the whitelist for layers)."""
-    from . import _layers
+    """sknet's own layer classes, by name (the whitelist for layers).
 
-    classes = {}
-    for name in getattr(_layers, "__all__", []):
-        obj = getattr(_layers, name, None)
-        if isinstance(obj, type) and issubclass(obj, _layers.Layer):
-            classes[name] = obj
+    Every subclass of ``Layer`` defined in ``sknet._layers`` (dense, convolution,
+    pooling, recurrent ...), found by walking the class hierarchy; nothing is imported
+    by name.
+    """
+    from . import _convnet, _layers, _rnn  # noqa: F401  (make sure all layers are defined)
+
+    classes, todo = {}, [_layers.Layer]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls is not _layers.Layer and cls.__module__.startswith("sknet._layers."):
+            classes[cls.__name__] = cls
     return classes
 
 

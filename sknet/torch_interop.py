@@ -290,14 +290,102 @@ def _activation_module(nn, name):
     return table[name]()
 
 
+# torch.nn.Module subclasses, defined on first use so that torch stays optional; the
+# module-level __getattr__ below lets pickle find them (torch.save of a whole module).
+_TORCH_CLASSES = {}
+
+
+def _torch_classes():
+    if _TORCH_CLASSES:
+        return _TORCH_CLASSES
+    nn = _import_torch().nn
+
+    class RecurrentModule(nn.Module):
+        """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (batch first) returning every hidden
+        state (``return_sequences``) or the last one, like sknet's ``Recurrent``."""
+
+        def __init__(self, cell, input_size, hidden_size, return_sequences=False,
+                     nonlinearity="tanh"):
+            super().__init__()
+            if cell == "rnn":
+                self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity,
+                                  batch_first=True)
+            else:
+                self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, hidden_size,
+                                                                   batch_first=True)
+            self.return_sequences = return_sequences
+
+        def forward(self, x):
+            out = self.rnn(x)[0]
+            return out if self.return_sequences else out[:, -1]
+
+    class Exp(nn.Module):
+        """``exp`` of the input (the Poisson loss's output activation)."""
+
+        def forward(self, x):
+            return x.exp()
+
+    for cls in (RecurrentModule, Exp):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__
+        _TORCH_CLASSES[cls.__name__] = cls
+    return _TORCH_CLASSES
+
+
+def __getattr__(name):
+    if name in ("RecurrentModule", "Exp"):
+        return _torch_classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _conv_modules(nn, layer, params):
+    """Padding (when asymmetric) + ConvNd + activation, as sknet's ``Conv``."""
+    from ._layers.conv import conv_output_size
+
+    F, C = params["W"].shape[:2]
+    k, s, nd = layer.kernel_size, layer.stride, layer.ndim
+    pads = []  # (before, after) per spatial axis
+    for n_in in layer.input_shape[1:]:
+        out, before = conv_output_size(n_in, k, s, layer.padding)
+        after = max((out - 1) * s + k - n_in - before, 0)
+        pads.append((before, after))
+    conv_cls = nn.Conv2d if nd == 2 else nn.Conv1d
+    mods = []
+    if all(b == a for b, a in pads):
+        conv = conv_cls(C, F, k, stride=s, padding=pads[0][0] if nd == 1 else
+                        tuple(b for b, _ in pads))
+    else:
+        flat = []
+        for before, after in reversed(pads):  # torch pads the last axis first
+            flat += [before, after]
+        mods.append((nn.ZeroPad2d if nd == 2 else nn.ConstantPad1d)(
+            tuple(flat), *(() if nd == 2 else (0.0,))))
+        conv = conv_cls(C, F, k, stride=s, padding=0)
+    mods.append(conv)
+    act = _activation_module(nn, layer.activation)
+    return mods + ([act] if act is not None else []), conv
+
+
 def _torch_modules(nn, layer, params):
-    """PyTorch modules computing the same as one sknet layer (weights set later)."""
+    """PyTorch modules computing the same as one sknet layer, and the one holding the
+    parameters (``None`` for a layer without parameters)."""
     kind = type(layer).__name__
     if kind == "Dense":
         d, units = params["W"].shape
-        mods = [nn.Linear(d, units)]
+        linear = nn.Linear(d, units)
         act = _activation_module(nn, layer.activation)
-        return mods + ([act] if act is not None else []), 0
+        return [linear] + ([act] if act is not None else []), linear
+    if kind == "Conv":
+        return _conv_modules(nn, layer, params)
+    if kind == "Pool":
+        table = {("max", 2): nn.MaxPool2d, ("max", 1): nn.MaxPool1d,
+                 ("avg", 2): nn.AvgPool2d, ("avg", 1): nn.AvgPool1d}
+        return [table[layer.mode, layer.ndim](layer.size)], None
+    if kind == "Recurrent":
+        cls = _torch_classes()["RecurrentModule"]
+        mod = cls(layer.cell, layer.input_shape[1], layer.units, layer.return_sequences,
+                  layer.activation)
+        return [mod], mod.rnn
     if kind == "Dropout":
         return [nn.Dropout(layer.rate)], None
     if kind == "Flatten":
@@ -306,7 +394,7 @@ def _torch_modules(nn, layer, params):
         act = _activation_module(nn, layer.activation)
         return ([act] if act is not None else []), None
     raise ValueError(
-        f"to_torch does not know how to express a {kind} layer yet; from_torch can still "
+        f"to_torch does not know how to express a {kind} layer; from_torch can still "
         "import weights into it."
     )
 
@@ -356,9 +444,9 @@ def to_torch(estimator, *, output_activation=False):
     dtype = torch.float64 if net.dtype == np.float64 else torch.float32
     modules, weighted = [], []
     for layer, params in zip(net.layers, net.params):
-        mods, position = _torch_modules(nn, layer, params)
-        if position is not None:
-            weighted.append((len(modules) + position, layer, params))
+        mods, target = _torch_modules(nn, layer, params)
+        if target is not None:
+            weighted.append((target, layer, params))
         modules.extend(mods)
     if output_activation:
         act = net.out_activation
@@ -367,20 +455,11 @@ def to_torch(estimator, *, output_activation=False):
         elif act == "logistic":
             modules.append(nn.Sigmoid())
         elif act == "exp":
-            modules.append(_exp_module(nn)())
-    module = nn.Sequential(*modules).to(dtype)
+            modules.append(_torch_classes()["Exp"]())
+    module = nn.Sequential(*modules).to(dtype)  # converts the parameters in place
     with torch.no_grad():
-        for idx, layer, params in weighted:
+        for target, layer, params in weighted:
             for name, value in _sknet_to_torch(params, layer).items():
-                getattr(module[idx], name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                getattr(target, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return module.eval()
 
-
-def _exp_module(nn):
-    class Exp(nn.Module):
-        """``exp`` of the input (the Poisson loss's output activation)."""
-
-        def forward(self, x):
-            return x.exp()
-
-    return Exp

@@ -18,8 +18,8 @@ PLANNED = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
 # hyperparameters that keep each family tiny (only those the class accepts are used)
 SMALL = {
     "MLP": {"hidden_layer_sizes": (5,)},
-    "RNN": {"hidden_size": 4, "units": 4, "hidden_layer_sizes": (4,)},
-    "ConvNet": {"filters": (2,), "n_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,)},
+    "RNN": {"hidden_layer_sizes": (4,)},
+    "ConvNet": {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,)},
 }
 
 

@@ -7,7 +7,14 @@ expected-failure tags: every check must pass.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sknet import MLPClassifier, MLPRegressor
+from sknet import (
+    ConvNetClassifier,
+    ConvNetRegressor,
+    MLPClassifier,
+    MLPRegressor,
+    RNNClassifier,
+    RNNRegressor,
+)
 
 # Small networks and few epochs keep the checks fast; they still run every check.
 ESTIMATORS = [
@@ -18,6 +25,16 @@ ESTIMATORS = [
                   random_state=0),
     MLPRegressor(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60,
                  random_state=0),
+    # recurrent: 2-D X is read as (n_samples, n_timesteps) univariate sequences
+    RNNClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100,
+                  random_state=0),
+    RNNRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100,
+                 random_state=0),
+    # convolutional: 2-D X without input_shape is read as one-channel 1-D signals
+    ConvNetClassifier(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                      max_iter=50, random_state=0),
+    ConvNetRegressor(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                     max_iter=100, random_state=0),
 ]
 
 

@@ -175,3 +175,139 @@ def test_mismatches_have_clear_errors():
         from_torch([1, 2], est, X, y)
     with pytest.raises(TypeError, match="sknet estimator"):
         from_torch(good, object(), X, y)
+
+
+# ======================================================================================
+# convolutional and recurrent networks
+# ======================================================================================
+def _estimator(name):
+    import sknet
+
+    cls = getattr(sknet, name, None)
+    if cls is None:
+        pytest.skip(f"sknet.{name} does not exist yet")
+    return cls
+
+
+def _torch_dtype(torch, dtype):
+    return torch.float64 if dtype == np.float64 else torch.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_imported_conv2d_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    ConvNetClassifier = _estimator("ConvNetClassifier")
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 5), nn.ReLU(), nn.Linear(5, 3),
+    ).to(_torch_dtype(torch, dtype)).eval()
+    X = np.random.RandomState(0).randn(25, 1, 9, 9).astype(dtype)
+    template = ConvNetClassifier(conv_filters=(3, 4), kernel_size=3, hidden_layer_sizes=(5,))
+    clf = from_torch(module, template, X, np.arange(25) % 3)
+    assert [type(layer).__name__ for layer in clf._network.layers] == \
+        ["Conv", "Pool", "Conv", "Pool", "Flatten", "Dense", "Dense"]
+    raw = clf._network.predict(X, output_activation=False)
+    assert _rel_err(raw, _torch_out(torch, module, X)) <= RTOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_imported_conv1d_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    ConvNetRegressor = _estimator("ConvNetRegressor")
+    torch.manual_seed(1)
+    module = nn.Sequential(
+        nn.Conv1d(2, 3, 5), nn.Tanh(), nn.AvgPool1d(2), nn.Flatten(),
+        nn.Linear(3 * 4, 4), nn.Tanh(), nn.Linear(4, 2),
+    ).to(_torch_dtype(torch, dtype)).eval()
+    X = np.random.RandomState(1).randn(20, 2, 12).astype(dtype)
+    template = ConvNetRegressor(conv_filters=(3,), kernel_size=5, padding="valid", pool="avg",
+                                activation="tanh", hidden_layer_sizes=(4,), input_shape=(2, 12))
+    reg = from_torch(module, template, X, np.zeros((20, 2)))
+    assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
+
+
+def _torch_seq_model(torch, cell, n_layers, nonlinearity="tanh"):
+    nn = torch.nn
+
+    class SeqModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+            rnn_cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+            self.rnn = rnn_cls(3, 5, num_layers=n_layers, batch_first=True, **kwargs)
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    return SeqModel()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("cell, nonlinearity",
+                         [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)])
+def test_imported_recurrent_matches_torch(cell, nonlinearity, n_layers, dtype):
+    """Gate orders (LSTM i,f,g,o; GRU r,z,n) and both biases map exactly."""
+    torch = pytest.importorskip("torch")
+    RNNRegressor = _estimator("RNNRegressor")
+    torch.manual_seed(2)
+    module = _torch_seq_model(torch, cell, n_layers, nonlinearity or "tanh")
+    with torch.no_grad():  # make every bias matter (PyTorch draws them non-zero already)
+        for name, p in module.rnn.named_parameters():
+            if name.startswith("bias"):
+                p.uniform_(-0.5, 0.5)
+    module = module.to(_torch_dtype(torch, dtype)).eval()
+    X = np.random.RandomState(2).randn(16, 7, 3).astype(dtype)
+    template = RNNRegressor(cell=cell, hidden_layer_sizes=(5,) * n_layers,
+                            activation=nonlinearity or "tanh")
+    reg = from_torch(module, template, X, np.zeros((16, 2)))
+    assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
+
+
+CONV_VARIANTS = [{}, {"padding": "valid"}, {"strides": 2}, {"pool": "avg"},
+                 {"kernel_size": 4}, {"dropout": 0.2, "activation": "tanh"}]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", CONV_VARIANTS, ids=str)
+def test_convnet_export_matches_and_round_trips(variant, dtype):
+    torch = pytest.importorskip("torch")
+    ConvNetClassifier = _estimator("ConvNetClassifier")
+    X = np.random.RandomState(3).randn(30, 1, 9, 9).astype(dtype)
+    y = np.arange(30) % 3
+    params = {"conv_filters": (2, 3), "hidden_layer_sizes": (4,), "max_iter": 2,
+              "random_state": 0, **variant}
+    clf = ConvNetClassifier(**params).fit(X, y)
+    module = to_torch(clf, output_activation=True)
+    assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
+    back = from_torch(to_torch(clf).state_dict(), clf)
+    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_rnn_export_matches_and_round_trips(cell, dtype):
+    torch = pytest.importorskip("torch")
+    RNNClassifier = _estimator("RNNClassifier")
+    X = np.random.RandomState(4).randn(30, 6, 3).astype(dtype)
+    y = (X[:, -1, 0] > 0).astype(int)
+    clf = RNNClassifier(cell=cell, hidden_layer_sizes=(5, 4), dense_layer_sizes=(3,),
+                        dropout=0.1, max_iter=2, random_state=0).fit(X, y)
+    module = to_torch(clf, output_activation=True)
+    p = _torch_out(torch, module, X).ravel()
+    assert _rel_err(p, clf.predict_proba(X)[:, 1]) <= RTOL[dtype]
+    back = from_torch(module.state_dict(), clf)
+    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    # the exported module pickles with torch.save (its classes are importable)
+    import io
+
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    buf.seek(0)
+    reloaded = torch.load(buf, weights_only=False)
+    np.testing.assert_array_equal(_torch_out(torch, reloaded, X), _torch_out(torch, module, X))

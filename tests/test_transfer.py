@@ -173,13 +173,11 @@ def test_frozen_with_dropout(digits_tasks):
     _assert_layers_equal(tuned, base, [0])
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="core bug: Network.loss (the loss name) shadows Network.loss(), "
-                          "so early_stopping=True fails in sknet/_base.py")
 def test_frozen_with_early_stopping(digits_tasks):
     Xa, ya, Xb, yb = digits_tasks
     base = MLPClassifier((16,), max_iter=30, random_state=0).fit(Xa, ya)
-    new = MLPClassifier((16,), early_stopping=True, max_iter=30, random_state=1)
+    new = MLPClassifier((16,), early_stopping=True, learning_rate_init=0.01, max_iter=30,
+                        random_state=1)
     ft = FineTuner(base, new).fit(Xb, yb)
     assert ft.estimator_.best_validation_score_ > 0.5
     _assert_layers_equal(ft.estimator_, base, [0])

@@ -13,6 +13,7 @@ Output sizes, per spatial axis of size ``n_in``, kernel ``k`` and stride ``s``:
   the smaller half on the top/left (the extra pixel, for even kernels, bottom/right).
 """
 
+import numba
 import numpy as np
 
 from ..kernels import conv as ck
@@ -82,15 +83,25 @@ class Conv(Layer):
         params["W"][...] = rng.uniform(-bound, bound, params["W"].shape)
         params["b"][...] = 0.0
 
-    def _workspace(self, ctx):
+    def _workspace(self, ctx, n_backward=0):
+        """The kernels' scratch buffers, reallocated when numba's thread count changes
+        (one im2col slot per thread) or a backward pass needs room for more samples.
+
+        Forward uses only the im2col slots, so a forward-only workspace (prediction)
+        holds no per-chunk gradient buffers. Results never depend on the slot count.
+        """
         ws = ctx.get("ws")
-        if ws is None:
+        n_slots = numba.get_num_threads()
+        if ws is None or ws.cols.shape[0] != n_slots \
+                or ws.dW_chunks.shape[0] * ws.chunk < n_backward:
             C, F, k = self.input_shape[0], self.filters, self.kernel_size
             out = self.output_shape[1:]
+            if ws is not None:
+                n_backward = max(n_backward, ws.dW_chunks.shape[0] * ws.chunk)
             if self.ndim == 2:
-                ws = ck.conv2d_workspace(C, F, (k, k), out, self.dtype)
+                ws = ck.conv2d_workspace(C, F, (k, k), out, n_backward, self.dtype, n_slots)
             else:
-                ws = ck.conv1d_workspace(C, F, k, out[0], self.dtype)
+                ws = ck.conv1d_workspace(C, F, k, out[0], n_backward, self.dtype, n_slots)
             ctx["ws"] = ws
         return ws
 
@@ -98,7 +109,7 @@ class Conv(Layer):
         X = np.ascontiguousarray(X)
         n = X.shape[0]
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
-        ws = self._workspace(ctx)
+        ws = self._workspace(ctx, n_backward=n if training else 0)
         s = self.stride
         if self.ndim == 2:
             ck.conv2d_forward(X, params["W"], params["b"], s, s, self._pads[0], self._pads[1],
@@ -116,7 +127,7 @@ class Conv(Layer):
         dY = np.ascontiguousarray(dY)
         activation_backward(ctx["Y"][:n].reshape(-1), dY.reshape(-1), self._code)
         dX = buffer(ctx, "dX", X.shape, X.dtype)
-        ws = self._workspace(ctx)
+        ws = self._workspace(ctx, n_backward=n)
         s = self.stride
         if self.ndim == 2:
             ck.conv2d_backward(X, params["W"], dY, s, s, self._pads[0], self._pads[1],

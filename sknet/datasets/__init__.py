@@ -1,9 +1,12 @@
 """Loaders for data sets that users bring themselves (nothing is downloaded).
 
 For small data that ships with scikit-learn, use :mod:`sklearn.datasets`
-(``load_digits``, ``make_moons``, ...) directly.
+(``load_digits``, ``make_moons``, ...) directly. One small real time series ships inside
+sknet itself: :func:`load_co2` (monthly Mauna Loa CO2, public domain).
 """
 
+from ._co2 import load_co2
 from ._mnist import load_mnist, load_mnist_idx
 
 __all__ = ["load_mnist", "load_mnist_idx"]
+__all__ += ["load_co2"]

@@ -21,36 +21,45 @@ Backward, for a loss L and dY = dL/dY::
     dX[n, c, y, x] = sum over (f, p, q, i, j) with i*sh + p = y + ph and j*sw + q = x + pw
                      of W[f, c, p, q] * dY[n, f, i, j]
 
-How it is computed (im2col + BLAS). With K = C*kh*kw, P = Ho*Wo and the row index
-k = (c*kh + p)*kw + q, the samples are taken in fixed-size chunks of ``chunk`` samples, and
-for a chunk holding samples s0 .. s0+m-1 the im2col matrix is::
+How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
+and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s is::
 
-    cols[k, (s - s0)*P + i*Wo + j] = Xpad[s, c, i*sh + p, j*sw + q]      (K, m*P)
+    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p, j*sw + q]                     (K, P)
 
-so that, with W2 = W.reshape(F, K) and dYc[f, (s - s0)*P + i*Wo + j] = dY[s, f, i, j]::
+so that, with W2 = W.reshape(F, K) and dYs = dY[s].reshape(F, P)::
 
-    Y (chunk)   = W2 @ cols + b          one GEMM per chunk
-    dW         += dYc @ cols.T           chunks added in chunk order
-    dcols       = W2.T @ dYc             then scattered back: dX = col2im(dcols)
+    Y[s] = W2 @ cols + b       dW += dYs @ cols.T       dcols = W2.T @ dYs -> col2im -> dX[s]
 
-The GEMMs go to BLAS (``np.dot``), which threads them itself; the data movement around them
-(im2col, col2im, copies) runs in ``prange`` over the samples of a chunk, each sample
-writing only its own rows. BLAS is never called from inside ``prange``: OpenBLAS serialises
-concurrent threaded calls, which made a prange-over-samples design collapse at 2 threads.
-The chunk size is fixed by the workspace (never by the thread count), every per-sample sum
-is taken in a fixed order, and chunk partials are added serially, so results are
-bit-identical whatever numba's thread count is.
+Each product is a small GEMM per sample (``np.dot``, i.e. OpenBLAS), called inside a single
+``prange`` over workspace slots (one per thread). OpenBLAS runs a GEMM with m*n*k <=
+65536*4 on the calling thread; larger per-sample products are split into row blocks under
+that size (:data:`BLAS_SERIAL_WORK`), so that OpenBLAS never starts its own threads inside
+numba's (nested pools made the backward pass slower at 2 threads than at 1). Slot t
+takes samples (forward) or chunks of samples (backward) t, t + n_slots, ... and works in
+its own im2col buffer.
+Samples are grouped in fixed-size chunks of ``ws.chunk`` samples; a chunk's dW and db are
+summed serially over its samples into that chunk's own buffer, and the chunk buffers are
+added after the parallel loop in chunk order. Neither the chunk size nor any summation
+order depends on the thread count, so results are bit-identical whatever it is.
+
+Measured alternatives (LeNet-like layers, on a shared and noisy machine): one large
+GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
+and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
+numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
+slower than BLAS (without fast-math flags LLVM emits no FMA).
 """
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import prange
 
 from sknet._config import jit, jit_parallel
 
 __all__ = [
-    "CHUNK_COLUMNS",
+    "BLAS_SERIAL_WORK",
+    "CHUNK",
     "Conv2dWorkspace",
     "conv2d_workspace",
     "conv1d_workspace",
@@ -60,68 +69,84 @@ __all__ = [
     "conv1d_backward",
 ]
 
-#: Target number of im2col columns (samples * Ho * Wo) per chunk: one chunk's im2col matrix
-#: stays in the L2 cache while its GEMM still has a long dimension for BLAS to split.
-CHUNK_COLUMNS = 4096
+#: Samples per chunk: the unit of the dW / db partial sums, and so of their summation order.
+CHUNK = 8
+
+#: OpenBLAS computes a GEMM with m*n*k at most this (SMP_THRESHOLD_MIN * 4) on the calling
+#: thread; the per-sample GEMMs are cut into row blocks of at most this much work.
+BLAS_SERIAL_WORK = 65536 * 4
 
 
 class Conv2dWorkspace(NamedTuple):
     """Scratch buffers of one convolution, allocated once by the caller.
 
-    With K = C*kh*kw, P = Ho*Wo and ``chunk`` samples per chunk:
+    With K = C*kh*kw, P = Ho*Wo, n_slots parallel slots (normally numba's thread count;
+    any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
 
-    cols : (K * chunk * P,) flat; one chunk's im2col matrix, seen as (K, m*P) for a chunk
-        of m samples (the last chunk of a batch may be shorter). Backward reuses it for
-        dcols.
-    gemm_out : (F * chunk * P,) flat; the forward GEMM's output of one chunk, or one
-        chunk's gathered dY in backward, seen as (F, m*P).
-    dW_chunk : (F, K); one chunk's weight gradient before it is added to dW.
-    db_sample : (chunk, F); per-sample sums of dY over the pixels, added to db in order.
-        Its first dimension *is* the chunk size, which fixes the order of summation.
+    cols : (n_slots, K, P); a slot's im2col matrix of one sample (its dcols in backward).
+    WT : (K, F); W.reshape(F, K).T made contiguous (backward only).
+    dW_tmp : (n_slots, K, F); one sample's dW, transposed, before it joins its chunk's.
+    dW_chunks : (n_chunks, K, F); per-chunk dW partial sums, transposed (backward only).
+    db_chunks : (n_chunks, F); per-chunk db partial sums (backward only).
+    chunk : int; samples per chunk.
     """
 
     cols: np.ndarray
-    gemm_out: np.ndarray
-    dW_chunk: np.ndarray
-    db_sample: np.ndarray
+    WT: np.ndarray
+    dW_tmp: np.ndarray
+    dW_chunks: np.ndarray
+    db_chunks: np.ndarray
+    chunk: int
 
 
-def conv2d_workspace(in_channels, out_channels, kernel_size, out_size, dtype, chunk=None):
+def conv2d_workspace(
+    in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
+    chunk=CHUNK,
+):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
-    ``kernel_size`` is (kh, kw), ``out_size`` is (Ho, Wo). ``chunk`` (samples per GEMM)
-    defaults to ``max(1, CHUNK_COLUMNS // (Ho * Wo))``; it depends on the layer's shape
-    only, never on the batch size or the thread count, so results are reproducible.
+    ``kernel_size`` is (kh, kw), ``out_size`` is (Ho, Wo), ``max_batch`` the largest
+    number of samples one call will get. ``n_slots`` defaults to numba's current thread
+    count; results do not depend on it, nor on ``max_batch``.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
     K = in_channels * kh * kw
-    P = Ho * Wo
-    if chunk is None:
-        chunk = max(1, CHUNK_COLUMNS // P)
+    if n_slots is None:
+        n_slots = numba.get_num_threads()
+    n_chunks = max(1, -(-max_batch // chunk))
     return Conv2dWorkspace(
-        cols=np.empty(K * chunk * P, dtype=dtype),
-        gemm_out=np.empty(out_channels * chunk * P, dtype=dtype),
-        dW_chunk=np.empty((out_channels, K), dtype=dtype),
-        db_sample=np.empty((chunk, out_channels), dtype=dtype),
+        cols=np.empty((n_slots, K, Ho * Wo), dtype=dtype),
+        WT=np.empty((K, out_channels), dtype=dtype),
+        dW_tmp=np.empty((n_slots, K, out_channels), dtype=dtype),
+        dW_chunks=np.empty((n_chunks, K, out_channels), dtype=dtype),
+        db_chunks=np.empty((n_chunks, out_channels), dtype=dtype),
+        chunk=int(chunk),
     )
 
 
-def conv1d_workspace(in_channels, out_channels, kernel_size, out_size, dtype, chunk=None):
+def conv1d_workspace(
+    in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
+    chunk=CHUNK,
+):
     """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
     return conv2d_workspace(
-        in_channels, out_channels, (1, kernel_size), (1, out_size), dtype, chunk
+        in_channels, out_channels, (1, kernel_size), (1, out_size), max_batch, dtype,
+        n_slots, chunk,
     )
 
 
 # --------------------------------------------------------------------------------------
-# helpers: valid column range, im2col / col2im of one sample, an ordered row sum
+# helpers: valid index range, im2col / col2im of one sample, an ordered row sum
 # --------------------------------------------------------------------------------------
 
 
 @jit
 def _valid_range(q, pw, sw, W, Wo):
-    """Output columns j in [j0, j1) whose input column x = j*sw + q - pw is in [0, W)."""
+    """Output columns j in [j0, j1) whose input column x = j*sw + q - pw is in [0, W).
+
+    Also used for rows: _valid_range(p, ph, sh, H, Ho).
+    """
     if q >= pw:
         j0 = 0
     else:
@@ -136,81 +161,58 @@ def _valid_range(q, pw, sw, W, Wo):
 
 
 @jit
-def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols, col0):
-    """Write sample ``s`` of X into columns col0 .. col0 + Ho*Wo - 1 of ``cols`` (K, m).
+def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
 
-    cols[(c*kh + p)*kw + q, col0 + i*Wo + j] = X[s, c, i*sh + p - ph, j*sw + q - pw],
+    cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p - ph, j*sw + q - pw],
     or 0 where that index is outside X.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
+    P = Ho * Wo
+    planes = X[s].reshape(C, H * W)
     zero = X.dtype.type(0)
     for c in range(C):
         for p in range(kh):
+            i0, i1 = _valid_range(p, ph, sh, H, Ho)
             for q in range(kw):
-                row = cols[(c * kh + p) * kw + q]
                 j0, j1 = _valid_range(q, pw, sw, W, Wo)
-                off = q - pw
-                for i in range(Ho):
-                    y = i * sh + p - ph
-                    d = col0 + i * Wo
-                    if y < 0 or y >= H:
-                        row[d : d + Wo] = zero
-                        continue
-                    xr = X[s, c, y]
-                    if j0 > 0:
-                        row[d : d + j0] = zero
-                    if sw == 1:
-                        # row[d + j] = xr[j + off], in blocks of 8 so short rows vectorise
-                        dst = row[d + j0 : d + j1]
-                        src = xr[j0 + off : j1 + off]
-                        m = j1 - j0
-                        m8 = m - m % 8
-                        for t in range(0, m8, 8):
-                            for u in range(8):
-                                dst[t + u] = src[t + u]
-                        for t in range(m8, m):
-                            dst[t] = src[t]
-                    else:
-                        for j in range(j0, j1):
-                            row[d + j] = xr[j * sw + off]
-                    if j1 < Wo:
-                        row[d + j1 : d + Wo] = zero
+                row = cols[(c * kh + p) * kw + q]
+                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:
+                    for t in range(P):  # padding: zero first, then the inside block
+                        row[t] = zero
+                if i0 >= i1 or j0 >= j1:
+                    continue
+                # the block i in [i0, i1), j in [j0, j1), with offsets folded into slices
+                # so that every index below is a non-negative loop-derived value
+                dst = row[i0 * Wo + j0 :]
+                src = planes[c, (i0 * sh + p - ph) * W + j0 * sw + q - pw :]
+                for i in range(i1 - i0):
+                    for j in range(j1 - j0):
+                        dst[i * Wo + j] = src[i * sh * W + j * sw]
 
 
 @jit
-def _col2im_sample(dcols, col0, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX):
+def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX):
     """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
 
-    dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, col0 + i*Wo + j]
+    dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
                      over i*sh + p - ph = y, j*sw + q - pw = x.
     """
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    dX[s] = 0
+    planes = dX[s].reshape(C, H * W)
+    planes[:] = 0
     for c in range(C):
         for p in range(kh):
+            i0, i1 = _valid_range(p, ph, sh, H, Ho)
             for q in range(kw):
-                row = dcols[(c * kh + p) * kw + q]
                 j0, j1 = _valid_range(q, pw, sw, W, Wo)
-                off = q - pw
-                for i in range(Ho):
-                    y = i * sh + p - ph
-                    if y < 0 or y >= H:
-                        continue
-                    d = col0 + i * Wo
-                    xr = dX[s, c, y]
-                    if sw == 1:
-                        dst = xr[j0 + off : j1 + off]
-                        src = row[d + j0 : d + j1]
-                        m = j1 - j0
-                        m8 = m - m % 8
-                        for t in range(0, m8, 8):
-                            for u in range(8):
-                                dst[t + u] += src[t + u]
-                        for t in range(m8, m):
-                            dst[t] += src[t]
-                    else:
-                        for j in range(j0, j1):
-                            xr[j * sw + off] += row[d + j]
+                if i0 >= i1 or j0 >= j1:
+                    continue
+                src = dcols[(c * kh + p) * kw + q, i0 * Wo + j0 :]
+                dst = planes[c, (i0 * sh + p - ph) * W + j0 * sw + q - pw :]
+                for i in range(i1 - i0):
+                    for j in range(j1 - j0):
+                        dst[i * sh * W + j * sw] += src[i * Wo + j]
 
 
 @jit
@@ -239,6 +241,11 @@ def _ordered_sum(a):
 # --------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------
+# conv2d
+# --------------------------------------------------------------------------------------
+
+
 @jit_parallel
 def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
     """Y = conv2d(X, Wt) + b, written into ``Y``.
@@ -253,30 +260,31 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
         is whatever (Ho, Wo) implies.
     Y : (n, F, Ho, Wo), overwritten:
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p, j*sw + q].
-    ws : :class:`Conv2dWorkspace` for these shapes (contents are scratch).
+    ws : :class:`Conv2dWorkspace` for these shapes (only ``ws.cols`` is used here).
     """
+    F, C, kh, kw = Wt.shape
+    if ws.cols.shape[1] != C * kh * kw or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
+        raise ValueError("conv2d_forward: workspace made for other shapes")
+    n_slots = ws.cols.shape[0]
+    for t in prange(n_slots):
+        _forward_slot(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], t, n_slots)
+
+
+@jit
+def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, t, n_slots):
+    """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols."""
     n = X.shape[0]
     F, C, kh, kw = Wt.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
     K = C * kh * kw
     P = Ho * Wo
-    chunk = ws.db_sample.shape[0]
     W2 = Wt.reshape(F, K)
-    for s0 in range(0, n, chunk):
-        s1 = min(n, s0 + chunk)
-        m = (s1 - s0) * P
-        cols = ws.cols[: K * m].reshape(K, m)
-        out = ws.gemm_out[: F * m].reshape(F, m)
-        for s in prange(s0, s1):
-            _im2col_sample(X, s, kh, kw, stride_h, stride_w, pad_h, pad_w, Ho, Wo, cols, (s - s0) * P)
-        np.dot(W2, cols, out)  # out[f, (s-s0)*P + pix] = sum_k W2[f, k] cols[k, ...]
-        for s in prange(s0, s1):
-            Ys = Y[s].reshape(F, P)
-            o = (s - s0) * P
-            for f in range(F):
-                bf = b[f]
-                for t in range(P):
-                    Ys[f, t] = out[f, o + t] + bf
+    for s in range(t, n, n_slots):
+        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
+        Ys = Y[s].reshape(F, P)
+        _gemm_rows(W2, cols, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cols[k, i*Wo + j]
+        for f in range(F):
+            Ys[f] += b[f]
 
 
 @jit_parallel
@@ -292,52 +300,107 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
     dX : (n, C, H, W), overwritten with dL/dX when ``compute_dX`` is True; not touched
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
     compute_dX : bool; False for a network's first layer.
-    ws : :class:`Conv2dWorkspace` (scratch). im2col is recomputed here, so the workspace
-        need not survive from the forward pass.
+    ws : :class:`Conv2dWorkspace` with room for ceil(n / ws.chunk) chunks (scratch;
+        im2col is recomputed here, so nothing need survive from the forward pass).
 
-    dW and db are sums over chunks of ``ws.db_sample.shape[0]`` samples, taken in chunk
-    order; each chunk's dW is one GEMM, its db a sum of ordered per-sample sums.
+    dW = sum over chunks, in chunk order, of (sum over the chunk's samples, in order, of
+    dYs @ cols.T); db likewise, each sample's sum over pixels taken in a fixed order.
+    (The partial sums are kept transposed, (K, F), so that row blocks stay contiguous.)
     """
     n = X.shape[0]
     F, C, kh, kw = Wt.shape
-    Ho, Wo = dY.shape[2], dY.shape[3]
     K = C * kh * kw
-    P = Ho * Wo
-    chunk = ws.db_sample.shape[0]
+    chunk = ws.chunk
+    n_chunks = (n + chunk - 1) // chunk
+    if ws.cols.shape[1] != K or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
+        raise ValueError("conv2d_backward: workspace made for other shapes")
+    if n_chunks > ws.dW_chunks.shape[0]:
+        raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
     W2 = Wt.reshape(F, K)
-    dW2 = dW.reshape(F, K)
-    dbs = ws.db_sample
-    for s0 in range(0, n, chunk):
-        s1 = min(n, s0 + chunk)
-        m = (s1 - s0) * P
-        cols = ws.cols[: K * m].reshape(K, m)
-        dYc = ws.gemm_out[: F * m].reshape(F, m)
-        for s in prange(s0, s1):
-            _im2col_sample(X, s, kh, kw, stride_h, stride_w, pad_h, pad_w, Ho, Wo, cols, (s - s0) * P)
+    WT = ws.WT
+    for k in range(K):
+        for f in range(F):
+            WT[k, f] = W2[f, k]
+    n_slots = ws.cols.shape[0]
+    for t in prange(n_slots):
+        _backward_slot(
+            X, WT, dY, kh, kw, stride_h, stride_w, pad_h, pad_w, dX, compute_dX, ws.cols[t],
+            ws.dW_tmp[t], ws.dW_chunks, ws.db_chunks, chunk, t, n_slots,
+        )
+    _sum_chunks(ws.dW_chunks, ws.db_chunks, n_chunks, dW.reshape(F, K), db)
+
+
+@jit
+def _backward_slot(
+    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, compute_dX, cols, tmp, dW_chunks, db_chunks,
+    chunk, t, n_slots,
+):
+    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
+
+    dW_chunks[ch] (K, F) = sum_s cols_s @ dY_s.T; db_chunks[ch] = sum_s ordered sums of dY_s.
+    """
+    n = X.shape[0]
+    K, F = WT.shape
+    Ho, Wo = dY.shape[2], dY.shape[3]
+    P = Ho * Wo
+    n_chunks = (n + chunk - 1) // chunk
+    for ch in range(t, n_chunks, n_slots):
+        dWc = dW_chunks[ch]
+        dbc = db_chunks[ch]
+        s0 = ch * chunk
+        for s in range(s0, min(n, s0 + chunk)):
+            _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
             dYs = dY[s].reshape(F, P)
-            o = (s - s0) * P
-            for f in range(F):
-                for t in range(P):
-                    dYc[f, o + t] = dYs[f, t]
-                dbs[s - s0, f] = _ordered_sum(dYs[f])
-        # db += per-sample sums, in sample order
-        if s0 == 0:
-            db[:] = 0
-        for s in range(s0, s1):
-            for f in range(F):
-                db[f] += dbs[s - s0, f]
-        # dW (+)= dYc @ cols.T: one GEMM per chunk, chunks added in order
-        if s0 == 0:
-            np.dot(dYc, cols.T, dW2)
-        else:
-            np.dot(dYc, cols.T, ws.dW_chunk)
-            for f in range(F):
+            if s == s0:
+                _gemm_rows(cols, dYs.T, dWc)  # dWc[k, f] = sum_u cols[k, u] dYs[f, u]
+                for f in range(F):
+                    dbc[f] = _ordered_sum(dYs[f])
+            else:
+                _gemm_rows(cols, dYs.T, tmp)
                 for k in range(K):
-                    dW2[f, k] += ws.dW_chunk[f, k]
-        if compute_dX:
-            np.dot(W2.T, dYc, cols)  # dcols, written over this chunk's cols
-            for s in prange(s0, s1):
-                _col2im_sample(cols, (s - s0) * P, s, kh, kw, stride_h, stride_w, pad_h, pad_w, Ho, Wo, dX)
+                    for f in range(F):
+                        dWc[k, f] += tmp[k, f]
+                for f in range(F):
+                    dbc[f] += _ordered_sum(dYs[f])
+            if compute_dX:
+                _gemm_rows(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
+                _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX)
+
+
+@jit
+def _gemm_rows(A, B, out):
+    """out = A @ B with np.dot, in row blocks of A of at most BLAS_SERIAL_WORK multiply-adds.
+
+    A (M, K) C-contiguous, B (K, N) C- or F-contiguous, out (M, N) C-contiguous.
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    rows = max(1, BLAS_SERIAL_WORK // max(1, K * N))
+    if rows >= M:
+        np.dot(A, B, out)
+        return
+    for r0 in range(0, M, rows):
+        r1 = min(M, r0 + rows)
+        np.dot(A[r0:r1], B, out[r0:r1])
+
+
+@jit
+def _sum_chunks(dW_chunks, db_chunks, n_chunks, dW2, db):
+    """dW2[f, k] = sum_{ch < n_chunks} dW_chunks[ch, k, f], db likewise, in chunk order."""
+    F, K = dW2.shape
+    if n_chunks == 0:  # empty batch
+        dW2[:] = 0
+        db[:] = 0
+        return
+    for f in range(F):
+        db[f] = db_chunks[0, f]
+        for k in range(K):
+            dW2[f, k] = dW_chunks[0, k, f]
+    for ch in range(1, n_chunks):
+        for f in range(F):
+            db[f] += db_chunks[ch, f]
+            for k in range(K):
+                dW2[f, k] += dW_chunks[ch, k, f]
 
 
 # --------------------------------------------------------------------------------------
@@ -345,34 +408,31 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
 # --------------------------------------------------------------------------------------
 
 
-@jit
 def conv1d_forward(X, Wt, b, stride, pad, Y, ws):
     """Y = conv1d(X, Wt) + b, written into ``Y``.
 
     X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with
     Y[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q],
     Xpad[s, c, x] = X[s, c, x - pad] inside X, 0 outside (left padding ``pad``; the right
-    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`. This is
-    :func:`conv2d_forward` on (n, C, 1, L).
+    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`.
+
+    A plain-Python view change around :func:`conv2d_forward` on (n, C, 1, L): no second
+    compiled kernel (a jitted wrapper would compile the parallel kernel again).
     """
     n, C, L = X.shape
     F, _, k = Wt.shape
-    Lo = Y.shape[2]
     conv2d_forward(
         X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), b, 1, stride, 0, pad,
-        Y.reshape(n, F, 1, Lo), ws,
+        Y.reshape(n, F, 1, Y.shape[2]), ws,
     )
 
 
-@jit
 def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, compute_dX, ws):
     """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``compute_dX``,
-    dX (n, C, L). Same conventions as :func:`conv2d_backward` with H = 1."""
+    dX (n, C, L). :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
     n, C, L = X.shape
     F, _, k = Wt.shape
-    Lo = dY.shape[2]
-    dX4 = dX.reshape(dX.shape[0], dX.shape[1], 1, dX.shape[2])
     conv2d_backward(
-        X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), dY.reshape(n, F, 1, Lo), 1, stride,
-        0, pad, dW.reshape(F, C, 1, k), db, dX4, compute_dX, ws,
+        X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), dY.reshape(n, F, 1, dY.shape[2]), 1,
+        stride, 0, pad, dW.reshape(F, C, 1, k), db, dX[:, :, None, :], compute_dX, ws,
     )

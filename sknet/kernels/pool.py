@@ -12,12 +12,12 @@ take it explicitly). With pool size (kh, kw) and stride (sh, sw)::
 
 Overlapping windows (stride < size) accumulate into dX; each sample is one ``prange``
 iteration that writes only its own dX[s], so the accumulation is serial and ordered.
-The 1-D kernels are the 2-D ones on (n, C, 1, L).
+The 1-D functions are the 2-D kernels on (n, C, 1, L) views.
 """
 
 from numba import prange
 
-from sknet._config import jit, jit_parallel
+from sknet._config import jit_parallel
 
 __all__ = [
     "maxpool2d_forward",
@@ -121,41 +121,25 @@ def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
                             dr[x0 + q] += g
 
 
-# 1-D: the 2-D kernels on (n, C, 1, L) ------------------------------------------------
+# 1-D: plain-Python view changes around the 2-D kernels on (n, C, 1, L) (a jitted wrapper
+# would compile the parallel kernel a second time) ----------------------------------------
 
 
-@jit
 def maxpool1d_forward(X, pool, stride, Y, argmax):
     """Max pooling over the last axis: X (n, C, L) -> Y, argmax (n, C, Lo) (argmax: x)."""
-    n, C, L = X.shape
-    Lo = Y.shape[2]
-    maxpool2d_forward(
-        X.reshape(n, C, 1, L), 1, pool, 1, stride, Y.reshape(n, C, 1, Lo),
-        argmax.reshape(n, C, 1, Lo),
-    )
+    maxpool2d_forward(X[:, :, None, :], 1, pool, 1, stride, Y[:, :, None, :], argmax[:, :, None, :])
 
 
-@jit
 def maxpool1d_backward(dY, argmax, dX):
     """Overwrite dX (n, C, L) from dY, argmax (n, C, Lo)."""
-    n, C, Lo = dY.shape
-    L = dX.shape[2]
-    maxpool2d_backward(
-        dY.reshape(n, C, 1, Lo), argmax.reshape(n, C, 1, Lo), dX.reshape(n, C, 1, L)
-    )
+    maxpool2d_backward(dY[:, :, None, :], argmax[:, :, None, :], dX[:, :, None, :])
 
 
-@jit
 def avgpool1d_forward(X, pool, stride, Y):
     """Average pooling over the last axis: X (n, C, L) -> Y (n, C, Lo)."""
-    n, C, L = X.shape
-    Lo = Y.shape[2]
-    avgpool2d_forward(X.reshape(n, C, 1, L), 1, pool, 1, stride, Y.reshape(n, C, 1, Lo))
+    avgpool2d_forward(X[:, :, None, :], 1, pool, 1, stride, Y[:, :, None, :])
 
 
-@jit
 def avgpool1d_backward(dY, pool, stride, dX):
     """Overwrite dX (n, C, L) from dY (n, C, Lo)."""
-    n, C, Lo = dY.shape
-    L = dX.shape[2]
-    avgpool2d_backward(dY.reshape(n, C, 1, Lo), 1, pool, 1, stride, dX.reshape(n, C, 1, L))
+    avgpool2d_backward(dY[:, :, None, :], 1, pool, 1, stride, dX[:, :, None, :])

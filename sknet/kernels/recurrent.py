@@ -76,7 +76,6 @@ ELMAN_RELU = 1
 _CHUNK = 8
 
 
-@jit
 def n_blocks(n):
     """Number of sample blocks the kernels cut a batch of ``n`` into."""
     return (n + _CHUNK - 1) // _CHUNK
@@ -226,6 +225,7 @@ _CLAMP = np.float32(7.90531110763549805)
 _HALF32 = np.float32(0.5)
 
 
+@jit
 def _tanh_float32(x):
     """float32 tanh: x P(x^2) / Q(x^2) with x clamped to [-7.905, 7.905] (NaN stays NaN)."""
     x = _CLAMP if x > _CLAMP else x
@@ -236,11 +236,13 @@ def _tanh_float32(x):
     return p / q
 
 
+@jit
 def _sigmoid_float32(x):
     """float32 sigmoid(x) = 0.5 + 0.5 tanh(x / 2)."""
-    return _HALF32 + _HALF32 * tanh(_HALF32 * x)
+    return _HALF32 + _HALF32 * _tanh_float32(_HALF32 * x)
 
 
+@jit
 def _sigmoid_float64(x):
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -252,23 +254,23 @@ def tanh(x):
 
 def sigmoid(x):
     """Scalar logistic sigmoid for kernels: exact for float64, via rational tanh for float32."""
-    return _sigmoid_float64(x)
+    return 1.0 / (1.0 + math.exp(-x))
 
 
-# Resolved by the argument's type when a kernel compiles, and inlined into it (no separate
-# compiled function to link and optimise again in every caller).
-@overload(tanh, inline="always")
+# Resolved by the argument's type when a kernel compiles; the jitted helpers carry the
+# project's flags (error_model='numpy', so the division does not block vectorisation).
+@overload(tanh)
 def _tanh_overload(x):
     if x == types.float32:
-        return _tanh_float32
+        return lambda x: _tanh_float32(x)
     return lambda x: math.tanh(x)
 
 
-@overload(sigmoid, inline="always")
+@overload(sigmoid)
 def _sigmoid_overload(x):
     if x == types.float32:
-        return _sigmoid_float32
-    return _sigmoid_float64
+        return lambda x: _sigmoid_float32(x)
+    return lambda x: _sigmoid_float64(x)
 
 
 @jit
@@ -288,13 +290,6 @@ def apply_sigmoid(x, out):
 # --------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------
-@jit
-def _block(c, n):
-    """Sample range ``[lo, hi)`` of block ``c`` (int64 whatever the type of ``c``)."""
-    lo = np.int64(c) * _CHUNK
-    return lo, min(lo + _CHUNK, n)
-
-
 @jit
 def _input_projection(lo, hi, X, W_x, A):
     """``A[s, t] = x_{s,t} W_x`` for every step of samples ``lo <= s < hi`` (one GEMM)."""
@@ -352,10 +347,9 @@ def _reduce(parts, out):
 # Elman RNN
 # --------------------------------------------------------------------------------------
 @jit
-def _elman_forward_block(lo, hi, X, W_x, W_h, b, activation, Hs, step_a, step_h):
+def _elman_forward_block(lo, hi, W_h, b, activation, Hs, step_a, step_h):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    _input_projection(lo, hi, X, W_x, Hs)  # Hs[s, t] = x_t W_x, activated in place below
     step_h[lo:hi] = zero
     for t in range(T):
         if t > 0:
@@ -392,16 +386,15 @@ def elman_forward(X, W_x, W_h, b, activation, Hs, step_a, step_h):
     step_a, step_h : (n, H) scratch, see ``ElmanCache``.
     """
     n = X.shape[0]
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _elman_forward_block(lo, hi, X, W_x, W_h, b, activation, Hs, step_a, step_h)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _input_projection(lo, hi, X, W_x, Hs)  # Hs[s, t] = x_t W_x, activated in place
+        _elman_forward_block(lo, hi, W_h, b, activation, Hs, step_a, step_h)
 
 
 @jit
-def _elman_backward_block(
-    lo, hi, X, W_x, W_h, activation, Hs, step_a, step_h, dHs, dX, need_dX, work
-):
-    dgates, h_prev, dW_x_parts, dW_h_parts, db_parts = work
+def _elman_backward_block(lo, hi, W_h, activation, Hs, dHs, step_a, step_h, dgates, h_prev):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
@@ -431,8 +424,6 @@ def _elman_backward_block(
                     hp[j] = zero
         if t > 0:
             np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-    _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
-    _block_column_sums(lo, hi, dgates, db_parts)
 
 
 @jit_parallel
@@ -474,12 +465,12 @@ def elman_backward(
     dgates, h_prev, dW_x_parts, dW_h_parts, db_parts : work arrays, see ``ElmanWork``.
     """
     n = X.shape[0]
-    work = (dgates, h_prev, dW_x_parts, dW_h_parts, db_parts)
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _elman_backward_block(
-            lo, hi, X, W_x, W_h, activation, Hs, step_a, step_h, dHs, dX, need_dX, work
-        )
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _elman_backward_block(lo, hi, W_h, activation, Hs, dHs, step_a, step_h, dgates, h_prev)
+        _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
+        _block_column_sums(lo, hi, dgates, db_parts)
     _reduce(dW_x_parts, dW_x)
     _reduce(dW_h_parts, dW_h)
     _reduce(db_parts, db)
@@ -489,10 +480,9 @@ def elman_backward(
 # LSTM
 # --------------------------------------------------------------------------------------
 @jit
-def _lstm_forward_block(lo, hi, X, W_x, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
+def _lstm_forward_block(lo, hi, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
     step_h[lo:hi] = zero
     # The element-wise loops index views from 0 and each touch few arrays: that keeps
     # numba's negative-index handling and LLVM's runtime alias checks out of the way of
@@ -563,15 +553,17 @@ def lstm_forward(X, W_x, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
     step_a : (n, 4H), step_h : (n, H) scratch.
     """
     n = X.shape[0]
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _lstm_forward_block(lo, hi, X, W_x, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
+        _lstm_forward_block(lo, hi, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h)
 
 
 @jit
-def _lstm_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work):
-    gates, cells, tanh_cells, step_a, step_h = cache
-    dgates, h_prev, dc_carry, dW_x_parts, dW_h_parts, db_parts = work
+def _lstm_backward_block(
+    lo, hi, W_h, Hs, gates, cells, tanh_cells, dHs, step_a, step_h, dgates, h_prev, dc_carry
+):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
@@ -624,8 +616,6 @@ def _lstm_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work)
                 da_step[j] = da[j]
         if t > 0:
             np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-    _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
-    _block_column_sums(lo, hi, dgates, db_parts)
 
 
 @jit_parallel
@@ -674,11 +664,14 @@ def lstm_backward(
     dgates, h_prev, dc, dW_x_parts, dW_h_parts, db_parts : work arrays, see ``LSTMWork``.
     """
     n = X.shape[0]
-    cache = (gates, cells, tanh_cells, step_a, step_h)
-    work = (dgates, h_prev, dc, dW_x_parts, dW_h_parts, db_parts)
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _lstm_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _lstm_backward_block(
+            lo, hi, W_h, Hs, gates, cells, tanh_cells, dHs, step_a, step_h, dgates, h_prev, dc
+        )
+        _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
+        _block_column_sums(lo, hi, dgates, db_parts)
     _reduce(dW_x_parts, dW_x)
     _reduce(dW_h_parts, dW_h)
     _reduce(db_parts, db)
@@ -688,10 +681,9 @@ def lstm_backward(
 # GRU
 # --------------------------------------------------------------------------------------
 @jit
-def _gru_forward_block(lo, hi, X, W_x, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h):
+def _gru_forward_block(lo, hi, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
     step_h[lo:hi] = zero
     b_xn = b_x[2 * H :]
     b_hn = b_h[2 * H :]
@@ -749,15 +741,17 @@ def gru_forward(X, W_x, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h):
     step_a : (n, 3H), step_h : (n, H) scratch.
     """
     n = X.shape[0]
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _gru_forward_block(lo, hi, X, W_x, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
+        _gru_forward_block(lo, hi, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h)
 
 
 @jit
-def _gru_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work):
-    gates, hn, step_a, step_h = cache
-    dgates_x, dgates_h, h_prev, dh_z, dW_x_parts, dW_h_parts, db_x_parts, db_h_parts = work
+def _gru_backward_block(
+    lo, hi, W_h, Hs, gates, hn, dHs, step_a, step_h, dgates_x, dgates_h, h_prev, dh_z
+):
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
@@ -810,9 +804,6 @@ def _gru_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work):
                 dv_step_n[j] = g
         if t > 0:
             np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-    _block_grads(lo, hi, X, W_x, dgates_x, h_prev, dgates_h, dX, need_dX, dW_x_parts, dW_h_parts)
-    _block_column_sums(lo, hi, dgates_x, db_x_parts)
-    _block_column_sums(lo, hi, dgates_h, db_h_parts)
 
 
 @jit_parallel
@@ -868,11 +859,17 @@ def gru_backward(
         work arrays, see ``GRUWork``.
     """
     n = X.shape[0]
-    cache = (gates, hn, step_a, step_h)
-    work = (dgates_x, dgates_h, h_prev, dh_z, dW_x_parts, dW_h_parts, db_x_parts, db_h_parts)
-    for c in prange(n_blocks(n)):
-        lo, hi = _block(c, n)
-        _gru_backward_block(lo, hi, X, W_x, W_h, Hs, cache, dHs, dX, need_dX, work)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        lo = np.int64(c) * _CHUNK
+        hi = min(lo + _CHUNK, n)
+        _gru_backward_block(
+            lo, hi, W_h, Hs, gates, hn, dHs, step_a, step_h, dgates_x, dgates_h, h_prev, dh_z
+        )
+        _block_grads(
+            lo, hi, X, W_x, dgates_x, h_prev, dgates_h, dX, need_dX, dW_x_parts, dW_h_parts
+        )
+        _block_column_sums(lo, hi, dgates_x, db_x_parts)
+        _block_column_sums(lo, hi, dgates_h, db_h_parts)
     _reduce(dW_x_parts, dW_x)
     _reduce(dW_h_parts, dW_h)
     _reduce(db_x_parts, db_x)

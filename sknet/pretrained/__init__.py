@@ -11,7 +11,13 @@ Models
     :class:`~sknet.MLPClassifier` on real MNIST digits (28x28 grey levels scaled to
     [0, 1] and flattened, 784 features), trained on 8,000 of the 10,000 MNIST test
     images; accuracy on the other 2,000 is in ``info("mnist_mlp")["test_accuracy"]``.
-    Recipe: ``scripts/train_pretrained_mnist.py``.
+    Recipe: ``scripts/train_pretrained_mnist.py --model mlp``.
+``mnist_convnet``
+    :class:`~sknet.ConvNetClassifier` (3x3 convolutions of 8, 16 and 32 filters, each
+    followed by 2x2 max pooling, then a dense layer of 64) on the same images as
+    (1, 28, 28) arrays, same split; held-out accuracy in
+    ``info("mnist_convnet")["test_accuracy"]``. Its convolution blocks are the reusable
+    part for transfer learning. Recipe: ``scripts/train_pretrained_mnist.py``.
 
 Examples
 --------
@@ -55,7 +61,7 @@ def available():
     --------
     >>> from sknet import pretrained
     >>> pretrained.available()
-    ['mnist_mlp']
+    ['mnist_convnet', 'mnist_mlp']
     """
     return sorted(_files())
 

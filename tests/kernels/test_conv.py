@@ -35,17 +35,17 @@ def make_conv2d(rng, H, W, kernel, n=7, C=2, F=3, dtype=np.float64):
     return X, Wt, b
 
 
-def forward2d(X, Wt, b, stride, padding, out_size, chunk=3):
+def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2):
     F, C, kh, kw = Wt.shape
     Y = np.empty((X.shape[0], F) + out_size, dtype=X.dtype)
-    ws = conv2d_workspace(C, F, (kh, kw), out_size, X.dtype, chunk=chunk)
+    ws = conv2d_workspace(C, F, (kh, kw), out_size, X.shape[0], X.dtype, n_slots, chunk)
     conv2d_forward(X, Wt, b, *stride, *padding, Y, ws)
     return Y
 
 
-def backward2d(X, Wt, dY, stride, padding, chunk=3, compute_dX=True):
+def backward2d(X, Wt, dY, stride, padding, chunk=3, compute_dX=True, n_slots=2):
     F, C, kh, kw = Wt.shape
-    ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.dtype, chunk=chunk)
+    ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.shape[0], X.dtype, n_slots, chunk)
     dW = np.full_like(Wt, np.nan)
     db = np.full(F, np.nan, dtype=X.dtype)
     dX = np.full_like(X, np.nan) if compute_dX else np.empty((0, 0, 0, 0), X.dtype)
@@ -90,14 +90,14 @@ def test_conv2d_backward_without_dX_leaves_it_alone():
     assert np.isfinite(dX).all()
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
-def test_conv2d_chunk_size_changes_only_rounding(chunk):
+@pytest.mark.parametrize("chunk, n_slots", [(1, 1), (2, 3), (7, 2), (64, 1)])
+def test_conv2d_chunk_size_changes_only_rounding(chunk, n_slots):
     rng = np.random.default_rng(3)
     X, Wt, b = make_conv2d(rng, 6, 6, (3, 3))
     dY = rng.standard_normal((7, 3, 6, 6))
-    Y = forward2d(X, Wt, b, (1, 1), (1, 1), (6, 6), chunk=chunk)
+    Y = forward2d(X, Wt, b, (1, 1), (1, 1), (6, 6), chunk=chunk, n_slots=n_slots)
     np.testing.assert_allclose(Y, ref.conv2d(X, Wt, b, (1, 1), (1, 1), (6, 6)), rtol=1e-12)
-    dW, db, dX = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=chunk)
+    dW, db, dX = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=chunk, n_slots=n_slots)
     dW3, db3, dX3 = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=3)
     np.testing.assert_allclose(dW, dW3, rtol=1e-12)
     np.testing.assert_allclose(db, db3, rtol=1e-12)
@@ -118,7 +118,8 @@ CASES_1D = [
 def forward1d(X, Wt, b, stride, pad, Lo, chunk=3):
     F, C, k = Wt.shape
     Y = np.empty((X.shape[0], F, Lo), dtype=X.dtype)
-    conv1d_forward(X, Wt, b, stride, pad, Y, conv1d_workspace(C, F, k, Lo, X.dtype, chunk))
+    ws = conv1d_workspace(C, F, k, Lo, X.shape[0], X.dtype, chunk=chunk)
+    conv1d_forward(X, Wt, b, stride, pad, Y, ws)
     return Y
 
 
@@ -146,7 +147,7 @@ def test_conv1d_backward_finite_differences(L, k, stride, pad, Lo):
         return np.sum(forward1d(X, Wt, b, stride, pad, Lo) * R)
 
     dW, db, dX = np.empty_like(Wt), np.empty_like(b), np.empty_like(X)
-    ws = conv1d_workspace(2, 3, k, Lo, np.float64, chunk=3)
+    ws = conv1d_workspace(2, 3, k, Lo, 5, np.float64, chunk=3)
     conv1d_backward(X, Wt, R, stride, pad, dW, db, dX, True, ws)
     assert_grad_close(loss, Wt, dW)
     assert_grad_close(loss, b, db)
@@ -165,8 +166,9 @@ def _lenet_conv2(threads):
     numba.set_num_threads(threads)
     try:
         with threadpool_limits(threads):
-            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8)
-            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8)
+            # n_slots=None: as many workspace slots as threads
+            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8, n_slots=None)
+            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8, n_slots=None)
     finally:
         numba.set_num_threads(old)
     return (Y,) + grads

@@ -58,7 +58,8 @@ def test_pool2d_forward_matches_reference(H, W, pool, stride, dtype):
     np.testing.assert_array_equal(Y, ref.maxpool2d(X, pool, stride, size).astype(dtype))
     # argmax points at the maximum inside the sample's own plane
     planes = X.reshape(3, 2, H * W)
-    np.testing.assert_array_equal(np.take_along_axis(planes, A.reshape(3, 2, -1), 2), Y.reshape(3, 2, -1))
+    picked = np.take_along_axis(planes, A.reshape(3, 2, -1), 2)
+    np.testing.assert_array_equal(picked, Y.reshape(3, 2, -1))
     rtol = 1e-12 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(
         avgpool2d(X, pool, stride, size), ref.avgpool2d(X, pool, stride, size), rtol=rtol, atol=rtol
@@ -111,7 +112,8 @@ def test_pool1d_forward_and_backward(L, pool, stride):
         return Y
 
     X4 = X[:, :, None, :]
-    np.testing.assert_array_equal(maxpool(X)[0], ref.maxpool2d(X4, (1, pool), (1, stride), (1, Lo))[:, :, 0])
+    expected = ref.maxpool2d(X4, (1, pool), (1, stride), (1, Lo))[:, :, 0]
+    np.testing.assert_array_equal(maxpool(X)[0], expected)
     np.testing.assert_allclose(
         avgpool(X), ref.avgpool2d(X4, (1, pool), (1, stride), (1, Lo))[:, :, 0], rtol=1e-12
     )
