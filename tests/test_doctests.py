@@ -12,6 +12,8 @@ import sknet
 
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+# modules whose examples need an optional dependency: skipped (not failed) without it
+OPTIONAL = {"sknet.torch_interop": "torch"}
 
 
 def _modules():
@@ -56,6 +58,8 @@ def _agg_backend():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("module_name", _modules())
 def test_module_doctests(module_name):
+    if module_name in OPTIONAL:
+        pytest.importorskip(OPTIONAL[module_name])
     module = importlib.import_module(module_name)
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, module_name)
     if not tests:
