@@ -392,16 +392,29 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         )
 
     def _train_step(self, Xb, Yb, sw_b, start, drop_rng):
-        """Loss and gradient on one batch, then one optimiser update."""
+        """Loss and gradient on one batch, then one optimiser update.
+
+        Without gradient clipping, the L2 penalty of the trainable weights is folded
+        into the optimiser's update (one pass over the parameters instead of two; same
+        arithmetic): the network returns the data loss, the update adds ``c * W`` to the
+        gradient block by block and returns ``||W||^2`` for the loss.
+        """
         net = self._network
-        loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
-                                 first_trainable=self._n_trainable_from())
+        first = self._n_trainable_from()
         clip = getattr(self, "clip_norm", None)
+        fused = bool(self.alpha) and clip is None
+        loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
+                                 first_trainable=first, penalty=not fused)
         if clip is not None:
             # gradient-norm clipping (recurrent and conv families expose ``clip_norm``)
             clip_by_norm(net.grad[start:], float(clip))
-        self._optimizer.update_params(net.theta[start:], net.grad[start:])
-        return loss
+        if not fused:
+            self._optimizer.update_params(net.theta[start:], net.grad[start:])
+            return loss
+        scale = 1.0 / (Xb.shape[0] if sw_b is None else float(sw_b.sum()))
+        sumsq = self._optimizer.update_params(
+            net.theta[start:], net.grad[start:], l2=(self.alpha * scale, net.l2_blocks(first)))
+        return loss + 0.5 * self.alpha * sumsq * scale
 
     def _update_no_improvement_count(self, early_stopping, X_val, Y_val, sw_val):
         if early_stopping:

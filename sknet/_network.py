@@ -10,7 +10,7 @@ import numpy as np
 
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
 from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
-from .kernels.optim import l2_penalty_grad, sum_squares
+from .kernels.optim import l2_blocks, l2_penalty_grad, sum_squares
 
 #: rows per chunk when predicting, bounding memory for large inputs
 PREDICT_CHUNK = 4096
@@ -71,6 +71,7 @@ class Network:
             (a, b) for entries in self._layout for _, a, b, _, pen in entries if pen
         ]
         self._ctx = [{} for _ in self.layers]
+        self._l2_cache = {}
 
     def init_params(self, rng):
         """Initialise every layer's parameters from ``rng`` (a ``RandomState``), in order."""
@@ -84,7 +85,7 @@ class Network:
     # -- pickling: views are rebuilt, buffers are dropped ---------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("params", "grads", "_penalized_ranges", "_ctx", "_ones"):
+        for key in ("params", "grads", "_penalized_ranges", "_ctx", "_ones", "_l2_cache"):
             state.pop(key, None)
         return state
 
@@ -140,12 +141,17 @@ class Network:
         """Sum of squared penalised weights (float64)."""
         return sum(sum_squares(self.theta[a:b]) for a, b in self._penalized_ranges)
 
-    def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0):
+    def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0,
+                      penalty=True):
         """Loss and gradient (into ``self.grad``) at the current ``theta``.
 
         loss = sum_i sw_i l_i / S + (alpha / 2S) ||W||^2,  S = sum_i sw_i,
         exactly scikit-learn's objective (``sample_weight=None`` means sw_i = 1).
         Gradients of layers before ``first_trainable`` are not computed.
+
+        ``penalty=False`` leaves the trainable weights' penalty, loss and gradient, to
+        the caller (an optimiser that folds it into its update, see
+        :meth:`l2_blocks`); frozen weights' penalty is still in the loss.
         """
         n = X.shape[0]
         if sample_weight is None:
@@ -169,12 +175,22 @@ class Network:
             start = self.layer_offset(first_trainable)
             sumsq = 0.0
             for a, b in self._penalized_ranges:
-                if a >= start:
-                    sumsq += l2_penalty_grad(self.theta[a:b], self.grad[a:b], c)
-                else:
+                if a < start:
                     sumsq += sum_squares(self.theta[a:b])
+                elif penalty:
+                    sumsq += l2_penalty_grad(self.theta[a:b], self.grad[a:b], c)
             loss += 0.5 * alpha * sumsq * scale
         return loss
+
+    def l2_blocks(self, first_trainable=0):
+        """Cache-sized blocks of ``theta[layer_offset(first_trainable):]`` marking the
+        penalised weights, for the optimisers' fused penalty (``kernels.optim.l2_blocks``)."""
+        blocks = self._l2_cache.get(first_trainable)
+        if blocks is None:
+            blocks = l2_blocks(self._penalized_ranges, self.layer_offset(first_trainable),
+                               self.n_params)
+            self._l2_cache[first_trainable] = blocks
+        return blocks
 
     def _ctx_ones(self, n):
         ones = getattr(self, "_ones", None)

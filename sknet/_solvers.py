@@ -12,8 +12,12 @@ import scipy.optimize
 from .kernels.optim import (
     PARALLEL_MIN,
     adam_update,
+    adam_update_l2,
+    adam_update_l2_parallel,
     adam_update_parallel,
     sgd_update,
+    sgd_update_l2,
+    sgd_update_l2_parallel,
     sgd_update_parallel,
 )
 
@@ -25,6 +29,12 @@ class _BaseOptimizer:
 
     def iteration_ends(self, time_step):
         """Called after each epoch with the number of samples seen so far."""
+
+    @staticmethod
+    def _l2_args(theta, l2):
+        """``(c, blocks, sumsq)`` for the ``*_l2`` kernels, from ``l2 = (c, blocks)``."""
+        c, blocks = l2
+        return theta.dtype.type(c), blocks, np.empty(blocks.shape[0], dtype=np.float64)
 
     def trigger_stopping(self, msg, verbose):
         """Return True to stop training (scikit-learn's convention)."""
@@ -49,11 +59,21 @@ class SGDOptimizer(_BaseOptimizer):
         self.power_t = power_t
         self.velocity = np.zeros(size, dtype=dtype)
 
-    def update_params(self, theta, grad):
+    def update_params(self, theta, grad, l2=None):
+        """One step in place. With ``l2 = (c, blocks)`` (see ``kernels.optim.l2_blocks``)
+        the penalty gradient ``c * theta`` of the penalised blocks is added to ``grad``
+        first, in the same pass, and the penalised weights' sum of squares (before the
+        step) is returned; otherwise returns None."""
         t = theta.dtype.type
-        update = sgd_update_parallel if theta.shape[0] >= PARALLEL_MIN else sgd_update
-        update(theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
-                   bool(self.nesterov))
+        args = (theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
+                bool(self.nesterov))
+        parallel = theta.shape[0] >= PARALLEL_MIN
+        if l2 is None:
+            (sgd_update_parallel if parallel else sgd_update)(*args)
+            return None
+        c, blocks, sumsq = self._l2_args(theta, l2)
+        (sgd_update_l2_parallel if parallel else sgd_update_l2)(*args, c, blocks, sumsq)
+        return float(sumsq.sum())
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -85,15 +105,21 @@ class AdamOptimizer(_BaseOptimizer):
         self.m = np.zeros(size, dtype=dtype)
         self.v = np.zeros(size, dtype=dtype)
 
-    def update_params(self, theta, grad):
+    def update_params(self, theta, grad, l2=None):
+        """One step in place; ``l2`` as for :meth:`SGDOptimizer.update_params`."""
         self.t += 1
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                               / (1 - self.beta_1 ** self.t))
         t = theta.dtype.type
-        update = adam_update_parallel if theta.shape[0] >= PARALLEL_MIN else adam_update
-        update(theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
-                    t(1.0 - self.beta_1), t(self.beta_2), t(1.0 - self.beta_2),
-                    t(self.epsilon))
+        args = (theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
+                t(1.0 - self.beta_1), t(self.beta_2), t(1.0 - self.beta_2), t(self.epsilon))
+        parallel = theta.shape[0] >= PARALLEL_MIN
+        if l2 is None:
+            (adam_update_parallel if parallel else adam_update)(*args)
+            return None
+        c, blocks, sumsq = self._l2_args(theta, l2)
+        (adam_update_l2_parallel if parallel else adam_update_l2)(*args, c, blocks, sumsq)
+        return float(sumsq.sum())
 
 
 def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):

@@ -49,7 +49,8 @@ class Dense(Layer):
     def forward(self, X, params, ctx, training, rng):
         W = params["W"]
         n = X.shape[0]
-        if sp.issparse(X):
+        # ndarray first: scipy's issparse is an abstract-class check, slow per batch
+        if not isinstance(X, np.ndarray) and sp.issparse(X):
             Z = np.ascontiguousarray(X @ W, dtype=W.dtype)
         else:
             Z = buffer(ctx, "A", (n, self.units), W.dtype)
@@ -64,7 +65,7 @@ class Dense(Layer):
         X = ctx["X"]
         # dZ = dA * f'(A) in place, db = column sums of dZ
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
-        if sp.issparse(X):
+        if not isinstance(X, np.ndarray) and sp.issparse(X):
             grads["W"][...] = X.T @ dY
         else:
             np.dot(X.T, dY, out=grads["W"])

@@ -165,3 +165,65 @@ def test_clip_by_norm():
     g = np.array([np.inf, 1.0])
     assert not np.isfinite(optim.clip_by_norm(g, 1.0))
     assert_array_equal(g, [np.inf, 1.0])
+
+
+def test_l2_blocks_cover_the_vector_and_mark_penalised_spans():
+    ranges = [(0, 10_000), (10_005, 10_020)]  # W1 (10,000 weights), b1, W2, b2
+    blocks = optim.l2_blocks(ranges, 0, 10_030, block=4096)
+    # contiguous cover of [0, n), no block straddles a span's edge, none too long
+    assert blocks[0, 0] == 0 and blocks[-1, 1] == 10_030
+    assert_array_equal(blocks[1:, 0], blocks[:-1, 1])
+    assert (blocks[:, 1] - blocks[:, 0]).max() <= 4096
+    for lo, hi, pen in blocks:
+        inside = any(a <= lo and hi <= b for a, b in ranges)
+        outside = all(hi <= a or lo >= b for a, b in ranges)
+        assert inside or outside
+        assert pen == inside
+    # relative to a frozen prefix: offsets start at 0, the prefix is left out
+    tail = optim.l2_blocks(ranges, 10_000, 10_030)
+    assert_array_equal(tail, [[0, 5, 0], [5, 20, 1], [20, 30, 0]])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_l2_updates_equal_penalty_then_update(solver, dtype, n_threads, rng):
+    """``*_l2`` kernels: bit-identical to ``l2_penalty_grad`` on the penalised spans then
+    the plain update; the returned sums of squares are the pre-step weights'."""
+    n = 3 * optim.L2_BLOCK + 123
+    ranges = [(0, 2 * optim.L2_BLOCK + 7), (2 * optim.L2_BLOCK + 50, n - 3)]
+    blocks = optim.l2_blocks(ranges, 0, n)
+    c = dtype(0.01)
+    theta0 = rng.normal(size=n).astype(dtype)
+    grad0 = rng.normal(size=n).astype(dtype)
+    state0 = [np.abs(rng.normal(size=n)).astype(dtype) for _ in range(2)]
+
+    theta, grad, state = theta0.copy(), grad0.copy(), [s.copy() for s in state0]
+    expected_sumsq = sum(optim.l2_penalty_grad(theta[a:b], grad[a:b], c) for a, b in ranges)
+    if solver == "sgd":
+        scalars = (dtype(0.05), dtype(0.9), True)
+        optim.sgd_update(theta, grad, state[0], *scalars)
+        fused = (optim.sgd_update_l2, optim.sgd_update_l2_parallel)
+    else:
+        scalars = tuple(dtype(x) for x in (1e-3, 0.9, 0.1, 0.999, 0.001, 1e-8))
+        optim.adam_update(theta, grad, state[0], state[1], *scalars)
+        fused = (optim.adam_update_l2, optim.adam_update_l2_parallel)
+
+    for kernel in fused:
+        t, g, st = theta0.copy(), grad0.copy(), [s.copy() for s in state0]
+        sumsq = np.empty(blocks.shape[0])
+        before = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            kernel(t, g, *(st[:1] if solver == "sgd" else st), *scalars, c, blocks, sumsq)
+        finally:
+            numba.set_num_threads(before)
+        assert_array_equal(t, theta)
+        assert_array_equal(g, grad)  # the gradient includes the penalty, as before
+        for a, b in zip(st, state):
+            assert_array_equal(a, b)
+        assert sumsq.sum() == pytest.approx(expected_sumsq, rel=1e-12 if dtype == np.float64
+                                            else 1e-5)
+        assert sumsq.sum() == pytest.approx(
+            sum(float((theta0[a:b].astype(np.float64) ** 2).sum()) for a, b in ranges),
+            rel=1e-12 if dtype == np.float64 else 1e-5)
