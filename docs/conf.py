@@ -65,7 +65,6 @@ if HAS_GALLERY:
         "within_subsection_order": "FileNameSortKey",
         "backreferences_dir": "gen_modules/backreferences",
         "doc_module": ("sknet",),
-        "reference_url": {"sknet": None},
         "download_all_examples": False,
         "remove_config_comments": True,
         "write_computation_times": False,

@@ -9,7 +9,11 @@ time it took. The network is LeNet-like: a 5x5 convolution with 16 filters, ReLU
 max pooling, a 5x5 convolution with 32 filters, ReLU and 2x2 max pooling (no padding:
 28 -> 24 -> 12 -> 8 -> 4), a dense layer of 128 ReLU units and a softmax over the 10
 digits. It works in float32 end to end: :func:`sknet.datasets.load_mnist` returns
-float32 pixels in [0, 1] and sknet keeps the input's dtype.
+float32 pixels in [0, 1] and sknet keeps the input's dtype. It trains with Adam
+(mini-batches of 128, learning rate 2e-3) for 12 epochs, a budget chosen on a validation
+split of the 8,000 training images, never on the 2,000 held out. The held-out accuracy
+moves by a few tenths of a percent with ``random_state`` (each of the 2,000 digits is
+0.05%).
 
 Two figures: the training loss per epoch, and the confusion matrix of the held-out
 digits next to the digits the network got wrong.
@@ -53,21 +57,21 @@ def plot(clf, X_test, y_test, y_pred, accuracy):
     ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
            title="LeNet-like ConvNet on 8,000 MNIST digits")
 
-    fig, (ax_cm, ax_wrong) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+    fig = plt.figure(figsize=(11, 5), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.2])
+    ax_cm = left.subplots()
     ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax_cm, cmap="Blues",
                                             colorbar=False)
     ax_cm.set_title(f"held-out accuracy {accuracy:.2%}")
     # the mistakes, predicted label over the true one in brackets
     wrong = np.flatnonzero(y_pred != y_test)[:40]
-    ax_wrong.set_axis_off()
-    ax_wrong.set_title(f"{np.sum(y_pred != y_test)} mistakes (first {len(wrong)}): "
-                       "predicted (true)")
-    grid = ax_wrong.get_subplotspec().subgridspec(5, 8)
-    for cell, i in zip(grid, wrong):
-        ax = fig.add_subplot(cell)
+    right.suptitle(f"{np.sum(y_pred != y_test)} mistakes (first {len(wrong)}): "
+                   "predicted (true)")
+    for ax in right.subplots(5, 8).ravel():
+        ax.set_axis_off()
+    for ax, i in zip(right.axes, wrong):
         ax.imshow(X_test[i].reshape(28, 28), cmap="gray_r")
         ax.set_title(f"{y_pred[i]} ({y_test[i]})", fontsize=8, color="tab:red")
-        ax.set_axis_off()
 
 
 def main(argv=None):
@@ -77,8 +81,8 @@ def main(argv=None):
     parser.add_argument("directory", nargs="?", default=os.environ.get("SKNET_MNIST_DIR"),
                         help="directory with t10k-images-idx3-ubyte[.gz] and "
                              "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)")
-    parser.add_argument("--epochs", type=int, default=8,
-                        help="number of training epochs (default: 8)")
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="number of training epochs (default: 12)")
     parser.add_argument("--no-plot", action="store_true", help="print the results only")
     args = parser.parse_args(argv)
     if not args.directory:

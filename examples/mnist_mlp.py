@@ -16,6 +16,10 @@ sknet never downloads data. Bring the MNIST files (``t10k-images-idx3-ubyte.gz``
 or set the environment variable ``SKNET_MNIST_DIR`` to that directory.
 (This script is not part of the gallery, which only runs on data that ships with
 scikit-learn.)
+
+Two figures: the training loss per epoch next to 32 of the hidden units' input weights
+seen as 28x28 images (the patterns the first layer learned to respond to), and the
+confusion matrix of the held-out digits. ``--no-plot`` prints the results only.
 """
 
 import argparse
@@ -24,13 +28,37 @@ import sys
 import time
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 from sklearn.model_selection import train_test_split
 
 from sknet import MLPClassifier
 from sknet.datasets import load_mnist
+
+
+def plot(clf, y_test, y_pred):
+    fig = plt.figure(figsize=(11, 4.5), layout="constrained")
+    sub_loss, sub_weights = fig.subfigures(1, 2, width_ratios=[1, 1.6])
+    ax = sub_loss.subplots()
+    ax.plot(np.arange(1, clf.n_iter_ + 1), clf.loss_curve_, "o-")
+    ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
+           title="MLP (128 ReLU units) on 8,000 MNIST digits")
+    # each hidden unit's 784 input weights, shown as the image that excites it most
+    W = clf.coefs_[0]
+    axes = sub_weights.subplots(4, 8)
+    for unit, ax in enumerate(axes.ravel()):
+        w = W[:, unit].reshape(28, 28)
+        lim = np.abs(w).max()
+        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_axis_off()
+    sub_weights.suptitle("input weights of hidden units 0-31 (red positive, blue negative)")
+
+    fig, ax = plt.subplots(figsize=(6, 5.5), layout="constrained")
+    ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax, cmap="Blues",
+                                            colorbar=False)
+    ax.set_title(f"held-out accuracy {np.mean(y_pred == y_test):.2%}")
 
 
 def main(argv=None):
@@ -42,6 +70,7 @@ def main(argv=None):
                              "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)")
     parser.add_argument("--epochs", type=int, default=15,
                         help="number of training epochs (default: 15)")
+    parser.add_argument("--no-plot", action="store_true", help="print the results only")
     args = parser.parse_args(argv)
     if not args.directory:
         parser.exit(2, "error: no MNIST directory: pass it as the first argument or set "
@@ -80,6 +109,9 @@ def main(argv=None):
     per_digit = cm.diagonal() / cm.sum(axis=1)
     print("held-out accuracy per digit: "
           + "  ".join(f"{d}: {acc:.3f}" for d, acc in enumerate(per_digit)))
+    if not args.no_plot:
+        plot(clf, y_test, y_pred)
+        plt.show()
     return 0
 
 

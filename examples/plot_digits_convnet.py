@@ -1,7 +1,7 @@
 """
-=============================================
+==============================================
 A convolutional network on hand-written digits
-=============================================
+==============================================
 
 :class:`sknet.ConvNetClassifier` reads the 8x8 digits that ship with scikit-learn as
 images: two 3x3 convolutions (16 and 32 filters, ReLU, each followed by 2x2 max pooling),

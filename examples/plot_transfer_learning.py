@@ -3,11 +3,11 @@
 Pretrained MNIST features for a few labelled digits
 ===========================================================
 
-sknet ships a network trained on real MNIST digits (:mod:`sknet.pretrained`). Here it
-is used as a *frozen feature extractor* for another digit data set, scikit-learn's 8x8
-digits, of which we pretend to have only a few labelled images per class. A logistic
-regression is trained on the network's last hidden layer
-(:class:`sknet.NetworkFeatures` in a pipeline) and compared with training the same
+sknet ships a convolutional network trained on real MNIST digits, ``mnist_convnet`` in
+:mod:`sknet.pretrained`. Here it is used as a *frozen feature extractor* for another
+digit data set, scikit-learn's 8x8 digits, of which we pretend to have only a few
+labelled images per class. A logistic regression is trained on the network's last hidden
+layer (:class:`sknet.NetworkFeatures` in a pipeline) and compared with training the same
 network architecture from scratch on the same few labels, and with a logistic regression
 on the raw pixels.
 
@@ -57,8 +57,7 @@ digits = load_digits()
 images28 = to_mnist_format(digits.images)
 y = digits.target
 
-# The convolutional model is used when it is shipped, the MLP otherwise.
-name = "mnist_convnet" if "mnist_convnet" in pretrained.available() else "mnist_mlp"
+name = "mnist_convnet"
 model = pretrained.load(name)
 info = pretrained.info(name)
 print(f"pretrained model: {name}, {info['class']}, held-out MNIST accuracy "
@@ -79,16 +78,18 @@ fig.tight_layout()
 # %%
 # Few labels: pretrained features against training from scratch
 # --------------------------------------------------------------
-# For each number of labels per class, five random draws of the labelled images; every
+# For each number of labels per class, three random draws of the labelled images; every
 # other image is the test set. "from scratch" is the same architecture and
-# hyperparameters as the pretrained model, trained on the few labels only (with more
-# epochs, as there are few images).
+# hyperparameters as the pretrained model, trained on the few labels only, with more
+# epochs as there are few images (100: it fits its training images perfectly well
+# before that; letting it run until its loss stops improving, 120 to 160 epochs here,
+# changes its test accuracy by at most 0.005).
 labels_per_class = [10, 20, 50]
-n_draws = 5
+n_draws = 3
 methods = {
     "pretrained features + logistic regression":
         lambda: make_pipeline(NetworkFeatures(model), LogisticRegression(max_iter=3000)),
-    "same network from scratch": lambda: clone(model).set_params(max_iter=200),
+    "same network from scratch": lambda: clone(model).set_params(max_iter=100),
     "logistic regression on pixels": lambda: LogisticRegression(max_iter=3000),
 }
 scores = {m: np.zeros((len(labels_per_class), n_draws)) for m in methods}
@@ -122,6 +123,7 @@ for method, marker in zip(methods, "osd"):
     ax.errorbar(labels_per_class, s.mean(1), yerr=s.std(1), marker=marker, capsize=3,
                 label=method)
 ax.set_xscale("log")
+ax.minorticks_off()
 ax.set_xticks(labels_per_class, [str(n) for n in labels_per_class])
 ax.set_xlabel("labelled images per class")
 ax.set_ylabel("test accuracy")
@@ -133,11 +135,16 @@ print(f"\nran in {time.perf_counter() - start:.0f} s")
 # %%
 # What the figure says
 # --------------------
-# Whether features learned on MNIST help depends on the network. A multi-layer
-# perceptron's hidden units are position-specific stroke templates: on these resized
-# digits, a logistic regression on them does about as well as one on the raw pixels or
-# as the same network trained from scratch -- the MLP did not learn anything about
-# digits that the few labels do not already give. A convolutional network's features
-# (local stroke detectors, pooled over positions) are what makes transfer pay off; with
-# the ``mnist_convnet`` model the first curve is the one to watch.
+# With 10, 20 or 50 labelled images per class, a logistic regression on the frozen
+# features of the MNIST convnet beats the same convnet trained from scratch on those
+# images, and a logistic regression on the raw pixels; the gap is largest with the
+# fewest labels (about six points at 10 per class) and shrinks as labels are added, as
+# the network trained from scratch has more images to learn its own features from. The
+# convolution blocks learned on MNIST are local stroke detectors pooled over positions;
+# they carry over to differently drawn and resized digits, and only a linear classifier
+# has to be learned from the few labels. The network as it is, MNIST's own output layer
+# included, already classifies about 80% of the resized 8x8 digits correctly; the few
+# labels fix the rest. The example "Fine-tuning the shipped MNIST ConvNet on a few
+# digits" trains the network's layers themselves on the few labels, with
+# :class:`sknet.FineTuner`.
 plt.show()

@@ -10,10 +10,18 @@ from sklearn.utils.validation import validate_data
 from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
 from ._layers import Dense, Dropout, Flatten
 from ._layers.conv import Conv, Pool
+from ._rnn import OneBlasThreadMixin, as_rectangular
+
+_SAMPLES, _FIX = "samples: all images or signals need the same shape", "pad or resize it first"
 
 
-class BaseConvNet(BaseNetworkEstimator):
+class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
     """Convolution + pooling blocks, then dense layers. Not for direct use.
+
+    BLAS runs single-threaded during fit, predict and transform: the convolutions call
+    small GEMMs from numba's parallel loop, and alternating numba's thread pool with a
+    multi-threaded OpenBLAS (for the dense layers) oversubscribed the two cores (measured
+    on a loaded machine: 3-7x slower epochs than with one BLAS thread).
 
     Input: 4-D (n, channels, height, width), 3-D (n, height, width) (or (n, channels,
     length) signals with ``input_shape=(channels, length)``), or 2-D rows that
@@ -83,17 +91,41 @@ class BaseConvNet(BaseNetworkEstimator):
         return shape
 
     def _early_shape_check(self, X):
-        # compare whole per-sample shapes before scikit-learn's feature-count check, whose
-        # "X has 6 features" would call image rows (X.shape[1]) features; 2-D X fitted as
-        # 2-D X keeps scikit-learn's message
+        """Check X's per-sample shape against the fitted network; return X laid out as at fit.
+
+        Whole per-sample shapes are compared before scikit-learn's feature-count check,
+        whose "X has 6 features" would call image rows (X.shape[1]) features. Images given
+        in another accepted layout than at fit (flat rows with ``input_shape``, (n, H, W),
+        (n, C, H, W)) are reshaped to the fitted layout, so that check compares like with
+        like. Flat rows fitted as flat rows keep scikit-learn's message.
+        """
         ndim = getattr(X, "ndim", None)
-        if hasattr(self, "_network") and (
-                ndim in (3, 4) or (ndim == 2 and len(self._network.input_shape) == 3)):
-            self._check_fitted_shape(X)
+        if not hasattr(self, "_network") or ndim not in (2, 3, 4):
+            return X
+        layout = self._fitted_layout()
+        if ndim == 2 and (layout is None or len(layout) == 1) \
+                and len(self._network.input_shape) == 2:
+            return X
+        self._check_fitted_shape(X)
+        if layout is not None and tuple(X.shape[1:]) != layout:
+            X = np.reshape(np.asarray(X), (X.shape[0],) + layout)
+        return X
+
+    def _fitted_layout(self):
+        """Per-sample shape of X at fit; for models saved before it was recorded, the
+        layout consistent with ``n_features_in_`` (all of them reshape to the network's
+        input alike, so any consistent one will do)."""
+        layout = getattr(self, "_fit_sample_shape", None)
+        if layout is not None:
+            return layout
+        shape = self._network.input_shape
+        candidates = [shape, (int(np.prod(shape)),)] + ([shape[1:]] if shape[0] == 1 else [])
+        return next((c for c in candidates if c[0] == self.n_features_in_), None)
 
     def _validate_input(self, X, y, reset):
+        X = as_rectangular(X, _SAMPLES, _FIX)
         if not reset:
-            self._early_shape_check(X)
+            X = self._early_shape_check(X)
         X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset,
                              y_numeric=not is_classifier(self))
@@ -102,10 +134,11 @@ class BaseConvNet(BaseNetworkEstimator):
             shape = self._check_fitted_shape(X)
         else:
             shape = self._sample_shape(X)
+            self._fit_sample_shape = tuple(X.shape[1:])  # the layout of X at fit
         return self._reshape(X, shape), y
 
     def _validate_X_predict(self, X):
-        self._early_shape_check(X)
+        X = self._early_shape_check(as_rectangular(X, _SAMPLES, _FIX))
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
                           reset=False)
         self._check_ndim(X)

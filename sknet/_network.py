@@ -92,6 +92,12 @@ class Network:
     def __setstate__(self, state):
         self.__dict__.update(state)
         if "theta" in state:
+            # a read-only theta (joblib.load(..., mmap_mode="r")) would make numba
+            # compile read-only variants of every kernel, and training impossible
+            for key in ("theta", "grad"):
+                arr = getattr(self, key, None)
+                if arr is not None and not arr.flags.writeable:
+                    setattr(self, key, np.array(arr))
             self._make_views()
 
     # -- passes ---------------------------------------------------------------------

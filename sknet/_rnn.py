@@ -33,7 +33,47 @@ def _one_blas_thread():
         yield
 
 
-class BaseRNN(BaseNetworkEstimator):
+def as_rectangular(X, what, fix):
+    """Lists (and object arrays) as arrays, with a clear message for ragged input.
+
+    Anything else that does not convert is left to scikit-learn's validation, which
+    names the problem (strings, a dict in an object array ...).
+    """
+    is_object = getattr(getattr(X, "dtype", None), "kind", None) == "O"
+    if hasattr(X, "ndim") and not is_object:
+        return X
+    try:
+        # an object array may hold arrays: unpack it to nested lists first
+        return np.asarray(X.tolist(), dtype=float) if is_object else np.asarray(X)
+    except ValueError as exc:
+        if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
+            raise ValueError(f"X must be a rectangular array of {what} (ragged input is "
+                             f"not supported; {fix}). ({exc})") from None
+    except TypeError:
+        pass
+    return X
+
+
+class OneBlasThreadMixin:
+    """Single-threaded BLAS around every pass through the network (fit, predict,
+    transform), for families whose kernels call BLAS from inside numba's ``prange``."""
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with _one_blas_thread():
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
+    def _forward(self, X, output_activation=True):
+        with _one_blas_thread():
+            return super()._forward(X, output_activation=output_activation)
+
+    def transform(self, X):
+        with _one_blas_thread():
+            return super().transform(X)
+
+    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
+
+
+class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
     """Stacked recurrent layers, optional dense layers, a linear output. Not for direct use.
 
     X is (n_samples, n_timesteps, n_features), or (n_samples, n_timesteps) read as a
@@ -51,17 +91,11 @@ class BaseRNN(BaseNetworkEstimator):
 
     # -- validation ----------------------------------------------------------------
     def _as_3d(self, X):
+        X = as_rectangular(X, "sequences: all sequences need the same number of time "
+                              "steps and features", "pad or window it first")
         ndim = getattr(X, "ndim", None)
-        if ndim is None:
-            try:
-                X = np.asarray(X, dtype=float)
-            except ValueError as exc:
-                raise ValueError(
-                    "X must be a rectangular array of sequences: all sequences need the "
-                    "same number of time steps and features (ragged input is not "
-                    f"supported; pad or window it first). ({exc})"
-                ) from None
-            ndim = X.ndim
+        if ndim is None:  # not array-like: scikit-learn's validation says why
+            return X
         if ndim not in (2, 3):
             hint = " Reshape your data: one sample per row." if ndim == 1 else ""
             raise ValueError(
@@ -109,21 +143,6 @@ class BaseRNN(BaseNetworkEstimator):
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
                           reset=False)
         return X[:, :, None] if X.ndim == 2 else X
-
-    # -- single-threaded BLAS around every pass through the network -----------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _one_blas_thread():
-            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
-
-    def _forward(self, X, output_activation=True):
-        with _one_blas_thread():
-            return super()._forward(X, output_activation=output_activation)
-
-    def transform(self, X):
-        with _one_blas_thread():
-            return super().transform(X)
-
-    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
 
     # -- architecture --------------------------------------------------------------
     def _count_layers(self):

@@ -27,6 +27,12 @@ class _BaseOptimizer:
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
 
+    def __setstate__(self, state):
+        # state arrays loaded read-only (joblib.load(..., mmap_mode="r")) are copied:
+        # the update kernels write to them
+        self.__dict__.update({k: np.array(v) if isinstance(v, np.ndarray)
+                              and not v.flags.writeable else v for k, v in state.items()})
+
     def iteration_ends(self, time_step):
         """Called after each epoch with the number of samples seen so far."""
 

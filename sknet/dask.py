@@ -104,6 +104,14 @@ class SknetWorkerPlugin(WorkerPlugin):
     ----------
     warm_up_seconds_ : float or None
         On the worker, time the warm-up took (None before setup or without warm-up).
+
+    Examples
+    --------
+    >>> from sknet.dask import SknetWorkerPlugin
+    >>> plugin = SknetWorkerPlugin(n_threads=1)
+    >>> plugin.warm_up_seconds_ is None  # set on each worker by its setup
+    True
+    >>> client.register_plugin(plugin)  # doctest: +SKIP
     """
 
     name = "sknet-setup"
@@ -159,6 +167,14 @@ class SknetNannyPlugin(NannyPlugin):
     Like Dask's own pre-spawn settings (``OMP_NUM_THREADS=1``), the variables are set in
     the nanny's process before each spawn; with a ``LocalCluster`` that is the client's
     process, whose already-running numba is not affected.
+
+    Examples
+    --------
+    >>> from sknet.dask import SknetNannyPlugin
+    >>> plugin = SknetNannyPlugin(n_threads=1)
+    >>> plugin.environ["NUMBA_NUM_THREADS"]
+    '1'
+    >>> client.register_plugin(plugin)  # restarts the workers  # doctest: +SKIP
     """
 
     name = "sknet-environ"
@@ -258,6 +274,13 @@ def worker_config(n_threads=1, cache_dir=None):
     -------
     config : dict
         Keys ``distributed.nanny.pre-spawn-environ.<VARIABLE>``, for ``dask.config.set``.
+
+    Examples
+    --------
+    >>> from sknet.dask import worker_config
+    >>> config = worker_config(1)
+    >>> config["distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS"]
+    '1'
     """
     env = parallel.worker_env(n_threads, cache_dir=cache_dir)
     return {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}
@@ -347,6 +370,19 @@ def worker_report(client):
         products use), ``cache`` (:func:`sknet.parallel.cache_info`), ``kernels``
         (:func:`sknet.parallel.kernel_stats`: compiled vs loaded from the cache) and
         ``warm_up_seconds`` (from :class:`SknetWorkerPlugin`, None without it).
+
+    Examples
+    --------
+    A one-worker cluster inside this process (no worker processes to start):
+
+    >>> from distributed import Client
+    >>> from sknet.dask import worker_report
+    >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...             dashboard_address=None) as client:
+    ...     report = worker_report(client)
+    >>> [(sorted(r), r["warm_up_seconds"]) for r in report.values()]
+    [(['blas_threads', 'cache', 'kernels', 'numba_pool', 'numba_threads',
+       'warm_up_seconds'], None)]
     """
     _require_distributed()
     seconds = client.run(_plugin_seconds)

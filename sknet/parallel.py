@@ -208,6 +208,15 @@ def worker_env(n_threads=1, cache_dir=None):
     Returns
     -------
     env : dict of str to str
+
+    Examples
+    --------
+    >>> from sknet.parallel import worker_env
+    >>> worker_env(2)["NUMBA_NUM_THREADS"]
+    '2'
+    >>> sorted(worker_env(1, cache_dir="/tmp/numba-cache"))
+    ['MKL_NUM_THREADS', 'NUMBA_CACHE_DIR', 'NUMBA_NUM_THREADS', 'OMP_NUM_THREADS',
+     'OPENBLAS_NUM_THREADS']
     """
     n = _check_n_threads(n_threads)
     if n is None:
@@ -228,6 +237,12 @@ def cache_info():
         directory numba chose: next to the sources when writable, else
         ``NUMBA_CACHE_DIR`` or the per-user cache), ``writable`` and ``n_files``
         (cache files of sknet's kernels found there).
+
+    Examples
+    --------
+    >>> from sknet.parallel import cache_info
+    >>> sorted(cache_info())
+    ['enabled', 'n_files', 'path', 'writable']
     """
     from . import _config
     from .kernels import dense
@@ -252,6 +267,17 @@ def kernel_stats():
         ``signatures`` (compiled specialisations in memory), ``cache_hits`` (loaded
         from the on-disk cache) and ``cache_misses`` (compiled here: the on-disk cache
         was cold, stale or off).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknet import MLPRegressor
+    >>> from sknet.parallel import kernel_stats
+    >>> X = np.linspace(0, 1, 20).reshape(-1, 1)
+    >>> _ = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, X.ravel())
+    >>> stats = kernel_stats()
+    >>> stats["signatures"] > 0  # the fit's kernels are in memory, compiled or loaded
+    True
     """
     import sys
 
@@ -315,6 +341,17 @@ def warm_up(estimators=None, *, dtypes=(np.float64, np.float32)):
     -------
     seconds : float
         Wall time spent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknet import MLPClassifier
+    >>> from sknet.parallel import warm_up
+    >>> X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> seconds = warm_up([(MLPClassifier((8,)), X, y)])  # the signatures of this job
+    >>> seconds >= 0
+    True
     """
     from sklearn.base import clone
 

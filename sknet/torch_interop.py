@@ -6,29 +6,38 @@ too, so importing weights does not require torch at all.
 
 How parameters correspond (sknet multiplies from the right, ``x @ W``)
 
-=====================  ==========================  ======================================
-sknet layer            PyTorch module              conversion
-=====================  ==========================  ======================================
-``Dense``              ``nn.Linear``               ``W = weight.T``, ``b = bias``
-``Conv1D``/``Conv2D``  ``nn.Conv1d``/``nn.Conv2d`` ``W = weight`` ((F, C, k) / (F, C, kh,
-                                                   kw)), ``b = bias``
-Elman RNN              ``nn.RNN``                  ``W_x = weight_ih.T``, ``W_h =
-                                                   weight_hh.T``, ``b = bias_ih + bias_hh``
-LSTM (i, f, g, o)      ``nn.LSTM``                 same as the RNN, four gate blocks in
-                                                   PyTorch's order
-GRU (r, z, n)          ``nn.GRU``                  ``W_x``, ``W_h`` as above, ``b_x =
-                                                   bias_ih``, ``b_h = bias_hh`` (kept apart:
-                                                   ``b_hn`` sits inside ``r * (...)``)
-=====================  ==========================  ======================================
+=====================  ============================  ======================================
+sknet layer            PyTorch module                conversion
+=====================  ============================  ======================================
+``Dense``              ``nn.Linear``                 ``W = weight.T``, ``b = bias``
+``Conv1D``/``Conv2D``  ``nn.Conv1d``/``nn.Conv2d``   ``W = weight`` ((F, C, k) / (F, C, kh,
+                                                     kw)), ``b = bias``
+Elman RNN              ``nn.RNN``                    ``W_x = weight_ih.T``, ``W_h =
+                                                     weight_hh.T``, ``b = bias_ih + bias_hh``
+LSTM (i, f, g, o)      ``nn.LSTM``                   same as the RNN, four gate blocks in
+                                                     PyTorch's order
+GRU (r, z, n)          ``nn.GRU``                    ``W_x``, ``W_h`` as above, ``b_x =
+                                                     bias_ih``, ``b_h = bias_hh`` (kept apart:
+                                                     ``b_hn`` sits inside ``r * (...)``)
+=====================  ============================  ======================================
 
 Layers without parameters (activations, dropout, flatten, pooling) have no entries in a
-``state_dict``; sknet fuses activations into ``Dense``, so the architecture (and the
-activations) must match the module's. Parameter groups are matched to sknet's layers in
-order: each module that owns parameters (``fc1.weight``, ``fc1.bias``, ...) feeds the next
-sknet layer that has parameters; a multi-layer ``nn.LSTM`` (``weight_ih_l0``,
-``weight_ih_l1``, ...) feeds one sknet recurrent layer per level. Modules with parameters
-or buffers sknet has no counterpart for (batch normalisation, bidirectional RNNs,
-projections) are refused with a ``ValueError``.
+``state_dict``; sknet fuses activations into ``Dense`` and ``Conv``, so the architecture
+(and the activations) must match the module's. Parameter groups are matched to sknet's
+layers in order: each module that owns parameters (``fc1.weight``, ``fc1.bias``, ...)
+feeds the next sknet layer that has parameters; a multi-layer ``nn.LSTM``
+(``weight_ih_l0``, ``weight_ih_l1``, ...) feeds one sknet recurrent layer per level.
+Modules with parameters or buffers sknet has no counterpart for (batch normalisation,
+bidirectional RNNs, projections) are refused with a ``ValueError``.
+
+A ``state_dict`` carries shapes only. Given a module, :func:`from_torch` also checks the
+settings that shapes do not reveal (convolution stride, padding, dilation, groups,
+padding mode; the Elman nonlinearity; the module types) and, for an ``nn.Sequential``,
+its sequence of activations and pooling layers.
+
+:func:`to_torch` returns an ``nn.Sequential`` that takes input in the network's
+per-sample shape, sample axis first: ``(n, C, H, W)`` / ``(n, C, L)`` for convolutional
+networks and ``(n, T, d)`` for recurrent ones.
 """
 
 import copy
@@ -69,7 +78,8 @@ def _to_numpy(value, key):
 
 
 def _groups(state_dict):
-    """Ordered list of ``(module_name, {param: ndarray})``, one per parameterised module."""
+    """Ordered ``(display name, module path, {param: ndarray})``, one per parameterised
+    module (one per level of a multi-layer RNN)."""
     groups = OrderedDict()
     for key, value in state_dict.items():
         prefix, _, name = key.rpartition(".")
@@ -90,8 +100,10 @@ def _groups(state_dict):
         groups.setdefault(gkey, {})[pname] = _to_numpy(value, key)
     out = []
     for (prefix, level), params in groups.items():
-        name = prefix if level is None else f"{prefix} (level {level})"
-        out.append((name or "<root>", params))
+        name = prefix or "<root>"
+        if level is not None:
+            name = f"{name} (level {level})"
+        out.append((name, prefix, params))
     return out
 
 
@@ -114,10 +126,9 @@ def _expect(arr, shape, what):
         raise ValueError(f"{what} has shape {tuple(arr.shape)}, expected {tuple(shape)}.")
 
 
-def _torch_to_sknet(params, group, module, layer, index):
+def _torch_to_sknet(params, group, where):
     """Values for ``params`` (the sknet layer's views) from a torch parameter group."""
     names = set(params)
-    where = f"torch module {module!r} -> sknet layer {index} ({type(layer).__name__})"
     values = {}
     if names == {"W", "b"} and "weight" in group:
         W = params["W"]
@@ -180,6 +191,145 @@ def _sknet_to_torch(params, layer):
 
 
 # ======================================================================================
+# architecture checks on a torch module (a state_dict alone carries no hyperparameters)
+# ======================================================================================
+def _conv_pads(layer):
+    """``(before, after)`` zero padding per spatial axis of an sknet ``Conv`` layer."""
+    from ._layers.conv import conv_output_size
+
+    k, s = layer.kernel_size, layer.stride
+    pads = []
+    for n_in in layer.input_shape[1:]:
+        out, before = conv_output_size(n_in, k, s, layer.padding)
+        pads.append((before, max((out - 1) * s + k - n_in - before, 0)))
+    return pads
+
+
+def _as_tuple(value, n):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+
+
+def _check_module(mod, layer, where):
+    """ValueError if a parameterised torch module computes something else than ``layer``
+    with the same weights (stride, dilation, groups, padding, Elman nonlinearity)."""
+    kind, cls = type(layer).__name__, type(mod).__name__
+    problems = []
+    if kind == "Conv":
+        nd = layer.ndim
+        if cls != f"Conv{nd}d":
+            problems.append(f"it is an nn.{cls}, not an nn.Conv{nd}d")
+        else:
+            if _as_tuple(mod.stride, nd) != (layer.stride,) * nd:
+                problems.append(f"stride {mod.stride} instead of {layer.stride}")
+            if _as_tuple(mod.dilation, nd) != (1,) * nd:
+                problems.append(f"dilation {mod.dilation} (sknet has none)")
+            if mod.groups != 1:
+                problems.append(f"groups={mod.groups} (sknet has none)")
+            if mod.padding_mode != "zeros":
+                problems.append(f"padding_mode={mod.padding_mode!r} (sknet pads with zeros)")
+            pads = _conv_pads(layer)
+            if mod.padding == "same":  # torch: stride 1, the extra pixel after
+                k = layer.kernel_size
+                if pads != [((k - 1) // 2, k - 1 - (k - 1) // 2)] * nd:
+                    problems.append(f"padding='same' where sknet pads {pads} "
+                                    "(before, after) per axis")
+            elif mod.padding != "valid":
+                torch_pads = _as_tuple(mod.padding, nd)
+                # no padding in the conv: it may come from a padding module before it
+                if any(torch_pads) and [(p, p) for p in torch_pads] != pads:
+                    problems.append(f"padding {mod.padding} where sknet pads {pads} "
+                                    "(before, after) per axis")
+    elif kind == "Recurrent":
+        expected = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[layer.cell]
+        if cls != expected:
+            problems.append(f"it is an nn.{cls}, the sknet layer an {layer.cell!r} cell "
+                            f"(nn.{expected})")
+        elif layer.cell == "rnn" and mod.nonlinearity != layer.activation:
+            problems.append(f"nonlinearity={mod.nonlinearity!r} instead of "
+                            f"{layer.activation!r}")
+    elif kind == "Dense" and cls != "Linear":
+        problems.append(f"it is an nn.{cls}, not an nn.Linear")
+    if problems:
+        raise ValueError(f"{where}: the module differs from the sknet layer: "
+                         f"{'; '.join(problems)}.")
+
+
+_IGNORED = {"Dropout", "Dropout1d", "Dropout2d", "Flatten", "Identity", "ZeroPad2d",
+            "ConstantPad1d", "ZeroPad1d"}
+_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "logistic"}
+_WEIGHTED = {"Linear", "Conv1d", "Conv2d", "RNN", "LSTM", "GRU", "RecurrentModule"}
+
+
+def _torch_steps(module):
+    """What a ``Sequential`` computes, as comparable steps; ``None`` if it holds a module
+    whose computation is not known here (then only the weights are checked)."""
+    steps = []
+    for child in module.children():
+        cls = type(child).__name__
+        if cls == "Sequential":
+            inner = _torch_steps(child)
+            if inner is None:
+                return None
+            steps += inner
+        elif cls in _WEIGHTED:
+            steps.append("weights")
+        elif cls in _ACTIVATIONS:
+            steps.append(_ACTIVATIONS[cls])
+        elif cls in ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"):
+            nd = int(cls[-2])
+            size = _as_tuple(child.kernel_size, nd)
+            plain = (len(set(size)) == 1 and _as_tuple(child.stride, nd) == size
+                     and not any(_as_tuple(child.padding, nd))
+                     and not child.ceil_mode
+                     and _as_tuple(getattr(child, "dilation", 1), nd) == (1,) * nd)
+            mode = "max" if cls.startswith("Max") else "avg"
+            steps.append(f"{mode}pool{nd}d({size[0]})" if plain else f"{cls}(other)")
+        elif cls in ("Softmax", "LogSoftmax", "Exp"):
+            steps.append(cls.lower())
+        elif cls in _IGNORED:
+            if cls == "ConstantPad1d" and child.value != 0:
+                return None
+        else:
+            return None
+    return steps
+
+
+def _sknet_steps(net):
+    steps = []
+    for layer in net.layers:
+        kind = type(layer).__name__
+        if kind in ("Dense", "Conv", "Recurrent"):
+            steps.append("weights")
+        if kind == "Pool":
+            steps.append(f"{layer.mode}pool{layer.ndim}d({layer.size})")
+        act = getattr(layer, "activation", "identity")
+        if kind in ("Dense", "Conv", "Activation") and act != "identity":
+            steps.append(act)
+    return steps
+
+
+def _check_sequential(module, net):
+    """ValueError if an ``nn.Sequential``'s activations or pooling differ from sknet's."""
+    steps = _torch_steps(module)
+    if steps is None:
+        return
+    # an output activation at the end (as ``to_torch(..., output_activation=True)``)
+    final = {"softmax": ("softmax", "logsoftmax"), "logistic": ("logistic",),
+             "exp": ("exp",)}.get(net.out_activation, ())
+    if steps and steps[-1] in final:
+        steps = steps[:-1]
+    expected = _sknet_steps(net)
+    if steps != expected:
+        k = next((i for i, (a, b) in enumerate(zip(steps, expected)) if a != b),
+                 min(len(steps), len(expected)))
+        raise ValueError(
+            f"The torch Sequential computes {steps} where the sknet network computes "
+            f"{expected} (parameterised layers, activations, pooling); they differ at "
+            f"step {k}. Adjust the sknet estimator (activation, pool, pool_size, ...)."
+        )
+
+
+# ======================================================================================
 # public API
 # ======================================================================================
 def _initialized(estimator, X, y):
@@ -223,7 +373,9 @@ def from_torch(source, estimator, X=None, y=None):
     ------
     ValueError
         If the parameter groups do not match the network's layers in number, kind or
-        shape.
+        shape, or (when ``source`` is a module) if a module's settings -- convolution
+        stride, padding, dilation, groups, Elman nonlinearity -- or an
+        ``nn.Sequential``'s activations and pooling differ from the sknet network's.
 
     See Also
     --------
@@ -266,9 +418,17 @@ def from_torch(source, estimator, X=None, y=None):
             f"({[g[0] for g in groups]}), the sknet network {len(targets)} layers with "
             f"parameters ({[type(net.layers[i]).__name__ for i in targets]})."
         )
+    # a module (not a bare state_dict) also tells strides, padding, nonlinearities ...
+    modules = dict(source.named_modules()) if callable(getattr(source, "named_modules",
+                                                                   None)) else {}
+    if type(source).__name__ == "Sequential" and modules:
+        _check_sequential(source, net)
     new_theta = net.theta.copy()
-    for (module, group), i in zip(groups, targets):
-        values = _torch_to_sknet(net.params[i], group, module, net.layers[i], i)
+    for (module, prefix, group), i in zip(groups, targets):
+        where = f"torch module {module!r} -> sknet layer {i} ({type(net.layers[i]).__name__})"
+        values = _torch_to_sknet(net.params[i], group, where)
+        if prefix in modules:
+            _check_module(modules[prefix], net.layers[i], where)
         for name, a, b, _, _ in net._layout[i]:
             new_theta[a:b] = np.asarray(values[name]).astype(net.dtype).reshape(-1)
     if not np.isfinite(new_theta).all():
@@ -340,15 +500,9 @@ def __getattr__(name):
 
 def _conv_modules(nn, layer, params):
     """Padding (when asymmetric) + ConvNd + activation, as sknet's ``Conv``."""
-    from ._layers.conv import conv_output_size
-
     F, C = params["W"].shape[:2]
     k, s, nd = layer.kernel_size, layer.stride, layer.ndim
-    pads = []  # (before, after) per spatial axis
-    for n_in in layer.input_shape[1:]:
-        out, before = conv_output_size(n_in, k, s, layer.padding)
-        after = max((out - 1) * s + k - n_in - before, 0)
-        pads.append((before, after))
+    pads = _conv_pads(layer)  # (before, after) per spatial axis
     conv_cls = nn.Conv2d if nd == 2 else nn.Conv1d
     mods = []
     if all(b == a for b, a in pads):

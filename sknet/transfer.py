@@ -324,7 +324,9 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         and the architecture, which must match ``pretrained``'s below the output layer.
         It may be of another kind than ``pretrained`` (a regressor fine-tuned from a
         classifier). ``None`` uses a clone of ``pretrained`` (same class and
-        hyperparameters).
+        hyperparameters). Its ``random_state`` initialises the new output layer: give
+        it another seed than the pretrained model's, or the new output layer starts
+        from the weights the pretrained one started from.
 
     trainable_layers : int >= 1 or 'all', default=1
         How many of the last layers with weights are trained (1: only the output layer,

@@ -471,6 +471,93 @@ def test_non_finite_and_malformed_input():
         reg.predict(signals(length=10)[0])
 
 
+def test_ragged_input():
+    images = [np.zeros((8, 8)), np.zeros((7, 8))]
+    with pytest.raises(ValueError, match="rectangular array of samples.*ragged"):
+        ConvNetClassifier(**SMALL).fit(images, [0, 1])
+    as_object = np.empty(2, dtype=object)
+    as_object[:] = images
+    with pytest.raises(ValueError, match="ragged"):
+        ConvNetClassifier(**SMALL).fit(as_object, [0, 1])
+    X, y = digits(20)
+    clf = ConvNetClassifier(max_iter=1, **SMALL).fit(X, y)
+    with pytest.raises(ValueError, match="ragged"):
+        clf.predict([X[0], X[1, :7]])
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        clf.predict([[["a"] * 8] * 8])
+
+
+def test_predict_accepts_the_other_image_layouts():
+    """Fitted on flat rows + input_shape, on (n, H, W) or on (n, 1, H, W): every layout of
+    the same images predicts the same; a wrong size names the shapes."""
+    X, y = digits(60)
+    layouts = {"flat": X.reshape(60, 64), "3d": X, "4d": X[:, None]}
+    for fitted_on, X_fit in layouts.items():
+        clf = ConvNetClassifier(input_shape=(1, 8, 8), max_iter=2, **SMALL).fit(X_fit, y)
+        proba = clf.predict_proba(X_fit)
+        for name, X_other in layouts.items():
+            assert_array_equal(clf.predict_proba(X_other), proba, err_msg=(fitted_on, name))
+            assert_array_equal(clf.transform(X_other), clf.transform(X_fit))
+        # a model saved before the layout was recorded infers it from n_features_in_
+        old = pickle.loads(pickle.dumps(clf))
+        del old._fit_sample_shape
+        for X_other in layouts.values():
+            assert_array_equal(old.predict_proba(X_other), proba)
+        clf.partial_fit(layouts["4d"], y)  # and training continues on another layout
+        with pytest.raises(ValueError, match=r"needs 64 features per row, but X has 63"):
+            clf.predict(X.reshape(60, 64)[:, :63])
+        with pytest.raises(ValueError, match=r"\(1, 7, 8\)"):
+            clf.predict(X[:, None, :7])
+    # without input_shape, (n, H, W) and (n, 1, H, W) are the same images too
+    clf = ConvNetClassifier(max_iter=2, **SMALL).fit(X, y)
+    assert_array_equal(clf.predict_proba(X[:, None]), clf.predict_proba(X))
+
+
+def test_read_only_input_compiles_no_extra_kernel():
+    from sknet.kernels import conv as ck
+    from sknet.kernels import pool as pk
+
+    X, y = digits(30)
+    Xs, ys = signals(n=30)
+    clf = ConvNetClassifier(max_iter=1, **SMALL).fit(X, y)
+    reg = ConvNetRegressor(max_iter=1, **SMALL).fit(Xs, ys)
+    for est, data in ((clf, X), (reg, Xs)):
+        frozen = data.copy()
+        frozen.flags.writeable = False
+        assert_array_equal(est.predict(frozen), est.predict(data))
+    for kernel in (ck.conv2d_forward, pk.maxpool2d_forward):  # conv1d runs conv2d
+        assert not any("readonly" in str(sig[0]) for sig in kernel.signatures)  # sig[0]: X
+
+
+def test_blas_is_single_threaded_during_passes_and_restored_after(monkeypatch):
+    """Dense layers' GEMMs run with one BLAS thread next to numba's parallel convolutions
+    (no oversubscription); the caller's BLAS limits come back afterwards."""
+    import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS, which numba uses)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sknet._network import Network
+
+    def blas_threads():
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    seen = []
+    for name in ("loss_and_grad", "predict"):
+        original = getattr(Network, name)
+
+        def recording(self, *args, _original=original, **kwargs):
+            seen.append(blas_threads())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Network, name, recording)
+    X, y = digits(40)
+    with threadpool_limits(2, user_api="blas"):
+        clf = ConvNetClassifier(max_iter=1, **SMALL).fit(X, y)
+        clf.predict_proba(X)
+        clf.transform(X)
+        assert blas_threads() == {2}
+    assert len(seen) >= 3 and all(s == {1} for s in seen), seen
+
+
 def test_user_arrays_are_not_modified():
     X, y = digits(80)
     X32 = X.astype(np.float32)

@@ -119,3 +119,26 @@ def test_plot_from_stored_curves():
 def test_invalid_curves(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainingHistoryDisplay(**kwargs).plot()
+
+
+@pytest.mark.parametrize("name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier",
+                                  "ConvNetRegressor"])
+def test_recurrent_and_convolutional_histories(name):
+    # the same training loop records the same curves for every family
+    import sknet
+
+    from ._network_estimators import make_estimator, make_X, make_y
+
+    cls = getattr(sknet, name)
+    X = make_X(cls, n=40)
+    y = make_y(X, "multiclass" if name.endswith("Classifier") else "regression")
+    est = _fit(make_estimator(cls, max_iter=5, early_stopping=True, validation_fraction=0.25,
+                              n_iter_no_change=50), X, y)
+    disp = TrainingHistoryDisplay.from_estimator(est)
+    assert_allclose(disp.loss_line_.get_ydata(), est.loss_curve_)
+    assert_allclose(disp.validation_loss_line_.get_ydata(), est.validation_loss_curve_)
+    assert_allclose(disp.validation_score_line_.get_ydata(), est.validation_scores_)
+    assert len(est.loss_curve_) == 5
+    assert disp.ax_.get_title() == name
+    expected = "validation accuracy" if name.endswith("Classifier") else "validation R^2"
+    assert disp.score_ax_.get_ylabel() == expected

@@ -13,7 +13,7 @@ import sknet
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # modules whose examples need an optional dependency: skipped (not failed) without it
-OPTIONAL = {"sknet.torch_interop": "torch"}
+OPTIONAL = {"sknet.torch_interop": "torch", "sknet.dask": "distributed"}
 
 
 def _modules():
@@ -24,12 +24,21 @@ def _modules():
 
 
 def _public_objects():
-    """The names users import from ``sknet``: each needs a runnable example.
+    """The names users import from ``sknet`` and its public modules (their ``__all__``,
+    the names the API reference documents): each needs a runnable example.
 
     (Every docstring example anywhere in the package is run by ``test_module_doctests``.)
     """
-    return [(f"sknet.{n}", getattr(sknet, n)) for n in sknet.__all__
-            if n != "__version__" and callable(getattr(sknet, n))]
+    objects = {}
+    modules = [sknet] + [importlib.import_module(f"sknet.{info.name}")
+                         for info in pkgutil.iter_modules(sknet.__path__)
+                         if not info.name.startswith("_") and info.name != "kernels"]
+    for module in modules:
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if callable(obj) and id(obj) not in objects:
+                objects[id(obj)] = (f"{module.__name__}.{name}", obj)
+    return list(objects.values())
 
 
 def _run(tests, name):

@@ -494,6 +494,20 @@ def test_pickle_and_joblib_round_trip(cls, tmp_path):
     assert_array_equal(loaded.coefs_[0], est.coefs_[0])
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_memory_mapped_model_predicts_and_trains(solver, tmp_path):
+    """joblib.load(mmap_mode="r") gives read-only arrays: the model copies what it
+    writes to (weights, optimizer state), so predicting and training keep working."""
+    X, y = classification()
+    est = MLPClassifier(solver=solver, max_iter=5, **SMALL).fit(X, y)
+    joblib.dump(est, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    loaded.partial_fit(X, y)
+    est.partial_fit(X, y)
+    assert_array_equal(loaded.coefs_[0], est.coefs_[0])
+
+
 def test_fixed_random_state_is_bit_identical():
     X, y = classification()
     for solver in ("adam", "sgd", "lbfgs"):

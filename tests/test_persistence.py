@@ -166,11 +166,12 @@ def test_save_refuses_unfitted_foreign_and_unsafe_estimators():
 
 
 # --------------------------------------------------------------------- load refusals
-@pytest.fixture(scope="module")
-def saved_bytes():
+@pytest.fixture(scope="module", params=["MLPClassifier", "RNNClassifier", "ConvNetClassifier"])
+def saved_bytes(request):
+    """A saved classifier with string labels, of each family."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est, X, y = fitted(MLPClassifier, "strings")
+        est, X, y = fitted(estimator_class(request.param), "strings")
     buf = io.BytesIO()
     sknet.save(est, buf)
     return buf.getvalue()
@@ -212,8 +213,9 @@ def _load(data):
 
 
 def test_the_fixture_file_loads(saved_bytes):
-    assert isinstance(_load(saved_bytes), MLPClassifier)
-    assert isinstance(_load(_pack(_members(saved_bytes))), MLPClassifier)
+    name = read_header(io.BytesIO(saved_bytes))["class"]
+    assert type(_load(saved_bytes)).__name__ == name
+    assert type(_load(_pack(_members(saved_bytes)))).__name__ == name
 
 
 @pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
@@ -369,7 +371,7 @@ def test_invalid_values_are_refused(saved_bytes):
     def newer(h):
         h["format_version"] = FORMAT_VERSION + 1
 
-    for edit, match in [(bad_param, "invalid MLPClassifier parameters"),
+    for edit, match in [(bad_param, "invalid \\w+Classifier parameters"),
                         (bad_type, "unknown value type"),
                         (bad_layer, "invalid configuration"),
                         (bad_loss, "unknown loss"),
@@ -403,15 +405,66 @@ def test_missing_file_raises_file_not_found(tmp_path):
         sknet.load(tmp_path / "nope.sknet")
 
 
+def _forge_layer(data, layer, **config):
+    members = _members(data)
+    header = json.loads(members["sknet.json"])
+    header["state"]["_network"]["layers"][layer]["config"].update(config)
+    members["sknet.json"] = json.dumps(header).encode()
+    return _pack(_reseal(members))
+
+
+@pytest.mark.parametrize("name, layer, config, match", [
+    # values no estimator builds, which would reach the kernels
+    ("ConvNetClassifier", 0, {"stride": 0}, "stride=0; it must be a positive integer"),
+    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size=-3"),
+    ("ConvNetClassifier", 0, {"padding": -1}, "padding=-1"),
+    ("ConvNetClassifier", 0, {"padding": "exec"}, "padding='exec'"),
+    ("ConvNetClassifier", 0, {"ndim": 1}, "Conv1D expects 2-D samples"),
+    ("ConvNetClassifier", 1, {"size": 0}, "size=0"),
+    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool\\) works on 1-D maps"),
+    ("ConvNetClassifier", 1, {"mode": "median"}, "invalid configuration"),
+    ("RNNClassifier", 0, {"units": 0}, "units=0"),
+    ("RNNClassifier", 0, {"cell": "transformer"}, "invalid configuration"),
+    ("RNNClassifier", 0, {"return_sequences": True}, "do not fit together"),
+    ("MLPClassifier", 0, {"units": -5}, "units=-5"),
+    # consistent-looking sizes that disagree with the stored weights
+    ("ConvNetClassifier", 0, {"filters": 3}, "parameter vector of shape"),
+    ("ConvNetClassifier", 0, {"stride": 2}, "parameter vector of shape"),
+    ("RNNClassifier", 0, {"cell": "gru"}, "parameter vector of shape"),
+    # a huge layer is refused from the sizes alone, before anything is allocated
+    ("RNNClassifier", 0, {"units": 10**7}, "parameter vector of shape \\(4000\\d+,\\)"),
+])
+def test_forged_layer_configurations_are_refused(name, layer, config, match):
+    est, X, _ = fitted(estimator_class(name), "binary")
+    buf = io.BytesIO()
+    sknet.save(est, buf)
+    with pytest.raises(ValueError, match=f"Cannot load sknet model.*{match}"):
+        _load(_forge_layer(buf.getvalue(), layer, **config))
+
+
+def test_forged_dropout_rate_is_refused():
+    est, X, _ = fitted(MLPClassifier, "binary", dropout=0.2)
+    buf = io.BytesIO()
+    sknet.save(est, buf)
+    assert type(_load(_forge_layer(buf.getvalue(), 1, rate=0.5))) is MLPClassifier
+    for rate in (1.0, -0.1, {"$type": "float", "value": "nan"}):
+        with pytest.raises(ValueError, match="rate=.*it must be in \\[0, 1\\)"):
+            _load(_forge_layer(buf.getvalue(), 1, rate=rate))
+
+
 # --------------------------------------------------------------------- skops
-def test_skops_loads_sknet_models_only_with_explicitly_trusted_types():
-    """skops trusts scikit-learn/NumPy/SciPy types only: sknet's must be trusted by hand."""
+@pytest.mark.parametrize("name", exported_estimator_names())
+def test_skops_loads_sknet_models_only_with_explicitly_trusted_types(name):
+    """skops (optional, not a test dependency) trusts scikit-learn/NumPy/SciPy types
+    only: loading an sknet model needs sknet's classes trusted by hand."""
     sio = pytest.importorskip("skops.io")
-    est, X, _ = fitted(MLPClassifier, "strings")
+    cls = estimator_class(name)
+    est, X, _ = fitted(cls, target_kinds(cls)[1])
     data = sio.dumps(est)
     untrusted = sio.get_untrusted_types(data=data)
-    assert "sknet._mlp.MLPClassifier" in untrusted
+    assert f"{cls.__module__}.{name}" in untrusted
     assert "sknet._network.Network" in untrusted
+    assert all(t.startswith("sknet.") or t == "numpy.dtype" for t in untrusted), untrusted
     with pytest.raises(Exception, match="[Uu]ntrusted"):
         sio.loads(data)
     loaded = sio.loads(data, trusted=untrusted)

@@ -1,6 +1,7 @@
 """verbose levels: scikit-learn's lines, the tqdm bar on a terminal, plain lines elsewhere."""
 
 import io
+import os
 import re
 import sys
 import warnings
@@ -12,6 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sknet import MLPClassifier, MLPRegressor
 from sknet._progress import MAX_LOG_LINES, ProgressReporter
+
+from ._network_estimators import PLANNED, estimator_class, make_estimator, make_X, make_y
 
 CONTROL = re.compile(r"[\r\x1b\x08]")  # carriage return, escape sequences, backspace
 
@@ -182,3 +185,84 @@ def test_keyboard_interrupt_closes_the_bar(iris, monkeypatch):
     assert sys.stdout is tty
     assert est.n_iter_ == 2
     assert tty.getvalue().endswith("\n")  # the bar was closed (tqdm ends it with a newline)
+
+
+# -- every family: the same reporting, through the shared training loop ------------------
+
+
+def _family_fit(name, **params):
+    cls = estimator_class(name)
+    X = make_X(cls, n=30)
+    kind = "multiclass" if name.endswith("Classifier") else "regression"
+    est = make_estimator(cls, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, make_y(X, kind))
+
+
+@pytest.mark.parametrize("name", PLANNED)
+def test_verbose_1_lines_for_every_family(name, capsys):
+    est = _family_fit(name, max_iter=4, verbose=True, early_stopping=True,
+                      validation_fraction=0.3)
+    lines = capsys.readouterr().out.splitlines()
+    expected = []
+    for i, (loss, score) in enumerate(zip(est.loss_curve_, est.validation_scores_)):
+        expected += ["Iteration %d, loss = %.8f" % (i + 1, loss), "Validation score: %f" % score]
+    assert len(est.loss_curve_) == 4
+    assert lines[: len(expected)] == expected
+
+
+@pytest.mark.parametrize("name", PLANNED)
+def test_verbose_2_in_a_log_file_for_every_family(name, tmp_path, monkeypatch):
+    # a real file, as when a job's output is redirected: plain lines, never a bar
+    # (whether tqdm is installed or not)
+    log = tmp_path / "fit.log"
+    with open(log, "w") as fh:
+        monkeypatch.setattr(sys, "stdout", fh)
+        est = _family_fit(name, max_iter=3, verbose=2)
+        monkeypatch.undo()
+    text = log.read_text()
+    assert not CONTROL.search(text)
+    lines = text.splitlines()
+    assert len(lines) == est.n_iter_ == 3
+    for i, (line, loss) in enumerate(zip(lines, est.loss_curve_), start=1):
+        assert line.startswith("Epoch %d/3: loss = %.8f, " % (i, loss))
+
+
+@pytest.mark.parametrize("name", ["RNNRegressor", "ConvNetClassifier"])
+def test_verbose_2_on_a_real_terminal_draws_a_bar(name, monkeypatch):
+    # a pseudo-terminal: isatty() is true for the real reason, and tqdm redraws with \r
+    pytest.importorskip("tqdm")
+    pty = pytest.importorskip("pty")  # POSIX only
+    import fcntl
+    import struct
+    import termios
+    import tty
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # no newline translation: every \r seen below is tqdm's
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        with open(slave, "w", closefd=False) as term:
+            monkeypatch.setattr(sys, "stdout", term)
+            est = _family_fit(name, max_iter=4, verbose=2)
+            term.flush()
+            monkeypatch.undo()
+        chunks = []
+        os.set_blocking(master, False)
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(slave)
+        os.close(master)
+    out = b"".join(chunks).decode()
+    assert "\r" in out
+    assert "4/4" in out
+    assert "loss=%.4g" % est.loss_curve_[-1] in out
+    assert "Epoch " not in out  # the bar, not the plain log

@@ -326,6 +326,35 @@ def test_ragged_sequences_at_predict(fitted):
     reg, _, _ = fitted
     with pytest.raises(ValueError, match="ragged"):
         reg.predict([[[0.0, 1.0]] * 5, [[0.0, 1.0]] * 4])
+    # a list of arrays, and an object array holding them
+    seqs = [np.zeros((5, 2)), np.zeros((4, 2))]
+    with pytest.raises(ValueError, match="rectangular array of sequences.*ragged"):
+        reg.predict(seqs)
+    as_object = np.empty(2, dtype=object)
+    as_object[:] = seqs
+    with pytest.raises(ValueError, match="rectangular array of sequences.*ragged"):
+        reg.predict(as_object)
+    # an object array of equal sequences is not ragged: it is read as numbers
+    as_object[1] = np.ones((5, 2))
+    assert_array_equal(reg.predict(as_object), reg.predict(np.stack(list(as_object))))
+    # what is not numeric at all is not called ragged
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        reg.predict([[["a", "b"]] * 5] * 3)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_read_only_input_compiles_no_extra_kernel(cell, rng):
+    """A read-only X (a memmap, as joblib hands to workers) is copied before the kernels,
+    so they are not compiled again for numba's read-only array type."""
+    from sknet.kernels import recurrent as rk
+
+    X, y = memory_task(rng, n=30, T=4)
+    reg = RNNRegressor(cell=cell, max_iter=1, **FAST).fit(X, y)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    assert_array_equal(reg.predict(frozen), reg.predict(X))
+    kernel = {"rnn": rk.elman_forward, "lstm": rk.lstm_forward, "gru": rk.gru_forward}[cell]
+    assert not any("readonly" in str(sig[0]) for sig in kernel.signatures)  # sig[0]: X
 
 
 def test_non_finite_input_is_rejected(fitted):

@@ -154,8 +154,8 @@ def test_not_an_sknet_estimator():
 _FAMILIES = [
     ("MLPClassifier", {"hidden_layer_sizes": (4,)}, (5,), "clf"),
     ("MLPRegressor", {"hidden_layer_sizes": (4,)}, (5,), "reg"),
-    ("RNNClassifier", {"hidden_size": 4, "cell": "gru"}, (6, 3), "clf"),
-    ("RNNRegressor", {"hidden_size": 4, "cell": "lstm"}, (6, 3), "reg"),
+    ("RNNClassifier", {"hidden_layer_sizes": (4,), "cell": "gru"}, (6, 3), "clf"),
+    ("RNNRegressor", {"hidden_layer_sizes": (4,), "cell": "lstm"}, (6, 3), "reg"),
     ("ConvNetClassifier", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
                            "input_shape": (1, 6, 6)}, (1, 6, 6), "clf"),
     ("ConvNetRegressor", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
@@ -181,3 +181,92 @@ def test_before_and_after_fit_agree_for_every_family(name, params, shape, kind):
     after = summary(est)
     assert after.total_params == before.total_params == est._network.theta.size
     assert [r["output_shape"] for r in after.rows] == [r["output_shape"] for r in before.rows]
+
+
+# -- recurrent and convolutional networks: shapes and counts follow the formulas ---------
+@pytest.mark.parametrize("cell, gates, bias_per_gate", [("rnn", 1, 1), ("lstm", 4, 1),
+                                                        ("gru", 3, 2)])
+def test_recurrent_summary_shapes_and_counts(cell, gates, bias_per_gate):
+    # two stacked layers: the first returns its sequence of states, the second its last
+    d, T, H1, H2 = 3, 7, 5, 4
+    reg = sknet.RNNRegressor(cell=cell, hidden_layer_sizes=(H1, H2), dense_layer_sizes=(6,),
+                             dropout=0.1)
+    s = reg.summary(input_shape=(T, d), n_outputs=2)
+    assert [r["output_shape"] for r in s.rows] == [(T, H1), (T, H1), (H2,), (H2,), (6,),
+                                                   (6,), (2,)]
+
+    def rec(d, H):
+        return gates * (d * H + H * H + bias_per_gate * H)
+
+    assert [r["params"] for r in s.rows] == [rec(d, H1), 0, rec(H1, H2), 0, H2 * 6 + 6, 0,
+                                             6 * 2 + 2]
+    text = str(s)
+    assert f"Recurrent(cell='{cell}', units={H1}, return_sequences=True" in text
+    assert f"Recurrent(cell='{cell}', units={H2}, return_sequences=False" in text
+    assert f"(n, {T}, {H1})" in text
+    # fitted: the same table, with the real output size
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(20, T, d)), rng.normal(size=(20, 2))
+    _quiet_fit(reg.set_params(max_iter=2, random_state=0), X, y)
+    after = reg.summary()
+    assert after.total_params == s.total_params == reg._network.theta.size
+    assert str(after).startswith("RNNRegressor (fitted)")
+
+
+def test_recurrent_summary_needs_the_sequence_shape():
+    with pytest.raises(ValueError, match="needs input_shape"):
+        summary(sknet.RNNClassifier())
+    with pytest.raises(ValueError, match="does not fit RNNClassifier's layers"):
+        summary(sknet.RNNClassifier(), input_shape=(5,))  # one step of nothing
+
+
+@pytest.mark.parametrize("padding, conv_shape, pooled", [("same", (3, 9, 9), (3, 4, 4)),
+                                                         ("valid", (3, 7, 7), (3, 3, 3))])
+def test_convnet_summary_shapes_and_counts(padding, conv_shape, pooled):
+    C, F, k = 2, 3, 3
+    clf = sknet.ConvNetClassifier(conv_filters=(F,), kernel_size=k, padding=padding,
+                                  hidden_layer_sizes=(5,), input_shape=(C, 9, 9))
+    s = summary(clf, n_outputs=4)  # input_shape comes from the hyperparameter
+    assert s.input_shape == (C, 9, 9)
+    assert [r["output_shape"] for r in s.rows] == [conv_shape, pooled,
+                                                   (int(np.prod(pooled)),), (5,), (4,)]
+    assert [r["params"] for r in s.rows] == [F * C * k * k + F, 0, 0,
+                                             int(np.prod(pooled)) * 5 + 5, 5 * 4 + 4]
+    text = str(s)
+    assert text.startswith("ConvNetClassifier (not fitted)")
+    assert f"Conv(filters={F}, kernel_size={k}, stride=1, padding='{padding}'" in text
+    assert "Pool(mode='max', size=2" in text and "Flatten()" in text
+
+
+def test_convnet_summary_of_signals():
+    reg = sknet.ConvNetRegressor(conv_filters=(4, 8), kernel_size=5, hidden_layer_sizes=(6,))
+    s = reg.summary(input_shape=(2, 32))
+    assert [r["output_shape"] for r in s.rows] == [(4, 32), (4, 16), (8, 16), (8, 8), (64,),
+                                                   (6,), ("n_outputs",)]
+    assert s.rows[0]["params"] == 4 * 2 * 5 + 4
+    assert s.rows[2]["params"] == 8 * 4 * 5 + 8
+
+
+# -- repr: scikit-learn's, the non-default hyperparameters, as code that rebuilds it -----
+_REPR_PARAMS = {
+    "MLPClassifier": {"hidden_layer_sizes": (64, 32), "dropout": 0.2},
+    "MLPRegressor": {"loss": "poisson", "max_iter": 50},
+    "RNNClassifier": {"cell": "gru", "hidden_layer_sizes": (16,), "clip_norm": 1.0},
+    "RNNRegressor": {"cell": "rnn", "dense_layer_sizes": (8,), "activation": "relu"},
+    "ConvNetClassifier": {"conv_filters": (8,), "input_shape": (1, 8, 8), "pool": "avg"},
+    "ConvNetRegressor": {"kernel_size": 5, "padding": "valid", "hidden_layer_sizes": (32,)},
+}
+
+
+@pytest.mark.parametrize("name", list(_REPR_PARAMS))
+def test_repr_shows_the_non_default_hyperparameters(name):
+    cls = getattr(sknet, name)
+    params = _REPR_PARAMS[name]
+    text = repr(cls(**params))
+    assert text.startswith(f"{name}(") and text.endswith(")")
+    assert repr(cls()) == f"{name}()"
+    for key in params:
+        assert f"{key}=" in text
+    assert text.count("=") == len(params)  # nothing else
+    rebuilt = eval(text, {name: cls})  # the repr is code that rebuilds the estimator
+    assert rebuilt.get_params() == cls(**params).get_params()

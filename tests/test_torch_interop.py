@@ -269,7 +269,7 @@ def test_imported_recurrent_matches_torch(cell, nonlinearity, n_layers, dtype):
     assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
 
 
-CONV_VARIANTS = [{}, {"padding": "valid"}, {"strides": 2}, {"pool": "avg"},
+CONV_VARIANTS = [{}, {"padding": "valid"}, {"strides": 2}, {"pool": "avg"}, {"padding": 1},
                  {"kernel_size": 4}, {"dropout": 0.2, "activation": "tanh"}]
 
 
@@ -287,6 +287,7 @@ def test_convnet_export_matches_and_round_trips(variant, dtype):
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
     back = from_torch(to_torch(clf).state_dict(), clf)
     np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(from_torch(module, clf)._network.theta, clf._network.theta)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -303,6 +304,8 @@ def test_rnn_export_matches_and_round_trips(cell, dtype):
     assert _rel_err(p, clf.predict_proba(X)[:, 1]) <= RTOL[dtype]
     back = from_torch(module.state_dict(), clf)
     np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    # from the module itself too: its settings and layer sequence pass the checks
+    np.testing.assert_array_equal(from_torch(module, clf)._network.theta, clf._network.theta)
     # the exported module pickles with torch.save (its classes are importable)
     import io
 
@@ -311,3 +314,153 @@ def test_rnn_export_matches_and_round_trips(cell, dtype):
     buf.seek(0)
     reloaded = torch.load(buf, weights_only=False)
     np.testing.assert_array_equal(_torch_out(torch, reloaded, X), _torch_out(torch, module, X))
+
+
+CONV1D_VARIANTS = [{}, {"kernel_size": 4}, {"padding": 1, "pool": "avg"},
+                   {"strides": 2, "padding": "valid"}]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", CONV1D_VARIANTS, ids=str)
+def test_conv1d_export_matches_and_round_trips(variant, dtype):
+    """1-D signals, including 'same' padding with an even kernel (asymmetric)."""
+    torch = pytest.importorskip("torch")
+    ConvNetRegressor = _estimator("ConvNetRegressor")
+    rng = np.random.RandomState(5)
+    X = rng.randn(30, 2, 13).astype(dtype)
+    y = np.column_stack([X[:, 0, :3].sum(1), X[:, 1, -3:].sum(1)])
+    params = {"conv_filters": (3, 2), "kernel_size": 3, "hidden_layer_sizes": (4,),
+              "input_shape": (2, 13),
+              "max_iter": 3, "random_state": 0, **variant}
+    reg = ConvNetRegressor(**params).fit(X, y)
+    module = to_torch(reg)
+    assert _rel_err(_torch_out(torch, module, X), reg.predict(X)) <= RTOL[dtype]
+    # back into an unfitted estimator of the same architecture, from the module itself
+    back = from_torch(module, ConvNetRegressor(**params), X, y)
+    assert back.n_iter_ == 0
+    np.testing.assert_array_equal(back._network.theta, reg._network.theta)
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_elman_regressor_export_and_round_trip(activation, dtype):
+    torch = pytest.importorskip("torch")
+    RNNRegressor = _estimator("RNNRegressor")
+    X = np.random.RandomState(6).randn(25, 6, 2).astype(dtype)
+    y = np.column_stack([X[:, -1, 0], X[:, :, 1].mean(1)])
+    params = {"cell": "rnn", "activation": activation, "hidden_layer_sizes": (5, 3),
+              "max_iter": 3, "random_state": 0}
+    reg = RNNRegressor(**params).fit(X, y)
+    module = to_torch(reg)
+    assert [type(m).__name__ for m in module] == ["RecurrentModule", "RecurrentModule",
+                                                  "Linear"]
+    assert module[0].rnn.nonlinearity == activation
+    assert _rel_err(_torch_out(torch, module, X), reg.predict(X)) <= RTOL[dtype]
+    back = from_torch(module, RNNRegressor(**params), X, y)
+    np.testing.assert_array_equal(back._network.theta, reg._network.theta)
+
+
+def test_module_with_output_activation_imports_back():
+    torch = pytest.importorskip("torch")
+    ConvNetClassifier = _estimator("ConvNetClassifier")
+    X = np.random.RandomState(7).randn(20, 1, 8, 8)
+    y = np.arange(20) % 3
+    clf = ConvNetClassifier(conv_filters=(2,), hidden_layer_sizes=(4,), max_iter=2,
+                            random_state=0).fit(X, y)
+    module = to_torch(clf, output_activation=True)
+    assert type(module[-1]).__name__ == "Softmax"
+    assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= 1e-10
+    back = from_torch(module, clf)  # the final softmax passes the Sequential check
+    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+
+
+# ======================================================================================
+# architecture mismatches that weight shapes alone would not reveal
+# ======================================================================================
+def _conv_template():
+    return _estimator("ConvNetClassifier")(conv_filters=(3,), kernel_size=3,
+                                           hidden_layer_sizes=(5,))
+
+
+def _conv_module(nn, conv=None, act=None, pool=None):
+    conv = conv if conv is not None else nn.Conv2d(1, 3, 3, padding=1)
+    return nn.Sequential(conv, act if act is not None else nn.ReLU(),
+                         pool if pool is not None else nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(3 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+
+
+def test_conv_hyperparameter_mismatches_are_refused():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    X = np.random.RandomState(0).randn(12, 1, 8, 8)
+    y = np.arange(12) % 3
+    template = _conv_template()
+    torch.manual_seed(0)
+    module = _conv_module(nn).eval()
+    ok = from_torch(module, template, X, y)
+    assert _rel_err(ok._network.predict(X, output_activation=False),
+                    _torch_out(torch, module, X)) <= 1e-10
+    same = from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding="same")), template,
+                      X, y)
+    assert same.n_iter_ == 0
+    cases = [
+        (nn.Conv2d(1, 3, 3, padding=1, dilation=2), "dilation"),
+        (nn.Conv2d(1, 3, 3, padding=1, padding_mode="reflect"), "padding_mode"),
+        (nn.Conv2d(1, 3, 3, padding=2), "padding \\(2, 2\\) where sknet pads"),
+    ]
+    for conv, match in cases:
+        with pytest.raises(ValueError, match=f"torch module '0' -> sknet layer 0.*{match}"):
+            from_torch(_conv_module(nn, conv=conv), template, X, y)
+    strided = _estimator("ConvNetClassifier")(conv_filters=(3,), strides=2, pool_size=None,
+                                              hidden_layer_sizes=(5,))
+    module = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(3 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    with pytest.raises(ValueError, match="stride \\(1, 1\\) instead of 2"):
+        from_torch(module, strided, X, y)
+    with pytest.raises(ValueError, match="differ at step 1"):
+        from_torch(_conv_module(nn, act=nn.Tanh()), template, X, y)
+    with pytest.raises(ValueError, match="avgpool2d\\(2\\)"):
+        from_torch(_conv_module(nn, pool=nn.AvgPool2d(2)), template, X, y)
+    with pytest.raises(ValueError, match="MaxPool2d\\(other\\)"):
+        from_torch(_conv_module(nn, pool=nn.MaxPool2d(2, stride=1)), template, X, y)
+    # a transposed convolution's weights can have a convolution's shape
+    with pytest.raises(ValueError, match="it is an nn.ConvTranspose2d, not an nn.Conv2d"):
+        from_torch(nn.Sequential(nn.ConvTranspose2d(1, 1, 3, padding=1), nn.ReLU(),
+                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 5), nn.ReLU(),
+                                 nn.Linear(5, 3)),
+                   _estimator("ConvNetClassifier")(conv_filters=(1,), hidden_layer_sizes=(5,)),
+                   X, y)
+    # a state_dict alone carries no hyperparameters: only shapes can be checked
+    dilated = _conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding=1, dilation=2))
+    assert from_torch(dilated.state_dict(), template, X, y).n_iter_ == 0
+    with pytest.raises(ValueError, match="weight has shape \\(3, 1, 5, 5\\), expected "
+                                         "\\(3, 1, 3, 3\\)"):
+        from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 5, padding=2)), template, X, y)
+    with pytest.raises(ValueError, match="3 modules with parameters.*4 layers"):
+        from_torch(_conv_module(nn), _estimator("ConvNetClassifier")(
+            conv_filters=(3, 3), hidden_layer_sizes=(5,)), X, y)
+
+
+def test_recurrent_mismatches_are_refused():
+    torch = pytest.importorskip("torch")
+    RNNRegressor = _estimator("RNNRegressor")
+    X = np.random.RandomState(0).randn(10, 7, 3)
+    y = np.zeros((10, 2))
+    relu = _torch_seq_model(torch, "rnn", 1, "relu").double()
+    with pytest.raises(ValueError, match="nonlinearity='relu' instead of 'tanh'"):
+        from_torch(relu, RNNRegressor(cell="rnn", hidden_layer_sizes=(5,)), X, y)
+    # LSTM weights (4 gate blocks) cannot go into a GRU (3) or the other way round
+    lstm = _torch_seq_model(torch, "lstm", 1).double()
+    with pytest.raises(ValueError, match="weight_ih has shape \\(20, 3\\), expected "
+                                         "\\(15, 3\\)"):
+        from_torch(lstm, RNNRegressor(cell="gru", hidden_layer_sizes=(5,)), X, y)
+    gru = _torch_seq_model(torch, "gru", 2).double()
+    with pytest.raises(ValueError, match="3 modules with parameters.*2 layers"):
+        from_torch(gru, RNNRegressor(cell="gru", hidden_layer_sizes=(5,)), X, y)
+    with pytest.raises(ValueError, match="weight_ih has shape \\(15, 3\\), expected"):
+        from_torch(gru.state_dict(), RNNRegressor(cell="lstm", hidden_layer_sizes=(5, 5)),
+                   X, y)
+    with pytest.raises(ValueError, match="cannot map torch parameters \\['bias', 'weight'\\]"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2)),
+                   RNNRegressor(cell="rnn", hidden_layer_sizes=(5,)), X, y)

@@ -292,6 +292,50 @@ def test_fine_tune_every_estimator(name):
     _assert_layers_differ(ft.estimator_, pre, [n - 1])
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("family", ["RNN", "ConvNet"])
+def test_fine_tune_family_classifier_to_regressor(family, solver):
+    """A classifier's body under a new regression head, the last two layers trained;
+    the frozen layers stay bit-identical, also through later partial_fit calls."""
+    extra = {"dense_layer_sizes": (3,)} if family == "RNN" else {}
+    clf_cls = estimator_class(f"{family}Classifier")
+    reg_cls = estimator_class(f"{family}Regressor")
+    pre, X, _ = fitted(clf_cls, "multiclass", **extra)
+    y = make_y(X, "regression", seed=1)
+    new = make_estimator(reg_cls, solver=solver, max_iter=10, random_state=1, **extra)
+    ft = FineTuner(pre, new, trainable_layers=2).fit(X, y)
+    assert is_regressor(ft)
+    net = ft.estimator_._network
+    weighted = [i for i, entries in enumerate(net._layout) if entries]
+    assert len(weighted) == 3 and ft.first_trainable_layer_ == weighted[1]
+    assert net.layers[-1].units == 1 and pre._network.layers[-1].units == 4
+    _assert_layers_equal(ft.estimator_, pre, range(weighted[1]))
+    _assert_layers_differ(ft.estimator_, pre, [weighted[1]])
+    assert ft.predict(X).shape == (len(X),)
+    if solver == "adam":
+        ft.estimator_.partial_fit(X, y)
+        _assert_layers_equal(ft.estimator_, pre, range(weighted[1]))
+
+
+@pytest.mark.parametrize("family", ["RNN", "ConvNet"])
+def test_fine_tune_family_all_layers_at_low_learning_rate(family):
+    cls = estimator_class(f"{family}Classifier")
+    pre, X, _ = fitted(cls, "binary")
+    y_new = make_y(X, "strings", seed=2)
+    ft = FineTuner(pre, make_estimator(cls, learning_rate_init=1e-4, max_iter=3,
+                                       random_state=3), trainable_layers="all").fit(X, y_new)
+    assert ft.first_trainable_layer_ == 0
+    np.testing.assert_array_equal(ft.classes_, ["cat", "dog", "emu"])
+    net = ft.estimator_._network
+    body = [i for i, entries in enumerate(net._layout) if entries][:-1]
+    _assert_layers_differ(ft.estimator_, pre, body)
+    # moved, but little: 3 Adam steps (one batch per epoch) of about lr = 1e-4 each
+    assert ft.estimator_.t_ == 3 * len(X)
+    for i in body:
+        for key, value in pre._network.params[i].items():
+            np.testing.assert_allclose(net.params[i][key], value, rtol=0, atol=1e-3)
+
+
 def test_transfer_objects_save_and_load(base_net, digits_tasks):
     _, _, Xb, yb = digits_tasks
     ft = FineTuner(base_net, MLPClassifier((16, 12), max_iter=10, random_state=0))

@@ -25,6 +25,14 @@ import numpy as np
 from ..kernels import recurrent as rk
 from .base import Layer, buffer
 
+
+def _writable_c(X):
+    """X as a C-contiguous, writable array (read-only input, a memmap, is copied): the
+    kernels then compile once per dtype, not again for numba's read-only array type."""
+    X = np.ascontiguousarray(X)
+    return X if X.flags.writeable else X.copy()
+
+
 _CELLS = {
     "rnn": dict(gates=1, biases=("b",), forward=rk.elman_forward, backward=rk.elman_backward,
                 cache=rk.ElmanCache, work=rk.ElmanWork),
@@ -59,7 +67,12 @@ class Recurrent(Layer):
         self.units = int(units)
         self.return_sequences = bool(return_sequences)
         self.activation = activation
-        self._spec = _CELLS[cell]
+
+    @property
+    def _spec(self):
+        # looked up, not stored: the layer's state stays plain data (no jitted kernels),
+        # which skops.io and other state-based serialisers need
+        return _CELLS[self.cell]
 
     def _output_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -94,7 +107,7 @@ class Recurrent(Layer):
         return ctx[key]
 
     def forward(self, X, params, ctx, training, rng):
-        X = np.ascontiguousarray(X)
+        X = _writable_c(X)
         n, T, _ = X.shape
         Hs = buffer(ctx, "Hs", (n, T, self.units), X.dtype)
         cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
