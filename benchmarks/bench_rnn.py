@@ -13,11 +13,12 @@ the repeats, at 1 and 2 threads (numba's threads and PyTorch's intra-op threads;
 limit of threadpoolctl too, though RNNRegressor runs BLAS single-threaded inside its own
 passes because its kernels call BLAS from numba's parallel loop).
 
-OpenMP: both libraries run with passive waiting (``OMP_WAIT_POLICY=PASSIVE``, set here
-before PyTorch loads its OpenMP runtime; sknet sets the same default on import). On a
-shared, loaded machine PyTorch's default active spin-waiting made its 2-thread epochs
-10-17x slower in a probe. Run ``OMP_WAIT_POLICY=ACTIVE python benchmarks/bench_rnn.py``
-to time PyTorch with its default instead.
+OpenMP: PyTorch is timed twice and its faster time is the peer's figure: in this process
+with passive waiting (``OMP_WAIT_POLICY=PASSIVE``, set here before PyTorch loads its
+OpenMP runtime; sknet sets the same default on import), and in a fresh process with
+``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default. (On a shared, loaded machine active
+spin-waiting made PyTorch's 2-thread epochs 10-17x slower in a probe; on a quiet one it
+can be faster.) Both are printed.
 
 Then the cold compile time of the recurrent kernels per dtype: a fresh interpreter with
 an empty ``NUMBA_CACHE_DIR`` runs one forward and one backward pass of a ``Recurrent``
@@ -123,6 +124,25 @@ def time_torch(cell, hidden, X, y, epochs, repeats, batch_size=64, lr=1e-3):
     return float(np.median([one_run(epochs, len(X)) for _ in range(repeats)]))
 
 
+def time_torch_active(cell, hidden, n, epochs, repeats, n_threads):
+    """``time_torch`` in a fresh process with OpenMP's active waiting (PyTorch's default)."""
+    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
+    spec = f"{cell},{hidden},{n},{epochs},{repeats},{n_threads}"
+    out = subprocess.run([sys.executable, __file__, "--torch-peer", spec], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.split()[-1])
+
+
+def torch_peer_main(spec):
+    """Entry point of the ``--torch-peer`` subprocess: print seconds per epoch."""
+    cell, *rest = spec.split(",")
+    hidden, n, epochs, repeats, n_threads = (int(v) for v in rest)
+    X, y = make_data(n)
+    set_threads(n_threads)
+    with threadpool_limits(n_threads):
+        print(time_torch(cell, hidden, X, y, epochs, repeats))
+
+
 def set_threads(n):
     numba.set_num_threads(n)
     if torch is not None:
@@ -171,7 +191,10 @@ def main():
     parser.add_argument("--cells", default="lstm,gru,rnn", help="cells, e.g. 'lstm'")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip the compile timing")
+    parser.add_argument("--torch-peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_peer:
+        return torch_peer_main(args.torch_peer)
     n = 4_000 if args.quick else 20_000
     epochs = 1 if args.quick else 2
     threads = [int(t) for t in args.threads.split(",")]
@@ -193,11 +216,13 @@ def main():
             for hidden in hiddens:
                 for cell in cells:
                     me = time_sknet(cell, hidden, X, y, epochs, args.repeats)
-                    tt = (time_torch(cell, hidden, X, y, epochs, args.repeats)
-                          if torch is not None else float("nan"))
-                    rows.append((cell, hidden, nt, me, tt))
-                    print(f"#   {cell} H={hidden} {nt}T: sknet {me:.3f} s, torch {tt:.3f} s",
-                          flush=True)
+                    tt = tt_active = float("nan")
+                    if torch is not None:
+                        tt = time_torch(cell, hidden, X, y, epochs, args.repeats)
+                        tt_active = time_torch_active(cell, hidden, n, epochs, args.repeats, nt)
+                    rows.append((cell, hidden, nt, me, min(tt, tt_active)))
+                    print(f"#   {cell} H={hidden} {nt}T: sknet {me:.3f} s, torch {tt:.3f} s "
+                          f"(passive OpenMP wait), {tt_active:.3f} s (active)", flush=True)
     print(f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"numba threading layer: {numba.threading_layer()}")
 

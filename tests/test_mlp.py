@@ -525,7 +525,7 @@ def test_bit_identical_across_numba_thread_counts(solver):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 64))
     y = rng.integers(0, 3, 100)
-    params = dict(hidden_layer_sizes=(2100,), solver=solver, max_iter=2, batch_size=50,
+    params = dict(hidden_layer_sizes=(8000,), solver=solver, max_iter=2, batch_size=50,
                   random_state=0, dropout=0.2)
     old = numba.get_num_threads()
     results = []
