@@ -36,11 +36,23 @@ class _BaseOptimizer:
     def iteration_ends(self, time_step):
         """Called after each epoch with the number of samples seen so far."""
 
-    @staticmethod
-    def _l2_args(theta, l2):
-        """``(c, blocks, sumsq)`` for the ``*_l2`` kernels, from ``l2 = (c, blocks)``."""
+    #: (serial, parallel, serial with L2, parallel with L2) update kernels
+    _kernels = ()
+
+    def _step(self, args, l2):
+        """Run the update kernel on ``args = (theta, grad, state..., scalars...)``; with
+        ``l2 = (c, blocks)`` the fused-penalty twin, returning the penalised weights'
+        sum of squares before the step (None without ``l2``)."""
+        theta = args[0]
+        serial, parallel, serial_l2, parallel_l2 = self._kernels
+        big = theta.shape[0] >= PARALLEL_MIN
+        if l2 is None:
+            (parallel if big else serial)(*args)
+            return None
         c, blocks = l2
-        return theta.dtype.type(c), blocks, np.empty(blocks.shape[0], dtype=np.float64)
+        sumsq = np.empty(blocks.shape[0], dtype=np.float64)
+        (parallel_l2 if big else serial_l2)(*args, theta.dtype.type(c), blocks, sumsq)
+        return float(sumsq.sum())
 
     def trigger_stopping(self, msg, verbose):
         """Return True to stop training (scikit-learn's convention)."""
@@ -55,6 +67,8 @@ class SGDOptimizer(_BaseOptimizer):
     invscaling: lr = learning_rate_init / (t + 1) ** power_t, t = samples seen.
     adaptive: divide lr by 5 whenever progress stalls, stop below 1e-6.
     """
+
+    _kernels = (sgd_update, sgd_update_parallel, sgd_update_l2, sgd_update_l2_parallel)
 
     def __init__(self, size, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
@@ -71,15 +85,8 @@ class SGDOptimizer(_BaseOptimizer):
         first, in the same pass, and the penalised weights' sum of squares (before the
         step) is returned; otherwise returns None."""
         t = theta.dtype.type
-        args = (theta, grad, self.velocity, t(self.learning_rate), t(self.momentum),
-                bool(self.nesterov))
-        parallel = theta.shape[0] >= PARALLEL_MIN
-        if l2 is None:
-            (sgd_update_parallel if parallel else sgd_update)(*args)
-            return None
-        c, blocks, sumsq = self._l2_args(theta, l2)
-        (sgd_update_l2_parallel if parallel else sgd_update_l2)(*args, c, blocks, sumsq)
-        return float(sumsq.sum())
+        return self._step((theta, grad, self.velocity, t(self.learning_rate),
+                           t(self.momentum), bool(self.nesterov)), l2)
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -101,6 +108,8 @@ class SGDOptimizer(_BaseOptimizer):
 class AdamOptimizer(_BaseOptimizer):
     """Adam with scikit-learn's bias-corrected step (``learning_rate`` is the last lr_t)."""
 
+    _kernels = (adam_update, adam_update_parallel, adam_update_l2, adam_update_l2_parallel)
+
     def __init__(self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
         super().__init__(learning_rate_init)
@@ -117,15 +126,9 @@ class AdamOptimizer(_BaseOptimizer):
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
                               / (1 - self.beta_1 ** self.t))
         t = theta.dtype.type
-        args = (theta, grad, self.m, self.v, t(self.learning_rate), t(self.beta_1),
-                t(1.0 - self.beta_1), t(self.beta_2), t(1.0 - self.beta_2), t(self.epsilon))
-        parallel = theta.shape[0] >= PARALLEL_MIN
-        if l2 is None:
-            (adam_update_parallel if parallel else adam_update)(*args)
-            return None
-        c, blocks, sumsq = self._l2_args(theta, l2)
-        (adam_update_l2_parallel if parallel else adam_update_l2)(*args, c, blocks, sumsq)
-        return float(sumsq.sum())
+        return self._step((theta, grad, self.m, self.v, t(self.learning_rate),
+                           t(self.beta_1), t(1.0 - self.beta_1), t(self.beta_2),
+                           t(1.0 - self.beta_2), t(self.epsilon)), l2)
 
 
 def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):

@@ -39,6 +39,10 @@ def conv_output_size(n_in, k, s, padding):
     return (n_in + 2 * p - k) // s + 1, p
 
 
+#: largest im2col store a training Conv layer keeps between forward and backward
+KEEP_COLS_BYTES = 64 * 2**20
+
+
 class Conv(Layer):
     """``filters`` convolutions of size ``kernel_size`` (square in 2-D), then ``activation``.
 
@@ -99,16 +103,24 @@ class Conv(Layer):
         """
         ws = ctx.get("ws")
         n_slots = numba.get_num_threads()
+        C, F, k = self.input_shape[0], self.filters, self.kernel_size
+        out = self.output_shape[1:]
+        # training keeps the forward pass's im2col matrices for the backward pass (one
+        # im2col of three passes saved), when they fit in KEEP_COLS_BYTES
+        col_bytes = C * k ** (self.ndim) * int(np.prod(out)) * self.dtype.itemsize
+        keep = 0 < n_backward * col_bytes <= KEEP_COLS_BYTES
         if ws is None or ws.cols.shape[0] != n_slots \
-                or ws.dW_chunks.shape[0] * ws.chunk < n_backward:
-            C, F, k = self.input_shape[0], self.filters, self.kernel_size
-            out = self.output_shape[1:]
+                or ws.dW_chunks.shape[0] * ws.chunk < n_backward \
+                or (keep and ws.kept.shape[0] < n_backward):
             if ws is not None:
                 n_backward = max(n_backward, ws.dW_chunks.shape[0] * ws.chunk)
+                keep = keep or ws.kept.shape[0] > 0
             if self.ndim == 2:
-                ws = ck.conv2d_workspace(C, F, (k, k), out, n_backward, self.dtype, n_slots)
+                ws = ck.conv2d_workspace(C, F, (k, k), out, n_backward, self.dtype, n_slots,
+                                         keep_cols=keep)
             else:
-                ws = ck.conv1d_workspace(C, F, k, out[0], n_backward, self.dtype, n_slots)
+                ws = ck.conv1d_workspace(C, F, k, out[0], n_backward, self.dtype, n_slots,
+                                         keep_cols=keep)
             ctx["ws"] = ws
         return ws
 

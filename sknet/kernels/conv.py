@@ -89,9 +89,14 @@ class Conv2dWorkspace(NamedTuple):
     dW_chunks : (n_chunks, K, F); per-chunk dW partial sums, transposed (backward only).
     db_chunks : (n_chunks, F); per-chunk db partial sums (backward only).
     chunk : int; samples per chunk.
+    kept : (n_kept, K, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
+        the im2col matrix of each sample s < n_kept here and the backward pass reads it
+        back instead of recomputing it. It ties a backward call to the last forward call
+        on this workspace (same X); a batch larger than n_kept recomputes as usual.
     """
 
     cols: np.ndarray
+    kept: np.ndarray
     WT: np.ndarray
     dW_tmp: np.ndarray
     dW_chunks: np.ndarray
@@ -101,13 +106,15 @@ class Conv2dWorkspace(NamedTuple):
 
 def conv2d_workspace(
     in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
-    chunk=CHUNK,
+    chunk=CHUNK, keep_cols=False,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
     ``kernel_size`` is (kh, kw), ``out_size`` is (Ho, Wo), ``max_batch`` the largest
     number of samples one call will get. ``n_slots`` defaults to numba's current thread
-    count; results do not depend on it, nor on ``max_batch``.
+    count; results do not depend on it, nor on ``max_batch``. ``keep_cols=True`` adds
+    room for ``max_batch`` im2col matrices (``kept``): backward then skips im2col,
+    bit-identically, at the cost of max_batch * K * P values of memory.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
@@ -117,6 +124,7 @@ def conv2d_workspace(
     n_chunks = max(1, -(-max_batch // chunk))
     return Conv2dWorkspace(
         cols=np.empty((n_slots, K, Ho * Wo), dtype=dtype),
+        kept=np.empty((max_batch if keep_cols else 0, K, Ho * Wo), dtype=dtype),
         WT=np.empty((K, out_channels), dtype=dtype),
         dW_tmp=np.empty((n_slots, K, out_channels), dtype=dtype),
         dW_chunks=np.empty((n_chunks, K, out_channels), dtype=dtype),
@@ -127,12 +135,12 @@ def conv2d_workspace(
 
 def conv1d_workspace(
     in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
-    chunk=CHUNK,
+    chunk=CHUNK, keep_cols=False,
 ):
     """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
     return conv2d_workspace(
         in_channels, out_channels, (1, kernel_size), (1, out_size), max_batch, dtype,
-        n_slots, chunk,
+        n_slots, chunk, keep_cols,
     )
 
 
@@ -266,13 +274,16 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
     if ws.cols.shape[1] != C * kh * kw or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
         raise ValueError("conv2d_forward: workspace made for other shapes")
     n_slots = ws.cols.shape[0]
+    keep = ws.kept.shape[0] >= X.shape[0]
     for t in prange(n_slots):
-        _forward_slot(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], t, n_slots)
+        _forward_slot(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], ws.kept,
+                      keep, t, n_slots)
 
 
 @jit
-def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, t, n_slots):
-    """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols."""
+def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, kept, keep, t, n_slots):
+    """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
+    (in kept[s] when ``keep``)."""
     n = X.shape[0]
     F, C, kh, kw = Wt.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
@@ -280,9 +291,10 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, t, n_slots):
     P = Ho * Wo
     W2 = Wt.reshape(F, K)
     for s in range(t, n, n_slots):
-        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
+        cs = kept[s] if keep else cols
+        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cs)
         Ys = Y[s].reshape(F, P)
-        _gemm_rows(W2, cols, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cols[k, i*Wo + j]
+        _gemm_rows(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
         for f in range(F):
             Ys[f] += b[f]
 
@@ -301,7 +313,9 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
     compute_dX : bool; False for a network's first layer.
     ws : :class:`Conv2dWorkspace` with room for ceil(n / ws.chunk) chunks (scratch;
-        im2col is recomputed here, so nothing need survive from the forward pass).
+        im2col is recomputed here, unless ``ws.kept`` holds at least n samples: then it
+        is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
+        X left it).
 
     dW = sum over chunks, in chunk order, of (sum over the chunk's samples, in order, of
     dYs @ cols.T); db likewise, each sample's sum over pixels taken in a fixed order.
@@ -322,18 +336,19 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
         for f in range(F):
             WT[k, f] = W2[f, k]
     n_slots = ws.cols.shape[0]
+    keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
             X, WT, dY, kh, kw, stride_h, stride_w, pad_h, pad_w, dX, compute_dX, ws.cols[t],
-            ws.dW_tmp[t], ws.dW_chunks, ws.db_chunks, chunk, t, n_slots,
+            ws.kept, keep, ws.dW_tmp[t], ws.dW_chunks, ws.db_chunks, chunk, t, n_slots,
         )
     _sum_chunks(ws.dW_chunks, ws.db_chunks, n_chunks, dW.reshape(F, K), db)
 
 
 @jit
 def _backward_slot(
-    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, compute_dX, cols, tmp, dW_chunks, db_chunks,
-    chunk, t, n_slots,
+    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, compute_dX, cols, kept, keep, tmp, dW_chunks,
+    db_chunks, chunk, t, n_slots,
 ):
     """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
 
@@ -349,14 +364,18 @@ def _backward_slot(
         dbc = db_chunks[ch]
         s0 = ch * chunk
         for s in range(s0, min(n, s0 + chunk)):
-            _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
+            if keep:
+                cs = kept[s]
+            else:
+                cs = cols
+                _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cs)
             dYs = dY[s].reshape(F, P)
             if s == s0:
-                _gemm_rows(cols, dYs.T, dWc)  # dWc[k, f] = sum_u cols[k, u] dYs[f, u]
+                _gemm_rows(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
                 for f in range(F):
                     dbc[f] = _ordered_sum(dYs[f])
             else:
-                _gemm_rows(cols, dYs.T, tmp)
+                _gemm_rows(cs, dYs.T, tmp)
                 for k in range(K):
                     for f in range(F):
                         dWc[k, f] += tmp[k, f]

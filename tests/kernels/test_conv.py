@@ -179,3 +179,28 @@ def test_conv2d_bit_identical_across_thread_counts():
     one, two = _lenet_conv2(1), _lenet_conv2(2)
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
+def test_conv2d_kept_im2col_is_bit_identical(H, W, kernel, stride, padding, out_size, dtype):
+    """A workspace with ``keep_cols=True`` (the forward pass stores im2col, the backward
+    pass reads it back) gives exactly the results of recomputing it; a batch larger than
+    the store falls back to recomputing."""
+    rng = np.random.default_rng(3)
+    X, Wt, b = make_conv2d(rng, H, W, kernel, dtype=dtype)
+    dY = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size).astype(dtype)
+    F, C, kh, kw = Wt.shape
+    Y_ref = forward2d(X, Wt, b, stride, padding, out_size)
+    dW_ref, db_ref, dX_ref = backward2d(X, Wt, dY, stride, padding)
+    for max_batch in (X.shape[0], X.shape[0] + 5):
+        ws = conv2d_workspace(C, F, (kh, kw), out_size, max_batch, dtype, 2, 3, keep_cols=True)
+        assert ws.kept.shape[0] == max_batch
+        Y = np.empty_like(Y_ref)
+        conv2d_forward(X, Wt, b, *stride, *padding, Y, ws)
+        dW, db, dX = np.empty_like(Wt), np.empty(F, dtype), np.empty_like(X)
+        conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, True, ws)
+        np.testing.assert_array_equal(Y, Y_ref)
+        np.testing.assert_array_equal(dW, dW_ref)
+        np.testing.assert_array_equal(db, db_ref)
+        np.testing.assert_array_equal(dX, dX_ref)
