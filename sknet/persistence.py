@@ -26,11 +26,13 @@ The checksum detects accidental corruption and naive tampering; it is not a sign
 refuses to do, not from the checksum.
 """
 
+import contextlib
 import hashlib
 import io
 import json
 import math
 import os
+import struct
 import warnings
 import zipfile
 import zlib
@@ -578,6 +580,24 @@ def _build_estimator(name, state):
     return est
 
 
+@contextlib.contextmanager
+def _archive_errors():
+    """Turn what the zip reader raises on a damaged archive (a flipped byte can give
+    ``negative seek value``, ``zip file version 23.5``, struct or zlib errors ...) into
+    this module's clear ValueError; our own messages and missing files pass through."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except ValueError as exc:
+        if str(exc).startswith("Cannot load sknet model"):
+            raise
+        _fail(f"the archive is corrupted ({exc}).")
+    except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, OSError, RuntimeError,
+            NotImplementedError, OverflowError, KeyError) as exc:
+        _fail(f"the archive is corrupted ({type(exc).__name__}: {exc}).")
+
+
 def _open_zip(file):
     try:
         return zipfile.ZipFile(file, "r")
@@ -707,7 +727,8 @@ def read_header(file):
     >>> header["class"], header["format_version"], header["metadata"]
     ('MLPRegressor', 1, {'note': 'toy'})
     """
-    with _open_zip(_as_file(file)) as zf:
+    file = _as_file(file)
+    with _archive_errors(), _open_zip(file) as zf:
         return _read_verified_header(zf)
 
 
@@ -765,7 +786,8 @@ def load(file):
     ...
     ValueError: Cannot load sknet model: ...
     """
-    with _open_zip(_as_file(file)) as zf:
+    file = _as_file(file)
+    with _archive_errors(), _open_zip(file) as zf:
         header = _read_verified_header(zf)
         arrays = _read_arrays(zf, header["arrays"])
     versions = header["versions"] if isinstance(header["versions"], dict) else {}
