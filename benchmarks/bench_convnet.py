@@ -53,6 +53,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
+from _peers import time_torch_active
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
@@ -196,15 +197,6 @@ def measure(X, y, job, numba_threads, blas_threads, torch_threads, epochs, repea
     return float(np.median(me)), float(np.median(tt)) if tt else float("nan")
 
 
-def time_torch_active(job_index, torch_threads, epochs, repeats):
-    """PyTorch's seconds per epoch in a fresh process with OpenMP's active waiting."""
-    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
-    spec = f"{job_index},{torch_threads},{epochs},{repeats}"
-    out = subprocess.run([sys.executable, __file__, "--torch-peer", spec], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return float(out.split()[-1])
-
-
 def torch_peer_main(spec):
     """Entry point of the ``--torch-peer`` subprocess: print seconds per epoch."""
     job_index, torch_threads, epochs, repeats = (int(v) for v in spec.split(","))
@@ -300,7 +292,8 @@ def main():
         for job in jobs:
             X, y, _ = data[job[0]]
             me, tt = measure(X, y, job, nt_numba, nt_blas, nt_torch, epochs, repeats)
-            tt_active = (time_torch_active(JOBS.index(job), nt_torch, epochs, repeats)
+            tt_active = (time_torch_active(__file__, JOBS.index(job), nt_torch, epochs,
+                                           repeats)
                          if torch is not None else float("nan"))
             gflop = conv_flops(*job[1:]) / 1e9
             rows.append((job[0], label, me, min(tt, tt_active), gflop, peaks[nt_torch]))

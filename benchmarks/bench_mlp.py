@@ -47,6 +47,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
+from _peers import time_torch_active
 from sklearn.neural_network import MLPClassifier as SkMLP
 from threadpoolctl import threadpool_limits
 
@@ -115,15 +116,6 @@ def time_torch(X, y, hidden, epochs, repeats, batch_size=200, lr=1e-3, alpha=1e-
 
     one_run(1)  # warm up
     return float(np.median([one_run(epochs) for _ in range(repeats)]))
-
-
-def time_torch_active(n, hidden, epochs, repeats, n_threads):
-    """``time_torch`` in a fresh process with OpenMP's active waiting (PyTorch's default)."""
-    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
-    spec = ",".join(str(v) for v in (n, epochs, repeats, n_threads, *hidden))
-    out = subprocess.run([sys.executable, __file__, "--torch-peer", spec], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return float(out.split()[-1])
 
 
 def torch_peer_main(spec):
@@ -213,7 +205,7 @@ def main():
                 tt = float("nan")
                 if torch is not None:
                     tt_passive = time_torch(X32, y, hidden, epochs, repeats)
-                    tt_active = time_torch_active(n, hidden, epochs, repeats, nt)
+                    tt_active = time_torch_active(__file__, n, epochs, repeats, nt, *hidden)
                     tt = min(tt_passive, tt_active)
                     torch_notes.append(f"# torch {hidden} {nt}T: passive OpenMP wait "
                                        f"{tt_passive:.3f} s, active {tt_active:.3f} s")

@@ -52,6 +52,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
+from _peers import time_torch_active
 from threadpoolctl import threadpool_limits
 
 from sknet import RNNRegressor
@@ -122,15 +123,6 @@ def time_torch(cell, hidden, X, y, epochs, repeats, batch_size=64, lr=1e-3):
 
     one_run(1, 640)  # warm up
     return float(np.median([one_run(epochs, len(X)) for _ in range(repeats)]))
-
-
-def time_torch_active(cell, hidden, n, epochs, repeats, n_threads):
-    """``time_torch`` in a fresh process with OpenMP's active waiting (PyTorch's default)."""
-    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
-    spec = f"{cell},{hidden},{n},{epochs},{repeats},{n_threads}"
-    out = subprocess.run([sys.executable, __file__, "--torch-peer", spec], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return float(out.split()[-1])
 
 
 def torch_peer_main(spec):
@@ -219,7 +211,8 @@ def main():
                     tt = tt_active = float("nan")
                     if torch is not None:
                         tt = time_torch(cell, hidden, X, y, epochs, args.repeats)
-                        tt_active = time_torch_active(cell, hidden, n, epochs, args.repeats, nt)
+                        tt_active = time_torch_active(__file__, cell, hidden, n, epochs,
+                                                      args.repeats, nt)
                     rows.append((cell, hidden, nt, me, min(tt, tt_active)))
                     print(f"#   {cell} H={hidden} {nt}T: sknet {me:.3f} s, torch {tt:.3f} s "
                           f"(passive OpenMP wait), {tt_active:.3f} s (active)", flush=True)

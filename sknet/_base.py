@@ -11,6 +11,7 @@ rules), split into short steps: ``_fit`` -> ``_fit_stochastic`` -> ``_run_epoch`
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,6 +34,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
+from . import parallel
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
@@ -50,6 +52,47 @@ def _check_solver(est):
         )
     return True
 
+
+
+_BLAS_CONTROLLER = None
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run BLAS single-threaded inside the block (the previous limits come back after).
+
+    The recurrent and convolution kernels call small BLAS products from inside numba's
+    ``prange``, one sample block per numba thread; a multi-threaded BLAS under them
+    oversubscribes the cores (measured: 1.7-1.9x slower RNN epochs with 2 numba x 2 BLAS
+    threads on 2 cores, 3-7x for ConvNets on a loaded machine). Results do not depend on
+    it.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = parallel._blas_controller()
+    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+        yield
+
+
+def as_rectangular(X, what, fix):
+    """Lists (and object arrays) as arrays, with a clear message for ragged input.
+
+    Anything else that does not convert is left to scikit-learn's validation, which
+    names the problem (strings, a dict in an object array ...).
+    """
+    is_object = getattr(getattr(X, "dtype", None), "kind", None) == "O"
+    if hasattr(X, "ndim") and not is_object:
+        return X
+    try:
+        # an object array may hold arrays: unpack it to nested lists first
+        return np.asarray(X.tolist(), dtype=float) if is_object else np.asarray(X)
+    except ValueError as exc:
+        if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
+            raise ValueError(f"X must be a rectangular array of {what} (ragged input is "
+                             f"not supported; {fix}). ({exc})") from None
+    except TypeError:
+        pass
+    return X
 
 class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
@@ -533,6 +576,25 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         tags.input_tags.sparse = False
         return tags
 
+
+
+class OneBlasThreadMixin:
+    """Single-threaded BLAS around every pass through the network (fit, predict,
+    transform), for families whose kernels call BLAS from inside numba's ``prange``."""
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with _one_blas_thread():
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
+    def _forward(self, X, output_activation=True):
+        with _one_blas_thread():
+            return super()._forward(X, output_activation=output_activation)
+
+    def transform(self, X):
+        with _one_blas_thread():
+            return super().transform(X)
+
+    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
 
 class NetworkClassifierMixin:
     """Targets for classifiers: labels, one-hot / multilabel encoding, class weights."""

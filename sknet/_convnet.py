@@ -7,10 +7,15 @@ from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._base import (
+    BaseNetworkEstimator,
+    NetworkClassifierMixin,
+    NetworkRegressorMixin,
+    OneBlasThreadMixin,
+    as_rectangular,
+)
 from ._layers import Dense, Dropout, Flatten
 from ._layers.conv import Conv, Pool
-from ._rnn import OneBlasThreadMixin, as_rectangular
 
 _SAMPLES, _FIX = "samples: all images or signals need the same shape", "pad or resize it first"
 

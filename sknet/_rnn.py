@@ -1,6 +1,5 @@
 """Recurrent networks for sequences and time series: RNNRegressor and RNNClassifier."""
 
-from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
@@ -8,69 +7,14 @@ from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._base import (
+    BaseNetworkEstimator,
+    NetworkClassifierMixin,
+    NetworkRegressorMixin,
+    OneBlasThreadMixin,
+    as_rectangular,
+)
 from ._layers import Dense, Dropout, Recurrent
-
-_BLAS_CONTROLLER = None
-
-
-@contextmanager
-def _one_blas_thread():
-    """Run BLAS single-threaded inside the block (the previous limits come back after).
-
-    The recurrent kernels call small BLAS products from inside numba's ``prange``, one
-    sample block per numba thread; a multi-threaded BLAS under them oversubscribes the
-    cores (measured: 1.7-1.9x slower epochs with 2 numba x 2 BLAS threads on 2 cores).
-    Results do not depend on it.
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS, which numba's np.dot uses)
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
-        yield
-
-
-def as_rectangular(X, what, fix):
-    """Lists (and object arrays) as arrays, with a clear message for ragged input.
-
-    Anything else that does not convert is left to scikit-learn's validation, which
-    names the problem (strings, a dict in an object array ...).
-    """
-    is_object = getattr(getattr(X, "dtype", None), "kind", None) == "O"
-    if hasattr(X, "ndim") and not is_object:
-        return X
-    try:
-        # an object array may hold arrays: unpack it to nested lists first
-        return np.asarray(X.tolist(), dtype=float) if is_object else np.asarray(X)
-    except ValueError as exc:
-        if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
-            raise ValueError(f"X must be a rectangular array of {what} (ragged input is "
-                             f"not supported; {fix}). ({exc})") from None
-    except TypeError:
-        pass
-    return X
-
-
-class OneBlasThreadMixin:
-    """Single-threaded BLAS around every pass through the network (fit, predict,
-    transform), for families whose kernels call BLAS from inside numba's ``prange``."""
-
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _one_blas_thread():
-            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
-
-    def _forward(self, X, output_activation=True):
-        with _one_blas_thread():
-            return super()._forward(X, output_activation=output_activation)
-
-    def transform(self, X):
-        with _one_blas_thread():
-            return super().transform(X)
-
-    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
 
 
 class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):

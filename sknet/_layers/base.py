@@ -10,6 +10,13 @@ a ``ctx`` dict that the caller owns, so a layer holds no training state.
 import numpy as np
 
 
+def writable_c(X):
+    """X as a C-contiguous, writable array (read-only input, a memmap, is copied): the
+    kernels then compile once per dtype, not again for numba's read-only array type."""
+    X = np.ascontiguousarray(X)
+    return X if X.flags.writeable else X.copy()
+
+
 def buffer(ctx, key, shape, dtype):
     """A reusable C-contiguous buffer ``ctx[key][:shape[0]]`` of at least ``shape``.
 

@@ -19,14 +19,7 @@ import numpy as np
 from ..kernels import conv as ck
 from ..kernels import pool as pk
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
-from .base import Layer, buffer
-
-
-def _writable_c(X):
-    """X as a C-contiguous, writable array (read-only input, a memmap, is copied): the
-    kernels then compile once per dtype, not again for numba's read-only array type."""
-    X = np.ascontiguousarray(X)
-    return X if X.flags.writeable else X.copy()
+from .base import Layer, buffer, writable_c
 
 
 def conv_output_size(n_in, k, s, padding):
@@ -125,7 +118,7 @@ class Conv(Layer):
         return ws
 
     def forward(self, X, params, ctx, training, rng):
-        X = _writable_c(X)
+        X = writable_c(X)
         n = X.shape[0]
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
         ws = self._workspace(ctx, n_backward=n if training else 0)
@@ -182,7 +175,7 @@ class Pool(Layer):
         return (input_shape[0],) + spatial
 
     def forward(self, X, params, ctx, training, rng):
-        X = _writable_c(X)
+        X = writable_c(X)
         n = X.shape[0]
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
         p = self.size

@@ -23,15 +23,7 @@ through the cell state).
 import numpy as np
 
 from ..kernels import recurrent as rk
-from .base import Layer, buffer
-
-
-def _writable_c(X):
-    """X as a C-contiguous, writable array (read-only input, a memmap, is copied): the
-    kernels then compile once per dtype, not again for numba's read-only array type."""
-    X = np.ascontiguousarray(X)
-    return X if X.flags.writeable else X.copy()
-
+from .base import Layer, buffer, writable_c
 
 _CELLS = {
     "rnn": dict(gates=1, biases=("b",), forward=rk.elman_forward, backward=rk.elman_backward,
@@ -107,7 +99,7 @@ class Recurrent(Layer):
         return ctx[key]
 
     def forward(self, X, params, ctx, training, rng):
-        X = _writable_c(X)
+        X = writable_c(X)
         n, T, _ = X.shape
         Hs = buffer(ctx, "Hs", (n, T, self.units), X.dtype)
         cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
