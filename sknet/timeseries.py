@@ -27,10 +27,11 @@ from numbers import Integral
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._compat import Interval, StrOptions, fit_context, validate_params
 
 __all__ = ["LagWindows", "forecast", "make_windows"]
 
@@ -188,7 +189,7 @@ class LagWindows(TransformerMixin, BaseEstimator):
         self.horizon = horizon
         self.stride = stride
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, series, y=None):
         """Check the series and record its number of variables.
 
