@@ -15,6 +15,9 @@ import scipy.linalg  # noqa: F401
 
 from .pinned_cases import CASES, DTYPES, environment, run_case
 
+# the pinned runs stop after a few iterations on purpose
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 PINNED = np.load(Path(__file__).parent / "data" / "pinned_predictions.npz")
 SAME_ENVIRONMENT = str(PINNED["__environment__"]) == environment()
 
