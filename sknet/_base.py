@@ -11,7 +11,6 @@ rules), split into short steps: ``_fit`` -> ``_fit_stochastic`` -> ``_run_epoch`
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,11 +33,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from . import parallel
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
 from ._summary import summary as _summary
+from ._threads import one_blas_thread
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -51,27 +50,6 @@ def _check_solver(est):
             f"{est.solver} is not stochastic."
         )
     return True
-
-
-
-_BLAS_CONTROLLER = None
-
-
-@contextmanager
-def _one_blas_thread():
-    """Run BLAS single-threaded inside the block (the previous limits come back after).
-
-    The recurrent and convolution kernels call small BLAS products from inside numba's
-    ``prange``, one sample block per numba thread; a multi-threaded BLAS under them
-    oversubscribes the cores (measured: 1.7-1.9x slower RNN epochs with 2 numba x 2 BLAS
-    threads on 2 cores, 3-7x for ConvNets on a loaded machine). Results do not depend on
-    it.
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        _BLAS_CONTROLLER = parallel._blas_controller()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
-        yield
 
 
 def as_rectangular(X, what, fix):
@@ -583,15 +561,15 @@ class OneBlasThreadMixin:
     transform), for families whose kernels call BLAS from inside numba's ``prange``."""
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _one_blas_thread():
+        with one_blas_thread():
             return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _forward(self, X, output_activation=True):
-        with _one_blas_thread():
+        with one_blas_thread():
             return super()._forward(X, output_activation=output_activation)
 
     def transform(self, X):
-        with _one_blas_thread():
+        with one_blas_thread():
             return super().transform(X)
 
     transform.__doc__ = BaseNetworkEstimator.transform.__doc__
