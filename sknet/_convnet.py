@@ -150,6 +150,9 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._reshape(X, self._check_fitted_shape(X))
 
     # -- architecture ----------------------------------------------------------------
+    def _clip_norm(self):
+        return self.clip_norm
+
     def _count_layers(self):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 

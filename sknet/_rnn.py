@@ -89,6 +89,9 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         return X[:, :, None] if X.ndim == 2 else X
 
     # -- architecture --------------------------------------------------------------
+    def _clip_norm(self):
+        return self.clip_norm
+
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
 
