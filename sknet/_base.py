@@ -79,11 +79,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                            metaclass=ABCMeta):
     """Shared training machinery. Not for direct use.
 
-    The interface features use
-    ---------------------------
-    Code built on the estimators (:mod:`sknet.transfer`, :mod:`sknet.torch_interop`,
-    :func:`sknet.summary`, the examples) uses only these members, never the estimator's
-    private attributes:
+    The interface features use: code built on the estimators (:mod:`sknet.transfer`,
+    :mod:`sknet.torch_interop`, :func:`sknet.summary`, the examples) uses only these
+    members, never the estimator's private attributes.
 
     - :meth:`build_layers` ``(input_shape, n_outputs, dtype)``: the layers the
       hyperparameters describe, built for one sample of ``input_shape``; no data, no

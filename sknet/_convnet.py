@@ -267,6 +267,10 @@ class ConvNetClassifier(NetworkClassifierMixin, ClassifierMixin, BaseConvNet):
 best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPClassifier`.
 
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it: ``(channels, height, width)`` or
+        ``(channels, length)``.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -342,6 +346,10 @@ class ConvNetRegressor(NetworkRegressorMixin, RegressorMixin, BaseConvNet):
     loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
 best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPRegressor`.
+
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it: ``(channels, height, width)`` or
+        ``(channels, length)``.
 
     Examples
     --------

@@ -157,6 +157,9 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
 
     n_features_in_ : int
         Number of time steps seen during fit (the second axis of X).
+
+    input_shape_ : tuple of int
+        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature).
 """
 
 
