@@ -120,7 +120,7 @@ def main(argv=None):
 
     print(f"trained on {len(X_train)} digits for {clf.n_iter_} epochs in {fit_time:.1f} s "
           f"({fit_time / clf.n_iter_:.1f} s per epoch), weights in "
-          f"{clf._network.theta.dtype}")
+          f"{clf.network_.theta.dtype}")
     print(f"training accuracy: {clf.score(X_train, y_train):.4f}")
     print(f"held-out accuracy on {len(X_test)} digits: {accuracy:.4f} "
           f"(predicted in {predict_time * 1000:.0f} ms)")

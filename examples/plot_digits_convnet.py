@@ -95,7 +95,7 @@ for seed in (1, 2, 3):
 # The first convolution's weights have PyTorch's layout, (filters, channels, height,
 # width). Each 3x3 filter is shown with its own colour scale, red positive and blue
 # negative: many are small edge and stroke detectors.
-W = convnet._network.params[0]["W"][:, 0]  # (16, 3, 3)
+W = convnet.network_.params[0]["W"][:, 0]  # (16, 3, 3)
 fig, axes = plt.subplots(2, 8, figsize=(8, 2.6), layout="constrained")
 for i, ax in enumerate(axes.ravel()):
     lim = np.abs(W[i]).max()
@@ -107,10 +107,10 @@ fig.suptitle("First-layer 3x3 filters of the ConvNet")
 # %%
 # What the filters see
 # --------------------
-# The first layer's output (after its ReLU) for one test digit: ``predict`` of the
-# underlying network, stopped after layer 1.
+# The first layer's output (after its ReLU) for one test digit: ``forward`` runs the
+# network up to (and including) layer 0.
 digit = X_test[:1].reshape(1, 1, 8, 8)
-maps = convnet._network.predict(digit, stop=1, output_activation=False)[0]
+maps = convnet.forward(digit, stop=1)[0]
 fig, axes = plt.subplots(2, 9, figsize=(9, 2.4), layout="constrained")
 axes[0, 0].imshow(digit[0, 0], cmap="gray_r")
 axes[0, 0].set_title(f"input ({y_test[0]})", fontsize=8)

@@ -171,20 +171,20 @@ for name, acc in curves.items():
 # In the networks of the last draw, the layers below ``first_trainable_layer_`` are
 # bit-identical to the pretrained ones after all epochs; with everything trainable at a
 # low learning rate the weights move, but stay close to where they started.
-names = [type(layer).__name__ for layer in source._network.layers]
-weighted = [i for i, p in enumerate(source._network.params) if p]
+names = [type(layer).__name__ for layer in source.network_.layers]
+weighted = source.network_.parametrized_layers()
 change = {}
 for name in list(strategies)[:3]:
     tuned = fitted[name].estimator_
     first = fitted[name].first_trainable_layer_
     frozen = [i for i in weighted if i < first]
-    same = all(np.array_equal(tuned._network.params[i][k], source._network.params[i][k])
-               for i in frozen for k in source._network.params[i])
+    same = all(np.array_equal(tuned.network_.params[i][k], source.network_.params[i][k])
+               for i in frozen for k in source.network_.params[i])
     print(f"{name:34s} trained layers {first} to {len(names) - 1}; "
           + (f"frozen layers {frozen} bit-identical: {same}" if frozen else "nothing frozen"))
-    change[name] = [np.linalg.norm(tuned._network.params[i]["W"]
-                                   - source._network.params[i]["W"])
-                    / np.linalg.norm(source._network.params[i]["W"]) for i in weighted[:-1]]
+    change[name] = [np.linalg.norm(tuned.network_.params[i]["W"]
+                                   - source.network_.params[i]["W"])
+                    / np.linalg.norm(source.network_.params[i]["W"]) for i in weighted[:-1]]
 
 # %%
 # Learning curves

@@ -62,7 +62,7 @@ model = pretrained.load(name)
 info = pretrained.info(name)
 print(f"pretrained model: {name}, {info['class']}, held-out MNIST accuracy "
       f"{info['test_accuracy']:.4f}")
-X = images28.reshape(len(images28), *model._network.input_shape)
+X = images28.reshape(len(images28), *model.input_shape_)
 print(f"zero-shot accuracy of the MNIST model on the 8x8 digits: {model.score(X, y):.3f}")
 
 fig, axes = plt.subplots(2, 6, figsize=(7, 2.6))

@@ -8,10 +8,8 @@ rules), split into short steps: ``_fit`` -> ``_fit_stochastic`` -> ``_run_epoch`
 ``_train_step``; or ``_fit`` -> ``_fit_lbfgs``.
 """
 
-import time
 import warnings
 from abc import ABCMeta, abstractmethod
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,11 +32,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from . import parallel
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
 from ._summary import summary as _summary
+from ._threads import one_blas_thread
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -51,27 +49,6 @@ def _check_solver(est):
             f"{est.solver} is not stochastic."
         )
     return True
-
-
-
-_BLAS_CONTROLLER = None
-
-
-@contextmanager
-def _one_blas_thread():
-    """Run BLAS single-threaded inside the block (the previous limits come back after).
-
-    The recurrent and convolution kernels call small BLAS products from inside numba's
-    ``prange``, one sample block per numba thread; a multi-threaded BLAS under them
-    oversubscribes the cores (measured: 1.7-1.9x slower RNN epochs with 2 numba x 2 BLAS
-    threads on 2 cores, 3-7x for ConvNets on a loaded machine). Results do not depend on
-    it.
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        _BLAS_CONTROLLER = parallel._blas_controller()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
-        yield
 
 
 def as_rectangular(X, what, fix):
@@ -100,7 +77,30 @@ class DivergenceError(ValueError):
 
 class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                            metaclass=ABCMeta):
-    """Shared training machinery. Not for direct use."""
+    """Shared training machinery. Not for direct use.
+
+    The interface features use: code built on the estimators (:mod:`sknet.transfer`,
+    :mod:`sknet.torch_interop`, :func:`sknet.summary`, the examples) uses only these
+    members, never the estimator's private attributes.
+
+    - :meth:`build_layers` ``(input_shape, n_outputs, dtype)``: the layers the
+      hyperparameters describe, built for one sample of ``input_shape``; no data, no
+      weights, the estimator is not modified.
+    - :meth:`initialize` ``(X, y)``: what ``fit`` does before training (validate X and
+      y, encode the targets, set ``classes_``, ``n_outputs_`` ..., build the network and
+      draw its initial weights from ``random_state``), and no training.
+    - :meth:`forward` ``(X, *, stop=None, output_activation=False)``: validate X, cast
+      it to the network's dtype and run the first ``stop`` layers (with one BLAS thread
+      for the families whose kernels need it). ``predict`` and ``transform`` use it.
+    - :meth:`fit_from` ``(X, y, weights, *, first_trainable=0, sample_weight=None)``:
+      ``fit``, with the first layers starting from given weights and the layers before
+      ``first_trainable`` frozen.
+    - :meth:`set_weights` ``(weights)``: replace the fitted network's weights.
+    - ``network_``: the fitted network (layers, parameter views, ``theta``);
+      ``input_shape_``: the per-sample shape it takes; ``first_trainable_layer_``:
+      layers before it are frozen; ``last_hidden_layer_``: the layer ``transform``
+      returns.
+    """
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -129,6 +129,10 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         "dropout": [None, Interval(Real, 0, 1, closed="left"), "array-like"],
     }
 
+    # layers before this index keep their weights during training (see ``fit_from``);
+    # set at every fit, the class value covers estimators saved before it was recorded
+    _first_trainable = 0
+
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
     def _validate_input(self, X, y, reset):
@@ -145,6 +149,14 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def _input_shape(self, X):
         return X.shape[1:]
 
+    def _clip_norm(self):
+        """Gradient-norm bound before each stochastic update (None: no clipping)."""
+        return None
+
+    def _n_output_layers(self):
+        """How many trailing layers form the output block (``transform`` skips them)."""
+        return 1
+
     # ------------------------------------------------------------------ helpers
     def _hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -157,7 +169,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _dropout_rates(self, n_hidden):
         """Per-hidden-layer drop rates from ``dropout`` (None, a float or a sequence)."""
-        d = getattr(self, "dropout", None)
+        d = self.dropout
         if d is None:
             return [0.0] * n_hidden
         if np.isscalar(d):
@@ -178,29 +190,203 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return self.loss
 
     def _uses_dropout(self):
-        return any(getattr(layer, "kind", "") == "dropout" and layer.rate > 0
-                   for layer in self._network.layers)
+        return any(layer.kind == "dropout" and layer.rate > 0 for layer in self._network.layers)
 
-    def _n_trainable_from(self):
-        """Index of the first layer trained (layers before it are frozen)."""
-        return getattr(self, "_first_trainable", 0)
+    # ------------------------------------------------------------------ the interface
+    def build_layers(self, input_shape, n_outputs, dtype=np.float64):
+        """The layers the hyperparameters describe, built for one sample of ``input_shape``.
+
+        Each layer knows its input and output shapes and its parameter shapes
+        (``param_specs()``); no weights are allocated and the estimator is not
+        modified. ``fit`` and :meth:`initialize` build their network from these layers,
+        :func:`sknet.summary` describes them before fit.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Shape of one sample as the network takes it (see ``input_shape_``).
+        n_outputs : int
+            Number of network outputs.
+        dtype : dtype, default=np.float64
+            Floating-point type of the layers.
+
+        Returns
+        -------
+        layers : list of Layer
+            Fresh layer objects, built.
+
+        Raises
+        ------
+        ValueError
+            If a hyperparameter is invalid or ``input_shape`` does not fit the layers.
+        """
+        self._validate_params()
+        input_shape = tuple(int(s) for s in input_shape)
+        layers = self._build_layers(input_shape, n_outputs)
+        shape = input_shape
+        for i, layer in enumerate(layers):
+            try:
+                shape = layer.build(shape, dtype)
+            except ValueError as exc:
+                raise ValueError(
+                    f"input_shape={input_shape} does not fit {type(self).__name__}'s "
+                    f"layers: layer {i + 1} ({type(layer).__name__}) failed with: {exc}"
+                ) from exc
+        return layers
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def initialize(self, X, y):
+        """Build the network for (X, y) and draw its initial weights, without training.
+
+        Does what ``fit`` does before its first epoch: validates X and y, encodes the
+        targets (``classes_``, ``n_outputs_``, ``n_features_in_`` ... are set), builds
+        the network and initialises its weights from ``random_state``, exactly as
+        ``fit`` would. The estimator is then usable (``predict``, ``forward``) with
+        ``n_iter_ == 0``.
+
+        Parameters
+        ----------
+        X : array-like
+            Sample input, in any form ``fit`` accepts; fixes the input shape and dtype.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Sample targets; fix the classes or the number of outputs.
+
+        Returns
+        -------
+        self : object
+            The estimator, with an untrained network.
+        """
+        self._setup(X, y, None, incremental=False)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_from(self, X, y, weights, *, first_trainable=0, sample_weight=None):
+        """Fit, starting the first layers from given weights and freezing some of them.
+
+        As ``fit`` (a fresh network, the other weights drawn from ``random_state``),
+        except that the first ``weights.size`` entries of the flat parameter vector
+        (``network_.theta``, layer by layer) start from ``weights`` and the layers
+        before ``first_trainable`` are not trained: their weights stay bit-identical.
+        The weights are not kept on the estimator; ``first_trainable_layer_`` is, and
+        later ``partial_fit`` or ``warm_start`` fits keep those layers frozen. A plain
+        ``fit`` trains everything again from a fresh initialisation.
+
+        Parameters
+        ----------
+        X : array-like
+            Training input, as for ``fit``.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets, as for ``fit``.
+        weights : array-like of shape (n_weights,)
+            Starting values of the first layers' parameters, for example
+            ``other.network_.theta[:other.network_.layer_offset(k)]`` of a fitted
+            network whose first ``k`` layers match this one's.
+        first_trainable : int, default=0
+            Index into ``network_.layers`` of the first trained layer; every layer
+            before it must be covered by ``weights``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        weights = np.asarray(weights)
+        if weights.ndim != 1 or weights.dtype.kind not in "fiu":
+            raise ValueError(
+                f"weights must be a 1-D array of numbers, got shape {weights.shape} and "
+                f"dtype {weights.dtype}."
+            )
+        if isinstance(first_trainable, bool) or not isinstance(first_trainable, Integral) \
+                or first_trainable < 0:
+            raise ValueError(f"first_trainable must be an int >= 0, got {first_trainable!r}.")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         start=(weights, int(first_trainable)))
+
+    def set_weights(self, weights):
+        """Replace the fitted network's weights.
+
+        Training state that belonged to the old weights is reset: the best weights
+        kept for early stopping, and the optimiser's moments (the next ``partial_fit``
+        starts a fresh optimiser).
+
+        Parameters
+        ----------
+        weights : array-like of shape (network_.n_params,)
+            The new flat parameter vector, in the layout of ``network_.theta``; cast
+            to the network's dtype.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        check_is_fitted(self, "_network")
+        net = self._network
+        weights = np.asarray(weights)
+        if weights.shape != net.theta.shape:
+            raise ValueError(
+                f"weights must have shape {net.theta.shape} (the network's parameter "
+                f"count), got {weights.shape}."
+            )
+        if not np.isfinite(weights).all():
+            raise ValueError("The weights contain NaN or infinity.")
+        net.theta[...] = weights
+        self._best_theta = net.theta.copy()
+        self.__dict__.pop("_optimizer", None)
+        return self
+
+    @property
+    def network_(self):
+        """Network: the fitted network (layers, parameter views, flat ``theta``)."""
+        check_is_fitted(self, "_network")  # NotFittedError is an AttributeError
+        return self._network
+
+    @property
+    def input_shape_(self):
+        """tuple of int: shape of one sample as the fitted network takes it.
+
+        ``(n_features,)`` for an MLP, ``(n_timesteps, n_features)`` for an RNN,
+        ``(channels, height, width)`` or ``(channels, length)`` for a ConvNet.
+        """
+        return tuple(int(s) for s in self.network_.input_shape)
+
+    @property
+    def first_trainable_layer_(self):
+        """int: index of the first trained layer; the layers before it are frozen."""
+        check_is_fitted(self, "_network")
+        return self._first_trainable
+
+    @property
+    def last_hidden_layer_(self):
+        """int: index in ``network_.layers`` of the layer ``transform`` returns, the
+        last one before the output block (-1 for a network without hidden layers)."""
+        return len(self.network_.layers) - self._n_output_layers() - 1
 
     # ------------------------------------------------------------------ fitting
-    def _initialize(self, X, Y):
+    def _initialize(self, X, Y, start=None):
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = Y.shape[1]
         self.out_activation_ = self._out_activation()
-        layers = self._build_layers(self._input_shape(X), self.n_outputs_)
-        self._network = Network(layers, self._loss_name).build(self._input_shape(X), X.dtype)
-        self._network.init_params(self._random_state)
-        # transfer learning (sknet.transfer.FineTuner): start the first layers from a
-        # pretrained network; a 1-D array covering their parameters, layer by layer
-        init_theta = getattr(self, "_init_theta", None)
-        if init_theta is not None:
-            self._network.theta[:init_theta.size] = init_theta
+        shape = self._input_shape(X)
+        layers = self.build_layers(shape, self.n_outputs_, X.dtype)
+        net = self._network = Network(layers, self._loss_name).build(shape, X.dtype)
+        net.init_params(self._random_state)
+        self._first_trainable = 0
+        if start is not None:  # fit_from
+            weights, first = start
+            if weights.size > net.n_params or net.layer_offset(first) > weights.size:
+                raise ValueError(
+                    f"weights has {weights.size} values; the network has {net.n_params} "
+                    f"parameters, {net.layer_offset(first)} of them in the "
+                    f"{first} frozen layer(s) before first_trainable, which need weights."
+                )
+            net.theta[:weights.size] = weights
+            self._first_trainable = first
         self.n_layers_ = self._count_layers()
-        self._best_theta = self._network.theta.copy()
+        self._best_theta = net.theta.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -218,8 +404,12 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + 2
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        first_pass = not hasattr(self, "_network") or (not self.warm_start and not incremental)
+    def _setup(self, X, y, sample_weight, incremental, start=None):
+        """Validate and encode the training data; on a first pass (or ``start``) build
+        and initialise the network. Returns X, Y in the network's dtype and the sample
+        weights (class weights folded in)."""
+        first_pass = start is not None or not hasattr(self, "_network") \
+            or (not self.warm_start and not incremental)
         self._hidden_layer_sizes()  # validates
         X, y = self._validate_input(X, y, reset=first_pass)
         Y = self._encode_targets(y, incremental, first_pass)
@@ -229,7 +419,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         sample_weight = self._apply_class_weight(y, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(X, Y)
+            self._initialize(X, Y, start)
         else:
             net = self._network
             if self._input_shape(X) != net.input_shape:
@@ -244,7 +434,10 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 )
             if X.dtype != net.dtype:
                 X = X.astype(net.dtype)
-        Y = Y.astype(self._network.dtype, copy=False)
+        return X, Y.astype(self._network.dtype, copy=False), sample_weight
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, start=None):
+        X, Y, sample_weight = self._setup(X, y, sample_weight, incremental, start)
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sample_weight, incremental)
         else:
@@ -265,14 +458,14 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 "dropout needs a stochastic solver (solver='sgd' or 'adam'); "
                 "solver='lbfgs' requires a deterministic objective. Set dropout=None."
             )
-        start = net.layer_offset(self._n_trainable_from())
+        start = net.layer_offset(self._first_trainable)
         x0 = net.theta[start:].astype(np.float64)
         dtype = net.dtype
 
         def fun(x):
             net.theta[start:] = x.astype(dtype, copy=False)
             loss = net.loss_and_grad(X, Y, sample_weight, self.alpha,
-                                     first_trainable=self._n_trainable_from())
+                                     first_trainable=self._first_trainable)
             return float(loss), net.grad[start:].astype(np.float64)
 
         try:
@@ -328,7 +521,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _fit_stochastic(self, X, Y, sample_weight, incremental):
         net = self._network
-        start = net.layer_offset(self._n_trainable_from())
+        start = net.layer_offset(self._first_trainable)
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(net.n_params - start, net.dtype)
         if self.early_stopping and incremental:
@@ -356,7 +549,6 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         if self._uses_dropout():
             drop_rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         sample_idx = np.arange(n_samples, dtype=int)
-        self._fit_start_time = time.perf_counter()
         progress = ProgressReporter(self.verbose, self.max_iter, incremental=incremental)
         try:
             progress.start()
@@ -443,13 +635,13 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         gradient block by block and returns ``||W||^2`` for the loss.
         """
         net = self._network
-        first = self._n_trainable_from()
-        clip = getattr(self, "clip_norm", None)
+        first = self._first_trainable
+        clip = self._clip_norm()
         fused = bool(self.alpha) and clip is None
         loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
                                  first_trainable=first, penalty=not fused)
         if clip is not None:
-            # gradient-norm clipping (recurrent and conv families expose ``clip_norm``)
+            # gradient-norm clipping (the recurrent and conv families' ``clip_norm``)
             clip_by_norm(net.grad[start:], float(clip))
         if not fused:
             self._optimizer.update_params(net.theta[start:], net.grad[start:])
@@ -524,16 +716,39 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return _summary(self, input_shape, n_outputs=n_outputs)
 
     # ------------------------------------------------------------------ inference
-    def _forward(self, X, output_activation=True):
-        check_is_fitted(self, "_network")
-        X = self._validate_X_predict(X)
-        if X.dtype != self._network.dtype:
-            X = X.astype(self._network.dtype)
-        return self._network.predict(X, output_activation=output_activation)
+    def forward(self, X, *, stop=None, output_activation=False):
+        """Outputs of the network's first ``stop`` layers for X (dropout off).
 
-    def _n_output_layers(self):
-        """How many trailing layers ``transform`` skips (the output layer)."""
-        return 1
+        X is validated as for ``predict`` and cast to the network's dtype; families
+        whose kernels call BLAS from numba's threads run with one BLAS thread.
+        ``predict`` and ``transform`` are built on this.
+
+        Parameters
+        ----------
+        X : array-like
+            Input, in any form ``predict`` accepts.
+        stop : int or None, default=None
+            Number of leading layers of ``network_.layers`` to run; None runs all.
+        output_activation : bool, default=False
+            Apply the output activation (softmax, logistic, exp) when every layer runs.
+            By default the raw outputs are returned.
+
+        Returns
+        -------
+        out : ndarray of shape (n_samples, *output_shape)
+            Output of layer ``stop - 1`` per sample, unflattened (X itself, cast,
+            for ``stop=0``), in the network's dtype.
+        """
+        check_is_fitted(self, "_network")
+        net = self._network
+        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, Integral)
+                                 or not 0 <= stop <= len(net.layers)):
+            raise ValueError(f"stop must be None or an int in [0, {len(net.layers)}], "
+                             f"got {stop!r}.")
+        X = self._validate_X_predict(X)
+        if X.dtype != net.dtype:
+            X = X.astype(net.dtype)
+        return net.predict(X, stop=stop, output_activation=output_activation)
 
     def transform(self, X):
         """Activations of the last hidden layer.
@@ -548,18 +763,13 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         X_hidden : ndarray of shape (n_samples, n_hidden)
             The last hidden layer's activations (dropout off).
         """
-        check_is_fitted(self, "_network")
-        X = self._validate_X_predict(X)
-        if X.dtype != self._network.dtype:
-            X = X.astype(self._network.dtype)
-        stop = len(self._network.layers) - self._n_output_layers()
-        H = self._network.predict(X, stop=stop, output_activation=False)
+        H = self.forward(X, stop=self.last_hidden_layer_ + 1)
         return H.reshape(H.shape[0], -1)
 
     @property
     def _n_features_out(self):
         """Width of the representation ``transform`` returns."""
-        stop = len(self._network.layers) - self._n_output_layers()
+        stop = self.last_hidden_layer_ + 1
         shape = self._network.layers[stop - 1].output_shape if stop > 0 else \
             self._network.input_shape
         return int(np.prod(shape))
@@ -577,29 +787,24 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         return tags
 
 
-
 class OneBlasThreadMixin:
-    """Single-threaded BLAS around every pass through the network (fit, predict,
-    transform), for families whose kernels call BLAS from inside numba's ``prange``."""
+    """Single-threaded BLAS around every pass through the network (fit, and through
+    ``forward`` predict, transform and the features), for families whose kernels call
+    BLAS from inside numba's ``prange``."""
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _one_blas_thread():
-            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+    def _fit(self, *args, **kwargs):
+        with one_blas_thread():
+            return super()._fit(*args, **kwargs)
 
-    def _forward(self, X, output_activation=True):
-        with _one_blas_thread():
-            return super()._forward(X, output_activation=output_activation)
+    def forward(self, X, *, stop=None, output_activation=False):
+        with one_blas_thread():
+            return super().forward(X, stop=stop, output_activation=output_activation)
 
-    def transform(self, X):
-        with _one_blas_thread():
-            return super().transform(X)
+    forward.__doc__ = BaseNetworkEstimator.forward.__doc__
 
-    transform.__doc__ = BaseNetworkEstimator.transform.__doc__
 
 class NetworkClassifierMixin:
     """Targets for classifiers: labels, one-hot / multilabel encoding, class weights."""
-
-    _loss_name_classifier = True
 
     @property
     def _loss_name(self):
@@ -632,7 +837,7 @@ class NetworkClassifierMixin:
         return self._label_binarizer.transform(y).astype(bool)
 
     def _apply_class_weight(self, y, sample_weight, incremental, dtype):
-        cw = getattr(self, "class_weight", None)
+        cw = self.class_weight
         if cw is None:
             return sample_weight
         if incremental and cw == "balanced":
@@ -666,7 +871,7 @@ class NetworkClassifierMixin:
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        out = self._forward(X)
+        out = self.forward(X, output_activation=True)
         if self.n_outputs_ == 1:
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
@@ -685,7 +890,7 @@ class NetworkClassifierMixin:
             The predicted probability of each class, classes ordered as in
             ``classes_``.
         """
-        out = self._forward(X)
+        out = self.forward(X, output_activation=True)
         if self.n_outputs_ == 1:
             out = out.ravel()
         if out.ndim == 1:
@@ -752,7 +957,7 @@ class NetworkRegressorMixin:
     def _encode_targets(self, y, incremental, first_pass):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if getattr(self, "loss", "squared_error") == "poisson" and np.any(y < 0):
+        if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' requires non-negative y (counts or rates).")
         return y.reshape(-1, 1) if y.ndim == 1 else y
 
@@ -777,7 +982,7 @@ class NetworkRegressorMixin:
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        out = self._forward(X)
+        out = self.forward(X, output_activation=True)
         return out.ravel() if out.shape[1] == 1 else out
 
     @available_if(_check_solver)

@@ -150,6 +150,9 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._reshape(X, self._check_fitted_shape(X))
 
     # -- architecture ----------------------------------------------------------------
+    def _clip_norm(self):
+        return self.clip_norm
+
     def _count_layers(self):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 
@@ -264,6 +267,10 @@ class ConvNetClassifier(NetworkClassifierMixin, ClassifierMixin, BaseConvNet):
 best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPClassifier`.
 
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it: ``(channels, height, width)`` or
+        ``(channels, length)``.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -339,6 +346,10 @@ class ConvNetRegressor(NetworkRegressorMixin, RegressorMixin, BaseConvNet):
     loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
 best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPRegressor`.
+
+    input_shape_ : tuple of int
+        Shape of one sample as the network takes it: ``(channels, height, width)`` or
+        ``(channels, length)``.
 
     Examples
     --------

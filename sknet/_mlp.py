@@ -190,6 +190,9 @@ _MLP_DOC_ATTRS = """
     n_features_in_ : int
         Number of features seen during fit.
 
+    input_shape_ : tuple of int
+        Shape of one sample, ``(n_features_in_,)``. Not in scikit-learn.
+
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 

@@ -24,6 +24,15 @@ class Network:
     layers : list of Layer
     loss : {'log_loss', 'binary_log_loss', 'squared_error', 'poisson'}
         Fixes the output activation (softmax, logistic, identity, exp).
+
+    Attributes
+    ----------
+    What code outside the core may read (an estimator's ``network_``); the rest is
+    private. Set by ``build``: ``input_shape`` and ``output_shape`` (per sample),
+    ``dtype``, ``n_params``, ``theta`` (the flat parameter vector, layer by layer) and
+    ``params`` (per layer, a dict of views into ``theta``, in ``param_specs`` order).
+    Always: ``layers``, ``loss`` and ``out_activation``. With the methods
+    ``layer_offset``, ``parametrized_layers`` and ``predict``.
     """
 
     def __init__(self, layers, loss):
@@ -81,6 +90,10 @@ class Network:
     def layer_offset(self, i):
         """Start of layer ``i``'s parameters in ``theta`` (``i == len(layers)``: the end)."""
         return self._layer_start[i]
+
+    def parametrized_layers(self):
+        """Indices of the layers that hold parameters, in order."""
+        return [i for i, entries in enumerate(self._layout) if entries]
 
     # -- pickling: views are rebuilt, buffers are dropped ---------------------------
     def __getstate__(self):
@@ -142,10 +155,6 @@ class Network:
         S = float(sw.sum())
         delta = np.empty_like(Z)
         return loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(1.0 / S), delta) / S
-
-    def penalty(self):
-        """Sum of squared penalised weights (float64)."""
-        return sum(sum_squares(self.theta[a:b]) for a, b in self._penalized_ranges)
 
     def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0,
                       penalty=True):

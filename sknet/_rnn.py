@@ -89,6 +89,9 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         return X[:, :, None] if X.ndim == 2 else X
 
     # -- architecture --------------------------------------------------------------
+    def _clip_norm(self):
+        return self.clip_norm
+
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
 
@@ -154,6 +157,9 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
 
     n_features_in_ : int
         Number of time steps seen during fit (the second axis of X).
+
+    input_shape_ : tuple of int
+        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature).
 """
 
 

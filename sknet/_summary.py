@@ -1,9 +1,10 @@
 """A table of an estimator's layers, output shapes and parameter counts.
 
-Works for every sknet estimator through the family hook ``_build_layers`` (before
-fit) or the fitted ``_network`` (after fit), and only uses the layer protocol
-(``build``, ``param_specs``, ``get_config``), so new layer types appear without
-changes here.
+Works for every sknet estimator through its documented interface: ``build_layers``
+before fit; ``network_``, ``input_shape_``, ``first_trainable_layer_`` and
+``n_outputs_`` after fit. Only the layer protocol (``output_shape``, ``param_specs``,
+``get_config``) is read from the layers, so new layer types appear without changes
+here. Imports nothing from sknet: ``BaseNetworkEstimator.summary`` calls it.
 """
 
 import numpy as np
@@ -34,21 +35,6 @@ def _as_shape(input_shape):
 
 def _n_params(layer):
     return sum(int(np.prod(shape)) for _, shape, _ in layer.param_specs())
-
-
-def _build(estimator, input_shape, n_outputs):
-    """Fresh layers from the hyperparameters, built on ``input_shape``."""
-    layers = estimator._build_layers(input_shape, n_outputs)
-    shape = input_shape
-    for i, layer in enumerate(layers):
-        try:
-            shape = layer.build(shape, np.float64)
-        except ValueError as exc:
-            raise ValueError(
-                f"input_shape={input_shape} does not fit {type(estimator).__name__}'s "
-                f"layers: layer {i + 1} ({type(layer).__name__}) failed with: {exc}"
-            ) from exc
-    return layers
 
 
 def _describe(layer, config=None):
@@ -200,22 +186,20 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     Trainable params: 2,778
     Non-trainable params: 0
     """
-    if not hasattr(estimator, "_build_layers"):
+    if not hasattr(estimator, "build_layers"):
         raise TypeError(
             f"summary() needs an sknet estimator, got {type(estimator).__name__}."
         )
     name = type(estimator).__name__
-    first_trainable = getattr(estimator, "_first_trainable", 0)
     if n_outputs is not None and (isinstance(n_outputs, bool)
                                   or not isinstance(n_outputs, (int, np.integer))
                                   or n_outputs < 1):
         raise ValueError(f"n_outputs must be a positive int, got {n_outputs!r}.")
-    net = getattr(estimator, "_network", None)
-    if net is not None:
-        return _summary_fitted(estimator, name, net, input_shape, n_outputs, first_trainable)
+    if hasattr(estimator, "network_"):
+        return _summary_fitted(estimator, name, input_shape, n_outputs)
 
     if input_shape is None:
-        input_shape = getattr(estimator, "input_shape", None)
+        input_shape = estimator.get_params(deep=False).get("input_shape")
         if input_shape is None:
             raise ValueError(
                 f"summary() of an unfitted {name} needs input_shape, the shape of one "
@@ -223,15 +207,15 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
                 "fit the estimator first."
             )
     input_shape = _as_shape(input_shape)
-    if hasattr(estimator, "_validate_params"):
-        estimator._validate_params()  # clear errors for invalid hyperparameters
+    # build_layers also validates the hyperparameters, with clear errors
     if n_outputs is not None:
-        layers = _build(estimator, input_shape, int(n_outputs))
+        layers = estimator.build_layers(input_shape, int(n_outputs))
         pairs = [(layer, layer) for layer in layers]
     else:
-        pairs = list(zip(_build(estimator, input_shape, 1), _build(estimator, input_shape, 2)))
+        pairs = list(zip(estimator.build_layers(input_shape, 1),
+                         estimator.build_layers(input_shape, 2)))
     rows = []
-    for i, (one, two) in enumerate(pairs):
+    for one, two in pairs:
         cfg1, cfg2 = one.get_config(), two.get_config()
         config = {k: _symbolic(v, cfg2.get(k)) for k, v in cfg1.items()}
         p1, p2 = _n_params(one), _n_params(two)
@@ -241,19 +225,21 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
                                   for a, b in zip(one.output_shape, two.output_shape)),
             "params": p1,
             "params_per_output": p2 - p1,
-            "trainable": i >= first_trainable,
+            "trainable": True,  # layers are frozen only by fitting (``fit_from``)
         })
     return ModelSummary(f"{name} (not fitted)", input_shape, rows)
 
 
-def _summary_fitted(estimator, name, net, input_shape, n_outputs, first_trainable):
-    if input_shape is not None and _as_shape(input_shape) != tuple(net.input_shape):
+def _summary_fitted(estimator, name, input_shape, n_outputs):
+    net = estimator.network_
+    first_trainable = estimator.first_trainable_layer_
+    if input_shape is not None and _as_shape(input_shape) != estimator.input_shape_:
         raise ValueError(
             f"input_shape={tuple(input_shape)} does not match the fitted network's "
-            f"input shape {tuple(net.input_shape)}; omit input_shape after fit."
+            f"input shape {estimator.input_shape_}; omit input_shape after fit."
         )
-    fitted_outputs = getattr(estimator, "n_outputs_", None)
-    if n_outputs is not None and fitted_outputs is not None and n_outputs != fitted_outputs:
+    fitted_outputs = estimator.n_outputs_
+    if n_outputs is not None and n_outputs != fitted_outputs:
         raise ValueError(
             f"n_outputs={n_outputs} does not match the fitted network's {fitted_outputs} "
             "outputs; omit n_outputs after fit."
@@ -266,12 +252,11 @@ def _summary_fitted(estimator, name, net, input_shape, n_outputs, first_trainabl
         "trainable": i >= first_trainable,
     } for i, layer in enumerate(net.layers)]
     nbytes = net.n_params * net.dtype.itemsize
-    loss = getattr(net, "loss_name", net.loss)
     footer = [
         f"Parameter memory: {_fmt_bytes(nbytes)} ({net.dtype.name})",
-        f"Output activation: {net.out_activation}, loss: {loss}",
+        f"Output activation: {net.out_activation}, loss: {net.loss}",
     ]
-    return ModelSummary(f"{name} (fitted)", net.input_shape, rows, footer)
+    return ModelSummary(f"{name} (fitted)", estimator.input_shape_, rows, footer)
 
 
 def _fmt_bytes(n):

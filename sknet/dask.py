@@ -27,6 +27,7 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
 from . import parallel
+from ._threads import _blas_controller, _check_n_threads, _pool_size
 
 try:
     from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
@@ -62,8 +63,8 @@ def _worker_setup(n_threads, estimators):
     """Cap BLAS (process-wide) and numba (this thread), then warm sknet's kernels."""
     import numba
 
-    parallel._blas_controller().limit(limits=n_threads)
-    numba.set_num_threads(min(n_threads, parallel._pool_size()))
+    _blas_controller().limit(limits=n_threads)
+    numba.set_num_threads(min(n_threads, _pool_size()))
     return parallel.warm_up(estimators)
 
 
@@ -72,7 +73,7 @@ def _worker_report():
     from threadpoolctl import threadpool_info
 
     return {
-        "numba_pool": parallel._pool_size(),
+        "numba_pool": _pool_size(),
         "numba_threads": parallel.get_num_threads(),
         "blas_threads": max((d["num_threads"] for d in threadpool_info()
                              if d["user_api"] == "blas"), default=None),
@@ -118,7 +119,7 @@ class SknetWorkerPlugin(WorkerPlugin):
 
     def __init__(self, n_threads=1, *, warm_up=True, estimators=None):
         _require_distributed()
-        self.n_threads = parallel._check_n_threads(n_threads)
+        self.n_threads = _check_n_threads(n_threads)
         if self.n_threads is None:
             raise ValueError("SknetWorkerPlugin needs an explicit n_threads >= 1.")
         self.warm_up = bool(warm_up)
@@ -126,7 +127,7 @@ class SknetWorkerPlugin(WorkerPlugin):
         self.warm_up_seconds_ = None
 
     async def setup(self, worker):
-        pool = parallel._pool_size()
+        pool = _pool_size()
         if pool > self.n_threads:
             warnings.warn(
                 f"Dask worker {worker.address}: numba started {pool} threads but "
@@ -237,7 +238,7 @@ def setup_workers(client, n_threads=1, *, warm_up=True, estimators=None, warm_lo
     plugin = SknetWorkerPlugin(n_threads, warm_up=warm_up, estimators=estimators)
     if warm_locally and warm_up:
         parallel.warm_up(estimators)
-    pools = client.run(parallel._pool_size)
+    pools = client.run(_pool_size)
     if any(pool > plugin.n_threads for pool in pools.values()):
         has_nannies = all(info.get("nanny") for info in
                           client.scheduler_info(n_workers=-1)["workers"].values())

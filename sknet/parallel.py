@@ -30,6 +30,9 @@ import warnings
 import numba
 import numpy as np
 
+# the thread-pool primitives live in a leaf module that the estimators import too
+from ._threads import _blas_controller, _check_n_threads, _cpu_count, _pool_size
+
 __all__ = [
     "cache_info",
     "get_num_threads",
@@ -43,48 +46,6 @@ __all__ = [
 #: environment variables that size the thread pools of a process at start-up
 THREAD_ENV_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                    "MKL_NUM_THREADS")
-
-
-def _cpu_count():
-    """Cores this process may run on (the affinity mask, not the whole machine)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _pool_size():
-    """Threads numba launched (or will launch) in this process: ``NUMBA_NUM_THREADS``."""
-    return int(numba.config.NUMBA_NUM_THREADS)
-
-
-def _check_n_threads(n_threads, upper=None, name="n_threads"):
-    if n_threads is None:
-        return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int or None, got {n_threads!r}.")
-    n_threads = int(n_threads)
-    if n_threads < 1:
-        raise ValueError(f"{name} must be >= 1 (or None for all cores), got {n_threads}.")
-    if upper is not None and n_threads > upper:
-        raise ValueError(
-            f"{name}={n_threads} exceeds the {upper} threads numba started in this process "
-            f"(NUMBA_NUM_THREADS={upper}). Start the process with a larger NUMBA_NUM_THREADS "
-            "to use more."
-        )
-    return n_threads
-
-
-def _blas_controller():
-    """A threadpoolctl controller that sees both OpenBLAS copies (numpy's and scipy's).
-
-    scipy's OpenBLAS is loaded only when ``scipy.linalg`` is first imported (sknet's
-    L-BFGS path imports it lazily); a limit set before that load would miss it.
-    """
-    import scipy.linalg  # noqa: F401  (loads scipy's BLAS so the limit reaches it)
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def get_num_threads():

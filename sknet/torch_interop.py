@@ -46,7 +46,6 @@ from collections import OrderedDict
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 
 from ._base import BaseNetworkEstimator
 
@@ -332,16 +331,6 @@ def _check_sequential(module, net):
 # ======================================================================================
 # public API
 # ======================================================================================
-def _initialized(estimator, X, y):
-    """A clone of ``estimator`` with its network built for (X, y) and not trained."""
-    est = clone(estimator)
-    Xv, yv = est._validate_input(X, y, reset=True)
-    Y = est._encode_targets(yv, False, True)
-    est._random_state = check_random_state(est.random_state)
-    est._initialize(Xv, Y)
-    return est
-
-
 def from_torch(source, estimator, X=None, y=None):
     """An sknet estimator carrying the weights of a PyTorch module or ``state_dict``.
 
@@ -400,7 +389,7 @@ def from_torch(source, estimator, X=None, y=None):
     """
     if not isinstance(estimator, BaseNetworkEstimator):
         raise TypeError(f"estimator must be an sknet estimator, got {type(estimator).__name__}.")
-    if hasattr(estimator, "_network") and X is None:
+    if hasattr(estimator, "network_") and X is None:
         est = copy.deepcopy(estimator)
     elif X is None or y is None:
         raise ValueError(
@@ -408,10 +397,10 @@ def from_torch(source, estimator, X=None, y=None):
             "built (input shape, dtype, classes or outputs); nothing is trained."
         )
     else:
-        est = _initialized(estimator, X, y)
-    net = est._network
+        est = clone(estimator).initialize(X, y)  # built for (X, y), not trained
+    net = est.network_
     groups = _groups(_state_dict(source))
-    targets = [i for i, entries in enumerate(net._layout) if entries]
+    targets = net.parametrized_layers()
     if len(groups) != len(targets):
         raise ValueError(
             f"The source has {len(groups)} modules with parameters "
@@ -429,16 +418,15 @@ def from_torch(source, estimator, X=None, y=None):
         values = _torch_to_sknet(net.params[i], group, where)
         if prefix in modules:
             _check_module(modules[prefix], net.layers[i], where)
-        for name, a, b, _, _ in net._layout[i]:
-            new_theta[a:b] = np.asarray(values[name]).astype(net.dtype).reshape(-1)
+        start = net.layer_offset(i)
+        for name, view in net.params[i].items():  # the layer's block of theta, in order
+            new_theta[start:start + view.size] = \
+                np.asarray(values[name]).astype(net.dtype).reshape(-1)
+            start += view.size
     if not np.isfinite(new_theta).all():
         raise ValueError("The source weights contain NaN or infinity.")
-    net.theta[...] = new_theta
-    if hasattr(est, "_best_theta"):
-        est._best_theta = net.theta.copy()
-    if hasattr(est, "_optimizer"):
-        del est._optimizer  # moment estimates of other weights are meaningless now
-    return est
+    # also resets what belonged to the old weights (optimiser moments, best weights)
+    return est.set_weights(new_theta)
 
 
 def _activation_module(nn, name):
@@ -592,9 +580,9 @@ def to_torch(estimator, *, output_activation=False):
     """
     torch = _import_torch()
     nn = torch.nn
-    if not isinstance(estimator, BaseNetworkEstimator) or not hasattr(estimator, "_network"):
+    if not isinstance(estimator, BaseNetworkEstimator) or not hasattr(estimator, "network_"):
         raise ValueError("to_torch needs a fitted sknet estimator.")
-    net = estimator._network
+    net = estimator.network_
     dtype = torch.float64 if net.dtype == np.float64 else torch.float32
     modules, weighted = [], []
     for layer, params in zip(net.layers, net.params):

@@ -19,8 +19,6 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNetworkEstimator
-from ._network import Network
-from .persistence import _loss_name
 
 __all__ = ["FineTuner", "NetworkFeatures"]
 
@@ -45,7 +43,7 @@ def _check_network_estimator(estimator, what):
 
 def _fitted_network_estimator(estimator, what):
     est = _check_network_estimator(estimator, what)
-    if not hasattr(est, "_network"):
+    if not hasattr(est, "network_"):
         raise NotFittedError(
             f"The {type(est).__name__} given as {what} is not fitted: fit it first (it is "
             "used as it is and never refitted)."
@@ -71,15 +69,6 @@ def _resolve_pretrained(pretrained):
     return _fitted_network_estimator(pretrained, "pretrained")
 
 
-def _parametrized_layers(net):
-    """Indices of the network's layers that hold parameters."""
-    return [i for i, entries in enumerate(net._layout) if entries]
-
-
-def _describe(layer):
-    return repr(layer)
-
-
 # ======================================================================================
 class NetworkFeatures(TransformerMixin, BaseEstimator):
     """The activations of one layer of a fitted sknet network, as a frozen transformer.
@@ -98,7 +87,7 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
         The network to read features from; it is not copied and never modified.
 
     layer : int or None, default=None
-        Index into the network's layers (``estimator._network.layers``, see
+        Index into the network's layers (``estimator.network_.layers``, see
         :func:`sknet.summary`): the output of that layer is returned, flattened to one
         row per sample, with dropout off. Negative values count from the end (``-1`` is
         the output layer, before its output activation). ``None`` means the last hidden
@@ -181,14 +170,14 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def __sklearn_is_fitted__(self):
-        return hasattr(_unwrap(self.estimator), "_network")
+        return hasattr(_unwrap(self.estimator), "network_")
 
     # -- the work ----------------------------------------------------------------------
     def _stop(self, est):
         """Number of leading layers to run (the chosen layer's index + 1)."""
-        n = len(est._network.layers)
+        n = len(est.network_.layers)
         if self.layer is None:
-            idx = n - est._n_output_layers() - 1
+            idx = est.last_hidden_layer_
             if idx < 0:
                 raise ValueError("The network has no hidden layer; pass layer= explicitly.")
             return idx + 1
@@ -236,11 +225,7 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
             dtype.
         """
         est = _fitted_network_estimator(self.estimator, "estimator")
-        stop = self._stop(est)
-        X = est._validate_X_predict(X)
-        if X.dtype != est._network.dtype:
-            X = X.astype(est._network.dtype)
-        H = est._network.predict(X, stop=stop, output_activation=False)
+        H = est.forward(X, stop=self._stop(est))
         return H.reshape(H.shape[0], -1)
 
     @property
@@ -253,7 +238,7 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
     @property
     def _n_features_out(self):
         est = _fitted_network_estimator(self.estimator, "estimator")
-        layer = est._network.layers[self._stop(est) - 1]
+        layer = est.network_.layers[self._stop(est) - 1]
         return int(np.prod(layer.output_shape))
 
     def get_feature_names_out(self, input_features=None):
@@ -341,11 +326,12 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
     Attributes
     ----------
     estimator_ : sknet estimator
-        The fine-tuned estimator. Refitting it (``estimator_.fit``) repeats the fine
-        tuning from the pretrained weights.
+        The fine-tuned estimator (trained with its ``fit_from``). It keeps the frozen
+        layers frozen in ``partial_fit``; its ``fit`` trains a fresh network from
+        scratch, refit the ``FineTuner`` to fine-tune again.
 
     first_trainable_layer_ : int
-        Index of the first trained layer in ``estimator_._network.layers``; the layers
+        Index of the first trained layer in ``estimator_.network_.layers``; the layers
         before it are frozen.
 
     classes_ : ndarray of shape (n_classes,)
@@ -447,32 +433,24 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         return _unwrap(self.pretrained)
 
     # -- fitting -------------------------------------------------------------------------
-    def _probe_network(self, est, X, y):
-        """The network ``est`` would build for (X, y), built on a throwaway copy."""
-        probe = clone(est)
-        Xv, yv = probe._validate_input(X, y, reset=True)
-        Y = probe._encode_targets(yv, False, True)
-        shape = probe._input_shape(Xv)
-        layers = probe._build_layers(shape, Y.shape[1])
-        return Network(layers, probe._loss_name).build(shape, Xv.dtype), probe
-
-    def _check_compatible(self, src, new_net, probe):
-        """Raise ValueError unless the layers to copy have identical architecture."""
-        src_net = src._network
-        if tuple(src_net.input_shape) != tuple(new_net.input_shape):
+    def _check_compatible(self, src, probe):
+        """Raise ValueError unless the layers to copy have identical architecture;
+        return how many leading layers are copied."""
+        src_net, new_net = src.network_, probe.network_
+        if src.input_shape_ != probe.input_shape_:
             raise ValueError(
-                f"The new data has per-sample shape {new_net.input_shape}, the pretrained "
-                f"network expects {src_net.input_shape}."
+                f"The new data has per-sample shape {probe.input_shape_}, the pretrained "
+                f"network expects {src.input_shape_}."
             )
         if self.replace_output:
-            n_src = len(src_net.layers) - src._n_output_layers()
-            n_new = len(new_net.layers) - probe._n_output_layers()
+            n_src = src.last_hidden_layer_ + 1
+            n_new = probe.last_hidden_layer_ + 1
         else:
             n_src, n_new = len(src_net.layers), len(new_net.layers)
-            if _loss_name(src_net) != _loss_name(new_net):
+            if src_net.loss != new_net.loss:
                 raise ValueError(
                     f"replace_output=False needs the same loss, but the pretrained network "
-                    f"uses {_loss_name(src_net)!r} and the new task {_loss_name(new_net)!r}."
+                    f"uses {src_net.loss!r} and the new task {new_net.loss!r}."
                 )
         if n_src != n_new:
             raise ValueError(
@@ -482,18 +460,18 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
             )
         for i in range(n_src):
             a, b = src_net.layers[i], new_net.layers[i]
-            shapes_a = [e[3] for e in src_net._layout[i]]
-            shapes_b = [e[3] for e in new_net._layout[i]]
+            shapes_a = [p.shape for p in src_net.params[i].values()]
+            shapes_b = [p.shape for p in new_net.params[i].values()]
             if type(a) is not type(b) or a.get_config() != b.get_config() \
                     or shapes_a != shapes_b:
                 raise ValueError(
-                    f"Layer {i} differs: pretrained {_describe(a)} with parameter shapes "
-                    f"{shapes_a}, new {_describe(b)} with {shapes_b}."
+                    f"Layer {i} differs: pretrained {a!r} with parameter shapes "
+                    f"{shapes_a}, new {b!r} with {shapes_b}."
                 )
         return n_src
 
-    def _first_trainable(self, net):
-        param_layers = _parametrized_layers(net)
+    def _first_trainable_layer(self, net):
+        param_layers = net.parametrized_layers()
         if self.trainable_layers == "all":
             return 0
         k = int(self.trainable_layers)
@@ -527,12 +505,13 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         src = _resolve_pretrained(self.pretrained)
         template = self.estimator if self.estimator is not None else src
         est = clone(_check_network_estimator(template, "estimator"))
-        new_net, probe = self._probe_network(est, X, y)
-        n_copy = self._check_compatible(src, new_net, probe)
-        first = self._first_trainable(new_net)
-        est._init_theta = src._network.theta[:src._network.layer_offset(n_copy)].copy()
-        est._first_trainable = first
-        est.fit(X, y, sample_weight=sample_weight)
+        # the network est will build for (X, y), on a throwaway copy
+        probe = clone(est).initialize(X, y)
+        n_copy = self._check_compatible(src, probe)
+        first = self._first_trainable_layer(probe.network_)
+        src_net = src.network_
+        est.fit_from(X, y, src_net.theta[:src_net.layer_offset(n_copy)],
+                     first_trainable=first, sample_weight=sample_weight)
         self.estimator_ = est
         self.first_trainable_layer_ = first
         return self

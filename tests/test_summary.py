@@ -57,7 +57,7 @@ def test_fitted_summary_matches_the_network(n_classes, n_outputs):
     before = summary(clf, input_shape=X.shape[1:], n_outputs=n_outputs)
     _quiet_fit(clf, X, y)
     after = clf.summary()
-    assert after.total_params == clf._network.theta.size
+    assert after.total_params == clf.network_.theta.size
     assert after.total_params == sum(w.size for w in clf.coefs_ + clf.intercepts_)
     assert [r["params"] for r in after.rows] == [r["params"] for r in before.rows]
     assert [r["output_shape"] for r in after.rows] == [r["output_shape"] for r in before.rows]
@@ -87,8 +87,13 @@ def test_method_and_function_agree():
 
 def test_frozen_layers_are_counted_as_non_trainable():
     X, y = _data()
-    clf = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0), X, y)
-    clf._first_trainable = 1  # what transfer learning sets: layer 0 is frozen
+    base = _quiet_fit(MLPClassifier(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0), X, y)
+    clf = MLPClassifier(hidden_layer_sizes=(5, 4), max_iter=2, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # what transfer learning does: layer 0 starts from base's weights and is frozen
+        clf.fit_from(X, y, base.network_.theta[:base.network_.layer_offset(1)],
+                     first_trainable=1)
     s = clf.summary()
     assert s.non_trainable_params == 6 * 5 + 5
     assert s.trainable_params == s.total_params - s.non_trainable_params
@@ -179,7 +184,7 @@ def test_before_and_after_fit_agree_for_every_family(name, params, shape, kind):
     before = summary(est, input_shape=shape, n_outputs=n_outputs)
     _quiet_fit(est, X, y)
     after = summary(est)
-    assert after.total_params == before.total_params == est._network.theta.size
+    assert after.total_params == before.total_params == est.network_.theta.size
     assert [r["output_shape"] for r in after.rows] == [r["output_shape"] for r in before.rows]
 
 
@@ -209,7 +214,7 @@ def test_recurrent_summary_shapes_and_counts(cell, gates, bias_per_gate):
     X, y = rng.normal(size=(20, T, d)), rng.normal(size=(20, 2))
     _quiet_fit(reg.set_params(max_iter=2, random_state=0), X, y)
     after = reg.summary()
-    assert after.total_params == s.total_params == reg._network.theta.size
+    assert after.total_params == s.total_params == reg.network_.theta.size
     assert str(after).startswith("RNNRegressor (fitted)")
 
 

@@ -51,9 +51,9 @@ def test_imported_mlp_matches_torch(activation, dtype):
     module = _torch_mlp(torch, [7, 16, 9, 4], activation, dtype)
     y = np.arange(64) % 4
     clf = from_torch(module, MLPClassifier((16, 9), activation=activation), X, y)
-    assert clf.n_iter_ == 0 and clf._network.dtype == dtype
+    assert clf.n_iter_ == 0 and clf.network_.dtype == dtype
     logits = _torch_out(torch, module, X)
-    raw = clf._network.predict(X, output_activation=False)
+    raw = clf.network_.predict(X, output_activation=False)
     assert raw.dtype == dtype
     assert _rel_err(raw, logits) <= RTOL[dtype]
     proba = torch.softmax(torch.from_numpy(logits.astype(np.float64)), dim=1).numpy()
@@ -84,16 +84,16 @@ def test_export_matches_and_round_trips_exactly(activation, dtype):
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0)
     clf = MLPClassifier((10, 5), activation=activation, max_iter=20, dropout=0.1,
                         random_state=0).fit(X, y)
-    theta = clf._network.theta.copy()
+    theta = clf.network_.theta.copy()
     module = to_torch(clf, output_activation=True)
     assert not module.training
     assert next(module.parameters()).dtype == (torch.float64 if dtype == np.float64
                                                else torch.float32)
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
-    np.testing.assert_array_equal(clf._network.theta, theta)  # not modified
+    np.testing.assert_array_equal(clf.network_.theta, theta)  # not modified
     back = from_torch(to_torch(clf).state_dict(), clf)
     assert back is not clf
-    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, clf.network_.theta)
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
 
 
@@ -110,11 +110,11 @@ def test_import_into_fitted_estimator_leaves_it_untouched():
     torch = pytest.importorskip("torch")
     X = np.random.RandomState(4).randn(20, 3)
     clf = MLPClassifier((4,), max_iter=5, random_state=0).fit(X, np.arange(20) % 3)
-    before = clf._network.theta.copy()
+    before = clf.network_.theta.copy()
     module = _torch_mlp(torch, [3, 4, 3], "relu", np.float64, seed=7)
     new = from_torch(module, clf)
-    np.testing.assert_array_equal(clf._network.theta, before)
-    assert _rel_err(new._network.predict(X, output_activation=False),
+    np.testing.assert_array_equal(clf.network_.theta, before)
+    assert _rel_err(new.network_.predict(X, output_activation=False),
                     _torch_out(torch, module, X)) <= 1e-10
     # the imported model trains on from there
     new.partial_fit(X, np.arange(20) % 3)
@@ -207,9 +207,9 @@ def test_imported_conv2d_matches_torch(dtype):
     X = np.random.RandomState(0).randn(25, 1, 9, 9).astype(dtype)
     template = ConvNetClassifier(conv_filters=(3, 4), kernel_size=3, hidden_layer_sizes=(5,))
     clf = from_torch(module, template, X, np.arange(25) % 3)
-    assert [type(layer).__name__ for layer in clf._network.layers] == \
+    assert [type(layer).__name__ for layer in clf.network_.layers] == \
         ["Conv", "Pool", "Conv", "Pool", "Flatten", "Dense", "Dense"]
-    raw = clf._network.predict(X, output_activation=False)
+    raw = clf.network_.predict(X, output_activation=False)
     assert _rel_err(raw, _torch_out(torch, module, X)) <= RTOL[dtype]
 
 
@@ -286,8 +286,8 @@ def test_convnet_export_matches_and_round_trips(variant, dtype):
     module = to_torch(clf, output_activation=True)
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
     back = from_torch(to_torch(clf).state_dict(), clf)
-    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
-    np.testing.assert_array_equal(from_torch(module, clf)._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, clf.network_.theta)
+    np.testing.assert_array_equal(from_torch(module, clf).network_.theta, clf.network_.theta)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -303,9 +303,9 @@ def test_rnn_export_matches_and_round_trips(cell, dtype):
     p = _torch_out(torch, module, X).ravel()
     assert _rel_err(p, clf.predict_proba(X)[:, 1]) <= RTOL[dtype]
     back = from_torch(module.state_dict(), clf)
-    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, clf.network_.theta)
     # from the module itself too: its settings and layer sequence pass the checks
-    np.testing.assert_array_equal(from_torch(module, clf)._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(from_torch(module, clf).network_.theta, clf.network_.theta)
     # the exported module pickles with torch.save (its classes are importable)
     import io
 
@@ -338,7 +338,7 @@ def test_conv1d_export_matches_and_round_trips(variant, dtype):
     # back into an unfitted estimator of the same architecture, from the module itself
     back = from_torch(module, ConvNetRegressor(**params), X, y)
     assert back.n_iter_ == 0
-    np.testing.assert_array_equal(back._network.theta, reg._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, reg.network_.theta)
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
 
 
@@ -358,7 +358,7 @@ def test_elman_regressor_export_and_round_trip(activation, dtype):
     assert module[0].rnn.nonlinearity == activation
     assert _rel_err(_torch_out(torch, module, X), reg.predict(X)) <= RTOL[dtype]
     back = from_torch(module, RNNRegressor(**params), X, y)
-    np.testing.assert_array_equal(back._network.theta, reg._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, reg.network_.theta)
 
 
 def test_module_with_output_activation_imports_back():
@@ -372,7 +372,7 @@ def test_module_with_output_activation_imports_back():
     assert type(module[-1]).__name__ == "Softmax"
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= 1e-10
     back = from_torch(module, clf)  # the final softmax passes the Sequential check
-    np.testing.assert_array_equal(back._network.theta, clf._network.theta)
+    np.testing.assert_array_equal(back.network_.theta, clf.network_.theta)
 
 
 # ======================================================================================
@@ -399,7 +399,7 @@ def test_conv_hyperparameter_mismatches_are_refused():
     torch.manual_seed(0)
     module = _conv_module(nn).eval()
     ok = from_torch(module, template, X, y)
-    assert _rel_err(ok._network.predict(X, output_activation=False),
+    assert _rel_err(ok.network_.predict(X, output_activation=False),
                     _torch_out(torch, module, X)) <= 1e-10
     same = from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding="same")), template,
                       X, y)

@@ -32,21 +32,21 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def _dense_params(est):
-    net = est._network
+    net = est.network_
     return [{k: v.copy() for k, v in net.params[i].items()} for i in range(len(net.layers))]
 
 
 def _assert_layers_equal(a, b, layers):
     for i in layers:
-        for key in a._network.params[i]:
-            np.testing.assert_array_equal(a._network.params[i][key], b._network.params[i][key],
+        for key in a.network_.params[i]:
+            np.testing.assert_array_equal(a.network_.params[i][key], b.network_.params[i][key],
                                           err_msg=f"layer {i} {key}")
 
 
 def _assert_layers_differ(a, b, layers):
     for i in layers:
-        assert any(not np.array_equal(a._network.params[i][k], b._network.params[i][k])
-                   for k in a._network.params[i]), f"layer {i} did not change"
+        assert any(not np.array_equal(a.network_.params[i][k], b.network_.params[i][k])
+                   for k in a.network_.params[i]), f"layer {i} did not change"
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def base_net(digits_tasks):
 # ======================================================================================
 def test_features_in_grid_search_pipeline_without_refitting(base_net, digits_tasks):
     _, _, Xb, yb = digits_tasks
-    theta = base_net._network.theta.copy()
+    theta = base_net.network_.theta.copy()
     n_iter, t = base_net.n_iter_, base_net.t_
     pipe = Pipeline([("features", NetworkFeatures(base_net)),
                      ("clf", LogisticRegression(max_iter=500))])
@@ -79,7 +79,7 @@ def test_features_in_grid_search_pipeline_without_refitting(base_net, digits_tas
     search.fit(Xb[:300], yb[:300])
     # the wrapped network is shared, never cloned into an unfitted copy nor refitted
     assert search.best_estimator_.named_steps["features"].estimator is base_net
-    np.testing.assert_array_equal(base_net._network.theta, theta)
+    np.testing.assert_array_equal(base_net.network_.theta, theta)
     assert (base_net.n_iter_, base_net.t_) == (n_iter, t)
     assert search.score(Xb[300:], yb[300:]) > 0.8
     assert set(search.cv_results_["param_features__layer"]) == {0, None}
@@ -87,7 +87,7 @@ def test_features_in_grid_search_pipeline_without_refitting(base_net, digits_tas
 
 def test_features_layers_and_default(base_net, digits_tasks):
     _, _, Xb, _ = digits_tasks
-    net = base_net._network
+    net = base_net.network_
     np.testing.assert_array_equal(NetworkFeatures(base_net).fit().transform(Xb),
                                   base_net.transform(Xb))
     first = NetworkFeatures(base_net, layer=0).transform(Xb)
@@ -139,6 +139,31 @@ def test_features_every_estimator(name):
     Pipeline([("f", clone(feats)), ("head", head)]).fit(X, y).predict(X)
 
 
+@pytest.mark.parametrize("name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier",
+                                  "ConvNetRegressor"])
+def test_features_run_with_one_blas_thread_like_the_estimator(name, monkeypatch):
+    """The families whose kernels call BLAS from numba's threads get the same
+    one-BLAS-thread guard in NetworkFeatures as in predict (no oversubscription)."""
+    import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS, which numba uses)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sknet._network import Network
+
+    est, X, _ = fitted(estimator_class(name))
+    seen = []
+    original = Network.predict
+
+    def recording(self, *args, **kwargs):
+        seen.append({d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"})
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "predict", recording)
+    with threadpool_limits(2, user_api="blas"):
+        NetworkFeatures(est).fit(X).transform(X)
+        NetworkFeatures(est, layer=0).fit(X).transform(X)
+    assert seen == [{1}, {1}]
+
+
 # ======================================================================================
 # FineTuner
 # ======================================================================================
@@ -151,7 +176,7 @@ def test_frozen_layers_bit_identical(base_net, digits_tasks, solver, k):
                         random_state=0)
     ft = FineTuner(base_net, new, trainable_layers=k).fit(Xb[:300], yb[:300])
     tuned = ft.estimator_
-    n = len(tuned._network.layers)
+    n = len(tuned.network_.layers)
     assert ft.first_trainable_layer_ == n - k
     _assert_layers_equal(tuned, base_net, range(n - k))
     _assert_layers_differ(tuned, base_net, range(n - k, n - 1))
@@ -159,7 +184,7 @@ def test_frozen_layers_bit_identical(base_net, digits_tasks, solver, k):
     # the pretrained network was not touched
     for i, params in enumerate(before):
         for key, value in params.items():
-            np.testing.assert_array_equal(base_net._network.params[i][key], value)
+            np.testing.assert_array_equal(base_net.network_.params[i][key], value)
     assert ft.score(Xb[300:], yb[300:]) > 0.6
 
 
@@ -168,7 +193,7 @@ def test_frozen_with_dropout(digits_tasks):
     base = MLPClassifier((16,), dropout=0.1, max_iter=30, random_state=0).fit(Xa, ya)
     new = MLPClassifier((16,), dropout=0.1, max_iter=30, random_state=1)
     tuned = FineTuner(base, new).fit(Xb, yb).estimator_
-    assert [type(layer).__name__ for layer in tuned._network.layers] == \
+    assert [type(layer).__name__ for layer in tuned.network_.layers] == \
         ["Dense", "Dropout", "Dense"]
     _assert_layers_equal(tuned, base, [0])
 
@@ -200,7 +225,7 @@ def test_starts_from_pretrained_weights():
     base = MLPClassifier((8,), max_iter=50, random_state=0).fit(X, y)
     new = MLPClassifier((8,), learning_rate_init=1e-12, max_iter=2, random_state=5)
     ft = FineTuner(base, new, trainable_layers="all", replace_output=False).fit(X, y)
-    np.testing.assert_allclose(ft.estimator_._network.theta, base._network.theta, atol=1e-9)
+    np.testing.assert_allclose(ft.estimator_.network_.theta, base.network_.theta, atol=1e-9)
     np.testing.assert_array_equal(ft.predict(X), base.predict(X))
     ft2 = FineTuner(base, new, trainable_layers="all").fit(X, 1 - y)
     np.testing.assert_allclose(ft2.estimator_.coefs_[0], base.coefs_[0], atol=1e-9)
@@ -215,7 +240,7 @@ def test_classifier_to_regressor(base_net, digits_tasks):
     assert is_regressor(ft) and not is_classifier(ft)
     ft.fit(Xb[:300], yb[:300].astype(float))  # regress the digit's value
     _assert_layers_equal(ft.estimator_, base_net, [0])
-    assert ft.estimator_._network.layers[-1].units == 1
+    assert ft.estimator_.network_.layers[-1].units == 1
     assert ft.predict(Xb[300:]).shape == (len(Xb) - 300,)
     assert ft.score(Xb[300:], yb[300:]) > 0.3
 
@@ -233,13 +258,13 @@ def test_float32_frozen_weights(digits_tasks):
     Xa, ya, Xb, yb = (a.astype(np.float32) if a.dtype == float else a for a in digits_tasks)
     base = MLPClassifier((10,), max_iter=20, random_state=0).fit(Xa, ya)
     ft = FineTuner(base, MLPClassifier((10,), max_iter=20, random_state=0)).fit(Xb, yb)
-    assert ft.estimator_._network.dtype == np.float32
+    assert ft.estimator_.network_.dtype == np.float32
     _assert_layers_equal(ft.estimator_, base, [0])
 
 
 def test_fine_tuner_in_grid_search_and_clone(base_net, digits_tasks):
     _, _, Xb, yb = digits_tasks
-    theta = base_net._network.theta.copy()
+    theta = base_net.network_.theta.copy()
     ft = FineTuner(base_net, MLPClassifier((16, 12), max_iter=20, random_state=0))
     copy = clone(ft)
     assert copy.pretrained is base_net and copy.estimator is not ft.estimator
@@ -247,7 +272,7 @@ def test_fine_tuner_in_grid_search_and_clone(base_net, digits_tasks):
                                "trainable_layers": [1, "all"]}, cv=2)
     search.fit(Xb[:200], yb[:200])
     assert search.best_estimator_.pretrained is base_net
-    np.testing.assert_array_equal(base_net._network.theta, theta)
+    np.testing.assert_array_equal(base_net.network_.theta, theta)
     scores = cross_val_score(ft, Xb[:200], yb[:200], cv=2)  # stratified: a classifier
     assert scores.shape == (2,)
     with pytest.raises(ValueError, match="frozen"):
@@ -285,11 +310,15 @@ def test_fine_tune_every_estimator(name):
     pre, X, _ = fitted(cls, old_kind)
     y_new = make_y(X, new_kind, seed=1)
     ft = FineTuner(pre, make_estimator(cls, random_state=1)).fit(X, y_new)
-    n = len(ft.estimator_._network.layers)
+    n = len(ft.estimator_.network_.layers)
     frozen = range(ft.first_trainable_layer_)
     assert ft.first_trainable_layer_ > 0
     _assert_layers_equal(ft.estimator_, pre, frozen)
     _assert_layers_differ(ft.estimator_, pre, [n - 1])
+    # the pretrained weights were passed to fit_from, not left on the estimator
+    assert "_init_theta" not in vars(ft.estimator_)
+    assert set(vars(ft.estimator_)) == set(vars(clone(ft.estimator_).fit(X, y_new)))
+    assert ft.estimator_.first_trainable_layer_ == ft.first_trainable_layer_
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
@@ -305,10 +334,10 @@ def test_fine_tune_family_classifier_to_regressor(family, solver):
     new = make_estimator(reg_cls, solver=solver, max_iter=10, random_state=1, **extra)
     ft = FineTuner(pre, new, trainable_layers=2).fit(X, y)
     assert is_regressor(ft)
-    net = ft.estimator_._network
-    weighted = [i for i, entries in enumerate(net._layout) if entries]
+    net = ft.estimator_.network_
+    weighted = net.parametrized_layers()
     assert len(weighted) == 3 and ft.first_trainable_layer_ == weighted[1]
-    assert net.layers[-1].units == 1 and pre._network.layers[-1].units == 4
+    assert net.layers[-1].units == 1 and pre.network_.layers[-1].units == 4
     _assert_layers_equal(ft.estimator_, pre, range(weighted[1]))
     _assert_layers_differ(ft.estimator_, pre, [weighted[1]])
     assert ft.predict(X).shape == (len(X),)
@@ -326,13 +355,13 @@ def test_fine_tune_family_all_layers_at_low_learning_rate(family):
                                        random_state=3), trainable_layers="all").fit(X, y_new)
     assert ft.first_trainable_layer_ == 0
     np.testing.assert_array_equal(ft.classes_, ["cat", "dog", "emu"])
-    net = ft.estimator_._network
-    body = [i for i, entries in enumerate(net._layout) if entries][:-1]
+    net = ft.estimator_.network_
+    body = net.parametrized_layers()[:-1]
     _assert_layers_differ(ft.estimator_, pre, body)
     # moved, but little: 3 Adam steps (one batch per epoch) of about lr = 1e-4 each
     assert ft.estimator_.t_ == 3 * len(X)
     for i in body:
-        for key, value in pre._network.params[i].items():
+        for key, value in pre.network_.params[i].items():
             np.testing.assert_allclose(net.params[i][key], value, rtol=0, atol=1e-3)
 
 
@@ -362,7 +391,7 @@ def test_pretrained_registry():
         assert meta["n_train"] == 8000 and meta["n_test"] == 2000
     a, b = pretrained.load("mnist_mlp"), pretrained.load("mnist_mlp")
     assert a is not b
-    assert a._network.dtype == np.float32
+    assert a.network_.dtype == np.float32
     for bad in ["nope", "../persistence", "mnist_mlp.sknet", None]:
         with pytest.raises(ValueError, match="Unknown pretrained model"):
             pretrained.load(bad)
@@ -376,7 +405,7 @@ def test_pretrained_accuracy_reproduces_on_real_mnist(name):
     _, idx_test = train_test_split(np.arange(len(labels)), test_size=2000, stratify=labels,
                                    random_state=0)
     model = pretrained.load(name)
-    X = images[idx_test].reshape(len(idx_test), *model._network.input_shape)
+    X = images[idx_test].reshape(len(idx_test), *model.network_.input_shape)
     acc = model.score(X, labels[idx_test])
     assert acc == pytest.approx(pretrained.info(name)["test_accuracy"], abs=1e-4)
 
