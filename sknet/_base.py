@@ -18,7 +18,6 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
     is_classifier,
 )
 from sklearn.exceptions import ConvergenceWarning
@@ -26,12 +25,19 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, gen_batches, shuffle
-from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ._compat import (
+    Interval,
+    Options,
+    StrOptions,
+    check_partial_fit_first_call,
+    check_sample_weight,
+    fit_context,
+)
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
@@ -234,7 +240,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 ) from exc
         return layers
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def initialize(self, X, y):
         """Build the network for (X, y) and draw its initial weights, without training.
 
@@ -259,7 +265,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         self._setup(X, y, None, incremental=False)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit_from(self, X, y, weights, *, first_trainable=0, sample_weight=None):
         """Fit, starting the first layers from given weights and freezing some of them.
 
@@ -414,7 +420,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         X, y = self._validate_input(X, y, reset=first_pass)
         Y = self._encode_targets(y, incremental, first_pass)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X if not sp.issparse(X)
+            sample_weight = check_sample_weight(sample_weight, X if not sp.issparse(X)
                                                  else np.empty(X.shape[0]), dtype=X.dtype)
         sample_weight = self._apply_class_weight(y, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
@@ -673,7 +679,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
@@ -914,7 +920,7 @@ class NetworkClassifierMixin:
         return np.log(y_prob, out=y_prob)
 
     @available_if(_check_solver)
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
 
@@ -934,7 +940,7 @@ class NetworkClassifierMixin:
         self : object
             Trained model.
         """
-        if _check_partial_fit_first_call(self, classes):
+        if check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
@@ -986,7 +992,7 @@ class NetworkRegressorMixin:
         return out.ravel() if out.shape[1] == 1 else out
 
     @available_if(_check_solver)
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
 

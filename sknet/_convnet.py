@@ -4,7 +4,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from ._base import (
@@ -14,6 +13,7 @@ from ._base import (
     OneBlasThreadMixin,
     as_rectangular,
 )
+from ._compat import Interval, StrOptions
 from ._layers import Dense, Dropout, Flatten
 from ._layers.conv import Conv, Pool
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
+from ._compat import StrOptions
 from ._layers import Dense, Dropout
 
 

@@ -27,13 +27,14 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
 from . import parallel
+from ._compat import joblib_dask_backend
 from ._threads import _blas_controller, _check_n_threads, _pool_size
 
 try:
     from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
-    from joblib._dask import DaskDistributedBackend as _JoblibDaskBackend
 except ImportError:  # pragma: no cover - exercised only without distributed
-    NannyPlugin = WorkerPlugin = _JoblibDaskBackend = object
+    NannyPlugin = WorkerPlugin = object
+_JoblibDaskBackend = joblib_dask_backend() or object
 
 __all__ = [
     "SknetNannyPlugin",

@@ -11,14 +11,14 @@ import os
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseNetworkEstimator
+from ._compat import HasMethods, Interval, StrOptions, fit_context, skip_common_checks
 
 __all__ = ["FineTuner", "NetworkFeatures"]
 
@@ -261,7 +261,7 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags._skip_test = True  # needs a fitted network as its parameter
+        skip_common_checks(tags)  # needs a fitted network as its parameter
         tags.requires_fit = False
         try:
             tags.input_tags.sparse = get_tags(_unwrap(self.estimator)).input_tags.sparse
@@ -482,7 +482,7 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
             )
         return param_layers[-k]
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None):
         """Build the new network from the pretrained weights and train it.
 
@@ -617,7 +617,7 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags._skip_test = True  # needs a fitted network as its parameter
+        skip_common_checks(tags)  # needs a fitted network as its parameter
         try:
             inner = get_tags(self._template())
         except (TypeError, ValueError, AttributeError, NotFittedError):

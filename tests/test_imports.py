@@ -18,8 +18,8 @@ PACKAGE = Path(sknet.__file__).parent
 #: lowest first: a module may import from its own layer and the layers before it.
 #: ``name.*`` covers a subpackage's modules.
 LAYERS = [
-    # thread-pool controls and numba flags; import nothing from sknet
-    ("leaves", {"sknet._config", "sknet._threads"}),
+    # thread-pool controls, numba flags, borrowed private names; import nothing from sknet
+    ("leaves", {"sknet._config", "sknet._threads", "sknet._compat"}),
     ("kernels", {"sknet.kernels", "sknet.kernels.*"}),
     ("layers", {"sknet._layers", "sknet._layers.*"}),
     # what the estimator base is built from. ``_summary`` sits here, not with the
