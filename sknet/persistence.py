@@ -17,7 +17,8 @@ The network is rebuilt from its layer configurations, so every array's shape is 
 against the architecture. Anything unexpected -- a file that is not a zip archive, a
 truncated or altered member, a checksum mismatch, a missing or extra array, a wrong shape
 or dtype, an object (pickled) array, an unknown class, a layer setting no estimator
-builds (zero strides, a dropout rate of 1, input of the wrong rank) -- raises
+builds (each layer's constructor and ``build`` refuse zero strides, a dropout rate of
+1, input of the wrong rank ...) -- raises
 ``ValueError``. The size of the architecture is compared with the stored weights before
 the network is allocated.
 
@@ -455,11 +456,10 @@ class _Decoder:
             if not isinstance(config, dict):
                 _fail(f"layer {i} config is not a dict.")
             try:
-                layers.append(cls(**config))
-            except (TypeError, ValueError, KeyError) as exc:
+                layers.append(cls(**config))  # the layer validates its own settings
+            except (TypeError, ValueError) as exc:
                 _fail(f"invalid configuration {config!r} for layer {i} ({spec['class']}): "
                       f"{exc}")
-            _check_layer_config(layers[-1], i)
         dtype = _checked_dtype(v["dtype"])
         if dtype not in (np.float32, np.float64):
             _fail(f"network dtype must be float32 or float64, got {dtype}.")
@@ -497,44 +497,17 @@ class _Decoder:
     }
 
 
-# layer attributes that the kernels use as sizes or counts: positive integers
-_POSITIVE_INTS = ("units", "filters", "kernel_size", "stride", "size")
-
-
-def _check_layer_config(layer, i):
-    """Refuse layer settings that construct but that no sknet estimator builds and that
-    the kernels are not written for (zero strides, dropout rates outside [0, 1) ...)."""
-    name = type(layer).__name__
-    for attr in _POSITIVE_INTS:
-        value = getattr(layer, attr, 1)
-        if not isinstance(value, int) or value < 1:
-            _fail(f"layer {i} ({name}) has {attr}={value!r}; it must be a positive integer.")
-    rate = getattr(layer, "rate", 0.0)
-    if not 0.0 <= rate < 1.0:
-        _fail(f"layer {i} ({name}) has rate={rate!r}; it must be in [0, 1).")
-    padding = getattr(layer, "padding", "same")
-    if padding not in ("same", "valid") and not (isinstance(padding, int)
-                                                and not isinstance(padding, bool)
-                                                and padding >= 0):
-        _fail(f"layer {i} ({name}) has padding={padding!r}; it must be 'same', 'valid' or "
-              "an integer >= 0.")
-
-
 def _count_parameters(layers, input_shape, dtype):
-    """Number of parameters of ``layers`` on ``input_shape``, and a check that each layer
-    gets the number of input dimensions it is written for; nothing is allocated."""
+    """Number of parameters of ``layers`` on ``input_shape``; each layer checks the shape
+    it gets (``build``). Nothing is allocated."""
     shape = input_shape
     n = 0
-    for i, layer in enumerate(layers):
+    for layer in layers:
         try:
             shape = layer.build(shape, dtype)
             specs = layer.param_specs()
         except (ValueError, TypeError, ArithmeticError) as exc:
             _fail(f"the layers do not fit together: {exc}")
-        ndim = getattr(layer, "ndim", None)
-        if ndim is not None and len(layer.input_shape) != ndim + 1:
-            _fail(f"layer {i} ({type(layer).__name__}) works on {ndim}-D maps, but its input "
-                  f"has shape {layer.input_shape}.")
         n += sum(math.prod(pshape) for _, pshape, _ in specs)
     return n
 

@@ -415,18 +415,24 @@ def _forge_layer(data, layer, **config):
 
 @pytest.mark.parametrize("name, layer, config, match", [
     # values no estimator builds, which would reach the kernels
-    ("ConvNetClassifier", 0, {"stride": 0}, "stride=0; it must be a positive integer"),
-    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size=-3"),
-    ("ConvNetClassifier", 0, {"padding": -1}, "padding=-1"),
-    ("ConvNetClassifier", 0, {"padding": "exec"}, "padding='exec'"),
+    # (the messages are the layers' own: each layer validates its settings)
+    ("ConvNetClassifier", 0, {"stride": 0}, "Conv: stride must be a positive integer, got 0"),
+    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size must be a positive .*got -3"),
+    ("ConvNetClassifier", 0, {"padding": -1}, "Conv: padding must be .*got -1"),
+    ("ConvNetClassifier", 0, {"padding": "exec"}, "Conv: padding must be .*got 'exec'"),
     ("ConvNetClassifier", 0, {"ndim": 1}, "Conv1D expects 2-D samples"),
-    ("ConvNetClassifier", 1, {"size": 0}, "size=0"),
-    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool\\) works on 1-D maps"),
+    ("ConvNetClassifier", 0, {"ndim": 3}, "Conv: ndim must be 1 or 2, got 3"),
+    ("ConvNetClassifier", 0, {"activation": "exec"}, "Conv: activation must be one of"),
+    ("ConvNetClassifier", 1, {"size": 0}, "Pool: size must be a positive integer, got 0"),
+    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool1D expects 2-D samples"),
     ("ConvNetClassifier", 1, {"mode": "median"}, "invalid configuration"),
-    ("RNNClassifier", 0, {"units": 0}, "units=0"),
+    ("RNNClassifier", 0, {"units": 0}, "Recurrent: units must be a positive integer, got 0"),
+    ("RNNClassifier", 0, {"units": 2.5}, "Recurrent: units must be a positive .*got 2.5"),
     ("RNNClassifier", 0, {"cell": "transformer"}, "invalid configuration"),
+    ("RNNClassifier", 0, {"return_sequences": "yes"}, "return_sequences must be True or"),
     ("RNNClassifier", 0, {"return_sequences": True}, "do not fit together"),
-    ("MLPClassifier", 0, {"units": -5}, "units=-5"),
+    ("MLPClassifier", 0, {"units": -5}, "Dense: units must be a positive integer, got -5"),
+    ("MLPClassifier", 0, {"units": True}, "Dense: units must be a positive integer, got T"),
     # consistent-looking sizes that disagree with the stored weights
     ("ConvNetClassifier", 0, {"filters": 3}, "parameter vector of shape"),
     ("ConvNetClassifier", 0, {"stride": 2}, "parameter vector of shape"),
@@ -448,7 +454,7 @@ def test_forged_dropout_rate_is_refused():
     sknet.save(est, buf)
     assert type(_load(_forge_layer(buf.getvalue(), 1, rate=0.5))) is MLPClassifier
     for rate in (1.0, -0.1, {"$type": "float", "value": "nan"}):
-        with pytest.raises(ValueError, match="rate=.*it must be in \\[0, 1\\)"):
+        with pytest.raises(ValueError, match="Dropout: rate must be a number in \\[0, 1\\)"):
             _load(_forge_layer(buf.getvalue(), 1, rate=rate))
 
 
