@@ -46,6 +46,9 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
+    #: the per-sample layout of X at fit, saved by sknet.persistence (see BaseNetworkEstimator)
+    _saved_state = {"_fit_sample_shape": "layout"}
+
     # -- shapes and validation -------------------------------------------------------
     def _sample_shape(self, X):
         """Per-sample (C, H, W) or (C, L) shape of validated X."""

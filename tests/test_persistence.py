@@ -159,9 +159,13 @@ def test_save_refuses_unfitted_foreign_and_unsafe_estimators():
     lr = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
     with pytest.raises(TypeError, match="sknet estimators only"):
         sknet.save(lr, io.BytesIO())
-    est, _, _ = fitted(MLPRegressor)
-    est.extra_ = lambda x: x  # something the safe format cannot hold
-    with pytest.raises(TypeError, match="extra_"):
+    est, X, _ = fitted(MLPRegressor)
+    est.extra_ = lambda x: x  # undeclared state is not saved
+    loaded, _ = _roundtrip(est)
+    assert not hasattr(loaded, "extra_")
+    _assert_same_predictions(est, loaded, X)
+    est.alpha = lambda x: x  # a parameter the safe format cannot hold
+    with pytest.raises(TypeError, match="alpha"):
         sknet.save(est, io.BytesIO())
 
 
@@ -252,7 +256,7 @@ def test_changed_array_content_is_refused(saved_bytes):
 def test_changed_header_is_refused(saved_bytes):
     members = _members(saved_bytes)
     header = json.loads(members["sknet.json"])
-    header["state"]["alpha"] = 0.5
+    header["params"]["alpha"] = 0.5
     members["sknet.json"] = json.dumps(header).encode()
     with pytest.raises(ValueError, match="checksum mismatch"):
         _load(_pack(members))
@@ -337,7 +341,7 @@ def test_unknown_classes_are_refused(saved_bytes, cls_name):
     with pytest.raises(ValueError, match="not an sknet estimator class"):
         _load(_pack(_reseal(members)))
     header = json.loads(_members(saved_bytes)["sknet.json"])
-    header["state"]["_label_binarizer"]["class"] = cls_name
+    header["state"]["_optimizer"]["class"] = cls_name
     members["sknet.json"] = json.dumps(header).encode()
     with pytest.raises(ValueError, match="is not one of"):
         _load(_pack(_reseal(members)))
@@ -357,10 +361,10 @@ def test_invalid_values_are_refused(saved_bytes):
         return _pack(_reseal(members))
 
     def bad_param(h):
-        h["state"]["solver"] = "rm -rf"
+        h["params"]["solver"] = "rm -rf"
 
     def bad_type(h):
-        h["state"]["alpha"] = {"$type": "__import__", "value": "os"}
+        h["params"]["alpha"] = {"$type": "__import__", "value": "os"}
 
     def bad_layer(h):
         h["state"]["_network"]["layers"][0]["config"]["activation"] = "exec"
