@@ -822,7 +822,7 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
         _fail(f"malformed {name} entry ('params' and 'state' must be objects).")
     expected = set(cls._get_param_names())
     if set(raw_params) != expected:
-        _fail(f"the {name} parameters must be exactly {sorted(expected)}; unknown: "
+        _fail(f"the {name} parameters do not match its constructor; unknown: "
               f"{sorted(set(raw_params) - expected)}, missing: "
               f"{sorted(expected - set(raw_params))}.")
     params = {p: dec.value(v) for p, v in raw_params.items()}
@@ -837,7 +837,7 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
     declared = declared_state(cls)
     unknown = sorted(set(raw_state) - set(declared))
     if unknown:
-        _fail(f"unknown state entries {unknown}; a {name} saves only {sorted(declared)}.")
+        _fail(f"unknown state entries {unknown}; {name} declares {sorted(declared)}.")
     missing = sorted(k for k, (_, optional) in declared.items()
                      if not optional and k not in raw_state)
     if missing:
