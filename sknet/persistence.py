@@ -103,13 +103,14 @@ _ESTIMATORS = {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, RNNCla
 #: the layer classes a network may hold (a new layer type is one entry)
 _LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, Conv, Pool,
                                          Recurrent)}
-#: optimisers: class, scalar settings (constructor arguments and state), moment arrays;
-#: rebuilt as ``cls(size, dtype, *constructor arguments)``, then the state is filled in
+#: optimisers: class, constructor arguments, scalar state (-> kind), moment arrays;
+#: rebuilt as ``cls(size, dtype, **constructor arguments)``, then the state is filled in
 _OPTIMIZERS = {
-    "SGDOptimizer": (SGDOptimizer, ("learning_rate_init", "lr_schedule", "momentum",
-                                    "nesterov", "power_t"), ("learning_rate",), ("velocity",)),
+    "SGDOptimizer": (SGDOptimizer,
+                     ("learning_rate_init", "lr_schedule", "momentum", "nesterov", "power_t"),
+                     {"learning_rate": "float"}, ("velocity",)),
     "AdamOptimizer": (AdamOptimizer, ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
-                      ("learning_rate", "t"), ("m", "v")),
+                      {"learning_rate": "float", "t": "count"}, ("m", "v")),
 }
 _Y_TYPES = {"binary", "multiclass", "multilabel-indicator"}
 #: Meta-estimators wrapping a network estimator, with their declared fitted state.
@@ -264,6 +265,7 @@ class _Decoder:
 
     def __init__(self, arrays):
         self.arrays = arrays
+        self.used = set()  # keys of the arrays the header refers to
 
     def value(self, v):
         if v is None or isinstance(v, (bool, int, float, str)):
@@ -317,6 +319,7 @@ class _Decoder:
         key = v["key"]
         if key not in self.arrays:
             _fail(f"the header refers to array {key!r}, which the manifest does not list.")
+        self.used.add(key)
         return self.arrays[key]
 
     def _objarray(self, v):
@@ -399,11 +402,11 @@ def _bad(where, expected, value):
 
 
 def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
 
 
 def _is_real(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
 
 
 def _enc_count(v, enc, where):
@@ -415,7 +418,7 @@ def _dec_count(raw, dec, net, where):
     v = dec.value(raw)
     if not _is_int(v) or v < 0:
         _bad(where, "an integer >= 0", v)
-    return v
+    return int(v)
 
 
 def _enc_float(v, enc, where):
@@ -505,7 +508,8 @@ def _dec_label_binarizer(raw, dec, net, where):
 
 
 def _params_vector(v, net, where):
-    """A 1-D array as long as the network's parameters (or a tail of them: ``size``)."""
+    """A copy of ``v`` if it is a 1-D array of the network's dtype (the caller checks its
+    length against the network)."""
     if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype != net.dtype:
         _bad(where, f"a 1-D {net.dtype} array", v)
     return np.array(v)  # a copy: never shared with another entry
@@ -518,8 +522,8 @@ def _enc_optimizer(opt, enc, where):
     _, settings, state, arrays = _OPTIMIZERS[name]
     out = {"class": name}
     out.update({k: enc.value(getattr(opt, k), f"{where}.{k}") for k in settings})
-    out.update({k: _enc_float(getattr(opt, k), enc, f"{where}.{k}") if k != "t" else
-                _enc_count(getattr(opt, k), enc, f"{where}.{k}") for k in state})
+    out.update({k: STATE_KINDS[kind].encode(getattr(opt, k), enc, f"{where}.{k}")
+                for k, kind in state.items()})
     out.update({k: enc.array(getattr(opt, k)) for k in arrays})
     return out
 
@@ -538,10 +542,10 @@ def _dec_optimizer(raw, dec, net, where):
     args = {k: dec.value(raw[k]) for k in settings}
     for k, v in args.items():
         if k == "lr_schedule":
-            if v not in ("constant", "invscaling", "adaptive"):
+            if not isinstance(v, str) or v not in ("constant", "invscaling", "adaptive"):
                 _bad(f"{where}.{k}", "'constant', 'invscaling' or 'adaptive'", v)
         elif k == "nesterov":
-            if not isinstance(v, bool):
+            if not isinstance(v, (bool, np.bool_)):
                 _bad(f"{where}.{k}", "true or false", v)
         elif not _is_real(v) or not math.isfinite(v) or v < 0:
             _bad(f"{where}.{k}", "a finite number >= 0", v)
@@ -551,9 +555,8 @@ def _dec_optimizer(raw, dec, net, where):
         _fail(f"{where}'s moment arrays differ in size: "
               f"{ {k: m.shape[0] for k, m in moments.items()} }.")
     opt = cls(sizes.pop(), net.dtype, **args)
-    for k in state:
-        setattr(opt, k, _dec_count(raw[k], dec, net, f"{where}.{k}") if k == "t" else
-                _dec_float(raw[k], dec, net, f"{where}.{k}"))
+    for k, kind in state.items():
+        setattr(opt, k, STATE_KINDS[kind].decode(raw[k], dec, net, f"{where}.{k}"))
     for k, m in moments.items():
         getattr(opt, k)[...] = m
     return opt
@@ -765,10 +768,10 @@ def _check_consistency(est, state, declared, net):
     optimizer = _of_kind(state, declared, "optimizer")
     if optimizer is not None:
         n_trainable = net.n_params - net.layer_offset(first)
-        size = next(getattr(optimizer, k) for k in _OPTIMIZERS[type(optimizer).__name__][3])
-        if size.shape[0] != n_trainable:
-            bad(f"the optimiser's moments have {size.shape[0]} entries, but the network has "
-                f"{n_trainable} trainable parameters (layers {first} and up).")
+        moment = getattr(optimizer, _OPTIMIZERS[type(optimizer).__name__][3][0])
+        if moment.shape[0] != n_trainable:
+            bad(f"the optimiser's moments have {moment.shape[0]} entries, but the network "
+                f"has {n_trainable} trainable parameters (layers {first} and up).")
 
 
 # ======================================================================================
@@ -1062,12 +1065,11 @@ def _read_arrays(zf, manifest):
     arrays = {}
     for key, spec in manifest.items():
         name = f"{_ARRAY_DIR}{key}.npy"
-        try:
-            dtype = _checked_dtype(spec["dtype"])
-            shape = _shape(spec["shape"])
-            digest = spec["sha256"]
-        except (KeyError, TypeError):
+        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "sha256"}:
             _fail(f"malformed manifest entry for array {key!r}.")
+        dtype = _checked_dtype(spec["dtype"])
+        shape = _shape(spec["shape"])
+        digest = spec["sha256"]
         if dtype.str[0] not in "<|":
             _fail(f"array {key!r} has byte order {dtype.str!r}; model files store "
                   "little-endian arrays.")
@@ -1198,8 +1200,12 @@ def load(file):
                                        original_sklearn_version=str(written)),
             stacklevel=2,
         )
+    decoder = _Decoder(arrays)
     try:
-        return _decode_estimator(header["class"], header["params"], header["state"],
-                                 _Decoder(arrays))
+        est = _decode_estimator(header["class"], header["params"], header["state"], decoder)
     except RecursionError:
         _fail("the header is nested too deeply.")
+    unused = sorted(set(arrays) - decoder.used)
+    if unused:
+        _fail(f"the arrays {unused} are not part of the model's state.")
+    return est

@@ -604,6 +604,16 @@ def test_unknown_missing_and_method_named_entries_are_refused(multiclass_bytes):
             _load(_forge(multiclass_bytes, edit))
 
 
+def test_arrays_outside_the_state_are_refused(multiclass_bytes):
+    members = _members(multiclass_bytes)
+    header = json.loads(members["sknet.json"])
+    members["arrays/zz.npy"] = _npy(np.arange(3))
+    header["arrays"]["zz"] = {"dtype": np.arange(3).dtype.str, "shape": [3], "sha256": ""}
+    members["sknet.json"] = json.dumps(header).encode()
+    with pytest.raises(ValueError, match=r"the arrays \['zz'\] are not part of the model"):
+        _load(_pack(_reseal(members)))
+
+
 def test_wrongly_typed_scalars_are_refused(multiclass_bytes):
     cases = [
         (_set(["n_iter_"], -1), "n_iter_ must be an integer >= 0"),
