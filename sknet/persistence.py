@@ -27,7 +27,8 @@ What :func:`load` guarantees
 * The estimator is rebuilt from its constructor parameters (validated as ``fit``
   validates them) and exactly its declared state: an unknown entry, a missing required
   one, a value of the wrong type, an array of the wrong dtype, shape or byte order is
-  refused. Only declared attribute names are set, and none of them shadows a method.
+  refused. Only declared names are set, as instance attributes, never over a method; a
+  declared name the class computes as a property is compared with the file, not set.
 * The state is consistent: the network is rebuilt from its layers' configurations (each
   layer validates its own settings), its size is compared with the stored weights
   before anything is allocated, and ``input_shape_``, ``n_features_in_``,
@@ -48,6 +49,7 @@ the checksum. Files of an older format version are refused (see :data:`FORMAT_VE
 import contextlib
 import hashlib
 import importlib.metadata
+import inspect
 import io
 import json
 import math
@@ -410,8 +412,7 @@ def _is_real(v):
 
 
 def _enc_count(v, enc, where):
-    return int(v) if isinstance(v, Integral) and not isinstance(v, (bool, np.bool_)) else \
-        enc.value(v, where)
+    return int(v) if _is_int(v) else enc.value(v, where)
 
 
 def _dec_count(raw, dec, net, where):
@@ -854,10 +855,19 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
             state[key] = spec.decode(raw_state[key], dec, net, key)
         elif key not in raw_state and spec.default is not None:
             state[key] = spec.default(net)
+    derived = {}
     for key, value in state.items():
-        if hasattr(cls, key):  # declared names are fixed; never let one hide a method
+        static = inspect.getattr_static(cls, key, None)
+        if isinstance(static, property):  # derived from other state: checked, not set
+            derived[key] = value
+        elif callable(static) or isinstance(static, (classmethod, staticmethod)):
             _fail(f"the state entry {key!r} would shadow {name}.{key}.")
-        setattr(est, key, value)
+        else:  # an instance attribute (over a class-level default, if any)
+            setattr(est, key, value)
+    for key, value in derived.items():
+        if getattr(est, key) != value:
+            _fail(f"inconsistent {name} state: {key}={value!r}, but the estimator derives "
+                  f"{getattr(est, key)!r}.")
     if net is not None:
         _check_consistency(est, state, declared, net)
     if not _is_fitted(est):
