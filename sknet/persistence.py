@@ -43,7 +43,10 @@ The checksum detects accidental corruption and naive tampering; it is not a sign
 (anyone can recompute it), so it says nothing about who wrote a file. A well-formed
 file with consistent but chosen weights loads and predicts whatever those weights
 compute; safety against malicious files comes from what loading refuses to do, not from
-the checksum. Files of an older format version are refused (see :data:`FORMAT_VERSION`).
+the checksum. ``load`` does not check that the constructor parameters would build the
+saved architecture (a later ``fit`` builds a fresh network from them), and the user
+``metadata`` is only required to be JSON. Files of an older format version are refused
+(see :data:`FORMAT_VERSION`).
 """
 
 import contextlib
