@@ -136,8 +136,35 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     }
 
     # layers before this index keep their weights during training (see ``fit_from``);
-    # set at every fit, the class value covers estimators saved before it was recorded
+    # set at every fit
     _first_trainable = 0
+
+    #: The fitted state a model file holds (sknet.persistence saves exactly this, plus
+    #: the constructor parameters, and checks it on load): attribute -> kind, the kinds
+    #: being listed in ``persistence.STATE_KINDS``; "?" marks state that may be absent
+    #: (stochastic solvers only, training-only, or set by transfer learning). Subclasses
+    #: add entries; renaming an attribute here is a format change, elsewhere it is not.
+    _saved_state = {
+        "_network": "network",
+        "input_shape_": "shape",
+        "n_features_in_": "count",
+        "feature_names_in_": "names?",
+        "n_outputs_": "count",
+        "n_layers_": "count",
+        "out_activation_": "str",
+        "n_iter_": "count",
+        "t_": "count",
+        "loss_": "float?",
+        "loss_curve_": "floats?",
+        "best_loss_": "float|None?",
+        "validation_scores_": "floats|None?",
+        "validation_loss_curve_": "floats|None?",
+        "best_validation_score_": "float|None?",
+        "_no_improvement_count": "counter?",
+        "_first_trainable": "first_trainable?",
+        "_optimizer": "optimizer?",
+        "_best_theta": "weights?",
+    }
 
     # ------------------------------------------------------------------ family hooks
     @abstractmethod
@@ -811,6 +838,9 @@ class OneBlasThreadMixin:
 
 class NetworkClassifierMixin:
     """Targets for classifiers: labels, one-hot / multilabel encoding, class weights."""
+
+    #: fitted label state saved by sknet.persistence (see BaseNetworkEstimator)
+    _saved_state = {"classes_": "classes", "_label_binarizer": "label_binarizer"}
 
     @property
     def _loss_name(self):

@@ -46,6 +46,9 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
+    #: the per-sample layout of X at fit, saved by sknet.persistence (see BaseNetworkEstimator)
+    _saved_state = {"_fit_sample_shape": "layout"}
+
     # -- shapes and validation -------------------------------------------------------
     def _sample_shape(self, X):
         """Per-sample (C, H, W) or (C, L) shape of validated X."""
@@ -107,25 +110,13 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         ndim = getattr(X, "ndim", None)
         if not hasattr(self, "_network") or ndim not in (2, 3, 4):
             return X
-        layout = self._fitted_layout()
-        if ndim == 2 and (layout is None or len(layout) == 1) \
-                and len(self._network.input_shape) == 2:
+        layout = self._fit_sample_shape
+        if ndim == 2 and len(layout) == 1 and len(self._network.input_shape) == 2:
             return X
         self._check_fitted_shape(X)
-        if layout is not None and tuple(X.shape[1:]) != layout:
+        if tuple(X.shape[1:]) != layout:
             X = np.reshape(np.asarray(X), (X.shape[0],) + layout)
         return X
-
-    def _fitted_layout(self):
-        """Per-sample shape of X at fit; for models saved before it was recorded, the
-        layout consistent with ``n_features_in_`` (all of them reshape to the network's
-        input alike, so any consistent one will do)."""
-        layout = getattr(self, "_fit_sample_shape", None)
-        if layout is not None:
-            return layout
-        shape = self._network.input_shape
-        candidates = [shape, (int(np.prod(shape)),)] + ([shape[1:]] if shape[0] == 1 else [])
-        return next((c for c in candidates if c[0] == self.n_features_in_), None)
 
     def _validate_input(self, X, y, reset):
         X = as_rectangular(X, _SAMPLES, _FIX)

@@ -3,31 +3,56 @@
 A model file is one zip archive with
 
 * ``sknet.json``: a JSON header -- the format name and version, the estimator's class
-  name, its state (constructor parameters and fitted attributes) encoded as JSON values,
-  the network's architecture (layer class names and their ``get_config()``), a manifest
-  of the arrays (dtype, shape, SHA-256 of each member), optional user metadata, and a
-  SHA-256 checksum over the whole header;
-* ``arrays/<key>.npy``: one ``.npy`` member per array, written and read with
-  ``allow_pickle=False``.
+  name, its constructor ``params``, its fitted ``state``, a manifest of the arrays
+  (dtype, shape, SHA-256 of each member), optional user ``metadata``, the library
+  ``versions`` that wrote it, and a SHA-256 checksum over the whole header;
+* ``arrays/<key>.npy``: one little-endian ``.npy`` member per array, written and read
+  with ``allow_pickle=False``.
 
-Loading executes nothing from the file: there is no pickle, and class names are looked
-up in fixed tables of sknet's own estimators and layers plus a few plain-data helper
-classes (``LabelBinarizer``, the optimiser state holders), never imported by name.
-The network is rebuilt from its layer configurations, so every array's shape is checked
-against the architecture. Anything unexpected -- a file that is not a zip archive, a
-truncated or altered member, a checksum mismatch, a missing or extra array, a wrong shape
-or dtype, an object (pickled) array, an unknown class, a layer setting no estimator
-builds (zero strides, a dropout rate of 1, input of the wrong rank) -- raises
-``ValueError``. The size of the architecture is compared with the stored weights before
-the network is allocated.
+The state is declared, not ``vars(estimator)``: each estimator class lists the fitted
+attributes it saves in ``_saved_state`` (attribute -> kind; merged along the class
+hierarchy: the family base, the classifier mixin, the ConvNet family), and each layer
+saves its constructor arguments (``get_config()``). :data:`STATE_KINDS` says, per kind,
+how a value is written and what ``load`` accepts. Renaming a private attribute is
+therefore a format change only if its declaration changes, and then
+:data:`FORMAT_VERSION` goes up.
 
+What :func:`load` guarantees
+----------------------------
+* Nothing from the file is executed: no pickle (``.npy`` members are read with
+  ``allow_pickle=False``), no import by name. Class names are looked up in fixed tables
+  of sknet's six network estimators, the two transfer-learning meta-estimators
+  (``FineTuner``, ``NetworkFeatures``, which wrap them), its layer classes and its two
+  optimisers.
+* The estimator is rebuilt from its constructor parameters (validated as ``fit``
+  validates them) and exactly its declared state: an unknown entry, a missing required
+  one, a value of the wrong type, an array of the wrong dtype, shape or byte order is
+  refused. Only declared names are set, as instance attributes, never over a method; a
+  declared name the class computes as a property is compared with the file, not set.
+* The state is consistent: the network is rebuilt from its layers' configurations (each
+  layer validates its own settings), its size is compared with the stored weights
+  before anything is allocated, and ``input_shape_``, ``n_features_in_``,
+  ``n_outputs_``, ``out_activation_``, ``classes_``, the loss, the frozen-layer count
+  and the optimiser's moment sizes must agree with it. A file that loads is a model that
+  predicts and trains; anything else raises ``ValueError`` naming the problem.
+  :func:`save` runs the same checks on what it writes, so a file it writes loads.
+
+What it does not guarantee
+--------------------------
 The checksum detects accidental corruption and naive tampering; it is not a signature
-(anyone can recompute it). Safety against malicious files comes from what loading
-refuses to do, not from the checksum.
+(anyone can recompute it), so it says nothing about who wrote a file. A well-formed
+file with consistent but chosen weights loads and predicts whatever those weights
+compute; safety against malicious files comes from what loading refuses to do, not from
+the checksum. ``load`` does not check that the constructor parameters would build the
+saved architecture (a later ``fit`` builds a fresh network from them), and the user
+``metadata`` is only required to be JSON. Files of an older format version are refused
+(see :data:`FORMAT_VERSION`).
 """
 
 import contextlib
 import hashlib
+import importlib.metadata
+import inspect
 import io
 import json
 import math
@@ -36,14 +61,24 @@ import struct
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import sklearn
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.validation import check_is_fitted
 
+from ._convnet import ConvNetClassifier, ConvNetRegressor
+from ._layers.conv import Conv, Pool
+from ._layers.dense import Activation, Dense, Dropout, Flatten
+from ._layers.recurrent import Recurrent
+from ._mlp import MLPClassifier, MLPRegressor
 from ._network import Network
+from ._rnn import RNNClassifier, RNNRegressor
 from ._solvers import AdamOptimizer, SGDOptimizer
 from .kernels.losses import LOSSES
 
@@ -51,10 +86,14 @@ __all__ = ["load", "read_header", "save"]
 
 #: value of the header's ``format`` entry
 FORMAT_NAME = "sknet-model"
-#: version of the layout written by :func:`save`; :func:`load` reads versions <= this
-FORMAT_VERSION = 1
+#: version of the layout written by :func:`save`, the only one :func:`load` reads.
+#: 1: ``vars(estimator)`` wholesale (sknet 0.1.0 before declared state; refused).
+#: 2: constructor ``params`` + declared ``state``; little-endian arrays.
+FORMAT_VERSION = 2
 
 _HEADER = "sknet.json"
+_HEADER_KEYS = {"format", "format_version", "class", "versions", "metadata", "params",
+                "state", "arrays", "checksum"}
 _ARRAY_DIR = "arrays/"
 # a .npy header is at most 64 KiB (format 2.0 allows more; numpy never writes that here)
 _NPY_HEADER_MAX = 65536 + 16
@@ -62,71 +101,67 @@ _HEADER_MAX_BYTES = 64 * 2**20
 # dtype kinds stored as arrays: bool, signed/unsigned int, float, complex, str, bytes
 _ARRAY_KINDS = set("biufcUS")
 
-# what ``training_state=False`` leaves out (restored as fresh values on load)
-_TRAINING_STATE = ("_optimizer", "_best_theta")
-
-# Plain-data helper classes an estimator may hold; restored by filling ``__dict__``.
-_SAFE_OBJECTS = {
-    "LabelBinarizer": LabelBinarizer,
-    "SGDOptimizer": SGDOptimizer,
-    "AdamOptimizer": AdamOptimizer,
+#: the estimator classes a model file may name
+_ESTIMATORS = {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, RNNClassifier,
+                                             RNNRegressor, ConvNetClassifier,
+                                             ConvNetRegressor)}
+#: the layer classes a network may hold (a new layer type is one entry)
+_LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, Conv, Pool,
+                                         Recurrent)}
+#: optimisers: class, constructor arguments, scalar state (-> kind), moment arrays;
+#: rebuilt as ``cls(size, dtype, **constructor arguments)``, then the state is filled in
+_OPTIMIZERS = {
+    "SGDOptimizer": (SGDOptimizer,
+                     ("learning_rate_init", "lr_schedule", "momentum", "nesterov", "power_t"),
+                     {"learning_rate": "float"}, ("velocity",)),
+    "AdamOptimizer": (AdamOptimizer, ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
+                      {"learning_rate": "float", "t": "count"}, ("m", "v")),
+}
+_Y_TYPES = {"binary", "multiclass", "multilabel-indicator"}
+#: Meta-estimators wrapping a network estimator, with their declared fitted state.
+#: sknet.transfer sits above this module (it loads model files), so they are found by
+#: qualified name among the loaded subclasses of BaseEstimator, never imported here.
+#: (Their declarations belong in the classes' ``_saved_state``; kept here until
+#: transfer.py declares them.)
+_META_ESTIMATORS = {
+    "sknet.transfer.FineTuner": {"estimator_": "estimator",
+                                 "first_trainable_layer_": "count"},
+    "sknet.transfer.NetworkFeatures": {},
 }
 
 
-def _estimator_classes():
-    """sknet's public estimator classes, by name (the whitelist for estimators)."""
-    import sknet
-
-    classes = {}
-    for name in sknet.__all__:
-        obj = getattr(sknet, name, None)
-        if isinstance(obj, type) and issubclass(obj, BaseEstimator) \
-                and obj.__module__.startswith("sknet."):
-            classes[name] = obj
-    return classes
-
-
-def _loss_name(net):
-    """The network's loss name (robust to the attribute being renamed ``loss_name``)."""
-    for attr in ("loss_name", "loss"):
-        value = getattr(net, attr, None)
-        if isinstance(value, str):
-            return value
-    raise TypeError("The network does not record its loss name.")
-
-
-def _layer_classes():
-    """sknet's own layer classes, by name (the whitelist for layers).
-
-    Every subclass of ``Layer`` defined in ``sknet._layers`` (dense, convolution,
-    pooling, recurrent ...), found by walking the class hierarchy; nothing is imported
-    by name.
-    """
-    from . import _convnet, _layers, _rnn  # noqa: F401  (make sure all layers are defined)
-
-    classes, todo = {}, [_layers.Layer]
+def _meta_classes():
+    """``{name: class}`` of the loaded classes listed in :data:`_META_ESTIMATORS`."""
+    found, todo = {}, [BaseEstimator]
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if cls is not _layers.Layer and cls.__module__.startswith("sknet._layers."):
-            classes[cls.__name__] = cls
-    return classes
+        if f"{cls.__module__}.{cls.__qualname__}" in _META_ESTIMATORS:
+            found[cls.__name__] = cls
+    return found
+
+
+def _sknet_version():
+    try:
+        return importlib.metadata.version("sknet")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 # ======================================================================================
-# encoding: Python / NumPy values -> JSON values + arrays
+# generic values (constructor parameters, plain fields): Python / NumPy -> JSON + arrays
 # ======================================================================================
 class _Encoder:
-    def __init__(self):
-        self.arrays = {}  # key -> ndarray
+    def __init__(self, training_state=True):
+        self.training_state = training_state
+        self.arrays = {}  # key -> little-endian ndarray
         self._memo = {}  # id(ndarray) -> key, so shared arrays stay shared
 
     def array(self, a):
-        a = np.asarray(a)
         key = self._memo.get(id(a))
         if key is None:
             key = f"a{len(self.arrays)}"
-            self.arrays[key] = a
+            self.arrays[key] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
             self._memo[id(a)] = key
         return {"$type": "ndarray", "key": key}
 
@@ -152,19 +187,14 @@ class _Encoder:
             return {"$type": "dtype", "value": self._dtype_str(v, where)}
         if isinstance(v, np.random.RandomState):
             return {"$type": "RandomState", "state": self.value(v.get_state(), where)}
-        if isinstance(v, Network):
-            return self._network(v, where)
-        if isinstance(v, BaseEstimator) and type(v).__name__ in _estimator_classes() \
-                and _estimator_classes()[type(v).__name__] is type(v):
-            return {"$type": "estimator", "class": type(v).__name__,
-                    "state": self._dict(vars(v), where)}
         name = type(v).__name__
-        if _SAFE_OBJECTS.get(name) is type(v):
-            return {"$type": "object", "class": name, "state": self._dict(vars(v), where)}
+        if _ESTIMATORS.get(name) is type(v):  # e.g. the network a meta-estimator wraps
+            params, state = _encode_estimator(v, self)
+            return {"$type": "estimator", "class": name, "params": params, "state": state}
         raise TypeError(
             f"sknet.save cannot store {where} of type {type(v).__module__}.{name} in the "
-            "safe format (only numbers, strings, lists, dicts, NumPy arrays, sknet "
-            "estimators and layers are supported); use pickle or joblib for this object."
+            "safe format (only numbers, strings, lists, dicts, NumPy arrays, RandomState "
+            "and sknet estimators are supported); use pickle or joblib for this object."
         )
 
     def _scalar(self, v, where):
@@ -186,7 +216,7 @@ class _Encoder:
     def _dtype_str(dtype, where):
         if dtype.kind not in _ARRAY_KINDS:
             raise TypeError(f"sknet.save cannot store {where}: dtype {dtype} is not supported.")
-        return dtype.str
+        return dtype.newbyteorder("<").str
 
     def _dict(self, d, where):
         if all(isinstance(k, str) for k in d) and "$type" not in d:
@@ -209,31 +239,10 @@ class _Encoder:
         self._dtype_str(a.dtype, where)
         return self.array(a)
 
-    def _network(self, net, where):
-        layers = _layer_classes()
-        specs = []
-        for i, layer in enumerate(net.layers):
-            name = type(layer).__name__
-            if layers.get(name) is not type(layer):
-                raise TypeError(
-                    f"sknet.save cannot store {where}: layer {i} is a {name}, which is not "
-                    "one of sknet's layer classes."
-                )
-            specs.append({"class": name,
-                          "config": self.value(layer.get_config(), f"{where}.layers[{i}]")})
-        return {
-            "$type": "Network",
-            "loss": _loss_name(net),
-            "input_shape": [int(s) for s in net.input_shape],
-            "dtype": net.dtype.name,
-            "layers": specs,
-            "theta": self.array(net.theta),
-        }
-
 
 def _npy_bytes(a):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    np.lib.format.write_array(buf, a, allow_pickle=False)
     return buf.getvalue()
 
 
@@ -243,110 +252,6 @@ def _canonical(header):
                       allow_nan=False).encode("ascii")
 
 
-def save(estimator, file, *, metadata=None, training_state=True):
-    """Save a fitted sknet estimator to one file, without pickle.
-
-    Parameters
-    ----------
-    estimator : sknet estimator
-        A fitted estimator whose class is exported by :mod:`sknet`.
-    file : str, os.PathLike or binary file object
-        Where to write (a zip archive; the extension ``.sknet`` is customary).
-    metadata : dict, default=None
-        JSON-compatible information to keep alongside the model (a description, a
-        training recipe, scores); read it back with :func:`read_header`.
-    training_state : bool, default=True
-        Keep what only continued training needs: the optimiser's state (Adam's moment
-        estimates, SGD's velocity) and the early-stopping snapshot of the weights.
-        ``False`` makes the file about three times smaller (for shipping a model); the
-        loaded model predicts identically, and ``partial_fit`` or ``warm_start`` restart
-        the optimiser from scratch.
-
-    Raises
-    ------
-    TypeError
-        If the estimator is not an sknet estimator or holds a value the safe format cannot
-        represent (use pickle or joblib for such models).
-    ValueError
-        If the estimator is not fitted.
-
-    See Also
-    --------
-    load : Read the file back.
-
-    Examples
-    --------
-    >>> import io
-    >>> import numpy as np
-    >>> import sknet
-    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
-    >>> clf = sknet.MLPClassifier((4,), max_iter=5, random_state=0).fit(X, [0, 1, 1, 0])
-    >>> buf = io.BytesIO()
-    >>> sknet.save(clf, buf)
-    >>> clf2 = sknet.load(io.BytesIO(buf.getvalue()))
-    >>> bool((clf2.predict_proba(X) == clf.predict_proba(X)).all())
-    True
-    """
-    classes = _estimator_classes()
-    name = type(estimator).__name__
-    if classes.get(name) is not type(estimator):
-        raise TypeError(
-            f"sknet.save stores sknet estimators only, got {type(estimator).__module__}."
-            f"{name}. Known classes: {sorted(classes)}."
-        )
-    if not _is_fitted(estimator):
-        raise ValueError(f"This {name} instance is not fitted yet; fit it before saving.")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}.")
-        try:
-            json.dumps(metadata, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"metadata must be JSON-compatible: {exc}") from None
-    enc = _Encoder()
-    state = dict(vars(estimator))
-    if not training_state:
-        for key in _TRAINING_STATE:
-            state.pop(key, None)
-    state = enc._dict(state, "")
-    members = {key: _npy_bytes(a) for key, a in enc.arrays.items()}
-    import sknet
-
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "class": name,
-        "versions": {"sknet": sknet.__version__, "scikit-learn": sklearn.__version__,
-                     "numpy": np.__version__},
-        "metadata": metadata if metadata is not None else {},
-        "state": state,
-        "arrays": {
-            key: {"dtype": a.dtype.str, "shape": list(a.shape),
-                  "sha256": hashlib.sha256(members[key]).hexdigest()}
-            for key, a in enc.arrays.items()
-        },
-    }
-    header["checksum"] = hashlib.sha256(_canonical(header)).hexdigest()
-    text = json.dumps(header, sort_keys=True, indent=1, allow_nan=False).encode("utf-8")
-    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_HEADER, text)
-        for key, data in members.items():
-            zf.writestr(f"{_ARRAY_DIR}{key}.npy", data)
-
-
-def _is_fitted(est):
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(est)
-    except Exception:  # NotFittedError or an estimator without fitted attributes
-        return False
-    return True
-
-
-# ======================================================================================
-# decoding
-# ======================================================================================
 def _fail(msg):
     raise ValueError(f"Cannot load sknet model: {msg}")
 
@@ -356,8 +261,11 @@ def _reject_constant(name):
 
 
 class _Decoder:
+    """JSON values + the file's arrays -> Python / NumPy values (generic, unchecked)."""
+
     def __init__(self, arrays):
         self.arrays = arrays
+        self.used = set()  # keys of the arrays the header refers to
 
     def value(self, v):
         if v is None or isinstance(v, (bool, int, float, str)):
@@ -411,6 +319,7 @@ class _Decoder:
         key = v["key"]
         if key not in self.arrays:
             _fail(f"the header refers to array {key!r}, which the manifest does not list.")
+        self.used.add(key)
         return self.arrays[key]
 
     def _objarray(self, v):
@@ -434,53 +343,10 @@ class _Decoder:
             _fail(f"invalid RandomState state ({exc}).")
         return rs
 
-    def _object(self, v):
-        cls = _SAFE_OBJECTS.get(v["class"])
-        if cls is None:
-            _fail(f"class {v['class']!r} is not one of {sorted(_SAFE_OBJECTS)}.")
-        return _from_state(cls, self.value(v["state"]))
-
     def _estimator(self, v):
-        return _build_estimator(v["class"], self.value(v["state"]))
-
-    def _network(self, v):
-        layer_classes = _layer_classes()
-        layers = []
-        for i, spec in enumerate(v["layers"]):
-            cls = layer_classes.get(spec["class"])
-            if cls is None:
-                _fail(f"layer {i} has unknown class {spec['class']!r}; known layers: "
-                      f"{sorted(layer_classes)}.")
-            config = self.value(spec["config"])
-            if not isinstance(config, dict):
-                _fail(f"layer {i} config is not a dict.")
-            try:
-                layers.append(cls(**config))
-            except (TypeError, ValueError, KeyError) as exc:
-                _fail(f"invalid configuration {config!r} for layer {i} ({spec['class']}): "
-                      f"{exc}")
-            _check_layer_config(layers[-1], i)
-        dtype = _checked_dtype(v["dtype"])
-        if dtype not in (np.float32, np.float64):
-            _fail(f"network dtype must be float32 or float64, got {dtype}.")
-        if not isinstance(v["loss"], str) or v["loss"] not in LOSSES:
-            _fail(f"unknown loss {v['loss']!r}.")
-        input_shape = _shape(v["input_shape"])
-        theta = self.value(v["theta"])
-        # the architecture's size, before allocating anything for it: a forged layer
-        # size must not make loading allocate more than the file holds
-        n_params = _count_parameters(layers, input_shape, dtype)
-        if not isinstance(theta, np.ndarray) or theta.shape != (n_params,) \
-                or theta.dtype != dtype:
-            got = (theta.shape, theta.dtype) if isinstance(theta, np.ndarray) else type(theta)
-            _fail(f"the network needs a parameter vector of shape {(n_params,)} and dtype "
-                  f"{dtype}, the file holds {got}.")
-        try:
-            net = Network(layers, v["loss"]).build(input_shape, dtype)
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            _fail(f"the layers do not fit together: {exc}")
-        net.theta[...] = theta
-        return net
+        if set(v) != {"$type", "class", "params", "state"}:
+            _fail("an estimator entry must have exactly 'class', 'params' and 'state'.")
+        return _decode_estimator(v["class"], v["params"], v["state"], self, nested=True)
 
     _HANDLERS = {
         "float": _float,
@@ -491,52 +357,8 @@ class _Decoder:
         "ndarray": _ndarray,
         "objarray": _objarray,
         "RandomState": _random_state,
-        "object": _object,
         "estimator": _estimator,
-        "Network": _network,
     }
-
-
-# layer attributes that the kernels use as sizes or counts: positive integers
-_POSITIVE_INTS = ("units", "filters", "kernel_size", "stride", "size")
-
-
-def _check_layer_config(layer, i):
-    """Refuse layer settings that construct but that no sknet estimator builds and that
-    the kernels are not written for (zero strides, dropout rates outside [0, 1) ...)."""
-    name = type(layer).__name__
-    for attr in _POSITIVE_INTS:
-        value = getattr(layer, attr, 1)
-        if not isinstance(value, int) or value < 1:
-            _fail(f"layer {i} ({name}) has {attr}={value!r}; it must be a positive integer.")
-    rate = getattr(layer, "rate", 0.0)
-    if not 0.0 <= rate < 1.0:
-        _fail(f"layer {i} ({name}) has rate={rate!r}; it must be in [0, 1).")
-    padding = getattr(layer, "padding", "same")
-    if padding not in ("same", "valid") and not (isinstance(padding, int)
-                                                and not isinstance(padding, bool)
-                                                and padding >= 0):
-        _fail(f"layer {i} ({name}) has padding={padding!r}; it must be 'same', 'valid' or "
-              "an integer >= 0.")
-
-
-def _count_parameters(layers, input_shape, dtype):
-    """Number of parameters of ``layers`` on ``input_shape``, and a check that each layer
-    gets the number of input dimensions it is written for; nothing is allocated."""
-    shape = input_shape
-    n = 0
-    for i, layer in enumerate(layers):
-        try:
-            shape = layer.build(shape, dtype)
-            specs = layer.param_specs()
-        except (ValueError, TypeError, ArithmeticError) as exc:
-            _fail(f"the layers do not fit together: {exc}")
-        ndim = getattr(layer, "ndim", None)
-        if ndim is not None and len(layer.input_shape) != ndim + 1:
-            _fail(f"layer {i} ({type(layer).__name__}) works on {ndim}-D maps, but its input "
-                  f"has shape {layer.input_shape}.")
-        n += sum(math.prod(pshape) for _, pshape, _ in specs)
-    return n
 
 
 def _checked_dtype(s):
@@ -556,28 +378,600 @@ def _shape(s):
     return tuple(s)
 
 
-def _from_state(cls, state):
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        _fail(f"the state of a {cls.__name__} must be a dict with string keys.")
-    obj = cls.__new__(cls)
-    obj.__dict__.update(state)
-    return obj
+# ======================================================================================
+# declared state: kinds
+# ======================================================================================
+class _Kind(NamedTuple):
+    """How one kind of fitted state is written and what ``load`` accepts."""
+
+    encode: Callable  # (value, encoder, where) -> JSON value
+    decode: Callable  # (JSON value, decoder, network, where) -> checked value
+    training: bool = False  # left out by ``save(..., training_state=False)``
+    default: Callable = None  # (network) -> value set when the entry is absent
 
 
-def _build_estimator(name, state):
-    classes = _estimator_classes()
-    cls = classes.get(name)
-    if cls is None:
-        _fail(f"{name!r} is not an sknet estimator class; known: {sorted(classes)}.")
-    est = _from_state(cls, state)
-    missing = [p for p in cls._get_param_names() if p not in state]
-    if missing:
-        _fail(f"the {name} state lacks the parameters {missing}.")
+def _generic(v, enc, where):
+    return enc.value(v, where)
+
+
+def _bad(where, expected, value):
+    shown = f"an array of shape {value.shape} and dtype {value.dtype}" \
+        if isinstance(value, np.ndarray) else repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    _fail(f"{where} must be {expected}, the file holds {shown}.")
+
+
+def _is_int(v):
+    return isinstance(v, Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v):
+    return isinstance(v, Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _enc_count(v, enc, where):
+    return int(v) if _is_int(v) else enc.value(v, where)
+
+
+def _dec_count(raw, dec, net, where):
+    v = dec.value(raw)
+    if not _is_int(v) or v < 0:
+        _bad(where, "an integer >= 0", v)
+    return int(v)
+
+
+def _enc_float(v, enc, where):
+    return enc.value(float(v) if isinstance(v, Real) and not isinstance(v, bool) else v, where)
+
+
+def _dec_float(raw, dec, net, where):
+    v = dec.value(raw)
+    if not _is_real(v):
+        _bad(where, "a number", v)
+    return float(v)
+
+
+def _dec_float_or_none(raw, dec, net, where):
+    return None if raw is None else _dec_float(raw, dec, net, where)
+
+
+def _enc_floats(v, enc, where):
+    return enc.value([float(x) if isinstance(x, Real) else x for x in v], where) \
+        if isinstance(v, list) else enc.value(v, where)
+
+
+def _dec_floats(raw, dec, net, where):
+    v = dec.value(raw)
+    if not isinstance(v, list) or not all(_is_real(x) for x in v):
+        _bad(where, "a list of numbers", v)
+    return [float(x) for x in v]
+
+
+def _dec_floats_or_none(raw, dec, net, where):
+    return None if raw is None else _dec_floats(raw, dec, net, where)
+
+
+def _dec_str(raw, dec, net, where):
+    if not isinstance(raw, str):
+        _bad(where, "a string", raw)
+    return raw
+
+
+def _enc_shape(v, enc, where):
+    return [int(s) for s in v]
+
+
+def _dec_shape(raw, dec, net, where):
+    if not isinstance(raw, list) or not raw or not all(_is_int(s) and s >= 1 for s in raw):
+        _bad(where, "a list of positive integers (a per-sample shape)", raw)
+    return tuple(raw)
+
+
+def _dec_names(raw, dec, net, where):
+    v = dec.value(raw)
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype != object \
+            or not all(isinstance(x, str) for x in v):
+        _bad(where, "a 1-D object array of strings", v)
+    return v
+
+
+def _dec_classes(raw, dec, net, where):
+    v = dec.value(raw)
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or not len(v) \
+            or v.dtype.kind not in "biufUSO":
+        _bad(where, "a non-empty 1-D array of labels", v)
+    if len(set(v.tolist())) != len(v):
+        _fail(f"{where} repeats a label: {v!r}.")
+    return v
+
+
+def _enc_label_binarizer(lb, enc, where):
+    if (lb.neg_label, lb.pos_label, lb.sparse_output) != (0, 1, False):
+        raise TypeError(f"sknet.save cannot store {where}: a LabelBinarizer with "
+                        "non-default settings (sknet estimators never build one).")
+    return {"y_type_": lb.y_type_, "sparse_input_": bool(lb.sparse_input_)}
+
+
+def _dec_label_binarizer(raw, dec, net, where):
+    """A default ``LabelBinarizer`` in the fitted state; its ``classes_`` is the
+    estimator's (set by the consistency check)."""
+    if not isinstance(raw, dict) or set(raw) != {"y_type_", "sparse_input_"}:
+        _bad(where, "an object with the entries y_type_ and sparse_input_", raw)
+    if raw["y_type_"] not in _Y_TYPES:
+        _bad(f"{where}.y_type_", f"one of {sorted(_Y_TYPES)}", raw["y_type_"])
+    if not isinstance(raw["sparse_input_"], bool):
+        _bad(f"{where}.sparse_input_", "true or false", raw["sparse_input_"])
+    lb = LabelBinarizer()
+    lb.y_type_, lb.sparse_input_ = raw["y_type_"], raw["sparse_input_"]
+    return lb
+
+
+def _params_vector(v, net, where):
+    """A copy of ``v`` if it is a 1-D array of the network's dtype (the caller checks its
+    length against the network)."""
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype != net.dtype:
+        _bad(where, f"a 1-D {net.dtype} array", v)
+    return np.array(v)  # a copy: never shared with another entry
+
+
+def _enc_optimizer(opt, enc, where):
+    name = type(opt).__name__
+    if _OPTIMIZERS.get(name, (None,))[0] is not type(opt):
+        raise TypeError(f"sknet.save cannot store {where} of type {name}.")
+    _, settings, state, arrays = _OPTIMIZERS[name]
+    out = {"class": name}
+    out.update({k: enc.value(getattr(opt, k), f"{where}.{k}") for k in settings})
+    out.update({k: STATE_KINDS[kind].encode(getattr(opt, k), enc, f"{where}.{k}")
+                for k, kind in state.items()})
+    out.update({k: enc.array(getattr(opt, k)) for k in arrays})
+    return out
+
+
+def _dec_optimizer(raw, dec, net, where):
+    """The optimiser, rebuilt through its constructor; moment sizes are compared with the
+    trainable parameters by the consistency check."""
+    name = raw.get("class") if isinstance(raw, dict) else None
+    if name not in _OPTIMIZERS:
+        _fail(f"{where} has class {name!r}, which is not one of {sorted(_OPTIMIZERS)}.")
+    cls, settings, state, arrays = _OPTIMIZERS[name]
+    expected = {"class", *settings, *state, *arrays}
+    if set(raw) != expected:
+        _fail(f"{where} ({name}) must have exactly the entries {sorted(expected)}, the file "
+              f"has {sorted(raw)}.")
+    args = {k: dec.value(raw[k]) for k in settings}
+    for k, v in args.items():
+        if k == "lr_schedule":
+            if not isinstance(v, str) or v not in ("constant", "invscaling", "adaptive"):
+                _bad(f"{where}.{k}", "'constant', 'invscaling' or 'adaptive'", v)
+        elif k == "nesterov":
+            if not isinstance(v, (bool, np.bool_)):
+                _bad(f"{where}.{k}", "true or false", v)
+        elif not _is_real(v) or not math.isfinite(v) or v < 0:
+            _bad(f"{where}.{k}", "a finite number >= 0", v)
+    moments = {k: _params_vector(dec.value(raw[k]), net, f"{where}.{k}") for k in arrays}
+    sizes = {m.shape[0] for m in moments.values()}
+    if len(sizes) != 1:
+        _fail(f"{where}'s moment arrays differ in size: "
+              f"{ {k: m.shape[0] for k, m in moments.items()} }.")
+    opt = cls(sizes.pop(), net.dtype, **args)
+    for k, kind in state.items():
+        setattr(opt, k, STATE_KINDS[kind].decode(raw[k], dec, net, f"{where}.{k}"))
+    for k, m in moments.items():
+        getattr(opt, k)[...] = m
+    return opt
+
+
+def _dec_weights(raw, dec, net, where):
+    v = _params_vector(dec.value(raw), net, where)
+    if v.shape != (net.n_params,):
+        _bad(where, f"an array of shape {(net.n_params,)}", v)
+    return v
+
+
+def _dec_estimator(raw, dec, net, where):
+    v = dec.value(raw)
+    if _ESTIMATORS.get(type(v).__name__) is not type(v) or not _is_fitted(v):
+        _bad(where, "a fitted sknet network estimator", v)
+    return v
+
+
+def _dec_first_trainable(raw, dec, net, where):
+    v = _dec_count(raw, dec, net, where)
+    if v >= len(net.layers):
+        _fail(f"{where}={v}, but the network has {len(net.layers)} layers (it must be "
+              "the index of a layer).")
+    return v
+
+
+#: The kinds of fitted state an estimator may declare in ``_saved_state`` (one entry
+#: per kind: how it is written, how ``load`` checks it). Cross-entry consistency (with
+#: the network, between labels and outputs ...) is checked by ``_check_consistency``.
+STATE_KINDS = {
+    "count": _Kind(_enc_count, _dec_count),
+    "float": _Kind(_enc_float, _dec_float),
+    "float|None": _Kind(_enc_float, _dec_float_or_none),
+    "floats": _Kind(_enc_floats, _dec_floats),
+    "floats|None": _Kind(_enc_floats, _dec_floats_or_none),
+    "str": _Kind(_generic, _dec_str),
+    # the network's per-sample input shape
+    "shape": _Kind(_enc_shape, _dec_shape),
+    # the per-sample layout of X at fit (reshaped to ``shape`` for the network)
+    "layout": _Kind(_enc_shape, _dec_shape),
+    "names": _Kind(_generic, _dec_names),
+    "classes": _Kind(_generic, _dec_classes),
+    "label_binarizer": _Kind(_enc_label_binarizer, _dec_label_binarizer),
+    "network": _Kind(lambda net, enc, where: _encode_network(net, enc, where),
+                     lambda raw, dec, net, where: _decode_network(raw, dec, where)),
+    # a fitted network estimator wrapped by a meta-estimator
+    "estimator": _Kind(_generic, _dec_estimator),
+    "first_trainable": _Kind(_enc_count, _dec_first_trainable),
+    # a counter only continued training reads (0 when absent)
+    "counter": _Kind(_enc_count, _dec_count, training=True, default=lambda net: 0),
+    "optimizer": _Kind(_enc_optimizer, _dec_optimizer, training=True),
+    "weights": _Kind(lambda v, enc, where: enc.array(v), _dec_weights, training=True,
+                     default=lambda net: net.theta.copy()),
+}
+
+
+def declared_state(cls):
+    """``{attribute: (kind, optional)}`` that ``cls`` saves, merged along its MRO.
+
+    Parameters
+    ----------
+    cls : type
+        An sknet estimator class.
+
+    Returns
+    -------
+    declared : dict
+        Attribute name -> (kind in :data:`STATE_KINDS`, whether it may be absent).
+    """
+    tables = [(k.__name__, vars(k).get("_saved_state", {})) for k in reversed(cls.__mro__)]
+    tables.append((cls.__name__,
+                   _META_ESTIMATORS.get(f"{cls.__module__}.{cls.__qualname__}", {})))
+    declared = {}
+    for owner, saved in tables:
+        for name, spec in saved.items():
+            optional = spec.endswith("?")
+            kind = spec[:-1] if optional else spec
+            if kind not in STATE_KINDS:
+                raise TypeError(f"{owner}._saved_state[{name!r}] has unknown kind {kind!r}; "
+                                f"known: {sorted(STATE_KINDS)}.")
+            declared[name] = (kind, optional)
+    return declared
+
+
+# ======================================================================================
+# the network
+# ======================================================================================
+def _encode_network(net, enc, where):
+    specs = []
+    for i, layer in enumerate(net.layers):
+        name = type(layer).__name__
+        if _LAYERS.get(name) is not type(layer):
+            raise TypeError(f"sknet.save cannot store {where}: layer {i} is a {name}, which "
+                            "is not one of sknet's layer classes.")
+        specs.append({"class": name,
+                      "config": enc.value(layer.get_config(), f"{where}.layers[{i}]")})
+    return {"loss": net.loss, "input_shape": [int(s) for s in net.input_shape],
+            "dtype": net.dtype.name, "layers": specs, "theta": enc.array(net.theta)}
+
+
+_NETWORK_KEYS = {"loss", "input_shape", "dtype", "layers", "theta"}
+
+
+def _decode_network(raw, dec, where):
+    if not isinstance(raw, dict) or set(raw) != _NETWORK_KEYS:
+        _fail(f"{where} must have exactly the entries {sorted(_NETWORK_KEYS)}.")
+    if not isinstance(raw["layers"], list) or not raw["layers"]:
+        _fail(f"{where}.layers must be a non-empty list.")
+    layers = []
+    for i, spec in enumerate(raw["layers"]):
+        if not isinstance(spec, dict) or set(spec) != {"class", "config"}:
+            _fail(f"layer {i} must have exactly the entries 'class' and 'config'.")
+        cls = _LAYERS.get(spec["class"]) if isinstance(spec["class"], str) else None
+        if cls is None:
+            _fail(f"layer {i} has unknown class {spec['class']!r}; known layers: "
+                  f"{sorted(_LAYERS)}.")
+        config = dec.value(spec["config"])
+        if not isinstance(config, dict):
+            _fail(f"layer {i} config is not a dict.")
+        try:
+            layers.append(cls(**config))  # the layer validates its own settings
+        except (TypeError, ValueError) as exc:
+            _fail(f"invalid configuration {config!r} for layer {i} ({spec['class']}): "
+                  f"{exc}")
+    dtype = _checked_dtype(raw["dtype"])
+    if dtype not in (np.float32, np.float64):
+        _fail(f"network dtype must be float32 or float64, got {dtype}.")
+    if not isinstance(raw["loss"], str) or raw["loss"] not in LOSSES:
+        _fail(f"unknown loss {raw['loss']!r}.")
+    input_shape = _dec_shape(raw["input_shape"], dec, None, f"{where}.input_shape")
+    theta = dec.value(raw["theta"])
+    # the architecture's size, before allocating anything for it: a forged layer size
+    # must not make loading allocate more than the file holds
+    n_params = _count_parameters(layers, input_shape, dtype)
+    if not isinstance(theta, np.ndarray) or theta.shape != (n_params,) \
+            or theta.dtype != dtype:
+        got = (theta.shape, theta.dtype) if isinstance(theta, np.ndarray) else type(theta)
+        _fail(f"the network needs a parameter vector of shape {(n_params,)} and dtype "
+              f"{dtype}, the file holds {got}.")
     try:
+        net = Network(layers, raw["loss"]).build(input_shape, dtype)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        _fail(f"the layers do not fit together: {exc}")
+    net.theta[...] = theta
+    return net
+
+
+def _count_parameters(layers, input_shape, dtype):
+    """Number of parameters of ``layers`` on ``input_shape``; each layer checks the shape
+    it gets (``build``). Nothing is allocated."""
+    shape = input_shape
+    n = 0
+    for layer in layers:
+        try:
+            shape = layer.build(shape, dtype)
+            specs = layer.param_specs()
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            _fail(f"the layers do not fit together: {exc}")
+        n += sum(math.prod(pshape) for _, pshape, _ in specs)
+    return n
+
+
+def _of_kind(state, declared, kind, default=None):
+    """The value of the (single) declared entry of ``kind`` in ``state``."""
+    return next((state[name] for name, (k, _) in declared.items()
+                 if k == kind and name in state), default)
+
+
+def _check_consistency(est, state, declared, net):
+    """Fitted facts that must agree with the rebuilt network and with each other."""
+    def bad(msg):
+        _fail(f"inconsistent {type(est).__name__} state: {msg}")
+
+    if est.input_shape_ != net.input_shape:
+        bad(f"input_shape_={est.input_shape_}, but the network takes {net.input_shape}.")
+    if net.output_shape != (est.n_outputs_,):
+        bad(f"n_outputs_={est.n_outputs_}, but the network's last layer outputs "
+            f"{net.output_shape}.")
+    layout = _of_kind(state, declared, "layout", est.input_shape_)
+    if math.prod(layout) != math.prod(net.input_shape):
+        bad(f"X's per-sample layout at fit {layout} does not reshape to the network's "
+            f"input {net.input_shape}.")
+    if est.n_features_in_ != layout[0]:
+        bad(f"n_features_in_={est.n_features_in_}, but X at fit had per-sample shape "
+            f"{layout}.")
+    names = _of_kind(state, declared, "names")
+    if names is not None and len(names) != est.n_features_in_:
+        bad(f"{len(names)} feature names for n_features_in_={est.n_features_in_}.")
+    if est.out_activation_ != net.out_activation:
+        bad(f"out_activation_={est.out_activation_!r}, but the network's loss "
+            f"{net.loss!r} uses {net.out_activation!r}.")
+    if is_classifier(est):
+        lb = _of_kind(state, declared, "label_binarizer")
+        lb.classes_ = est.classes_  # shared, as after fit
+        n_classes, y_type = len(est.classes_), lb.y_type_
+        outputs = 1 if y_type == "binary" else n_classes
+        if y_type == "binary" and n_classes > 2 or y_type == "multiclass" and n_classes < 3:
+            bad(f"{n_classes} classes for {y_type} targets.")
+        if est.n_outputs_ != outputs:
+            bad(f"{n_classes} classes ({y_type}) need {outputs} outputs, but "
+                f"n_outputs_={est.n_outputs_}.")
+        loss = "log_loss" if y_type == "multiclass" else "binary_log_loss"
+    else:
+        loss = est.loss
+    if net.loss != loss:
+        bad(f"the network's loss is {net.loss!r}, the estimator trains with {loss!r}.")
+    first = _of_kind(state, declared, "first_trainable", 0)
+    optimizer = _of_kind(state, declared, "optimizer")
+    if optimizer is not None:
+        n_trainable = net.n_params - net.layer_offset(first)
+        moment = getattr(optimizer, _OPTIMIZERS[type(optimizer).__name__][3][0])
+        if moment.shape[0] != n_trainable:
+            bad(f"the optimiser's moments have {moment.shape[0]} entries, but the network "
+                f"has {n_trainable} trainable parameters (layers {first} and up).")
+
+
+# ======================================================================================
+# estimator <-> header
+# ======================================================================================
+_ABSENT = object()
+
+
+def _estimator_class(name, nested=False):
+    """The class a file names: one of the six network estimators, or (not nested) one of
+    the meta-estimators of :data:`_META_ESTIMATORS`."""
+    cls = _ESTIMATORS.get(name) if isinstance(name, str) else None
+    if cls is None and not nested and isinstance(name, str):
+        cls = _meta_classes().get(name)
+    if cls is None:
+        known = sorted(_ESTIMATORS) if nested else sorted(_ESTIMATORS) + sorted(_meta_classes())
+        _fail(f"{name!r} is not an sknet estimator class; known: {known}.")
+    return cls
+
+
+def _encode_estimator(est, enc):
+    """``(params, state)`` JSON values of an estimator (``state`` None if not fitted)."""
+    cls = type(est)
+    params = {p: enc.value(getattr(est, p), p) for p in cls._get_param_names()}
+    if not _is_fitted(est):
+        return params, None
+    state = {}
+    for name, (kind, optional) in declared_state(cls).items():
+        spec = STATE_KINDS[kind]
+        if spec.training and not enc.training_state:
+            continue
+        value = getattr(est, name, _ABSENT)
+        if value is _ABSENT:
+            if optional:
+                continue
+            raise ValueError(f"This {cls.__name__} lacks its fitted attribute {name}; "
+                             "it cannot be saved.")
+        state[name] = spec.encode(value, enc, name)
+    return params, state
+
+
+def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
+    """The estimator from its params and declared state, checked (see the module doc);
+    ``raw_state`` None for an unfitted estimator held by a meta-estimator."""
+    cls = _estimator_class(name, nested)
+    if not isinstance(raw_params, dict) or not (isinstance(raw_state, dict)
+                                                or nested and raw_state is None):
+        _fail(f"malformed {name} entry ('params' and 'state' must be objects).")
+    expected = set(cls._get_param_names())
+    if set(raw_params) != expected:
+        _fail(f"the {name} parameters do not match its constructor; unknown: "
+              f"{sorted(set(raw_params) - expected)}, missing: "
+              f"{sorted(expected - set(raw_params))}.")
+    params = {p: dec.value(v) for p, v in raw_params.items()}
+    try:
+        est = cls(**params)
         est._validate_params()
     except (ValueError, TypeError) as exc:
         _fail(f"invalid {name} parameters: {exc}")
+    if raw_state is None:
+        return est
+
+    declared = declared_state(cls)
+    unknown = sorted(set(raw_state) - set(declared))
+    if unknown:
+        _fail(f"unknown state entries {unknown}; {name} declares {sorted(declared)}.")
+    missing = sorted(k for k, (_, optional) in declared.items()
+                     if not optional and k not in raw_state)
+    if missing:
+        _fail(f"the {name} state lacks {missing}.")
+    net_name = next((k for k, (kind, _) in declared.items() if kind == "network"), None)
+    net = None if net_name is None else _decode_network(raw_state[net_name], dec, net_name)
+    state = {} if net_name is None else {net_name: net}
+    for key, (kind, _) in declared.items():
+        spec = STATE_KINDS[kind]
+        if key in raw_state and key != net_name:
+            state[key] = spec.decode(raw_state[key], dec, net, key)
+        elif key not in raw_state and spec.default is not None:
+            state[key] = spec.default(net)
+    derived = {}
+    for key, value in state.items():
+        static = inspect.getattr_static(cls, key, None)
+        if isinstance(static, property):  # derived from other state: checked, not set
+            derived[key] = value
+        elif callable(static) or isinstance(static, (classmethod, staticmethod)):
+            _fail(f"the state entry {key!r} would shadow {name}.{key}.")
+        else:  # an instance attribute (over a class-level default, if any)
+            setattr(est, key, value)
+    for key, value in derived.items():
+        if getattr(est, key) != value:
+            _fail(f"inconsistent {name} state: {key}={value!r}, but the estimator derives "
+                  f"{getattr(est, key)!r}.")
+    if net is not None:
+        _check_consistency(est, state, declared, net)
+    if not _is_fitted(est):
+        _fail(f"the saved {name} is not fitted.")
     return est
+
+
+def _is_fitted(est):
+    try:
+        check_is_fitted(est)
+    except NotFittedError:
+        return False
+    return True
+
+
+def save(estimator, file, *, metadata=None, training_state=True):
+    """Save a fitted sknet estimator to one file, without pickle.
+
+    The file holds the constructor parameters and the fitted state the estimator's class
+    declares (see :mod:`sknet.persistence`), nothing else.
+
+    Parameters
+    ----------
+    estimator : sknet estimator
+        A fitted estimator whose class is exported by :mod:`sknet`.
+    file : str, os.PathLike or binary file object
+        Where to write (a zip archive; the extension ``.sknet`` is customary).
+    metadata : dict, default=None
+        JSON-compatible information to keep alongside the model (a description, a
+        training recipe, scores); read it back with :func:`read_header`.
+    training_state : bool, default=True
+        Keep what only continued training needs: the optimiser's state (Adam's moment
+        estimates, SGD's velocity) and the early-stopping snapshot of the weights.
+        ``False`` makes the file about three times smaller (for shipping a model); the
+        loaded model predicts identically, and ``partial_fit`` or ``warm_start`` restart
+        the optimiser from scratch.
+
+    Raises
+    ------
+    TypeError
+        If the estimator is not an sknet estimator or a parameter holds a value the safe
+        format cannot represent (use pickle or joblib for such models).
+    ValueError
+        If the estimator is not fitted, or its state is inconsistent (the file would not
+        load).
+
+    See Also
+    --------
+    load : Read the file back.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> import sknet
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    >>> clf = sknet.MLPClassifier((4,), max_iter=5, random_state=0).fit(X, [0, 1, 1, 0])
+    >>> buf = io.BytesIO()
+    >>> sknet.save(clf, buf)
+    >>> clf2 = sknet.load(io.BytesIO(buf.getvalue()))
+    >>> bool((clf2.predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    name = type(estimator).__name__
+    known = {**_ESTIMATORS, **_meta_classes()}
+    if known.get(name) is not type(estimator):
+        raise TypeError(
+            f"sknet.save stores sknet estimators only, got {type(estimator).__module__}."
+            f"{name}. Known classes: {sorted(known)}."
+        )
+    if not _is_fitted(estimator):
+        raise ValueError(f"This {name} instance is not fitted yet; fit it before saving.")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}.")
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata must be JSON-compatible: {exc}") from None
+    enc = _Encoder(training_state)
+    params, state = _encode_estimator(estimator, enc)
+    members = {key: _npy_bytes(a) for key, a in enc.arrays.items()}
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "class": name,
+        "versions": {"sknet": _sknet_version(), "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__},
+        "metadata": metadata if metadata is not None else {},
+        "params": params,
+        "state": state,
+        "arrays": {
+            key: {"dtype": a.dtype.str, "shape": list(a.shape),
+                  "sha256": hashlib.sha256(members[key]).hexdigest()}
+            for key, a in enc.arrays.items()
+        },
+    }
+    header["checksum"] = hashlib.sha256(_canonical(header)).hexdigest()
+    text = json.dumps(header, sort_keys=True, indent=1, allow_nan=False).encode("utf-8")
+    # what load will rebuild from this file must pass load's checks
+    written = json.loads(text)
+    try:
+        _decode_estimator(name, written["params"], written["state"], _Decoder(enc.arrays))
+    except ValueError as exc:
+        raise ValueError(f"sknet.save: this {name} would not load back ({exc}).") from None
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_HEADER, text)
+        for key, data in members.items():
+            zf.writestr(f"{_ARRAY_DIR}{key}.npy", data)
 
 
 @contextlib.contextmanager
@@ -644,6 +1038,11 @@ def _read_verified_header(zf):
     if version > FORMAT_VERSION:
         _fail(f"format_version {version} is newer than this sknet reads ({FORMAT_VERSION}); "
               "upgrade sknet.")
+    if version < FORMAT_VERSION:
+        _fail(f"format_version {version} is no longer read (it stored every private "
+              f"attribute; this sknet reads version {FORMAT_VERSION}). Load the file with "
+              "the sknet that wrote it, keep the model with joblib, and save it again with "
+              "this sknet.")
     checksum = header.get("checksum")
     try:
         expected = hashlib.sha256(_canonical(header)).hexdigest()
@@ -651,11 +1050,12 @@ def _read_verified_header(zf):
         _fail(f"the header holds non-JSON values ({exc}).")
     if checksum != expected:
         _fail("checksum mismatch: the file was altered or corrupted.")
-    for key in ("class", "state", "arrays", "metadata", "versions"):
-        if key not in header:
-            _fail(f"the header lacks the {key!r} entry.")
-    if not isinstance(header["arrays"], dict) or not isinstance(header["state"], dict):
-        _fail("malformed header ('arrays' and 'state' must be objects).")
+    if set(header) != _HEADER_KEYS:
+        _fail(f"the header must have exactly the entries {sorted(_HEADER_KEYS)}; unknown: "
+              f"{sorted(set(header) - _HEADER_KEYS)}, missing: "
+              f"{sorted(_HEADER_KEYS - set(header))}.")
+    if not all(isinstance(header[k], dict) for k in ("arrays", "params", "state")):
+        _fail("malformed header ('arrays', 'params' and 'state' must be objects).")
     expected_names = {_HEADER} | {f"{_ARRAY_DIR}{k}.npy" for k in header["arrays"]}
     extra = sorted(set(names) - expected_names)
     if extra:
@@ -670,12 +1070,14 @@ def _read_arrays(zf, manifest):
     arrays = {}
     for key, spec in manifest.items():
         name = f"{_ARRAY_DIR}{key}.npy"
-        try:
-            dtype = _checked_dtype(spec["dtype"])
-            shape = _shape(spec["shape"])
-            digest = spec["sha256"]
-        except (KeyError, TypeError):
+        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "sha256"}:
             _fail(f"malformed manifest entry for array {key!r}.")
+        dtype = _checked_dtype(spec["dtype"])
+        shape = _shape(spec["shape"])
+        digest = spec["sha256"]
+        if dtype.str[0] not in "<|":
+            _fail(f"array {key!r} has byte order {dtype.str!r}; model files store "
+                  "little-endian arrays.")
         limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize + _NPY_HEADER_MAX
         data = _read_member(zf, name, limit)
         if hashlib.sha256(data).hexdigest() != digest:
@@ -689,8 +1091,10 @@ def _read_arrays(zf, manifest):
         if a.dtype != dtype or a.shape != shape:
             _fail(f"array {key!r} has dtype {a.dtype} and shape {a.shape}, the manifest "
                   f"says {dtype} and {shape}.")
-        arrays[key] = a
+        arrays[key] = a.astype(a.dtype.newbyteorder("="), copy=False)  # native order
     return arrays
+
+
 
 
 def read_header(file):
@@ -705,13 +1109,14 @@ def read_header(file):
     -------
     header : dict
         The verified header: ``format``, ``format_version``, ``class``, ``versions``
-        (of sknet, scikit-learn and NumPy that wrote it), ``metadata``, ``state``,
-        ``arrays`` (the manifest) and ``checksum``.
+        (of sknet, scikit-learn and NumPy that wrote it), ``metadata``, ``params``,
+        ``state``, ``arrays`` (the manifest) and ``checksum``.
 
     Raises
     ------
     ValueError
-        If the file is not an sknet model file, or was altered or corrupted.
+        If the file is not an sknet model file of this format version, or was altered or
+        corrupted.
 
     Examples
     --------
@@ -725,7 +1130,7 @@ def read_header(file):
     >>> sknet.save(reg, buf, metadata={"note": "toy"})
     >>> header = read_header(io.BytesIO(buf.getvalue()))
     >>> header["class"], header["format_version"], header["metadata"]
-    ('MLPRegressor', 1, {'note': 'toy'})
+    ('MLPRegressor', 2, {'note': 'toy'})
     """
     file = _as_file(file)
     with _archive_errors(), _open_zip(file) as zf:
@@ -757,15 +1162,16 @@ def load(file):
     Raises
     ------
     ValueError
-        If the file is not an sknet model file, is truncated, was altered (checksum,
-        missing, extra or reshaped arrays), holds a pickled (object) array or names a
-        class outside sknet's fixed whitelist.
+        If the file is not an sknet model file of this format version, is truncated, was
+        altered (checksum, missing, extra or reshaped arrays), holds a pickled (object)
+        array, names a class outside sknet's fixed tables, or its state is not exactly
+        the declared state of its class, consistent with its network (see
+        :mod:`sknet.persistence`).
 
     Warns
     -----
     InconsistentVersionWarning
-        When the file was written with another version of scikit-learn (the state of
-        helper objects such as ``LabelBinarizer`` may differ between versions).
+        When the file was written with another version of scikit-learn.
 
     See Also
     --------
@@ -801,12 +1207,10 @@ def load(file):
         )
     decoder = _Decoder(arrays)
     try:
-        state = decoder.value(header["state"])
+        est = _decode_estimator(header["class"], header["params"], header["state"], decoder)
     except RecursionError:
         _fail("the header is nested too deeply.")
-    est = _build_estimator(header["class"], state)
-    if not _is_fitted(est):
-        _fail(f"the saved {header['class']} is not fitted.")
-    if hasattr(est, "_network") and not hasattr(est, "_best_theta"):
-        est._best_theta = est._network.theta.copy()  # saved with training_state=False
+    unused = sorted(set(arrays) - decoder.used)
+    if unused:
+        _fail(f"the arrays {unused} are not part of the model's state.")
     return est

@@ -35,12 +35,6 @@ LAYERS = [
     ("package", {"sknet"}),
 ]
 
-#: Known upward imports being removed in another branch (persistence lists its estimator
-#: classes explicitly instead of reading ``sknet.__all__``, and takes its version from
-#: elsewhere). They close the cycles persistence <-> sknet and transfer -> persistence ->
-#: sknet -> transfer. Delete this set when that branch is merged;
-#: ``test_known_upward_imports_are_still_there`` then reminds whoever merges.
-_BEING_FIXED = {("sknet.persistence", "sknet")}
 
 
 def _module_name(path, package_dir):
@@ -101,14 +95,13 @@ def upward_imports(graph):
     return sorted(
         (src, dst, line)
         for src, edges in graph.items() for dst, line in edges
-        if (src, dst) not in _BEING_FIXED and layer_of(dst) > layer_of(src)
+        if layer_of(dst) > layer_of(src)
     )
 
 
 def find_cycle(graph):
     """One import cycle as a list of modules, or None."""
-    edges = {src: sorted({dst for dst, _ in out if (src, dst) not in _BEING_FIXED})
-             for src, out in graph.items()}
+    edges = {src: sorted({dst for dst, _ in out}) for src, out in graph.items()}
     state, stack = {}, []
 
     def visit(node):
@@ -152,13 +145,6 @@ def test_no_upward_imports(module):
 
 def test_no_import_cycles():
     assert find_cycle(GRAPH) is None, " -> ".join(find_cycle(GRAPH))
-
-
-@pytest.mark.xfail(strict=True, reason="persistence's upward imports are removed in "
-                   "another branch; delete _BEING_FIXED when it is merged")
-def test_known_upward_imports_are_still_there():
-    present = {(src, dst) for src, edges in GRAPH.items() for dst, _ in edges}
-    assert not _BEING_FIXED & present
 
 
 def test_the_checks_catch_what_they_should(tmp_path):

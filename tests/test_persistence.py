@@ -1,11 +1,13 @@
 """sknet.save / sknet.load: round trips, and refusal of altered or foreign files."""
 
 import hashlib
+import inspect
 import io
 import json
 import pickle
 import warnings
 import zipfile
+from importlib import resources
 
 import joblib
 import numpy as np
@@ -16,7 +18,7 @@ from sklearn.utils import get_tags
 
 import sknet
 from sknet import MLPClassifier, MLPRegressor
-from sknet.persistence import FORMAT_VERSION, read_header
+from sknet.persistence import FORMAT_VERSION, STATE_KINDS, declared_state, read_header
 
 from ._network_estimators import (
     estimator_class,
@@ -159,9 +161,13 @@ def test_save_refuses_unfitted_foreign_and_unsafe_estimators():
     lr = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
     with pytest.raises(TypeError, match="sknet estimators only"):
         sknet.save(lr, io.BytesIO())
-    est, _, _ = fitted(MLPRegressor)
-    est.extra_ = lambda x: x  # something the safe format cannot hold
-    with pytest.raises(TypeError, match="extra_"):
+    est, X, _ = fitted(MLPRegressor)
+    est.extra_ = lambda x: x  # undeclared state is not saved
+    loaded, _ = _roundtrip(est)
+    assert not hasattr(loaded, "extra_")
+    _assert_same_predictions(est, loaded, X)
+    est.alpha = lambda x: x  # a parameter the safe format cannot hold
+    with pytest.raises(TypeError, match="alpha"):
         sknet.save(est, io.BytesIO())
 
 
@@ -252,7 +258,7 @@ def test_changed_array_content_is_refused(saved_bytes):
 def test_changed_header_is_refused(saved_bytes):
     members = _members(saved_bytes)
     header = json.loads(members["sknet.json"])
-    header["state"]["alpha"] = 0.5
+    header["params"]["alpha"] = 0.5
     members["sknet.json"] = json.dumps(header).encode()
     with pytest.raises(ValueError, match="checksum mismatch"):
         _load(_pack(members))
@@ -337,7 +343,7 @@ def test_unknown_classes_are_refused(saved_bytes, cls_name):
     with pytest.raises(ValueError, match="not an sknet estimator class"):
         _load(_pack(_reseal(members)))
     header = json.loads(_members(saved_bytes)["sknet.json"])
-    header["state"]["_label_binarizer"]["class"] = cls_name
+    header["state"]["_optimizer"]["class"] = cls_name
     members["sknet.json"] = json.dumps(header).encode()
     with pytest.raises(ValueError, match="is not one of"):
         _load(_pack(_reseal(members)))
@@ -357,10 +363,10 @@ def test_invalid_values_are_refused(saved_bytes):
         return _pack(_reseal(members))
 
     def bad_param(h):
-        h["state"]["solver"] = "rm -rf"
+        h["params"]["solver"] = "rm -rf"
 
     def bad_type(h):
-        h["state"]["alpha"] = {"$type": "__import__", "value": "os"}
+        h["params"]["alpha"] = {"$type": "__import__", "value": "os"}
 
     def bad_layer(h):
         h["state"]["_network"]["layers"][0]["config"]["activation"] = "exec"
@@ -415,18 +421,24 @@ def _forge_layer(data, layer, **config):
 
 @pytest.mark.parametrize("name, layer, config, match", [
     # values no estimator builds, which would reach the kernels
-    ("ConvNetClassifier", 0, {"stride": 0}, "stride=0; it must be a positive integer"),
-    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size=-3"),
-    ("ConvNetClassifier", 0, {"padding": -1}, "padding=-1"),
-    ("ConvNetClassifier", 0, {"padding": "exec"}, "padding='exec'"),
+    # (the messages are the layers' own: each layer validates its settings)
+    ("ConvNetClassifier", 0, {"stride": 0}, "Conv: stride must be a positive integer, got 0"),
+    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size must be a positive .*got -3"),
+    ("ConvNetClassifier", 0, {"padding": -1}, "Conv: padding must be .*got -1"),
+    ("ConvNetClassifier", 0, {"padding": "exec"}, "Conv: padding must be .*got 'exec'"),
     ("ConvNetClassifier", 0, {"ndim": 1}, "Conv1D expects 2-D samples"),
-    ("ConvNetClassifier", 1, {"size": 0}, "size=0"),
-    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool\\) works on 1-D maps"),
+    ("ConvNetClassifier", 0, {"ndim": 3}, "Conv: ndim must be 1 or 2, got 3"),
+    ("ConvNetClassifier", 0, {"activation": "exec"}, "Conv: activation must be one of"),
+    ("ConvNetClassifier", 1, {"size": 0}, "Pool: size must be a positive integer, got 0"),
+    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool1D expects 2-D samples"),
     ("ConvNetClassifier", 1, {"mode": "median"}, "invalid configuration"),
-    ("RNNClassifier", 0, {"units": 0}, "units=0"),
+    ("RNNClassifier", 0, {"units": 0}, "Recurrent: units must be a positive integer, got 0"),
+    ("RNNClassifier", 0, {"units": 2.5}, "Recurrent: units must be a positive .*got 2.5"),
     ("RNNClassifier", 0, {"cell": "transformer"}, "invalid configuration"),
+    ("RNNClassifier", 0, {"return_sequences": "yes"}, "return_sequences must be True or"),
     ("RNNClassifier", 0, {"return_sequences": True}, "do not fit together"),
-    ("MLPClassifier", 0, {"units": -5}, "units=-5"),
+    ("MLPClassifier", 0, {"units": -5}, "Dense: units must be a positive integer, got -5"),
+    ("MLPClassifier", 0, {"units": True}, "Dense: units must be a positive integer, got T"),
     # consistent-looking sizes that disagree with the stored weights
     ("ConvNetClassifier", 0, {"filters": 3}, "parameter vector of shape"),
     ("ConvNetClassifier", 0, {"stride": 2}, "parameter vector of shape"),
@@ -448,7 +460,7 @@ def test_forged_dropout_rate_is_refused():
     sknet.save(est, buf)
     assert type(_load(_forge_layer(buf.getvalue(), 1, rate=0.5))) is MLPClassifier
     for rate in (1.0, -0.1, {"$type": "float", "value": "nan"}):
-        with pytest.raises(ValueError, match="rate=.*it must be in \\[0, 1\\)"):
+        with pytest.raises(ValueError, match="Dropout: rate must be a number in \\[0, 1\\)"):
             _load(_forge_layer(buf.getvalue(), 1, rate=rate))
 
 
@@ -469,3 +481,252 @@ def test_skops_loads_sknet_models_only_with_explicitly_trusted_types(name):
         sio.loads(data)
     loaded = sio.loads(data, trusted=untrusted)
     _assert_same_predictions(est, loaded, X)
+
+
+# --------------------------------------------------------------------- declared state
+ALL_SIX = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
+           "ConvNetClassifier", "ConvNetRegressor"]
+
+
+@pytest.mark.parametrize("name", ALL_SIX + ["FineTuner", "NetworkFeatures"])
+def test_declared_state_is_well_formed(name):
+    """Every kind is known and no saved name is a method (a property, derived from other
+    state, is compared with the file, not set)."""
+    cls = getattr(sknet, name)
+    declared = declared_state(cls)
+    assert set(kind for kind, _ in declared.values()) <= set(STATE_KINDS)
+    for attr in declared:
+        assert not callable(inspect.getattr_static(cls, attr, None)), attr
+    if name in ALL_SIX:
+        assert declared["_network"] == ("network", False)
+        assert declared["input_shape_"] == ("shape", False)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ALL_SIX)
+def test_roundtrip_after_partial_fit_keeps_the_optimizer(name, dtype, solver):
+    """fit + partial_fit, save, load: same predictions, same optimiser state, and the
+    next partial_fit gives the same weights bit for bit."""
+    cls = estimator_class(name)
+    est, X, y = fitted(cls, dtype=dtype, solver=solver)
+    est.partial_fit(X, y)
+    loaded, _ = _roundtrip(est)
+    _assert_same_predictions(est, loaded, X)
+    assert type(loaded._optimizer) is type(est._optimizer)
+    for key, value in vars(est._optimizer).items():
+        other = vars(loaded._optimizer)[key]
+        if isinstance(value, np.ndarray):
+            assert other.dtype == value.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(other, value, err_msg=key)
+        else:
+            assert other == value, key
+    assert loaded.input_shape_ == est._network.input_shape
+    est.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    np.testing.assert_array_equal(loaded._network.theta, est._network.theta)
+    assert loaded.loss_curve_ == est.loss_curve_
+
+
+def test_pretrained_files_are_the_current_format():
+    from sknet import pretrained
+
+    for model in pretrained.available():
+        header = pretrained.info(model)
+        assert header["versions"]
+        with resources.as_file(resources.files(pretrained) / f"{model}.sknet") as path:
+            header = read_header(path)
+        assert header["format_version"] == FORMAT_VERSION
+        cls = getattr(sknet, header["class"])
+        assert set(header["state"]) <= set(declared_state(cls))
+        assert "_optimizer" not in header["state"]  # saved without training state
+
+
+@pytest.fixture(scope="module")
+def multiclass_bytes():
+    """A float64 MLPClassifier on 4 classes (int labels), with Adam's state."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est, X, y = fitted(MLPClassifier, "multiclass")
+    buf = io.BytesIO()
+    sknet.save(est, buf)
+    return buf.getvalue()
+
+
+def _forge(data, edit=None, arrays=None):
+    """Edit the header and/or replace arrays (manifest updated), then reseal."""
+    members = _members(data)
+    header = json.loads(members["sknet.json"])
+    if edit is not None:
+        edit(header)
+    for key, a in (arrays or {}).items():
+        members[f"arrays/{key}.npy"] = _npy(a)
+        header["arrays"][key]["dtype"] = a.dtype.str
+        header["arrays"][key]["shape"] = list(a.shape)
+    members["sknet.json"] = json.dumps(header).encode()
+    return _pack(_reseal(members))
+
+
+def _array(data, path):
+    """(key, array) of the array at ``path`` (keys into the header's state)."""
+    members = _members(data)
+    entry = json.loads(members["sknet.json"])["state"]
+    for step in path:
+        entry = entry[step]
+    key = entry["key"]
+    return key, np.lib.format.read_array(io.BytesIO(members[f"arrays/{key}.npy"]))
+
+
+def _set(path, value):
+    def edit(header):
+        entry = header["state"]
+        for step in path[:-1]:
+            entry = entry[step]
+        entry[path[-1]] = value
+    return edit
+
+
+def test_unknown_missing_and_method_named_entries_are_refused(multiclass_bytes):
+    assert type(_load(multiclass_bytes)) is MLPClassifier
+    cases = [
+        (_set(["extra_"], 1), r"unknown state entries \['extra_'\]"),
+        (_set(["predict"], 1), r"unknown state entries \['predict'\]"),
+        (_set(["_fit_start_time"], 1.5), r"unknown state entries \['_fit_start_time'\]"),
+        (lambda h: h["state"].pop("n_outputs_"), r"state lacks \['n_outputs_'\]"),
+        (lambda h: h["state"].pop("input_shape_"), r"state lacks \['input_shape_'\]"),
+        (lambda h: h["params"].update(predict=1), r"unknown: \['predict'\]"),
+        (lambda h: h["params"].pop("alpha"), r"missing: \['alpha'\]"),
+        (lambda h: h.update(extra=1), r"unknown: \['extra'\]"),
+        (lambda h: h["state"]["_optimizer"].update(evil=1), "must have exactly the entries"),
+        (lambda h: h["state"]["_network"].update(evil=1), "must have exactly the entries"),
+        (lambda h: h.update(format_version=1), "format_version 1 is no longer read"),
+    ]
+    for edit, match in cases:
+        with pytest.raises(ValueError, match=f"Cannot load sknet model.*{match}"):
+            _load(_forge(multiclass_bytes, edit))
+
+
+def test_arrays_outside_the_state_are_refused(multiclass_bytes):
+    members = _members(multiclass_bytes)
+    header = json.loads(members["sknet.json"])
+    members["arrays/zz.npy"] = _npy(np.arange(3))
+    header["arrays"]["zz"] = {"dtype": np.arange(3).dtype.str, "shape": [3], "sha256": ""}
+    members["sknet.json"] = json.dumps(header).encode()
+    with pytest.raises(ValueError, match=r"the arrays \['zz'\] are not part of the model"):
+        _load(_pack(_reseal(members)))
+
+
+def test_wrongly_typed_scalars_are_refused(multiclass_bytes):
+    cases = [
+        (_set(["n_iter_"], -1), "n_iter_ must be an integer >= 0"),
+        (_set(["n_iter_"], 2.0), "n_iter_ must be an integer >= 0"),
+        (_set(["t_"], True), "t_ must be an integer >= 0"),
+        (_set(["loss_"], "low"), "loss_ must be a number"),
+        (_set(["loss_curve_"], [0.5, "x"]), "loss_curve_ must be a list of numbers"),
+        (_set(["out_activation_"], 3), "out_activation_ must be a string"),
+        (_set(["input_shape_"], [0]), "input_shape_ must be a list of positive integers"),
+        (_set(["_label_binarizer", "y_type_"], "continuous"), "y_type_ must be one of"),
+        (_set(["_optimizer", "t"], -3), r"_optimizer\.t must be an integer >= 0"),
+        (_set(["_optimizer", "beta_1"], "x"), r"_optimizer\.beta_1 must be a finite number"),
+    ]
+    for edit, match in cases:
+        with pytest.raises(ValueError, match=f"Cannot load sknet model.*{match}"):
+            _load(_forge(multiclass_bytes, edit))
+
+
+# each array kind: where it sits in the state, and what a wrong dtype / shape says
+ARRAY_KINDS = {
+    "network": (["_network", "theta"], "parameter vector of shape"),
+    "classes": (["classes_"], "non-empty 1-D array of labels"),
+    "optimizer": (["_optimizer", "m"], "moment arrays differ in size|must be a 1-D float64"),
+    "weights": (["_best_theta"], "must be a 1-D float64 array|must be an array of shape"),
+}
+
+
+@pytest.mark.parametrize("kind", ARRAY_KINDS)
+def test_arrays_of_the_wrong_dtype_shape_or_byte_order_are_refused(multiclass_bytes, kind):
+    path, match = ARRAY_KINDS[kind]
+    key, a = _array(multiclass_bytes, path)
+    wrong_dtype = a.astype(np.complex128 if kind == "classes" else np.float32)
+    wrong_shape = a.reshape(2, -1) if kind == "classes" else a[:-1]
+    for forged in (wrong_dtype, wrong_shape):
+        with pytest.raises(ValueError, match=f"Cannot load sknet model.*({match})"):
+            _load(_forge(multiclass_bytes, arrays={key: forged}))
+    with pytest.raises(ValueError, match=f"array {key!r} has byte order '>"):
+        _load(_forge(multiclass_bytes, arrays={key: a.astype(a.dtype.newbyteorder(">"))}))
+
+
+def test_adam_moments_of_the_wrong_size_are_refused(multiclass_bytes):
+    (km, m), (kv, v) = (_array(multiclass_bytes, ["_optimizer", k]) for k in "mv")
+    with pytest.raises(ValueError, match="the optimiser's moments have .* entries, but the "
+                                         "network has .* trainable parameters"):
+        _load(_forge(multiclass_bytes, arrays={km: m[:-1], kv: v[:-1]}))
+    with pytest.raises(ValueError, match="moment arrays differ in size"):
+        _load(_forge(multiclass_bytes, arrays={km: m[:-1]}))
+    key, classes = _array(multiclass_bytes, ["classes_"])
+    with pytest.raises(ValueError, match="repeats a label"):
+        _load(_forge(multiclass_bytes, arrays={key: np.array([0, 0, 1, 2])}))
+
+
+def test_state_inconsistent_with_the_network_is_refused(multiclass_bytes):
+    key, classes = _array(multiclass_bytes, ["classes_"])
+    assert classes.tolist() == [0, 1, 2, 3]
+    n_layers = 2  # Dense(5), Dense(4)
+    cases = [
+        (_set(["n_outputs_"], 3), r"n_outputs_=3, but the network's last layer outputs \(4,\)"),
+        (_set(["n_features_in_"], 5), "n_features_in_=5, but X at fit had per-sample shape"),
+        # (a property once estimators derive input_shape_ from the network)
+        (_set(["input_shape_"], [7]),
+         r"input_shape_=\(7,\), but the (network takes|estimator derives) \(6,\)"),
+        (_set(["out_activation_"], "logistic"), "out_activation_='logistic', but"),
+        (_set(["_label_binarizer", "y_type_"], "binary"), "4 classes for binary targets"),
+        (_set(["_first_trainable"], n_layers), "_first_trainable=2, but the network has 2"),
+        (_set(["_first_trainable"], 1), "the optimiser's moments have"),
+        (_set(["_network", "loss"], "binary_log_loss"), "out_activation_='softmax', but"),
+    ]
+    for edit, match in cases:
+        with pytest.raises(ValueError, match=f"inconsistent MLPClassifier state.*{match}|"
+                                             f"Cannot load sknet model.*{match}"):
+            _load(_forge(multiclass_bytes, edit))
+    # classes_ count against the outputs
+    with pytest.raises(ValueError, match=r"3 classes \(multiclass\) need 3 outputs, but "
+                                         "n_outputs_=4"):
+        _load(_forge(multiclass_bytes, arrays={key: classes[:3]}))
+
+
+def test_regressor_loss_must_match_the_network():
+    est, X, y = fitted(MLPRegressor)
+    buf = io.BytesIO()
+    sknet.save(est, buf)
+    data = buf.getvalue()
+    with pytest.raises(ValueError, match="the network's loss is 'poisson', the estimator "
+                                         "trains with 'squared_error'"):
+        _load(_forge(data, lambda h: (_set(["_network", "loss"], "poisson")(h),
+                                      _set(["out_activation_"], "exp")(h))))
+
+
+def test_layer_with_zero_units_is_refused_by_the_layer(multiclass_bytes):
+    from sknet._layers import Dense
+
+    with pytest.raises(ValueError) as exc:
+        Dense(0)
+    message = str(exc.value)
+    assert message == "Dense: units must be a positive integer, got 0."
+
+    def zero_units(header):
+        header["state"]["_network"]["layers"][0]["config"]["units"] = 0
+
+    with pytest.raises(ValueError, match="Cannot load sknet model") as exc:
+        _load(_forge(multiclass_bytes, zero_units))
+    assert message in str(exc.value)
+
+
+def test_save_refuses_state_that_would_not_load():
+    est, X, y = fitted(MLPClassifier, "multiclass")
+    est.n_outputs_ = 3
+    with pytest.raises(ValueError, match="would not load back.*n_outputs_=3"):
+        sknet.save(est, io.BytesIO())
+    est.n_outputs_ = 4
+    del est.n_iter_
+    with pytest.raises(ValueError, match="lacks its fitted attribute n_iter_"):
+        sknet.save(est, io.BytesIO())

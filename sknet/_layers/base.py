@@ -7,6 +7,9 @@ network keeps all of them in one flat vector and hands each layer a dict of view
 a ``ctx`` dict that the caller owns, so a layer holds no training state.
 """
 
+import math
+from numbers import Integral, Real
+
 import numpy as np
 
 
@@ -29,6 +32,32 @@ def buffer(ctx, key, shape, dtype):
         buf = np.empty(shape, dtype=dtype)
         ctx[key] = buf
     return buf[: shape[0]]
+
+
+def positive_int(layer, name, value):
+    """``value`` as an int >= 1 (integral floats such as 5.0 are accepted), else a
+    ValueError naming the layer's setting."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) \
+            or not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValueError(f"{type(layer).__name__}: {name} must be a positive integer, "
+                         f"got {value!r}.")
+    return int(value)
+
+
+def option(layer, name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError naming them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{type(layer).__name__}: {name} must be one of "
+                         f"{sorted(options)}, got {value!r}.")
+    return value
+
+
+def spatial_ndim(layer, value):
+    """``ndim`` of a convolution or pooling layer: 1 (signals) or 2 (images)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) \
+            or value not in (1, 2):
+        raise ValueError(f"{type(layer).__name__}: ndim must be 1 or 2, got {value!r}.")
+    return int(value)
 
 
 class Layer:
@@ -70,7 +99,11 @@ class Layer:
         raise NotImplementedError
 
     def get_config(self):
-        """JSON-compatible constructor arguments (for summaries and safe persistence)."""
+        """JSON-compatible constructor arguments (for summaries and safe persistence).
+
+        ``type(layer)(**layer.get_config())`` rebuilds the layer; the constructor
+        validates every setting (a ValueError naming the layer and the setting).
+        """
         return {}
 
     def __repr__(self):

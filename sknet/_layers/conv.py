@@ -13,13 +13,15 @@ Output sizes, per spatial axis of size ``n_in``, kernel ``k`` and stride ``s``:
   the smaller half on the top/left (the extra pixel, for even kernels, bottom/right).
 """
 
+from numbers import Integral
+
 import numba
 import numpy as np
 
 from ..kernels import conv as ck
 from ..kernels import pool as pk
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
-from .base import Layer, buffer, writable_c
+from .base import Layer, buffer, option, positive_int, spatial_ndim, writable_c
 
 
 def conv_output_size(n_in, k, s, padding):
@@ -30,6 +32,14 @@ def conv_output_size(n_in, k, s, padding):
         return out, total // 2
     p = 0 if padding == "valid" else int(padding)
     return (n_in + 2 * p - k) // s + 1, p
+
+
+def _valid_padding(padding):
+    """'same', 'valid' or an integer >= 0 (not a bool)."""
+    if isinstance(padding, str):
+        return padding in ("same", "valid")
+    return isinstance(padding, Integral) and not isinstance(padding, (bool, np.bool_)) \
+        and padding >= 0
 
 
 #: largest im2col store a training Conv layer keeps between forward and backward
@@ -46,12 +56,15 @@ class Conv(Layer):
 
     def __init__(self, filters, kernel_size=3, stride=1, padding="same", activation="relu",
                  ndim=2):
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.stride = int(stride)
+        self.filters = positive_int(self, "filters", filters)
+        self.kernel_size = positive_int(self, "kernel_size", kernel_size)
+        self.stride = positive_int(self, "stride", stride)
+        if not _valid_padding(padding):
+            raise ValueError(f"Conv: padding must be 'same', 'valid' or an integer >= 0, "
+                             f"got {padding!r}.")
         self.padding = padding
-        self.activation = activation
-        self.ndim = int(ndim)
+        self.activation = option(self, "activation", activation, ACTIVATIONS)
+        self.ndim = spatial_ndim(self, ndim)
         self._code = ACTIVATIONS[activation]
 
     def _spatial_out(self, spatial):
@@ -161,13 +174,16 @@ class Pool(Layer):
     kind = "pool"
 
     def __init__(self, mode="max", size=2, ndim=2):
-        if mode not in ("max", "avg"):
-            raise ValueError(f"pool must be 'max' or 'avg', got {mode!r}.")
+        if not isinstance(mode, str) or mode not in ("max", "avg"):
+            raise ValueError(f"Pool: pool must be 'max' or 'avg', got {mode!r}.")
         self.mode = mode
-        self.size = int(size)
-        self.ndim = int(ndim)
+        self.size = positive_int(self, "size", size)
+        self.ndim = spatial_ndim(self, ndim)
 
     def _output_shape(self, input_shape):
+        if len(input_shape) != self.ndim + 1:
+            raise ValueError(f"Pool{self.ndim}D expects {self.ndim + 1}-D samples "
+                             f"(channels first), got {input_shape}")
         spatial = tuple(s // self.size for s in input_shape[1:])
         if min(spatial) < 1:
             raise ValueError(f"pool size {self.size} is larger than the feature map "

@@ -1,12 +1,15 @@
 """Dense (fully connected), Dropout and Flatten layers."""
 
+import math
+from numbers import Real
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from ..kernels.dense import activation_backward_bias_grad, bias_activation_forward
 from ..kernels.dropout import dropout_backward, dropout_forward
-from .base import Layer, buffer
+from .base import Layer, buffer, option, positive_int
 
 
 def glorot_uniform_bound(fan_in, fan_out, activation):
@@ -26,11 +29,12 @@ class Dense(Layer):
     kind = "dense"
 
     def __init__(self, units, activation="identity", init_activation=None):
-        self.units = int(units)
-        self.activation = activation
+        self.units = positive_int(self, "units", units)
+        self.activation = option(self, "activation", activation, ACTIVATIONS)
         # scikit-learn picks the init factor from the *hidden* activation, also for the
         # output layer; init_activation lets the MLP reproduce that.
-        self.init_activation = activation if init_activation is None else init_activation
+        self.init_activation = activation if init_activation is None else \
+            option(self, "init_activation", init_activation, ACTIVATIONS)
         self._code = ACTIVATIONS[activation]
 
     def _output_shape(self, input_shape):
@@ -89,6 +93,9 @@ class Dropout(Layer):
     kind = "dropout"
 
     def __init__(self, rate):
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, Real) \
+                or not (math.isfinite(rate) and 0.0 <= rate < 1.0):
+            raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}.")
         self.rate = float(rate)
 
     def forward(self, X, params, ctx, training, rng):
@@ -140,7 +147,7 @@ class Activation(Layer):
     kind = "activation"
 
     def __init__(self, activation):
-        self.activation = activation
+        self.activation = option(self, "activation", activation, ACTIVATIONS)
         self._code = ACTIVATIONS[activation]
 
     def forward(self, X, params, ctx, training, rng):

@@ -23,7 +23,7 @@ through the cell state).
 import numpy as np
 
 from ..kernels import recurrent as rk
-from .base import Layer, buffer, writable_c
+from .base import Layer, buffer, option, positive_int, writable_c
 
 _CELLS = {
     "rnn": dict(gates=1, biases=("b",), forward=rk.elman_forward, backward=rk.elman_backward,
@@ -51,14 +51,13 @@ class Recurrent(Layer):
     kind = "recurrent"
 
     def __init__(self, cell, units, return_sequences=False, activation="tanh"):
-        if cell not in _CELLS:
-            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
-        if activation not in _ELMAN_ACTIVATIONS:
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {activation!r}.")
-        self.cell = cell
-        self.units = int(units)
+        self.cell = option(self, "cell", cell, _CELLS)
+        self.units = positive_int(self, "units", units)
+        if not isinstance(return_sequences, (bool, np.bool_)):
+            raise ValueError(f"Recurrent: return_sequences must be True or False, got "
+                             f"{return_sequences!r}.")
         self.return_sequences = bool(return_sequences)
-        self.activation = activation
+        self.activation = option(self, "activation", activation, _ELMAN_ACTIVATIONS)
 
     @property
     def _spec(self):

@@ -162,7 +162,7 @@ def test_dense_param_specs_and_init(rng):
 
 
 def test_dense_unknown_activation():
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="Dense: activation must be one of .*'softsign'"):
         Dense(3, "softsign")
 
 
