@@ -118,16 +118,11 @@ _OPTIMIZERS = {
                       {"learning_rate": "float", "t": "count"}, ("m", "v")),
 }
 _Y_TYPES = {"binary", "multiclass", "multilabel-indicator"}
-#: Meta-estimators wrapping a network estimator, with their declared fitted state.
+#: Meta-estimators wrapping a network estimator that a model file may name (their
+#: classes declare their fitted state in ``_saved_state`` like the estimators do).
 #: sknet.transfer sits above this module (it loads model files), so they are found by
 #: qualified name among the loaded subclasses of BaseEstimator, never imported here.
-#: (Their declarations belong in the classes' ``_saved_state``; kept here until
-#: transfer.py declares them.)
-_META_ESTIMATORS = {
-    "sknet.transfer.FineTuner": {"estimator_": "estimator",
-                                 "first_trainable_layer_": "count"},
-    "sknet.transfer.NetworkFeatures": {},
-}
+_META_ESTIMATORS = {"sknet.transfer.FineTuner", "sknet.transfer.NetworkFeatures"}
 
 
 def _meta_classes():
@@ -627,8 +622,6 @@ def declared_state(cls):
         Attribute name -> (kind in :data:`STATE_KINDS`, whether it may be absent).
     """
     tables = [(k.__name__, vars(k).get("_saved_state", {})) for k in reversed(cls.__mro__)]
-    tables.append((cls.__name__,
-                   _META_ESTIMATORS.get(f"{cls.__module__}.{cls.__qualname__}", {})))
     declared = {}
     for owner, saved in tables:
         for name, spec in saved.items():

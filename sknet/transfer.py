@@ -118,6 +118,9 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
     True
     """
 
+    #: fitted state sknet.persistence saves (see BaseNetworkEstimator._saved_state)
+    _saved_state: dict = {}
+
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["predict"])],
         "layer": [Integral, None],
@@ -362,6 +365,9 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
     >>> bool(np.array_equal(ft.estimator_.coefs_[0], base.coefs_[0]))  # frozen
     True
     """
+
+    #: fitted state sknet.persistence saves (see BaseNetworkEstimator._saved_state)
+    _saved_state = {"estimator_": "estimator", "first_trainable_layer_": "count"}
 
     _parameter_constraints: dict = {
         "pretrained": [HasMethods(["predict"]), str, os.PathLike],
