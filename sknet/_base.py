@@ -346,7 +346,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Parameters
         ----------
-        weights : array-like of shape (network_.n_params,)
+        weights : array-like of shape (n_params,)
             The new flat parameter vector, in the layout of ``network_.theta``; cast
             to the network's dtype.
 
@@ -768,9 +768,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         Returns
         -------
-        out : ndarray of shape (n_samples, *output_shape)
-            Output of layer ``stop - 1`` per sample, unflattened (X itself, cast,
-            for ``stop=0``), in the network's dtype.
+        out : ndarray of shape (n_samples, ...)
+            Output of layer ``stop - 1``, one entry per sample in the layer's output
+            shape, unflattened (X itself, cast, for ``stop=0``), in the network's dtype.
         """
         check_is_fitted(self, "_network")
         net = self._network
