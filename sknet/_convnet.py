@@ -14,8 +14,7 @@ from ._base import (
     as_rectangular,
 )
 from ._compat import Interval, StrOptions
-from ._layers import Dense, Dropout, Flatten
-from ._layers.conv import Conv, Pool
+from ._layers import Conv, Dense, Dropout, Flatten, Pool
 
 _SAMPLES, _FIX = "samples: all images or signals need the same shape", "pad or resize it first"
 

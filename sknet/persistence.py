@@ -73,9 +73,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from ._convnet import ConvNetClassifier, ConvNetRegressor
-from ._layers.conv import Conv, Pool
-from ._layers.dense import Activation, Dense, Dropout, Flatten
-from ._layers.recurrent import Recurrent
+from ._layers import Activation, Conv, Dense, Dropout, Flatten, Pool, Recurrent
 from ._mlp import MLPClassifier, MLPRegressor
 from ._network import Network
 from ._rnn import RNNClassifier, RNNRegressor

@@ -66,7 +66,8 @@ class Layer:
     Attributes set by ``build``: ``input_shape``, ``output_shape``, ``dtype``.
     """
 
-    #: name used in summaries and saved configs
+    #: short name of the layer type, so code can ask ``layer.kind == "dropout"``
+    #: without importing the class (model files name layers by class name)
     kind = "layer"
 
     def build(self, input_shape, dtype):
