@@ -1,6 +1,6 @@
 """Convolutional networks for images and signals: ConvNetClassifier and ConvNetRegressor."""
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
@@ -43,7 +43,6 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         "pool_size": [None, Interval(Integral, 1, None, closed="left")],
         "pool": [StrOptions({"max", "avg"})],
         "input_shape": [None, tuple, list],
-        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     #: the per-sample layout of X at fit, saved by sknet.persistence (see BaseNetworkEstimator)
@@ -141,9 +140,6 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._reshape(X, self._check_fitted_shape(X))
 
     # -- architecture ----------------------------------------------------------------
-    def _clip_norm(self):
-        return self.clip_norm
-
     def _count_layers(self):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 
@@ -237,7 +233,9 @@ early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, 
         Drop rate after each dense hidden layer.
 
     clip_norm : float or None, default=None
-        Optional gradient-norm clipping before each stochastic update.
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers; ignored by 'lbfgs'. None turns
+        clipping off. As in :class:`MLPClassifier` and :class:`RNNClassifier`.
 """
 
 

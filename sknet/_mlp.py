@@ -156,6 +156,12 @@ _MLP_DOC_PARAMS = """
         Drop probability after each hidden layer (one rate for all, or one per
         hidden layer); inverted dropout during training, identity at prediction.
         Not in scikit-learn.
+
+    clip_norm : float or None, default=None
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers; ignored by 'lbfgs'. None turns
+        clipping off. As in :class:`RNNClassifier` and :class:`ConvNetClassifier`.
+        Not in scikit-learn.
 """
 
 _MLP_DOC_ATTRS = """
@@ -215,7 +221,8 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
     parameters, defaults and fitted attributes, plus ``dropout``, ``class_weight``,
-    ``transform`` (last hidden layer) and float32 training when X is float32.
+    ``clip_norm``, ``transform`` (last hidden layer) and float32 training when X is
+    float32.
 
     Parameters
     ----------{_MLP_DOC_PARAMS}
@@ -276,6 +283,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=None,
+        clip_norm=None,
         class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -302,6 +310,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dropout = dropout
+        self.clip_norm = clip_norm
         self.class_weight = class_weight
 
 
@@ -309,8 +318,8 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
     __doc__ = f"""Multi-layer perceptron regressor with numba kernels.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
-    parameters, defaults and fitted attributes, plus ``dropout``, ``transform`` (last
-    hidden layer) and float32 training when X is float32.
+    parameters, defaults and fitted attributes, plus ``dropout``, ``clip_norm``,
+    ``transform`` (last hidden layer) and float32 training when X is float32.
 
     Parameters
     ----------
@@ -368,6 +377,7 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=None,
+        clip_norm=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -394,3 +404,4 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dropout = dropout
+        self.clip_norm = clip_norm

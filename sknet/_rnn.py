@@ -1,7 +1,5 @@
 """Recurrent networks for sequences and time series: RNNRegressor and RNNClassifier."""
 
-from numbers import Real
-
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import validate_data
@@ -13,7 +11,7 @@ from ._base import (
     OneBlasThreadMixin,
     as_rectangular,
 )
-from ._compat import Interval, StrOptions
+from ._compat import StrOptions
 from ._layers import Dense, Dropout, Recurrent
 
 
@@ -30,7 +28,6 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         "activation": [StrOptions({"tanh", "relu"})],
         "dense_layer_sizes": ["array-like"],
         "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     # -- validation ----------------------------------------------------------------
@@ -89,9 +86,6 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         return X[:, :, None] if X.ndim == 2 else X
 
     # -- architecture --------------------------------------------------------------
-    def _clip_norm(self):
-        return self.clip_norm
-
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
 
@@ -146,8 +140,10 @@ early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, 
         Drop rate after each hidden layer (recurrent and dense), between layers.
 
     clip_norm : float or None, default=5.0
-        Rescale the gradient to at most this L2 norm before each stochastic update
-        (tames exploding gradients through time). None turns clipping off.
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers (tames exploding gradients
+        through time); ignored by 'lbfgs'. None turns clipping off. The same parameter
+        as the MLPs' and ConvNets', with a different default.
 """
 
 _RNN_ATTRS = """

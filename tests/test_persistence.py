@@ -614,7 +614,7 @@ def test_a_parameter_the_class_lacks_is_refused(saved_bytes):
         _load(forged)
 
 
-@pytest.mark.parametrize("missing", [["alpha"], ["alpha", "dropout"]])
+@pytest.mark.parametrize("missing", [["clip_norm"], ["clip_norm", "alpha", "dropout"]])
 def test_parameters_missing_from_the_file_take_their_defaults(saved_bytes, missing):
     """A file written before sknet added a parameter loads with the parameter's default,
     and predicts as the file's model."""
