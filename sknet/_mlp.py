@@ -86,10 +86,12 @@ class BaseMLP(BaseNetworkEstimator):
 
 _MLP_DOC_PARAMS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The ith element is the number of neurons in the ith hidden layer.
+        The ith element is the number of neurons in the ith dense hidden layer (the
+        output layer is not counted). As in :class:`ConvNetClassifier`; in
+        :class:`RNNClassifier` it sizes the recurrent layers instead.
 
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+        Activation of the dense hidden layers (the output activation follows the loss).
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         Weight optimiser: L-BFGS (scipy), SGD with momentum, or Adam.
