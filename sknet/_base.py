@@ -133,6 +133,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [None, Interval(Real, 0, 1, closed="left"), "array-like"],
+        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     # layers before this index keep their weights during training (see ``fit_from``);
@@ -181,10 +182,6 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _input_shape(self, X):
         return X.shape[1:]
-
-    def _clip_norm(self):
-        """Gradient-norm bound before each stochastic update (None: no clipping)."""
-        return None
 
     def _n_output_layers(self):
         """How many trailing layers form the output block (``transform`` skips them)."""
@@ -669,12 +666,12 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """
         net = self._network
         first = self._first_trainable
-        clip = self._clip_norm()
+        clip = self.clip_norm
         fused = bool(self.alpha) and clip is None
         loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
                                  first_trainable=first, penalty=not fused)
         if clip is not None:
-            # gradient-norm clipping (the recurrent and conv families' ``clip_norm``)
+            # global L2 gradient-norm clipping (``clip_norm``, every family)
             clip_by_norm(net.grad[start:], float(clip))
         if not fused:
             self._optimizer.update_params(net.theta[start:], net.grad[start:])

@@ -1,6 +1,6 @@
 """Convolutional networks for images and signals: ConvNetClassifier and ConvNetRegressor."""
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
@@ -42,7 +42,7 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         "pool_size": [None, Interval(Integral, 1, None, closed="left")],
         "pool": [StrOptions({"max", "avg"})],
         "input_shape": [None, tuple, list],
-        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "dense_activation": [None, StrOptions({"identity", "logistic", "tanh", "relu"})],
     }
 
     #: the per-sample layout of X at fit, saved by sknet.persistence (see BaseNetworkEstimator)
@@ -140,9 +140,6 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._reshape(X, self._check_fitted_shape(X))
 
     # -- architecture ----------------------------------------------------------------
-    def _clip_norm(self):
-        return self.clip_norm
-
     def _count_layers(self):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 
@@ -181,8 +178,10 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         layers.append(Flatten())
         sizes = self._hidden_layer_sizes()
         rates = self._dropout_rates(len(sizes))
+        dense_activation = self.activation if self.dense_activation is None \
+            else self.dense_activation
         for units, rate in zip(sizes, rates):
-            layers.append(Dense(units, self.activation))
+            layers.append(Dense(units, dense_activation))
             if rate > 0:
                 layers.append(Dropout(rate))
         layers.append(Dense(n_outputs, "identity"))
@@ -216,10 +215,17 @@ _CONV_PARAMS = """
         Max or average pooling.
 
     hidden_layer_sizes : array-like of int, default=(128,)
-        Dense layers after the flattened feature maps.
+        Units of each dense hidden layer after the flattened feature maps (the output
+        layer is not counted), as in :class:`MLPClassifier`; the convolutions are
+        ``conv_filters``.
 
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of convolutions and dense hidden layers.
+        Activation of the convolutions, and of the dense hidden layers unless
+        ``dense_activation`` is given.
+
+    dense_activation : {'identity', 'logistic', 'tanh', 'relu'} or None, default=None
+        Activation of the dense hidden layers of ``hidden_layer_sizes``; None uses
+        ``activation``. As in :class:`RNNClassifier`.
 
     input_shape : tuple or None, default=None
         Per-sample shape (channels, height, width) for images or (channels, length)
@@ -236,7 +242,9 @@ early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, 
         Drop rate after each dense hidden layer.
 
     clip_norm : float or None, default=None
-        Optional gradient-norm clipping before each stochastic update.
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers; ignored by 'lbfgs'. None turns
+        clipping off. As in :class:`MLPClassifier` and :class:`RNNClassifier`.
 """
 
 
@@ -281,10 +289,10 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
 
     def __init__(self, conv_filters=(16, 32), kernel_size=3, *, strides=1, padding="same",
                  pool_size=2, pool="max", hidden_layer_sizes=(128,), activation="relu",
-                 input_shape=None, solver="adam", alpha=0.0001, batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 dense_activation=None, input_shape=None, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
+                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
                  clip_norm=None, class_weight=None):
@@ -296,6 +304,7 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         self.pool = pool
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.dense_activation = dense_activation
         self.input_shape = input_shape
         self.solver = solver
         self.alpha = alpha
@@ -361,13 +370,14 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
 
     def __init__(self, conv_filters=(16, 32), kernel_size=3, *, loss="squared_error",
                  strides=1, padding="same", pool_size=2, pool="max",
-                 hidden_layer_sizes=(128,), activation="relu", input_shape=None,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, dropout=None, clip_norm=None):
+                 hidden_layer_sizes=(128,), activation="relu", dense_activation=None,
+                 input_shape=None, solver="adam", alpha=0.0001, batch_size="auto",
+                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
+                 clip_norm=None):
         self.conv_filters = conv_filters
         self.kernel_size = kernel_size
         self.loss = loss
@@ -377,6 +387,7 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         self.pool = pool
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.dense_activation = dense_activation
         self.input_shape = input_shape
         self.solver = solver
         self.alpha = alpha

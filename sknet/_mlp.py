@@ -86,10 +86,12 @@ class BaseMLP(BaseNetworkEstimator):
 
 _MLP_DOC_PARAMS = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
-        The ith element is the number of neurons in the ith hidden layer.
+        The ith element is the number of neurons in the ith dense hidden layer (the
+        output layer is not counted). As in :class:`ConvNetClassifier`; in
+        :class:`RNNClassifier` it sizes the recurrent layers instead.
 
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+        Activation of the dense hidden layers (the output activation follows the loss).
 
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         Weight optimiser: L-BFGS (scipy), SGD with momentum, or Adam.
@@ -156,6 +158,12 @@ _MLP_DOC_PARAMS = """
         Drop probability after each hidden layer (one rate for all, or one per
         hidden layer); inverted dropout during training, identity at prediction.
         Not in scikit-learn.
+
+    clip_norm : float or None, default=None
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers; ignored by 'lbfgs'. None turns
+        clipping off. As in :class:`RNNClassifier` and :class:`ConvNetClassifier`.
+        Not in scikit-learn.
 """
 
 _MLP_DOC_ATTRS = """
@@ -215,7 +223,8 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
     parameters, defaults and fitted attributes, plus ``dropout``, ``class_weight``,
-    ``transform`` (last hidden layer) and float32 training when X is float32.
+    ``clip_norm``, ``transform`` (last hidden layer) and float32 training when X is
+    float32.
 
     Parameters
     ----------{_MLP_DOC_PARAMS}
@@ -276,6 +285,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=None,
+        clip_norm=None,
         class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -302,6 +312,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dropout = dropout
+        self.clip_norm = clip_norm
         self.class_weight = class_weight
 
 
@@ -309,8 +320,8 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
     __doc__ = f"""Multi-layer perceptron regressor with numba kernels.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
-    parameters, defaults and fitted attributes, plus ``dropout``, ``transform`` (last
-    hidden layer) and float32 training when X is float32.
+    parameters, defaults and fitted attributes, plus ``dropout``, ``clip_norm``,
+    ``transform`` (last hidden layer) and float32 training when X is float32.
 
     Parameters
     ----------
@@ -368,6 +379,7 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=None,
+        clip_norm=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -394,3 +406,4 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dropout = dropout
+        self.clip_norm = clip_norm

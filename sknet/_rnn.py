@@ -1,6 +1,6 @@
 """Recurrent networks for sequences and time series: RNNRegressor and RNNClassifier."""
 
-from numbers import Real
+import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
@@ -13,7 +13,7 @@ from ._base import (
     OneBlasThreadMixin,
     as_rectangular,
 )
-from ._compat import Interval, StrOptions
+from ._compat import StrOptions
 from ._layers import Dense, Dropout, Recurrent
 
 
@@ -30,7 +30,6 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         "activation": [StrOptions({"tanh", "relu"})],
         "dense_layer_sizes": ["array-like"],
         "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
-        "clip_norm": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     # -- validation ----------------------------------------------------------------
@@ -89,13 +88,18 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         return X[:, :, None] if X.ndim == 2 else X
 
     # -- architecture --------------------------------------------------------------
-    def _clip_norm(self):
-        return self.clip_norm
-
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
 
     def _build_layers(self, input_shape, n_outputs):
+        if self.cell != "rnn" and self.activation != "tanh":
+            # not an error: code that sets activation for every cell keeps running
+            warnings.warn(
+                f"activation={self.activation!r} has no effect with cell={self.cell!r}: "
+                "the LSTM and GRU cells use their fixed gate activations (sigmoid and "
+                "tanh); activation applies to cell='rnn' only. Leave it at 'tanh', or "
+                "use dense_activation for the dense layers.",
+                UserWarning, stacklevel=2)
         rec = self._hidden_layer_sizes()
         dense = [int(u) for u in self.dense_layer_sizes]
         if any(u <= 0 for u in dense):
@@ -125,17 +129,22 @@ _RNN_PARAMS = """
         The recurrent cell: Elman RNN, LSTM (gates i, f, g, o) or GRU (r, z, n).
 
     hidden_layer_sizes : array-like of int, default=(32,)
-        Units of each stacked recurrent layer. Every layer but the last passes its
-        whole sequence of hidden states on; the last passes its final state.
+        Units of each stacked *recurrent* layer (unlike the MLPs and ConvNets, where
+        it sizes dense layers; here those are ``dense_layer_sizes``). Every layer but
+        the last passes its whole sequence of hidden states on; the last passes its
+        final state.
 
     dense_layer_sizes : array-like of int, default=()
-        Dense layers between the last recurrent state and the output.
+        Units of each dense hidden layer between the last recurrent state and the
+        output layer (none by default).
 
     activation : {'tanh', 'relu'}, default='tanh'
-        Activation of the Elman cell (LSTM and GRU use their own gates).
+        Activation of the Elman cell (``cell='rnn'``). The LSTM and GRU cells use their
+        fixed gate activations; setting another value with them has no effect and
+        warns.
 
     dense_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the dense layers.
+        Activation of the dense hidden layers of ``dense_layer_sizes``.
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
@@ -146,8 +155,10 @@ early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, 
         Drop rate after each hidden layer (recurrent and dense), between layers.
 
     clip_norm : float or None, default=5.0
-        Rescale the gradient to at most this L2 norm before each stochastic update
-        (tames exploding gradients through time). None turns clipping off.
+        Rescale the gradient (of all parameters together) to at most this L2 norm
+        before each update of the stochastic solvers (tames exploding gradients
+        through time); ignored by 'lbfgs'. None turns clipping off. The same parameter
+        as the MLPs' and ConvNets', with a different default.
 """
 
 _RNN_ATTRS = """

@@ -15,7 +15,8 @@ hierarchy: the family base, the classifier mixin, the ConvNet family), and each 
 saves its constructor arguments (``get_config()``). :data:`STATE_KINDS` says, per kind,
 how a value is written and what ``load`` accepts. Renaming a private attribute is
 therefore a format change only if its declaration changes, and then
-:data:`FORMAT_VERSION` goes up.
+:data:`FORMAT_VERSION` goes up. Adding a constructor parameter is not a format change
+(earlier files load with its default); removing or renaming one is.
 
 What :func:`load` guarantees
 ----------------------------
@@ -25,10 +26,13 @@ What :func:`load` guarantees
   (``FineTuner``, ``NetworkFeatures``, which wrap them), its layer classes and its two
   optimisers.
 * The estimator is rebuilt from its constructor parameters (validated as ``fit``
-  validates them) and exactly its declared state: an unknown entry, a missing required
-  one, a value of the wrong type, an array of the wrong dtype, shape or byte order is
-  refused. Only declared names are set, as instance attributes, never over a method; a
-  declared name the class computes as a property is compared with the file, not set.
+  validates them) and exactly its declared state: an unknown parameter or state entry,
+  a missing required state entry, a value of the wrong type, an array of the wrong
+  dtype, shape or byte order is refused. A constructor parameter the file lacks takes
+  its default: the file was written before sknet added that parameter, and a new
+  parameter's default keeps the earlier behaviour, so the model predicts as it did.
+  Only declared names are set, as instance attributes, never over a method; a declared
+  name the class computes as a property is compared with the file, not set.
 * The state is consistent: the network is rebuilt from its layers' configurations (each
   layer validates its own settings), its size is compared with the stored weights
   before anything is allocated, and ``input_shape_``, ``n_features_in_``,
@@ -810,11 +814,11 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
     if not isinstance(raw_params, dict) or not (isinstance(raw_state, dict)
                                                 or nested and raw_state is None):
         _fail(f"malformed {name} entry ('params' and 'state' must be objects).")
-    expected = set(cls._get_param_names())
-    if set(raw_params) != expected:
-        _fail(f"the {name} parameters do not match its constructor; unknown: "
-              f"{sorted(set(raw_params) - expected)}, missing: "
-              f"{sorted(expected - set(raw_params))}.")
+    unknown = sorted(set(raw_params) - set(cls._get_param_names()))
+    if unknown:
+        _fail(f"the {name} parameters do not match its constructor; unknown: {unknown}.")
+    # a parameter missing from the file was added to sknet after the file was written:
+    # the constructor's default, which keeps the earlier behaviour, stands in for it
     params = {p: dec.value(v) for p, v in raw_params.items()}
     try:
         est = cls(**params)

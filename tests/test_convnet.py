@@ -317,6 +317,47 @@ def test_transform_returns_last_hidden_layer():
     assert flat.n_layers_ == 3
 
 
+def _activations(est, input_shape=(1, 8, 8)):
+    """(kind, activation) of every layer with an activation, in order."""
+    layers = est.build_layers(input_shape, 10)
+    return [(type(layer).__name__, layer.activation) for layer in layers
+            if hasattr(layer, "activation")]
+
+
+def test_dense_activation_sets_the_dense_layers_only():
+    """As in the RNNs: ``activation`` for the convolutions, ``dense_activation`` for the
+    dense hidden layers; None (the default) uses ``activation`` for both, as before."""
+    params = dict(conv_filters=(3, 4), hidden_layer_sizes=(6, 5))
+    assert ConvNetClassifier().dense_activation is None
+    assert _activations(ConvNetClassifier(**params)) == [
+        ("Conv", "relu"), ("Conv", "relu"), ("Dense", "relu"), ("Dense", "relu"),
+        ("Dense", "identity")]
+    assert _activations(ConvNetRegressor(activation="relu", dense_activation="tanh",
+                                         **params)) == [
+        ("Conv", "relu"), ("Conv", "relu"), ("Dense", "tanh"), ("Dense", "tanh"),
+        ("Dense", "identity")]
+    assert _activations(ConvNetClassifier(activation="logistic", **params))[2] == \
+        ("Dense", "logistic")
+    with pytest.raises(ValueError, match="dense_activation"):
+        ConvNetClassifier(dense_activation="softsign").fit(*digits(20))
+
+
+def test_dense_activation_trains_tanh_dense_layers_on_relu_convolutions():
+    X, y = digits(100)
+    fit = dict(conv_filters=(3,), hidden_layer_sizes=(12,), max_iter=3, random_state=0)
+    mixed = ConvNetClassifier(dense_activation="tanh", **fit).fit(X, y)
+    H = mixed.transform(X)
+    assert (np.abs(H) < 1).all() and (H < 0).any()  # tanh units
+    # the same network as activation='tanh' except for the convolutions
+    tanh = ConvNetClassifier(activation="tanh", **fit).fit(X, y)
+    assert not np.array_equal(mixed._network.theta, tanh._network.theta)
+    # dense_activation equal to activation is the default network, bit for bit
+    plain = ConvNetClassifier(**fit).fit(X, y)
+    same = ConvNetClassifier(dense_activation="relu", **fit).fit(X, y)
+    assert_array_equal(same._network.theta, plain._network.theta)
+    assert_array_equal(same.predict_proba(X), plain.predict_proba(X))
+
+
 def test_dropout_and_clip_norm():
     X, y = digits(120)
     base = ConvNetClassifier(max_iter=3, **SMALL).fit(X, y)

@@ -621,6 +621,58 @@ def test_dropout_per_layer_rates_and_errors():
         MLPClassifier(dropout=1.0).fit(X, y)
 
 
+# ------------------------------------------------------------------ clip_norm
+@pytest.mark.parametrize("clip", [None, 0.01, 1e6])
+def test_clip_norm_bounds_the_update(clip):
+    """One full-batch plain-SGD step moves theta by rate * min(|grad|, clip_norm), with
+    |grad| the L2 norm over all parameters, penalty included (as for RNN and ConvNet)."""
+    X, y = regression()
+    params = dict(solver="sgd", learning_rate_init=0.1, momentum=0.0, batch_size=X.shape[0],
+                  max_iter=1, shuffle=False, **SMALL)
+    reg = MLPRegressor(clip_norm=clip, **params).fit(X, y)
+    net = reg._network
+    theta0 = net.theta.copy()
+    net.loss_and_grad(X, y.reshape(-1, 1), None, reg.alpha)
+    gnorm = np.linalg.norm(net.grad)
+    assert gnorm > 0.01  # so that the small clip does act
+    reg.partial_fit(X, y)
+    step = np.linalg.norm(net.theta - theta0)
+    assert_allclose(step, 0.1 * (gnorm if clip is None else min(gnorm, clip)), rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_clip_norm_tames_a_huge_learning_signal():
+    X, y = regression()
+    y = y * 1e6  # unscaled targets: huge gradients
+    params = dict(solver="sgd", learning_rate_init=0.1, momentum=0.0, max_iter=10, **SMALL)
+    with pytest.raises(ValueError, match="diverged"):
+        MLPRegressor(**params).fit(X, y)
+    reg = MLPRegressor(clip_norm=1.0, **params)
+    theta0 = reg.initialize(X, y)._network.theta.copy()
+    reg.fit(X, y)
+    # ten updates (one batch per epoch) of at most rate * clip_norm each
+    assert reg.n_iter_ == 10 and np.isfinite(reg.loss_curve_).all()
+    assert np.linalg.norm(reg._network.theta - theta0) <= 10 * 0.1 * 1.0 * (1 + 1e-9)
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+
+
+def test_clip_norm_default_and_lbfgs_unchanged():
+    """clip_norm=None is the fused, unclipped update; L-BFGS ignores clip_norm."""
+    X, y = classification()
+    assert MLPClassifier().clip_norm is None and MLPRegressor().clip_norm is None
+    for solver in ("sgd", "lbfgs"):
+        plain = MLPClassifier(solver=solver, max_iter=5, **SMALL).fit(X, y)
+        huge = MLPClassifier(solver=solver, max_iter=5, clip_norm=1e12, **SMALL).fit(X, y)
+        tight = MLPClassifier(solver=solver, max_iter=5, clip_norm=1e-3, **SMALL).fit(X, y)
+        assert_allclose(huge._network.theta, plain._network.theta, rtol=1e-12)
+        if solver == "lbfgs":
+            assert_array_equal(tight._network.theta, plain._network.theta)
+        else:
+            assert not np.allclose(tight._network.theta, plain._network.theta)
+    with pytest.raises(InvalidParameterError, match="clip_norm"):
+        MLPRegressor(clip_norm=0.0).fit(*regression())
+
+
 def _imbalanced():
     return make_classification(200, 4, n_informative=2, n_redundant=0, weights=[0.9, 0.1],
                                class_sep=0.5, flip_y=0, random_state=0)

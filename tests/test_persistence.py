@@ -595,7 +595,6 @@ def test_unknown_missing_and_method_named_entries_are_refused(multiclass_bytes):
         (lambda h: h["state"].pop("n_outputs_"), r"state lacks \['n_outputs_'\]"),
         (lambda h: h["state"].pop("input_shape_"), r"state lacks \['input_shape_'\]"),
         (lambda h: h["params"].update(predict=1), r"unknown: \['predict'\]"),
-        (lambda h: h["params"].pop("alpha"), r"missing: \['alpha'\]"),
         (lambda h: h.update(extra=1), r"unknown: \['extra'\]"),
         (lambda h: h["state"]["_optimizer"].update(evil=1), "must have exactly the entries"),
         (lambda h: h["state"]["_network"].update(evil=1), "must have exactly the entries"),
@@ -604,6 +603,45 @@ def test_unknown_missing_and_method_named_entries_are_refused(multiclass_bytes):
     for edit, match in cases:
         with pytest.raises(ValueError, match=f"Cannot load sknet model.*{match}"):
             _load(_forge(multiclass_bytes, edit))
+
+
+def test_a_parameter_the_class_lacks_is_refused(saved_bytes):
+    """A file from a newer sknet (or a forged one) with a parameter this sknet has not."""
+    forged = _forge(saved_bytes, lambda h: h["params"].update(future_option=0.5))
+    with pytest.raises(ValueError, match=r"Cannot load sknet model.*parameters do not "
+                                         r"match its constructor; unknown: "
+                                         r"\['future_option'\]"):
+        _load(forged)
+
+
+@pytest.mark.parametrize("missing", [["clip_norm"], ["clip_norm", "alpha", "dropout"]])
+def test_parameters_missing_from_the_file_take_their_defaults(saved_bytes, missing):
+    """A file written before sknet added a parameter loads with the parameter's default,
+    and predicts as the file's model."""
+    forged = _forge(saved_bytes, lambda h: [h["params"].pop(p) for p in missing])
+    assert not set(missing) & set(read_header(io.BytesIO(forged))["params"])
+    est, loaded = _load(saved_bytes), _load(forged)
+    defaults = type(est)().get_params()
+    for p in missing:
+        assert loaded.get_params()[p] == defaults[p]
+    X = make_X(type(est))
+    _assert_same_predictions(loaded, est, X)
+
+
+def test_pretrained_files_lacking_newer_parameters_load_with_defaults():
+    """The shipped files may predate parameters (when written: ``clip_norm`` of the MLPs,
+    ``dense_activation`` of the ConvNets); they load, those taking their defaults."""
+    from sknet import pretrained
+
+    for model in pretrained.available():
+        with resources.as_file(resources.files(pretrained) / f"{model}.sknet") as path:
+            header = read_header(path)
+            est = sknet.load(path)
+        cls = type(est)
+        assert set(header["params"]) <= set(cls._get_param_names())
+        defaults = cls().get_params()
+        for p in set(cls._get_param_names()) - set(header["params"]):
+            assert est.get_params()[p] == defaults[p], p
 
 
 def test_arrays_outside_the_state_are_refused(multiclass_bytes):

@@ -495,6 +495,31 @@ def test_clip_norm_bounds_the_update(clip, rng):
     assert_allclose(step, 0.1 * min(gnorm, clip), rtol=1e-6)
 
 
+# --------------------------------------------------------------------------------------
+# activation: the Elman cell's only
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_activation_with_a_gated_cell_warns_and_changes_nothing(cell, rng):
+    X, y = memory_task(rng, n=60)
+    plain = RNNRegressor(cell=cell, max_iter=2, **FAST).fit(X, y)
+    with pytest.warns(UserWarning, match=f"activation='relu' has no effect with "
+                                         f"cell='{cell}'"):
+        relu = RNNRegressor(cell=cell, activation="relu", max_iter=2, **FAST).fit(X, y)
+    assert_array_equal(relu._network.theta, plain._network.theta)
+    assert_array_equal(relu.predict(X), plain.predict(X))
+    assert relu.activation == "relu"  # warned, not rewritten (clone, grid search)
+
+
+@pytest.mark.parametrize("cell, activation", [("rnn", "relu"), ("rnn", "tanh"),
+                                              ("lstm", "tanh"), ("gru", "tanh")])
+def test_activation_that_applies_does_not_warn(cell, activation, rng):
+    X, y = memory_task(rng, n=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a UserWarning too
+        RNNRegressor(cell=cell, activation=activation, max_iter=2, **FAST).fit(X, y)
+
+
 def test_clone_keeps_hyperparameters():
     est = RNNClassifier(cell="gru", hidden_layer_sizes=(3, 2), dense_layer_sizes=[4],
                         clip_norm=None, class_weight="balanced", dropout=[0.1, 0.2, 0.0])
