@@ -12,6 +12,9 @@ def time_torch_active(script, *spec):
     env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
     out = subprocess.run(
         [sys.executable, script, "--torch-peer", ",".join(str(v) for v in spec)],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return float(out.split()[-1])

@@ -126,10 +126,19 @@ def sknet_runner(X, y, job):
     _, shape, filters, k, padding, dense = job
 
     def make(epochs):
-        return ConvNetClassifier(conv_filters=filters, kernel_size=k, padding=padding,
-                                 pool_size=2, hidden_layer_sizes=(dense,), batch_size=BATCH,
-                                 learning_rate_init=1e-3, max_iter=epochs, tol=0.0,
-                                 n_iter_no_change=10**6, random_state=0)
+        return ConvNetClassifier(
+            conv_filters=filters,
+            kernel_size=k,
+            padding=padding,
+            pool_size=2,
+            hidden_layer_sizes=(dense,),
+            batch_size=BATCH,
+            learning_rate_init=1e-3,
+            max_iter=epochs,
+            tol=0.0,
+            n_iter_no_change=10**6,
+            random_state=0,
+        )
 
     make(1).fit(X[:500], y[:500])  # compile or load the kernels
 
@@ -170,7 +179,7 @@ def torch_runner(X, y, job, alpha=1e-4):
         for _ in range(epochs):
             perm = torch.randperm(n)
             for s in range(0, n, BATCH):
-                idx = perm[s:s + BATCH]
+                idx = perm[s : s + BATCH]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(Xt[idx]), yt[idx])
                 loss.backward()
@@ -245,8 +254,13 @@ def compile_times(dtype, cache_dir):
     """Seconds in a fresh process: import, dense kernels (a tiny MLP fit), then the 2-D
     and the 1-D convolution + max / avg pooling kernels, forward and backward."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET.format(dtype=dtype)],
-                         capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", COMPILE_SNIPPET.format(dtype=dtype)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     return [float(v) for v in out.split()]
 
 
@@ -272,12 +286,15 @@ def main():
     if pool >= 2 and n_cpu >= 2:
         configs += [("2", 2, 2, 2), ("2 (sknet BLAS 1)", 2, 1, 2)]
 
-    print(f"# sknet ConvNet benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {n_cpu} cores, "
-          f"{load()}")
-    print(f"# float32, Adam, batch {BATCH}, {N_IMAGES} images; median of {repeats} runs of "
-          f"{epochs} epoch(s), sknet and torch alternating")
-    print(f"# torch: {torch.__version__ if torch is not None else 'not installed'}, "
-          f"numba {numba.__version__}")
+    print(f"# sknet ConvNet benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {n_cpu} cores, {load()}")
+    print(
+        f"# float32, Adam, batch {BATCH}, {N_IMAGES} images; median of {repeats} runs of "
+        f"{epochs} epoch(s), sknet and torch alternating"
+    )
+    print(
+        f"# torch: {torch.__version__ if torch is not None else 'not installed'}, "
+        f"numba {numba.__version__}"
+    )
     rng = np.random.default_rng(0)
     data = {}
     for job in JOBS:  # all, in order, so that the --torch-peer process draws the same
@@ -292,38 +309,50 @@ def main():
         for job in jobs:
             X, y, _ = data[job[0]]
             me, tt = measure(X, y, job, nt_numba, nt_blas, nt_torch, epochs, repeats)
-            tt_active = (time_torch_active(__file__, JOBS.index(job), nt_torch, epochs,
-                                           repeats)
-                         if torch is not None else float("nan"))
+            tt_active = (
+                time_torch_active(__file__, JOBS.index(job), nt_torch, epochs, repeats)
+                if torch is not None
+                else float("nan")
+            )
             gflop = conv_flops(*job[1:]) / 1e9
             rows.append((job[0], label, me, min(tt, tt_active), gflop, peaks[nt_torch]))
-            print(f"# measured {job[0]}, threads {label}: sknet {me:.3f} s, torch {tt:.3f} s "
-                  f"(passive OpenMP wait), {tt_active:.3f} s (active) per epoch ({load()})",
-                  flush=True)
+            print(
+                f"# measured {job[0]}, threads {label}: sknet {me:.3f} s, torch {tt:.3f} s "
+                f"(passive OpenMP wait), {tt_active:.3f} s (active) per epoch ({load()})",
+                flush=True,
+            )
     for nt, peak in peaks.items():
         print(f"# float32 GEMM peak (numpy, 2048^2) at {nt} thread(s): {peak:.0f} GFLOP/s")
 
     print()
-    print("| network | threads | sknet s/epoch | torch s/epoch | sknet/torch "
-          "| sknet % of peak | torch % of peak |")
+    print(
+        "| network | threads | sknet s/epoch | torch s/epoch | sknet/torch "
+        "| sknet % of peak | torch % of peak |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, label, me, tt, gflop, peak in rows:
-        print(f"| {name} | {label} | {me:.3f} | {tt:.3f} | {me / tt:.2f} | "
-              f"{100 * gflop / me / peak:.1f}% | {100 * gflop / tt / peak:.1f}% |")
-    print("\n(GFLOP per epoch: " + ", ".join(
-        f"{job[0]} {conv_flops(*job[1:]) / 1e9:.1f}" for job in jobs) + ")")
+        print(
+            f"| {name} | {label} | {me:.3f} | {tt:.3f} | {me / tt:.2f} | "
+            f"{100 * gflop / me / peak:.1f}% | {100 * gflop / tt / peak:.1f}% |"
+        )
+    print(
+        "\n(GFLOP per epoch: "
+        + ", ".join(f"{job[0]} {conv_flops(*job[1:]) / 1e9:.1f}" for job in jobs)
+        + ")"
+    )
 
     if not args.no_compile:
         print()
-        print("| dtype | numba cache | import s | dense kernels (tiny MLP fit) s "
-              "| 2-D conv + pool kernels s | 1-D conv + pool kernels s |")
+        print(
+            "| dtype | numba cache | import s | dense kernels (tiny MLP fit) s "
+            "| 2-D conv + pool kernels s | 1-D conv + pool kernels s |"
+        )
         print("|---|---|---|---|---|---|")
         for dtype in ("float32", "float64"):
             with tempfile.TemporaryDirectory() as cache_dir:
                 for cache in ("cold (empty)", "warm"):
                     imp, dense, k2, k1 = compile_times(dtype, cache_dir)
-                    print(f"| {dtype} | {cache} | {imp:.2f} | {dense:.2f} | {k2:.2f} | "
-                          f"{k1:.2f} |")
+                    print(f"| {dtype} | {cache} | {imp:.2f} | {dense:.2f} | {k2:.2f} | {k1:.2f} |")
     print(f"\n# end: {load()}")
 
 

@@ -70,8 +70,11 @@ def _timed_fit(X, y):
     with _w.catch_warnings():
         _w.simplefilter("ignore")
         MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y)
-    return (imported - start, time.perf_counter() - imported,
-            kernel_stats()["cache_misses"] - before)
+    return (
+        imported - start,
+        time.perf_counter() - imported,
+        kernel_stats()["cache_misses"] - before,
+    )
 
 
 def _kernel_stats():
@@ -89,9 +92,15 @@ def _cluster(extra_env):
     config = worker_config(1)
     config.update({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in extra_env.items()})
     with dask.config.set(config):
-        return LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                            host="127.0.0.1", dashboard_address=None, silence_logs=50,
-                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        return LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        )
 
 
 def _scenario(name, env_first, env_search, plugin, X, y):
@@ -114,8 +123,9 @@ def _scenario(name, env_first, env_search, plugin, X, y):
                 row["load"] = max(r["warm_up_seconds"] for r in report.values())
             workers = list(client.scheduler_info()["workers"])
             for label in ("first", "second"):
-                futures = [client.submit(_timed_fit, X, y, workers=[w], pure=False)
-                           for w in workers]
+                futures = [
+                    client.submit(_timed_fit, X, y, workers=[w], pure=False) for w in workers
+                ]
                 results = client.gather(futures)
                 row[label] = float(np.mean([r[1] for r in results]))
                 if label == "first":
@@ -127,15 +137,19 @@ def _scenario(name, env_first, env_search, plugin, X, y):
             if plugin:
                 setup_workers(client, 1, warm_locally=False)
             before = client.run(_kernel_stats)
-            grid = {"hidden_layer_sizes": [(16,), (32,)], "alpha": [1e-4, 1e-2],
-                    "solver": ["adam", "sgd"]}
+            grid = {
+                "hidden_layer_sizes": [(16,), (32,)],
+                "alpha": [1e-4, 1e-2],
+                "solver": ["adam", "sgd"],
+            }
             start = time.perf_counter()
             with joblib.parallel_backend("dask"):
                 GridSearchCV(MLPClassifier(max_iter=20, random_state=0), grid, cv=3).fit(X, y)
             row["search"] = time.perf_counter() - start
             after = client.run(_kernel_stats)
-            row["search_misses"] = sum(after[w]["cache_misses"] - before[w]["cache_misses"]
-                                       for w in after)
+            row["search_misses"] = sum(
+                after[w]["cache_misses"] - before[w]["cache_misses"] for w in after
+            )
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -145,9 +159,13 @@ def _scenario(name, env_first, env_search, plugin, X, y):
 def _warm_cache_dir(cache_dir):
     """What ``setup_workers(warm_locally=True)`` does on the client: fill the cache."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import sknet.parallel as p; p.warm_up()"],
-                   env={**os.environ, "NUMBA_CACHE_DIR": cache_dir}, check=True,
-                   capture_output=True, timeout=1800)
+    subprocess.run(
+        [sys.executable, "-c", "import sknet.parallel as p; p.warm_up()"],
+        env={**os.environ, "NUMBA_CACHE_DIR": cache_dir},
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     return time.perf_counter() - start
 
 
@@ -155,43 +173,68 @@ def part_compile():
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=500, n_features=16, random_state=0)
-    print("\n== Part 1: numba compilation paid by fresh Dask workers "
-          "(LocalCluster, 2 processes x 1 thread, loopback) ==")
+    print(
+        "\n== Part 1: numba compilation paid by fresh Dask workers "
+        "(LocalCluster, 2 processes x 1 thread, loopback) =="
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cold_a, cold_b, full = (os.path.join(tmp, d) for d in ("a", "b", "full"))
         off = {"SKNET_NUMBA_CACHE": "0"}
         rows.append(_scenario("no cache (SKNET_NUMBA_CACHE=0)", off, off, False, X, y))
         # two fresh, empty cache directories: one per cluster
-        rows.append(_scenario("cold on-disk cache", {"NUMBA_CACHE_DIR": cold_a},
-                              {"NUMBA_CACHE_DIR": cold_b}, False, X, y))
-        rows.append(_scenario("warm on-disk cache", {"NUMBA_CACHE_DIR": cold_a},
-                              {"NUMBA_CACHE_DIR": cold_b}, False, X, y))
+        rows.append(
+            _scenario(
+                "cold on-disk cache",
+                {"NUMBA_CACHE_DIR": cold_a},
+                {"NUMBA_CACHE_DIR": cold_b},
+                False,
+                X,
+                y,
+            )
+        )
+        rows.append(
+            _scenario(
+                "warm on-disk cache",
+                {"NUMBA_CACHE_DIR": cold_a},
+                {"NUMBA_CACHE_DIR": cold_b},
+                False,
+                X,
+                y,
+            )
+        )
         client_warm = _warm_cache_dir(full)
         env = {"NUMBA_CACHE_DIR": full}
         rows.append(_scenario("warm cache + SknetWorkerPlugin", env, env, True, X, y))
-    head = (f"{'scenario':32s} {'import s':>8s} {'1st fit s':>9s} {'compiled':>8s} "
-            f"{'2nd fit s':>9s} {'setup s':>8s} {'(load s)':>8s} {'search s':>8s} "
-            f"{'compiled':>8s}")
+    head = (
+        f"{'scenario':32s} {'import s':>8s} {'1st fit s':>9s} {'compiled':>8s} "
+        f"{'2nd fit s':>9s} {'setup s':>8s} {'(load s)':>8s} {'search s':>8s} "
+        f"{'compiled':>8s}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        setup = (f"{r['setup']:8.2f} {r['load']:8.2f}" if "setup" in r
-                 else f"{'-':>8s} {'-':>8s}")
-        print(f"{r['scenario']:32s} {r['import']:8.2f} {r['first']:9.2f} "
-              f"{r['first_misses']:8d} {r['second']:9.3f} {setup} {r['search']:8.2f} "
-              f"{r['search_misses']:8d}")
+        setup = f"{r['setup']:8.2f} {r['load']:8.2f}" if "setup" in r else f"{'-':>8s} {'-':>8s}"
+        print(
+            f"{r['scenario']:32s} {r['import']:8.2f} {r['first']:9.2f} "
+            f"{r['first_misses']:8d} {r['second']:9.3f} {setup} {r['search']:8.2f} "
+            f"{r['search_misses']:8d}"
+        )
     base = rows[0]
     for r in rows[1:]:
-        print(f"  {r['scenario']}: first fit {base['first'] / r['first']:.1f}x faster, "
-              f"search {base['search'] / r['search']:.2f}x faster than with no cache")
-    print("Per worker, on its first task: 'import s' importing sknet (and scikit-learn) in "
-          "the task, '1st fit s' the fit itself, numba included; 'compiled': numba cache "
-          "misses inside tasks (kernel signatures compiled; first fit: worst worker, "
-          "search: sum over both workers). 'setup s': setup_workers, paid once per worker "
-          "start outside the tasks, imports included; '(load s)' its kernel loading. The "
-          "plugin loaded a cache that one client-side sknet.parallel.warm_up() filled in "
-          f"{client_warm:.1f} s (once per machine and sknet version).")
+        print(
+            f"  {r['scenario']}: first fit {base['first'] / r['first']:.1f}x faster, "
+            f"search {base['search'] / r['search']:.2f}x faster than with no cache"
+        )
+    print(
+        "Per worker, on its first task: 'import s' importing sknet (and scikit-learn) in "
+        "the task, '1st fit s' the fit itself, numba included; 'compiled': numba cache "
+        "misses inside tasks (kernel signatures compiled; first fit: worst worker, "
+        "search: sum over both workers). 'setup s': setup_workers, paid once per worker "
+        "start outside the tasks, imports included; '(load s)' its kernel loading. The "
+        "plugin loaded a cache that one client-side sknet.parallel.warm_up() filled in "
+        f"{client_warm:.1f} s (once per machine and sknet version)."
+    )
 
 
 # ------------------------------------------------------------------------ part 2
@@ -205,7 +248,7 @@ def _make_memmap(path, n_rows):
         stop = min(start + 65536, n_rows)
         block = rng.normal(size=(stop - start, N_FEATURES)).astype(np.float32)
         X[start:stop] = block
-        y[start:stop] = (np.tanh(block @ w) + 0.1 * block[:, 0] ** 2 > 0.05)
+        y[start:stop] = np.tanh(block @ w) + 0.1 * block[:, 0] ** 2 > 0.05
     X.flush()
     y.flush()
     del X, y
@@ -288,11 +331,18 @@ print(json.dumps({"start": start_rss, "rss": peak[0] - start_rss, "anon": peak[1
 
 def _child(mode, path, n_rows):
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, path, str(n_rows), str(N_FEATURES),
-         str(CHUNK_ROWS)],
-        capture_output=True, text=True, check=False, timeout=1800,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-             "OPENBLAS_NUM_THREADS": "1"})
+        [sys.executable, "-c", _CHILD, mode, path, str(n_rows), str(N_FEATURES), str(CHUNK_ROWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+        },
+    )
     if out.returncode:
         raise RuntimeError(f"{mode} child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -301,37 +351,50 @@ def _child(mode, path, n_rows):
 def part_memory(quick):
     base_rows = 32768 if quick else 131072
     factors = (1, 4, 16)
-    modes = [("memmap", "partial_fit_chunks over np.memmap"),
-             ("naive", "partial_fit loop over memmap slices"),
-             ("dask", "partial_fit_chunks over dask.array"),
-             ("incremental", "dask-ml Incremental over dask.array"),
-             ("in-memory", "fit on data loaded in memory")]
+    modes = [
+        ("memmap", "partial_fit_chunks over np.memmap"),
+        ("naive", "partial_fit loop over memmap slices"),
+        ("dask", "partial_fit_chunks over dask.array"),
+        ("incremental", "dask-ml Incremental over dask.array"),
+        ("in-memory", "fit on data loaded in memory"),
+    ]
     try:
         import dask_ml  # noqa: F401
     except ImportError:
         modes = [m for m in modes if m[0] != "incremental"]
         print("(dask-ml not installed: its row is skipped)")
     mib = base_rows * N_FEATURES * 4 / 2**20
-    print(f"\n== Part 2: peak RSS of one training epoch, 1x = {base_rows:,} rows x "
-          f"{N_FEATURES} float32 = {mib:.0f} MiB; chunks of {CHUNK_ROWS} rows ==")
+    print(
+        f"\n== Part 2: peak RSS of one training epoch, 1x = {base_rows:,} rows x "
+        f"{N_FEATURES} float32 = {mib:.0f} MiB; chunks of {CHUNK_ROWS} rows =="
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data")
         _make_memmap(path, base_rows * factors[-1])
-        head = (f"{'method':38s}" + "".join(f"{f'{f}x':>8s}" for f in factors)
-                + f"{'16x/1x':>8s}{'16x anon':>9s}{'16x s':>7s}{'16x acc':>8s}")
-        print("growth of resident memory during training, MiB (peak minus start); "
-              "'anon' leaves out file-backed memmap pages")
+        head = (
+            f"{'method':38s}"
+            + "".join(f"{f'{f}x':>8s}" for f in factors)
+            + f"{'16x/1x':>8s}{'16x anon':>9s}{'16x s':>7s}{'16x acc':>8s}"
+        )
+        print(
+            "growth of resident memory during training, MiB (peak minus start); "
+            "'anon' leaves out file-backed memmap pages"
+        )
         print(head)
         print("-" * len(head))
         for mode, label in modes:
             res = [_child(mode, path, base_rows * f) for f in factors]
             grow = [r["rss"] for r in res]
             ratio = grow[-1] / max(grow[0], 0.1)
-            print(f"{label:38s}" + "".join(f"{g:8.1f}" for g in grow)
-                  + f"{ratio:8.1f}{res[-1]['anon']:9.1f}{res[-1]['seconds']:7.1f}"
-                  f"{res[-1]['score']:8.3f}")
-        print(f"RSS when training starts: {res[0]['start']:.0f} MiB; data at 16x: "
-              f"{16 * mib:.0f} MiB")
+            print(
+                f"{label:38s}"
+                + "".join(f"{g:8.1f}" for g in grow)
+                + f"{ratio:8.1f}{res[-1]['anon']:9.1f}{res[-1]['seconds']:7.1f}"
+                f"{res[-1]['score']:8.3f}"
+            )
+        print(
+            f"RSS when training starts: {res[0]['start']:.0f} MiB; data at 16x: {16 * mib:.0f} MiB"
+        )
 
 
 def main():

@@ -107,7 +107,7 @@ def time_torch(X, y, hidden, epochs, repeats, batch_size=200, lr=1e-3, alpha=1e-
         for _ in range(n_epochs):
             perm = torch.randperm(n)
             for s in range(0, n, batch_size):
-                idx = perm[s:s + batch_size]
+                idx = perm[s : s + batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(Xt[idx]), yt[idx])
                 loss.backward()
@@ -168,8 +168,13 @@ def startup_times(dtype, cache_dir=None):
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    out = subprocess.run([sys.executable, "-c", STARTUP_SNIPPET.format(dtype=dtype)],
-                         capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", STARTUP_SNIPPET.format(dtype=dtype)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     imp, fit = (float(v) for v in out.split())
     return imp, fit
 
@@ -190,8 +195,10 @@ def main():
     X64 = X32.astype(np.float64)
     common = dict(activation="relu", solver="adam", batch_size=200, random_state=0)
 
-    print(f"# sknet MLP benchmark: {n} x 784, 10 classes, adam, batch 200; "
-          f"median of {repeats} runs of {epochs} epoch(s)")
+    print(
+        f"# sknet MLP benchmark: {n} x 784, 10 classes, adam, batch 200; "
+        f"median of {repeats} runs of {epochs} epoch(s)"
+    )
     print(f"# torch: {torch.__version__ if torch is not None else 'not installed'}")
     rows, torch_notes = [], []
     for nt in threads:
@@ -200,33 +207,40 @@ def main():
             peak = gemm_peak(np.float32)
             for hidden in [(256, 128), (100,)]:
                 sk = time_estimator(lambda h=hidden: SkMLP(h, **common), X32, y, epochs, repeats)
-                me = time_estimator(lambda h=hidden: MLPClassifier(h, **common), X32, y, epochs,
-                                    repeats)
+                me = time_estimator(
+                    lambda h=hidden: MLPClassifier(h, **common), X32, y, epochs, repeats
+                )
                 tt = float("nan")
                 if torch is not None:
                     tt_passive = time_torch(X32, y, hidden, epochs, repeats)
                     tt_active = time_torch_active(__file__, n, epochs, repeats, nt, *hidden)
                     tt = min(tt_passive, tt_active)
-                    torch_notes.append(f"# torch {hidden} {nt}T: passive OpenMP wait "
-                                       f"{tt_passive:.3f} s, active {tt_active:.3f} s")
+                    torch_notes.append(
+                        f"# torch {hidden} {nt}T: passive OpenMP wait "
+                        f"{tt_passive:.3f} s, active {tt_active:.3f} s"
+                    )
                 flops = matmul_flops(n, [784, *hidden, 10])
                 rows.append((f"{hidden} f32", nt, me, sk, tt, flops / me / 1e9 / peak))
             if nt == max(threads):
-                sk64 = time_estimator(lambda: SkMLP((256, 128), **common), X64, y, epochs,
-                                      repeats)
-                me64 = time_estimator(lambda: MLPClassifier((256, 128), **common), X64, y,
-                                      epochs, repeats)
+                sk64 = time_estimator(lambda: SkMLP((256, 128), **common), X64, y, epochs, repeats)
+                me64 = time_estimator(
+                    lambda: MLPClassifier((256, 128), **common), X64, y, epochs, repeats
+                )
                 rows.append(("(256, 128) f64", nt, me64, sk64, float("nan"), float("nan")))
         print(f"# float32 GEMM peak at {nt} thread(s): {peak:.0f} GFLOP/s")
 
     print("\n".join(torch_notes))
     print()
-    print("| job | threads | sknet s/epoch | sklearn s/epoch | torch s/epoch "
-          "| sknet/sklearn | sknet/torch | sknet % of GEMM peak |")
+    print(
+        "| job | threads | sknet s/epoch | sklearn s/epoch | torch s/epoch "
+        "| sknet/sklearn | sknet/torch | sknet % of GEMM peak |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for job, nt, me, sk, tt, frac in rows:
-        print(f"| {job} | {nt} | {me:.3f} | {sk:.3f} | {tt:.3f} | {me / sk:.2f} | "
-              f"{me / tt:.2f} | {100 * frac:.0f}% |")
+        print(
+            f"| {job} | {nt} | {me:.3f} | {sk:.3f} | {tt:.3f} | {me / sk:.2f} | "
+            f"{me / tt:.2f} | {100 * frac:.0f}% |"
+        )
 
     # inference throughput
     nt = max(threads)
@@ -238,17 +252,21 @@ def main():
         r_me = time_predict(me, Xp, repeats=5)
         r_sk = time_predict(sk, Xp, repeats=5)
     print()
-    print(f"predict_proba (256,128), 10,000 x 784, {nt} threads: sknet {r_me:,.0f} samples/s, "
-          f"sklearn {r_sk:,.0f} samples/s, ratio {r_me / r_sk:.2f}")
+    print(
+        f"predict_proba (256,128), 10,000 x 784, {nt} threads: sknet {r_me:,.0f} samples/s, "
+        f"sklearn {r_sk:,.0f} samples/s, ratio {r_me / r_sk:.2f}"
+    )
 
     # start-up and compile
     print()
     for dtype in ("np.float32", "np.float64"):
         with tempfile.TemporaryDirectory() as cold:
-            imp_c, fit_c = startup_times(dtype, cache_dir=cold)   # cold: empty cache
-            imp_w, fit_w = startup_times(dtype, cache_dir=cold)   # warm: same cache again
-        print(f"{dtype}: cold cache first fit {fit_c:.2f} s (compile); warm cache: import "
-              f"{imp_w:.2f} s, import-to-end-of-first-fit {fit_w:.2f} s after import")
+            imp_c, fit_c = startup_times(dtype, cache_dir=cold)  # cold: empty cache
+            imp_w, fit_w = startup_times(dtype, cache_dir=cold)  # warm: same cache again
+        print(
+            f"{dtype}: cold cache first fit {fit_c:.2f} s (compile); warm cache: import "
+            f"{imp_w:.2f} s, import-to-end-of-first-fit {fit_w:.2f} s after import"
+        )
 
 
 if __name__ == "__main__":

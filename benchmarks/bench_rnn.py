@@ -72,9 +72,19 @@ def make_data(n, n_steps=50, seed=0):
 
 
 def sknet_model(cell, hidden, epochs):
-    return RNNRegressor(cell=cell, hidden_layer_sizes=(hidden,), batch_size=64,
-                        learning_rate_init=1e-3, alpha=0.0, clip_norm=None, max_iter=epochs,
-                        tol=0.0, n_iter_no_change=np.inf, shuffle=True, random_state=0)
+    return RNNRegressor(
+        cell=cell,
+        hidden_layer_sizes=(hidden,),
+        batch_size=64,
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        clip_norm=None,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=np.inf,
+        shuffle=True,
+        random_state=0,
+    )
 
 
 def time_sknet(cell, hidden, X, y, epochs, repeats):
@@ -114,7 +124,7 @@ def time_torch(cell, hidden, X, y, epochs, repeats, batch_size=64, lr=1e-3):
         for _ in range(n_epochs):
             perm = torch.randperm(n)
             for s in range(0, n, batch_size):
-                idx = perm[s:s + batch_size]
+                idx = perm[s : s + batch_size]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(Xt[idx]), yt[idx])
                 loss.backward()
@@ -167,8 +177,12 @@ def compile_times(dtype):
     """Seconds to compile (forward + backward) per cell in a fresh process, empty cache."""
     with tempfile.TemporaryDirectory() as cold:
         env = {**os.environ, "NUMBA_CACHE_DIR": cold}
-        res = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET.format(dtype=dtype)],
-                             capture_output=True, text=True, env=env)
+        res = subprocess.run(
+            [sys.executable, "-c", COMPILE_SNIPPET.format(dtype=dtype)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     if res.returncode:
         raise RuntimeError(res.stderr)
     return [float(v) for v in res.stdout.split()]
@@ -176,8 +190,9 @@ def compile_times(dtype):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="4,000 sequences and 1 epoch per repeat")
+    parser.add_argument(
+        "--quick", action="store_true", help="4,000 sequences and 1 epoch per repeat"
+    )
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. '2' or '1,2'")
     parser.add_argument("--hidden", default="32,128", help="hidden sizes, e.g. '32'")
     parser.add_argument("--cells", default="lstm,gru,rnn", help="cells, e.g. 'lstm'")
@@ -194,13 +209,19 @@ def main():
     cells = args.cells.split(",")
 
     X, y = make_data(n)
-    print(f"# sknet RNN benchmark: {n} sequences x 50 steps x 1 feature, float32, batch 64, "
-          f"adam; median of {args.repeats} runs of {epochs} epoch(s)")
-    print(f"# torch: {torch.__version__ if torch is not None else 'not installed (skipped)'}; "
-          f"numba {numba.__version__}; numba threading layer after the run is printed below")
+    print(
+        f"# sknet RNN benchmark: {n} sequences x 50 steps x 1 feature, float32, batch 64, "
+        f"adam; median of {args.repeats} runs of {epochs} epoch(s)"
+    )
+    print(
+        f"# torch: {torch.__version__ if torch is not None else 'not installed (skipped)'}; "
+        f"numba {numba.__version__}; numba threading layer after the run is printed below"
+    )
     print(f"# OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
-    print(f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-          f"on {os.cpu_count()} cores")
+    print(
+        f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+        f"on {os.cpu_count()} cores"
+    )
     rows = []
     for nt in threads:
         set_threads(nt)
@@ -211,13 +232,19 @@ def main():
                     tt = tt_active = float("nan")
                     if torch is not None:
                         tt = time_torch(cell, hidden, X, y, epochs, args.repeats)
-                        tt_active = time_torch_active(__file__, cell, hidden, n, epochs,
-                                                      args.repeats, nt)
+                        tt_active = time_torch_active(
+                            __file__, cell, hidden, n, epochs, args.repeats, nt
+                        )
                     rows.append((cell, hidden, nt, me, min(tt, tt_active)))
-                    print(f"#   {cell} H={hidden} {nt}T: sknet {me:.3f} s, torch {tt:.3f} s "
-                          f"(passive OpenMP wait), {tt_active:.3f} s (active)", flush=True)
-    print(f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"numba threading layer: {numba.threading_layer()}")
+                    print(
+                        f"#   {cell} H={hidden} {nt}T: sknet {me:.3f} s, torch {tt:.3f} s "
+                        f"(passive OpenMP wait), {tt_active:.3f} s (active)",
+                        flush=True,
+                    )
+    print(
+        f"# load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+        f"numba threading layer: {numba.threading_layer()}"
+    )
 
     print()
     print("| cell | hidden | threads | sknet s/epoch | torch s/epoch | sknet/torch | target |")
@@ -225,10 +252,14 @@ def main():
     for cell, hidden, nt, me, tt in rows:
         target = TARGETS.get((cell, hidden))
         ratio = me / tt
-        verdict = "" if target is None or torch is None else \
-            f"<= {target} {'met' if ratio <= target else 'NOT met'}"
-        print(f"| {CELLS[cell]} | {hidden} | {nt} | {me:.3f} | {tt:.3f} | {ratio:.2f} | "
-              f"{verdict} |")
+        verdict = (
+            ""
+            if target is None or torch is None
+            else f"<= {target} {'met' if ratio <= target else 'NOT met'}"
+        )
+        print(
+            f"| {CELLS[cell]} | {hidden} | {nt} | {me:.3f} | {tt:.3f} | {ratio:.2f} | {verdict} |"
+        )
 
     if not args.no_compile:
         print()
@@ -236,8 +267,10 @@ def main():
         print("|---|---|---|---|---|")
         for dtype in ("float32", "float64"):
             times = compile_times(dtype)
-            print(f"| {dtype} | {times[0]:.1f} s | {times[1]:.1f} s | {times[2]:.1f} s | "
-                  f"{sum(times):.1f} s |")
+            print(
+                f"| {dtype} | {times[0]:.1f} s | {times[1]:.1f} s | {times[2]:.1f} s | "
+                f"{sum(times):.1f} s |"
+            )
 
 
 if __name__ == "__main__":

@@ -45,28 +45,39 @@ from sknet.datasets import load_mnist
 
 
 def lenet(epochs):
-    return ConvNetClassifier(conv_filters=(16, 32), kernel_size=5, padding="valid",
-                             pool="max", pool_size=2, hidden_layer_sizes=(128,),
-                             input_shape=(1, 28, 28), batch_size=128, learning_rate_init=2e-3,
-                             max_iter=epochs, random_state=0)
+    return ConvNetClassifier(
+        conv_filters=(16, 32),
+        kernel_size=5,
+        padding="valid",
+        pool="max",
+        pool_size=2,
+        hidden_layer_sizes=(128,),
+        input_shape=(1, 28, 28),
+        batch_size=128,
+        learning_rate_init=2e-3,
+        max_iter=epochs,
+        random_state=0,
+    )
 
 
 def plot(clf, X_test, y_test, y_pred, accuracy):
     fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
     ax.plot(np.arange(1, clf.n_iter_ + 1), clf.loss_curve_, "o-")
-    ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
-           title="LeNet-like ConvNet on 8,000 MNIST digits")
+    ax.set(
+        xlabel="epoch",
+        ylabel="training loss",
+        yscale="log",
+        title="LeNet-like ConvNet on 8,000 MNIST digits",
+    )
 
     fig = plt.figure(figsize=(11, 5), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[1, 1.2])
     ax_cm = left.subplots()
-    ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax_cm, cmap="Blues",
-                                            colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax_cm, cmap="Blues", colorbar=False)
     ax_cm.set_title(f"held-out accuracy {accuracy:.2%}")
     # the mistakes, predicted label over the true one in brackets
     wrong = np.flatnonzero(y_pred != y_test)[:40]
-    right.suptitle(f"{np.sum(y_pred != y_test)} mistakes (first {len(wrong)}): "
-                   "predicted (true)")
+    right.suptitle(f"{np.sum(y_pred != y_test)} mistakes (first {len(wrong)}): predicted (true)")
     for ax in right.subplots(5, 8).ravel():
         ax.set_axis_off()
     for ax, i in zip(right.axes, wrong):
@@ -77,27 +88,36 @@ def plot(clf, X_test, y_test, y_pred, accuracy):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Train sknet's ConvNetClassifier (LeNet-like) on 8,000 MNIST test-set "
-                    "digits and report its accuracy on the other 2,000.")
-    parser.add_argument("directory", nargs="?", default=os.environ.get("SKNET_MNIST_DIR"),
-                        help="directory with t10k-images-idx3-ubyte[.gz] and "
-                             "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)")
-    parser.add_argument("--epochs", type=int, default=12,
-                        help="number of training epochs (default: 12)")
+        "digits and report its accuracy on the other 2,000."
+    )
+    parser.add_argument(
+        "directory",
+        nargs="?",
+        default=os.environ.get("SKNET_MNIST_DIR"),
+        help="directory with t10k-images-idx3-ubyte[.gz] and "
+        "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="number of training epochs (default: 12)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="print the results only")
     args = parser.parse_args(argv)
     if not args.directory:
-        parser.exit(2, "error: no MNIST directory: pass it as the first argument or set "
-                       "SKNET_MNIST_DIR. sknet never downloads data; the directory must "
-                       "hold t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n")
+        parser.exit(
+            2,
+            "error: no MNIST directory: pass it as the first argument or set "
+            "SKNET_MNIST_DIR. sknet never downloads data; the directory must "
+            "hold t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n",
+        )
     try:
         X, y = load_mnist(args.directory, kind="t10k")
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(1, f"error: {exc}\n")
-    print(f"loaded {X.shape[0]} images of {X.shape[1]} pixels ({X.dtype}) from "
-          f"{args.directory}")
+    print(f"loaded {X.shape[0]} images of {X.shape[1]} pixels ({X.dtype}) from {args.directory}")
     # flat rows of 784 pixels; input_shape=(1, 28, 28) reads them as images
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=2000, stratify=y, random_state=0)
+        X, y, test_size=2000, stratify=y, random_state=0
+    )
 
     # compile the kernels (or load them from numba's on-disk cache) outside the timing
     start = time.perf_counter()
@@ -118,12 +138,16 @@ def main(argv=None):
     predict_time = time.perf_counter() - start
     accuracy = float(np.mean(y_pred == y_test))
 
-    print(f"trained on {len(X_train)} digits for {clf.n_iter_} epochs in {fit_time:.1f} s "
-          f"({fit_time / clf.n_iter_:.1f} s per epoch), weights in "
-          f"{clf.network_.theta.dtype}")
+    print(
+        f"trained on {len(X_train)} digits for {clf.n_iter_} epochs in {fit_time:.1f} s "
+        f"({fit_time / clf.n_iter_:.1f} s per epoch), weights in "
+        f"{clf.network_.theta.dtype}"
+    )
     print(f"training accuracy: {clf.score(X_train, y_train):.4f}")
-    print(f"held-out accuracy on {len(X_test)} digits: {accuracy:.4f} "
-          f"(predicted in {predict_time * 1000:.0f} ms)")
+    print(
+        f"held-out accuracy on {len(X_test)} digits: {accuracy:.4f} "
+        f"(predicted in {predict_time * 1000:.0f} ms)"
+    )
     if not args.no_plot:
         plot(clf, X_test, y_test, y_pred, accuracy)
         plt.show()

@@ -43,8 +43,12 @@ def plot(clf, y_test, y_pred):
     sub_loss, sub_weights = fig.subfigures(1, 2, width_ratios=[1, 1.6])
     ax = sub_loss.subplots()
     ax.plot(np.arange(1, clf.n_iter_ + 1), clf.loss_curve_, "o-")
-    ax.set(xlabel="epoch", ylabel="training loss", yscale="log",
-           title="MLP (128 ReLU units) on 8,000 MNIST digits")
+    ax.set(
+        xlabel="epoch",
+        ylabel="training loss",
+        yscale="log",
+        title="MLP (128 ReLU units) on 8,000 MNIST digits",
+    )
     # each hidden unit's 784 input weights, shown as the image that excites it most
     W = clf.coefs_[0]
     axes = sub_weights.subplots(4, 8)
@@ -56,38 +60,52 @@ def plot(clf, y_test, y_pred):
     sub_weights.suptitle("input weights of hidden units 0-31 (red positive, blue negative)")
 
     fig, ax = plt.subplots(figsize=(6, 5.5), layout="constrained")
-    ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax, cmap="Blues",
-                                            colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(y_test, y_pred, ax=ax, cmap="Blues", colorbar=False)
     ax.set_title(f"held-out accuracy {np.mean(y_pred == y_test):.2%}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Train sknet's MLPClassifier on 8,000 MNIST test-set digits and "
-                    "report its accuracy on the other 2,000.")
-    parser.add_argument("directory", nargs="?", default=os.environ.get("SKNET_MNIST_DIR"),
-                        help="directory with t10k-images-idx3-ubyte[.gz] and "
-                             "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)")
-    parser.add_argument("--epochs", type=int, default=15,
-                        help="number of training epochs (default: 15)")
+        "report its accuracy on the other 2,000."
+    )
+    parser.add_argument(
+        "directory",
+        nargs="?",
+        default=os.environ.get("SKNET_MNIST_DIR"),
+        help="directory with t10k-images-idx3-ubyte[.gz] and "
+        "t10k-labels-idx1-ubyte[.gz] (default: $SKNET_MNIST_DIR)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=15, help="number of training epochs (default: 15)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="print the results only")
     args = parser.parse_args(argv)
     if not args.directory:
-        parser.exit(2, "error: no MNIST directory: pass it as the first argument or set "
-                       "SKNET_MNIST_DIR. sknet never downloads data; the directory must "
-                       "hold t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n")
+        parser.exit(
+            2,
+            "error: no MNIST directory: pass it as the first argument or set "
+            "SKNET_MNIST_DIR. sknet never downloads data; the directory must "
+            "hold t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].\n",
+        )
     try:
         X, y = load_mnist(args.directory, kind="t10k")
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(1, f"error: {exc}\n")
-    print(f"loaded {X.shape[0]} images of {X.shape[1]} pixels ({X.dtype}) from "
-          f"{args.directory}")
+    print(f"loaded {X.shape[0]} images of {X.shape[1]} pixels ({X.dtype}) from {args.directory}")
 
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=2000, stratify=y, random_state=0)
+        X, y, test_size=2000, stratify=y, random_state=0
+    )
 
-    clf = MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, batch_size=200,
-                        learning_rate_init=2e-3, max_iter=args.epochs, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(128,),
+        alpha=1e-3,
+        batch_size=200,
+        learning_rate_init=2e-3,
+        max_iter=args.epochs,
+        random_state=0,
+    )
     start = time.perf_counter()
     with warnings.catch_warnings():
         # a fixed budget of epochs
@@ -99,16 +117,22 @@ def main(argv=None):
     predict_time = time.perf_counter() - start
 
     weights_dtype = clf.coefs_[0].dtype
-    print(f"trained on {len(X_train)} digits for {clf.n_iter_} epochs in {fit_time:.1f} s, "
-          f"weights in {weights_dtype} (the first run in a new environment also compiles "
-          "the numba kernels)")
+    print(
+        f"trained on {len(X_train)} digits for {clf.n_iter_} epochs in {fit_time:.1f} s, "
+        f"weights in {weights_dtype} (the first run in a new environment also compiles "
+        "the numba kernels)"
+    )
     print(f"training accuracy: {clf.score(X_train, y_train):.4f}")
-    print(f"held-out accuracy on {len(X_test)} digits: {np.mean(y_pred == y_test):.4f} "
-          f"(predicted in {predict_time * 1000:.0f} ms)")
+    print(
+        f"held-out accuracy on {len(X_test)} digits: {np.mean(y_pred == y_test):.4f} "
+        f"(predicted in {predict_time * 1000:.0f} ms)"
+    )
     cm = confusion_matrix(y_test, y_pred)
     per_digit = cm.diagonal() / cm.sum(axis=1)
-    print("held-out accuracy per digit: "
-          + "  ".join(f"{d}: {acc:.3f}" for d, acc in enumerate(per_digit)))
+    print(
+        "held-out accuracy per digit: "
+        + "  ".join(f"{d}: {acc:.3f}" for d, acc in enumerate(per_digit))
+    )
     if not args.no_plot:
         plot(clf, y_test, y_pred)
         plt.show()

@@ -45,17 +45,30 @@ activations = ["identity", "logistic", "tanh", "relu"]
 # default stopping rule (loss improving by less than ``tol=1e-4`` for 10 epochs) takes
 # for convergence; a smaller ``tol`` and a longer patience let every run get past it.
 # We print the test accuracy (a quarter of the points, held out) and the fit time.
-fig, axes = plt.subplots(len(datasets), len(activations), figsize=(13, 6.5),
-                         sharex="row", sharey="row", layout="constrained")
+fig, axes = plt.subplots(
+    len(datasets),
+    len(activations),
+    figsize=(13, 6.5),
+    sharex="row",
+    sharey="row",
+    layout="constrained",
+)
 for row, (data_name, (X, y)) in zip(axes, datasets.items()):
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25,
-                                                        stratify=y, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
     for ax, activation in zip(row, activations):
         clf = make_pipeline(
             StandardScaler(),
-            MLPClassifier(hidden_layer_sizes=(16, 16), activation=activation,
-                          learning_rate_init=1e-2, max_iter=1000, tol=1e-6,
-                          n_iter_no_change=50, random_state=0),
+            MLPClassifier(
+                hidden_layer_sizes=(16, 16),
+                activation=activation,
+                learning_rate_init=1e-2,
+                max_iter=1000,
+                tol=1e-6,
+                n_iter_no_change=50,
+                random_state=0,
+            ),
         )
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -64,18 +77,44 @@ for row, (data_name, (X, y)) in zip(axes, datasets.items()):
             clf.fit(X_train, y_train)
         fit_time = time.perf_counter() - start
         score = clf.score(X_test, y_test)
-        print(f"{data_name:>8}, activation={activation!r:<11} test accuracy {score:.3f}, "
-              f"fit time {fit_time:.2f} s ({clf[-1].n_iter_} epochs)")
+        print(
+            f"{data_name:>8}, activation={activation!r:<11} test accuracy {score:.3f}, "
+            f"fit time {fit_time:.2f} s ({clf[-1].n_iter_} epochs)"
+        )
 
         DecisionBoundaryDisplay.from_estimator(
-            clf, X, response_method="predict_proba", grid_resolution=150, ax=ax,
-            cmap="RdBu", alpha=0.7, vmin=0, vmax=1)
-        ax.scatter(X_train[:, 0], X_train[:, 1], c=y_train, cmap="RdBu", edgecolors="k",
-                   s=18, linewidths=0.5)
-        ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu", edgecolors="k",
-                   s=18, linewidths=0.5, marker="s")
+            clf,
+            X,
+            response_method="predict_proba",
+            grid_resolution=150,
+            ax=ax,
+            cmap="RdBu",
+            alpha=0.7,
+            vmin=0,
+            vmax=1,
+        )
+        ax.scatter(
+            X_train[:, 0],
+            X_train[:, 1],
+            c=y_train,
+            cmap="RdBu",
+            edgecolors="k",
+            s=18,
+            linewidths=0.5,
+        )
+        ax.scatter(
+            X_test[:, 0],
+            X_test[:, 1],
+            c=y_test,
+            cmap="RdBu",
+            edgecolors="k",
+            s=18,
+            linewidths=0.5,
+            marker="s",
+        )
         ax.set_title(f"{data_name}, {activation}: test accuracy {score:.2f}", fontsize=10)
         ax.set(xlabel="", ylabel="")
-fig.suptitle("Predicted probability of the blue class (circles: training points, "
-             "squares: test points)")
+fig.suptitle(
+    "Predicted probability of the blue class (circles: training points, squares: test points)"
+)
 plt.show()

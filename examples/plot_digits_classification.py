@@ -31,7 +31,8 @@ from sknet import MLPClassifier
 digits = load_digits()
 X = digits.data / 16.0
 X_train, X_test, y_train, y_test, img_train, img_test = train_test_split(
-    X, digits.target, digits.images, test_size=0.25, stratify=digits.target, random_state=0)
+    X, digits.target, digits.images, test_size=0.25, stratify=digits.target, random_state=0
+)
 print(f"{len(X_train)} training and {len(X_test)} test digits, {X.shape[1]} pixels each")
 
 # %%
@@ -52,8 +53,9 @@ print(f"sknet kernels compiled or loaded from the cache in {time.perf_counter() 
 # -------------
 # The same hyperparameters go to both classes. 50 epochs is a fixed budget chosen for
 # this example, so the "not converged" warning both would raise is silenced.
-params = dict(hidden_layer_sizes=(128,), solver="adam", learning_rate_init=3e-3,
-              max_iter=50, random_state=0)
+params = dict(
+    hidden_layer_sizes=(128,), solver="adam", learning_rate_init=3e-3, max_iter=50, random_state=0
+)
 models = {"sknet": MLPClassifier(**params), "scikit-learn": SklearnMLPClassifier(**params)}
 for name, clf in models.items():
     start = time.perf_counter()
@@ -61,8 +63,10 @@ for name, clf in models.items():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X_train, y_train)
     fit_time = time.perf_counter() - start
-    print(f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, "
-          f"fit time {fit_time:.2f} s ({clf.n_iter_} epochs)")
+    print(
+        f"{name:>12}: test accuracy {clf.score(X_test, y_test):.4f}, "
+        f"fit time {fit_time:.2f} s ({clf.n_iter_} epochs)"
+    )
 
 y_pred = models["sknet"].predict(X_test)
 agree = np.mean(y_pred == models["scikit-learn"].predict(X_test))
@@ -77,8 +81,12 @@ print(f"the two models agree on {agree:.1%} of the test digits")
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
 for (name, clf), style in zip(models.items(), ["-", "--"]):
     ax.plot(np.arange(1, clf.n_iter_ + 1), clf.loss_curve_, style, label=name)
-ax.set(xlabel="epoch", ylabel="training loss (log loss + L2 penalty)", yscale="log",
-       title="Digits, one hidden layer of 128 units")
+ax.set(
+    xlabel="epoch",
+    ylabel="training loss (log loss + L2 penalty)",
+    yscale="log",
+    title="Digits, one hidden layer of 128 units",
+)
 ax.legend()
 
 # %%

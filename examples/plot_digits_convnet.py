@@ -34,7 +34,8 @@ from sknet import ConvNetClassifier, MLPClassifier
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype(np.float32)  # float32 end to end: sknet keeps the input's dtype
 X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=0.25, stratify=y, random_state=0)
+    X, y, test_size=0.25, stratify=y, random_state=0
+)
 print(f"{len(X_train)} training and {len(X_test)} test digits")
 
 # %%
@@ -57,12 +58,27 @@ print(f"kernels compiled or loaded from the cache in {time.perf_counter() - star
 # the "not converged" warning is silenced). The MLP gets the same dense layer of 128
 # units and more epochs, since each of its epochs is cheaper.
 models = {
-    "ConvNet": ConvNetClassifier(conv_filters=(16, 32), kernel_size=3, padding="same",
-                                 pool_size=2, hidden_layer_sizes=(128,),
-                                 input_shape=(1, 8, 8), alpha=1e-3, batch_size=64,
-                                 learning_rate_init=2e-3, max_iter=30, random_state=0),
-    "MLP": MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, batch_size=64,
-                         learning_rate_init=2e-3, max_iter=60, random_state=0),
+    "ConvNet": ConvNetClassifier(
+        conv_filters=(16, 32),
+        kernel_size=3,
+        padding="same",
+        pool_size=2,
+        hidden_layer_sizes=(128,),
+        input_shape=(1, 8, 8),
+        alpha=1e-3,
+        batch_size=64,
+        learning_rate_init=2e-3,
+        max_iter=30,
+        random_state=0,
+    ),
+    "MLP": MLPClassifier(
+        hidden_layer_sizes=(128,),
+        alpha=1e-3,
+        batch_size=64,
+        learning_rate_init=2e-3,
+        max_iter=60,
+        random_state=0,
+    ),
 }
 for name, clf in models.items():
     start = time.perf_counter()
@@ -70,9 +86,11 @@ for name, clf in models.items():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X_train, y_train)
     fit_time = time.perf_counter() - start
-    print(f"{name:>8}: test accuracy {clf.score(X_test, y_test):.4f} "
-          f"({np.sum(clf.predict(X_test) != y_test)} mistakes), "
-          f"fit time {fit_time:.1f} s for {clf.n_iter_} epochs")
+    print(
+        f"{name:>8}: test accuracy {clf.score(X_test, y_test):.4f} "
+        f"({np.sum(clf.predict(X_test) != y_test)} mistakes), "
+        f"fit time {fit_time:.1f} s for {clf.n_iter_} epochs"
+    )
 convnet = models["ConvNet"]
 print(convnet.summary())
 
@@ -85,8 +103,7 @@ for seed in (1, 2, 3):
     Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = [m.__class__(**m.get_params()).fit(Xa, ya).score(Xb, yb)
-                  for m in models.values()]
+        scores = [m.__class__(**m.get_params()).fit(Xa, ya).score(Xb, yb) for m in models.values()]
     print(f"split {seed}: ConvNet {scores[0]:.4f}, MLP {scores[1]:.4f}")
 
 # %%
@@ -127,8 +144,10 @@ fig.suptitle("Feature maps of the first convolution")
 # ----------------
 # Rows are the true digits, columns the predicted ones; everything off the diagonal is a
 # mistake.
-disp = ConfusionMatrixDisplay.from_predictions(y_test, convnet.predict(X_test),
-                                               cmap="Blues", colorbar=False)
-disp.ax_.set_title(f"ConvNet on {len(y_test)} test digits, accuracy "
-                   f"{convnet.score(X_test, y_test):.1%}")
+disp = ConfusionMatrixDisplay.from_predictions(
+    y_test, convnet.predict(X_test), cmap="Blues", colorbar=False
+)
+disp.ax_.set_title(
+    f"ConvNet on {len(y_test)} test digits, accuracy {convnet.score(X_test, y_test):.1%}"
+)
 plt.show()

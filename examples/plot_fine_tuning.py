@@ -50,11 +50,11 @@ def to_mnist_format(images):
         big = np.clip(ndimage.zoom(img, 4, order=3), 0, 1)  # 32x32
         rows = np.flatnonzero(big.max(axis=1) > 0.05)
         cols = np.flatnonzero(big.max(axis=0) > 0.05)
-        box = big[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        box = big[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         box = np.clip(ndimage.zoom(box, 20.0 / max(box.shape), order=1), 0, 1)
         h, w = box.shape
         canvas = np.zeros((28, 28), dtype=np.float32)
-        canvas[(28 - h) // 2:(28 - h) // 2 + h, (28 - w) // 2:(28 - w) // 2 + w] = box
+        canvas[(28 - h) // 2 : (28 - h) // 2 + h, (28 - w) // 2 : (28 - w) // 2 + w] = box
         cy, cx = ndimage.center_of_mass(canvas)
         out[i, 0] = ndimage.shift(canvas, (13.5 - cy, 13.5 - cx), order=1)
     return out
@@ -69,17 +69,22 @@ n_draws = 3
 def draw_labelled(draw):
     """Indices of ``labels_per_class`` random images per class, and of all the others."""
     rng = np.random.RandomState(draw)
-    train = np.concatenate([rng.choice(np.flatnonzero(y == c), labels_per_class,
-                                       replace=False) for c in range(10)])
+    train = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), labels_per_class, replace=False) for c in range(10)]
+    )
     return train, np.setdiff1d(np.arange(len(y)), train)
 
 
 source = pretrained.load("mnist_convnet")
-print(f"pretrained: mnist_convnet, held-out MNIST accuracy "
-      f"{pretrained.info('mnist_convnet')['test_accuracy']:.4f}; on all the 8x8 digits "
-      f"as it is: {source.score(X, y):.3f}")
-print(f"{labels_per_class} labelled images per class ({10 * labels_per_class} in all), "
-      f"the other {len(y) - 10 * labels_per_class} for testing; {n_draws} random draws")
+print(
+    f"pretrained: mnist_convnet, held-out MNIST accuracy "
+    f"{pretrained.info('mnist_convnet')['test_accuracy']:.4f}; on all the 8x8 digits "
+    f"as it is: {source.score(X, y):.3f}"
+)
+print(
+    f"{labels_per_class} labelled images per class ({10 * labels_per_class} in all), "
+    f"the other {len(y) - 10 * labels_per_class} for testing; {n_draws} random draws"
+)
 
 # %%
 # Four strategies, one epoch at a time
@@ -95,15 +100,33 @@ print(f"{labels_per_class} labelled images per class ({10 * labels_per_class} in
 # The seeds differ from the pretrained model's ``random_state=0``: with the same seed,
 # the new output layer would start from the very weights the MNIST model started from,
 # which its features were trained against -- a head start no real new task gets.
-architecture = {k: v for k, v in source.get_params().items()
-                if k in ("conv_filters", "kernel_size", "padding", "strides", "activation",
-                         "pool", "pool_size", "hidden_layer_sizes", "alpha")}
+architecture = {
+    k: v
+    for k, v in source.get_params().items()
+    if k
+    in (
+        "conv_filters",
+        "kernel_size",
+        "padding",
+        "strides",
+        "activation",
+        "pool",
+        "pool_size",
+        "hidden_layer_sizes",
+        "alpha",
+    )
+}
 
 
 def new_network(learning_rate, seed):
     """The architecture, small batches (few images), a fresh shuffle at every epoch."""
-    return ConvNetClassifier(**architecture, learning_rate_init=learning_rate, batch_size=20,
-                             max_iter=1, random_state=np.random.RandomState(seed))
+    return ConvNetClassifier(
+        **architecture,
+        learning_rate_init=learning_rate,
+        batch_size=20,
+        max_iter=1,
+        random_state=np.random.RandomState(seed),
+    )
 
 
 def last_layer(previous, seed):
@@ -116,8 +139,9 @@ def whole_network(previous, seed):
 
 
 def then_whole_network(previous, seed):
-    return FineTuner(previous, new_network(3e-4, seed), trainable_layers="all",
-                     replace_output=False)
+    return FineTuner(
+        previous, new_network(3e-4, seed), trainable_layers="all", replace_output=False
+    )
 
 
 def from_scratch(previous, seed):
@@ -128,8 +152,10 @@ epochs, warmup = 50, 5
 strategies = {
     "last layer only": [(epochs, last_layer)],
     "whole network, lr 3e-4": [(epochs, whole_network)],
-    f"last layer ({warmup} epochs), then whole": [(warmup, last_layer),
-                                                  (epochs - warmup, then_whole_network)],
+    f"last layer ({warmup} epochs), then whole": [
+        (warmup, last_layer),
+        (epochs - warmup, then_whole_network),
+    ],
     "from scratch, lr 1e-3": [(epochs, from_scratch)],
 }
 checkpoints = [1, 2, 3, 5, 8, 12, 20, 30, 50]
@@ -152,18 +178,22 @@ for draw in range(n_draws):
                     model.partial_fit(X[train], y[train])
                 if epoch in checkpoints:
                     seconds[name] += time.perf_counter() - tic  # training time only
-                    curves[name][draw, checkpoints.index(epoch)] = \
-                        model.score(X[test], y[test])
+                    curves[name][draw, checkpoints.index(epoch)] = model.score(X[test], y[test])
                     tic = time.perf_counter()
         seconds[name] += time.perf_counter() - tic
 
-print(f"\nmean test accuracy over {n_draws} draws after 5, 20 and {epochs} epochs "
-      f"(training time, rough):")
+print(
+    f"\nmean test accuracy over {n_draws} draws after 5, 20 and {epochs} epochs "
+    f"(training time, rough):"
+)
 columns = [checkpoints.index(e) for e in (5, 20, epochs)]
 for name, acc in curves.items():
     mean, std = acc.mean(0), acc.std(0)
-    print(f"  {name:34s} " + "   ".join(f"{mean[c]:.3f} +- {std[c]:.3f}" for c in columns)
-          + f"   ({seconds[name]:.1f} s)")
+    print(
+        f"  {name:34s} "
+        + "   ".join(f"{mean[c]:.3f} +- {std[c]:.3f}" for c in columns)
+        + f"   ({seconds[name]:.1f} s)"
+    )
 
 # %%
 # Frozen means frozen
@@ -178,13 +208,20 @@ for name in list(strategies)[:3]:
     tuned = fitted[name].estimator_
     first = fitted[name].first_trainable_layer_
     frozen = [i for i in weighted if i < first]
-    same = all(np.array_equal(tuned.network_.params[i][k], source.network_.params[i][k])
-               for i in frozen for k in source.network_.params[i])
-    print(f"{name:34s} trained layers {first} to {len(names) - 1}; "
-          + (f"frozen layers {frozen} bit-identical: {same}" if frozen else "nothing frozen"))
-    change[name] = [np.linalg.norm(tuned.network_.params[i]["W"]
-                                   - source.network_.params[i]["W"])
-                    / np.linalg.norm(source.network_.params[i]["W"]) for i in weighted[:-1]]
+    same = all(
+        np.array_equal(tuned.network_.params[i][k], source.network_.params[i][k])
+        for i in frozen
+        for k in source.network_.params[i]
+    )
+    print(
+        f"{name:34s} trained layers {first} to {len(names) - 1}; "
+        + (f"frozen layers {frozen} bit-identical: {same}" if frozen else "nothing frozen")
+    )
+    change[name] = [
+        np.linalg.norm(tuned.network_.params[i]["W"] - source.network_.params[i]["W"])
+        / np.linalg.norm(source.network_.params[i]["W"])
+        for i in weighted[:-1]
+    ]
 
 # %%
 # Learning curves
@@ -192,15 +229,26 @@ for name in list(strategies)[:3]:
 # Test accuracy after each number of epochs (mean and spread over the draws), all of
 # them on the left, the last ones enlarged on the right. The dotted line marks the end
 # of the two-stage strategy's first stage.
-styles = {"last layer only": ("o", "-"), "whole network, lr 3e-4": ("s", "-"),
-          f"last layer ({warmup} epochs), then whole": ("d", "--"),
-          "from scratch, lr 1e-3": ("^", "-")}
+styles = {
+    "last layer only": ("o", "-"),
+    "whole network, lr 3e-4": ("s", "-"),
+    f"last layer ({warmup} epochs), then whole": ("d", "--"),
+    "from scratch, lr 1e-3": ("^", "-"),
+}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, first in zip(axes, (0, checkpoints.index(8))):
     for name, acc in curves.items():
         marker, ls = styles[name]
-        ax.errorbar(checkpoints[first:], acc.mean(0)[first:], yerr=acc.std(0)[first:],
-                    marker=marker, ls=ls, markersize=4, capsize=2, label=name)
+        ax.errorbar(
+            checkpoints[first:],
+            acc.mean(0)[first:],
+            yerr=acc.std(0)[first:],
+            marker=marker,
+            ls=ls,
+            markersize=4,
+            capsize=2,
+            label=name,
+        )
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xlabel("epochs")
@@ -226,8 +274,13 @@ labels = [f"{names[i]} (layer {i})" for i in weighted[:-1]]
 pos = np.arange(len(labels))
 for k, (name, values) in enumerate(change.items()):
     bars = ax.bar(pos + (k - 1) * 0.27, values, width=0.27, label=name)
-    ax.bar_label(bars, labels=["frozen" if v == 0 else "" for v in values], fontsize=7,
-                 rotation=90, padding=2)
+    ax.bar_label(
+        bars,
+        labels=["frozen" if v == 0 else "" for v in values],
+        fontsize=7,
+        rotation=90,
+        padding=2,
+    )
 ax.set_xticks(pos, labels, fontsize=8)
 ax.set_ylabel(r"$\|W - W_0\| \,/\, \|W_0\|$")
 ax.set_title("relative change of the pretrained weights")

@@ -37,19 +37,20 @@ def make_waves(n, n_steps=40, noise=0.2, seed=0):
     phase = rng.uniform(0, 1, (n, 1))
     cycles = np.arange(n_steps) / period + phase  # position in the cycle
     frac = cycles % 1.0
-    waves = np.stack([
-        np.sin(2 * np.pi * cycles),        # sine
-        np.where(frac < 0.5, 1.0, -1.0),   # square
-        4 * np.abs(frac - 0.5) - 1,        # triangle
-        2 * frac - 1,                      # sawtooth
-    ])
+    waves = np.stack(
+        [
+            np.sin(2 * np.pi * cycles),  # sine
+            np.where(frac < 0.5, 1.0, -1.0),  # square
+            4 * np.abs(frac - 0.5) - 1,  # triangle
+            2 * frac - 1,  # sawtooth
+        ]
+    )
     X = waves[y, np.arange(n)] + rng.normal(0, noise, (n, n_steps))
     return X * rng.uniform(0.5, 2.0, (n, 1)) + rng.normal(0, 0.5, (n, 1)), y
 
 
 X, y = make_waves(2000)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
-                                                    random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 print(f"train {X_train.shape}, test {X_test.shape}")
 
 # %%
@@ -59,14 +60,14 @@ print(f"train {X_train.shape}, test {X_test.shape}")
 # shape), then the networks train with Adam and early stopping.
 X_train = (X_train - X_train.mean(1, keepdims=True)) / X_train.std(1, keepdims=True)
 X_test = (X_test - X_test.mean(1, keepdims=True)) / X_test.std(1, keepdims=True)
-settings = dict(learning_rate_init=0.01, max_iter=60, early_stopping=True,
-                n_iter_no_change=8, random_state=0)
+settings = dict(
+    learning_rate_init=0.01, max_iter=60, early_stopping=True, n_iter_no_change=8, random_state=0
+)
 models = {
     "Elman RNN": RNNClassifier(cell="rnn", hidden_layer_sizes=(24,), **settings),
     "LSTM": RNNClassifier(cell="lstm", hidden_layer_sizes=(24,), **settings),
     "GRU": RNNClassifier(cell="gru", hidden_layer_sizes=(24,), **settings),
-    "MLP": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,),
-                                                         **settings)),
+    "MLP": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), **settings)),
 }
 accuracy = {}
 for name, model in models.items():
@@ -74,8 +75,10 @@ for name, model in models.items():
     model.fit(X_train, y_train)
     accuracy[name] = model.score(X_test, y_test)
     epochs = (model[-1] if name == "MLP" else model).n_iter_
-    print(f"{name:10s} test accuracy {accuracy[name]:.3f}  ({epochs} epochs, "
-          f"{time.perf_counter() - start:.1f} s)")
+    print(
+        f"{name:10s} test accuracy {accuracy[name]:.3f}  ({epochs} epochs, "
+        f"{time.perf_counter() - start:.1f} s)"
+    )
 
 # %%
 # Examples, accuracies and the best model's confusions
@@ -94,11 +97,11 @@ ax_bar, ax_cm = top[1].subplots(1, 2)
 names = list(accuracy)
 ax_bar.barh(names, [accuracy[n] for n in names], color=["C1", "C3", "C2", "C4"])
 for i, n in enumerate(names):
-    ax_bar.text(accuracy[n] - 0.01, i, f"{accuracy[n]:.3f}", va="center", ha="right",
-                color="w")
+    ax_bar.text(accuracy[n] - 0.01, i, f"{accuracy[n]:.3f}", va="center", ha="right", color="w")
 ax_bar.set_xlim(0, 1)
 ax_bar.set_xlabel("test accuracy")
-ConfusionMatrixDisplay.from_estimator(models[best], X_test, y_test, display_labels=SHAPES,
-                                      ax=ax_cm, colorbar=False)
+ConfusionMatrixDisplay.from_estimator(
+    models[best], X_test, y_test, display_labels=SHAPES, ax=ax_cm, colorbar=False
+)
 ax_cm.set_title(f"{best}: confusions on the test set")
 plt.show()

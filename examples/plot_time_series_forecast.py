@@ -38,7 +38,7 @@ print(f"{len(co2)} months, {months[0]} to {months[-1]}; test from {months[split]
 
 window = 24
 changes = np.diff(co2)  # changes[i] = co2[i + 1] - co2[i]
-scale = changes[:split - 1].std()
+scale = changes[: split - 1].std()
 X, y = make_windows(changes / scale, window)  # y[k] = changes[k + window] / scale
 target = np.arange(len(y)) + window + 1  # the index in co2 of the month each y ends at
 train, test = target < split, target >= split
@@ -50,9 +50,15 @@ print(f"windows: {X.shape}, {train.sum()} for training, {test.sum()} for testing
 # Every network forecasts the next change from the 24 changes before it; a forecast of
 # the level is the last observed level plus the predicted change. Early stopping holds
 # out 15% of the training windows and keeps the best epoch.
-settings = dict(hidden_layer_sizes=(32,), learning_rate_init=0.005, max_iter=150,
-                early_stopping=True, validation_fraction=0.15, n_iter_no_change=15,
-                random_state=0)
+settings = dict(
+    hidden_layer_sizes=(32,),
+    learning_rate_init=0.005,
+    max_iter=150,
+    early_stopping=True,
+    validation_fraction=0.15,
+    n_iter_no_change=15,
+    random_state=0,
+)
 models = {
     "LSTM": RNNRegressor(cell="lstm", **settings),
     "GRU": RNNRegressor(cell="gru", **settings),
@@ -86,8 +92,10 @@ print("\n| model | RMSE one month ahead (ppmv) |\n|---|---|")
 for name, pred in one_step.items():
     print(f"| {name} | {rmse(pred):.3f} |")
 best = min(("LSTM", "GRU", "Elman RNN"), key=lambda k: rmse(one_step[k]))
-print(f"\nbest recurrent model: {best}, {rmse(one_step[best]):.3f} ppmv, against "
-      f"{rmse(one_step['naive (last value)']):.3f} for the naive forecast")
+print(
+    f"\nbest recurrent model: {best}, {rmse(one_step[best]):.3f} ppmv, against "
+    f"{rmse(one_step['naive (last value)']):.3f} for the naive forecast"
+)
 
 # %%
 # Ten years ahead, recursively
@@ -95,11 +103,12 @@ print(f"\nbest recurrent model: {best}, {rmse(one_step[best]):.3f} ppmv, against
 # :func:`sknet.timeseries.forecast` feeds each predicted change back as if observed, so
 # the best recurrent model forecasts all 120 test months from the training history
 # alone. Errors compound over such a horizon; the naive forecast is now a flat line.
-history = changes[:split - 1] / scale
+history = changes[: split - 1] / scale
 path = co2[split - 1] + scale * np.cumsum(forecast(models[best], history, steps=n_test))
 flat = np.full(n_test, co2[split - 1])
-print(f"recursive, 1-120 months ahead: {best} RMSE {rmse(path):.2f} ppmv, "
-      f"naive {rmse(flat):.2f} ppmv")
+print(
+    f"recursive, 1-120 months ahead: {best} RMSE {rmse(path):.2f} ppmv, naive {rmse(flat):.2f} ppmv"
+)
 
 # %%
 # Forecasts against the truth
@@ -115,11 +124,21 @@ ax1.set_title("Monthly mean CO2 at Mauna Loa")
 ax1.legend(loc="upper left")
 
 ax2.plot(t[split:], truth, color="k", lw=1.5, label="truth")
-for name, color in [("LSTM", "C3"), ("GRU", "C2"), ("Elman RNN", "C1"), ("MLP", "C4"),
-                    ("naive (last value)", "C0")]:
-    ax2.plot(t[split:], one_step[name], color=color, lw=1,
-             ls="--" if name.startswith("naive") else "-",
-             label=f"{name} (RMSE {rmse(one_step[name]):.2f})")
+for name, color in [
+    ("LSTM", "C3"),
+    ("GRU", "C2"),
+    ("Elman RNN", "C1"),
+    ("MLP", "C4"),
+    ("naive (last value)", "C0"),
+]:
+    ax2.plot(
+        t[split:],
+        one_step[name],
+        color=color,
+        lw=1,
+        ls="--" if name.startswith("naive") else "-",
+        label=f"{name} (RMSE {rmse(one_step[name]):.2f})",
+    )
 ax2.set_ylabel("CO2 (ppmv)")
 ax2.set_title("One month ahead on the held-out tail")
 ax2.legend(loc="upper left", fontsize=8)

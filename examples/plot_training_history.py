@@ -26,8 +26,9 @@ from sklearn.model_selection import train_test_split
 from sknet import MLPClassifier, TrainingHistoryDisplay
 
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X / 16, y, test_size=0.25,
-                                                    stratify=y, random_state=0)
+X_train, X_test, y_train, y_test = train_test_split(
+    X / 16, y, test_size=0.25, stratify=y, random_state=0
+)
 print(MLPClassifier(hidden_layer_sizes=(64,)).summary(input_shape=(64,), n_outputs=10))
 
 # %%
@@ -39,13 +40,21 @@ print(MLPClassifier(hidden_layer_sizes=(64,)).summary(input_shape=(64,), n_outpu
 rates = [1e-3, 1e-2, 1e-1]
 models = {}
 for rate in rates:
-    clf = MLPClassifier(hidden_layer_sizes=(64,), learning_rate_init=rate,
-                        early_stopping=True, validation_fraction=0.2,
-                        n_iter_no_change=8, max_iter=150, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(64,),
+        learning_rate_init=rate,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=8,
+        max_iter=150,
+        random_state=0,
+    )
     models[rate] = clf.fit(X_train, y_train)
-    print(f"learning_rate_init={rate:g}: {clf.n_iter_} epochs, best validation "
-          f"accuracy {clf.best_validation_score_:.3f}, test accuracy "
-          f"{clf.score(X_test, y_test):.3f}")
+    print(
+        f"learning_rate_init={rate:g}: {clf.n_iter_} epochs, best validation "
+        f"accuracy {clf.best_validation_score_:.3f}, test accuracy "
+        f"{clf.score(X_test, y_test):.3f}"
+    )
 
 # %%
 # The histories side by side
@@ -55,7 +64,8 @@ for rate in rates:
 fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True, layout="constrained")
 for ax, rate in zip(axes, rates):
     disp = TrainingHistoryDisplay.from_estimator(
-        models[rate], ax=ax, name=f"learning_rate_init={rate:g}")
+        models[rate], ax=ax, name=f"learning_rate_init={rate:g}"
+    )
     disp.score_ax_.set_ylim(0.0, 1.02)
 plt.show()
 

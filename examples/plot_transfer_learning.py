@@ -43,11 +43,11 @@ def to_mnist_format(images):
         big = np.clip(ndimage.zoom(img, 4, order=3), 0, 1)  # 32x32, the digits' original size
         rows = np.flatnonzero(big.max(axis=1) > 0.05)
         cols = np.flatnonzero(big.max(axis=0) > 0.05)
-        box = big[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        box = big[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         box = np.clip(ndimage.zoom(box, 20.0 / max(box.shape), order=1), 0, 1)
         h, w = box.shape
         canvas = np.zeros((28, 28), dtype=np.float32)
-        canvas[(28 - h) // 2:(28 - h) // 2 + h, (28 - w) // 2:(28 - w) // 2 + w] = box
+        canvas[(28 - h) // 2 : (28 - h) // 2 + h, (28 - w) // 2 : (28 - w) // 2 + w] = box
         cy, cx = ndimage.center_of_mass(canvas)
         out[i] = ndimage.shift(canvas, (13.5 - cy, 13.5 - cx), order=1)
     return out
@@ -60,8 +60,10 @@ y = digits.target
 name = "mnist_convnet"
 model = pretrained.load(name)
 info = pretrained.info(name)
-print(f"pretrained model: {name}, {info['class']}, held-out MNIST accuracy "
-      f"{info['test_accuracy']:.4f}")
+print(
+    f"pretrained model: {name}, {info['class']}, held-out MNIST accuracy "
+    f"{info['test_accuracy']:.4f}"
+)
 X = images28.reshape(len(images28), *model.input_shape_)
 print(f"zero-shot accuracy of the MNIST model on the 8x8 digits: {model.score(X, y):.3f}")
 
@@ -87,8 +89,9 @@ fig.tight_layout()
 labels_per_class = [10, 20, 50]
 n_draws = 3
 methods = {
-    "pretrained features + logistic regression":
-        lambda: make_pipeline(NetworkFeatures(model), LogisticRegression(max_iter=3000)),
+    "pretrained features + logistic regression": lambda: make_pipeline(
+        NetworkFeatures(model), LogisticRegression(max_iter=3000)
+    ),
     "same network from scratch": lambda: clone(model).set_params(max_iter=100),
     "logistic regression on pixels": lambda: LogisticRegression(max_iter=3000),
 }
@@ -96,8 +99,9 @@ scores = {m: np.zeros((len(labels_per_class), n_draws)) for m in methods}
 for i, per_class in enumerate(labels_per_class):
     for draw in range(n_draws):
         rng = np.random.RandomState(draw)
-        train = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False)
-                                for c in range(10)])
+        train = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in range(10)]
+        )
         test = np.setdiff1d(np.arange(len(y)), train)
         for method, make in methods.items():
             est = make()
@@ -120,8 +124,7 @@ for i, per_class in enumerate(labels_per_class):
 fig, ax = plt.subplots(figsize=(6, 4))
 for method, marker in zip(methods, "osd"):
     s = scores[method]
-    ax.errorbar(labels_per_class, s.mean(1), yerr=s.std(1), marker=marker, capsize=3,
-                label=method)
+    ax.errorbar(labels_per_class, s.mean(1), yerr=s.std(1), marker=marker, capsize=3, label=method)
 ax.set_xscale("log")
 ax.minorticks_off()
 ax.set_xticks(labels_per_class, [str(n) for n in labels_per_class])

@@ -11,8 +11,16 @@ from .transfer import FineTuner, NetworkFeatures
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
-           "ConvNetClassifier", "ConvNetRegressor",
-           "TrainingHistoryDisplay", "summary", "__version__"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "RNNClassifier",
+    "RNNRegressor",
+    "ConvNetClassifier",
+    "ConvNetRegressor",
+    "TrainingHistoryDisplay",
+    "summary",
+    "__version__",
+]
 __all__ += ["FineTuner", "NetworkFeatures", "load", "save"]
 __all__ += ["get_num_threads", "set_num_threads", "threadpool_limits"]

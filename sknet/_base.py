@@ -71,18 +71,22 @@ def as_rectangular(X, what, fix):
         return np.asarray(X.tolist(), dtype=float) if is_object else np.asarray(X)
     except ValueError as exc:
         if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
-            raise ValueError(f"X must be a rectangular array of {what} (ragged input is "
-                             f"not supported; {fix}). ({exc})") from None
+            raise ValueError(
+                f"X must be a rectangular array of {what} (ragged input is "
+                f"not supported; {fix}). ({exc})"
+            ) from None
     except TypeError:
         pass
     return X
+
 
 class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
 
-class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
-                           metaclass=ABCMeta):
+class BaseNetworkEstimator(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+):
     """Shared training machinery. Not for direct use.
 
     The interface features use: code built on the estimators (:mod:`sknet.transfer`,
@@ -328,11 +332,19 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 f"weights must be a 1-D array of numbers, got shape {weights.shape} and "
                 f"dtype {weights.dtype}."
             )
-        if isinstance(first_trainable, bool) or not isinstance(first_trainable, Integral) \
-                or first_trainable < 0:
+        if (
+            isinstance(first_trainable, bool)
+            or not isinstance(first_trainable, Integral)
+            or first_trainable < 0
+        ):
             raise ValueError(f"first_trainable must be an int >= 0, got {first_trainable!r}.")
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
-                         start=(weights, int(first_trainable)))
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=False,
+            start=(weights, int(first_trainable)),
+        )
 
     def set_weights(self, weights):
         """Replace the fitted network's weights.
@@ -413,7 +425,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                     f"parameters, {net.layer_offset(first)} of them in the "
                     f"{first} frozen layer(s) before first_trainable, which need weights."
                 )
-            net.theta[:weights.size] = weights
+            net.theta[: weights.size] = weights
             self._first_trainable = first
         self.n_layers_ = self._count_layers()
         self._best_theta = net.theta.copy()
@@ -438,14 +450,18 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """Validate and encode the training data; on a first pass (or ``start``) build
         and initialise the network. Returns X, Y in the network's dtype and the sample
         weights (class weights folded in)."""
-        first_pass = start is not None or not hasattr(self, "_network") \
+        first_pass = (
+            start is not None
+            or not hasattr(self, "_network")
             or (not self.warm_start and not incremental)
+        )
         self._hidden_layer_sizes()  # validates
         X, y = self._validate_input(X, y, reset=first_pass)
         Y = self._encode_targets(y, incremental, first_pass)
         if sample_weight is not None:
-            sample_weight = check_sample_weight(sample_weight, X if not sp.issparse(X)
-                                                 else np.empty(X.shape[0]), dtype=X.dtype)
+            sample_weight = check_sample_weight(
+                sample_weight, X if not sp.issparse(X) else np.empty(X.shape[0]), dtype=X.dtype
+            )
         sample_weight = self._apply_class_weight(y, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -459,8 +475,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
                 )
             if Y.shape[1] != self.n_outputs_:
                 raise ValueError(
-                    f"y has {Y.shape[1]} outputs, but the network was built for "
-                    f"{self.n_outputs_}."
+                    f"y has {Y.shape[1]} outputs, but the network was built for {self.n_outputs_}."
                 )
             if X.dtype != net.dtype:
                 X = X.astype(net.dtype)
@@ -494,8 +509,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
         def fun(x):
             net.theta[start:] = x.astype(dtype, copy=False)
-            loss = net.loss_and_grad(X, Y, sample_weight, self.alpha,
-                                     first_trainable=self._first_trainable)
+            loss = net.loss_and_grad(
+                X, Y, sample_weight, self.alpha, first_trainable=self._first_trainable
+            )
             return float(loss), net.grad[start:].astype(np.float64)
 
         try:
@@ -524,10 +540,18 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
 
     def _make_optimizer(self, size, dtype):
         if self.solver == "sgd":
-            return SGDOptimizer(size, dtype, self.learning_rate_init, self.learning_rate,
-                                self.momentum, self.nesterovs_momentum, self.power_t)
-        return AdamOptimizer(size, dtype, self.learning_rate_init, self.beta_1, self.beta_2,
-                             self.epsilon)
+            return SGDOptimizer(
+                size,
+                dtype,
+                self.learning_rate_init,
+                self.learning_rate,
+                self.momentum,
+                self.nesterovs_momentum,
+                self.power_t,
+            )
+        return AdamOptimizer(
+            size, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+        )
 
     def _split_validation(self, X, Y, sample_weight):
         """scikit-learn's early-stopping split (same random draws)."""
@@ -535,13 +559,22 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         stratify = Y if should_stratify else None
         if sample_weight is None:
             X_tr, X_val, Y_tr, Y_val = train_test_split(
-                X, Y, random_state=self._random_state, test_size=self.validation_fraction,
-                stratify=stratify)
+                X,
+                Y,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
             sw_tr = sw_val = None
         else:
             X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = train_test_split(
-                X, Y, sample_weight, random_state=self._random_state,
-                test_size=self.validation_fraction, stratify=stratify)
+                X,
+                Y,
+                sample_weight,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the "
@@ -558,8 +591,7 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
         if early_stopping:
-            X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = self._split_validation(
-                X, Y, sample_weight)
+            X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = self._split_validation(X, Y, sample_weight)
         else:
             X_tr, Y_tr, sw_tr = X, Y, sample_weight
             X_val = Y_val = sw_val = None
@@ -586,25 +618,34 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                self.loss_ = self._run_epoch(X_tr, Y_tr, sw_tr, sample_idx, batch_size,
-                                             start, drop_rng)
+                self.loss_ = self._run_epoch(
+                    X_tr, Y_tr, sw_tr, sample_idx, batch_size, start, drop_rng
+                )
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 self._update_no_improvement_count(early_stopping, X_val, Y_val, sw_val)
                 if early_stopping:
-                    progress.epoch_end(self.n_iter_, self.loss_, self.validation_scores_[-1],
-                                       self.validation_loss_curve_[-1])
+                    progress.epoch_end(
+                        self.n_iter_,
+                        self.loss_,
+                        self.validation_scores_[-1],
+                        self.validation_loss_curve_[-1],
+                    )
                 else:
                     progress.epoch_end(self.n_iter_, self.loss_)
                 self._optimizer.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                        msg = (
+                            "Validation score did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
                     else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                        msg = (
+                            "Training loss did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
                     if self._optimizer.trigger_stopping(msg, self.verbose):
                         break
                     self._no_improvement_count = 0
@@ -668,8 +709,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         first = self._first_trainable
         clip = self.clip_norm
         fused = bool(self.alpha) and clip is None
-        loss = net.loss_and_grad(Xb, Yb, sw_b, self.alpha, rng=drop_rng,
-                                 first_trainable=first, penalty=not fused)
+        loss = net.loss_and_grad(
+            Xb, Yb, sw_b, self.alpha, rng=drop_rng, first_trainable=first, penalty=not fused
+        )
         if clip is not None:
             # global L2 gradient-norm clipping (``clip_norm``, every family)
             clip_by_norm(net.grad[start:], float(clip))
@@ -678,15 +720,15 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             return loss
         scale = 1.0 / (Xb.shape[0] if sw_b is None else float(sw_b.sum()))
         sumsq = self._optimizer.update_params(
-            net.theta[start:], net.grad[start:], l2=(self.alpha * scale, net.l2_blocks(first)))
+            net.theta[start:], net.grad[start:], l2=(self.alpha * scale, net.l2_blocks(first))
+        )
         return loss + 0.5 * self.alpha * sumsq * scale
 
     def _update_no_improvement_count(self, early_stopping, X_val, Y_val, sw_val):
         if early_stopping:
             val_score = self._score_encoded(X_val, Y_val, sw_val)
             self.validation_scores_.append(val_score)
-            self.validation_loss_curve_.append(
-                float(self._network.data_loss(X_val, Y_val, sw_val)))
+            self.validation_loss_curve_.append(float(self._network.data_loss(X_val, Y_val, sw_val)))
             last = self.validation_scores_[-1]
             if last < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -771,10 +813,14 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
         """
         check_is_fitted(self, "_network")
         net = self._network
-        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, Integral)
-                                 or not 0 <= stop <= len(net.layers)):
-            raise ValueError(f"stop must be None or an int in [0, {len(net.layers)}], "
-                             f"got {stop!r}.")
+        if stop is not None and (
+            isinstance(stop, bool)
+            or not isinstance(stop, Integral)
+            or not 0 <= stop <= len(net.layers)
+        ):
+            raise ValueError(
+                f"stop must be None or an int in [0, {len(net.layers)}], got {stop!r}."
+            )
         X = self._validate_X_predict(X)
         if X.dtype != net.dtype:
             X = X.astype(net.dtype)
@@ -800,8 +846,9 @@ class BaseNetworkEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
     def _n_features_out(self):
         """Width of the representation ``transform`` returns."""
         stop = self.last_hidden_layer_ + 1
-        shape = self._network.layers[stop - 1].output_shape if stop > 0 else \
-            self._network.input_shape
+        shape = (
+            self._network.layers[stop - 1].output_shape if stop > 0 else self._network.input_shape
+        )
         return int(np.prod(shape))
 
     def _score_encoded(self, X, Y, sample_weight):
@@ -888,7 +935,8 @@ class NetworkClassifierMixin:
     def _score_from_output(self, out, Y, sample_weight):
         y_true = self._label_binarizer.inverse_transform(Y)
         y_pred = self._label_binarizer.inverse_transform(
-            out.ravel() if self.n_outputs_ == 1 else out)
+            out.ravel() if self.n_outputs_ == 1 else out
+        )
         return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
 
     def predict(self, X):

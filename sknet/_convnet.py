@@ -93,8 +93,10 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         """Raise if X's per-sample shape is not the one the network was fitted on."""
         shape = tuple(self._sample_shape(X))
         if shape != self._network.input_shape:
-            raise ValueError(f"X has per-sample shape {shape}, but the network was "
-                             f"fitted on {self._network.input_shape}.")
+            raise ValueError(
+                f"X has per-sample shape {shape}, but the network was "
+                f"fitted on {self._network.input_shape}."
+            )
         return shape
 
     def _early_shape_check(self, X):
@@ -121,9 +123,16 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         X = as_rectangular(X, _SAMPLES, _FIX)
         if not reset:
             X = self._early_shape_check(X)
-        X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset,
-                             y_numeric=not is_classifier(self))
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            allow_nd=True,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            y_numeric=not is_classifier(self),
+        )
         self._check_ndim(X)
         if not reset and hasattr(self, "_network"):
             shape = self._check_fitted_shape(X)
@@ -134,8 +143,7 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
 
     def _validate_X_predict(self, X):
         X = self._early_shape_check(as_rectangular(X, _SAMPLES, _FIX))
-        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
-                          reset=False)
+        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=False)
         self._check_ndim(X)
         return self._reshape(X, self._check_fitted_shape(X))
 
@@ -144,8 +152,11 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 
     def _hidden_layer_sizes(self):
-        sizes = list(self.hidden_layer_sizes) if hasattr(self.hidden_layer_sizes, "__iter__") \
+        sizes = (
+            list(self.hidden_layer_sizes)
+            if hasattr(self.hidden_layer_sizes, "__iter__")
             else [self.hidden_layer_sizes]
+        )
         if any(s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return sizes
@@ -158,8 +169,7 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         spatial = list(input_shape[1:])
         layers = []
         for i, f in enumerate(filters):
-            conv = Conv(f, self.kernel_size, self.strides, self.padding, self.activation,
-                        ndim=ndim)
+            conv = Conv(f, self.kernel_size, self.strides, self.padding, self.activation, ndim=ndim)
             if self.padding != "same":
                 pad = 0 if self.padding == "valid" else int(self.padding)
                 if any(s + 2 * pad < self.kernel_size for s in spatial):
@@ -178,8 +188,9 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         layers.append(Flatten())
         sizes = self._hidden_layer_sizes()
         rates = self._dropout_rates(len(sizes))
-        dense_activation = self.activation if self.dense_activation is None \
-            else self.dense_activation
+        dense_activation = (
+            self.activation if self.dense_activation is None else self.dense_activation
+        )
         for units, rate in zip(sizes, rates):
             layers.append(Dense(units, dense_activation))
             if rate > 0:
@@ -287,15 +298,44 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, conv_filters=(16, 32), kernel_size=3, *, strides=1, padding="same",
-                 pool_size=2, pool="max", hidden_layer_sizes=(128,), activation="relu",
-                 dense_activation=None, input_shape=None, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
-                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
-                 clip_norm=None, class_weight=None):
+    def __init__(
+        self,
+        conv_filters=(16, 32),
+        kernel_size=3,
+        *,
+        strides=1,
+        padding="same",
+        pool_size=2,
+        pool="max",
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        dense_activation=None,
+        input_shape=None,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        clip_norm=None,
+        class_weight=None,
+    ):
         self.conv_filters = conv_filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -368,16 +408,44 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, conv_filters=(16, 32), kernel_size=3, *, loss="squared_error",
-                 strides=1, padding="same", pool_size=2, pool="max",
-                 hidden_layer_sizes=(128,), activation="relu", dense_activation=None,
-                 input_shape=None, solver="adam", alpha=0.0001, batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
-                 clip_norm=None):
+    def __init__(
+        self,
+        conv_filters=(16, 32),
+        kernel_size=3,
+        *,
+        loss="squared_error",
+        strides=1,
+        padding="same",
+        pool_size=2,
+        pool="max",
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        dense_activation=None,
+        input_shape=None,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        clip_norm=None,
+    ):
         self.conv_filters = conv_filters
         self.kernel_size = kernel_size
         self.loss = loss

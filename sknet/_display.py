@@ -78,16 +78,24 @@ class TrainingHistoryDisplay:
     'validation accuracy'
     """
 
-    def __init__(self, *, loss_curve, validation_loss_curve=None, validation_scores=None,
-                 estimator_name=None, score_name=None):
+    def __init__(
+        self,
+        *,
+        loss_curve,
+        validation_loss_curve=None,
+        validation_scores=None,
+        estimator_name=None,
+        score_name=None,
+    ):
         self.loss_curve = loss_curve
         self.validation_loss_curve = validation_loss_curve
         self.validation_scores = validation_scores
         self.estimator_name = estimator_name
         self.score_name = score_name
 
-    def plot(self, ax=None, *, name=None, loss_kw=None, validation_loss_kw=None,
-             validation_score_kw=None):
+    def plot(
+        self, ax=None, *, name=None, loss_kw=None, validation_loss_kw=None, validation_score_kw=None
+    ):
         """Plot the curves.
 
         Parameters
@@ -117,8 +125,10 @@ class TrainingHistoryDisplay:
         val_score = _as_curve(self.validation_scores, "validation_scores")
         if loss is None or loss.size == 0:
             raise ValueError("loss_curve is empty: there is no training history to plot.")
-        for curve, curve_name in ((val_loss, "validation_loss_curve"),
-                                  (val_score, "validation_scores")):
+        for curve, curve_name in (
+            (val_loss, "validation_loss_curve"),
+            (val_score, "validation_scores"),
+        ):
             if curve is not None and curve.shape != loss.shape:
                 raise ValueError(
                     f"{curve_name} has {curve.size} values but loss_curve has {loss.size}; "
@@ -128,14 +138,15 @@ class TrainingHistoryDisplay:
             _, ax = plt.subplots()
         epochs = np.arange(1, loss.size + 1)
         lines = []
-        self.loss_line_ = ax.plot(epochs, loss, **{"label": "training loss",
-                                                   **(loss_kw or {})})[0]
+        self.loss_line_ = ax.plot(epochs, loss, **{"label": "training loss", **(loss_kw or {})})[0]
         lines.append(self.loss_line_)
         self.validation_loss_line_ = None
         if val_loss is not None:
             self.validation_loss_line_ = ax.plot(
-                epochs, val_loss, **{"label": "validation loss", "linestyle": "--",
-                                     **(validation_loss_kw or {})})[0]
+                epochs,
+                val_loss,
+                **{"label": "validation loss", "linestyle": "--", **(validation_loss_kw or {})},
+            )[0]
             lines.append(self.validation_loss_line_)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
@@ -145,8 +156,10 @@ class TrainingHistoryDisplay:
             score_label = "validation " + (self.score_name or "score")
             self.score_ax_ = ax.twinx()
             self.validation_score_line_ = self.score_ax_.plot(
-                epochs, val_score, **{"label": score_label, "color": "C2",
-                                      **(validation_score_kw or {})})[0]
+                epochs,
+                val_score,
+                **{"label": score_label, "color": "C2", **(validation_score_kw or {})},
+            )[0]
             self.score_ax_.set_ylabel(score_label)
             lines.append(self.validation_score_line_)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

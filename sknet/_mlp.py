@@ -14,14 +14,20 @@ class BaseMLP(BaseNetworkEstimator):
 
     def _validate_input(self, X, y, reset):
         return validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-            dtype=(np.float64, np.float32), reset=reset,
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
             y_numeric=not is_classifier(self),
         )
 
     def _validate_X_predict(self, X):
-        return validate_data(self, X, accept_sparse=["csr", "csc"],
-                             dtype=(np.float64, np.float32), reset=False)
+        return validate_data(
+            self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False
+        )
 
     def _build_layers(self, input_shape, n_outputs):
         sizes = self._hidden_layer_sizes()
@@ -73,8 +79,7 @@ class BaseMLP(BaseNetworkEstimator):
         views = [self._network.params[i][key] for i in layers]
         for j, (view, v) in enumerate(zip(views, values)):
             if np.shape(v) != view.shape:
-                raise ValueError(
-                    f"{attr}[{j}] must have shape {view.shape}, got {np.shape(v)}.")
+                raise ValueError(f"{attr}[{j}] must have shape {view.shape}, got {np.shape(v)}.")
         for view, v in zip(views, values):
             view[...] = v
 

@@ -138,10 +138,10 @@ class Network:
         out = None
         ctxs = [{} for _ in self.layers]
         for start in range(0, n, PREDICT_CHUNK):
-            Z = self.forward(X[start:start + PREDICT_CHUNK], stop=stop, ctxs=ctxs)
+            Z = self.forward(X[start : start + PREDICT_CHUNK], stop=stop, ctxs=ctxs)
             if out is None:
                 out = np.empty((n,) + Z.shape[1:], dtype=Z.dtype)
-            out[start:start + Z.shape[0]] = Z
+            out[start : start + Z.shape[0]] = Z
         if out is None:  # n == 0 cannot reach here after validation; keep shapes honest
             out = np.empty((0,) + self.output_shape, dtype=self.dtype)
         if output_activation and (stop is None or stop >= len(self.layers)):
@@ -156,8 +156,7 @@ class Network:
         delta = np.empty_like(Z)
         return loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(1.0 / S), delta) / S
 
-    def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0,
-                      penalty=True):
+    def loss_and_grad(self, X, Y, sample_weight, alpha, rng=None, first_trainable=0, penalty=True):
         """Loss and gradient (into ``self.grad``) at the current ``theta``.
 
         loss = sum_i sw_i l_i / S + (alpha / 2S) ||W||^2,  S = sum_i sw_i,
@@ -181,8 +180,9 @@ class Network:
         loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta) * scale
         dY = delta
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
-            dY = self.layers[i].backward(dY, self.params[i], self.grads[i], self._ctx[i],
-                                         need_dx=i > first_trainable)
+            dY = self.layers[i].backward(
+                dY, self.params[i], self.grads[i], self._ctx[i], need_dx=i > first_trainable
+            )
         if alpha:
             # penalty (alpha / 2S) ||W||^2 and its gradient (alpha / S) W, fused per block;
             # frozen blocks count in the loss but get no gradient
@@ -202,8 +202,9 @@ class Network:
         penalised weights, for the optimisers' fused penalty (``kernels.optim.l2_blocks``)."""
         blocks = self._l2_cache.get(first_trainable)
         if blocks is None:
-            blocks = l2_blocks(self._penalized_ranges, self.layer_offset(first_trainable),
-                               self.n_params)
+            blocks = l2_blocks(
+                self._penalized_ranges, self.layer_offset(first_trainable), self.n_params
+            )
             self._l2_cache[first_trainable] = blocks
         return blocks
 

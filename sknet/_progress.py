@@ -95,8 +95,9 @@ class ProgressReporter:
         if self.mode != "bar":
             return
         tqdm, DummyTqdmFile = _import_tqdm()
-        self._bar = tqdm(total=self.max_iter, file=self.file, unit="epoch",
-                         dynamic_ncols=True, leave=True)
+        self._bar = tqdm(
+            total=self.max_iter, file=self.file, unit="epoch", dynamic_ncols=True, leave=True
+        )
         if self.file is sys.stdout:
             # other messages printed during the fit (a solver's "Stopping.") go through
             # tqdm.write, so they appear above the bar instead of inside it
@@ -137,8 +138,7 @@ class ProgressReporter:
 
     def close(self):
         """Close the bar and restore stdout; in 'log' mode print the last epoch."""
-        if self.mode == "log" and self._last is not None and \
-                self._last_printed != self._last[0]:
+        if self.mode == "log" and self._last is not None and self._last_printed != self._last[0]:
             self._log_line(*self._last)
         if self._redirect is not None:
             self._redirect.__exit__(None, None, None)

@@ -34,8 +34,11 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
 
     # -- validation ----------------------------------------------------------------
     def _as_3d(self, X):
-        X = as_rectangular(X, "sequences: all sequences need the same number of time "
-                              "steps and features", "pad or window it first")
+        X = as_rectangular(
+            X,
+            "sequences: all sequences need the same number of time steps and features",
+            "pad or window it first",
+        )
         ndim = getattr(X, "ndim", None)
         if ndim is None:  # not array-like: scikit-learn's validation says why
             return X
@@ -56,9 +59,16 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         X = self._as_3d(X)
         if not reset and hasattr(self, "_network"):
             self._check_step_shape(X)
-        X, y = validate_data(self, X, y, allow_nd=True, multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset,
-                             y_numeric=not is_classifier(self))
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            allow_nd=True,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            y_numeric=not is_classifier(self),
+        )
         return (X[:, :, None] if X.ndim == 2 else X), y
 
     def _check_step_shape(self, X):
@@ -83,8 +93,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
     def _validate_X_predict(self, X):
         X = self._as_3d(X)
         self._check_step_shape(X)
-        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32),
-                          reset=False)
+        X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=False)
         return X[:, :, None] if X.ndim == 2 else X
 
     # -- architecture --------------------------------------------------------------
@@ -99,7 +108,9 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
                 "the LSTM and GRU cells use their fixed gate activations (sigmoid and "
                 "tanh); activation applies to cell='rnn' only. Leave it at 'tanh', or "
                 "use dense_activation for the dense layers.",
-                UserWarning, stacklevel=2)
+                UserWarning,
+                stacklevel=2,
+            )
         rec = self._hidden_layer_sizes()
         dense = [int(u) for u in self.dense_layer_sizes]
         if any(u <= 0 for u in dense):
@@ -107,11 +118,14 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         rates = self._dropout_rates(len(rec) + len(dense))
         layers = []
         for i, units in enumerate(rec):
-            layers.append(Recurrent(self.cell, units, return_sequences=i < len(rec) - 1,
-                                    activation=self.activation))
+            layers.append(
+                Recurrent(
+                    self.cell, units, return_sequences=i < len(rec) - 1, activation=self.activation
+                )
+            )
             if rates[i] > 0:
                 layers.append(Dropout(rates[i]))
-        for units, rate in zip(dense, rates[len(rec):]):
+        for units, rate in zip(dense, rates[len(rec) :]):
             layers.append(Dense(units, self.dense_activation))
             if rate > 0:
                 layers.append(Dropout(rate))
@@ -205,14 +219,39 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, cell="lstm", hidden_layer_sizes=(32,), *, loss="squared_error",
-                 dense_layer_sizes=(), activation="tanh", dense_activation="relu",
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, dropout=None, clip_norm=5.0):
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_layer_sizes=(32,),
+        *,
+        loss="squared_error",
+        dense_layer_sizes=(),
+        activation="tanh",
+        dense_activation="relu",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        clip_norm=5.0,
+    ):
         self.cell = cell
         self.hidden_layer_sizes = hidden_layer_sizes
         self.loss = loss
@@ -279,14 +318,39 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, cell="lstm", hidden_layer_sizes=(32,), *, dense_layer_sizes=(),
-                 activation="tanh", dense_activation="relu", solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
-                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=None,
-                 clip_norm=5.0, class_weight=None):
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_layer_sizes=(32,),
+        *,
+        dense_layer_sizes=(),
+        activation="tanh",
+        dense_activation="relu",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        clip_norm=5.0,
+        class_weight=None,
+    ):
         self.cell = cell
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dense_layer_sizes = dense_layer_sizes

@@ -30,8 +30,12 @@ class _BaseOptimizer:
     def __setstate__(self, state):
         # state arrays loaded read-only (joblib.load(..., mmap_mode="r")) are copied:
         # the update kernels write to them
-        self.__dict__.update({k: np.array(v) if isinstance(v, np.ndarray)
-                              and not v.flags.writeable else v for k, v in state.items()})
+        self.__dict__.update(
+            {
+                k: np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v
+                for k, v in state.items()
+            }
+        )
 
     def iteration_ends(self, time_step):
         """Called after each epoch with the number of samples seen so far."""
@@ -70,8 +74,16 @@ class SGDOptimizer(_BaseOptimizer):
 
     _kernels = (sgd_update, sgd_update_parallel, sgd_update_l2, sgd_update_l2_parallel)
 
-    def __init__(self, size, dtype, learning_rate_init=0.1, lr_schedule="constant",
-                 momentum=0.9, nesterov=True, power_t=0.5):
+    def __init__(
+        self,
+        size,
+        dtype,
+        learning_rate_init=0.1,
+        lr_schedule="constant",
+        momentum=0.9,
+        nesterov=True,
+        power_t=0.5,
+    ):
         super().__init__(learning_rate_init)
         self.lr_schedule = lr_schedule
         self.momentum = momentum
@@ -85,8 +97,17 @@ class SGDOptimizer(_BaseOptimizer):
         first, in the same pass, and the penalised weights' sum of squares (before the
         step) is returned; otherwise returns None."""
         t = theta.dtype.type
-        return self._step((theta, grad, self.velocity, t(self.learning_rate),
-                           t(self.momentum), bool(self.nesterov)), l2)
+        return self._step(
+            (
+                theta,
+                grad,
+                self.velocity,
+                t(self.learning_rate),
+                t(self.momentum),
+                bool(self.nesterov),
+            ),
+            l2,
+        )
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -110,8 +131,9 @@ class AdamOptimizer(_BaseOptimizer):
 
     _kernels = (adam_update, adam_update_parallel, adam_update_l2, adam_update_l2_parallel)
 
-    def __init__(self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8):
+    def __init__(
+        self, size, dtype, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8
+    ):
         super().__init__(learning_rate_init)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -123,12 +145,25 @@ class AdamOptimizer(_BaseOptimizer):
     def update_params(self, theta, grad, l2=None):
         """One step in place; ``l2`` as for :meth:`SGDOptimizer.update_params`."""
         self.t += 1
-        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
-                              / (1 - self.beta_1 ** self.t))
+        self.learning_rate = (
+            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+        )
         t = theta.dtype.type
-        return self._step((theta, grad, self.m, self.v, t(self.learning_rate),
-                           t(self.beta_1), t(1.0 - self.beta_1), t(self.beta_2),
-                           t(1.0 - self.beta_2), t(self.epsilon)), l2)
+        return self._step(
+            (
+                theta,
+                grad,
+                self.m,
+                self.v,
+                t(self.learning_rate),
+                t(self.beta_1),
+                t(1.0 - self.beta_1),
+                t(self.beta_2),
+                t(1.0 - self.beta_2),
+                t(self.epsilon),
+            ),
+            l2,
+        )
 
 
 def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):
@@ -138,12 +173,17 @@ def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):
     """
     callback = None
     if verbose:
+
         def callback(intermediate_result):
             callback.k += 1
             print("Iteration %d, loss = %.8f" % (callback.k, intermediate_result.fun))
 
         callback.k = 0
     return scipy.optimize.minimize(
-        fun, x0, method="L-BFGS-B", jac=True, callback=callback,
+        fun,
+        x0,
+        method="L-BFGS-B",
+        jac=True,
+        callback=callback,
         options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
     )

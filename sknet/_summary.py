@@ -24,8 +24,9 @@ def _as_shape(input_shape):
         raise TypeError(
             f"input_shape must be an int or a tuple of ints, got {input_shape!r}."
         ) from None
-    if not shape or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-                            and s > 0 for s in shape):
+    if not shape or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape
+    ):
         raise ValueError(
             f"input_shape must be a non-empty tuple of positive ints (the shape of one "
             f"sample, without the sample axis), got {input_shape!r}."
@@ -39,8 +40,7 @@ def _n_params(layer):
 
 def _describe(layer, config=None):
     config = layer.get_config() if config is None else config
-    args = ", ".join(f"{k}={v}" if v == N_OUTPUTS else f"{k}={v!r}"
-                     for k, v in config.items())
+    args = ", ".join(f"{k}={v}" if v == N_OUTPUTS else f"{k}={v!r}" for k, v in config.items())
     return f"{type(layer).__name__}({args})"
 
 
@@ -86,8 +86,9 @@ class ModelSummary:
         train = sum(r["params"] for r in self.rows if r["trainable"])
         frozen = sum(r["params"] for r in self.rows if not r["trainable"])
         self.trainable_params = None if symbolic else train
-        self.non_trainable_params = frozen if all(
-            r["trainable"] or not r["params_per_output"] for r in self.rows) else None
+        self.non_trainable_params = (
+            frozen if all(r["trainable"] or not r["params_per_output"] for r in self.rows) else None
+        )
         self.total_params = None if symbolic else train + frozen
 
     @staticmethod
@@ -109,13 +110,25 @@ class ModelSummary:
         for i, r in enumerate(self.rows, start=1):
             name = r["layer"] if r["trainable"] else r["layer"] + " [frozen]"
             const = r["params"] - r["params_per_output"]
-            lines.append((str(i), name, _fmt_shape(r["output_shape"]),
-                          self._fmt_params(const, r["params_per_output"])))
+            lines.append(
+                (
+                    str(i),
+                    name,
+                    _fmt_shape(r["output_shape"]),
+                    self._fmt_params(const, r["params_per_output"]),
+                )
+            )
         widths = [max(len(row[j]) for row in [header] + lines) for j in range(4)]
 
         def fmt(row):
-            return "  ".join([row[0].rjust(widths[0]), row[1].ljust(widths[1]),
-                              row[2].ljust(widths[2]), row[3].rjust(widths[3])]).rstrip()
+            return "  ".join(
+                [
+                    row[0].rjust(widths[0]),
+                    row[1].ljust(widths[1]),
+                    row[2].ljust(widths[2]),
+                    row[3].rjust(widths[3]),
+                ]
+            ).rstrip()
 
         rule_len = sum(widths) + 6
         out = [self.title, "=" * rule_len, fmt(header), "-" * rule_len]
@@ -187,13 +200,11 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     Non-trainable params: 0
     """
     if not hasattr(estimator, "build_layers"):
-        raise TypeError(
-            f"summary() needs an sknet estimator, got {type(estimator).__name__}."
-        )
+        raise TypeError(f"summary() needs an sknet estimator, got {type(estimator).__name__}.")
     name = type(estimator).__name__
-    if n_outputs is not None and (isinstance(n_outputs, bool)
-                                  or not isinstance(n_outputs, (int, np.integer))
-                                  or n_outputs < 1):
+    if n_outputs is not None and (
+        isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1
+    ):
         raise ValueError(f"n_outputs must be a positive int, got {n_outputs!r}.")
     if hasattr(estimator, "network_"):
         return _summary_fitted(estimator, name, input_shape, n_outputs)
@@ -212,21 +223,25 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
         layers = estimator.build_layers(input_shape, int(n_outputs))
         pairs = [(layer, layer) for layer in layers]
     else:
-        pairs = list(zip(estimator.build_layers(input_shape, 1),
-                         estimator.build_layers(input_shape, 2)))
+        pairs = list(
+            zip(estimator.build_layers(input_shape, 1), estimator.build_layers(input_shape, 2))
+        )
     rows = []
     for one, two in pairs:
         cfg1, cfg2 = one.get_config(), two.get_config()
         config = {k: _symbolic(v, cfg2.get(k)) for k, v in cfg1.items()}
         p1, p2 = _n_params(one), _n_params(two)
-        rows.append({
-            "layer": _describe(one, config),
-            "output_shape": tuple(_symbolic(a, b)
-                                  for a, b in zip(one.output_shape, two.output_shape)),
-            "params": p1,
-            "params_per_output": p2 - p1,
-            "trainable": True,  # layers are frozen only by fitting (``fit_from``)
-        })
+        rows.append(
+            {
+                "layer": _describe(one, config),
+                "output_shape": tuple(
+                    _symbolic(a, b) for a, b in zip(one.output_shape, two.output_shape)
+                ),
+                "params": p1,
+                "params_per_output": p2 - p1,
+                "trainable": True,  # layers are frozen only by fitting (``fit_from``)
+            }
+        )
     return ModelSummary(f"{name} (not fitted)", input_shape, rows)
 
 
@@ -244,13 +259,16 @@ def _summary_fitted(estimator, name, input_shape, n_outputs):
             f"n_outputs={n_outputs} does not match the fitted network's {fitted_outputs} "
             "outputs; omit n_outputs after fit."
         )
-    rows = [{
-        "layer": _describe(layer),
-        "output_shape": tuple(layer.output_shape),
-        "params": _n_params(layer),
-        "params_per_output": 0,
-        "trainable": i >= first_trainable,
-    } for i, layer in enumerate(net.layers)]
+    rows = [
+        {
+            "layer": _describe(layer),
+            "output_shape": tuple(layer.output_shape),
+            "params": _n_params(layer),
+            "params_per_output": 0,
+            "trainable": i >= first_trainable,
+        }
+        for i, layer in enumerate(net.layers)
+    ]
     nbytes = net.n_params * net.dtype.itemsize
     footer = [
         f"Parameter memory: {_fmt_bytes(nbytes)} ({net.dtype.name})",

@@ -55,8 +55,7 @@ def _require_distributed():
         import distributed  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "sknet.dask's worker setup needs dask and distributed: "
-            "pip install 'sknet[dask]'."
+            "sknet.dask's worker setup needs dask and distributed: pip install 'sknet[dask]'."
         ) from exc
 
 
@@ -76,8 +75,9 @@ def _worker_report():
     return {
         "numba_pool": _pool_size(),
         "numba_threads": parallel.get_num_threads(),
-        "blas_threads": max((d["num_threads"] for d in threadpool_info()
-                             if d["user_api"] == "blas"), default=None),
+        "blas_threads": max(
+            (d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"), default=None
+        ),
         "cache": parallel.cache_info(),
         "kernels": parallel.kernel_stats(),
     }
@@ -241,8 +241,9 @@ def setup_workers(client, n_threads=1, *, warm_up=True, estimators=None, warm_lo
         parallel.warm_up(estimators)
     pools = client.run(_pool_size)
     if any(pool > plugin.n_threads for pool in pools.values()):
-        has_nannies = all(info.get("nanny") for info in
-                          client.scheduler_info(n_workers=-1)["workers"].values())
+        has_nannies = all(
+            info.get("nanny") for info in client.scheduler_info(n_workers=-1)["workers"].values()
+        )
         if not has_nannies:
             raise RuntimeError(
                 f"Workers started numba with {max(pools.values())} threads and cannot be "
@@ -388,9 +389,10 @@ def worker_report(client):
     """
     _require_distributed()
     seconds = client.run(_plugin_seconds)
-    futures = {addr: client.submit(_worker_report, workers=[addr], allow_other_workers=False,
-                                   pure=False)
-               for addr in seconds}
+    futures = {
+        addr: client.submit(_worker_report, workers=[addr], allow_other_workers=False, pure=False)
+        for addr in seconds
+    }
     report = {addr: fut.result() for addr, fut in futures.items()}
     for addr, rep in report.items():
         rep["warm_up_seconds"] = seconds[addr]
@@ -501,8 +503,18 @@ class _PageReleaser:
             self.mm.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
-def partial_fit_chunks(estimator, X, y, *, classes=None, sample_weight=None, chunk_size=None,
-                       n_epochs=1, shuffle=True, random_state=None):
+def partial_fit_chunks(
+    estimator,
+    X,
+    y,
+    *,
+    classes=None,
+    sample_weight=None,
+    chunk_size=None,
+    n_epochs=1,
+    shuffle=True,
+    random_state=None,
+):
     """Train ``estimator`` out of core: stream row chunks of (X, y) through ``partial_fit``.
 
     Only one chunk is in memory at a time, so X can be much larger than RAM: an
@@ -577,9 +589,7 @@ def partial_fit_chunks(estimator, X, y, *, classes=None, sample_weight=None, chu
         )
     for name, other in (("y", y), ("sample_weight", sample_weight)):
         if other is not None and _n_rows(other, name) != n_rows:
-            raise ValueError(
-                f"X has {n_rows} rows but {name} has {_n_rows(other, name)}."
-            )
+            raise ValueError(f"X has {n_rows} rows but {name} has {_n_rows(other, name)}.")
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, Integral) or n_epochs < 1:
         raise ValueError(f"n_epochs must be an int >= 1, got {n_epochs!r}.")
     bounds = _chunk_bounds(X, n_rows, chunk_size)

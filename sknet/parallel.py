@@ -44,8 +44,12 @@ __all__ = [
 ]
 
 #: environment variables that size the thread pools of a process at start-up
-THREAD_ENV_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                   "MKL_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "NUMBA_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 
 
 def get_num_threads():
@@ -209,8 +213,12 @@ def cache_info():
     from .kernels import dense
 
     path = getattr(dense.bias_activation_forward._cache, "cache_path", None)
-    info = {"enabled": bool(_config.CACHE) and path is not None, "path": path,
-            "writable": False, "n_files": 0}
+    info = {
+        "enabled": bool(_config.CACHE) and path is not None,
+        "path": path,
+        "writable": False,
+        "n_files": 0,
+    }
     if info["enabled"] and os.path.isdir(path):
         info["writable"] = os.access(path, os.W_OK)
         info["n_files"] = sum(name.endswith((".nbi", ".nbc")) for name in os.listdir(path))
@@ -268,14 +276,30 @@ def _default_warm_up_fits(dtypes):
     for dtype in dtypes:
         Xd = X.astype(dtype)
         yield MLPClassifier((4,), max_iter=2, random_state=0), Xd, y_bin
-        yield MLPClassifier((4,), solver="sgd", dropout=0.1, max_iter=2,
-                            random_state=0), Xd, y_multi
-        yield MLPClassifier((4,), solver="lbfgs", activation="tanh", max_iter=2,
-                            random_state=0), Xd, y_multi
-        yield MLPRegressor(hidden_layer_sizes=(4,), activation="logistic", max_iter=2,
-                           random_state=0), Xd, y_reg
-        yield MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), solver="lbfgs",
-                           max_iter=2, random_state=0), Xd, np.abs(y_reg)
+        yield (
+            MLPClassifier((4,), solver="sgd", dropout=0.1, max_iter=2, random_state=0),
+            Xd,
+            y_multi,
+        )
+        yield (
+            MLPClassifier((4,), solver="lbfgs", activation="tanh", max_iter=2, random_state=0),
+            Xd,
+            y_multi,
+        )
+        yield (
+            MLPRegressor(
+                hidden_layer_sizes=(4,), activation="logistic", max_iter=2, random_state=0
+            ),
+            Xd,
+            y_reg,
+        )
+        yield (
+            MLPRegressor(
+                loss="poisson", hidden_layer_sizes=(4,), solver="lbfgs", max_iter=2, random_state=0
+            ),
+            Xd,
+            np.abs(y_reg),
+        )
 
 
 def warm_up(estimators=None, *, dtypes=(np.float64, np.float32)):
@@ -323,8 +347,7 @@ def warm_up(estimators=None, *, dtypes=(np.float64, np.float32)):
             est, X, y = entry
         except (TypeError, ValueError):
             raise TypeError(
-                "warm_up expects a list of (estimator, X, y) tuples, got "
-                f"{type(entry).__name__}."
+                f"warm_up expects a list of (estimator, X, y) tuples, got {type(entry).__name__}."
             ) from None
         est = clone(est)
         if "max_iter" in est.get_params():

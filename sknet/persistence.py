@@ -94,8 +94,17 @@ FORMAT_NAME = "sknet-model"
 FORMAT_VERSION = 2
 
 _HEADER = "sknet.json"
-_HEADER_KEYS = {"format", "format_version", "class", "versions", "metadata", "params",
-                "state", "arrays", "checksum"}
+_HEADER_KEYS = {
+    "format",
+    "format_version",
+    "class",
+    "versions",
+    "metadata",
+    "params",
+    "state",
+    "arrays",
+    "checksum",
+}
 _ARRAY_DIR = "arrays/"
 # a .npy header is at most 64 KiB (format 2.0 allows more; numpy never writes that here)
 _NPY_HEADER_MAX = 65536 + 16
@@ -104,20 +113,36 @@ _HEADER_MAX_BYTES = 64 * 2**20
 _ARRAY_KINDS = set("biufcUS")
 
 #: the estimator classes a model file may name
-_ESTIMATORS = {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, RNNClassifier,
-                                             RNNRegressor, ConvNetClassifier,
-                                             ConvNetRegressor)}
+_ESTIMATORS = {
+    cls.__name__: cls
+    for cls in (
+        MLPClassifier,
+        MLPRegressor,
+        RNNClassifier,
+        RNNRegressor,
+        ConvNetClassifier,
+        ConvNetRegressor,
+    )
+}
 #: the layer classes a network may hold (a new layer type is one entry)
-_LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, Conv, Pool,
-                                         Recurrent)}
+_LAYERS = {
+    cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, Conv, Pool, Recurrent)
+}
 #: optimisers: class, constructor arguments, scalar state (-> kind), moment arrays;
 #: rebuilt as ``cls(size, dtype, **constructor arguments)``, then the state is filled in
 _OPTIMIZERS = {
-    "SGDOptimizer": (SGDOptimizer,
-                     ("learning_rate_init", "lr_schedule", "momentum", "nesterov", "power_t"),
-                     {"learning_rate": "float"}, ("velocity",)),
-    "AdamOptimizer": (AdamOptimizer, ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
-                      {"learning_rate": "float", "t": "count"}, ("m", "v")),
+    "SGDOptimizer": (
+        SGDOptimizer,
+        ("learning_rate_init", "lr_schedule", "momentum", "nesterov", "power_t"),
+        {"learning_rate": "float"},
+        ("velocity",),
+    ),
+    "AdamOptimizer": (
+        AdamOptimizer,
+        ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
+        {"learning_rate": "float", "t": "count"},
+        ("m", "v"),
+    ),
 }
 _Y_TYPES = {"binary", "multiclass", "multilabel-indicator"}
 #: Meta-estimators wrapping a network estimator that a model file may name (their
@@ -174,8 +199,10 @@ class _Encoder:
         if isinstance(v, list):
             return [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)]
         if isinstance(v, tuple):
-            return {"$type": "tuple",
-                    "items": [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)]}
+            return {
+                "$type": "tuple",
+                "items": [self.value(x, f"{where}[{i}]") for i, x in enumerate(v)],
+            }
         if isinstance(v, dict):
             return self._dict(v, where)
         if isinstance(v, np.ndarray):
@@ -218,9 +245,13 @@ class _Encoder:
     def _dict(self, d, where):
         if all(isinstance(k, str) for k in d) and "$type" not in d:
             return {k: self.value(v, f"{where}.{k}" if where else k) for k, v in d.items()}
-        return {"$type": "dict",
-                "items": [[self.value(k, f"{where} key"), self.value(v, f"{where}[{k!r}]")]
-                          for k, v in d.items()]}
+        return {
+            "$type": "dict",
+            "items": [
+                [self.value(k, f"{where} key"), self.value(v, f"{where}[{k!r}]")]
+                for k, v in d.items()
+            ],
+        }
 
     def _ndarray(self, a, where):
         if a.dtype.kind == "O":
@@ -231,8 +262,11 @@ class _Encoder:
                         f"sknet.save cannot store {where}: an object array holding "
                         f"{type(x).__name__} values (only str, int, float, bool, None)."
                     )
-            return {"$type": "objarray", "shape": list(a.shape),
-                    "items": [self.value(x, where) for x in items]}
+            return {
+                "$type": "objarray",
+                "shape": list(a.shape),
+                "items": [self.value(x, where) for x in items],
+            }
         self._dtype_str(a.dtype, where)
         return self.array(a)
 
@@ -245,8 +279,9 @@ def _npy_bytes(a):
 
 def _canonical(header):
     body = {k: v for k, v in header.items() if k != "checksum"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    return json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
 
 
 def _fail(msg):
@@ -369,8 +404,9 @@ def _checked_dtype(s):
 
 
 def _shape(s):
-    if not isinstance(s, list) or not all(isinstance(d, int) and not isinstance(d, bool)
-                                          and d >= 0 for d in s):
+    if not isinstance(s, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in s
+    ):
         _fail(f"invalid shape {s!r}.")
     return tuple(s)
 
@@ -392,8 +428,11 @@ def _generic(v, enc, where):
 
 
 def _bad(where, expected, value):
-    shown = f"an array of shape {value.shape} and dtype {value.dtype}" \
-        if isinstance(value, np.ndarray) else repr(value)
+    shown = (
+        f"an array of shape {value.shape} and dtype {value.dtype}"
+        if isinstance(value, np.ndarray)
+        else repr(value)
+    )
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     _fail(f"{where} must be {expected}, the file holds {shown}.")
 
@@ -433,8 +472,11 @@ def _dec_float_or_none(raw, dec, net, where):
 
 
 def _enc_floats(v, enc, where):
-    return enc.value([float(x) if isinstance(x, Real) else x for x in v], where) \
-        if isinstance(v, list) else enc.value(v, where)
+    return (
+        enc.value([float(x) if isinstance(x, Real) else x for x in v], where)
+        if isinstance(v, list)
+        else enc.value(v, where)
+    )
 
 
 def _dec_floats(raw, dec, net, where):
@@ -466,16 +508,19 @@ def _dec_shape(raw, dec, net, where):
 
 def _dec_names(raw, dec, net, where):
     v = dec.value(raw)
-    if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype != object \
-            or not all(isinstance(x, str) for x in v):
+    if (
+        not isinstance(v, np.ndarray)
+        or v.ndim != 1
+        or v.dtype != object
+        or not all(isinstance(x, str) for x in v)
+    ):
         _bad(where, "a 1-D object array of strings", v)
     return v
 
 
 def _dec_classes(raw, dec, net, where):
     v = dec.value(raw)
-    if not isinstance(v, np.ndarray) or v.ndim != 1 or not len(v) \
-            or v.dtype.kind not in "biufUSO":
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or not len(v) or v.dtype.kind not in "biufUSO":
         _bad(where, "a non-empty 1-D array of labels", v)
     if len(set(v.tolist())) != len(v):
         _fail(f"{where} repeats a label: {v!r}.")
@@ -484,8 +529,10 @@ def _dec_classes(raw, dec, net, where):
 
 def _enc_label_binarizer(lb, enc, where):
     if (lb.neg_label, lb.pos_label, lb.sparse_output) != (0, 1, False):
-        raise TypeError(f"sknet.save cannot store {where}: a LabelBinarizer with "
-                        "non-default settings (sknet estimators never build one).")
+        raise TypeError(
+            f"sknet.save cannot store {where}: a LabelBinarizer with "
+            "non-default settings (sknet estimators never build one)."
+        )
     return {"y_type_": lb.y_type_, "sparse_input_": bool(lb.sparse_input_)}
 
 
@@ -518,8 +565,12 @@ def _enc_optimizer(opt, enc, where):
     _, settings, state, arrays = _OPTIMIZERS[name]
     out = {"class": name}
     out.update({k: enc.value(getattr(opt, k), f"{where}.{k}") for k in settings})
-    out.update({k: STATE_KINDS[kind].encode(getattr(opt, k), enc, f"{where}.{k}")
-                for k, kind in state.items()})
+    out.update(
+        {
+            k: STATE_KINDS[kind].encode(getattr(opt, k), enc, f"{where}.{k}")
+            for k, kind in state.items()
+        }
+    )
     out.update({k: enc.array(getattr(opt, k)) for k in arrays})
     return out
 
@@ -533,8 +584,10 @@ def _dec_optimizer(raw, dec, net, where):
     cls, settings, state, arrays = _OPTIMIZERS[name]
     expected = {"class", *settings, *state, *arrays}
     if set(raw) != expected:
-        _fail(f"{where} ({name}) must have exactly the entries {sorted(expected)}, the file "
-              f"has {sorted(raw)}.")
+        _fail(
+            f"{where} ({name}) must have exactly the entries {sorted(expected)}, the file "
+            f"has {sorted(raw)}."
+        )
     args = {k: dec.value(raw[k]) for k in settings}
     for k, v in args.items():
         if k == "lr_schedule":
@@ -548,8 +601,10 @@ def _dec_optimizer(raw, dec, net, where):
     moments = {k: _params_vector(dec.value(raw[k]), net, f"{where}.{k}") for k in arrays}
     sizes = {m.shape[0] for m in moments.values()}
     if len(sizes) != 1:
-        _fail(f"{where}'s moment arrays differ in size: "
-              f"{ {k: m.shape[0] for k, m in moments.items()} }.")
+        _fail(
+            f"{where}'s moment arrays differ in size: "
+            f"{ {k: m.shape[0] for k, m in moments.items()} }."
+        )
     opt = cls(sizes.pop(), net.dtype, **args)
     for k, kind in state.items():
         setattr(opt, k, STATE_KINDS[kind].decode(raw[k], dec, net, f"{where}.{k}"))
@@ -575,8 +630,10 @@ def _dec_estimator(raw, dec, net, where):
 def _dec_first_trainable(raw, dec, net, where):
     v = _dec_count(raw, dec, net, where)
     if v >= len(net.layers):
-        _fail(f"{where}={v}, but the network has {len(net.layers)} layers (it must be "
-              "the index of a layer).")
+        _fail(
+            f"{where}={v}, but the network has {len(net.layers)} layers (it must be "
+            "the index of a layer)."
+        )
     return v
 
 
@@ -597,16 +654,22 @@ STATE_KINDS = {
     "names": _Kind(_generic, _dec_names),
     "classes": _Kind(_generic, _dec_classes),
     "label_binarizer": _Kind(_enc_label_binarizer, _dec_label_binarizer),
-    "network": _Kind(lambda net, enc, where: _encode_network(net, enc, where),
-                     lambda raw, dec, net, where: _decode_network(raw, dec, where)),
+    "network": _Kind(
+        lambda net, enc, where: _encode_network(net, enc, where),
+        lambda raw, dec, net, where: _decode_network(raw, dec, where),
+    ),
     # a fitted network estimator wrapped by a meta-estimator
     "estimator": _Kind(_generic, _dec_estimator),
     "first_trainable": _Kind(_enc_count, _dec_first_trainable),
     # a counter only continued training reads (0 when absent)
     "counter": _Kind(_enc_count, _dec_count, training=True, default=lambda net: 0),
     "optimizer": _Kind(_enc_optimizer, _dec_optimizer, training=True),
-    "weights": _Kind(lambda v, enc, where: enc.array(v), _dec_weights, training=True,
-                     default=lambda net: net.theta.copy()),
+    "weights": _Kind(
+        lambda v, enc, where: enc.array(v),
+        _dec_weights,
+        training=True,
+        default=lambda net: net.theta.copy(),
+    ),
 }
 
 
@@ -630,8 +693,10 @@ def declared_state(cls):
             optional = spec.endswith("?")
             kind = spec[:-1] if optional else spec
             if kind not in STATE_KINDS:
-                raise TypeError(f"{owner}._saved_state[{name!r}] has unknown kind {kind!r}; "
-                                f"known: {sorted(STATE_KINDS)}.")
+                raise TypeError(
+                    f"{owner}._saved_state[{name!r}] has unknown kind {kind!r}; "
+                    f"known: {sorted(STATE_KINDS)}."
+                )
             declared[name] = (kind, optional)
     return declared
 
@@ -644,12 +709,20 @@ def _encode_network(net, enc, where):
     for i, layer in enumerate(net.layers):
         name = type(layer).__name__
         if _LAYERS.get(name) is not type(layer):
-            raise TypeError(f"sknet.save cannot store {where}: layer {i} is a {name}, which "
-                            "is not one of sknet's layer classes.")
-        specs.append({"class": name,
-                      "config": enc.value(layer.get_config(), f"{where}.layers[{i}]")})
-    return {"loss": net.loss, "input_shape": [int(s) for s in net.input_shape],
-            "dtype": net.dtype.name, "layers": specs, "theta": enc.array(net.theta)}
+            raise TypeError(
+                f"sknet.save cannot store {where}: layer {i} is a {name}, which "
+                "is not one of sknet's layer classes."
+            )
+        specs.append(
+            {"class": name, "config": enc.value(layer.get_config(), f"{where}.layers[{i}]")}
+        )
+    return {
+        "loss": net.loss,
+        "input_shape": [int(s) for s in net.input_shape],
+        "dtype": net.dtype.name,
+        "layers": specs,
+        "theta": enc.array(net.theta),
+    }
 
 
 _NETWORK_KEYS = {"loss", "input_shape", "dtype", "layers", "theta"}
@@ -666,16 +739,16 @@ def _decode_network(raw, dec, where):
             _fail(f"layer {i} must have exactly the entries 'class' and 'config'.")
         cls = _LAYERS.get(spec["class"]) if isinstance(spec["class"], str) else None
         if cls is None:
-            _fail(f"layer {i} has unknown class {spec['class']!r}; known layers: "
-                  f"{sorted(_LAYERS)}.")
+            _fail(
+                f"layer {i} has unknown class {spec['class']!r}; known layers: {sorted(_LAYERS)}."
+            )
         config = dec.value(spec["config"])
         if not isinstance(config, dict):
             _fail(f"layer {i} config is not a dict.")
         try:
             layers.append(cls(**config))  # the layer validates its own settings
         except (TypeError, ValueError) as exc:
-            _fail(f"invalid configuration {config!r} for layer {i} ({spec['class']}): "
-                  f"{exc}")
+            _fail(f"invalid configuration {config!r} for layer {i} ({spec['class']}): {exc}")
     dtype = _checked_dtype(raw["dtype"])
     if dtype not in (np.float32, np.float64):
         _fail(f"network dtype must be float32 or float64, got {dtype}.")
@@ -686,11 +759,12 @@ def _decode_network(raw, dec, where):
     # the architecture's size, before allocating anything for it: a forged layer size
     # must not make loading allocate more than the file holds
     n_params = _count_parameters(layers, input_shape, dtype)
-    if not isinstance(theta, np.ndarray) or theta.shape != (n_params,) \
-            or theta.dtype != dtype:
+    if not isinstance(theta, np.ndarray) or theta.shape != (n_params,) or theta.dtype != dtype:
         got = (theta.shape, theta.dtype) if isinstance(theta, np.ndarray) else type(theta)
-        _fail(f"the network needs a parameter vector of shape {(n_params,)} and dtype "
-              f"{dtype}, the file holds {got}.")
+        _fail(
+            f"the network needs a parameter vector of shape {(n_params,)} and dtype "
+            f"{dtype}, the file holds {got}."
+        )
     try:
         net = Network(layers, raw["loss"]).build(input_shape, dtype)
     except (ValueError, TypeError, ArithmeticError) as exc:
@@ -716,33 +790,39 @@ def _count_parameters(layers, input_shape, dtype):
 
 def _of_kind(state, declared, kind, default=None):
     """The value of the (single) declared entry of ``kind`` in ``state``."""
-    return next((state[name] for name, (k, _) in declared.items()
-                 if k == kind and name in state), default)
+    return next(
+        (state[name] for name, (k, _) in declared.items() if k == kind and name in state), default
+    )
 
 
 def _check_consistency(est, state, declared, net):
     """Fitted facts that must agree with the rebuilt network and with each other."""
+
     def bad(msg):
         _fail(f"inconsistent {type(est).__name__} state: {msg}")
 
     if est.input_shape_ != net.input_shape:
         bad(f"input_shape_={est.input_shape_}, but the network takes {net.input_shape}.")
     if net.output_shape != (est.n_outputs_,):
-        bad(f"n_outputs_={est.n_outputs_}, but the network's last layer outputs "
-            f"{net.output_shape}.")
+        bad(
+            f"n_outputs_={est.n_outputs_}, but the network's last layer outputs {net.output_shape}."
+        )
     layout = _of_kind(state, declared, "layout", est.input_shape_)
     if math.prod(layout) != math.prod(net.input_shape):
-        bad(f"X's per-sample layout at fit {layout} does not reshape to the network's "
-            f"input {net.input_shape}.")
+        bad(
+            f"X's per-sample layout at fit {layout} does not reshape to the network's "
+            f"input {net.input_shape}."
+        )
     if est.n_features_in_ != layout[0]:
-        bad(f"n_features_in_={est.n_features_in_}, but X at fit had per-sample shape "
-            f"{layout}.")
+        bad(f"n_features_in_={est.n_features_in_}, but X at fit had per-sample shape {layout}.")
     names = _of_kind(state, declared, "names")
     if names is not None and len(names) != est.n_features_in_:
         bad(f"{len(names)} feature names for n_features_in_={est.n_features_in_}.")
     if est.out_activation_ != net.out_activation:
-        bad(f"out_activation_={est.out_activation_!r}, but the network's loss "
-            f"{net.loss!r} uses {net.out_activation!r}.")
+        bad(
+            f"out_activation_={est.out_activation_!r}, but the network's loss "
+            f"{net.loss!r} uses {net.out_activation!r}."
+        )
     if is_classifier(est):
         lb = _of_kind(state, declared, "label_binarizer")
         lb.classes_ = est.classes_  # shared, as after fit
@@ -751,8 +831,10 @@ def _check_consistency(est, state, declared, net):
         if y_type == "binary" and n_classes > 2 or y_type == "multiclass" and n_classes < 3:
             bad(f"{n_classes} classes for {y_type} targets.")
         if est.n_outputs_ != outputs:
-            bad(f"{n_classes} classes ({y_type}) need {outputs} outputs, but "
-                f"n_outputs_={est.n_outputs_}.")
+            bad(
+                f"{n_classes} classes ({y_type}) need {outputs} outputs, but "
+                f"n_outputs_={est.n_outputs_}."
+            )
         loss = "log_loss" if y_type == "multiclass" else "binary_log_loss"
     else:
         loss = est.loss
@@ -764,8 +846,10 @@ def _check_consistency(est, state, declared, net):
         n_trainable = net.n_params - net.layer_offset(first)
         moment = getattr(optimizer, _OPTIMIZERS[type(optimizer).__name__][3][0])
         if moment.shape[0] != n_trainable:
-            bad(f"the optimiser's moments have {moment.shape[0]} entries, but the network "
-                f"has {n_trainable} trainable parameters (layers {first} and up).")
+            bad(
+                f"the optimiser's moments have {moment.shape[0]} entries, but the network "
+                f"has {n_trainable} trainable parameters (layers {first} and up)."
+            )
 
 
 # ======================================================================================
@@ -801,8 +885,9 @@ def _encode_estimator(est, enc):
         if value is _ABSENT:
             if optional:
                 continue
-            raise ValueError(f"This {cls.__name__} lacks its fitted attribute {name}; "
-                             "it cannot be saved.")
+            raise ValueError(
+                f"This {cls.__name__} lacks its fitted attribute {name}; it cannot be saved."
+            )
         state[name] = spec.encode(value, enc, name)
     return params, state
 
@@ -811,8 +896,9 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
     """The estimator from its params and declared state, checked (see the module doc);
     ``raw_state`` None for an unfitted estimator held by a meta-estimator."""
     cls = _estimator_class(name, nested)
-    if not isinstance(raw_params, dict) or not (isinstance(raw_state, dict)
-                                                or nested and raw_state is None):
+    if not isinstance(raw_params, dict) or not (
+        isinstance(raw_state, dict) or nested and raw_state is None
+    ):
         _fail(f"malformed {name} entry ('params' and 'state' must be objects).")
     unknown = sorted(set(raw_params) - set(cls._get_param_names()))
     if unknown:
@@ -832,8 +918,9 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
     unknown = sorted(set(raw_state) - set(declared))
     if unknown:
         _fail(f"unknown state entries {unknown}; {name} declares {sorted(declared)}.")
-    missing = sorted(k for k, (_, optional) in declared.items()
-                     if not optional and k not in raw_state)
+    missing = sorted(
+        k for k, (_, optional) in declared.items() if not optional and k not in raw_state
+    )
     if missing:
         _fail(f"the {name} state lacks {missing}.")
     net_name = next((k for k, (kind, _) in declared.items() if kind == "network"), None)
@@ -856,8 +943,10 @@ def _decode_estimator(name, raw_params, raw_state, dec, nested=False):
             setattr(est, key, value)
     for key, value in derived.items():
         if getattr(est, key) != value:
-            _fail(f"inconsistent {name} state: {key}={value!r}, but the estimator derives "
-                  f"{getattr(est, key)!r}.")
+            _fail(
+                f"inconsistent {name} state: {key}={value!r}, but the estimator derives "
+                f"{getattr(est, key)!r}."
+            )
     if net is not None:
         _check_consistency(est, state, declared, net)
     if not _is_fitted(est):
@@ -944,14 +1033,20 @@ def save(estimator, file, *, metadata=None, training_state=True):
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "class": name,
-        "versions": {"sknet": _sknet_version(), "scikit-learn": sklearn.__version__,
-                     "numpy": np.__version__},
+        "versions": {
+            "sknet": _sknet_version(),
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
         "metadata": metadata if metadata is not None else {},
         "params": params,
         "state": state,
         "arrays": {
-            key: {"dtype": a.dtype.str, "shape": list(a.shape),
-                  "sha256": hashlib.sha256(members[key]).hexdigest()}
+            key: {
+                "dtype": a.dtype.str,
+                "shape": list(a.shape),
+                "sha256": hashlib.sha256(members[key]).hexdigest(),
+            }
             for key, a in enc.arrays.items()
         },
     }
@@ -982,8 +1077,17 @@ def _archive_errors():
         if str(exc).startswith("Cannot load sknet model"):
             raise
         _fail(f"the archive is corrupted ({exc}).")
-    except (zipfile.BadZipFile, EOFError, zlib.error, struct.error, OSError, RuntimeError,
-            NotImplementedError, OverflowError, KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        struct.error,
+        OSError,
+        RuntimeError,
+        NotImplementedError,
+        OverflowError,
+        KeyError,
+    ) as exc:
         _fail(f"the archive is corrupted ({type(exc).__name__}: {exc}).")
 
 
@@ -1001,13 +1105,21 @@ def _open_zip(file):
 def _read_member(zf, name, limit):
     info = zf.getinfo(name)
     if info.file_size > limit:
-        _fail(f"member {name!r} is {info.file_size} bytes, larger than its declared "
-              f"content allows ({limit}).")
+        _fail(
+            f"member {name!r} is {info.file_size} bytes, larger than its declared "
+            f"content allows ({limit})."
+        )
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, RuntimeError,
-            NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        OSError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
         _fail(f"member {name!r} is corrupted or truncated ({exc}).")
     if len(data) != info.file_size:
         _fail(f"member {name!r} is truncated.")
@@ -1031,13 +1143,17 @@ def _read_verified_header(zf):
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         _fail(f"invalid format_version {version!r}.")
     if version > FORMAT_VERSION:
-        _fail(f"format_version {version} is newer than this sknet reads ({FORMAT_VERSION}); "
-              "upgrade sknet.")
+        _fail(
+            f"format_version {version} is newer than this sknet reads ({FORMAT_VERSION}); "
+            "upgrade sknet."
+        )
     if version < FORMAT_VERSION:
-        _fail(f"format_version {version} is no longer read (it stored every private "
-              f"attribute; this sknet reads version {FORMAT_VERSION}). Load the file with "
-              "the sknet that wrote it, keep the model with joblib, and save it again with "
-              "this sknet.")
+        _fail(
+            f"format_version {version} is no longer read (it stored every private "
+            f"attribute; this sknet reads version {FORMAT_VERSION}). Load the file with "
+            "the sknet that wrote it, keep the model with joblib, and save it again with "
+            "this sknet."
+        )
     checksum = header.get("checksum")
     try:
         expected = hashlib.sha256(_canonical(header)).hexdigest()
@@ -1046,9 +1162,11 @@ def _read_verified_header(zf):
     if checksum != expected:
         _fail("checksum mismatch: the file was altered or corrupted.")
     if set(header) != _HEADER_KEYS:
-        _fail(f"the header must have exactly the entries {sorted(_HEADER_KEYS)}; unknown: "
-              f"{sorted(set(header) - _HEADER_KEYS)}, missing: "
-              f"{sorted(_HEADER_KEYS - set(header))}.")
+        _fail(
+            f"the header must have exactly the entries {sorted(_HEADER_KEYS)}; unknown: "
+            f"{sorted(set(header) - _HEADER_KEYS)}, missing: "
+            f"{sorted(_HEADER_KEYS - set(header))}."
+        )
     if not all(isinstance(header[k], dict) for k in ("arrays", "params", "state")):
         _fail("malformed header ('arrays', 'params' and 'state' must be objects).")
     expected_names = {_HEADER} | {f"{_ARRAY_DIR}{k}.npy" for k in header["arrays"]}
@@ -1071,8 +1189,10 @@ def _read_arrays(zf, manifest):
         shape = _shape(spec["shape"])
         digest = spec["sha256"]
         if dtype.str[0] not in "<|":
-            _fail(f"array {key!r} has byte order {dtype.str!r}; model files store "
-                  "little-endian arrays.")
+            _fail(
+                f"array {key!r} has byte order {dtype.str!r}; model files store "
+                "little-endian arrays."
+            )
         limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize + _NPY_HEADER_MAX
         data = _read_member(zf, name, limit)
         if hashlib.sha256(data).hexdigest() != digest:
@@ -1084,12 +1204,12 @@ def _read_arrays(zf, manifest):
         except (OSError, EOFError) as exc:
             _fail(f"array {key!r} is not a valid .npy member ({exc}).")
         if a.dtype != dtype or a.shape != shape:
-            _fail(f"array {key!r} has dtype {a.dtype} and shape {a.shape}, the manifest "
-                  f"says {dtype} and {shape}.")
+            _fail(
+                f"array {key!r} has dtype {a.dtype} and shape {a.shape}, the manifest "
+                f"says {dtype} and {shape}."
+            )
         arrays[key] = a.astype(a.dtype.newbyteorder("="), copy=False)  # native order
     return arrays
-
-
 
 
 def read_header(file):
@@ -1136,8 +1256,7 @@ def _as_file(file):
     if isinstance(file, (str, os.PathLike)):
         return os.fspath(file)
     if not hasattr(file, "read"):
-        raise TypeError(f"file must be a path or a binary file object, got "
-                        f"{type(file).__name__}.")
+        raise TypeError(f"file must be a path or a binary file object, got {type(file).__name__}.")
     return file
 
 
@@ -1195,9 +1314,11 @@ def load(file):
     written = versions.get("scikit-learn")
     if written is not None and written != sklearn.__version__:
         warnings.warn(
-            InconsistentVersionWarning(estimator_name=str(header["class"]),
-                                       current_sklearn_version=sklearn.__version__,
-                                       original_sklearn_version=str(written)),
+            InconsistentVersionWarning(
+                estimator_name=str(header["class"]),
+                current_sklearn_version=sklearn.__version__,
+                original_sklearn_version=str(written),
+            ),
             stacklevel=2,
         )
     decoder = _Decoder(arrays)

@@ -38,16 +38,25 @@ __all__ = ["LagWindows", "forecast", "make_windows"]
 
 def _check_series(series, name="series"):
     """A float array of shape (n_timesteps, n_features) and whether the input was 1-D."""
-    if isinstance(series, (list, tuple)) and any(np.ndim(v) != np.ndim(series[0])
-                                                 or np.shape(v) != np.shape(series[0])
-                                                 for v in series):
-        raise ValueError(f"{name} must be rectangular: its observations have different "
-                         "shapes (ragged input).")
-    arr = check_array(series, ensure_2d=False, allow_nd=True, dtype=(np.float64, np.float32),
-                      ensure_all_finite=True, input_name=name)
+    if isinstance(series, (list, tuple)) and any(
+        np.ndim(v) != np.ndim(series[0]) or np.shape(v) != np.shape(series[0]) for v in series
+    ):
+        raise ValueError(
+            f"{name} must be rectangular: its observations have different shapes (ragged input)."
+        )
+    arr = check_array(
+        series,
+        ensure_2d=False,
+        allow_nd=True,
+        dtype=(np.float64, np.float32),
+        ensure_all_finite=True,
+        input_name=name,
+    )
     if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-D (n_timesteps,) or 2-D (n_timesteps, n_features), "
-                         f"got a {arr.ndim}-D array of shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must be 1-D (n_timesteps,) or 2-D (n_timesteps, n_features), "
+            f"got a {arr.ndim}-D array of shape {arr.shape}."
+        )
     univariate = arr.ndim == 1
     return (arr[:, None] if univariate else arr), univariate
 
@@ -63,7 +72,8 @@ def _windows(arr, window, horizon, stride):
     if n == 0:
         raise ValueError(
             f"The series has {arr.shape[0]} time steps; at least {span} (window={window}"
-            + (f" + horizon={horizon}" if horizon else "") + ") are needed for one window."
+            + (f" + horizon={horizon}" if horizon else "")
+            + ") are needed for one window."
         )
     first = arr.shape[0] - span - (n - 1) * stride  # align the last window with the end
     view = sliding_window_view(arr[first:], span, axis=0)[::stride]  # (n, d, span)
@@ -213,8 +223,10 @@ class LagWindows(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         arr, _ = _check_series(series)
         if arr.shape[1] != self.n_features_in_:
-            raise ValueError(f"The series has {arr.shape[1]} variable(s), but LagWindows was "
-                             f"fitted on {self.n_features_in_}.")
+            raise ValueError(
+                f"The series has {arr.shape[1]} variable(s), but LagWindows was "
+                f"fitted on {self.n_features_in_}."
+            )
         return arr
 
     def transform(self, series):
@@ -338,11 +350,14 @@ def forecast(estimator, history, steps, *, window=None, method="recursive", flat
     if window is None:
         n_in = getattr(estimator, "n_features_in_", None)
         if n_in is None:
-            raise ValueError("window=None needs a fitted estimator with n_features_in_; "
-                             "pass window explicitly.")
+            raise ValueError(
+                "window=None needs a fitted estimator with n_features_in_; pass window explicitly."
+            )
         if flatten and n_in % d:
-            raise ValueError(f"The estimator has {n_in} input features, not a multiple of "
-                             f"the series' {d} variables; pass window explicitly.")
+            raise ValueError(
+                f"The estimator has {n_in} input features, not a multiple of "
+                f"the series' {d} variables; pass window explicitly."
+            )
         window = n_in // d if flatten else n_in
     if hist.shape[0] < window:
         raise ValueError(f"history has {hist.shape[0]} time steps, fewer than window={window}.")
@@ -350,11 +365,13 @@ def forecast(estimator, history, steps, *, window=None, method="recursive", flat
     buf[:window] = hist[-window:]
     done = 0
     while done < steps:
-        x = buf[None, done:done + window]  # (1, window, d)
+        x = buf[None, done : done + window]  # (1, window, d)
         pred = np.asarray(estimator.predict(x.reshape(1, -1) if flatten else x))
         if pred.size % d:
-            raise ValueError(f"The estimator predicts {pred.size} values per window, not a "
-                             f"multiple of the series' {d} variables.")
+            raise ValueError(
+                f"The estimator predicts {pred.size} values per window, not a "
+                f"multiple of the series' {d} variables."
+            )
         pred = pred.reshape(-1, d)  # (k, d): the next k observations
         k = pred.shape[0]
         if method == "direct":
@@ -367,7 +384,7 @@ def forecast(estimator, history, steps, *, window=None, method="recursive", flat
             buf[window:] = pred[:steps]
             break
         take = min(k, steps - done)
-        buf[window + done:window + done + take] = pred[:take]
+        buf[window + done : window + done + take] = pred[:take]
         done += take
     out = buf[window:]
     return out[:, 0].copy() if univariate else out.copy()

@@ -35,8 +35,7 @@ def _check_network_estimator(estimator, what):
     est = _unwrap(estimator)
     if not isinstance(est, BaseNetworkEstimator):
         raise TypeError(
-            f"{what} must be an sknet estimator (MLP, RNN or ConvNet), got "
-            f"{type(est).__name__}."
+            f"{what} must be an sknet estimator (MLP, RNN or ConvNet), got {type(est).__name__}."
         )
     return est
 
@@ -259,8 +258,7 @@ class NetworkFeatures(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         prefix = type(self).__name__.lower()
-        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)],
-                          dtype=object)
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -387,8 +385,12 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         estimator = self.estimator
         if estimator is not None:
             estimator = clone(estimator)
-        return type(self)(self.pretrained, estimator, trainable_layers=self.trainable_layers,
-                          replace_output=self.replace_output)
+        return type(self)(
+            self.pretrained,
+            estimator,
+            trainable_layers=self.trainable_layers,
+            replace_output=self.replace_output,
+        )
 
     def get_params(self, deep=True):
         """Get parameters; ``estimator``'s are included as ``estimator__*``, not ``pretrained``'s.
@@ -468,8 +470,7 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
             a, b = src_net.layers[i], new_net.layers[i]
             shapes_a = [p.shape for p in src_net.params[i].values()]
             shapes_b = [p.shape for p in new_net.params[i].values()]
-            if type(a) is not type(b) or a.get_config() != b.get_config() \
-                    or shapes_a != shapes_b:
+            if type(a) is not type(b) or a.get_config() != b.get_config() or shapes_a != shapes_b:
                 raise ValueError(
                     f"Layer {i} differs: pretrained {a!r} with parameter shapes "
                     f"{shapes_a}, new {b!r} with {shapes_b}."
@@ -516,8 +517,13 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         n_copy = self._check_compatible(src, probe)
         first = self._first_trainable_layer(probe.network_)
         src_net = src.network_
-        est.fit_from(X, y, src_net.theta[:src_net.layer_offset(n_copy)],
-                     first_trainable=first, sample_weight=sample_weight)
+        est.fit_from(
+            X,
+            y,
+            src_net.theta[: src_net.layer_offset(n_copy)],
+            first_trainable=first,
+            sample_weight=sample_weight,
+        )
         self.estimator_ = est
         self.first_trainable_layer_ = first
         return self

@@ -12,8 +12,14 @@ from sklearn.base import is_classifier
 import sknet
 from sknet._base import BaseNetworkEstimator
 
-PLANNED = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
-           "ConvNetClassifier", "ConvNetRegressor"]
+PLANNED = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "RNNClassifier",
+    "RNNRegressor",
+    "ConvNetClassifier",
+    "ConvNetRegressor",
+]
 
 # hyperparameters that keep each family tiny (only those the class accepts are used)
 SMALL = {

@@ -21,20 +21,26 @@ ESTIMATORS = [
     MLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=100, random_state=0),
     MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=100, random_state=0),
     # a stochastic solver too: partial_fit (hidden for lbfgs) gets checked only here
-    MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60,
-                  random_state=0),
-    MLPRegressor(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60,
-                 random_state=0),
+    MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(10,), learning_rate_init=0.05, max_iter=60, random_state=0),
     # recurrent: 2-D X is read as (n_samples, n_timesteps) univariate sequences
-    RNNClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100,
-                  random_state=0),
-    RNNRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100,
-                 random_state=0),
+    RNNClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100, random_state=0),
+    RNNRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=100, random_state=0),
     # convolutional: 2-D X without input_shape is read as one-channel 1-D signals
-    ConvNetClassifier(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
-                      max_iter=50, random_state=0),
-    ConvNetRegressor(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
-                     max_iter=100, random_state=0),
+    ConvNetClassifier(
+        conv_filters=(4,),
+        hidden_layer_sizes=(16,),
+        learning_rate_init=0.01,
+        max_iter=50,
+        random_state=0,
+    ),
+    ConvNetRegressor(
+        conv_filters=(4,),
+        hidden_layer_sizes=(16,),
+        learning_rate_init=0.01,
+        max_iter=100,
+        random_state=0,
+    ),
 ]
 
 

@@ -17,8 +17,7 @@ def _private_uses(path):
             parts = node.module.split(".")
             if parts[0] in THIRD_PARTY:
                 names = [a.name for a in node.names]
-                if any(p.startswith("_") for p in parts) or any(
-                        n.startswith("_") for n in names):
+                if any(p.startswith("_") for p in parts) or any(n.startswith("_") for n in names):
                     found.append((node.lineno, f"from {node.module} import {', '.join(names)}"))
         elif isinstance(node, ast.Import):
             for alias in node.names:
@@ -43,17 +42,29 @@ def test_private_imports_live_in_compat_only():
 
 def test_the_check_finds_a_private_import(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("from sklearn.utils._param_validation import Interval\n"
-                     "from sklearn.base import _fit_context, clone\n"
-                     "import numba.core.registry\n"
-                     "from sklearn.base import clone\n")
+    probe.write_text(
+        "from sklearn.utils._param_validation import Interval\n"
+        "from sklearn.base import _fit_context, clone\n"
+        "import numba.core.registry\n"
+        "from sklearn.base import clone\n"
+    )
     assert [line for line, _ in _private_uses(probe)] == [1, 2]
 
 
-@pytest.mark.parametrize("name", ["fit_context", "check_sample_weight",
-                                  "check_partial_fit_first_call", "Interval", "StrOptions",
-                                  "Options", "HasMethods", "validate_params",
-                                  "check_matplotlib_support"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fit_context",
+        "check_sample_weight",
+        "check_partial_fit_first_call",
+        "Interval",
+        "StrOptions",
+        "Options",
+        "HasMethods",
+        "validate_params",
+        "check_matplotlib_support",
+    ],
+)
 def test_compat_names_resolve(name):
     from sknet import _compat
 

@@ -34,8 +34,12 @@ def expected_size_and_pad(n, k, s, padding):
 
 
 def ref_activation(name, z):
-    return {"identity": lambda v: v, "relu": lambda v: np.maximum(v, 0), "tanh": np.tanh,
-            "logistic": lambda v: 1 / (1 + np.exp(-v))}[name](z)
+    return {
+        "identity": lambda v: v,
+        "relu": lambda v: np.maximum(v, 0),
+        "tanh": np.tanh,
+        "logistic": lambda v: 1 / (1 + np.exp(-v)),
+    }[name](z)
 
 
 def ref_conv(X, W, b, stride, padding):
@@ -64,8 +68,7 @@ def ref_pool_windows(X, size):
     out = tuple(m // size for m in spatial)
     win = np.empty(X.shape[:2] + out + (size ** len(spatial),))
     for o in np.ndindex(*out):
-        block = X[(slice(None), slice(None)) + tuple(slice(i * size, (i + 1) * size)
-                                                   for i in o)]
+        block = X[(slice(None), slice(None)) + tuple(slice(i * size, (i + 1) * size) for i in o)]
         win[(slice(None), slice(None)) + o] = block.reshape(X.shape[:2] + (-1,))
     return win
 
@@ -140,8 +143,12 @@ def build_net(case, dtype=np.float64, seed=0, loss="log_loss", n_out=3):
     layers = [Conv(F, k, s, pad, act, ndim=ndim)]
     if pool:
         layers.append(Pool(pool, 2, ndim=ndim))
-    layers += [Conv(2, 3, 1, "same", act, ndim=ndim), Flatten(), Dense(4, "tanh"),
-               Dense(n_out, "identity")]
+    layers += [
+        Conv(2, 3, 1, "same", act, ndim=ndim),
+        Flatten(),
+        Dense(4, "tanh"),
+        Dense(n_out, "identity"),
+    ]
     net = Network(layers, loss).build((C,) + spatial, dtype)
     net.init_params(np.random.RandomState(seed))
     return net
@@ -188,8 +195,7 @@ def check_gradient(net, X, Y, sw, alpha, first_trainable=0):
 def test_forward_matches_reference(case):
     net, X, _, _ = problem(case, n=4)
     expected, outputs, _, _ = reference_forward(net, X)
-    assert_allclose(net.predict(X, output_activation=False), expected, rtol=1e-10,
-                    atol=1e-12)
+    assert_allclose(net.predict(X, output_activation=False), expected, rtol=1e-10, atol=1e-12)
     # every intermediate output, including the one-convolution network's
     for stop in range(1, len(net.layers)):
         got = net.predict(X, stop=stop, output_activation=False)
@@ -206,8 +212,9 @@ def test_output_shapes_follow_the_definitions(case):
     if pad == "same":
         assert shape[1:] == tuple(-(-m // s) for m in spatial)
     if pool:
-        assert Pool(pool, 2, ndim=ndim).build(shape, np.float64) == \
-            (F,) + tuple(m // 2 for m in shape[1:])
+        assert Pool(pool, 2, ndim=ndim).build(shape, np.float64) == (F,) + tuple(
+            m // 2 for m in shape[1:]
+        )
 
 
 def test_forward_float32_close_to_float64():
@@ -232,8 +239,10 @@ def test_one_conv_network_against_hand_computed_values(ndim):
         shape = (1, 5, 3)
         rows = np.array([3.0, 6, 9, 12, 9])
         expected = np.outer(rows, [2, 3, 2])
-    net = Network([Conv(1, 3, 1, "same", "identity", ndim=ndim), Flatten(),
-                   Dense(1, "identity")], "squared_error").build(shape, np.float64)
+    net = Network(
+        [Conv(1, 3, 1, "same", "identity", ndim=ndim), Flatten(), Dense(1, "identity")],
+        "squared_error",
+    ).build(shape, np.float64)
     net.params[0]["W"][:] = 1.0
     net.params[0]["b"][:] = 0.5
     got = net.predict(X, stop=1, output_activation=False)
@@ -302,8 +311,9 @@ def test_wrong_sample_rank_and_pool_errors():
 # ------------------------------------------------------------------ PyTorch's conventions
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("ndim", [1, 2])
-@pytest.mark.parametrize("k,stride,padding", [(2, 1, "same"), (3, 1, "same"), (4, 1, "same"),
-                                              (3, 2, 1), (2, 2, "valid")])
+@pytest.mark.parametrize(
+    "k,stride,padding", [(2, 1, "same"), (3, 1, "same"), (4, 1, "same"), (3, 2, 1), (2, 2, "valid")]
+)
 def test_conv_and_pool_match_pytorch(ndim, k, stride, padding):
     """Same weight layout (F, C, k[, k]) and padding convention as PyTorch: 'same' puts
     the extra zero of an even kernel after the input."""
@@ -312,20 +322,31 @@ def test_conv_and_pool_match_pytorch(ndim, k, stride, padding):
     rng = np.random.default_rng(1)
     spatial = (9,) if ndim == 1 else (7, 8)
     X = rng.normal(size=(3, 2) + spatial)
-    net = Network([Conv(3, k, stride, padding, "identity", ndim=ndim), Pool("max", 2, ndim),
-                   Flatten(), Dense(2)], "squared_error").build((2,) + spatial, np.float64)
+    net = Network(
+        [
+            Conv(3, k, stride, padding, "identity", ndim=ndim),
+            Pool("max", 2, ndim),
+            Flatten(),
+            Dense(2),
+        ],
+        "squared_error",
+    ).build((2,) + spatial, np.float64)
     net.init_params(np.random.RandomState(0))
     net.params[0]["b"][:] = rng.normal(size=3)
     conv = F_t.conv1d if ndim == 1 else F_t.conv2d
     pool = F_t.max_pool1d if ndim == 1 else F_t.max_pool2d
-    expected = conv(torch.from_numpy(X), torch.from_numpy(net.params[0]["W"].copy()),
-                    torch.from_numpy(net.params[0]["b"].copy()), stride=stride,
-                    padding=padding).numpy()
-    assert_allclose(net.predict(X, stop=1, output_activation=False), expected, rtol=1e-12,
-                    atol=1e-12)
+    expected = conv(
+        torch.from_numpy(X),
+        torch.from_numpy(net.params[0]["W"].copy()),
+        torch.from_numpy(net.params[0]["b"].copy()),
+        stride=stride,
+        padding=padding,
+    ).numpy()
+    assert_allclose(
+        net.predict(X, stop=1, output_activation=False), expected, rtol=1e-12, atol=1e-12
+    )
     pooled = pool(torch.from_numpy(expected), 2).numpy()
-    assert_allclose(net.predict(X, stop=2, output_activation=False), pooled, rtol=1e-12,
-                    atol=1e-12)
+    assert_allclose(net.predict(X, stop=2, output_activation=False), pooled, rtol=1e-12, atol=1e-12)
     avg = (F_t.avg_pool1d if ndim == 1 else F_t.avg_pool2d)(torch.from_numpy(expected), 2)
     layer = Pool("avg", 2, ndim)
     layer.build(expected.shape[1:], np.float64)

@@ -21,8 +21,7 @@ from sknet._layers.conv import Conv, Pool
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-SMALL = dict(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
-             random_state=0)
+SMALL = dict(conv_filters=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
 
 
 # ------------------------------------------------------------------ data
@@ -54,18 +53,31 @@ def test_digits_accuracy():
     """The issue's requirement: >= 98% on held-out 8x8 digits (450 test images)."""
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
-        X / 16.0, y, test_size=0.25, stratify=y, random_state=0)
-    clf = ConvNetClassifier(conv_filters=(16, 32), hidden_layer_sizes=(128,),
-                            input_shape=(1, 8, 8), alpha=1e-3, batch_size=64,
-                            learning_rate_init=2e-3, max_iter=30, random_state=0)
+        X / 16.0, y, test_size=0.25, stratify=y, random_state=0
+    )
+    clf = ConvNetClassifier(
+        conv_filters=(16, 32),
+        hidden_layer_sizes=(128,),
+        input_shape=(1, 8, 8),
+        alpha=1e-3,
+        batch_size=64,
+        learning_rate_init=2e-3,
+        max_iter=30,
+        random_state=0,
+    )
     clf.fit(X_train.astype(np.float32), y_train)
     assert clf.score(X_test.astype(np.float32), y_test) >= 0.98
 
 
 def test_regressor_learns_a_filter():
     X, y = signals(n=400)
-    reg = ConvNetRegressor(conv_filters=(8,), hidden_layer_sizes=(16,), max_iter=100,
-                           learning_rate_init=0.01, random_state=0).fit(X, y)
+    reg = ConvNetRegressor(
+        conv_filters=(8,),
+        hidden_layer_sizes=(16,),
+        max_iter=100,
+        learning_rate_init=0.01,
+        random_state=0,
+    ).fit(X, y)
     X_test, y_test = signals(n=200, seed=1)
     assert reg.score(X_test, y_test) > 0.9
     # two outputs at once
@@ -88,8 +100,13 @@ def test_poisson_regressor_predicts_positive_means():
 
 def test_grid_search_over_architecture():
     X, y = digits(240)
-    base = ConvNetClassifier(hidden_layer_sizes=(16,), max_iter=10, batch_size=32,
-                             learning_rate_init=0.01, random_state=0)
+    base = ConvNetClassifier(
+        hidden_layer_sizes=(16,),
+        max_iter=10,
+        batch_size=32,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     grid = {"conv_filters": [(4,), (4, 8)], "kernel_size": [2, 3]}
     search = GridSearchCV(base, grid, cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
@@ -106,9 +123,10 @@ def test_grid_search_over_architecture():
 
 def test_pipeline_with_scaler_on_flat_rows():
     X, y = digits(300)
-    pipe = make_pipeline(StandardScaler(),
-                         ConvNetClassifier(input_shape=(1, 8, 8), max_iter=10, batch_size=32,
-                                           **SMALL))
+    pipe = make_pipeline(
+        StandardScaler(),
+        ConvNetClassifier(input_shape=(1, 8, 8), max_iter=10, batch_size=32, **SMALL),
+    )
     pipe.fit(X.reshape(300, 64), y)
     assert pipe[-1]._network.input_shape == (1, 8, 8)
     assert pipe.score(X.reshape(300, 64), y) > 0.9
@@ -122,9 +140,11 @@ def test_image_formats_train_the_same_network():
         "4d": ConvNetClassifier(max_iter=3, **SMALL).fit(X[:, None], y),
         "3d": ConvNetClassifier(max_iter=3, **SMALL).fit(X, y),
         "2d": ConvNetClassifier(input_shape=(1, 8, 8), max_iter=3, **SMALL).fit(
-            X.reshape(150, 64), y),
+            X.reshape(150, 64), y
+        ),
         "4d+shape": ConvNetClassifier(input_shape=[1, 8, 8], max_iter=3, **SMALL).fit(
-            X[:, None], y),
+            X[:, None], y
+        ),
     }
     ref = fits["4d"]
     assert ref._network.input_shape == (1, 8, 8)
@@ -174,8 +194,9 @@ def test_pooling_options_and_tiny_maps():
     none = ConvNetClassifier(pool_size=None, max_iter=2, **SMALL).fit(X, y)
     assert not any(isinstance(p, Pool) for p in none._network.layers)
     # pooling stops once the map is smaller than the window: 8 -> 4 -> 2 -> 1, then none
-    deep = ConvNetClassifier(conv_filters=(2, 2, 2, 2), hidden_layer_sizes=(4,),
-                             max_iter=1, random_state=0).fit(X, y)
+    deep = ConvNetClassifier(
+        conv_filters=(2, 2, 2, 2), hidden_layer_sizes=(4,), max_iter=1, random_state=0
+    ).fit(X, y)
     pools = [p for p in deep._network.layers if isinstance(p, Pool)]
     assert len(pools) == 3
     assert deep._network.layers[-4].output_shape == (2, 1, 1)  # the last convolution
@@ -184,11 +205,16 @@ def test_pooling_options_and_tiny_maps():
 
 def test_strides_and_padding_set_the_feature_map_sizes():
     X, y = digits(60)
-    for padding, strides, expected in [("same", 1, (4, 8, 8)), ("valid", 1, (4, 6, 6)),
-                                       (2, 1, (4, 10, 10)), ("same", 2, (4, 4, 4)),
-                                       ("valid", 2, (4, 3, 3))]:
-        est = ConvNetClassifier(padding=padding, strides=strides, pool_size=None, max_iter=1,
-                                **SMALL).fit(X, y)
+    for padding, strides, expected in [
+        ("same", 1, (4, 8, 8)),
+        ("valid", 1, (4, 6, 6)),
+        (2, 1, (4, 10, 10)),
+        ("same", 2, (4, 4, 4)),
+        ("valid", 2, (4, 3, 3)),
+    ]:
+        est = ConvNetClassifier(
+            padding=padding, strides=strides, pool_size=None, max_iter=1, **SMALL
+        ).fit(X, y)
         assert est._network.layers[0].output_shape == expected, (padding, strides)
 
 
@@ -283,9 +309,16 @@ def test_early_stopping_restores_best_weights(monkeypatch):
         history.append(self._network.theta.copy())
 
     monkeypatch.setattr(BaseNetworkEstimator, "_update_no_improvement_count", recording)
-    clf = ConvNetClassifier(conv_filters=(4,), hidden_layer_sizes=(16,), early_stopping=True,
-                            learning_rate_init=0.03, max_iter=60, n_iter_no_change=3,
-                            validation_fraction=0.3, random_state=0).fit(X, y)
+    clf = ConvNetClassifier(
+        conv_filters=(4,),
+        hidden_layer_sizes=(16,),
+        early_stopping=True,
+        learning_rate_init=0.03,
+        max_iter=60,
+        n_iter_no_change=3,
+        validation_fraction=0.3,
+        random_state=0,
+    ).fit(X, y)
     scores = clf.validation_scores_
     assert len(scores) == len(clf.validation_loss_curve_) == clf.n_iter_ < 60
     best = int(np.argmax(scores))
@@ -299,8 +332,14 @@ def test_early_stopping_restores_best_weights(monkeypatch):
 
 def test_transform_returns_last_hidden_layer():
     X, y = digits(100)
-    clf = ConvNetClassifier(conv_filters=(3,), hidden_layer_sizes=(12, 6), activation="tanh",
-                            max_iter=3, random_state=0, dropout=0.2).fit(X, y)
+    clf = ConvNetClassifier(
+        conv_filters=(3,),
+        hidden_layer_sizes=(12, 6),
+        activation="tanh",
+        max_iter=3,
+        random_state=0,
+        dropout=0.2,
+    ).fit(X, y)
     H = clf.transform(X)
     assert H.shape == (100, 6)
     out = clf._network.params[-1]
@@ -311,8 +350,9 @@ def test_transform_returns_last_hidden_layer():
     assert_array_equal(clf.transform(X), H)  # no dropout randomness at inference
     assert list(clf.get_feature_names_out()) == [f"convnetclassifier{i}" for i in range(6)]
     # no dense hidden layer: the flattened pooled feature maps (3 x 4 x 4)
-    flat = ConvNetClassifier(conv_filters=(3,), hidden_layer_sizes=(), max_iter=1,
-                             random_state=0).fit(X, y)
+    flat = ConvNetClassifier(
+        conv_filters=(3,), hidden_layer_sizes=(), max_iter=1, random_state=0
+    ).fit(X, y)
     assert flat.transform(X).shape == (100, 48)
     assert flat.n_layers_ == 3
 
@@ -320,8 +360,9 @@ def test_transform_returns_last_hidden_layer():
 def _activations(est, input_shape=(1, 8, 8)):
     """(kind, activation) of every layer with an activation, in order."""
     layers = est.build_layers(input_shape, 10)
-    return [(type(layer).__name__, layer.activation) for layer in layers
-            if hasattr(layer, "activation")]
+    return [
+        (type(layer).__name__, layer.activation) for layer in layers if hasattr(layer, "activation")
+    ]
 
 
 def test_dense_activation_sets_the_dense_layers_only():
@@ -330,14 +371,23 @@ def test_dense_activation_sets_the_dense_layers_only():
     params = dict(conv_filters=(3, 4), hidden_layer_sizes=(6, 5))
     assert ConvNetClassifier().dense_activation is None
     assert _activations(ConvNetClassifier(**params)) == [
-        ("Conv", "relu"), ("Conv", "relu"), ("Dense", "relu"), ("Dense", "relu"),
-        ("Dense", "identity")]
-    assert _activations(ConvNetRegressor(activation="relu", dense_activation="tanh",
-                                         **params)) == [
-        ("Conv", "relu"), ("Conv", "relu"), ("Dense", "tanh"), ("Dense", "tanh"),
-        ("Dense", "identity")]
-    assert _activations(ConvNetClassifier(activation="logistic", **params))[2] == \
-        ("Dense", "logistic")
+        ("Conv", "relu"),
+        ("Conv", "relu"),
+        ("Dense", "relu"),
+        ("Dense", "relu"),
+        ("Dense", "identity"),
+    ]
+    assert _activations(ConvNetRegressor(activation="relu", dense_activation="tanh", **params)) == [
+        ("Conv", "relu"),
+        ("Conv", "relu"),
+        ("Dense", "tanh"),
+        ("Dense", "tanh"),
+        ("Dense", "identity"),
+    ]
+    assert _activations(ConvNetClassifier(activation="logistic", **params))[2] == (
+        "Dense",
+        "logistic",
+    )
     with pytest.raises(ValueError, match="dense_activation"):
         ConvNetClassifier(dense_activation="softsign").fit(*digits(20))
 
@@ -430,12 +480,24 @@ def test_bit_identical_across_numba_thread_counts():
     try:
         for n_threads in (1, 2):
             numba.set_num_threads(n_threads)
-            clf = ConvNetClassifier(conv_filters=(4, 6), hidden_layer_sizes=(16,), max_iter=2,
-                                    batch_size=50, dropout=0.2, random_state=0).fit(X, y)
-            reg = ConvNetRegressor(conv_filters=(3, 3), hidden_layer_sizes=(8,), max_iter=2,
-                                   batch_size=50, random_state=0).fit(Xs, ys)
-            results.append((clf._network.theta.copy(), reg._network.theta.copy(),
-                            clf.predict_proba(X)))
+            clf = ConvNetClassifier(
+                conv_filters=(4, 6),
+                hidden_layer_sizes=(16,),
+                max_iter=2,
+                batch_size=50,
+                dropout=0.2,
+                random_state=0,
+            ).fit(X, y)
+            reg = ConvNetRegressor(
+                conv_filters=(3, 3),
+                hidden_layer_sizes=(8,),
+                max_iter=2,
+                batch_size=50,
+                random_state=0,
+            ).fit(Xs, ys)
+            results.append(
+                (clf._network.theta.copy(), reg._network.theta.copy(), clf.predict_proba(X))
+            )
     finally:
         numba.set_num_threads(old)
     for a, b in zip(*results):
@@ -445,11 +507,17 @@ def test_bit_identical_across_numba_thread_counts():
 # ------------------------------------------------------------------ bad input
 def test_wrong_input_shape_for_the_data():
     X, y = digits(30)
-    with pytest.raises(ValueError, match=r"input_shape=\(1, 7, 7\) needs 49 features per row, "
-                                         "but X has 64"):
+    with pytest.raises(
+        ValueError,
+        match=r"input_shape=\(1, 7, 7\) needs 49 features per row, "
+        "but X has 64",
+    ):
         ConvNetClassifier(input_shape=(1, 7, 7), **SMALL).fit(X.reshape(30, 64), y)
-    with pytest.raises(ValueError, match=r"input_shape=\(2, 8, 8\) does not match X's "
-                                         r"per-sample shape \(8, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"input_shape=\(2, 8, 8\) does not match X's "
+        r"per-sample shape \(8, 8\)",
+    ):
         ConvNetClassifier(input_shape=(2, 8, 8), **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="input_shape must be"):
         ConvNetClassifier(input_shape=(1, 1, 8, 8), **SMALL).fit(X, y)
@@ -459,12 +527,15 @@ def test_wrong_input_shape_for_the_data():
 
 def test_kernel_larger_than_the_image():
     X, y = digits(30)
-    with pytest.raises(ValueError, match="kernel_size=9 is larger than the 8x8 input of "
-                                         "convolution 1.*padding='valid'"):
+    with pytest.raises(
+        ValueError,
+        match="kernel_size=9 is larger than the 8x8 input of convolution 1.*padding='valid'",
+    ):
         ConvNetClassifier(kernel_size=9, padding="valid", **SMALL).fit(X, y)
     # the second convolution sees the pooled 3x3 map
-    with pytest.raises(ValueError, match="kernel_size=3 is larger than the 1x1 input of "
-                                         "convolution 3"):
+    with pytest.raises(
+        ValueError, match="kernel_size=3 is larger than the 1x1 input of convolution 3"
+    ):
         ConvNetClassifier(**dict(SMALL, conv_filters=(2, 2, 2)), padding="valid").fit(X, y)
     with pytest.raises(ValueError, match="kernel_size=40 is larger than the 30 input"):
         ConvNetRegressor(kernel_size=40, padding=4, **SMALL).fit(*signals(length=30))
@@ -498,8 +569,11 @@ def test_non_finite_and_malformed_input():
     est.fit(X, y)
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.predict(Xnan)
-    with pytest.raises(ValueError, match=r"per-sample shape \(1, 6, 6\), but the network "
-                                         r"was fitted on \(1, 8, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"per-sample shape \(1, 6, 6\), but the network "
+        r"was fitted on \(1, 8, 8\)",
+    ):
         est.predict(X[:, :6, :6])
     with pytest.raises(ValueError, match=r"per-sample shape \(1, 64\), but the network"):
         est.predict(X.reshape(40, 64))
@@ -507,8 +581,9 @@ def test_non_finite_and_malformed_input():
         est.partial_fit(X[:, :6, :6], y)
     # flat rows fitted as flat rows keep scikit-learn's feature-count message
     reg = ConvNetRegressor(max_iter=1, **SMALL).fit(*signals(length=12))
-    with pytest.raises(ValueError, match="X has 10 features, but ConvNetRegressor is "
-                                         "expecting 12 features"):
+    with pytest.raises(
+        ValueError, match="X has 10 features, but ConvNetRegressor is expecting 12 features"
+    ):
         reg.predict(signals(length=10)[0])
 
 

@@ -22,8 +22,7 @@ from sknet import MLPClassifier, MLPRegressor
 from sknet.dask import _PageReleaser, partial_fit_chunks
 from sknet.parallel import THREAD_ENV_VARS
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # what each test cluster's workers warm up: the kernels of the models fitted below
 _WARM_X = np.random.RandomState(0).normal(size=(20, 4))
@@ -75,9 +74,14 @@ def _local_cluster(cap_threads=True):
     try:
         with dask.config.set(config):
             # dashboard off; the scheduler's small HTTP server on a free loopback port
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+            cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )
         with Client(cluster, timeout=60) as client:
             yield client
     finally:
@@ -120,8 +124,12 @@ def test_workers_are_capped_and_warm(client):
 def test_cluster_listens_on_loopback_only(client):
     psutil = pytest.importorskip("psutil")
     me = psutil.Process()
-    listening = [conn.laddr.ip for proc in [me, *me.children(recursive=True)]
-                 for conn in proc.net_connections(kind="inet") if conn.status == "LISTEN"]
+    listening = [
+        conn.laddr.ip
+        for proc in [me, *me.children(recursive=True)]
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == "LISTEN"
+    ]
     assert listening
     assert set(listening) == {"127.0.0.1"}
 
@@ -139,8 +147,12 @@ def test_grid_search_on_dask_matches_local(client):
 
     dist = _bounded(search)
     assert dist.best_params_ == local.best_params_
-    for key in ["mean_test_score", "std_test_score", "rank_test_score",
-                *(f"split{i}_test_score" for i in range(3))]:
+    for key in [
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        *(f"split{i}_test_score" for i in range(3)),
+    ]:
         np.testing.assert_array_equal(dist.cv_results_[key], local.cv_results_[key])
     # no task compiled anything: every kernel the fits used was already loaded
     after = {a: r["kernels"] for a, r in worker_report(client).items()}
@@ -212,28 +224,29 @@ def test_killed_worker_mid_search():
         assert all(r["numba_pool"] == 1 for r in report.values())
 
         # sknet's backend: the lost tasks are rerun elsewhere, the results are unchanged
-        outcome = _search_killing_a_worker(
-            client, lambda: resilient_backend(scatter=[X, y]), X, y)
+        outcome = _search_killing_a_worker(client, lambda: resilient_backend(scatter=[X, y]), X, y)
         assert "error" not in outcome, repr(outcome.get("error"))
         assert outcome["search"].best_params_ == local.best_params_
-        np.testing.assert_array_equal(outcome["search"].cv_results_["mean_test_score"],
-                                      local.cv_results_["mean_test_score"])
+        np.testing.assert_array_equal(
+            outcome["search"].cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
+        )
 
         # joblib's own backend loses the inputs it scattered to the dead worker: the
         # search completes or raises a cancellation / KilledWorker, quickly
-        outcome = _search_killing_a_worker(client, lambda: joblib.parallel_backend("dask"),
-                                           X, y, wait_for_replacement=False)
+        outcome = _search_killing_a_worker(
+            client, lambda: joblib.parallel_backend("dask"), X, y, wait_for_replacement=False
+        )
         if "error" in outcome:
-            assert isinstance(outcome["error"], (CancelledError, distributed.KilledWorker)), \
-                repr(outcome["error"])
+            assert isinstance(outcome["error"], (CancelledError, distributed.KilledWorker)), repr(
+                outcome["error"]
+            )
         else:
             assert outcome["search"].best_params_ == local.best_params_
 
 
 # ---------------------------------------------------------------- out of core
 def _split_memmap(tmp_path, n=4000, seed=0):
-    X, y = make_classification(n_samples=n, n_features=20, n_informative=10,
-                               random_state=seed)
+    X, y = make_classification(n_samples=n, n_features=20, n_informative=10, random_state=seed)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=0)
     path = tmp_path / "X.dat"
     mm = np.memmap(path, dtype=np.float64, mode="w+", shape=X_tr.shape)
@@ -248,8 +261,9 @@ def test_memmap_streaming_reaches_in_memory_accuracy(tmp_path):
     X_mm, X_tr, y_tr, X_te, y_te = _split_memmap(tmp_path)
     params = dict(hidden_layer_sizes=(32,), learning_rate_init=0.005, random_state=0)
     in_memory = MLPClassifier(max_iter=10, **params).fit(X_tr, y_tr).score(X_te, y_te)
-    streamed = partial_fit_chunks(MLPClassifier(**params), X_mm, y_tr, chunk_size=500,
-                                  n_epochs=10, random_state=0)
+    streamed = partial_fit_chunks(
+        MLPClassifier(**params), X_mm, y_tr, chunk_size=500, n_epochs=10, random_state=0
+    )
     assert in_memory > 0.85
     assert streamed.score(X_te, y_te) >= in_memory - 0.03
     np.testing.assert_array_equal(X_mm, X_tr)  # input untouched
@@ -270,8 +284,9 @@ def test_regressor_and_sample_weight_streaming():
     sw = np.ones(len(X))
     reg = MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
     a = partial_fit_chunks(clone(reg), X, y, chunk_size=300, n_epochs=20, random_state=0)
-    b = partial_fit_chunks(clone(reg), X, y, sample_weight=sw, chunk_size=300, n_epochs=20,
-                           random_state=0)
+    b = partial_fit_chunks(
+        clone(reg), X, y, sample_weight=sw, chunk_size=300, n_epochs=20, random_state=0
+    )
     assert a.score(X, y) > 0.9
     np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-10, atol=1e-10)
 
@@ -285,12 +300,11 @@ def test_dask_array_streaming_matches_numpy_streaming(tmp_path):
     with dask.config.set(scheduler="synchronous"):
         Xd = da.from_array(X_tr, chunks=(500, -1))
         yd = da.from_array(y_tr, chunks=500)
-        from_dask = partial_fit_chunks(MLPClassifier(**params), Xd, yd, n_epochs=10,
-                                       random_state=0)
-    from_numpy = partial_fit_chunks(MLPClassifier(**params), X_tr, y_tr, chunk_size=500,
-                                    n_epochs=10, random_state=0)
-    np.testing.assert_array_equal(from_dask.predict_proba(X_te),
-                                  from_numpy.predict_proba(X_te))
+        from_dask = partial_fit_chunks(MLPClassifier(**params), Xd, yd, n_epochs=10, random_state=0)
+    from_numpy = partial_fit_chunks(
+        MLPClassifier(**params), X_tr, y_tr, chunk_size=500, n_epochs=10, random_state=0
+    )
+    np.testing.assert_array_equal(from_dask.predict_proba(X_te), from_numpy.predict_proba(X_te))
     in_memory = MLPClassifier(max_iter=10, **params).fit(X_tr, y_tr).score(X_te, y_te)
     assert from_dask.score(X_te, y_te) >= in_memory - 0.03
 
@@ -305,8 +319,7 @@ def test_dask_ml_incremental_trains_sknet(tmp_path):
     with dask.config.set(scheduler="synchronous"):
         Xd = da.from_array(X_tr, chunks=(500, -1))
         yd = da.from_array(y_tr, chunks=500)
-        inc = wrappers.Incremental(MLPClassifier(**params), shuffle_blocks=True,
-                                   random_state=0)
+        inc = wrappers.Incremental(MLPClassifier(**params), shuffle_blocks=True, random_state=0)
         for _ in range(10):
             inc.partial_fit(Xd, yd, classes=[0, 1])
     in_memory = MLPClassifier(max_iter=10, **params).fit(X_tr, y_tr).score(X_te, y_te)

@@ -13,8 +13,14 @@ from sklearn.utils import Bunch
 from sknet.datasets import load_mnist, load_mnist_idx
 
 # IDX type codes, written independently of the reader's own table
-CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C,
-         np.float32: 0x0D, np.float64: 0x0E}
+CODES = {
+    np.uint8: 0x08,
+    np.int8: 0x09,
+    np.int16: 0x0B,
+    np.int32: 0x0C,
+    np.float32: 0x0D,
+    np.float64: 0x0E,
+}
 
 
 def idx_bytes(array, code=None):
@@ -83,19 +89,33 @@ def test_idx_gzip_recognised_by_content_not_name(tmp_path):
     assert_array_equal(load_mnist_idx(gzipped_no_suffix), array)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "shorter than the 4-byte magic"),
-    (b"\x00\x00\x08", "shorter than the 4-byte magic"),
-    (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x05", "two zero bytes"),
-    (b"\x00\x07\x08\x01" + struct.pack(">I", 1) + b"\x05", "two zero bytes"),
-    (b"\x00\x00\x0a\x01" + struct.pack(">I", 1) + b"\x05", "unknown element type code 0x0A"),
-    (b"\x00\x00\x08\x00", "0 dimensions"),
-    (b"\x00\x00\x08\x03" + struct.pack(">2I", 2, 2), "header declares 3 dimensions"),
-    (b"\x00\x00\x08\x02" + struct.pack(">2I", 2, 3) + bytes(5), "is truncated.*6 data bytes"),
-    (b"\x00\x00\x0c\x01" + struct.pack(">I", 2) + bytes(7), "is truncated.*8 data bytes"),
-    (b"\x00\x00\x08\x02" + struct.pack(">2I", 2, 3) + bytes(7), "trailing bytes"),
-], ids=["empty", "short-magic", "magic-byte0", "magic-byte1", "type-code", "ndim-0",
-        "short-dims", "short-data", "short-int32-data", "trailing"])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "shorter than the 4-byte magic"),
+        (b"\x00\x00\x08", "shorter than the 4-byte magic"),
+        (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x05", "two zero bytes"),
+        (b"\x00\x07\x08\x01" + struct.pack(">I", 1) + b"\x05", "two zero bytes"),
+        (b"\x00\x00\x0a\x01" + struct.pack(">I", 1) + b"\x05", "unknown element type code 0x0A"),
+        (b"\x00\x00\x08\x00", "0 dimensions"),
+        (b"\x00\x00\x08\x03" + struct.pack(">2I", 2, 2), "header declares 3 dimensions"),
+        (b"\x00\x00\x08\x02" + struct.pack(">2I", 2, 3) + bytes(5), "is truncated.*6 data bytes"),
+        (b"\x00\x00\x0c\x01" + struct.pack(">I", 2) + bytes(7), "is truncated.*8 data bytes"),
+        (b"\x00\x00\x08\x02" + struct.pack(">2I", 2, 3) + bytes(7), "trailing bytes"),
+    ],
+    ids=[
+        "empty",
+        "short-magic",
+        "magic-byte0",
+        "magic-byte1",
+        "type-code",
+        "ndim-0",
+        "short-dims",
+        "short-data",
+        "short-int32-data",
+        "trailing",
+    ],
+)
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])
 def test_idx_invalid_files(tmp_path, content, match, gz):
     path = write(tmp_path / "bad", content, gz=gz)
@@ -195,8 +215,9 @@ def test_load_mnist_missing_directory(tmp_path):
 def test_load_mnist_missing_file(tmp_path, missing):
     make_mnist_dir(tmp_path, gz=True)
     (tmp_path / f"t10k-{missing}-idx{3 if missing == 'images' else 1}-ubyte.gz").unlink()
-    with pytest.raises(FileNotFoundError,
-                       match=rf"t10k-{missing}-idx\d-ubyte\.gz is in .*yann\.lecun\.com"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"t10k-{missing}-idx\d-ubyte\.gz is in .*yann\.lecun\.com"
+    ):
         load_mnist(tmp_path)
 
 
@@ -213,13 +234,16 @@ def test_load_mnist_bad_kind(tmp_path, kind):
         load_mnist(tmp_path, kind=kind)
 
 
-@pytest.mark.parametrize("which, array, match", [
-    ("images", np.zeros((3, 12), np.uint8), r"3-D uint8 array.*\(3, 12\)"),
-    ("images", np.zeros((3, 4, 3), np.int32), r"3-D uint8 array.*int32"),
-    ("labels", np.zeros((3, 1), np.uint8), r"1-D uint8 array of labels.*\(3, 1\)"),
-    ("labels", np.zeros(3, np.float32), r"1-D uint8 array of labels.*float32"),
-    ("labels", np.zeros(4, np.uint8), "holds 3 images but .* holds 4 labels"),
-])
+@pytest.mark.parametrize(
+    "which, array, match",
+    [
+        ("images", np.zeros((3, 12), np.uint8), r"3-D uint8 array.*\(3, 12\)"),
+        ("images", np.zeros((3, 4, 3), np.int32), r"3-D uint8 array.*int32"),
+        ("labels", np.zeros((3, 1), np.uint8), r"1-D uint8 array of labels.*\(3, 1\)"),
+        ("labels", np.zeros(3, np.float32), r"1-D uint8 array of labels.*float32"),
+        ("labels", np.zeros(4, np.uint8), "holds 3 images but .* holds 4 labels"),
+    ],
+)
 def test_load_mnist_inconsistent_files(tmp_path, which, array, match):
     make_mnist_dir(tmp_path, n=3)
     stem = "t10k-images-idx3-ubyte" if which == "images" else "t10k-labels-idx1-ubyte"
@@ -240,26 +264,30 @@ def _real_mnist_dir():
     """``$SKNET_MNIST_DIR``, else the project's shared data next to the checkout."""
     if os.environ.get("SKNET_MNIST_DIR"):
         return Path(os.environ["SKNET_MNIST_DIR"])
-    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist",
-                  Path("/work/shared/data/mnist")]
+    candidates = [
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist",
+        Path("/work/shared/data/mnist"),
+    ]
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 MNIST_DIR = _real_mnist_dir()
 
 
-@pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
-                    and not (MNIST_DIR / "t10k-images-idx3-ubyte").is_file(),
-                    reason=f"MNIST test-set files not found in {MNIST_DIR} "
-                           "(set SKNET_MNIST_DIR)")
+@pytest.mark.skipif(
+    not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
+    and not (MNIST_DIR / "t10k-images-idx3-ubyte").is_file(),
+    reason=f"MNIST test-set files not found in {MNIST_DIR} (set SKNET_MNIST_DIR)",
+)
 def test_load_real_mnist_test_set():
     bunch = load_mnist(MNIST_DIR, "t10k", return_X_y=False, as_float32=False, flatten=False)
     assert bunch.images.shape == (10000, 28, 28) and bunch.images.dtype == np.uint8
     assert bunch.images.min() == 0 and bunch.images.max() == 255
     assert_array_equal(bunch.target_names, np.arange(10))
     # the documented number of each digit in the MNIST test set
-    assert_array_equal(np.bincount(bunch.target),
-                       [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    assert_array_equal(
+        np.bincount(bunch.target), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    )
     X, y = load_mnist(MNIST_DIR)
     assert X.shape == (10000, 784) and X.dtype == np.float32
     assert_array_equal(X * 255, bunch.images.reshape(10000, -1))

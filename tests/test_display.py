@@ -51,8 +51,16 @@ def test_loss_curve_without_validation(iris):
 
 
 def test_validation_curves(iris):
-    clf = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=6, early_stopping=True,
-                             validation_fraction=0.2, random_state=0), *iris)
+    clf = _fit(
+        MLPClassifier(
+            hidden_layer_sizes=(8,),
+            max_iter=6,
+            early_stopping=True,
+            validation_fraction=0.2,
+            random_state=0,
+        ),
+        *iris,
+    )
     disp = TrainingHistoryDisplay.from_estimator(clf, name="iris")
     assert_allclose(disp.validation_loss_line_.get_ydata(), clf.validation_loss_curve_)
     assert_allclose(disp.validation_score_line_.get_ydata(), clf.validation_scores_)
@@ -61,15 +69,19 @@ def test_validation_curves(iris):
     assert disp.ax_.get_title() == "iris"
     legend = disp.score_ax_.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
-        "training loss", "validation loss", "validation accuracy"]
+        "training loss",
+        "validation loss",
+        "validation accuracy",
+    ]
 
 
 def test_regressor_score_label_and_given_axes():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(60, 3))
     y = X @ [1.0, -2.0, 0.5]
-    reg = _fit(MLPRegressor(hidden_layer_sizes=(6,), max_iter=5, early_stopping=True,
-                            random_state=0), X, y)
+    reg = _fit(
+        MLPRegressor(hidden_layer_sizes=(6,), max_iter=5, early_stopping=True, random_state=0), X, y
+    )
     fig, ax = plt.subplots()
     disp = TrainingHistoryDisplay.from_estimator(reg, ax=ax, loss_kw={"color": "black"})
     assert disp.ax_ is ax and disp.figure_ is fig
@@ -78,14 +90,19 @@ def test_regressor_score_label_and_given_axes():
 
 
 def test_pipeline_and_scikit_learn_mlp(iris):
-    pipe = _fit(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,),
-                                                              max_iter=3, random_state=0)),
-                *iris)
+    pipe = _fit(
+        make_pipeline(
+            StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+        ),
+        *iris,
+    )
     disp = TrainingHistoryDisplay.from_estimator(pipe)
     assert_allclose(disp.loss_line_.get_ydata(), pipe[-1].loss_curve_)
     # any estimator that records loss_curve_ works, scikit-learn's MLP included
-    sk = _fit(SkMLPClassifier(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True,
-                              random_state=0), *iris)
+    sk = _fit(
+        SkMLPClassifier(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True, random_state=0),
+        *iris,
+    )
     disp = TrainingHistoryDisplay.from_estimator(sk)
     assert_allclose(disp.validation_score_line_.get_ydata(), sk.validation_scores_)
     assert disp.validation_loss_line_ is None
@@ -103,26 +120,31 @@ def test_unfitted_estimator():
 
 
 def test_plot_from_stored_curves():
-    disp = TrainingHistoryDisplay(loss_curve=[3.0, 2.0, 1.0], validation_scores=[0.1, 0.5, 0.6],
-                                  score_name="accuracy").plot()
+    disp = TrainingHistoryDisplay(
+        loss_curve=[3.0, 2.0, 1.0], validation_scores=[0.1, 0.5, 0.6], score_name="accuracy"
+    ).plot()
     assert_allclose(disp.validation_score_line_.get_ydata(), [0.1, 0.5, 0.6])
     assert disp.ax_.get_title() == ""
     assert disp.validation_loss_line_ is None
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"loss_curve": []}, "empty"),
-    ({"loss_curve": [1.0, 0.5], "validation_scores": [0.2]}, "one value per epoch"),
-    ({"loss_curve": [1.0, 0.5], "validation_loss_curve": [1, 2, 3]}, "one value per epoch"),
-    ({"loss_curve": [[1.0, 0.5]]}, "1-D"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"loss_curve": []}, "empty"),
+        ({"loss_curve": [1.0, 0.5], "validation_scores": [0.2]}, "one value per epoch"),
+        ({"loss_curve": [1.0, 0.5], "validation_loss_curve": [1, 2, 3]}, "one value per epoch"),
+        ({"loss_curve": [[1.0, 0.5]]}, "1-D"),
+    ],
+)
 def test_invalid_curves(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainingHistoryDisplay(**kwargs).plot()
 
 
-@pytest.mark.parametrize("name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier",
-                                  "ConvNetRegressor"])
+@pytest.mark.parametrize(
+    "name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier", "ConvNetRegressor"]
+)
 def test_recurrent_and_convolutional_histories(name):
     # the same training loop records the same curves for every family
     import sknet
@@ -132,8 +154,13 @@ def test_recurrent_and_convolutional_histories(name):
     cls = getattr(sknet, name)
     X = make_X(cls, n=40)
     y = make_y(X, "multiclass" if name.endswith("Classifier") else "regression")
-    est = _fit(make_estimator(cls, max_iter=5, early_stopping=True, validation_fraction=0.25,
-                              n_iter_no_change=50), X, y)
+    est = _fit(
+        make_estimator(
+            cls, max_iter=5, early_stopping=True, validation_fraction=0.25, n_iter_no_change=50
+        ),
+        X,
+        y,
+    )
     disp = TrainingHistoryDisplay.from_estimator(est)
     assert_allclose(disp.loss_line_.get_ydata(), est.loss_curve_)
     assert_allclose(disp.validation_loss_line_.get_ydata(), est.validation_loss_curve_)

@@ -30,9 +30,11 @@ def _public_objects():
     (Every docstring example anywhere in the package is run by ``test_module_doctests``.)
     """
     objects = {}
-    modules = [sknet] + [importlib.import_module(f"sknet.{info.name}")
-                         for info in pkgutil.iter_modules(sknet.__path__)
-                         if not info.name.startswith("_") and info.name != "kernels"]
+    modules = [sknet] + [
+        importlib.import_module(f"sknet.{info.name}")
+        for info in pkgutil.iter_modules(sknet.__path__)
+        if not info.name.startswith("_") and info.name != "kernels"
+    ]
     for module in modules:
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
@@ -86,9 +88,14 @@ def test_public_names_have_a_doctest_example(qualname, obj):
 def _guide_pages():
     if not DOCS.is_dir():
         return []
-    return sorted(p for p in DOCS.rglob("*.rst")
-                  if "_build" not in p.parts and "auto_examples" not in p.parts
-                  and "gen_modules" not in p.parts and ">>>" in p.read_text(encoding="utf-8"))
+    return sorted(
+        p
+        for p in DOCS.rglob("*.rst")
+        if "_build" not in p.parts
+        and "auto_examples" not in p.parts
+        and "gen_modules" not in p.parts
+        and ">>>" in p.read_text(encoding="utf-8")
+    )
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

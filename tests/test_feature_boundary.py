@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FEATURES = ["sknet/transfer.py", "sknet/torch_interop.py", "sknet/_summary.py",
-            "sknet/_display.py", "sknet/timeseries.py"]
+FEATURES = [
+    "sknet/transfer.py",
+    "sknet/torch_interop.py",
+    "sknet/_summary.py",
+    "sknet/_display.py",
+    "sknet/timeseries.py",
+]
 EXAMPLES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.py"))
 #: scikit-learn's own estimator protocol, used on any estimator
 ALLOWED = {"_validate_params", "_get_param_names", "_more_tags"}
@@ -44,8 +49,12 @@ def test_no_private_attribute_access(relpath):
 
 def test_the_check_sees_private_access(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("def f(est, self):\n"
-                     "    self._ok = est._validate_params()\n"
-                     "    return est._network.theta, est.network_._layout\n")
+    probe.write_text(
+        "def f(est, self):\n"
+        "    self._ok = est._validate_params()\n"
+        "    return est._network.theta, est.network_._layout\n"
+    )
     assert sorted(text for _, text in private_accesses(probe)) == [
-        "est._network", "est.network_._layout"]
+        "est._network",
+        "est.network_._layout",
+    ]

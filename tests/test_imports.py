@@ -29,12 +29,23 @@ LAYERS = [
     ("base", {"sknet._base"}),
     ("estimators", {"sknet._mlp", "sknet._rnn", "sknet._convnet"}),
     # built on the estimators (``parallel`` fits MLPs for its warm-up)
-    ("features", {"sknet.transfer", "sknet.persistence", "sknet.pretrained",
-                  "sknet.torch_interop", "sknet.dask", "sknet.timeseries", "sknet.parallel",
-                  "sknet._display", "sknet.datasets", "sknet.datasets.*"}),
+    (
+        "features",
+        {
+            "sknet.transfer",
+            "sknet.persistence",
+            "sknet.pretrained",
+            "sknet.torch_interop",
+            "sknet.dask",
+            "sknet.timeseries",
+            "sknet.parallel",
+            "sknet._display",
+            "sknet.datasets",
+            "sknet.datasets.*",
+        },
+    ),
     ("package", {"sknet"}),
 ]
-
 
 
 def _module_name(path, package_dir):
@@ -64,18 +75,20 @@ def import_graph(package_dir=PACKAGE):
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = package.split(".")
-                    base = base[:len(base) - node.level + 1]
+                    base = base[: len(base) - node.level + 1]
                     source = ".".join(base + ([node.module] if node.module else []))
                 else:
                     source = node.module
                 # ``from .kernels import conv`` imports the module sknet.kernels.conv
-                targets = [f"{source}.{alias.name}"
-                           if _is_module(f"{source}.{alias.name}", package_dir) else source
-                           for alias in node.names]
+                targets = [
+                    f"{source}.{alias.name}"
+                    if _is_module(f"{source}.{alias.name}", package_dir)
+                    else source
+                    for alias in node.names
+                ]
             else:
                 continue
-            edges |= {(t, node.lineno) for t in targets
-                      if t == "sknet" or t.startswith("sknet.")}
+            edges |= {(t, node.lineno) for t in targets if t == "sknet" or t.startswith("sknet.")}
         edges.discard((name, 0))
         graph[name] = {(t, line) for t, line in edges if t != name}
     return graph
@@ -84,8 +97,7 @@ def import_graph(package_dir=PACKAGE):
 def layer_of(module):
     for rank, (_, members) in enumerate(LAYERS):
         for pattern in members:
-            if module == pattern or (pattern.endswith(".*")
-                                     and module.startswith(pattern[:-1])):
+            if module == pattern or (pattern.endswith(".*") and module.startswith(pattern[:-1])):
                 return rank
     return None
 
@@ -94,7 +106,8 @@ def upward_imports(graph):
     """``[(module, imported module, line)]`` where a module imports from a higher layer."""
     return sorted(
         (src, dst, line)
-        for src, edges in graph.items() for dst, line in edges
+        for src, edges in graph.items()
+        for dst, line in edges
         if layer_of(dst) > layer_of(src)
     )
 
@@ -109,7 +122,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in edges.get(node, ()):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

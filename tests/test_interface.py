@@ -46,8 +46,9 @@ def test_input_shape_after_the_familys_reshaping():
     X = np.random.RandomState(0).randn(30, 7)
     y = X[:, 0]
     assert RNNRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, y).input_shape_ == (7, 1)
-    conv = ConvNetClassifier(conv_filters=(2,), hidden_layer_sizes=(3,), input_shape=(1, 4, 4),
-                             max_iter=2)
+    conv = ConvNetClassifier(
+        conv_filters=(2,), hidden_layer_sizes=(3,), input_shape=(1, 4, 4), max_iter=2
+    )
     X16 = np.random.RandomState(0).randn(30, 16)
     assert conv.fit(X16, X16[:, 0] > 0).input_shape_ == (1, 4, 4)
 
@@ -114,18 +115,18 @@ def _pretrained_mlp():
 
 def test_fit_from_freezes_the_first_layers_and_keeps_no_weights():
     base, X, y = _pretrained_mlp()
-    body = base.network_.theta[:base.network_.layer_offset(2)]
+    body = base.network_.theta[: base.network_.layer_offset(2)]
     est = MLPRegressor(hidden_layer_sizes=(8, 6), max_iter=20, random_state=3)
     est.fit_from(X, y.astype(float), body, first_trainable=2)
     assert est.first_trainable_layer_ == 2
-    assert_array_equal(est.network_.theta[:body.size], body)  # frozen: bit-identical
+    assert_array_equal(est.network_.theta[: body.size], body)  # frozen: bit-identical
     assert set(vars(est)) == set(vars(clone(est).fit(X, y.astype(float))))  # nothing extra
     # partial_fit keeps them frozen; a plain fit starts afresh and trains everything
     est.partial_fit(X, y.astype(float))
-    assert_array_equal(est.network_.theta[:body.size], body)
+    assert_array_equal(est.network_.theta[: body.size], body)
     est.fit(X, y.astype(float))
     assert est.first_trainable_layer_ == 0
-    assert not np.array_equal(est.network_.theta[:body.size], body)
+    assert not np.array_equal(est.network_.theta[: body.size], body)
 
 
 def test_fit_from_rejects_bad_weights():
@@ -137,8 +138,7 @@ def test_fit_from_rejects_bad_weights():
     with pytest.raises(ValueError, match="parameters"):
         est.fit_from(X, y, np.zeros(n + 1))
     with pytest.raises(ValueError, match="frozen"):  # frozen layers need weights
-        est.fit_from(X, y, base.network_.theta[:base.network_.layer_offset(1)],
-                     first_trainable=2)
+        est.fit_from(X, y, base.network_.theta[: base.network_.layer_offset(1)], first_trainable=2)
     with pytest.raises(ValueError, match="first_trainable"):
         est.fit_from(X, y, base.network_.theta, first_trainable=-1)
 

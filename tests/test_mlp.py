@@ -89,11 +89,11 @@ SOLVERS = {
     "adam": dict(solver="adam", learning_rate_init=0.01),
     "sgd-momentum": dict(solver="sgd", nesterovs_momentum=False, momentum=0.8),
     "sgd-nesterov": dict(solver="sgd", learning_rate_init=0.05),
-    "sgd-invscaling": dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5,
-                           power_t=0.4),
+    "sgd-invscaling": dict(
+        solver="sgd", learning_rate="invscaling", learning_rate_init=0.5, power_t=0.4
+    ),
     # a large tol makes every epoch "stall", so the adaptive schedule divides the rate
-    "sgd-adaptive": dict(solver="sgd", learning_rate="adaptive", tol=10.0,
-                         n_iter_no_change=1),
+    "sgd-adaptive": dict(solver="sgd", learning_rate="adaptive", tol=10.0, n_iter_no_change=1),
     "lbfgs": dict(solver="lbfgs"),
 }
 
@@ -124,13 +124,20 @@ def test_regressor_parity_with_sklearn(solver):
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_parity_every_activation(activation, solver):
     X, y = classification()
-    params = dict(hidden_layer_sizes=(6, 5), activation=activation, solver=solver,
-                  max_iter=5, random_state=1, learning_rate_init=0.01)
+    params = dict(
+        hidden_layer_sizes=(6, 5),
+        activation=activation,
+        solver=solver,
+        max_iter=5,
+        random_state=1,
+        learning_rate_init=0.01,
+    )
     assert_same_fit(*fit_both(MLPClassifier, SkMLPClassifier, X, y, **params), atol=1e-8)
 
 
-@pytest.mark.parametrize("case", ["binary", "multilabel", "poisson", "no-shuffle",
-                                  "sample_weight", "sparse"])
+@pytest.mark.parametrize(
+    "case", ["binary", "multilabel", "poisson", "no-shuffle", "sample_weight", "sparse"]
+)
 def test_parity_other_targets_and_options(case):
     X, y = classification(n_classes=2)
     cls, sk_cls = MLPClassifier, SkMLPClassifier
@@ -163,8 +170,9 @@ def test_parity_sample_weight_lbfgs_and_adam(solver):
     X, y = regression()
     sw = np.random.default_rng(1).uniform(0.1, 3.0, size=len(y))
     params = dict(SMALL, solver=solver, max_iter=8, alpha=0.1)
-    assert_same_fit(*fit_both(MLPRegressor, SkMLPRegressor, X, y, sample_weight=sw, **params),
-                    atol=1e-8)
+    assert_same_fit(
+        *fit_both(MLPRegressor, SkMLPRegressor, X, y, sample_weight=sw, **params), atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -199,8 +207,14 @@ def test_warm_start_parity_with_sklearn():
 
 def test_early_stopping_parity_with_sklearn():
     X, y = classification(n=100)
-    params = dict(SMALL, early_stopping=True, learning_rate_init=0.05, max_iter=40,
-                  n_iter_no_change=3, validation_fraction=0.25)
+    params = dict(
+        SMALL,
+        early_stopping=True,
+        learning_rate_init=0.05,
+        max_iter=40,
+        n_iter_no_change=3,
+        validation_fraction=0.25,
+    )
     ours, theirs = fit_both(MLPClassifier, SkMLPClassifier, X, y, **params)
     assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=0, atol=1e-12)
     assert ours.best_validation_score_ == theirs.best_validation_score_
@@ -226,8 +240,9 @@ def test_multi_output_squared_error_gradient(k):
 # ------------------------------------------------------------------ targets and inputs
 def test_multilabel_classification():
     X, Y = multilabel()
-    clf = MLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=200,
-                        random_state=0).fit(X, Y)
+    clf = MLPClassifier(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=200, random_state=0).fit(
+        X, Y
+    )
     assert clf.out_activation_ == "logistic"
     pred = clf.predict(X)
     assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
@@ -238,8 +253,9 @@ def test_multilabel_classification():
 
 def test_multi_output_regression():
     X, Y = regression(n=80, n_targets=3)
-    reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=300,
-                       random_state=0).fit(X, Y)
+    reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=300, random_state=0).fit(
+        X, Y
+    )
     assert reg.predict(X).shape == (80, 3) and reg.n_outputs_ == 3
     assert reg.score(X, Y) > 0.9
 
@@ -311,8 +327,9 @@ def test_warm_start_continues_and_checks_classes():
     assert len(clf.loss_curve_) == 6  # the history continues
     assert clf.loss_curve_[3] < clf.loss_curve_[0]
     assert not all(np.array_equal(a, b) for a, b in zip(first, params_of(clf)))
-    with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same "
-                                         "classes"):
+    with pytest.raises(
+        ValueError, match="warm_start can only be used where `y` has the same classes"
+    ):
         clf.fit(X[y < 2], y[y < 2])
 
 
@@ -353,8 +370,14 @@ def test_early_stopping_restores_best_weights(cls, monkeypatch):
         X, y = make_regression(120, 4, noise=30, random_state=0)
         y = y / 100
         params = dict(hidden_layer_sizes=(20,))
-    params.update(early_stopping=True, learning_rate_init=0.05, max_iter=60,
-                  n_iter_no_change=3, validation_fraction=0.25, random_state=0)
+    params.update(
+        early_stopping=True,
+        learning_rate_init=0.05,
+        max_iter=60,
+        n_iter_no_change=3,
+        validation_fraction=0.25,
+        random_state=0,
+    )
     history = []
     original = BaseNetworkEstimator._update_no_improvement_count
 
@@ -462,8 +485,12 @@ def test_keyboard_interrupt_in_lbfgs_keeps_model(monkeypatch):
 # ------------------------------------------------------------------ model selection, persistence
 def test_pipeline_and_grid_search():
     X, y = make_classification(80, 5, n_informative=3, random_state=0)
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("mlp", MLPClassifier(solver="lbfgs", max_iter=50, random_state=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("mlp", MLPClassifier(solver="lbfgs", max_iter=50, random_state=0)),
+        ]
+    )
     grid = {"mlp__hidden_layer_sizes": [(3,), (10,)], "mlp__alpha": [1e-4, 1.0]}
     search = GridSearchCV(pipe, grid, cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 4
@@ -525,8 +552,14 @@ def test_bit_identical_across_numba_thread_counts(solver):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(100, 64))
     y = rng.integers(0, 3, 100)
-    params = dict(hidden_layer_sizes=(8000,), solver=solver, max_iter=2, batch_size=50,
-                  random_state=0, dropout=0.2)
+    params = dict(
+        hidden_layer_sizes=(8000,),
+        solver=solver,
+        max_iter=2,
+        batch_size=50,
+        random_state=0,
+        dropout=0.2,
+    )
     old = numba.get_num_threads()
     results = []
     try:
@@ -611,8 +644,9 @@ def test_dropout_with_lbfgs_is_a_clear_error():
 
 def test_dropout_per_layer_rates_and_errors():
     X, y = classification()
-    clf = MLPClassifier(hidden_layer_sizes=(6, 5), dropout=[0.5, 0.0], max_iter=2,
-                        random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(6, 5), dropout=[0.5, 0.0], max_iter=2, random_state=0
+    ).fit(X, y)
     kinds = [layer.kind for layer in clf._network.layers]
     assert kinds == ["dense", "dropout", "dense", "dense"]
     with pytest.raises(ValueError, match="dropout has 3 rates but there are 2 hidden"):
@@ -627,8 +661,15 @@ def test_clip_norm_bounds_the_update(clip):
     """One full-batch plain-SGD step moves theta by rate * min(|grad|, clip_norm), with
     |grad| the L2 norm over all parameters, penalty included (as for RNN and ConvNet)."""
     X, y = regression()
-    params = dict(solver="sgd", learning_rate_init=0.1, momentum=0.0, batch_size=X.shape[0],
-                  max_iter=1, shuffle=False, **SMALL)
+    params = dict(
+        solver="sgd",
+        learning_rate_init=0.1,
+        momentum=0.0,
+        batch_size=X.shape[0],
+        max_iter=1,
+        shuffle=False,
+        **SMALL,
+    )
     reg = MLPRegressor(clip_norm=clip, **params).fit(X, y)
     net = reg._network
     theta0 = net.theta.copy()
@@ -674,8 +715,16 @@ def test_clip_norm_default_and_lbfgs_unchanged():
 
 
 def _imbalanced():
-    return make_classification(200, 4, n_informative=2, n_redundant=0, weights=[0.9, 0.1],
-                               class_sep=0.5, flip_y=0, random_state=0)
+    return make_classification(
+        200,
+        4,
+        n_informative=2,
+        n_redundant=0,
+        weights=[0.9, 0.1],
+        class_sep=0.5,
+        flip_y=0,
+        random_state=0,
+    )
 
 
 def test_class_weight_improves_minority_recall():
@@ -699,7 +748,8 @@ def test_class_weight_is_sample_weight():
     params["alpha"] = 0.0
     cw = MLPClassifier(class_weight={0: 1.0, 1: 4.0}, **params).fit(X, y)
     both = MLPClassifier(class_weight={0: 1.0, 1: 4.0}, **params).fit(
-        X, y, sample_weight=np.full(len(y), 2.0))
+        X, y, sample_weight=np.full(len(y), 2.0)
+    )
     assert_params_close(both, cw, atol=1e-8)
 
 
@@ -717,10 +767,12 @@ def test_class_weight_errors():
 @pytest.mark.parametrize("dropout", [None, 0.3])
 def test_transform_returns_last_hidden_layer(dropout):
     X, y = classification()
-    clf = MLPClassifier(hidden_layer_sizes=(6, 4), activation="tanh", max_iter=5,
-                        random_state=0, dropout=dropout).fit(X, y)
-    H = np.tanh(np.tanh(X @ clf.coefs_[0] + clf.intercepts_[0]) @ clf.coefs_[1]
-                + clf.intercepts_[1])
+    clf = MLPClassifier(
+        hidden_layer_sizes=(6, 4), activation="tanh", max_iter=5, random_state=0, dropout=dropout
+    ).fit(X, y)
+    H = np.tanh(
+        np.tanh(X @ clf.coefs_[0] + clf.intercepts_[0]) @ clf.coefs_[1] + clf.intercepts_[1]
+    )
     assert_allclose(clf.transform(X), H, rtol=1e-12)
     assert_allclose(clf.fit_transform(X, y), H, rtol=1e-12)
     assert list(clf.get_feature_names_out()) == [f"mlpclassifier{i}" for i in range(4)]
@@ -778,9 +830,17 @@ def test_bad_input_raises_clear_errors(cls):
         est.predict(X[:0])
 
 
-@pytest.mark.parametrize("param,value", [("activation", "softsign"), ("solver", "rmsprop"),
-                                         ("learning_rate", "cosine"), ("alpha", -1.0),
-                                         ("hidden_layer_sizes", (4, 0)), ("batch_size", 0)])
+@pytest.mark.parametrize(
+    "param,value",
+    [
+        ("activation", "softsign"),
+        ("solver", "rmsprop"),
+        ("learning_rate", "cosine"),
+        ("alpha", -1.0),
+        ("hidden_layer_sizes", (4, 0)),
+        ("batch_size", 0),
+    ],
+)
 def test_invalid_hyperparameters(param, value):
     X, y = classification()
     with pytest.raises(ValueError, match=param) as err:
@@ -831,8 +891,13 @@ def test_partial_fit_recovers_after_divergence():
 def test_adam_divergence_in_last_update_keeps_finite_weights():
     """The update of the last batch overflows while every loss was finite."""
     X, y = make_regression(60, 4, random_state=0)
-    reg = MLPRegressor(hidden_layer_sizes=(10,), learning_rate_init=1e306, max_iter=1,
-                       batch_size=60, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(10,),
+        learning_rate_init=1e306,
+        max_iter=1,
+        batch_size=60,
+        random_state=0,
+    )
     with pytest.raises(ValueError, match="weights became non-finite.*diverged"):
         reg.fit(X * 100, y)
     assert np.isfinite(reg._network.theta).all()
@@ -846,8 +911,13 @@ def test_user_arrays_are_not_modified(solver):
     X32 = X.astype(np.float32)
     Xs = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
     copies = [a.copy() for a in (X, y, sw, Xr, yr, X32)] + [Xs.copy()]
-    clf = MLPClassifier(solver=solver, max_iter=3, class_weight="balanced", **SMALL,
-                        dropout=0.2 if solver == "adam" else None)
+    clf = MLPClassifier(
+        solver=solver,
+        max_iter=3,
+        class_weight="balanced",
+        **SMALL,
+        dropout=0.2 if solver == "adam" else None,
+    )
     clf.fit(X, y, sample_weight=sw)
     clf.predict_proba(X)
     clf.transform(X)
@@ -873,4 +943,5 @@ def test_no_warnings_on_clean_fit():
         # L-BFGS needs 534 iterations on one CPU kind here: leave it room to converge
         MLPClassifier(solver="lbfgs", alpha=1.0, max_iter=3000, **SMALL).fit(X, y).predict(X)
         MLPRegressor(solver="adam", learning_rate_init=0.01, max_iter=500, **SMALL).fit(
-            *regression()).predict(regression()[0])
+            *regression()
+        ).predict(regression()[0])

@@ -140,8 +140,7 @@ def test_objective_is_scikit_learns():
     data = float(sw @ ref.log_loss(Z, Y)) / sw.sum()
     W2 = sum(np.sum(p["W"] ** 2) for p in net.params)
     assert net.loss_and_grad(X, Y, sw, 0.0) == pytest.approx(data, rel=1e-12)
-    assert net.loss_and_grad(X, Y, sw, 0.7) == pytest.approx(
-        data + 0.35 * W2 / sw.sum(), rel=1e-12)
+    assert net.loss_and_grad(X, Y, sw, 0.7) == pytest.approx(data + 0.35 * W2 / sw.sum(), rel=1e-12)
     assert net.data_loss(X, Y, sw) == pytest.approx(data, rel=1e-12)
     # no weights: the unweighted mean
     unweighted = float(ref.log_loss(Z, Y).mean())

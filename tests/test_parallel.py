@@ -59,14 +59,17 @@ def test_threadpool_limits_restores_even_on_error(restore_threads):
     assert _blas_threads() == blas_before
 
 
-@pytest.mark.parametrize("bad, exc, match", [
-    (0, ValueError, ">= 1"),
-    (-2, ValueError, ">= 1"),
-    (1.5, TypeError, "positive int"),
-    ("2", TypeError, "positive int"),
-    (True, TypeError, "positive int"),
-    (10**6, ValueError, "NUMBA_NUM_THREADS"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (0, ValueError, ">= 1"),
+        (-2, ValueError, ">= 1"),
+        (1.5, TypeError, "positive int"),
+        ("2", TypeError, "positive int"),
+        (True, TypeError, "positive int"),
+        (10**6, ValueError, "NUMBA_NUM_THREADS"),
+    ],
+)
 def test_bad_thread_counts_are_rejected(bad, exc, match, restore_threads):
     with pytest.raises(exc, match=match):
         sknet.set_num_threads(bad)
@@ -101,8 +104,7 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
 
 def test_worker_env():
     env = parallel.worker_env(3, cache_dir="/some/dir")
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS"):
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         assert env[var] == "3"
     assert env["NUMBA_CACHE_DIR"] == "/some/dir"
     assert "NUMBA_CACHE_DIR" not in parallel.worker_env(1)
@@ -131,8 +133,14 @@ def test_worker_env_caps_a_new_process_and_cache_dir_is_used(tmp_path):
     env.pop("SKNET_NUMBA_CACHE", None)
 
     def run():
-        out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
-                             text=True, timeout=300, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     cold = run()
@@ -151,7 +159,8 @@ def test_loky_workers_get_their_share_of_threads():
     """joblib's process backend caps each worker's numba pool at cores // n_jobs."""
     n_jobs = 2
     pools = joblib.Parallel(n_jobs=n_jobs, backend="loky")(
-        joblib.delayed(lambda: numba.config.NUMBA_NUM_THREADS)() for _ in range(2))
+        joblib.delayed(lambda: numba.config.NUMBA_NUM_THREADS)() for _ in range(2)
+    )
     assert all(1 <= p <= max(1, joblib.cpu_count() // n_jobs) for p in pools), pools
 
 
@@ -163,7 +172,8 @@ def test_warm_up_compiles_the_kernels_a_fit_uses():
     rng = np.random.RandomState(1)
     X = rng.normal(size=(50, 4))
     MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
-        X.astype(np.float32), X[:, 0])
+        X.astype(np.float32), X[:, 0]
+    )
     MLPClassifier((5,), max_iter=3, random_state=0).fit(X, X[:, 0] > 0)
     assert parallel.kernel_stats()["signatures"] == before["signatures"]
 

@@ -55,8 +55,9 @@ def _kinds_for(name):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name, kind", [(n, k) for n in exported_estimator_names()
-                                        for k in _kinds_for(n)])
+@pytest.mark.parametrize(
+    "name, kind", [(n, k) for n in exported_estimator_names() for k in _kinds_for(n)]
+)
 def test_roundtrip_bit_identical(name, kind, dtype, tmp_path):
     cls = estimator_class(name)
     est = make_estimator(cls)
@@ -96,8 +97,12 @@ def test_string_labels_with_feature_names_and_dict_class_weight():
     X = make_X(MLPClassifier)
     y = make_y(X, "strings")
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-    est = MLPClassifier((5,), max_iter=5, random_state=np.random.RandomState(3),
-                        class_weight={"cat": 2.0, "dog": 1.0, "emu": 0.5}).fit(df, y)
+    est = MLPClassifier(
+        (5,),
+        max_iter=5,
+        random_state=np.random.RandomState(3),
+        class_weight={"cat": 2.0, "dog": 1.0, "emu": 0.5},
+    ).fit(df, y)
     loaded, _ = _roundtrip(est)
     np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
     assert loaded.feature_names_in_.dtype == object
@@ -112,12 +117,23 @@ def test_string_labels_with_feature_names_and_dict_class_weight():
 def test_sgd_dropout_and_poisson_regressor():
     X = make_X(MLPRegressor)
     y = np.abs(make_y(X, "regression"))
-    est = MLPRegressor(loss="poisson", hidden_layer_sizes=(6, 4), dropout=0.2, solver="sgd",
-                       max_iter=20, random_state=0).fit(X, y)
+    est = MLPRegressor(
+        loss="poisson",
+        hidden_layer_sizes=(6, 4),
+        dropout=0.2,
+        solver="sgd",
+        max_iter=20,
+        random_state=0,
+    ).fit(X, y)
     loaded, _ = _roundtrip(est)
     _assert_same_predictions(est, loaded, X)
-    assert [type(layer).__name__ for layer in loaded._network.layers] == \
-        ["Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [type(layer).__name__ for layer in loaded._network.layers] == [
+        "Dense",
+        "Dropout",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
 
 
 def test_training_state_false_is_smaller_and_predicts_the_same():
@@ -377,21 +393,26 @@ def test_invalid_values_are_refused(saved_bytes):
     def newer(h):
         h["format_version"] = FORMAT_VERSION + 1
 
-    for edit, match in [(bad_param, "invalid \\w+Classifier parameters"),
-                        (bad_type, "unknown value type"),
-                        (bad_layer, "invalid configuration"),
-                        (bad_loss, "unknown loss"),
-                        (newer, "newer than this sknet reads")]:
+    for edit, match in [
+        (bad_param, "invalid \\w+Classifier parameters"),
+        (bad_type, "unknown value type"),
+        (bad_layer, "invalid configuration"),
+        (bad_loss, "unknown loss"),
+        (newer, "newer than this sknet reads"),
+    ]:
         with pytest.raises(ValueError, match=match):
             _load(forged(edit))
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"not a model at all",
-    json.dumps({"format": "sknet-model"}).encode(),
-    pickle.dumps({"a": 1}),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not a model at all",
+        json.dumps({"format": "sknet-model"}).encode(),
+        pickle.dumps({"a": 1}),
+    ],
+)
 def test_foreign_files_are_refused(content):
     with pytest.raises(ValueError, match="not an sknet model file"):
         _load(content)
@@ -419,33 +440,36 @@ def _forge_layer(data, layer, **config):
     return _pack(_reseal(members))
 
 
-@pytest.mark.parametrize("name, layer, config, match", [
-    # values no estimator builds, which would reach the kernels
-    # (the messages are the layers' own: each layer validates its settings)
-    ("ConvNetClassifier", 0, {"stride": 0}, "Conv: stride must be a positive integer, got 0"),
-    ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size must be a positive .*got -3"),
-    ("ConvNetClassifier", 0, {"padding": -1}, "Conv: padding must be .*got -1"),
-    ("ConvNetClassifier", 0, {"padding": "exec"}, "Conv: padding must be .*got 'exec'"),
-    ("ConvNetClassifier", 0, {"ndim": 1}, "Conv1D expects 2-D samples"),
-    ("ConvNetClassifier", 0, {"ndim": 3}, "Conv: ndim must be 1 or 2, got 3"),
-    ("ConvNetClassifier", 0, {"activation": "exec"}, "Conv: activation must be one of"),
-    ("ConvNetClassifier", 1, {"size": 0}, "Pool: size must be a positive integer, got 0"),
-    ("ConvNetClassifier", 1, {"ndim": 1}, "Pool1D expects 2-D samples"),
-    ("ConvNetClassifier", 1, {"mode": "median"}, "invalid configuration"),
-    ("RNNClassifier", 0, {"units": 0}, "Recurrent: units must be a positive integer, got 0"),
-    ("RNNClassifier", 0, {"units": 2.5}, "Recurrent: units must be a positive .*got 2.5"),
-    ("RNNClassifier", 0, {"cell": "transformer"}, "invalid configuration"),
-    ("RNNClassifier", 0, {"return_sequences": "yes"}, "return_sequences must be True or"),
-    ("RNNClassifier", 0, {"return_sequences": True}, "do not fit together"),
-    ("MLPClassifier", 0, {"units": -5}, "Dense: units must be a positive integer, got -5"),
-    ("MLPClassifier", 0, {"units": True}, "Dense: units must be a positive integer, got T"),
-    # consistent-looking sizes that disagree with the stored weights
-    ("ConvNetClassifier", 0, {"filters": 3}, "parameter vector of shape"),
-    ("ConvNetClassifier", 0, {"stride": 2}, "parameter vector of shape"),
-    ("RNNClassifier", 0, {"cell": "gru"}, "parameter vector of shape"),
-    # a huge layer is refused from the sizes alone, before anything is allocated
-    ("RNNClassifier", 0, {"units": 10**7}, "parameter vector of shape \\(4000\\d+,\\)"),
-])
+@pytest.mark.parametrize(
+    "name, layer, config, match",
+    [
+        # values no estimator builds, which would reach the kernels
+        # (the messages are the layers' own: each layer validates its settings)
+        ("ConvNetClassifier", 0, {"stride": 0}, "Conv: stride must be a positive integer, got 0"),
+        ("ConvNetClassifier", 0, {"kernel_size": -3}, "kernel_size must be a positive .*got -3"),
+        ("ConvNetClassifier", 0, {"padding": -1}, "Conv: padding must be .*got -1"),
+        ("ConvNetClassifier", 0, {"padding": "exec"}, "Conv: padding must be .*got 'exec'"),
+        ("ConvNetClassifier", 0, {"ndim": 1}, "Conv1D expects 2-D samples"),
+        ("ConvNetClassifier", 0, {"ndim": 3}, "Conv: ndim must be 1 or 2, got 3"),
+        ("ConvNetClassifier", 0, {"activation": "exec"}, "Conv: activation must be one of"),
+        ("ConvNetClassifier", 1, {"size": 0}, "Pool: size must be a positive integer, got 0"),
+        ("ConvNetClassifier", 1, {"ndim": 1}, "Pool1D expects 2-D samples"),
+        ("ConvNetClassifier", 1, {"mode": "median"}, "invalid configuration"),
+        ("RNNClassifier", 0, {"units": 0}, "Recurrent: units must be a positive integer, got 0"),
+        ("RNNClassifier", 0, {"units": 2.5}, "Recurrent: units must be a positive .*got 2.5"),
+        ("RNNClassifier", 0, {"cell": "transformer"}, "invalid configuration"),
+        ("RNNClassifier", 0, {"return_sequences": "yes"}, "return_sequences must be True or"),
+        ("RNNClassifier", 0, {"return_sequences": True}, "do not fit together"),
+        ("MLPClassifier", 0, {"units": -5}, "Dense: units must be a positive integer, got -5"),
+        ("MLPClassifier", 0, {"units": True}, "Dense: units must be a positive integer, got T"),
+        # consistent-looking sizes that disagree with the stored weights
+        ("ConvNetClassifier", 0, {"filters": 3}, "parameter vector of shape"),
+        ("ConvNetClassifier", 0, {"stride": 2}, "parameter vector of shape"),
+        ("RNNClassifier", 0, {"cell": "gru"}, "parameter vector of shape"),
+        # a huge layer is refused from the sizes alone, before anything is allocated
+        ("RNNClassifier", 0, {"units": 10**7}, "parameter vector of shape \\(4000\\d+,\\)"),
+    ],
+)
 def test_forged_layer_configurations_are_refused(name, layer, config, match):
     est, X, _ = fitted(estimator_class(name), "binary")
     buf = io.BytesIO()
@@ -484,8 +508,14 @@ def test_skops_loads_sknet_models_only_with_explicitly_trusted_types(name):
 
 
 # --------------------------------------------------------------------- declared state
-ALL_SIX = ["MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
-           "ConvNetClassifier", "ConvNetRegressor"]
+ALL_SIX = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "RNNClassifier",
+    "RNNRegressor",
+    "ConvNetClassifier",
+    "ConvNetRegressor",
+]
 
 
 @pytest.mark.parametrize("name", ALL_SIX + ["FineTuner", "NetworkFeatures"])
@@ -583,6 +613,7 @@ def _set(path, value):
         for step in path[:-1]:
             entry = entry[step]
         entry[path[-1]] = value
+
     return edit
 
 
@@ -608,9 +639,12 @@ def test_unknown_missing_and_method_named_entries_are_refused(multiclass_bytes):
 def test_a_parameter_the_class_lacks_is_refused(saved_bytes):
     """A file from a newer sknet (or a forged one) with a parameter this sknet has not."""
     forged = _forge(saved_bytes, lambda h: h["params"].update(future_option=0.5))
-    with pytest.raises(ValueError, match=r"Cannot load sknet model.*parameters do not "
-                                         r"match its constructor; unknown: "
-                                         r"\['future_option'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot load sknet model.*parameters do not "
+        r"match its constructor; unknown: "
+        r"\['future_option'\]",
+    ):
         _load(forged)
 
 
@@ -696,8 +730,11 @@ def test_arrays_of_the_wrong_dtype_shape_or_byte_order_are_refused(multiclass_by
 
 def test_adam_moments_of_the_wrong_size_are_refused(multiclass_bytes):
     (km, m), (kv, v) = (_array(multiclass_bytes, ["_optimizer", k]) for k in "mv")
-    with pytest.raises(ValueError, match="the optimiser's moments have .* entries, but the "
-                                         "network has .* trainable parameters"):
+    with pytest.raises(
+        ValueError,
+        match="the optimiser's moments have .* entries, but the "
+        "network has .* trainable parameters",
+    ):
         _load(_forge(multiclass_bytes, arrays={km: m[:-1], kv: v[:-1]}))
     with pytest.raises(ValueError, match="moment arrays differ in size"):
         _load(_forge(multiclass_bytes, arrays={km: m[:-1]}))
@@ -714,8 +751,10 @@ def test_state_inconsistent_with_the_network_is_refused(multiclass_bytes):
         (_set(["n_outputs_"], 3), r"n_outputs_=3, but the network's last layer outputs \(4,\)"),
         (_set(["n_features_in_"], 5), "n_features_in_=5, but X at fit had per-sample shape"),
         # (a property once estimators derive input_shape_ from the network)
-        (_set(["input_shape_"], [7]),
-         r"input_shape_=\(7,\), but the (network takes|estimator derives) \(6,\)"),
+        (
+            _set(["input_shape_"], [7]),
+            r"input_shape_=\(7,\), but the (network takes|estimator derives) \(6,\)",
+        ),
         (_set(["out_activation_"], "logistic"), "out_activation_='logistic', but"),
         (_set(["_label_binarizer", "y_type_"], "binary"), "4 classes for binary targets"),
         (_set(["_first_trainable"], n_layers), "_first_trainable=2, but the network has 2"),
@@ -723,12 +762,17 @@ def test_state_inconsistent_with_the_network_is_refused(multiclass_bytes):
         (_set(["_network", "loss"], "binary_log_loss"), "out_activation_='softmax', but"),
     ]
     for edit, match in cases:
-        with pytest.raises(ValueError, match=f"inconsistent MLPClassifier state.*{match}|"
-                                             f"Cannot load sknet model.*{match}"):
+        with pytest.raises(
+            ValueError,
+            match=f"inconsistent MLPClassifier state.*{match}|Cannot load sknet model.*{match}",
+        ):
             _load(_forge(multiclass_bytes, edit))
     # classes_ count against the outputs
-    with pytest.raises(ValueError, match=r"3 classes \(multiclass\) need 3 outputs, but "
-                                         "n_outputs_=4"):
+    with pytest.raises(
+        ValueError,
+        match=r"3 classes \(multiclass\) need 3 outputs, but "
+        "n_outputs_=4",
+    ):
         _load(_forge(multiclass_bytes, arrays={key: classes[:3]}))
 
 
@@ -737,10 +781,19 @@ def test_regressor_loss_must_match_the_network():
     buf = io.BytesIO()
     sknet.save(est, buf)
     data = buf.getvalue()
-    with pytest.raises(ValueError, match="the network's loss is 'poisson', the estimator "
-                                         "trains with 'squared_error'"):
-        _load(_forge(data, lambda h: (_set(["_network", "loss"], "poisson")(h),
-                                      _set(["out_activation_"], "exp")(h))))
+    with pytest.raises(
+        ValueError,
+        match="the network's loss is 'poisson', the estimator trains with 'squared_error'",
+    ):
+        _load(
+            _forge(
+                data,
+                lambda h: (
+                    _set(["_network", "loss"], "poisson")(h),
+                    _set(["out_activation_"], "exp")(h),
+                ),
+            )
+        )
 
 
 def test_layer_with_zero_units_is_refused_by_the_layer(multiclass_bytes):

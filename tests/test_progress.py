@@ -47,8 +47,9 @@ def test_verbose_0_prints_nothing(iris, capsys):
 def test_verbose_1_prints_scikit_learn_lines(iris, capsys):
     est = _fit(*iris, max_iter=5, verbose=1)
     lines = capsys.readouterr().out.splitlines()
-    expected = ["Iteration %d, loss = %.8f" % (i + 1, loss)
-                for i, loss in enumerate(est.loss_curve_)]
+    expected = [
+        "Iteration %d, loss = %.8f" % (i + 1, loss) for i, loss in enumerate(est.loss_curve_)
+    ]
     assert lines == expected
 
 
@@ -108,8 +109,7 @@ def test_verbose_2_on_a_terminal_draws_a_tqdm_bar(iris, monkeypatch):
     # the solver's message was printed through tqdm.write: on its own line, not inside a bar
     stop_lines = [line for line in out.replace("\r", "\n").splitlines() if "Stopping." in line]
     assert stop_lines == [
-        "Training loss did not improve more than tol=1.000000 for 2 consecutive epochs. "
-        "Stopping."
+        "Training loss did not improve more than tol=1.000000 for 2 consecutive epochs. Stopping."
     ]
 
 
@@ -158,8 +158,14 @@ def test_stdout_restored_when_training_diverges(monkeypatch):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 3)) * 1e150
     y = X[:, 0] * 1e150
-    reg = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=1.0,
-                       max_iter=5, verbose=2, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(4,),
+        solver="sgd",
+        learning_rate_init=1.0,
+        max_iter=5,
+        verbose=2,
+        random_state=0,
+    )
     with pytest.raises(DivergenceError):
         reg.fit(X, y)
     assert sys.stdout is tty
@@ -202,8 +208,7 @@ def _family_fit(name, **params):
 
 @pytest.mark.parametrize("name", PLANNED)
 def test_verbose_1_lines_for_every_family(name, capsys):
-    est = _family_fit(name, max_iter=4, verbose=True, early_stopping=True,
-                      validation_fraction=0.3)
+    est = _family_fit(name, max_iter=4, verbose=True, early_stopping=True, validation_fraction=0.3)
     lines = capsys.readouterr().out.splitlines()
     expected = []
     for i, (loss, score) in enumerate(zip(est.loss_curve_, est.validation_scores_)):

@@ -92,8 +92,7 @@ def test_frozen_layers_are_counted_as_non_trainable():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # what transfer learning does: layer 0 starts from base's weights and is frozen
-        clf.fit_from(X, y, base.network_.theta[:base.network_.layer_offset(1)],
-                     first_trainable=1)
+        clf.fit_from(X, y, base.network_.theta[: base.network_.layer_offset(1)], first_trainable=1)
     s = clf.summary()
     assert s.non_trainable_params == 6 * 5 + 5
     assert s.trainable_params == s.total_params - s.non_trainable_params
@@ -114,10 +113,17 @@ def test_unfitted_needs_an_input_shape():
         summary(MLPClassifier())
 
 
-@pytest.mark.parametrize("bad, err", [
-    ((0,), ValueError), ((), ValueError), ((2.5,), ValueError), ("abc", ValueError),
-    (object(), TypeError), ((True,), ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        ((0,), ValueError),
+        ((), ValueError),
+        ((2.5,), ValueError),
+        ("abc", ValueError),
+        (object(), TypeError),
+        ((True,), ValueError),
+    ],
+)
 def test_invalid_input_shape(bad, err):
     with pytest.raises(err, match="input_shape"):
         summary(MLPClassifier(), input_shape=bad)
@@ -161,10 +167,28 @@ _FAMILIES = [
     ("MLPRegressor", {"hidden_layer_sizes": (4,)}, (5,), "reg"),
     ("RNNClassifier", {"hidden_layer_sizes": (4,), "cell": "gru"}, (6, 3), "clf"),
     ("RNNRegressor", {"hidden_layer_sizes": (4,), "cell": "lstm"}, (6, 3), "reg"),
-    ("ConvNetClassifier", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
-                           "input_shape": (1, 6, 6)}, (1, 6, 6), "clf"),
-    ("ConvNetRegressor", {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,),
-                          "input_shape": (1, 6, 6)}, (1, 6, 6), "reg"),
+    (
+        "ConvNetClassifier",
+        {
+            "conv_filters": (2,),
+            "kernel_size": 3,
+            "hidden_layer_sizes": (4,),
+            "input_shape": (1, 6, 6),
+        },
+        (1, 6, 6),
+        "clf",
+    ),
+    (
+        "ConvNetRegressor",
+        {
+            "conv_filters": (2,),
+            "kernel_size": 3,
+            "hidden_layer_sizes": (4,),
+            "input_shape": (1, 6, 6),
+        },
+        (1, 6, 6),
+        "reg",
+    ),
 ]
 
 
@@ -175,8 +199,10 @@ def test_before_and_after_fit_agree_for_every_family(name, params, shape, kind):
         pytest.skip(f"{name} is not in sknet yet")
     est = cls()
     valid = est.get_params()
-    est.set_params(**{k: v for k, v in params.items() if k in valid},
-                   **{k: v for k, v in {"max_iter": 2, "random_state": 0}.items() if k in valid})
+    est.set_params(
+        **{k: v for k, v in params.items() if k in valid},
+        **{k: v for k, v in {"max_iter": 2, "random_state": 0}.items() if k in valid},
+    )
     rng = np.random.RandomState(0)
     X = rng.normal(size=(24,) + shape)
     y = np.arange(24) % 3 if kind == "clf" else rng.normal(size=24)
@@ -189,22 +215,30 @@ def test_before_and_after_fit_agree_for_every_family(name, params, shape, kind):
 
 
 # -- recurrent and convolutional networks: shapes and counts follow the formulas ---------
-@pytest.mark.parametrize("cell, gates, bias_per_gate", [("rnn", 1, 1), ("lstm", 4, 1),
-                                                        ("gru", 3, 2)])
+@pytest.mark.parametrize(
+    "cell, gates, bias_per_gate", [("rnn", 1, 1), ("lstm", 4, 1), ("gru", 3, 2)]
+)
 def test_recurrent_summary_shapes_and_counts(cell, gates, bias_per_gate):
     # two stacked layers: the first returns its sequence of states, the second its last
     d, T, H1, H2 = 3, 7, 5, 4
-    reg = sknet.RNNRegressor(cell=cell, hidden_layer_sizes=(H1, H2), dense_layer_sizes=(6,),
-                             dropout=0.1)
+    reg = sknet.RNNRegressor(
+        cell=cell, hidden_layer_sizes=(H1, H2), dense_layer_sizes=(6,), dropout=0.1
+    )
     s = reg.summary(input_shape=(T, d), n_outputs=2)
-    assert [r["output_shape"] for r in s.rows] == [(T, H1), (T, H1), (H2,), (H2,), (6,),
-                                                   (6,), (2,)]
+    assert [r["output_shape"] for r in s.rows] == [(T, H1), (T, H1), (H2,), (H2,), (6,), (6,), (2,)]
 
     def rec(d, H):
         return gates * (d * H + H * H + bias_per_gate * H)
 
-    assert [r["params"] for r in s.rows] == [rec(d, H1), 0, rec(H1, H2), 0, H2 * 6 + 6, 0,
-                                             6 * 2 + 2]
+    assert [r["params"] for r in s.rows] == [
+        rec(d, H1),
+        0,
+        rec(H1, H2),
+        0,
+        H2 * 6 + 6,
+        0,
+        6 * 2 + 2,
+    ]
     text = str(s)
     assert f"Recurrent(cell='{cell}', units={H1}, return_sequences=True" in text
     assert f"Recurrent(cell='{cell}', units={H2}, return_sequences=False" in text
@@ -225,18 +259,34 @@ def test_recurrent_summary_needs_the_sequence_shape():
         summary(sknet.RNNClassifier(), input_shape=(5,))  # one step of nothing
 
 
-@pytest.mark.parametrize("padding, conv_shape, pooled", [("same", (3, 9, 9), (3, 4, 4)),
-                                                         ("valid", (3, 7, 7), (3, 3, 3))])
+@pytest.mark.parametrize(
+    "padding, conv_shape, pooled", [("same", (3, 9, 9), (3, 4, 4)), ("valid", (3, 7, 7), (3, 3, 3))]
+)
 def test_convnet_summary_shapes_and_counts(padding, conv_shape, pooled):
     C, F, k = 2, 3, 3
-    clf = sknet.ConvNetClassifier(conv_filters=(F,), kernel_size=k, padding=padding,
-                                  hidden_layer_sizes=(5,), input_shape=(C, 9, 9))
+    clf = sknet.ConvNetClassifier(
+        conv_filters=(F,),
+        kernel_size=k,
+        padding=padding,
+        hidden_layer_sizes=(5,),
+        input_shape=(C, 9, 9),
+    )
     s = summary(clf, n_outputs=4)  # input_shape comes from the hyperparameter
     assert s.input_shape == (C, 9, 9)
-    assert [r["output_shape"] for r in s.rows] == [conv_shape, pooled,
-                                                   (int(np.prod(pooled)),), (5,), (4,)]
-    assert [r["params"] for r in s.rows] == [F * C * k * k + F, 0, 0,
-                                             int(np.prod(pooled)) * 5 + 5, 5 * 4 + 4]
+    assert [r["output_shape"] for r in s.rows] == [
+        conv_shape,
+        pooled,
+        (int(np.prod(pooled)),),
+        (5,),
+        (4,),
+    ]
+    assert [r["params"] for r in s.rows] == [
+        F * C * k * k + F,
+        0,
+        0,
+        int(np.prod(pooled)) * 5 + 5,
+        5 * 4 + 4,
+    ]
     text = str(s)
     assert text.startswith("ConvNetClassifier (not fitted)")
     assert f"Conv(filters={F}, kernel_size={k}, stride=1, padding='{padding}'" in text
@@ -246,8 +296,15 @@ def test_convnet_summary_shapes_and_counts(padding, conv_shape, pooled):
 def test_convnet_summary_of_signals():
     reg = sknet.ConvNetRegressor(conv_filters=(4, 8), kernel_size=5, hidden_layer_sizes=(6,))
     s = reg.summary(input_shape=(2, 32))
-    assert [r["output_shape"] for r in s.rows] == [(4, 32), (4, 16), (8, 16), (8, 8), (64,),
-                                                   (6,), ("n_outputs",)]
+    assert [r["output_shape"] for r in s.rows] == [
+        (4, 32),
+        (4, 16),
+        (8, 16),
+        (8, 8),
+        (64,),
+        (6,),
+        ("n_outputs",),
+    ]
     assert s.rows[0]["params"] == 4 * 2 * 5 + 4
     assert s.rows[2]["params"] == 8 * 4 * 5 + 8
 

@@ -26,8 +26,8 @@ def slow_windows(series, window, horizon, stride):
     X, Y = [], []
     end = len(s2)
     while end - window - horizon >= 0:
-        X.append(s2[end - window - horizon:end - horizon])
-        Y.append(s2[end - horizon:end])
+        X.append(s2[end - window - horizon : end - horizon])
+        Y.append(s2[end - horizon : end])
         end -= stride
     X, Y = np.array(X[::-1]), np.array(Y[::-1])
     if s.ndim == 1:
@@ -35,9 +35,10 @@ def slow_windows(series, window, horizon, stride):
     return X, Y
 
 
-@pytest.mark.parametrize("n, window, horizon, stride",
-                         [(10, 3, 1, 1), (11, 4, 2, 3), (9, 8, 1, 1), (30, 5, 5, 4),
-                          (7, 1, 6, 2)])
+@pytest.mark.parametrize(
+    "n, window, horizon, stride",
+    [(10, 3, 1, 1), (11, 4, 2, 3), (9, 8, 1, 1), (30, 5, 5, 4), (7, 1, 6, 2)],
+)
 def test_make_windows_matches_a_loop(n, window, horizon, stride, rng):
     for series in (rng.normal(size=n), rng.normal(size=(n, 3))):
         X, y = make_windows(series, window, horizon, stride)
@@ -62,20 +63,30 @@ def test_make_windows_keeps_float32_and_reads_lists():
     assert make_windows([[1.0], [2.0], [3.0]], window=2)[1].shape == (1, 1, 1)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((4, 2, 2)), "1-D .* or 2-D"),
-    ([[1.0, 2.0], [3.0]], "ragged"),
-    (np.array([1.0, np.nan, 2.0, 3.0]), "NaN"),
-    (np.arange(4.0), "at least 5 \\(window=3 \\+ horizon=2\\)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((4, 2, 2)), "1-D .* or 2-D"),
+        ([[1.0, 2.0], [3.0]], "ragged"),
+        (np.array([1.0, np.nan, 2.0, 3.0]), "NaN"),
+        (np.arange(4.0), "at least 5 \\(window=3 \\+ horizon=2\\)"),
+    ],
+)
 def test_make_windows_bad_series(bad, match):
     with pytest.raises(ValueError, match=match):
         make_windows(bad, window=3, horizon=2)
 
 
-@pytest.mark.parametrize("kwargs", [dict(window=0), dict(window=2, horizon=0),
-                                    dict(window=2, stride=0), dict(window=2.5),
-                                    dict(window=True)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(window=0),
+        dict(window=2, horizon=0),
+        dict(window=2, stride=0),
+        dict(window=2.5),
+        dict(window=True),
+    ],
+)
 def test_make_windows_bad_sizes(kwargs):
     with pytest.raises(ValueError, match="must be an int >= 1"):
         make_windows(np.arange(10.0), **kwargs)
@@ -120,8 +131,10 @@ class Shift:
 
     def __sklearn_tags__(self):
         from sklearn.utils import Tags
-        tags = Tags(estimator_type="regressor", target_tags=None, transformer_tags=None,
-                    regressor_tags=None)
+
+        tags = Tags(
+            estimator_type="regressor", target_tags=None, transformer_tags=None, regressor_tags=None
+        )
         tags.input_tags.three_d_array = self.three_d
         return tags
 
@@ -132,8 +145,9 @@ def test_recursive_forecast_feeds_predictions_back():
     fc = forecast(model, history, steps=4, window=3)
     assert_array_equal(fc, [10, 11, 12, 13])
     # each call saw the latest window, predictions included, flattened (no 3-D tag)
-    assert_array_equal(np.concatenate(model.seen), [[7, 8, 9], [8, 9, 10], [9, 10, 11],
-                                                    [10, 11, 12]])
+    assert_array_equal(
+        np.concatenate(model.seen), [[7, 8, 9], [8, 9, 10], [9, 10, 11], [10, 11, 12]]
+    )
     # a 3-step model advances 3 steps per call
     model = Shift(k=3, three_d=True)
     assert_array_equal(forecast(model, history, steps=5, window=2), [10, 11, 12, 13, 14])
@@ -143,8 +157,7 @@ def test_recursive_forecast_feeds_predictions_back():
 
 def test_direct_forecast():
     model = Shift(k=4)
-    assert_array_equal(forecast(model, np.arange(5.0), 3, window=2, method="direct"),
-                       [5, 6, 7])
+    assert_array_equal(forecast(model, np.arange(5.0), 3, window=2, method="direct"), [5, 6, 7])
     assert len(model.seen) == 1
     with pytest.raises(ValueError, match="at least steps=5 observations at once"):
         forecast(model, np.arange(5.0), 5, window=2, method="direct")
@@ -177,17 +190,21 @@ def test_recursive_and_direct_forecasts_with_an_rnn():
     t = np.arange(260)
     series = np.sin(2 * np.pi * t / 16)
     X1, y1 = make_windows(series[:200], window=16)
-    one = RNNRegressor(cell="lstm", hidden_layer_sizes=(16,), max_iter=60,
-                       learning_rate_init=0.01, random_state=0).fit(X1, y1)
+    one = RNNRegressor(
+        cell="lstm", hidden_layer_sizes=(16,), max_iter=60, learning_rate_init=0.01, random_state=0
+    ).fit(X1, y1)
     X8, y8 = make_windows(series[:200], window=16, horizon=8)
-    eight = RNNRegressor(cell="lstm", hidden_layer_sizes=(16,), max_iter=60,
-                         learning_rate_init=0.01, random_state=0).fit(X8, y8)
+    eight = RNNRegressor(
+        cell="lstm", hidden_layer_sizes=(16,), max_iter=60, learning_rate_init=0.01, random_state=0
+    ).fit(X8, y8)
     truth = series[200:208]
     rec = forecast(one, series[:200], steps=8)  # window read from n_features_in_ (16)
     direct = forecast(eight, series[:200], steps=8, method="direct")
     naive = np.full(8, series[199])
-    rmse = {k: np.sqrt(np.mean((v - truth) ** 2)) for k, v in
-            [("rec", rec), ("direct", direct), ("naive", naive)]}
+    rmse = {
+        k: np.sqrt(np.mean((v - truth) ** 2))
+        for k, v in [("rec", rec), ("direct", direct), ("naive", naive)]
+    }
     assert rmse["rec"] < 0.3 * rmse["naive"], rmse
     assert rmse["direct"] < 0.3 * rmse["naive"], rmse
 
@@ -204,9 +221,10 @@ def test_time_series_split_on_windows_and_on_the_series():
         last_train_target = train[-1] + 12 + horizon - 1  # series index
         first_test_target = test[0] + 12
         assert last_train_target < first_test_target
-    pipe = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,),
-                                                        solver="lbfgs", max_iter=300,
-                                                        random_state=0))
+    pipe = make_pipeline(
+        StandardScaler(),
+        MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=300, random_state=0),
+    )
     scores = cross_val_score(pipe, X.reshape(len(X), -1), y, cv=cv)
     assert scores.shape == (3,) and np.all(scores > 0.5), scores
     # (2) the series split by time; each test block forecast from its own history

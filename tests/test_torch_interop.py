@@ -66,8 +66,9 @@ def test_regressor_binary_and_bias_free(dtype):
     torch = pytest.importorskip("torch")
     X = np.random.RandomState(1).randn(30, 5).astype(dtype)
     module = _torch_mlp(torch, [5, 8, 2], "tanh", dtype, bias=False)
-    reg = from_torch(module, MLPRegressor(hidden_layer_sizes=(8,), activation="tanh"), X,
-                     np.zeros((30, 2)))
+    reg = from_torch(
+        module, MLPRegressor(hidden_layer_sizes=(8,), activation="tanh"), X, np.zeros((30, 2))
+    )
     assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
     np.testing.assert_array_equal(reg.intercepts_[0], 0)
     binary = _torch_mlp(torch, [5, 8, 1], "relu", dtype, seed=3)
@@ -82,13 +83,15 @@ def test_export_matches_and_round_trips_exactly(activation, dtype):
     torch = pytest.importorskip("torch")
     X = np.random.RandomState(2).randn(50, 6).astype(dtype)
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0)
-    clf = MLPClassifier((10, 5), activation=activation, max_iter=20, dropout=0.1,
-                        random_state=0).fit(X, y)
+    clf = MLPClassifier(
+        (10, 5), activation=activation, max_iter=20, dropout=0.1, random_state=0
+    ).fit(X, y)
     theta = clf.network_.theta.copy()
     module = to_torch(clf, output_activation=True)
     assert not module.training
-    assert next(module.parameters()).dtype == (torch.float64 if dtype == np.float64
-                                               else torch.float32)
+    assert next(module.parameters()).dtype == (
+        torch.float64 if dtype == np.float64 else torch.float32
+    )
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
     np.testing.assert_array_equal(clf.network_.theta, theta)  # not modified
     back = from_torch(to_torch(clf).state_dict(), clf)
@@ -100,8 +103,9 @@ def test_export_matches_and_round_trips_exactly(activation, dtype):
 def test_poisson_output_activation():
     torch = pytest.importorskip("torch")
     X = np.random.RandomState(3).rand(40, 3)
-    reg = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=20,
-                       random_state=0).fit(X, X.sum(1))
+    reg = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(
+        X, X.sum(1)
+    )
     module = to_torch(reg, output_activation=True)
     assert _rel_err(_torch_out(torch, module, X).ravel(), reg.predict(X)) <= 1e-10
 
@@ -114,8 +118,10 @@ def test_import_into_fitted_estimator_leaves_it_untouched():
     module = _torch_mlp(torch, [3, 4, 3], "relu", np.float64, seed=7)
     new = from_torch(module, clf)
     np.testing.assert_array_equal(clf.network_.theta, before)
-    assert _rel_err(new.network_.predict(X, output_activation=False),
-                    _torch_out(torch, module, X)) <= 1e-10
+    assert (
+        _rel_err(new.network_.predict(X, output_activation=False), _torch_out(torch, module, X))
+        <= 1e-10
+    )
     # the imported model trains on from there
     new.partial_fit(X, np.arange(20) % 3)
 
@@ -138,12 +144,17 @@ def test_unknown_torch_modules_are_refused():
 # ======================================================================================
 def test_numpy_state_dict_without_torch():
     rng = np.random.RandomState(0)
-    sd = {"fc1.weight": rng.randn(6, 3), "fc1.bias": rng.randn(6),
-          "out.weight": rng.randn(1, 6), "out.bias": rng.randn(1)}
+    sd = {
+        "fc1.weight": rng.randn(6, 3),
+        "fc1.bias": rng.randn(6),
+        "out.weight": rng.randn(1, 6),
+        "out.bias": rng.randn(1),
+    }
     X = rng.randn(15, 3)
     reg = from_torch(sd, MLPRegressor(hidden_layer_sizes=(6,)), X, np.zeros(15))
-    expected = np.maximum(X @ sd["fc1.weight"].T + sd["fc1.bias"], 0) @ sd["out.weight"].T \
-        + sd["out.bias"]
+    expected = (
+        np.maximum(X @ sd["fc1.weight"].T + sd["fc1.bias"], 0) @ sd["out.weight"].T + sd["out.bias"]
+    )
     np.testing.assert_allclose(reg.predict(X), expected.ravel(), rtol=1e-12)
     np.testing.assert_array_equal(reg.coefs_[0], sd["fc1.weight"].T)
 
@@ -152,8 +163,12 @@ def test_mismatches_have_clear_errors():
     rng = np.random.RandomState(0)
     X = rng.randn(15, 3)
     y = np.zeros(15)
-    good = {"a.weight": rng.randn(6, 3), "a.bias": rng.randn(6),
-            "b.weight": rng.randn(1, 6), "b.bias": rng.randn(1)}
+    good = {
+        "a.weight": rng.randn(6, 3),
+        "a.bias": rng.randn(6),
+        "b.weight": rng.randn(1, 6),
+        "b.bias": rng.randn(1),
+    }
     est = MLPRegressor(hidden_layer_sizes=(6,))
     with pytest.raises(ValueError, match="2 modules with parameters.*3 layers"):
         from_torch(good, MLPRegressor(hidden_layer_sizes=(6, 6)), X, y)
@@ -199,16 +214,34 @@ def test_imported_conv2d_matches_torch(dtype):
     nn = torch.nn
     ConvNetClassifier = _estimator("ConvNetClassifier")
     torch.manual_seed(0)
-    module = nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4 * 2 * 2, 5), nn.ReLU(), nn.Linear(5, 3),
-    ).to(_torch_dtype(torch, dtype)).eval()
+    module = (
+        nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(4 * 2 * 2, 5),
+            nn.ReLU(),
+            nn.Linear(5, 3),
+        )
+        .to(_torch_dtype(torch, dtype))
+        .eval()
+    )
     X = np.random.RandomState(0).randn(25, 1, 9, 9).astype(dtype)
     template = ConvNetClassifier(conv_filters=(3, 4), kernel_size=3, hidden_layer_sizes=(5,))
     clf = from_torch(module, template, X, np.arange(25) % 3)
-    assert [type(layer).__name__ for layer in clf.network_.layers] == \
-        ["Conv", "Pool", "Conv", "Pool", "Flatten", "Dense", "Dense"]
+    assert [type(layer).__name__ for layer in clf.network_.layers] == [
+        "Conv",
+        "Pool",
+        "Conv",
+        "Pool",
+        "Flatten",
+        "Dense",
+        "Dense",
+    ]
     raw = clf.network_.predict(X, output_activation=False)
     assert _rel_err(raw, _torch_out(torch, module, X)) <= RTOL[dtype]
 
@@ -219,13 +252,29 @@ def test_imported_conv1d_matches_torch(dtype):
     nn = torch.nn
     ConvNetRegressor = _estimator("ConvNetRegressor")
     torch.manual_seed(1)
-    module = nn.Sequential(
-        nn.Conv1d(2, 3, 5), nn.Tanh(), nn.AvgPool1d(2), nn.Flatten(),
-        nn.Linear(3 * 4, 4), nn.Tanh(), nn.Linear(4, 2),
-    ).to(_torch_dtype(torch, dtype)).eval()
+    module = (
+        nn.Sequential(
+            nn.Conv1d(2, 3, 5),
+            nn.Tanh(),
+            nn.AvgPool1d(2),
+            nn.Flatten(),
+            nn.Linear(3 * 4, 4),
+            nn.Tanh(),
+            nn.Linear(4, 2),
+        )
+        .to(_torch_dtype(torch, dtype))
+        .eval()
+    )
     X = np.random.RandomState(1).randn(20, 2, 12).astype(dtype)
-    template = ConvNetRegressor(conv_filters=(3,), kernel_size=5, padding="valid", pool="avg",
-                                activation="tanh", hidden_layer_sizes=(4,), input_shape=(2, 12))
+    template = ConvNetRegressor(
+        conv_filters=(3,),
+        kernel_size=5,
+        padding="valid",
+        pool="avg",
+        activation="tanh",
+        hidden_layer_sizes=(4,),
+        input_shape=(2, 12),
+    )
     reg = from_torch(module, template, X, np.zeros((20, 2)))
     assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
 
@@ -249,8 +298,9 @@ def _torch_seq_model(torch, cell, n_layers, nonlinearity="tanh"):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_layers", [1, 2])
-@pytest.mark.parametrize("cell, nonlinearity",
-                         [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)])
+@pytest.mark.parametrize(
+    "cell, nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)]
+)
 def test_imported_recurrent_matches_torch(cell, nonlinearity, n_layers, dtype):
     """Gate orders (LSTM i,f,g,o; GRU r,z,n) and both biases map exactly."""
     torch = pytest.importorskip("torch")
@@ -263,14 +313,22 @@ def test_imported_recurrent_matches_torch(cell, nonlinearity, n_layers, dtype):
                 p.uniform_(-0.5, 0.5)
     module = module.to(_torch_dtype(torch, dtype)).eval()
     X = np.random.RandomState(2).randn(16, 7, 3).astype(dtype)
-    template = RNNRegressor(cell=cell, hidden_layer_sizes=(5,) * n_layers,
-                            activation=nonlinearity or "tanh")
+    template = RNNRegressor(
+        cell=cell, hidden_layer_sizes=(5,) * n_layers, activation=nonlinearity or "tanh"
+    )
     reg = from_torch(module, template, X, np.zeros((16, 2)))
     assert _rel_err(reg.predict(X), _torch_out(torch, module, X)) <= RTOL[dtype]
 
 
-CONV_VARIANTS = [{}, {"padding": "valid"}, {"strides": 2}, {"pool": "avg"}, {"padding": 1},
-                 {"kernel_size": 4}, {"dropout": 0.2, "activation": "tanh"}]
+CONV_VARIANTS = [
+    {},
+    {"padding": "valid"},
+    {"strides": 2},
+    {"pool": "avg"},
+    {"padding": 1},
+    {"kernel_size": 4},
+    {"dropout": 0.2, "activation": "tanh"},
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -280,8 +338,13 @@ def test_convnet_export_matches_and_round_trips(variant, dtype):
     ConvNetClassifier = _estimator("ConvNetClassifier")
     X = np.random.RandomState(3).randn(30, 1, 9, 9).astype(dtype)
     y = np.arange(30) % 3
-    params = {"conv_filters": (2, 3), "hidden_layer_sizes": (4,), "max_iter": 2,
-              "random_state": 0, **variant}
+    params = {
+        "conv_filters": (2, 3),
+        "hidden_layer_sizes": (4,),
+        "max_iter": 2,
+        "random_state": 0,
+        **variant,
+    }
     clf = ConvNetClassifier(**params).fit(X, y)
     module = to_torch(clf, output_activation=True)
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= RTOL[dtype]
@@ -297,8 +360,14 @@ def test_rnn_export_matches_and_round_trips(cell, dtype):
     RNNClassifier = _estimator("RNNClassifier")
     X = np.random.RandomState(4).randn(30, 6, 3).astype(dtype)
     y = (X[:, -1, 0] > 0).astype(int)
-    clf = RNNClassifier(cell=cell, hidden_layer_sizes=(5, 4), dense_layer_sizes=(3,),
-                        dropout=0.1, max_iter=2, random_state=0).fit(X, y)
+    clf = RNNClassifier(
+        cell=cell,
+        hidden_layer_sizes=(5, 4),
+        dense_layer_sizes=(3,),
+        dropout=0.1,
+        max_iter=2,
+        random_state=0,
+    ).fit(X, y)
     module = to_torch(clf, output_activation=True)
     p = _torch_out(torch, module, X).ravel()
     assert _rel_err(p, clf.predict_proba(X)[:, 1]) <= RTOL[dtype]
@@ -316,8 +385,12 @@ def test_rnn_export_matches_and_round_trips(cell, dtype):
     np.testing.assert_array_equal(_torch_out(torch, reloaded, X), _torch_out(torch, module, X))
 
 
-CONV1D_VARIANTS = [{}, {"kernel_size": 4}, {"padding": 1, "pool": "avg"},
-                   {"strides": 2, "padding": "valid"}]
+CONV1D_VARIANTS = [
+    {},
+    {"kernel_size": 4},
+    {"padding": 1, "pool": "avg"},
+    {"strides": 2, "padding": "valid"},
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -329,9 +402,15 @@ def test_conv1d_export_matches_and_round_trips(variant, dtype):
     rng = np.random.RandomState(5)
     X = rng.randn(30, 2, 13).astype(dtype)
     y = np.column_stack([X[:, 0, :3].sum(1), X[:, 1, -3:].sum(1)])
-    params = {"conv_filters": (3, 2), "kernel_size": 3, "hidden_layer_sizes": (4,),
-              "input_shape": (2, 13),
-              "max_iter": 3, "random_state": 0, **variant}
+    params = {
+        "conv_filters": (3, 2),
+        "kernel_size": 3,
+        "hidden_layer_sizes": (4,),
+        "input_shape": (2, 13),
+        "max_iter": 3,
+        "random_state": 0,
+        **variant,
+    }
     reg = ConvNetRegressor(**params).fit(X, y)
     module = to_torch(reg)
     assert _rel_err(_torch_out(torch, module, X), reg.predict(X)) <= RTOL[dtype]
@@ -349,12 +428,16 @@ def test_elman_regressor_export_and_round_trip(activation, dtype):
     RNNRegressor = _estimator("RNNRegressor")
     X = np.random.RandomState(6).randn(25, 6, 2).astype(dtype)
     y = np.column_stack([X[:, -1, 0], X[:, :, 1].mean(1)])
-    params = {"cell": "rnn", "activation": activation, "hidden_layer_sizes": (5, 3),
-              "max_iter": 3, "random_state": 0}
+    params = {
+        "cell": "rnn",
+        "activation": activation,
+        "hidden_layer_sizes": (5, 3),
+        "max_iter": 3,
+        "random_state": 0,
+    }
     reg = RNNRegressor(**params).fit(X, y)
     module = to_torch(reg)
-    assert [type(m).__name__ for m in module] == ["RecurrentModule", "RecurrentModule",
-                                                  "Linear"]
+    assert [type(m).__name__ for m in module] == ["RecurrentModule", "RecurrentModule", "Linear"]
     assert module[0].rnn.nonlinearity == activation
     assert _rel_err(_torch_out(torch, module, X), reg.predict(X)) <= RTOL[dtype]
     back = from_torch(module, RNNRegressor(**params), X, y)
@@ -366,8 +449,9 @@ def test_module_with_output_activation_imports_back():
     ConvNetClassifier = _estimator("ConvNetClassifier")
     X = np.random.RandomState(7).randn(20, 1, 8, 8)
     y = np.arange(20) % 3
-    clf = ConvNetClassifier(conv_filters=(2,), hidden_layer_sizes=(4,), max_iter=2,
-                            random_state=0).fit(X, y)
+    clf = ConvNetClassifier(
+        conv_filters=(2,), hidden_layer_sizes=(4,), max_iter=2, random_state=0
+    ).fit(X, y)
     module = to_torch(clf, output_activation=True)
     assert type(module[-1]).__name__ == "Softmax"
     assert _rel_err(_torch_out(torch, module, X), clf.predict_proba(X)) <= 1e-10
@@ -379,15 +463,22 @@ def test_module_with_output_activation_imports_back():
 # architecture mismatches that weight shapes alone would not reveal
 # ======================================================================================
 def _conv_template():
-    return _estimator("ConvNetClassifier")(conv_filters=(3,), kernel_size=3,
-                                           hidden_layer_sizes=(5,))
+    return _estimator("ConvNetClassifier")(
+        conv_filters=(3,), kernel_size=3, hidden_layer_sizes=(5,)
+    )
 
 
 def _conv_module(nn, conv=None, act=None, pool=None):
     conv = conv if conv is not None else nn.Conv2d(1, 3, 3, padding=1)
-    return nn.Sequential(conv, act if act is not None else nn.ReLU(),
-                         pool if pool is not None else nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(3 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    return nn.Sequential(
+        conv,
+        act if act is not None else nn.ReLU(),
+        pool if pool is not None else nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5),
+        nn.ReLU(),
+        nn.Linear(5, 3),
+    ).double()
 
 
 def test_conv_hyperparameter_mismatches_are_refused():
@@ -399,10 +490,11 @@ def test_conv_hyperparameter_mismatches_are_refused():
     torch.manual_seed(0)
     module = _conv_module(nn).eval()
     ok = from_torch(module, template, X, y)
-    assert _rel_err(ok.network_.predict(X, output_activation=False),
-                    _torch_out(torch, module, X)) <= 1e-10
-    same = from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding="same")), template,
-                      X, y)
+    assert (
+        _rel_err(ok.network_.predict(X, output_activation=False), _torch_out(torch, module, X))
+        <= 1e-10
+    )
+    same = from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding="same")), template, X, y)
     assert same.n_iter_ == 0
     cases = [
         (nn.Conv2d(1, 3, 3, padding=1, dilation=2), "dilation"),
@@ -412,10 +504,17 @@ def test_conv_hyperparameter_mismatches_are_refused():
     for conv, match in cases:
         with pytest.raises(ValueError, match=f"torch module '0' -> sknet layer 0.*{match}"):
             from_torch(_conv_module(nn, conv=conv), template, X, y)
-    strided = _estimator("ConvNetClassifier")(conv_filters=(3,), strides=2, pool_size=None,
-                                              hidden_layer_sizes=(5,))
-    module = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                           nn.Linear(3 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    strided = _estimator("ConvNetClassifier")(
+        conv_filters=(3,), strides=2, pool_size=None, hidden_layer_sizes=(5,)
+    )
+    module = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5),
+        nn.ReLU(),
+        nn.Linear(5, 3),
+    ).double()
     with pytest.raises(ValueError, match="stride \\(1, 1\\) instead of 2"):
         from_torch(module, strided, X, y)
     with pytest.raises(ValueError, match="differ at step 1"):
@@ -426,20 +525,34 @@ def test_conv_hyperparameter_mismatches_are_refused():
         from_torch(_conv_module(nn, pool=nn.MaxPool2d(2, stride=1)), template, X, y)
     # a transposed convolution's weights can have a convolution's shape
     with pytest.raises(ValueError, match="it is an nn.ConvTranspose2d, not an nn.Conv2d"):
-        from_torch(nn.Sequential(nn.ConvTranspose2d(1, 1, 3, padding=1), nn.ReLU(),
-                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 5), nn.ReLU(),
-                                 nn.Linear(5, 3)),
-                   _estimator("ConvNetClassifier")(conv_filters=(1,), hidden_layer_sizes=(5,)),
-                   X, y)
+        from_torch(
+            nn.Sequential(
+                nn.ConvTranspose2d(1, 1, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(16, 5),
+                nn.ReLU(),
+                nn.Linear(5, 3),
+            ),
+            _estimator("ConvNetClassifier")(conv_filters=(1,), hidden_layer_sizes=(5,)),
+            X,
+            y,
+        )
     # a state_dict alone carries no hyperparameters: only shapes can be checked
     dilated = _conv_module(nn, conv=nn.Conv2d(1, 3, 3, padding=1, dilation=2))
     assert from_torch(dilated.state_dict(), template, X, y).n_iter_ == 0
-    with pytest.raises(ValueError, match="weight has shape \\(3, 1, 5, 5\\), expected "
-                                         "\\(3, 1, 3, 3\\)"):
+    with pytest.raises(
+        ValueError, match="weight has shape \\(3, 1, 5, 5\\), expected \\(3, 1, 3, 3\\)"
+    ):
         from_torch(_conv_module(nn, conv=nn.Conv2d(1, 3, 5, padding=2)), template, X, y)
     with pytest.raises(ValueError, match="3 modules with parameters.*4 layers"):
-        from_torch(_conv_module(nn), _estimator("ConvNetClassifier")(
-            conv_filters=(3, 3), hidden_layer_sizes=(5,)), X, y)
+        from_torch(
+            _conv_module(nn),
+            _estimator("ConvNetClassifier")(conv_filters=(3, 3), hidden_layer_sizes=(5,)),
+            X,
+            y,
+        )
 
 
 def test_recurrent_mismatches_are_refused():
@@ -452,15 +565,17 @@ def test_recurrent_mismatches_are_refused():
         from_torch(relu, RNNRegressor(cell="rnn", hidden_layer_sizes=(5,)), X, y)
     # LSTM weights (4 gate blocks) cannot go into a GRU (3) or the other way round
     lstm = _torch_seq_model(torch, "lstm", 1).double()
-    with pytest.raises(ValueError, match="weight_ih has shape \\(20, 3\\), expected "
-                                         "\\(15, 3\\)"):
+    with pytest.raises(ValueError, match="weight_ih has shape \\(20, 3\\), expected \\(15, 3\\)"):
         from_torch(lstm, RNNRegressor(cell="gru", hidden_layer_sizes=(5,)), X, y)
     gru = _torch_seq_model(torch, "gru", 2).double()
     with pytest.raises(ValueError, match="3 modules with parameters.*2 layers"):
         from_torch(gru, RNNRegressor(cell="gru", hidden_layer_sizes=(5,)), X, y)
     with pytest.raises(ValueError, match="weight_ih has shape \\(15, 3\\), expected"):
-        from_torch(gru.state_dict(), RNNRegressor(cell="lstm", hidden_layer_sizes=(5, 5)),
-                   X, y)
+        from_torch(gru.state_dict(), RNNRegressor(cell="lstm", hidden_layer_sizes=(5, 5)), X, y)
     with pytest.raises(ValueError, match="cannot map torch parameters \\['bias', 'weight'\\]"):
-        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2)),
-                   RNNRegressor(cell="rnn", hidden_layer_sizes=(5,)), X, y)
+        from_torch(
+            torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2)),
+            RNNRegressor(cell="rnn", hidden_layer_sizes=(5,)),
+            X,
+            y,
+        )

@@ -39,14 +39,17 @@ def _dense_params(est):
 def _assert_layers_equal(a, b, layers):
     for i in layers:
         for key in a.network_.params[i]:
-            np.testing.assert_array_equal(a.network_.params[i][key], b.network_.params[i][key],
-                                          err_msg=f"layer {i} {key}")
+            np.testing.assert_array_equal(
+                a.network_.params[i][key], b.network_.params[i][key], err_msg=f"layer {i} {key}"
+            )
 
 
 def _assert_layers_differ(a, b, layers):
     for i in layers:
-        assert any(not np.array_equal(a.network_.params[i][k], b.network_.params[i][k])
-                   for k in a.network_.params[i]), f"layer {i} did not change"
+        assert any(
+            not np.array_equal(a.network_.params[i][k], b.network_.params[i][k])
+            for k in a.network_.params[i]
+        ), f"layer {i} did not change"
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +76,9 @@ def test_features_in_grid_search_pipeline_without_refitting(base_net, digits_tas
     _, _, Xb, yb = digits_tasks
     theta = base_net.network_.theta.copy()
     n_iter, t = base_net.n_iter_, base_net.t_
-    pipe = Pipeline([("features", NetworkFeatures(base_net)),
-                     ("clf", LogisticRegression(max_iter=500))])
+    pipe = Pipeline(
+        [("features", NetworkFeatures(base_net)), ("clf", LogisticRegression(max_iter=500))]
+    )
     search = GridSearchCV(pipe, {"features__layer": [0, None], "clf__C": [0.1, 10.0]}, cv=3)
     search.fit(Xb[:300], yb[:300])
     # the wrapped network is shared, never cloned into an unfitted copy nor refitted
@@ -88,8 +92,9 @@ def test_features_in_grid_search_pipeline_without_refitting(base_net, digits_tas
 def test_features_layers_and_default(base_net, digits_tasks):
     _, _, Xb, _ = digits_tasks
     net = base_net.network_
-    np.testing.assert_array_equal(NetworkFeatures(base_net).fit().transform(Xb),
-                                  base_net.transform(Xb))
+    np.testing.assert_array_equal(
+        NetworkFeatures(base_net).fit().transform(Xb), base_net.transform(Xb)
+    )
     first = NetworkFeatures(base_net, layer=0).transform(Xb)
     assert first.shape == (len(Xb), 16)
     np.testing.assert_array_equal(first, net.predict(Xb, stop=1))
@@ -135,12 +140,13 @@ def test_features_every_estimator(name):
     H = feats.transform(X)
     assert H.ndim == 2 and H.shape[0] == len(X)
     np.testing.assert_array_equal(H, est.transform(X))
-    head = (LogisticRegression() if is_classifier(est) and np.ndim(y) == 1 else Ridge())
+    head = LogisticRegression() if is_classifier(est) and np.ndim(y) == 1 else Ridge()
     Pipeline([("f", clone(feats)), ("head", head)]).fit(X, y).predict(X)
 
 
-@pytest.mark.parametrize("name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier",
-                                  "ConvNetRegressor"])
+@pytest.mark.parametrize(
+    "name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier", "ConvNetRegressor"]
+)
 def test_features_run_with_one_blas_thread_like_the_estimator(name, monkeypatch):
     """The families whose kernels call BLAS from numba's threads get the same
     one-BLAS-thread guard in NetworkFeatures as in predict (no oversubscription)."""
@@ -172,8 +178,9 @@ def test_features_run_with_one_blas_thread_like_the_estimator(name, monkeypatch)
 def test_frozen_layers_bit_identical(base_net, digits_tasks, solver, k):
     _, _, Xb, yb = digits_tasks
     before = _dense_params(base_net)
-    new = MLPClassifier((16, 12), solver=solver, learning_rate_init=0.01, max_iter=30,
-                        random_state=0)
+    new = MLPClassifier(
+        (16, 12), solver=solver, learning_rate_init=0.01, max_iter=30, random_state=0
+    )
     ft = FineTuner(base_net, new, trainable_layers=k).fit(Xb[:300], yb[:300])
     tuned = ft.estimator_
     n = len(tuned.network_.layers)
@@ -193,16 +200,20 @@ def test_frozen_with_dropout(digits_tasks):
     base = MLPClassifier((16,), dropout=0.1, max_iter=30, random_state=0).fit(Xa, ya)
     new = MLPClassifier((16,), dropout=0.1, max_iter=30, random_state=1)
     tuned = FineTuner(base, new).fit(Xb, yb).estimator_
-    assert [type(layer).__name__ for layer in tuned.network_.layers] == \
-        ["Dense", "Dropout", "Dense"]
+    assert [type(layer).__name__ for layer in tuned.network_.layers] == [
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
     _assert_layers_equal(tuned, base, [0])
 
 
 def test_frozen_with_early_stopping(digits_tasks):
     Xa, ya, Xb, yb = digits_tasks
     base = MLPClassifier((16,), max_iter=30, random_state=0).fit(Xa, ya)
-    new = MLPClassifier((16,), early_stopping=True, learning_rate_init=0.01, max_iter=30,
-                        random_state=1)
+    new = MLPClassifier(
+        (16,), early_stopping=True, learning_rate_init=0.01, max_iter=30, random_state=1
+    )
     ft = FineTuner(base, new).fit(Xb, yb)
     assert ft.estimator_.best_validation_score_ > 0.5
     _assert_layers_equal(ft.estimator_, base, [0])
@@ -234,8 +245,7 @@ def test_starts_from_pretrained_weights():
 
 def test_classifier_to_regressor(base_net, digits_tasks):
     _, _, Xb, yb = digits_tasks
-    new = MLPRegressor(hidden_layer_sizes=(16, 12), solver="lbfgs", max_iter=200,
-                       random_state=0)
+    new = MLPRegressor(hidden_layer_sizes=(16, 12), solver="lbfgs", max_iter=200, random_state=0)
     ft = FineTuner(base_net, new, trainable_layers=2)
     assert is_regressor(ft) and not is_classifier(ft)
     ft.fit(Xb[:300], yb[:300].astype(float))  # regress the digit's value
@@ -268,8 +278,9 @@ def test_fine_tuner_in_grid_search_and_clone(base_net, digits_tasks):
     ft = FineTuner(base_net, MLPClassifier((16, 12), max_iter=20, random_state=0))
     copy = clone(ft)
     assert copy.pretrained is base_net and copy.estimator is not ft.estimator
-    search = GridSearchCV(ft, {"estimator__learning_rate_init": [1e-3, 1e-2],
-                               "trainable_layers": [1, "all"]}, cv=2)
+    search = GridSearchCV(
+        ft, {"estimator__learning_rate_init": [1e-3, 1e-2], "trainable_layers": [1, "all"]}, cv=2
+    )
     search.fit(Xb[:200], yb[:200])
     assert search.best_estimator_.pretrained is base_net
     np.testing.assert_array_equal(base_net.network_.theta, theta)
@@ -292,8 +303,9 @@ def test_fine_tuner_errors(base_net, digits_tasks):
     with pytest.raises(ValueError, match="only 3 layers with weights"):
         FineTuner(base_net, trainable_layers=4).fit(Xb, yb)
     with pytest.raises(ValueError, match="same loss"):
-        FineTuner(base_net, MLPRegressor(hidden_layer_sizes=(16, 12)),
-                  replace_output=False).fit(Xb, yb.astype(float))
+        FineTuner(base_net, MLPRegressor(hidden_layer_sizes=(16, 12)), replace_output=False).fit(
+            Xb, yb.astype(float)
+        )
     with pytest.raises(ValueError, match="trainable_layers"):
         FineTuner(base_net, trainable_layers=0).fit(Xb, yb)
     with pytest.raises(NotFittedError):
@@ -351,8 +363,11 @@ def test_fine_tune_family_all_layers_at_low_learning_rate(family):
     cls = estimator_class(f"{family}Classifier")
     pre, X, _ = fitted(cls, "binary")
     y_new = make_y(X, "strings", seed=2)
-    ft = FineTuner(pre, make_estimator(cls, learning_rate_init=1e-4, max_iter=3,
-                                       random_state=3), trainable_layers="all").fit(X, y_new)
+    ft = FineTuner(
+        pre,
+        make_estimator(cls, learning_rate_init=1e-4, max_iter=3, random_state=3),
+        trainable_layers="all",
+    ).fit(X, y_new)
     assert ft.first_trainable_layer_ == 0
     np.testing.assert_array_equal(ft.classes_, ["cat", "dog", "emu"])
     net = ft.estimator_.network_
@@ -402,8 +417,9 @@ def test_pretrained_registry():
 def test_pretrained_accuracy_reproduces_on_real_mnist(name):
     """The documented held-out accuracy is what the shipped model scores."""
     images, labels = load_mnist(MNIST, flatten=False)
-    _, idx_test = train_test_split(np.arange(len(labels)), test_size=2000, stratify=labels,
-                                   random_state=0)
+    _, idx_test = train_test_split(
+        np.arange(len(labels)), test_size=2000, stratify=labels, random_state=0
+    )
     model = pretrained.load(name)
     X = images[idx_test].reshape(len(idx_test), *model.network_.input_shape)
     acc = model.score(X, labels[idx_test])
@@ -415,8 +431,12 @@ def test_fine_tune_from_shipped_model_by_name():
     rng = np.random.RandomState(0)
     X = rng.rand(40, 784).astype(np.float32)
     y = np.arange(40) % 3
-    template = MLPClassifier(**{k: v for k, v in model.get_params().items()
-                                if k in ("hidden_layer_sizes", "activation")}, max_iter=3)
+    template = MLPClassifier(
+        **{
+            k: v for k, v in model.get_params().items() if k in ("hidden_layer_sizes", "activation")
+        },
+        max_iter=3,
+    )
     ft = FineTuner("mnist_mlp", template).fit(X, y)
     _assert_layers_equal(ft.estimator_, model, [0])
     assert ft.predict_proba(X).shape == (40, 3)

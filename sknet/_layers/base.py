@@ -27,8 +27,12 @@ def buffer(ctx, key, shape, dtype):
     allocates nothing per batch.
     """
     buf = ctx.get(key)
-    if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != tuple(shape[1:]) \
-            or buf.dtype != dtype:
+    if (
+        buf is None
+        or buf.shape[0] < shape[0]
+        or buf.shape[1:] != tuple(shape[1:])
+        or buf.dtype != dtype
+    ):
         buf = np.empty(shape, dtype=dtype)
         ctx[key] = buf
     return buf[: shape[0]]
@@ -37,25 +41,35 @@ def buffer(ctx, key, shape, dtype):
 def positive_int(layer, name, value):
     """``value`` as an int >= 1 (integral floats such as 5.0 are accepted), else a
     ValueError naming the layer's setting."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) \
-            or not math.isfinite(value) or value != int(value) or value < 1:
-        raise ValueError(f"{type(layer).__name__}: {name} must be a positive integer, "
-                         f"got {value!r}.")
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, Real)
+        or not math.isfinite(value)
+        or value != int(value)
+        or value < 1
+    ):
+        raise ValueError(
+            f"{type(layer).__name__}: {name} must be a positive integer, got {value!r}."
+        )
     return int(value)
 
 
 def option(layer, name, value, options):
     """``value`` if it is one of ``options`` (strings), else a ValueError naming them."""
     if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{type(layer).__name__}: {name} must be one of "
-                         f"{sorted(options)}, got {value!r}.")
+        raise ValueError(
+            f"{type(layer).__name__}: {name} must be one of {sorted(options)}, got {value!r}."
+        )
     return value
 
 
 def spatial_ndim(layer, value):
     """``ndim`` of a convolution or pooling layer: 1 (signals) or 2 (images)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) \
-            or value not in (1, 2):
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, Integral)
+        or value not in (1, 2)
+    ):
         raise ValueError(f"{type(layer).__name__}: ndim must be 1 or 2, got {value!r}.")
     return int(value)
 

@@ -38,8 +38,9 @@ def _valid_padding(padding):
     """'same', 'valid' or an integer >= 0 (not a bool)."""
     if isinstance(padding, str):
         return padding in ("same", "valid")
-    return isinstance(padding, Integral) and not isinstance(padding, (bool, np.bool_)) \
-        and padding >= 0
+    return (
+        isinstance(padding, Integral) and not isinstance(padding, (bool, np.bool_)) and padding >= 0
+    )
 
 
 #: largest im2col store a training Conv layer keeps between forward and backward
@@ -54,27 +55,30 @@ class Conv(Layer):
 
     kind = "conv"
 
-    def __init__(self, filters, kernel_size=3, stride=1, padding="same", activation="relu",
-                 ndim=2):
+    def __init__(self, filters, kernel_size=3, stride=1, padding="same", activation="relu", ndim=2):
         self.filters = positive_int(self, "filters", filters)
         self.kernel_size = positive_int(self, "kernel_size", kernel_size)
         self.stride = positive_int(self, "stride", stride)
         if not _valid_padding(padding):
-            raise ValueError(f"Conv: padding must be 'same', 'valid' or an integer >= 0, "
-                             f"got {padding!r}.")
+            raise ValueError(
+                f"Conv: padding must be 'same', 'valid' or an integer >= 0, got {padding!r}."
+            )
         self.padding = padding
         self.activation = option(self, "activation", activation, ACTIVATIONS)
         self.ndim = spatial_ndim(self, ndim)
         self._code = ACTIVATIONS[activation]
 
     def _spatial_out(self, spatial):
-        return tuple(conv_output_size(n, self.kernel_size, self.stride, self.padding)[0]
-                     for n in spatial)
+        return tuple(
+            conv_output_size(n, self.kernel_size, self.stride, self.padding)[0] for n in spatial
+        )
 
     def _output_shape(self, input_shape):
         if len(input_shape) != self.ndim + 1:
-            raise ValueError(f"Conv{self.ndim}D expects {self.ndim + 1}-D samples "
-                             f"(channels first), got {input_shape}")
+            raise ValueError(
+                f"Conv{self.ndim}D expects {self.ndim + 1}-D samples "
+                f"(channels first), got {input_shape}"
+            )
         spatial = input_shape[1:]
         out = self._spatial_out(spatial)
         if min(out) < 1:
@@ -82,8 +86,9 @@ class Conv(Layer):
                 f"kernel_size={self.kernel_size} does not fit the "
                 f"{'x'.join(map(str, spatial))} input (padding={self.padding!r})."
             )
-        self._pads = tuple(conv_output_size(n, self.kernel_size, self.stride, self.padding)[1]
-                           for n in spatial)
+        self._pads = tuple(
+            conv_output_size(n, self.kernel_size, self.stride, self.padding)[1] for n in spatial
+        )
         return (self.filters,) + out
 
     def _kernel_shape(self):
@@ -95,7 +100,7 @@ class Conv(Layer):
 
     def init_params(self, params, rng):
         C, k = self.input_shape[0], self.kernel_size
-        area = k ** self.ndim
+        area = k**self.ndim
         bound = np.sqrt(6.0 / ((C + self.filters) * area))
         params["W"][...] = rng.uniform(-bound, bound, params["W"].shape)
         params["b"][...] = 0.0
@@ -115,18 +120,23 @@ class Conv(Layer):
         # im2col of three passes saved), when they fit in KEEP_COLS_BYTES
         col_bytes = C * k ** (self.ndim) * int(np.prod(out)) * self.dtype.itemsize
         keep = 0 < n_backward * col_bytes <= KEEP_COLS_BYTES
-        if ws is None or ws.cols.shape[0] != n_slots \
-                or ws.dW_chunks.shape[0] * ws.chunk < n_backward \
-                or (keep and ws.kept.shape[0] < n_backward):
+        if (
+            ws is None
+            or ws.cols.shape[0] != n_slots
+            or ws.dW_chunks.shape[0] * ws.chunk < n_backward
+            or (keep and ws.kept.shape[0] < n_backward)
+        ):
             if ws is not None:
                 n_backward = max(n_backward, ws.dW_chunks.shape[0] * ws.chunk)
                 keep = keep or ws.kept.shape[0] > 0
             if self.ndim == 2:
-                ws = ck.conv2d_workspace(C, F, (k, k), out, n_backward, self.dtype, n_slots,
-                                         keep_cols=keep)
+                ws = ck.conv2d_workspace(
+                    C, F, (k, k), out, n_backward, self.dtype, n_slots, keep_cols=keep
+                )
             else:
-                ws = ck.conv1d_workspace(C, F, k, out[0], n_backward, self.dtype, n_slots,
-                                         keep_cols=keep)
+                ws = ck.conv1d_workspace(
+                    C, F, k, out[0], n_backward, self.dtype, n_slots, keep_cols=keep
+                )
             ctx["ws"] = ws
         return ws
 
@@ -137,8 +147,9 @@ class Conv(Layer):
         ws = self._workspace(ctx, n_backward=n if training else 0)
         s = self.stride
         if self.ndim == 2:
-            ck.conv2d_forward(X, params["W"], params["b"], s, s, self._pads[0], self._pads[1],
-                              Y, ws)
+            ck.conv2d_forward(
+                X, params["W"], params["b"], s, s, self._pads[0], self._pads[1], Y, ws
+            )
         else:
             ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws)
         activation_forward(Y.reshape(-1), self._code)
@@ -155,17 +166,35 @@ class Conv(Layer):
         ws = self._workspace(ctx, n_backward=n)
         s = self.stride
         if self.ndim == 2:
-            ck.conv2d_backward(X, params["W"], dY, s, s, self._pads[0], self._pads[1],
-                               grads["W"], grads["b"], dX, need_dx, ws)
+            ck.conv2d_backward(
+                X,
+                params["W"],
+                dY,
+                s,
+                s,
+                self._pads[0],
+                self._pads[1],
+                grads["W"],
+                grads["b"],
+                dX,
+                need_dx,
+                ws,
+            )
         else:
-            ck.conv1d_backward(X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"],
-                               dX, need_dx, ws)
+            ck.conv1d_backward(
+                X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"], dX, need_dx, ws
+            )
         return dX if need_dx else None
 
     def get_config(self):
-        return {"filters": self.filters, "kernel_size": self.kernel_size,
-                "stride": self.stride, "padding": self.padding,
-                "activation": self.activation, "ndim": self.ndim}
+        return {
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "activation": self.activation,
+            "ndim": self.ndim,
+        }
 
 
 class Pool(Layer):
@@ -182,12 +211,15 @@ class Pool(Layer):
 
     def _output_shape(self, input_shape):
         if len(input_shape) != self.ndim + 1:
-            raise ValueError(f"Pool{self.ndim}D expects {self.ndim + 1}-D samples "
-                             f"(channels first), got {input_shape}")
+            raise ValueError(
+                f"Pool{self.ndim}D expects {self.ndim + 1}-D samples "
+                f"(channels first), got {input_shape}"
+            )
         spatial = tuple(s // self.size for s in input_shape[1:])
         if min(spatial) < 1:
-            raise ValueError(f"pool size {self.size} is larger than the feature map "
-                             f"{input_shape[1:]}.")
+            raise ValueError(
+                f"pool size {self.size} is larger than the feature map {input_shape[1:]}."
+            )
         return (input_shape[0],) + spatial
 
     def forward(self, X, params, ctx, training, rng):

@@ -33,8 +33,11 @@ class Dense(Layer):
         self.activation = option(self, "activation", activation, ACTIVATIONS)
         # scikit-learn picks the init factor from the *hidden* activation, also for the
         # output layer; init_activation lets the MLP reproduce that.
-        self.init_activation = activation if init_activation is None else \
-            option(self, "init_activation", init_activation, ACTIVATIONS)
+        self.init_activation = (
+            activation
+            if init_activation is None
+            else option(self, "init_activation", init_activation, ACTIVATIONS)
+        )
         self._code = ACTIVATIONS[activation]
 
     def _output_shape(self, input_shape):
@@ -93,8 +96,11 @@ class Dropout(Layer):
     kind = "dropout"
 
     def __init__(self, rate):
-        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, Real) \
-                or not (math.isfinite(rate) and 0.0 <= rate < 1.0):
+        if (
+            isinstance(rate, (bool, np.bool_))
+            or not isinstance(rate, Real)
+            or not (math.isfinite(rate) and 0.0 <= rate < 1.0)
+        ):
             raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}.")
         self.rate = float(rate)
 
@@ -107,8 +113,13 @@ class Dropout(Layer):
         u = rng.random(X.size, dtype=X.dtype)
         Y = buffer(ctx, "Y", shape, X.dtype)
         mask = buffer(ctx, "mask", shape, X.dtype)
-        dropout_forward(np.ascontiguousarray(X).reshape(-1), u, X.dtype.type(self.rate),
-                        Y.reshape(-1), mask.reshape(-1))
+        dropout_forward(
+            np.ascontiguousarray(X).reshape(-1),
+            u,
+            X.dtype.type(self.rate),
+            Y.reshape(-1),
+            mask.reshape(-1),
+        )
         return Y
 
     def backward(self, dY, params, grads, ctx, need_dx):

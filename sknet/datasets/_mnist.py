@@ -103,25 +103,28 @@ def load_mnist_idx(path):
     data = _read_bytes(path)
     if len(data) < 4:
         raise ValueError(
-            f"{path} is not an IDX file: {len(data)} bytes, shorter than the 4-byte "
-            "magic number.")
+            f"{path} is not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number."
+        )
     if data[0] != 0 or data[1] != 0:
         raise ValueError(
             f"{path} is not an IDX file: its magic number 0x{data[:4].hex()} does not "
-            "start with two zero bytes.")
+            "start with two zero bytes."
+        )
     code, ndim = data[2], data[3]
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
         raise ValueError(
             f"{path} is not an IDX file: unknown element type code 0x{code:02X} in its "
-            f"magic number (known: {known}).")
+            f"magic number (known: {known})."
+        )
     if ndim == 0:
         raise ValueError(f"{path}: the IDX header declares 0 dimensions.")
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise ValueError(
             f"{path} is truncated: the header declares {ndim} dimensions, which need "
-            f"{header_size} header bytes, but the file has {len(data)} bytes.")
+            f"{header_size} header bytes, but the file has {len(data)} bytes."
+        )
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -130,7 +133,8 @@ def load_mnist_idx(path):
         problem = "is truncated" if actual < expected else "has trailing bytes"
         raise ValueError(
             f"{path} {problem}: its header announces shape {shape} of {dtype.name} "
-            f"({expected} data bytes) but the file holds {actual} data bytes.")
+            f"({expected} data bytes) but the file holds {actual} data bytes."
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
@@ -141,8 +145,7 @@ def _find(directory, stem):
         candidate = directory / name
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
-        f"Neither {stem} nor {stem}.gz is in {directory}. {_WHERE_TO_GET}")
+    raise FileNotFoundError(f"Neither {stem} nor {stem}.gz is in {directory}. {_WHERE_TO_GET}")
 
 
 def load_mnist(directory, kind="t10k", *, return_X_y=True, as_float32=True, flatten=True):
@@ -218,7 +221,8 @@ def load_mnist(directory, kind="t10k", *, return_X_y=True, as_float32=True, flat
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(
-            f"directory must be a str or path-like object, got {type(directory).__name__}.")
+            f"directory must be a str or path-like object, got {type(directory).__name__}."
+        )
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST directory {directory} does not exist. {_WHERE_TO_GET}")
@@ -229,15 +233,17 @@ def load_mnist(directory, kind="t10k", *, return_X_y=True, as_float32=True, flat
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(
             f"{image_path} must hold a 3-D uint8 array (images x rows x cols), got "
-            f"shape {images.shape} of {images.dtype}.")
+            f"shape {images.shape} of {images.dtype}."
+        )
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise ValueError(
             f"{label_path} must hold a 1-D uint8 array of labels, got shape "
-            f"{labels.shape} of {labels.dtype}.")
+            f"{labels.shape} of {labels.dtype}."
+        )
     if len(images) != len(labels):
         raise ValueError(
-            f"{image_path} holds {len(images)} images but {label_path} holds "
-            f"{len(labels)} labels.")
+            f"{image_path} holds {len(images)} images but {label_path} holds {len(labels)} labels."
+        )
 
     if as_float32:
         images = images.astype(np.float32)
@@ -253,6 +259,8 @@ def load_mnist(directory, kind="t10k", *, return_X_y=True, as_float32=True, flat
         target=target,
         target_names=np.unique(target),
         filenames={"images": str(image_path), "labels": str(label_path)},
-        DESCR=(f"MNIST-format digits, split {kind!r}: {n} grey-level images of "
-               f"{rows} x {cols} pixels with their labels, read from {directory}."),
+        DESCR=(
+            f"MNIST-format digits, split {kind!r}: {n} grey-level images of "
+            f"{rows} x {cols} pixels with their labels, read from {directory}."
+        ),
     )

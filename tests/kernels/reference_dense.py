@@ -144,12 +144,14 @@ class SGD:
         self.velocities = [np.zeros_like(p) for p in self.params]
 
     def step(self, grads):
-        updates = [self.momentum * v - self.learning_rate * g
-                   for v, g in zip(self.velocities, grads)]
+        updates = [
+            self.momentum * v - self.learning_rate * g for v, g in zip(self.velocities, grads)
+        ]
         self.velocities = updates
         if self.nesterov:
-            updates = [self.momentum * v - self.learning_rate * g
-                       for v, g in zip(self.velocities, grads)]
+            updates = [
+                self.momentum * v - self.learning_rate * g for v, g in zip(self.velocities, grads)
+            ]
         for p, u in zip(self.params, updates):
             p += u
 
@@ -168,8 +170,9 @@ class Adam:
     def step(self, grads):
         self.t += 1
         self.ms = [self.beta_1 * m + (1 - self.beta_1) * g for m, g in zip(self.ms, grads)]
-        self.vs = [self.beta_2 * v + (1 - self.beta_2) * g ** 2 for v, g in zip(self.vs, grads)]
-        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** self.t)
-                              / (1 - self.beta_1 ** self.t))
+        self.vs = [self.beta_2 * v + (1 - self.beta_2) * g**2 for v, g in zip(self.vs, grads)]
+        self.learning_rate = (
+            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+        )
         for p, m, v in zip(self.params, self.ms, self.vs):
             p -= self.learning_rate * m / (np.sqrt(v) + self.epsilon)

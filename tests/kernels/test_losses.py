@@ -60,8 +60,12 @@ def run(loss, z, y, sw, c=None):
 def test_registries_agree():
     assert set(L.LOSSES) == set(L.OUTPUT_ACTIVATIONS) == set(KERNELS)
     assert len(set(L.LOSSES.values())) == len(L.LOSSES)
-    assert L.OUTPUT_ACTIVATIONS == {"log_loss": "softmax", "binary_log_loss": "logistic",
-                                    "squared_error": "identity", "poisson": "exp"}
+    assert L.OUTPUT_ACTIVATIONS == {
+        "log_loss": "softmax",
+        "binary_log_loss": "logistic",
+        "squared_error": "identity",
+        "poisson": "exp",
+    }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
