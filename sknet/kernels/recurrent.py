@@ -61,7 +61,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from .._config import jit, jit_parallel
+from .._config import _FLAGS, jit, jit_parallel
 from .blocks import CHUNK, n_blocks, sum_blocks
 
 __all__ = [
@@ -323,7 +323,7 @@ def apply_sigmoid(x, out):
 # --------------------------------------------------------------------------------------
 # The cells: one sample ``s``, one step ``t`` of the gate equations
 # --------------------------------------------------------------------------------------
-# The shared loop (``_forward_block`` / ``_backward_block`` below) calls these with
+# The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
 # ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
 # going forward, and ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at t = T - 1),
 # ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``Hs[s, t]``; a
@@ -331,7 +331,6 @@ def apply_sigmoid(x, out):
 # ``work.carry[s]``. The element-wise loops index views from 0 and each touch few
 # arrays: that keeps numba's negative-index handling and LLVM's runtime alias checks
 # out of the way of vectorisation.
-@jit
 def _elman_forward_step(s, t, p, Hs, cache):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
@@ -348,7 +347,6 @@ def _elman_forward_step(s, t, p, Hs, cache):
             h[j] = tanh((h[j] + a[j]) + b[j])
 
 
-@jit
 def _elman_backward_step(s, t, p, Hs, cache, dHs, work):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
@@ -367,7 +365,6 @@ def _elman_backward_step(s, t, p, Hs, cache, dHs, work):
             da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
 
 
-@jit
 def _lstm_forward_step(s, t, p, Hs, cache):
     """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
 
@@ -413,7 +410,6 @@ def _lstm_forward_step(s, t, p, Hs, cache):
         h[j] = o_g[j] * tc[j]  # h_t = o tanh(c_t)
 
 
-@jit
 def _lstm_backward_step(s, t, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
     ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
@@ -461,7 +457,6 @@ def _lstm_backward_step(s, t, p, Hs, cache, dHs, work):
         dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
 
 
-@jit
 def _gru_forward_step(s, t, p, Hs, cache):
     """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
     in three blocks of ``H`` columns::
@@ -498,7 +493,6 @@ def _gru_forward_step(s, t, p, Hs, cache):
         h[j] = n_t + z_g[j] * (h_before[j] - n_t)  # (1 - z) n + z h_{t-1}
 
 
-@jit
 def _gru_backward_step(s, t, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
     ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
@@ -607,16 +601,15 @@ def _backward_step(s, t, p, Hs, cache, dHs, work):
     raise NotImplementedError
 
 
-@overload(_forward_step)
+# the step functions compile as the implementations, with the kernels' flags
+@overload(_forward_step, jit_options=_FLAGS)
 def _forward_step_overload(s, t, p, Hs, cache):
-    step = _row(p).forward_step
-    return lambda s, t, p, Hs, cache: step(s, t, p, Hs, cache)
+    return _row(p).forward_step
 
 
-@overload(_backward_step)
+@overload(_backward_step, jit_options=_FLAGS)
 def _backward_step_overload(s, t, p, Hs, cache, dHs, work):
-    step = _row(p).backward_step
-    return lambda s, t, p, Hs, cache, dHs, work: step(s, t, p, Hs, cache, dHs, work)
+    return _row(p).backward_step
 
 
 def _projection_target(Hs, cache):
@@ -624,7 +617,7 @@ def _projection_target(Hs, cache):
     raise NotImplementedError
 
 
-@overload(_projection_target)
+@overload(_projection_target, jit_options=_FLAGS)
 def _projection_target_overload(Hs, cache):
     if "gates" in cache.fields:
         return lambda Hs, cache: cache.gates
@@ -636,7 +629,7 @@ def _bias_block_sums(lo, hi, work):
     raise NotImplementedError
 
 
-@overload(_bias_block_sums)
+@overload(_bias_block_sums, jit_options=_FLAGS)
 def _bias_block_sums_overload(lo, hi, work):
     if "db_h_parts" in work.fields:
 
@@ -653,7 +646,7 @@ def _sum_bias_blocks(work, n_parts, grads):
     raise NotImplementedError
 
 
-@overload(_sum_bias_blocks)
+@overload(_sum_bias_blocks, jit_options=_FLAGS)
 def _sum_bias_blocks_overload(work, n_parts, grads):
     if "db_h_parts" in work.fields:
 
@@ -683,47 +676,7 @@ def _copy(src, dst):
 
 
 @jit
-def _forward_block(lo, hi, X, p, Hs, cache):
-    """Samples ``lo <= s < hi`` through all ``T`` steps."""
-    T = Hs.shape[1]
-    zero = Hs.dtype.type(0.0)
-    step_a, step_h = cache.step_a, cache.step_h
-    _input_projection(lo, hi, X, p.W_x, _projection_target(Hs, cache))  # activated in place
-    step_h[lo:hi] = zero  # h_{-1}
-    for t in range(T):
-        if t > 0:
-            np.dot(step_h[lo:hi], p.W_h, step_a[lo:hi])  # h_{t-1} W_h
-        else:
-            step_a[lo:hi] = zero
-        for s in range(lo, hi):
-            _forward_step(s, t, p, Hs, cache)
-            _copy(Hs[s, t], step_h[s])
-
-
-@jit
-def _backward_block(lo, hi, p, Hs, cache, dHs, work):
-    """Backpropagation through time for samples ``lo <= s < hi``: fills ``work.h_prev``,
-    ``work.dA_x`` and ``work.dA_h``."""
-    T = Hs.shape[1]
-    zero = Hs.dtype.type(0.0)
-    step_a, step_h = cache.step_a, cache.step_h
-    h_prev = work.h_prev
-    for s in range(lo, hi):
-        h_prev[s, 0] = zero  # h_{-1}
-        for t in range(1, T):
-            _copy(Hs[s, t - 1], h_prev[s, t])
-    step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
-    work.carry[lo:hi] = zero
-    for t in range(T - 1, -1, -1):
-        for s in range(lo, hi):
-            _backward_step(s, t, p, Hs, cache, dHs, work)
-            _copy(work.dA_h[s, t], step_a[s])
-        if t > 0:
-            np.dot(step_a[lo:hi], p.W_h.T, step_h[lo:hi])
-
-
-@jit
-def _block_grads(lo, hi, X, W_x, work, dX, need_dx):
+def _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts):
     """Block ``c``'s share of the weight gradients, and its rows of ``dX``.
 
     ``dW_x_parts[c] = X_b^T dA_x``, ``dW_h_parts[c] = h_prev_b^T dA_h`` over the block's
@@ -731,12 +684,11 @@ def _block_grads(lo, hi, X, W_x, work, dX, need_dx):
     """
     c = lo // CHUNK
     T, d = X.shape[1], X.shape[2]
-    H, GH = work.h_prev.shape[2], work.dA_x.shape[2]
+    H, GH = h_prev.shape[2], dA_x.shape[2]
     rows = (hi - lo) * T
-    Ax = work.dA_x[lo:hi].reshape(rows, GH)
-    np.dot(X[lo:hi].reshape(rows, d).T, Ax, work.dW_x_parts[c])
-    Ah = work.dA_h[lo:hi].reshape(rows, GH)
-    np.dot(work.h_prev[lo:hi].reshape(rows, H).T, Ah, work.dW_h_parts[c])
+    Ax = dA_x[lo:hi].reshape(rows, GH)
+    np.dot(X[lo:hi].reshape(rows, d).T, Ax, dW_x_parts[c])
+    np.dot(h_prev[lo:hi].reshape(rows, H).T, dA_h[lo:hi].reshape(rows, GH), dW_h_parts[c])
     if need_dx:
         np.dot(Ax, W_x.T, dX[lo:hi].reshape(rows, d))
 
@@ -776,11 +728,25 @@ def recurrent_forward(X, p, Hs, cache):
 
     The gate equations are in the cell's ``_*_forward_step``.
     """
-    n = X.shape[0]
+    n, T = X.shape[0], X.shape[1]
+    zero = Hs.dtype.type(0.0)
+    # Arrays come out of the tuples before the prange: numba's parfor pass miscompiled a
+    # slice assignment to a tuple's field inside the loop (LSTM gradients came out wrong).
+    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h
+    A = _projection_target(Hs, cache)
     for c in prange((n + CHUNK - 1) // CHUNK):
         lo = np.int64(c) * CHUNK
         hi = min(lo + CHUNK, n)
-        _forward_block(lo, hi, X, p, Hs, cache)
+        _input_projection(lo, hi, X, W_x, A)  # A[s, t] = x_t W_x, activated in place
+        step_h[lo:hi] = zero  # h_{-1}
+        for t in range(T):
+            if t > 0:
+                np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
+            else:
+                step_a[lo:hi] = zero
+            for s in range(lo, hi):
+                _forward_step(s, t, p, Hs, cache)
+                _copy(Hs[s, t], step_h[s])
 
 
 @jit_parallel
@@ -804,14 +770,29 @@ def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
     need_dx : bool.
     work : the cell's ``Work``.
     """
-    n = X.shape[0]
+    n, T = X.shape[0], X.shape[1]
     B = (n + CHUNK - 1) // CHUNK
+    zero = Hs.dtype.type(0.0)
+    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h  # (see the forward)
+    dA_x, dA_h, h_prev, carry = work.dA_x, work.dA_h, work.h_prev, work.carry
+    dW_x_parts, dW_h_parts = work.dW_x_parts, work.dW_h_parts
     for c in prange(B):
         lo = np.int64(c) * CHUNK
         hi = min(lo + CHUNK, n)
-        _backward_block(lo, hi, p, Hs, cache, dHs, work)
-        _block_grads(lo, hi, X, p.W_x, work, dX, need_dx)
+        for s in range(lo, hi):
+            h_prev[s, 0] = zero  # h_{-1}
+            for t in range(1, T):
+                _copy(Hs[s, t - 1], h_prev[s, t])
+        step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
+        carry[lo:hi] = zero
+        for t in range(T - 1, -1, -1):
+            for s in range(lo, hi):
+                _backward_step(s, t, p, Hs, cache, dHs, work)
+                _copy(dA_h[s, t], step_a[s])
+            if t > 0:
+                np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
+        _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
         _bias_block_sums(lo, hi, work)
-    sum_blocks(work.dW_x_parts, B, grads.W_x)
-    sum_blocks(work.dW_h_parts, B, grads.W_h)
+    sum_blocks(dW_x_parts, B, grads.W_x)
+    sum_blocks(dW_h_parts, B, grads.W_h)
     _sum_bias_blocks(work, B, grads)
