@@ -22,7 +22,8 @@ A cell is three NamedTuples and two step functions, gathered in one row of :data
   carries the gradients;
 * ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
 * ``Work`` -- the backward pass's work arrays, including per-block partial sums;
-* ``forward_step`` / ``backward_step`` -- one sample, one time step of the gate equations.
+* ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
+  of samples.
 
 Every cell runs through the same two kernels, which resolve the step functions from the
 type of ``p`` when they compile (one compiled kernel per cell and dtype)::
@@ -321,7 +322,7 @@ def apply_sigmoid(x, out):
 
 
 # --------------------------------------------------------------------------------------
-# The cells: one sample ``s``, one step ``t`` of the gate equations
+# The cells: one step ``t`` of the gate equations, samples ``lo <= s < hi``
 # --------------------------------------------------------------------------------------
 # The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
 # ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
@@ -331,41 +332,43 @@ def apply_sigmoid(x, out):
 # ``work.carry[s]``. The element-wise loops index views from 0 and each touch few
 # arrays: that keeps numba's negative-index handling and LLVM's runtime alias checks
 # out of the way of vectorisation.
-def _elman_forward_step(s, t, p, Hs, cache):
+def _elman_forward_step(lo, hi, t, p, Hs, cache):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
     H = Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    h = Hs[s, t]
-    a = cache.step_a[s]
-    b = p.b
-    if p.activation == ELMAN_RELU:
-        for j in range(H):
-            h[j] = max((h[j] + a[j]) + b[j], zero)
-    else:
-        for j in range(H):
-            h[j] = tanh((h[j] + a[j]) + b[j])
+    for s in range(lo, hi):
+        h = Hs[s, t]
+        a = cache.step_a[s]
+        b = p.b
+        if p.activation == ELMAN_RELU:
+            for j in range(H):
+                h[j] = max((h[j] + a[j]) + b[j], zero)
+        else:
+            for j in range(H):
+                h[j] = tanh((h[j] + a[j]) + b[j])
 
 
-def _elman_backward_step(s, t, p, Hs, cache, dHs, work):
+def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
     H = Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
-    h = Hs[s, t]
-    dh = cache.step_h[s]
-    da = work.dA_x[s, t]
-    dh_out = dHs[s, t]
-    if p.activation == ELMAN_RELU:
-        for j in range(H):
-            da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
-    else:
-        for j in range(H):
-            da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
+    for s in range(lo, hi):
+        h = Hs[s, t]
+        dh = cache.step_h[s]
+        da = work.dA_x[s, t]
+        dh_out = dHs[s, t]
+        if p.activation == ELMAN_RELU:
+            for j in range(H):
+                da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
+        else:
+            for j in range(H):
+                da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
 
 
-def _lstm_forward_step(s, t, p, Hs, cache):
+def _lstm_forward_step(lo, hi, t, p, Hs, cache):
     """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
 
         i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
@@ -377,40 +380,41 @@ def _lstm_forward_step(s, t, p, Hs, cache):
     """
     H = Hs.shape[2]
     b = p.b
-    a = cache.gates[s, t]
-    r = cache.step_a[s]
-    a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
-    for j in range(2 * H):
-        a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
-    a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
-    for j in range(H):
-        a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
-    a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
-    for j in range(H):
-        a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
-    i_g = a[:H]
-    f_g = a[H : 2 * H]
-    g_g = a[2 * H : 3 * H]
-    o_g = a[3 * H :]
-    cell = cache.cells[s, t]
-    tc = cache.tanh_cells[s, t]
-    if t > 0:
-        c_prev = cache.cells[s, t - 1]
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        r = cache.step_a[s]
+        a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
+        for j in range(2 * H):
+            a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
+        a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
         for j in range(H):
-            c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
-            cell[j] = c
-            tc[j] = tanh(c)
-    else:
+            a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
+        a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
         for j in range(H):
-            c = i_g[j] * g_g[j]
-            cell[j] = c
-            tc[j] = tanh(c)
-    h = Hs[s, t]
-    for j in range(H):
-        h[j] = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+            a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
+        i_g = a[:H]
+        f_g = a[H : 2 * H]
+        g_g = a[2 * H : 3 * H]
+        o_g = a[3 * H :]
+        cell = cache.cells[s, t]
+        tc = cache.tanh_cells[s, t]
+        if t > 0:
+            c_prev = cache.cells[s, t - 1]
+            for j in range(H):
+                c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
+                cell[j] = c
+                tc[j] = tanh(c)
+        else:
+            for j in range(H):
+                c = i_g[j] * g_g[j]
+                cell[j] = c
+                tc[j] = tanh(c)
+        h = Hs[s, t]
+        for j in range(H):
+            h[j] = o_g[j] * tc[j]  # h_t = o tanh(c_t)
 
 
-def _lstm_backward_step(s, t, p, Hs, cache, dHs, work):
+def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
     ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
 
@@ -420,44 +424,45 @@ def _lstm_backward_step(s, t, p, Hs, cache, dHs, work):
     H = Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
-    a = cache.gates[s, t]
-    i_g = a[:H]
-    f_g = a[H : 2 * H]
-    g_g = a[2 * H : 3 * H]
-    o_g = a[3 * H :]
-    da = work.dA_x[s, t]
-    da_i = da[:H]
-    da_f = da[H : 2 * H]
-    da_g = da[2 * H : 3 * H]
-    da_o = da[3 * H :]
-    dh = cache.step_h[s]
-    dc = work.carry[s]
-    tc = cache.tanh_cells[s, t]
-    dh_out = dHs[s, t]
-    for j in range(H):
-        dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
-    for j in range(H):
-        o = o_g[j]
-        dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
-        da_o[j] = dh[j] * tc[j] * o * (one - o)
-    for j in range(H):
-        i = i_g[j]
-        g = g_g[j]
-        da_i[j] = dc[j] * g * i * (one - i)
-        da_g[j] = dc[j] * i * (one - g * g)
-    if t > 0:
-        c_prev = cache.cells[s, t - 1]
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        i_g = a[:H]
+        f_g = a[H : 2 * H]
+        g_g = a[2 * H : 3 * H]
+        o_g = a[3 * H :]
+        da = work.dA_x[s, t]
+        da_i = da[:H]
+        da_f = da[H : 2 * H]
+        da_g = da[2 * H : 3 * H]
+        da_o = da[3 * H :]
+        dh = cache.step_h[s]
+        dc = work.carry[s]
+        tc = cache.tanh_cells[s, t]
+        dh_out = dHs[s, t]
         for j in range(H):
-            f = f_g[j]
-            da_f[j] = dc[j] * c_prev[j] * f * (one - f)
-    else:
+            dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
         for j in range(H):
-            da_f[j] = zero
-    for j in range(H):
-        dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
+            o = o_g[j]
+            dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
+            da_o[j] = dh[j] * tc[j] * o * (one - o)
+        for j in range(H):
+            i = i_g[j]
+            g = g_g[j]
+            da_i[j] = dc[j] * g * i * (one - i)
+            da_g[j] = dc[j] * i * (one - g * g)
+        if t > 0:
+            c_prev = cache.cells[s, t - 1]
+            for j in range(H):
+                f = f_g[j]
+                da_f[j] = dc[j] * c_prev[j] * f * (one - f)
+        else:
+            for j in range(H):
+                da_f[j] = zero
+        for j in range(H):
+            dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
 
 
-def _gru_forward_step(s, t, p, Hs, cache):
+def _gru_forward_step(lo, hi, t, p, Hs, cache):
     """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
     in three blocks of ``H`` columns::
 
@@ -473,27 +478,28 @@ def _gru_forward_step(s, t, p, Hs, cache):
     b_x, b_h = p.b_x, p.b_h
     b_xn = b_x[2 * H :]
     b_hn = b_h[2 * H :]
-    a = cache.gates[s, t]  # x_t W_x, then r, z, n
-    v = cache.step_a[s]  # h_{t-1} W_h
-    for j in range(2 * H):
-        a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
-    r_g = a[:H]
-    z_g = a[H : 2 * H]
-    n_g = a[2 * H :]
-    v_n = v[2 * H :]
-    vn = cache.hn[s, t]
-    for j in range(H):
-        vn[j] = v_n[j] + b_hn[j]
-    for j in range(H):
-        n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
-    h = Hs[s, t]
-    h_before = cache.step_h[s]  # h_{t-1}
-    for j in range(H):
-        n_t = n_g[j]
-        h[j] = n_t + z_g[j] * (h_before[j] - n_t)  # (1 - z) n + z h_{t-1}
+    for s in range(lo, hi):
+        a = cache.gates[s, t]  # x_t W_x, then r, z, n
+        v = cache.step_a[s]  # h_{t-1} W_h
+        for j in range(2 * H):
+            a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
+        r_g = a[:H]
+        z_g = a[H : 2 * H]
+        n_g = a[2 * H :]
+        v_n = v[2 * H :]
+        vn = cache.hn[s, t]
+        for j in range(H):
+            vn[j] = v_n[j] + b_hn[j]
+        for j in range(H):
+            n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
+        h = Hs[s, t]
+        h_before = cache.step_h[s]  # h_{t-1}
+        for j in range(H):
+            n_t = n_g[j]
+            h[j] = n_t + z_g[j] * (h_before[j] - n_t)  # (1 - z) n + z h_{t-1}
 
 
-def _gru_backward_step(s, t, p, Hs, cache, dHs, work):
+def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
     ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
 
@@ -505,37 +511,38 @@ def _gru_backward_step(s, t, p, Hs, cache, dHs, work):
     """
     H = Hs.shape[2]
     one = Hs.dtype.type(1.0)
-    a = cache.gates[s, t]
-    r_g = a[:H]
-    z_g = a[H : 2 * H]
-    n_g = a[2 * H :]
-    vn = cache.hn[s, t]
-    du = work.dA_x[s, t]
-    du_r = du[:H]
-    du_z = du[H : 2 * H]
-    du_n = du[2 * H :]
-    dh = cache.step_h[s]
-    dh_direct = work.carry[s]
-    dh_out = dHs[s, t]
-    hp = work.h_prev[s, t]
-    for j in range(H):
-        dh[j] += dh_out[j] + dh_direct[j]  # dh_t
-    for j in range(H):
-        z = z_g[j]
-        n_t = n_g[j]
-        du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
-        du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
-    for j in range(H):
-        r = r_g[j]
-        du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
-    for j in range(H):
-        dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
-    dv = work.dA_h[s, t]
-    for j in range(2 * H):
-        dv[j] = du[j]
-    dv_n = dv[2 * H :]
-    for j in range(H):
-        dv_n[j] = du_n[j] * r_g[j]  # dan * r
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        r_g = a[:H]
+        z_g = a[H : 2 * H]
+        n_g = a[2 * H :]
+        vn = cache.hn[s, t]
+        du = work.dA_x[s, t]
+        du_r = du[:H]
+        du_z = du[H : 2 * H]
+        du_n = du[2 * H :]
+        dh = cache.step_h[s]
+        dh_direct = work.carry[s]
+        dh_out = dHs[s, t]
+        hp = work.h_prev[s, t]
+        for j in range(H):
+            dh[j] += dh_out[j] + dh_direct[j]  # dh_t
+        for j in range(H):
+            z = z_g[j]
+            n_t = n_g[j]
+            du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
+            du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
+        for j in range(H):
+            r = r_g[j]
+            du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
+        for j in range(H):
+            dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
+        dv = work.dA_h[s, t]
+        for j in range(2 * H):
+            dv[j] = du[j]
+        dv_n = dv[2 * H :]
+        for j in range(H):
+            dv_n[j] = du_n[j] * r_g[j]  # dan * r
 
 
 # --------------------------------------------------------------------------------------
@@ -549,8 +556,8 @@ class Cell(NamedTuple):
     params: type  # Params NamedTuple; its array fields are the layer's parameter names
     cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
     work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
-    forward_step: object  # jitted (s, t, p, Hs, cache)
-    backward_step: object  # jitted (s, t, p, Hs, cache, dHs, work)
+    forward_step: object  # (lo, hi, t, p, Hs, cache), compiled into the kernels
+    backward_step: object  # (lo, hi, t, p, Hs, cache, dHs, work), likewise
     unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
 
     @property
@@ -591,24 +598,24 @@ def _row(params_type):
     return next(cell for cell in CELLS.values() if cell.params is params_type.instance_class)
 
 
-def _forward_step(s, t, p, Hs, cache):
+def _forward_step(lo, hi, t, p, Hs, cache):
     """The forward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
     raise NotImplementedError
 
 
-def _backward_step(s, t, p, Hs, cache, dHs, work):
+def _backward_step(lo, hi, t, p, Hs, cache, dHs, work):
     """The backward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
     raise NotImplementedError
 
 
 # the step functions compile as the implementations, with the kernels' flags
 @overload(_forward_step, jit_options=_FLAGS)
-def _forward_step_overload(s, t, p, Hs, cache):
+def _forward_step_overload(lo, hi, t, p, Hs, cache):
     return _row(p).forward_step
 
 
 @overload(_backward_step, jit_options=_FLAGS)
-def _backward_step_overload(s, t, p, Hs, cache, dHs, work):
+def _backward_step_overload(lo, hi, t, p, Hs, cache, dHs, work):
     return _row(p).backward_step
 
 
@@ -744,8 +751,8 @@ def recurrent_forward(X, p, Hs, cache):
                 np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
             else:
                 step_a[lo:hi] = zero
+            _forward_step(lo, hi, t, p, Hs, cache)
             for s in range(lo, hi):
-                _forward_step(s, t, p, Hs, cache)
                 _copy(Hs[s, t], step_h[s])
 
 
@@ -786,8 +793,8 @@ def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
         step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
         carry[lo:hi] = zero
         for t in range(T - 1, -1, -1):
+            _backward_step(lo, hi, t, p, Hs, cache, dHs, work)
             for s in range(lo, hi):
-                _backward_step(s, t, p, Hs, cache, dHs, work)
                 _copy(dA_h[s, t], step_a[s])
             if t > 0:
                 np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
