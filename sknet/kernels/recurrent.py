@@ -327,11 +327,13 @@ def apply_sigmoid(x, out):
 # The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
 # ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
 # going forward, and ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at t = T - 1),
-# ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``Hs[s, t]``; a
-# backward step writes ``work.dA_x[s, t]`` and ``work.dA_h[s, t]`` and updates
-# ``work.carry[s]``. The element-wise loops index views from 0 and each touch few
-# arrays: that keeps numba's negative-index handling and LLVM's runtime alias checks
-# out of the way of vectorisation.
+# ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``h_t`` into
+# ``Hs[s, t]`` and ``cache.step_h[s]``; a backward step writes ``work.dA_x[s, t]`` and
+# ``work.dA_h[s, t]``, copies ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next
+# recurrence GEMM) and updates ``work.carry[s]``; the copies ride in the element-wise
+# loops rather than in a pass of their own. The element-wise loops index views from 0
+# and each touch few arrays: that keeps numba's negative-index handling and LLVM's
+# runtime alias checks out of the way of vectorisation.
 def _elman_forward_step(lo, hi, t, p, Hs, cache):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
@@ -347,6 +349,9 @@ def _elman_forward_step(lo, hi, t, p, Hs, cache):
         else:
             for j in range(H):
                 h[j] = tanh((h[j] + a[j]) + b[j])
+        h_state = cache.step_h[s]
+        for j in range(H):
+            h_state[j] = h[j]
 
 
 def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
@@ -366,6 +371,9 @@ def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
         else:
             for j in range(H):
                 da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
+        da_step = cache.step_a[s]
+        for j in range(H):
+            da_step[j] = da[j]
 
 
 def _lstm_forward_step(lo, hi, t, p, Hs, cache):
@@ -410,8 +418,11 @@ def _lstm_forward_step(lo, hi, t, p, Hs, cache):
                 cell[j] = c
                 tc[j] = tanh(c)
         h = Hs[s, t]
+        h_state = cache.step_h[s]
         for j in range(H):
-            h[j] = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+            v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+            h[j] = v
+            h_state[j] = v
 
 
 def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
@@ -460,6 +471,9 @@ def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
                 da_f[j] = zero
         for j in range(H):
             dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
+        da_step = cache.step_a[s]
+        for j in range(4 * H):
+            da_step[j] = da[j]
 
 
 def _gru_forward_step(lo, hi, t, p, Hs, cache):
@@ -493,10 +507,12 @@ def _gru_forward_step(lo, hi, t, p, Hs, cache):
         for j in range(H):
             n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
         h = Hs[s, t]
-        h_before = cache.step_h[s]  # h_{t-1}
+        h_state = cache.step_h[s]  # h_{t-1}, then h_t
         for j in range(H):
             n_t = n_g[j]
-            h[j] = n_t + z_g[j] * (h_before[j] - n_t)  # (1 - z) n + z h_{t-1}
+            v = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
+            h[j] = v
+            h_state[j] = v
 
 
 def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
@@ -538,11 +554,16 @@ def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
         for j in range(H):
             dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
         dv = work.dA_h[s, t]
+        dv_step = cache.step_a[s]
         for j in range(2 * H):
             dv[j] = du[j]
+            dv_step[j] = du[j]
         dv_n = dv[2 * H :]
+        dv_step_n = dv_step[2 * H :]
         for j in range(H):
-            dv_n[j] = du_n[j] * r_g[j]  # dan * r
+            g = du_n[j] * r_g[j]  # dan * r
+            dv_n[j] = g
+            dv_step_n[j] = g
 
 
 # --------------------------------------------------------------------------------------
@@ -752,8 +773,6 @@ def recurrent_forward(X, p, Hs, cache):
             else:
                 step_a[lo:hi] = zero
             _forward_step(lo, hi, t, p, Hs, cache)
-            for s in range(lo, hi):
-                _copy(Hs[s, t], step_h[s])
 
 
 @jit_parallel
@@ -794,8 +813,6 @@ def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
         carry[lo:hi] = zero
         for t in range(T - 1, -1, -1):
             _backward_step(lo, hi, t, p, Hs, cache, dHs, work)
-            for s in range(lo, hi):
-                _copy(dA_h[s, t], step_a[s])
             if t > 0:
                 np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
         _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
