@@ -43,15 +43,34 @@ networks and ``(n, T, d)`` for recurrent ones.
 import copy
 import re
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import clone
 
 from ._base import BaseNetworkEstimator
+from .kernels.recurrent import CELLS
 
 __all__ = ["from_torch", "to_torch"]
 
 _RNN_KEY = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+
+
+class _TorchCell(NamedTuple):
+    """How one recurrent cell of ``sknet.kernels.recurrent.CELLS`` maps onto PyTorch."""
+
+    module: str  # the torch.nn class
+    gate_order: tuple  # sknet's gate block k is PyTorch's block gate_order[k]
+    nonlinearity: bool = False  # the module has an Elman ``nonlinearity`` (the activation)
+
+
+# One row per recurrent cell. The biases follow the cell's parameters: one bias ``b`` is
+# ``bias_ih + bias_hh``; two biases ``b_x``, ``b_h`` are ``bias_ih``, ``bias_hh``.
+_TORCH_CELLS = {
+    "rnn": _TorchCell("RNN", (0,), nonlinearity=True),
+    "lstm": _TorchCell("LSTM", (0, 1, 2, 3)),
+    "gru": _TorchCell("GRU", (0, 1, 2)),
+}
 
 
 def _import_torch():
@@ -125,7 +144,55 @@ def _expect(arr, shape, what):
         raise ValueError(f"{what} has shape {tuple(arr.shape)}, expected {tuple(shape)}.")
 
 
-def _torch_to_sknet(params, group, where):
+def _gates_to_sknet(a, gate_order):
+    """PyTorch's gate blocks (axis 0 of ``a``) in sknet's order."""
+    blocks = np.split(np.asarray(a), len(gate_order))
+    return np.concatenate([blocks[k] for k in gate_order])
+
+
+def _gates_to_torch(a, gate_order):
+    """sknet's gate blocks (axis 0 of ``a``) in PyTorch's order."""
+    return _gates_to_sknet(a, tuple(np.argsort(gate_order)))
+
+
+def _recurrent_to_sknet(cell, params, group, where):
+    """Values for a recurrent layer's ``params`` (views, by name) from the torch group
+    ``weight_ih``, ``weight_hh`` and optional ``bias_ih``, ``bias_hh``."""
+    order = _TORCH_CELLS[cell].gate_order
+    for key in ("weight_ih", "weight_hh"):
+        if key not in group:
+            raise ValueError(f"{where}: missing {key}.")
+    _expect(group["weight_ih"], params["W_x"].shape[::-1], f"{where}: weight_ih")
+    _expect(group["weight_hh"], params["W_h"].shape[::-1], f"{where}: weight_hh")
+    values = {"W_x": _gates_to_sknet(group["weight_ih"], order).T,
+              "W_h": _gates_to_sknet(group["weight_hh"], order).T}
+    zeros = np.zeros(params["W_h"].shape[1])
+    b_ih = group.get("bias_ih", zeros)
+    b_hh = group.get("bias_hh", zeros)
+    _expect(b_ih, zeros.shape, f"{where}: bias_ih")
+    _expect(b_hh, zeros.shape, f"{where}: bias_hh")
+    b_ih, b_hh = _gates_to_sknet(b_ih, order), _gates_to_sknet(b_hh, order)
+    biases = CELLS[cell].param_names[2:]
+    if len(biases) == 1:  # Elman / LSTM: the two biases add up
+        values[biases[0]] = b_ih.astype(np.float64) + b_hh.astype(np.float64)
+    else:  # GRU: kept apart
+        values[biases[0]], values[biases[1]] = b_ih, b_hh
+    return values
+
+
+def _recurrent_to_torch(cell, params):
+    """torch-layout arrays (``weight_ih_l0`` ...) for a recurrent layer's ``params``."""
+    order = _TORCH_CELLS[cell].gate_order
+    biases = [params[name] for name in CELLS[cell].param_names[2:]]
+    if len(biases) == 1:
+        biases.append(np.zeros_like(biases[0]))
+    return {"weight_ih_l0": _gates_to_torch(params["W_x"].T, order),
+            "weight_hh_l0": _gates_to_torch(params["W_h"].T, order),
+            "bias_ih_l0": _gates_to_torch(biases[0], order),
+            "bias_hh_l0": _gates_to_torch(biases[1], order)}
+
+
+def _torch_to_sknet(params, group, where, layer=None):
     """Values for ``params`` (the sknet layer's views) from a torch parameter group."""
     names = set(params)
     values = {}
@@ -147,27 +214,9 @@ def _torch_to_sknet(params, group, where):
             _expect(bias, params["b"].shape, f"{where}: bias")
             values["b"] = bias
         return values
-    if {"W_x", "W_h"} <= names and "weight_ih" in group:
-        for key in ("weight_ih", "weight_hh"):
-            if key not in group:
-                raise ValueError(f"{where}: missing {key}.")
-        _expect(group["weight_ih"], params["W_x"].shape[::-1], f"{where}: weight_ih")
-        _expect(group["weight_hh"], params["W_h"].shape[::-1], f"{where}: weight_hh")
-        values["W_x"] = group["weight_ih"].T
-        values["W_h"] = group["weight_hh"].T
-        zeros = np.zeros(params["W_h"].shape[1])
-        b_ih = group.get("bias_ih", zeros)
-        b_hh = group.get("bias_hh", zeros)
-        _expect(b_ih, zeros.shape, f"{where}: bias_ih")
-        _expect(b_hh, zeros.shape, f"{where}: bias_hh")
-        if names == {"W_x", "W_h", "b"}:  # Elman / LSTM: the two biases add up
-            values["b"] = b_ih.astype(np.float64) + b_hh.astype(np.float64)
-        elif names == {"W_x", "W_h", "b_x", "b_h"}:  # GRU: kept apart
-            values["b_x"] = b_ih
-            values["b_h"] = b_hh
-        else:
-            raise ValueError(f"{where}: unsupported recurrent parameters {sorted(names)}.")
-        return values
+    cell = getattr(layer, "cell", None)
+    if cell in _TORCH_CELLS and "weight_ih" in group:
+        return _recurrent_to_sknet(cell, params, group, where)
     raise ValueError(
         f"{where}: cannot map torch parameters {sorted(group)} onto sknet parameters "
         f"{sorted(names)}; the architectures differ."
@@ -180,12 +229,8 @@ def _sknet_to_torch(params, layer):
     if names == {"W", "b"}:
         W = params["W"]
         return {"weight": W.T if W.ndim == 2 else W, "bias": params["b"]}
-    if names == {"W_x", "W_h", "b"}:
-        return {"weight_ih_l0": params["W_x"].T, "weight_hh_l0": params["W_h"].T,
-                "bias_ih_l0": params["b"], "bias_hh_l0": np.zeros_like(params["b"])}
-    if names == {"W_x", "W_h", "b_x", "b_h"}:
-        return {"weight_ih_l0": params["W_x"].T, "weight_hh_l0": params["W_h"].T,
-                "bias_ih_l0": params["b_x"], "bias_hh_l0": params["b_h"]}
+    if getattr(layer, "cell", None) in _TORCH_CELLS:
+        return _recurrent_to_torch(layer.cell, params)
     raise ValueError(f"No PyTorch layout for {type(layer).__name__} parameters {sorted(names)}.")
 
 
@@ -239,11 +284,11 @@ def _check_module(mod, layer, where):
                     problems.append(f"padding {mod.padding} where sknet pads {pads} "
                                     "(before, after) per axis")
     elif kind == "Recurrent":
-        expected = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[layer.cell]
-        if cls != expected:
+        row = _TORCH_CELLS[layer.cell]
+        if cls != row.module:
             problems.append(f"it is an nn.{cls}, the sknet layer an {layer.cell!r} cell "
-                            f"(nn.{expected})")
-        elif layer.cell == "rnn" and mod.nonlinearity != layer.activation:
+                            f"(nn.{row.module})")
+        elif row.nonlinearity and mod.nonlinearity != layer.activation:
             problems.append(f"nonlinearity={mod.nonlinearity!r} instead of "
                             f"{layer.activation!r}")
     elif kind == "Dense" and cls != "Linear":
@@ -256,7 +301,8 @@ def _check_module(mod, layer, where):
 _IGNORED = {"Dropout", "Dropout1d", "Dropout2d", "Flatten", "Identity", "ZeroPad2d",
             "ConstantPad1d", "ZeroPad1d"}
 _ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "logistic"}
-_WEIGHTED = {"Linear", "Conv1d", "Conv2d", "RNN", "LSTM", "GRU", "RecurrentModule"}
+_WEIGHTED = {"Linear", "Conv1d", "Conv2d", "RecurrentModule"} | {
+    row.module for row in _TORCH_CELLS.values()}
 
 
 def _torch_steps(module):
@@ -415,7 +461,7 @@ def from_torch(source, estimator, X=None, y=None):
     new_theta = net.theta.copy()
     for (module, prefix, group), i in zip(groups, targets):
         where = f"torch module {module!r} -> sknet layer {i} ({type(net.layers[i]).__name__})"
-        values = _torch_to_sknet(net.params[i], group, where)
+        values = _torch_to_sknet(net.params[i], group, where, net.layers[i])
         if prefix in modules:
             _check_module(modules[prefix], net.layers[i], where)
         start = net.layer_offset(i)
@@ -455,12 +501,10 @@ def _torch_classes():
         def __init__(self, cell, input_size, hidden_size, return_sequences=False,
                      nonlinearity="tanh"):
             super().__init__()
-            if cell == "rnn":
-                self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity,
-                                  batch_first=True)
-            else:
-                self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, hidden_size,
-                                                                   batch_first=True)
+            row = _TORCH_CELLS[cell]
+            options = {"nonlinearity": nonlinearity} if row.nonlinearity else {}
+            self.rnn = getattr(nn, row.module)(input_size, hidden_size, batch_first=True,
+                                               **options)
             self.return_sequences = return_sequences
 
         def forward(self, x):

@@ -24,11 +24,7 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 def reference_states(layer, params, X):
     """All hidden states (n, T, H) of ``layer`` from the slow NumPy reference."""
-    if layer.cell == "rnn":
-        return ref.elman_forward(X, params["W_x"], params["W_h"], params["b"], layer.activation)
-    if layer.cell == "lstm":
-        return ref.lstm_forward(X, params["W_x"], params["W_h"], params["b"])[0]
-    return ref.gru_forward(X, params["W_x"], params["W_h"], params["b_x"], params["b_h"])
+    return ref.states(layer.cell, X, params, layer.activation)
 
 
 def build(layers, input_shape, dtype=np.float64, loss="squared_error", seed=0, jitter=0.3):

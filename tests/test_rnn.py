@@ -353,8 +353,7 @@ def test_read_only_input_compiles_no_extra_kernel(cell, rng):
     frozen = X.copy()
     frozen.flags.writeable = False
     assert_array_equal(reg.predict(frozen), reg.predict(X))
-    kernel = {"rnn": rk.elman_forward, "lstm": rk.lstm_forward, "gru": rk.gru_forward}[cell]
-    assert not any("readonly" in str(sig[0]) for sig in kernel.signatures)  # sig[0]: X
+    assert not any("readonly" in str(sig[0]) for sig in rk.recurrent_forward.signatures)
 
 
 def test_non_finite_input_is_rejected(fitted):

@@ -22,18 +22,8 @@ through the cell state).
 
 import numpy as np
 
-from ..kernels import recurrent as rk
+from ..kernels.recurrent import ACTIVATIONS, CELLS, recurrent_backward, recurrent_forward
 from .base import Layer, buffer, option, positive_int, writable_c
-
-_CELLS = {
-    "rnn": dict(gates=1, biases=("b",), forward=rk.elman_forward, backward=rk.elman_backward,
-                cache=rk.ElmanCache, work=rk.ElmanWork),
-    "lstm": dict(gates=4, biases=("b",), forward=rk.lstm_forward, backward=rk.lstm_backward,
-                 cache=rk.LSTMCache, work=rk.LSTMWork),
-    "gru": dict(gates=3, biases=("b_x", "b_h"), forward=rk.gru_forward,
-                backward=rk.gru_backward, cache=rk.GRUCache, work=rk.GRUWork),
-}
-_ELMAN_ACTIVATIONS = {"tanh": rk.ELMAN_TANH, "relu": rk.ELMAN_RELU}
 
 
 def _orthogonal(rng, n):
@@ -51,19 +41,19 @@ class Recurrent(Layer):
     kind = "recurrent"
 
     def __init__(self, cell, units, return_sequences=False, activation="tanh"):
-        self.cell = option(self, "cell", cell, _CELLS)
+        self.cell = option(self, "cell", cell, CELLS)
         self.units = positive_int(self, "units", units)
         if not isinstance(return_sequences, (bool, np.bool_)):
             raise ValueError(f"Recurrent: return_sequences must be True or False, got "
                              f"{return_sequences!r}.")
         self.return_sequences = bool(return_sequences)
-        self.activation = option(self, "activation", activation, _ELMAN_ACTIVATIONS)
+        self.activation = option(self, "activation", activation, ACTIVATIONS)
 
     @property
     def _spec(self):
         # looked up, not stored: the layer's state stays plain data (no jitted kernels),
         # which skops.io and other state-based serialisers need
-        return _CELLS[self.cell]
+        return CELLS[self.cell]
 
     def _output_shape(self, input_shape):
         if len(input_shape) != 2:
@@ -73,21 +63,23 @@ class Recurrent(Layer):
         return (T, self.units) if self.return_sequences else (self.units,)
 
     def param_specs(self):
-        d, H, G = self.input_shape[1], self.units, self._spec["gates"]
-        specs = [("W_x", (d, G * H), True), ("W_h", (H, G * H), True)]
-        specs += [(name, (G * H,), False) for name in self._spec["biases"]]
+        d, H, G = self.input_shape[1], self.units, self._spec.gates
+        W_x, W_h, *biases = self._spec.param_names
+        specs = [(W_x, (d, G * H), True), (W_h, (H, G * H), True)]
+        specs += [(name, (G * H,), False) for name in biases]
         return specs
 
     def init_params(self, params, rng):
-        d, H, G = self.input_shape[1], self.units, self._spec["gates"]
+        d, H, G = self.input_shape[1], self.units, self._spec.gates
         bound = np.sqrt(6.0 / (d + H))
         params["W_x"][...] = rng.uniform(-bound, bound, (d, G * H))
         for g in range(G):
             params["W_h"][:, g * H:(g + 1) * H] = _orthogonal(rng, H)
-        for name in self._spec["biases"]:
+        biases = self._spec.param_names[2:]
+        for name in biases:
             params[name][...] = 0.0
-        if self.cell == "lstm":
-            params["b"][H:2 * H] = 1.0  # forget gate
+        for g in self._spec.unit_bias_gates:  # the LSTM's forget gate
+            params[biases[0]][g * H:(g + 1) * H] = 1.0
 
     def _arrays(self, ctx, key, factory, n, T):
         """Cache/work NamedTuples, reallocated only when the batch shape changes."""
@@ -101,15 +93,8 @@ class Recurrent(Layer):
         X = writable_c(X)
         n, T, _ = X.shape
         Hs = buffer(ctx, "Hs", (n, T, self.units), X.dtype)
-        cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
-        W_x, W_h = params["W_x"], params["W_h"]
-        if self.cell == "rnn":
-            rk.elman_forward(X, W_x, W_h, params["b"], _ELMAN_ACTIVATIONS[self.activation], Hs,
-                             *cache)
-        elif self.cell == "lstm":
-            rk.lstm_forward(X, W_x, W_h, params["b"], Hs, *cache)
-        else:
-            rk.gru_forward(X, W_x, W_h, params["b_x"], params["b_h"], Hs, *cache)
+        cache = self._arrays(ctx, "cache", self._spec.cache, n, T)
+        recurrent_forward(X, self._spec.make_params(params, self.activation), Hs, cache)
         if training:
             ctx["X"] = X
         if self.return_sequences:
@@ -130,19 +115,12 @@ class Recurrent(Layer):
             dHs[:, :-1, :] = 0.0
             dHs[:, -1, :] = dY
         Hs = ctx["Hs"][:n]
-        cache = self._arrays(ctx, "cache", self._spec["cache"], n, T)
-        work = self._arrays(ctx, "work", self._spec["work"], n, T)
+        cache = self._arrays(ctx, "cache", self._spec.cache, n, T)
+        work = self._arrays(ctx, "work", self._spec.work, n, T)
         dX = buffer(ctx, "dX", (n, T, d), X.dtype)
-        W_x, W_h = params["W_x"], params["W_h"]
-        if self.cell == "rnn":
-            rk.elman_backward(X, W_x, W_h, _ELMAN_ACTIVATIONS[self.activation], Hs, *cache, dHs,
-                              grads["W_x"], grads["W_h"], grads["b"], dX, need_dx, *work)
-        elif self.cell == "lstm":
-            rk.lstm_backward(X, W_x, W_h, Hs, *cache, dHs, grads["W_x"], grads["W_h"],
-                             grads["b"], dX, need_dx, *work)
-        else:
-            rk.gru_backward(X, W_x, W_h, Hs, *cache, dHs, grads["W_x"], grads["W_h"],
-                            grads["b_x"], grads["b_h"], dX, need_dx, *work)
+        spec = self._spec
+        recurrent_backward(X, spec.make_params(params, self.activation), Hs, cache, dHs,
+                           spec.make_params(grads), dX, need_dx, work)
         return dX if need_dx else None
 
     def get_config(self):

@@ -56,6 +56,7 @@ import numpy as np
 from numba import prange
 
 from sknet._config import jit, jit_parallel
+from sknet.kernels.blocks import CHUNK, sum_blocks
 
 __all__ = [
     "BLAS_SERIAL_WORK",
@@ -68,9 +69,6 @@ __all__ = [
     "conv1d_forward",
     "conv1d_backward",
 ]
-
-#: Samples per chunk: the unit of the dW / db partial sums, and so of their summation order.
-CHUNK = 8
 
 #: OpenBLAS computes a GEMM with m*n*k at most this (SMP_THRESHOLD_MIN * 4) on the calling
 #: thread; the per-sample GEMMs are cut into row blocks of at most this much work.
@@ -295,8 +293,8 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, kept, keep, t, n_slots):
 
 
 @jit_parallel
-def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, compute_dX, ws):
-    """Gradients of conv2d: overwrite ``dW``, ``db`` and, if ``compute_dX``, ``dX``.
+def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, need_dx, ws):
+    """Gradients of conv2d: overwrite ``dW``, ``db`` and, if ``need_dx``, ``dX``.
 
     Parameters
     ----------
@@ -304,9 +302,9 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
     dY : (n, F, Ho, Wo), gradient of the loss with respect to Y.
     dW : (F, C, kh, kw), overwritten with sum_{s,i,j} dY[s,f,i,j] Xpad[s,c,i*sh+p,j*sw+q].
     db : (F,), overwritten with sum_{s,i,j} dY[s,f,i,j].
-    dX : (n, C, H, W), overwritten with dL/dX when ``compute_dX`` is True; not touched
+    dX : (n, C, H, W), overwritten with dL/dX when ``need_dx`` is True; not touched
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
-    compute_dX : bool; False for a network's first layer.
+    need_dx : bool; False for a network's first layer.
     ws : :class:`Conv2dWorkspace` with room for ceil(n / ws.chunk) chunks (scratch;
         im2col is recomputed here, unless ``ws.kept`` holds at least n samples: then it
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
@@ -334,15 +332,17 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, com
     keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
-            X, WT, dY, kh, kw, stride_h, stride_w, pad_h, pad_w, dX, compute_dX, ws.cols[t],
+            X, WT, dY, kh, kw, stride_h, stride_w, pad_h, pad_w, dX, need_dx, ws.cols[t],
             ws.kept, keep, ws.dW_tmp[t], ws.dW_chunks, ws.db_chunks, chunk, t, n_slots,
         )
-    _sum_chunks(ws.dW_chunks, ws.db_chunks, n_chunks, dW.reshape(F, K), db)
+    # the chunk sums are (K, F): add them into dW's transpose, and db, in chunk order
+    sum_blocks(ws.dW_chunks, n_chunks, dW.reshape(F, K).T)
+    sum_blocks(ws.db_chunks.reshape(ws.db_chunks.shape[0], 1, F), n_chunks, db.reshape(1, F))
 
 
 @jit
 def _backward_slot(
-    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, compute_dX, cols, kept, keep, tmp, dW_chunks,
+    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, need_dx, cols, kept, keep, tmp, dW_chunks,
     db_chunks, chunk, t, n_slots,
 ):
     """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
@@ -376,7 +376,7 @@ def _backward_slot(
                         dWc[k, f] += tmp[k, f]
                 for f in range(F):
                     dbc[f] += _ordered_sum(dYs[f])
-            if compute_dX:
+            if need_dx:
                 _gemm_rows(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
                 _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX)
 
@@ -396,25 +396,6 @@ def _gemm_rows(A, B, out):
     for r0 in range(0, M, rows):
         r1 = min(M, r0 + rows)
         np.dot(A[r0:r1], B, out[r0:r1])
-
-
-@jit
-def _sum_chunks(dW_chunks, db_chunks, n_chunks, dW2, db):
-    """dW2[f, k] = sum_{ch < n_chunks} dW_chunks[ch, k, f], db likewise, in chunk order."""
-    F, K = dW2.shape
-    if n_chunks == 0:  # empty batch
-        dW2[:] = 0
-        db[:] = 0
-        return
-    for f in range(F):
-        db[f] = db_chunks[0, f]
-        for k in range(K):
-            dW2[f, k] = dW_chunks[0, k, f]
-    for ch in range(1, n_chunks):
-        for f in range(F):
-            db[f] += db_chunks[ch, f]
-            for k in range(K):
-                dW2[f, k] += dW_chunks[ch, k, f]
 
 
 # --------------------------------------------------------------------------------------
@@ -441,12 +422,12 @@ def conv1d_forward(X, Wt, b, stride, pad, Y, ws):
     )
 
 
-def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, compute_dX, ws):
-    """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``compute_dX``,
+def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws):
+    """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``need_dx``,
     dX (n, C, L). :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
     n, C, L = X.shape
     F, _, k = Wt.shape
     conv2d_backward(
         X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), dY.reshape(n, F, 1, dY.shape[2]), 1,
-        stride, 0, pad, dW.reshape(F, C, 1, k), db, dX[:, :, None, :], compute_dX, ws,
+        stride, 0, pad, dW.reshape(F, C, 1, k), db, dX[:, :, None, :], need_dx, ws,
     )

@@ -71,13 +71,3 @@ def activation_backward_bias_grad(a, delta, code, db):
         for j in range(k):
             db[j] += delta[i, j]
 
-
-@jit
-def bias_grad(delta, db):
-    """``db = sum_i delta_i``; delta (n, k), db (k,) overwritten."""
-    n, k = delta.shape
-    for j in range(k):
-        db[j] = 0.0
-    for i in range(n):
-        for j in range(k):
-            db[j] += delta[i, j]

@@ -90,13 +90,6 @@ def adam_update_parallel(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta
                     one_minus_beta_1, beta_2, one_minus_beta_2, eps)
 
 
-@jit
-def add_scaled(dst, src, c):
-    """``dst += c * src`` for 1-D arrays (the L2 penalty's gradient)."""
-    for i in range(dst.shape[0]):
-        dst[i] += c * src[i]
-
-
 @jit_reduce
 def l2_penalty_grad(theta, grad, c):
     """``grad += c * theta`` and return ``sum(theta ** 2)``, in one pass.

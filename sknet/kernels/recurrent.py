@@ -1,7 +1,7 @@
 """Recurrent kernels: Elman RNN, LSTM and GRU, forward and backpropagation through time.
 
-Conventions shared by every kernel here
----------------------------------------
+Conventions shared by every cell
+--------------------------------
 * ``X`` is ``(n, T, d)`` C-contiguous: ``n`` sequences of ``T`` steps of ``d`` features.
 * Weights multiply from the right ("x @ W", like scikit-learn's ``coefs_``):
   ``W_x`` is ``(d, G*H)`` and ``W_h`` is ``(H, G*H)``, with ``G`` gate blocks of ``H``
@@ -9,18 +9,41 @@ Conventions shared by every kernel here
   LSTM ``(i, f, g, o)``, GRU ``(r, z, n)``, so PyTorch weights import as
   ``W_x = weight_ih.T``, ``W_h = weight_hh.T`` (LSTM: ``b = bias_ih + bias_hh``).
 * The initial state is zero: ``h_{-1} = 0`` (and ``c_{-1} = 0``).
-* Forward writes every hidden state into ``Hs`` ``(n, T, H)`` plus a cache; backward takes
-  ``dHs`` ``(n, T, H)``, the loss gradient with respect to every hidden state (zeros
-  except the last step for sequence-to-one models), and *overwrites* the parameter
-  gradients and, when ``need_dX`` is true, ``dX`` ``(n, T, d)``.
 * All arrays of one call share one dtype, float32 or float64, and are C-contiguous.
   float64 uses exact ``math.tanh`` / ``math.exp``; float32 uses a branch-free rational
-  ``tanh`` (max abs error < 1e-6, see ``_tanh_rational``) and
+  ``tanh`` (max abs error < 1e-6, see ``_tanh_float32``) and
   sigmoid = 0.5 + 0.5 tanh(x / 2), because ``math.tanh`` / ``math.exp`` do not vectorise.
+
+Calling convention
+------------------
+A cell is three NamedTuples and two step functions, gathered in one row of :data:`CELLS`:
+
+* ``Params`` -- the parameter arrays by name (the layer's parameter names); the same type
+  carries the gradients;
+* ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
+* ``Work`` -- the backward pass's work arrays, including per-block partial sums;
+* ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
+  of samples.
+
+Every cell runs through the same two kernels, which resolve the step functions from the
+type of ``p`` when they compile (one compiled kernel per cell and dtype)::
+
+    cell = CELLS["lstm"]
+    p = cell.make_params({"W_x": W_x, "W_h": W_h, "b": b})
+    cache = cell.cache.empty(n, T, d, H, X.dtype)
+    work = cell.work.empty(n, T, d, H, X.dtype)
+    recurrent_forward(X, p, Hs, cache)              # Hs (n, T, H) <- h_t
+    grads = cell.make_params({"W_x": dW_x, "W_h": dW_h, "b": db})
+    recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work)
+
+The forward pass writes every hidden state into ``Hs``; the backward pass takes ``dHs``
+``(n, T, H)``, the loss gradient with respect to every hidden state (zeros except the last
+step for sequence-to-one models), and *overwrites* the gradients in ``grads`` and, when
+``need_dx`` is true, ``dX`` ``(n, T, d)``.
 
 How the work is laid out
 ------------------------
-The batch is cut into blocks of ``_CHUNK`` samples, a number fixed in the source. Each
+The batch is cut into blocks of ``CHUNK`` samples (:mod:`sknet.kernels.blocks`). Each
 kernel is one ``prange`` over the blocks; a block runs its whole time loop with BLAS
 calls on its own rows (``(S*T, d) @ W_x`` once, then ``(S, H) @ W_h`` per step), so no
 two tasks write the same memory. Weight gradients are per-block GEMMs over the block's
@@ -30,14 +53,6 @@ partition does not depend on the thread count, so neither do the results (bit fo
 The BLAS calls are small; they must run single-threaded inside the ``prange`` (limit
 OpenBLAS to one thread, e.g. ``threadpoolctl.threadpool_limits(1, "blas")`` after
 importing ``scipy.linalg``). Results are the same either way; speed is not.
-
-Callers allocate the arrays once per batch shape (``*Cache.empty`` / ``*Work.empty``) and
-pass them unpacked::
-
-    cache = LSTMCache.empty(n, T, d, H, X.dtype)
-    work = LSTMWork.empty(n, T, d, H, X.dtype)
-    lstm_forward(X, W_x, W_h, b, Hs, *cache)
-    lstm_backward(X, W_x, W_h, Hs, *cache, dHs, dW_x, dW_h, db, dX, True, *work)
 """
 
 import math
@@ -47,45 +62,50 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from .._config import jit, jit_parallel
+from .._config import _FLAGS, jit, jit_parallel
+from .blocks import CHUNK, n_blocks, sum_blocks
 
 __all__ = [
+    "ACTIVATIONS",
+    "CELLS",
     "ELMAN_RELU",
     "ELMAN_TANH",
+    "Cell",
     "ElmanCache",
+    "ElmanParams",
     "ElmanWork",
     "GRUCache",
+    "GRUParams",
     "GRUWork",
     "LSTMCache",
+    "LSTMParams",
     "LSTMWork",
-    "elman_backward",
-    "elman_forward",
-    "gru_backward",
-    "gru_forward",
-    "lstm_backward",
-    "lstm_forward",
+    "recurrent_backward",
+    "recurrent_forward",
     "sigmoid",
     "tanh",
 ]
 
 ELMAN_TANH = 0
 ELMAN_RELU = 1
-
-# Samples per parallel task. Fixed (never derived from the thread count) so that the
-# partition, and with it every rounding, is the same whatever numba's thread count.
-_CHUNK = 8
-
-
-def n_blocks(n):
-    """Number of sample blocks the kernels cut a batch of ``n`` into."""
-    return (n + _CHUNK - 1) // _CHUNK
+#: The Elman cell's activation option, by name.
+ACTIVATIONS = {"tanh": ELMAN_TANH, "relu": ELMAN_RELU}
 
 
 # --------------------------------------------------------------------------------------
-# Caches (forward -> backward) and work arrays (backward), allocated by the caller
+# Parameters, caches (forward -> backward) and work arrays (backward), per cell
 # --------------------------------------------------------------------------------------
+class ElmanParams(NamedTuple):
+    """Elman RNN parameters, or their gradients (then ``activation`` is ignored)."""
+
+    W_x: np.ndarray  # (d, H)
+    W_h: np.ndarray  # (H, H)
+    b: np.ndarray  # (H,)
+    activation: int = ELMAN_TANH  # ELMAN_TANH or ELMAN_RELU: an option, not a parameter
+
+
 class ElmanCache(NamedTuple):
-    """Scratch of ``elman_forward`` / ``elman_backward`` (``Hs`` is the real cache)."""
+    """Scratch of the Elman cell (``Hs`` is its real cache)."""
 
     step_a: np.ndarray  # (n, H)  one step's h_{t-1} W_h (backward: da_t)
     step_h: np.ndarray  # (n, H)  h_{t-1} (backward: da_{t+1} W_h^T)
@@ -96,28 +116,31 @@ class ElmanCache(NamedTuple):
 
 
 class ElmanWork(NamedTuple):
-    """Work arrays of ``elman_backward``."""
+    """Work arrays of the Elman cell's backward pass."""
 
-    dgates: np.ndarray  # (n, T, H)  dL/da_t
+    dA_x: np.ndarray  # (n, T, H)  dL/da_t
+    dA_h: np.ndarray  # the same array: a_t takes x_t W_x and h_{t-1} W_h alike
     h_prev: np.ndarray  # (n, T, H)  h_{t-1}, zero at t = 0
+    carry: np.ndarray  # (n, 0)  nothing besides dh_t is carried back in time
     dW_x_parts: np.ndarray  # (B, d, H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, H)
-    db_parts: np.ndarray  # (B, H)
+    db_x_parts: np.ndarray  # (B, H)
 
     @classmethod
     def empty(cls, n, T, d, H, dtype):
-        B = n_blocks(n)
-        return cls(
-            np.empty((n, T, H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((B, d, H), dtype),
-            np.empty((B, H, H), dtype),
-            np.empty((B, H), dtype),
-        )
+        return _empty_work(cls, n, T, d, H, 1, dtype, carry=0)
+
+
+class LSTMParams(NamedTuple):
+    """LSTM parameters, or their gradients; ``b`` is PyTorch's ``bias_ih + bias_hh``."""
+
+    W_x: np.ndarray  # (d, 4H)
+    W_h: np.ndarray  # (H, 4H)
+    b: np.ndarray  # (4H,)
 
 
 class LSTMCache(NamedTuple):
-    """What ``lstm_forward`` stores for ``lstm_backward``, plus per-step scratch."""
+    """What the LSTM forward pass stores for the backward pass, plus per-step scratch."""
 
     gates: np.ndarray  # (n, T, 4H)  activated gates i, f, g, o
     cells: np.ndarray  # (n, T, H)   c_t
@@ -137,30 +160,32 @@ class LSTMCache(NamedTuple):
 
 
 class LSTMWork(NamedTuple):
-    """Work arrays of ``lstm_backward``."""
+    """Work arrays of the LSTM backward pass."""
 
-    dgates: np.ndarray  # (n, T, 4H)  dL/da_t, a_t the gate pre-activations
+    dA_x: np.ndarray  # (n, T, 4H)  dL/da_t, a_t the gate pre-activations
+    dA_h: np.ndarray  # the same array
     h_prev: np.ndarray  # (n, T, H)   h_{t-1}, zero at t = 0
-    dc: np.ndarray  # (n, H)      dL/dc_t carried back in time
+    carry: np.ndarray  # (n, H)      dL/dc_t carried back in time
     dW_x_parts: np.ndarray  # (B, d, 4H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, 4H)
-    db_parts: np.ndarray  # (B, 4H)
+    db_x_parts: np.ndarray  # (B, 4H)
 
     @classmethod
     def empty(cls, n, T, d, H, dtype):
-        B = n_blocks(n)
-        return cls(
-            np.empty((n, T, 4 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, H), dtype),
-            np.empty((B, d, 4 * H), dtype),
-            np.empty((B, H, 4 * H), dtype),
-            np.empty((B, 4 * H), dtype),
-        )
+        return _empty_work(cls, n, T, d, H, 4, dtype)
+
+
+class GRUParams(NamedTuple):
+    """GRU parameters, or their gradients (PyTorch's biases, kept apart)."""
+
+    W_x: np.ndarray  # (d, 3H)
+    W_h: np.ndarray  # (H, 3H)
+    b_x: np.ndarray  # (3H,)  bias_ih
+    b_h: np.ndarray  # (3H,)  bias_hh
 
 
 class GRUCache(NamedTuple):
-    """What ``gru_forward`` stores for ``gru_backward``, plus per-step scratch."""
+    """What the GRU forward pass stores for the backward pass, plus per-step scratch."""
 
     gates: np.ndarray  # (n, T, 3H)  activated gates r, z, n
     hn: np.ndarray  # (n, T, H)   h_{t-1} W_hn + b_hn
@@ -178,12 +203,12 @@ class GRUCache(NamedTuple):
 
 
 class GRUWork(NamedTuple):
-    """Work arrays of ``gru_backward``."""
+    """Work arrays of the GRU backward pass."""
 
-    dgates_x: np.ndarray  # (n, T, 3H)  dL/du_t, u_t = x_t W_x + b_x
-    dgates_h: np.ndarray  # (n, T, 3H)  dL/dv_t, v_t = h_{t-1} W_h + b_h
+    dA_x: np.ndarray  # (n, T, 3H)  dL/du_t, u_t = x_t W_x + b_x
+    dA_h: np.ndarray  # (n, T, 3H)  dL/dv_t, v_t = h_{t-1} W_h + b_h
     h_prev: np.ndarray  # (n, T, H)   h_{t-1}, zero at t = 0
-    dh_z: np.ndarray  # (n, H)      dh_{t+1} * z_{t+1}, the direct path back in time
+    carry: np.ndarray  # (n, H)      dh_{t+1} * z_{t+1}, the direct path back in time
     dW_x_parts: np.ndarray  # (B, d, 3H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, 3H)
     db_x_parts: np.ndarray  # (B, 3H)
@@ -191,17 +216,26 @@ class GRUWork(NamedTuple):
 
     @classmethod
     def empty(cls, n, T, d, H, dtype):
-        B = n_blocks(n)
-        return cls(
-            np.empty((n, T, 3 * H), dtype),
-            np.empty((n, T, 3 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, H), dtype),
-            np.empty((B, d, 3 * H), dtype),
-            np.empty((B, H, 3 * H), dtype),
-            np.empty((B, 3 * H), dtype),
-            np.empty((B, 3 * H), dtype),
-        )
+        return _empty_work(cls, n, T, d, H, 3, dtype, own_dA_h=True)
+
+
+def _empty_work(cls, n, T, d, H, G, dtype, own_dA_h=False, carry=None):
+    """A ``Work`` tuple of type ``cls`` for ``G`` gate blocks: the fields it names, with
+    ``dA_h`` its own array or ``dA_x`` again, and ``carry`` (n, H) or (n, ``carry``)."""
+    B, GH = n_blocks(n), G * H
+    dA_x = np.empty((n, T, GH), dtype)
+    shapes = {
+        "h_prev": (n, T, H),
+        "carry": (n, H if carry is None else carry),
+        "dW_x_parts": (B, d, GH),
+        "dW_h_parts": (B, H, GH),
+        "db_x_parts": (B, GH),
+        "db_h_parts": (B, GH),
+    }
+    arrays = {name: np.empty(shape, dtype) for name, shape in shapes.items() if name in cls._fields}
+    arrays["dA_x"] = dA_x
+    arrays["dA_h"] = np.empty((n, T, GH), dtype) if own_dA_h else dA_x
+    return cls(**{name: arrays[name] for name in cls._fields})
 
 
 # --------------------------------------------------------------------------------------
@@ -288,7 +322,372 @@ def apply_sigmoid(x, out):
 
 
 # --------------------------------------------------------------------------------------
-# Shared pieces
+# The cells: one step ``t`` of the gate equations, samples ``lo <= s < hi``
+# --------------------------------------------------------------------------------------
+# The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
+# ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
+# going forward, and ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at t = T - 1),
+# ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``h_t`` into
+# ``Hs[s, t]`` and ``cache.step_h[s]``; a backward step writes ``work.dA_x[s, t]`` and
+# ``work.dA_h[s, t]``, copies ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next
+# recurrence GEMM) and updates ``work.carry[s]``; the copies ride in the element-wise
+# loops rather than in a pass of their own. The element-wise loops index views from 0
+# and each touch few arrays: that keeps numba's negative-index handling and LLVM's
+# runtime alias checks out of the way of vectorisation.
+def _elman_forward_step(lo, hi, t, p, Hs, cache):
+    """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
+    (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    for s in range(lo, hi):
+        h = Hs[s, t]
+        a = cache.step_a[s]
+        b = p.b
+        if p.activation == ELMAN_RELU:
+            for j in range(H):
+                h[j] = max((h[j] + a[j]) + b[j], zero)
+        else:
+            for j in range(H):
+                h[j] = tanh((h[j] + a[j]) + b[j])
+        h_state = cache.step_h[s]
+        for j in range(H):
+            h_state[j] = h[j]
+
+
+def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+    """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
+    ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    one = Hs.dtype.type(1.0)
+    for s in range(lo, hi):
+        h = Hs[s, t]
+        dh = cache.step_h[s]
+        da = work.dA_x[s, t]
+        dh_out = dHs[s, t]
+        if p.activation == ELMAN_RELU:
+            for j in range(H):
+                da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
+        else:
+            for j in range(H):
+                da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
+        da_step = cache.step_a[s]
+        for j in range(H):
+            da_step[j] = da[j]
+
+
+def _lstm_forward_step(lo, hi, t, p, Hs, cache):
+    """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
+
+        i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
+        g_t = tanh(a_t[2H:3H])       o_t = sigmoid(a_t[3H:4H])
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)        (c_{-1} = 0)
+
+    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit.
+    """
+    H = Hs.shape[2]
+    b = p.b
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        r = cache.step_a[s]
+        a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
+        for j in range(2 * H):
+            a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
+        a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
+        for j in range(H):
+            a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
+        a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
+        for j in range(H):
+            a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
+        i_g = a[:H]
+        f_g = a[H : 2 * H]
+        g_g = a[2 * H : 3 * H]
+        o_g = a[3 * H :]
+        cell = cache.cells[s, t]
+        tc = cache.tanh_cells[s, t]
+        if t > 0:
+            c_prev = cache.cells[s, t - 1]
+            for j in range(H):
+                c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
+                cell[j] = c
+                tc[j] = tanh(c)
+        else:
+            for j in range(H):
+                c = i_g[j] * g_g[j]
+                cell[j] = c
+                tc[j] = tanh(c)
+        h = Hs[s, t]
+        h_state = cache.step_h[s]
+        for j in range(H):
+            v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+            h[j] = v
+            h_state[j] = v
+
+
+def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+    """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
+    ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
+
+        da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
+        da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
+    """
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    one = Hs.dtype.type(1.0)
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        i_g = a[:H]
+        f_g = a[H : 2 * H]
+        g_g = a[2 * H : 3 * H]
+        o_g = a[3 * H :]
+        da = work.dA_x[s, t]
+        da_i = da[:H]
+        da_f = da[H : 2 * H]
+        da_g = da[2 * H : 3 * H]
+        da_o = da[3 * H :]
+        dh = cache.step_h[s]
+        dc = work.carry[s]
+        tc = cache.tanh_cells[s, t]
+        dh_out = dHs[s, t]
+        for j in range(H):
+            dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
+        for j in range(H):
+            o = o_g[j]
+            dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
+            da_o[j] = dh[j] * tc[j] * o * (one - o)
+        for j in range(H):
+            i = i_g[j]
+            g = g_g[j]
+            da_i[j] = dc[j] * g * i * (one - i)
+            da_g[j] = dc[j] * i * (one - g * g)
+        if t > 0:
+            c_prev = cache.cells[s, t - 1]
+            for j in range(H):
+                f = f_g[j]
+                da_f[j] = dc[j] * c_prev[j] * f * (one - f)
+        else:
+            for j in range(H):
+                da_f[j] = zero
+        for j in range(H):
+            dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
+        da_step = cache.step_a[s]
+        for j in range(4 * H):
+            da_step[j] = da[j]
+
+
+def _gru_forward_step(lo, hi, t, p, Hs, cache):
+    """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
+    in three blocks of ``H`` columns::
+
+        r_t = sigmoid(u_t[0:H] + v_t[0:H])
+        z_t = sigmoid(u_t[H:2H] + v_t[H:2H])
+        n_t = tanh(u_t[2H:3H] + r_t * v_t[2H:3H])
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit;
+    ``cache.hn[s, t] = v_t[2H:3H]``.
+    """
+    H = Hs.shape[2]
+    b_x, b_h = p.b_x, p.b_h
+    b_xn = b_x[2 * H :]
+    b_hn = b_h[2 * H :]
+    for s in range(lo, hi):
+        a = cache.gates[s, t]  # x_t W_x, then r, z, n
+        v = cache.step_a[s]  # h_{t-1} W_h
+        for j in range(2 * H):
+            a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
+        r_g = a[:H]
+        z_g = a[H : 2 * H]
+        n_g = a[2 * H :]
+        v_n = v[2 * H :]
+        vn = cache.hn[s, t]
+        for j in range(H):
+            vn[j] = v_n[j] + b_hn[j]
+        for j in range(H):
+            n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
+        h = Hs[s, t]
+        h_state = cache.step_h[s]  # h_{t-1}, then h_t
+        for j in range(H):
+            n_t = n_g[j]
+            v = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
+            h[j] = v
+            h_state[j] = v
+
+
+def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+    """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
+    ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
+
+        dan = dh_t * (1 - z_t) * (1 - n_t^2)
+        daz = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)
+        dar = dan * vn_t * r_t (1 - r_t)
+        du_t = [dar, daz, dan]            (dA_x: gradient w.r.t. u_t = x_t W_x + b_x)
+        dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
+    """
+    H = Hs.shape[2]
+    one = Hs.dtype.type(1.0)
+    for s in range(lo, hi):
+        a = cache.gates[s, t]
+        r_g = a[:H]
+        z_g = a[H : 2 * H]
+        n_g = a[2 * H :]
+        vn = cache.hn[s, t]
+        du = work.dA_x[s, t]
+        du_r = du[:H]
+        du_z = du[H : 2 * H]
+        du_n = du[2 * H :]
+        dh = cache.step_h[s]
+        dh_direct = work.carry[s]
+        dh_out = dHs[s, t]
+        hp = work.h_prev[s, t]
+        for j in range(H):
+            dh[j] += dh_out[j] + dh_direct[j]  # dh_t
+        for j in range(H):
+            z = z_g[j]
+            n_t = n_g[j]
+            du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
+            du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
+        for j in range(H):
+            r = r_g[j]
+            du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
+        for j in range(H):
+            dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
+        dv = work.dA_h[s, t]
+        dv_step = cache.step_a[s]
+        for j in range(2 * H):
+            dv[j] = du[j]
+            dv_step[j] = du[j]
+        dv_n = dv[2 * H :]
+        dv_step_n = dv_step[2 * H :]
+        for j in range(H):
+            g = du_n[j] * r_g[j]  # dan * r
+            dv_n[j] = g
+            dv_step_n[j] = g
+
+
+# --------------------------------------------------------------------------------------
+# The registry: one row per cell, read by the kernels, the layer, the tests and the
+# PyTorch exchange
+# --------------------------------------------------------------------------------------
+class Cell(NamedTuple):
+    """One recurrent cell: its gate count, its tuples and its step functions."""
+
+    gates: int  # G: W_x is (d, G*H), W_h (H, G*H), biases (G*H,)
+    params: type  # Params NamedTuple; its array fields are the layer's parameter names
+    cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
+    work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
+    forward_step: object  # (lo, hi, t, p, Hs, cache), compiled into the kernels
+    backward_step: object  # (lo, hi, t, p, Hs, cache, dHs, work), likewise
+    unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
+
+    @property
+    def param_names(self):
+        """Names of the parameter arrays, weights first: ``W_x``, ``W_h``, then biases."""
+        return tuple(name for name in self.params._fields if name != "activation")
+
+    def make_params(self, arrays, activation="tanh"):
+        """The cell's ``Params`` from a mapping of arrays by name (values or gradients);
+        ``activation`` ('tanh' or 'relu') is read by cells that have that option."""
+        values = {name: arrays[name] for name in self.param_names}
+        if "activation" in self.params._fields:
+            values["activation"] = ACTIVATIONS[activation]
+        return self.params(**values)
+
+
+CELLS = {
+    "rnn": Cell(1, ElmanParams, ElmanCache, ElmanWork, _elman_forward_step, _elman_backward_step),
+    # the LSTM's forget gate starts open (bias 1), so early gradients flow through c_t
+    "lstm": Cell(
+        4,
+        LSTMParams,
+        LSTMCache,
+        LSTMWork,
+        _lstm_forward_step,
+        _lstm_backward_step,
+        unit_bias_gates=(1,),
+    ),
+    "gru": Cell(3, GRUParams, GRUCache, GRUWork, _gru_forward_step, _gru_backward_step),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Dispatch resolved when a kernel compiles: by the Params type (the cell's row), or by
+# the fields a tuple has
+# --------------------------------------------------------------------------------------
+def _row(params_type):
+    return next(cell for cell in CELLS.values() if cell.params is params_type.instance_class)
+
+
+def _forward_step(lo, hi, t, p, Hs, cache):
+    """The forward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
+    raise NotImplementedError
+
+
+def _backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+    """The backward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
+    raise NotImplementedError
+
+
+# the step functions compile as the implementations, with the kernels' flags
+@overload(_forward_step, jit_options=_FLAGS)
+def _forward_step_overload(lo, hi, t, p, Hs, cache):
+    return _row(p).forward_step
+
+
+@overload(_backward_step, jit_options=_FLAGS)
+def _backward_step_overload(lo, hi, t, p, Hs, cache, dHs, work):
+    return _row(p).backward_step
+
+
+def _projection_target(Hs, cache):
+    """Where ``x_t W_x`` goes: ``cache.gates`` for gated cells, else ``Hs`` (Elman)."""
+    raise NotImplementedError
+
+
+@overload(_projection_target, jit_options=_FLAGS)
+def _projection_target_overload(Hs, cache):
+    if "gates" in cache.fields:
+        return lambda Hs, cache: cache.gates
+    return lambda Hs, cache: Hs
+
+
+def _bias_block_sums(lo, hi, work):
+    """Block ``c``'s column sums of ``dA_x`` (and of ``dA_h`` for a separate ``b_h``)."""
+    raise NotImplementedError
+
+
+@overload(_bias_block_sums, jit_options=_FLAGS)
+def _bias_block_sums_overload(lo, hi, work):
+    if "db_h_parts" in work.fields:
+
+        def both(lo, hi, work):
+            _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+            _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
+
+        return both
+    return lambda lo, hi, work: _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+
+
+def _sum_bias_blocks(work, n_parts, grads):
+    """Bias gradients from the per-block sums: ``b`` (one bias), or ``b_x`` and ``b_h``."""
+    raise NotImplementedError
+
+
+@overload(_sum_bias_blocks, jit_options=_FLAGS)
+def _sum_bias_blocks_overload(work, n_parts, grads):
+    if "db_h_parts" in work.fields:
+
+        def both(work, n_parts, grads):
+            _sum_vector_blocks(work.db_x_parts, n_parts, grads.b_x)
+            _sum_vector_blocks(work.db_h_parts, n_parts, grads.b_h)
+
+        return both
+    return lambda work, n_parts, grads: _sum_vector_blocks(work.db_x_parts, n_parts, grads.b)
+
+
+# --------------------------------------------------------------------------------------
+# The loop every cell shares, and the two kernels
 # --------------------------------------------------------------------------------------
 @jit
 def _input_projection(lo, hi, X, W_x, A):
@@ -299,27 +698,33 @@ def _input_projection(lo, hi, X, W_x, A):
 
 
 @jit
-def _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dX, dW_x_parts, dW_h_parts):
+def _copy(src, dst):
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
+
+
+@jit
+def _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts):
     """Block ``c``'s share of the weight gradients, and its rows of ``dX``.
 
     ``dW_x_parts[c] = X_b^T dA_x``, ``dW_h_parts[c] = h_prev_b^T dA_h`` over the block's
-    (sample, step) rows; ``dX_b = dA_x W_x^T`` when ``need_dX``.
+    (sample, step) rows; ``dX_b = dA_x W_x^T`` when ``need_dx``.
     """
-    c = lo // _CHUNK
+    c = lo // CHUNK
     T, d = X.shape[1], X.shape[2]
     H, GH = h_prev.shape[2], dA_x.shape[2]
     rows = (hi - lo) * T
     Ax = dA_x[lo:hi].reshape(rows, GH)
     np.dot(X[lo:hi].reshape(rows, d).T, Ax, dW_x_parts[c])
     np.dot(h_prev[lo:hi].reshape(rows, H).T, dA_h[lo:hi].reshape(rows, GH), dW_h_parts[c])
-    if need_dX:
+    if need_dx:
         np.dot(Ax, W_x.T, dX[lo:hi].reshape(rows, d))
 
 
 @jit
 def _block_column_sums(lo, hi, A, parts):
     """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
-    c = lo // _CHUNK
+    c = lo // CHUNK
     T, G = A.shape[1], A.shape[2]
     A2 = A[lo:hi].reshape((hi - lo) * T, G)
     out = parts[c]
@@ -331,546 +736,87 @@ def _block_column_sums(lo, hi, A, parts):
 
 
 @jit
-def _reduce(parts, out):
-    """``out = parts[0] + parts[1] + ...`` in block order; ``parts`` is ``(B,) + out.shape``."""
-    B = parts.shape[0]
-    P = parts.reshape(B, out.size)
-    o = out.reshape(out.size)
-    for i in range(o.size):
-        o[i] = P[0, i]
-    for c in range(1, B):
-        for i in range(o.size):
-            o[i] += P[c, i]
-
-
-# --------------------------------------------------------------------------------------
-# Elman RNN
-# --------------------------------------------------------------------------------------
-@jit
-def _elman_forward_block(lo, hi, W_h, b, activation, Hs, step_a, step_h):
-    T, H = Hs.shape[1], Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    step_h[lo:hi] = zero
-    for t in range(T):
-        if t > 0:
-            np.dot(step_h[lo:hi], W_h, step_a[lo:hi])
-        else:
-            step_a[lo:hi] = zero
-        for s in range(lo, hi):
-            h = Hs[s, t]
-            a = step_a[s]
-            if activation == ELMAN_RELU:
-                for j in range(H):
-                    h[j] = max((h[j] + a[j]) + b[j], zero)
-            else:
-                for j in range(H):
-                    h[j] = tanh((h[j] + a[j]) + b[j])
-            h_state = step_h[s]
-            for j in range(H):
-                h_state[j] = h[j]
+def _sum_vector_blocks(parts, n_parts, out):
+    """``out = parts[0] + ... + parts[n_parts - 1]`` in block order; parts (B, N), out (N,)."""
+    sum_blocks(
+        parts.reshape(parts.shape[0], 1, parts.shape[1]), n_parts, out.reshape(1, out.shape[0])
+    )
 
 
 @jit_parallel
-def elman_forward(X, W_x, W_h, b, activation, Hs, step_a, step_h):
-    """Elman RNN over whole sequences.
-
-    ``a_t = x_t W_x + h_{t-1} W_h + b``, ``h_t = act(a_t)``, ``h_{-1} = 0``, with
-    ``act = tanh`` (``activation == ELMAN_TANH``) or ``relu`` (``ELMAN_RELU``).
+def recurrent_forward(X, p, Hs, cache):
+    """Run a recurrent cell over whole sequences; the cell is the one of ``type(p)``.
 
     Parameters
     ----------
     X : (n, T, d) inputs.
-    W_x : (d, H), W_h : (H, H), b : (H,) parameters.
-    activation : int, ``ELMAN_TANH`` or ``ELMAN_RELU``.
-    Hs : (n, T, H) output, overwritten with ``h_t``; the only thing backward needs.
-    step_a, step_h : (n, H) scratch, see ``ElmanCache``.
+    p : the cell's ``Params`` (``ElmanParams``, ``LSTMParams``, ``GRUParams``).
+    Hs : (n, T, H) output, overwritten with ``h_t``.
+    cache : the cell's ``Cache``, overwritten with what ``recurrent_backward`` needs.
+
+    The gate equations are in the cell's ``_*_forward_step``.
     """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _input_projection(lo, hi, X, W_x, Hs)  # Hs[s, t] = x_t W_x, activated in place
-        _elman_forward_block(lo, hi, W_h, b, activation, Hs, step_a, step_h)
-
-
-@jit
-def _elman_backward_block(lo, hi, W_h, activation, Hs, dHs, step_a, step_h, dgates, h_prev):
-    T, H = Hs.shape[1], Hs.shape[2]
+    n, T = X.shape[0], X.shape[1]
     zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    step_h[lo:hi] = zero  # da_{t+1} W_h^T, the gradient reaching h_t through the recurrence
-    for t in range(T - 1, -1, -1):
-        for s in range(lo, hi):
-            h = Hs[s, t]
-            dh = step_h[s]
-            da = dgates[s, t]
-            dh_out = dHs[s, t]
-            if activation == ELMAN_RELU:
-                for j in range(H):
-                    da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
-            else:
-                for j in range(H):
-                    da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
-            da_step = step_a[s]
-            for j in range(H):
-                da_step[j] = da[j]
-            hp = h_prev[s, t]
+    # Arrays come out of the tuples before the prange: numba's parfor pass miscompiled a
+    # slice assignment to a tuple's field inside the loop (LSTM gradients came out wrong).
+    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h
+    A = _projection_target(Hs, cache)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = np.int64(c) * CHUNK
+        hi = min(lo + CHUNK, n)
+        _input_projection(lo, hi, X, W_x, A)  # A[s, t] = x_t W_x, activated in place
+        step_h[lo:hi] = zero  # h_{-1}
+        for t in range(T):
             if t > 0:
-                h_before = Hs[s, t - 1]
-                for j in range(H):
-                    hp[j] = h_before[j]
+                np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
             else:
-                for j in range(H):
-                    hp[j] = zero
-        if t > 0:
-            np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
+                step_a[lo:hi] = zero
+            _forward_step(lo, hi, t, p, Hs, cache)
 
 
 @jit_parallel
-def elman_backward(
-    X,
-    W_x,
-    W_h,
-    activation,
-    Hs,
-    step_a,
-    step_h,
-    dHs,
-    dW_x,
-    dW_h,
-    db,
-    dX,
-    need_dX,
-    dgates,
-    h_prev,
-    dW_x_parts,
-    dW_h_parts,
-    db_parts,
-):
-    """Backpropagation through time for ``elman_forward``.
+def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
+    """Backpropagation through time for ``recurrent_forward``.
 
-    With ``dh_t = dHs_t + da_{t+1} W_h^T``: ``da_t = dh_t * act'(a_t)`` where
-    ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``; then
-    ``dW_x = sum x_t^T da_t``, ``dW_h = sum h_{t-1}^T da_t``, ``db = sum da_t``,
-    ``dx_t = da_t W_x^T`` (sums over steps and samples).
+    The cell's ``_*_backward_step`` gives ``dA_x``, the gradient with respect to the
+    input side of the pre-activations (``u_t = x_t W_x + ...``), and ``dA_h``, with
+    respect to the recurrent side (``h_{t-1} W_h + ...``; the same array except for the
+    GRU); then ``dW_x = sum x_t^T dA_x``, ``dW_h = sum h_{t-1}^T dA_h``,
+    ``db = sum dA_x`` (GRU: ``db_x = sum dA_x``, ``db_h = sum dA_h``) and
+    ``dx_t = dA_x W_x^T`` (sums over steps and samples).
 
     Parameters
     ----------
-    X, W_x, W_h, activation, Hs, step_a, step_h : as given to ``elman_forward``.
+    X, p, Hs, cache : as given to ``recurrent_forward``.
     dHs : (n, T, H) dL/dh_t for every step.
-    dW_x : (d, H), dW_h : (H, H), db : (H,) overwritten with the gradients.
-    dX : (n, T, d) overwritten with dL/dX when ``need_dX``; otherwise not touched
+    grads : the cell's ``Params`` holding the gradient arrays, overwritten.
+    dX : (n, T, d) overwritten with dL/dX when ``need_dx``; otherwise not touched
         (any array of the dtype and ndim, e.g. ``np.empty((0, 0, 0))``).
-    need_dX : bool.
-    dgates, h_prev, dW_x_parts, dW_h_parts, db_parts : work arrays, see ``ElmanWork``.
+    need_dx : bool.
+    work : the cell's ``Work``.
     """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _elman_backward_block(lo, hi, W_h, activation, Hs, dHs, step_a, step_h, dgates, h_prev)
-        _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
-        _block_column_sums(lo, hi, dgates, db_parts)
-    _reduce(dW_x_parts, dW_x)
-    _reduce(dW_h_parts, dW_h)
-    _reduce(db_parts, db)
-
-
-# --------------------------------------------------------------------------------------
-# LSTM
-# --------------------------------------------------------------------------------------
-@jit
-def _lstm_forward_block(lo, hi, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
-    T, H = Hs.shape[1], Hs.shape[2]
+    n, T = X.shape[0], X.shape[1]
+    B = (n + CHUNK - 1) // CHUNK
     zero = Hs.dtype.type(0.0)
-    step_h[lo:hi] = zero
-    # The element-wise loops index views from 0 and each touch few arrays: that keeps
-    # numba's negative-index handling and LLVM's runtime alias checks out of the way of
-    # vectorisation.
-    for t in range(T):
-        if t > 0:
-            np.dot(step_h[lo:hi], W_h, step_a[lo:hi])
-        else:
-            step_a[lo:hi] = zero
+    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h  # (see the forward)
+    dA_x, dA_h, h_prev, carry = work.dA_x, work.dA_h, work.h_prev, work.carry
+    dW_x_parts, dW_h_parts = work.dW_x_parts, work.dW_h_parts
+    for c in prange(B):
+        lo = np.int64(c) * CHUNK
+        hi = min(lo + CHUNK, n)
         for s in range(lo, hi):
-            a = gates[s, t]
-            r = step_a[s]
-            # a_t = x_t W_x + h_{t-1} W_h + b, then i, f = sigmoid, g = tanh, o = sigmoid
-            a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
-            for j in range(2 * H):
-                a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
-            a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
-            for j in range(H):
-                a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
-            a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
-            for j in range(H):
-                a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
-            i_g = a[:H]
-            f_g = a[H : 2 * H]
-            g_g = a[2 * H : 3 * H]
-            o_g = a[3 * H :]
-            cell = cells[s, t]
-            tc = tanh_cells[s, t]
+            h_prev[s, 0] = zero  # h_{-1}
+            for t in range(1, T):
+                _copy(Hs[s, t - 1], h_prev[s, t])
+        step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
+        carry[lo:hi] = zero
+        for t in range(T - 1, -1, -1):
+            _backward_step(lo, hi, t, p, Hs, cache, dHs, work)
             if t > 0:
-                c_prev = cells[s, t - 1]
-                for j in range(H):
-                    c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
-                    cell[j] = c
-                    tc[j] = tanh(c)
-            else:
-                for j in range(H):
-                    c = i_g[j] * g_g[j]
-                    cell[j] = c
-                    tc[j] = tanh(c)
-            h = Hs[s, t]
-            h_state = step_h[s]
-            for j in range(H):
-                v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
-                h[j] = v
-                h_state[j] = v
-
-
-@jit_parallel
-def lstm_forward(X, W_x, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h):
-    """LSTM over whole sequences, PyTorch's gate order (i, f, g, o).
-
-    With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
-
-        i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
-        g_t = tanh(a_t[2H:3H])       o_t = sigmoid(a_t[3H:4H])
-        c_t = f_t * c_{t-1} + i_t * g_t
-        h_t = o_t * tanh(c_t)        (h_{-1} = c_{-1} = 0)
-
-    Parameters
-    ----------
-    X : (n, T, d) inputs.
-    W_x : (d, 4H), W_h : (H, 4H), b : (4H,) parameters (``b`` = PyTorch's
-        ``bias_ih + bias_hh``).
-    Hs : (n, T, H) output, overwritten with ``h_t``.
-    gates : (n, T, 4H) cache, overwritten with the activated ``i, f, g, o``.
-    cells : (n, T, H) cache, overwritten with ``c_t``.
-    tanh_cells : (n, T, H) cache, overwritten with ``tanh(c_t)``.
-    step_a : (n, 4H), step_h : (n, H) scratch.
-    """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
-        _lstm_forward_block(lo, hi, W_h, b, Hs, gates, cells, tanh_cells, step_a, step_h)
-
-
-@jit
-def _lstm_backward_block(
-    lo, hi, W_h, Hs, gates, cells, tanh_cells, dHs, step_a, step_h, dgates, h_prev, dc_carry
-):
-    T, H = Hs.shape[1], Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    step_h[lo:hi] = zero  # da_{t+1} W_h^T, the gradient reaching h_t through the recurrence
-    dc_carry[lo:hi] = zero  # dc_{t+1} * f_{t+1}, then dc_t
-    for t in range(T - 1, -1, -1):
-        for s in range(lo, hi):
-            a = gates[s, t]
-            i_g = a[:H]
-            f_g = a[H : 2 * H]
-            g_g = a[2 * H : 3 * H]
-            o_g = a[3 * H :]
-            da = dgates[s, t]
-            da_i = da[:H]
-            da_f = da[H : 2 * H]
-            da_g = da[2 * H : 3 * H]
-            da_o = da[3 * H :]
-            dh = step_h[s]
-            dc = dc_carry[s]
-            tc = tanh_cells[s, t]
-            dh_out = dHs[s, t]
-            for j in range(H):
-                dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
-            for j in range(H):
-                o = o_g[j]
-                dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
-                da_o[j] = dh[j] * tc[j] * o * (one - o)
-            for j in range(H):
-                i = i_g[j]
-                g = g_g[j]
-                da_i[j] = dc[j] * g * i * (one - i)
-                da_g[j] = dc[j] * i * (one - g * g)
-            hp = h_prev[s, t]
-            if t > 0:
-                c_prev = cells[s, t - 1]
-                for j in range(H):
-                    f = f_g[j]
-                    da_f[j] = dc[j] * c_prev[j] * f * (one - f)
-                h_before = Hs[s, t - 1]
-                for j in range(H):
-                    hp[j] = h_before[j]
-            else:
-                for j in range(H):
-                    da_f[j] = zero
-                    hp[j] = zero
-            for j in range(H):
-                dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
-            da_step = step_a[s]
-            for j in range(4 * H):
-                da_step[j] = da[j]
-        if t > 0:
-            np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-
-
-@jit_parallel
-def lstm_backward(
-    X,
-    W_x,
-    W_h,
-    Hs,
-    gates,
-    cells,
-    tanh_cells,
-    step_a,
-    step_h,
-    dHs,
-    dW_x,
-    dW_h,
-    db,
-    dX,
-    need_dX,
-    dgates,
-    h_prev,
-    dc,
-    dW_x_parts,
-    dW_h_parts,
-    db_parts,
-):
-    """Backpropagation through time for ``lstm_forward``.
-
-    Going back in time with ``dh_t = dHs_t + da_{t+1} W_h^T`` and
-    ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)``::
-
-        da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
-        da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
-
-    then ``dW_x = sum x_t^T da_t``, ``dW_h = sum h_{t-1}^T da_t``, ``db = sum da_t``,
-    ``dx_t = da_t W_x^T`` (sums over steps and samples).
-
-    Parameters
-    ----------
-    X, W_x, W_h, Hs, gates, cells, tanh_cells, step_a, step_h : as given to
-        ``lstm_forward`` (``*cache``).
-    dHs : (n, T, H) dL/dh_t for every step.
-    dW_x : (d, 4H), dW_h : (H, 4H), db : (4H,) overwritten with the gradients.
-    dX : (n, T, d) overwritten with dL/dX when ``need_dX``; otherwise not touched.
-    need_dX : bool.
-    dgates, h_prev, dc, dW_x_parts, dW_h_parts, db_parts : work arrays, see ``LSTMWork``.
-    """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _lstm_backward_block(
-            lo, hi, W_h, Hs, gates, cells, tanh_cells, dHs, step_a, step_h, dgates, h_prev, dc
-        )
-        _block_grads(lo, hi, X, W_x, dgates, h_prev, dgates, dX, need_dX, dW_x_parts, dW_h_parts)
-        _block_column_sums(lo, hi, dgates, db_parts)
-    _reduce(dW_x_parts, dW_x)
-    _reduce(dW_h_parts, dW_h)
-    _reduce(db_parts, db)
-
-
-# --------------------------------------------------------------------------------------
-# GRU
-# --------------------------------------------------------------------------------------
-@jit
-def _gru_forward_block(lo, hi, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h):
-    T, H = Hs.shape[1], Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    step_h[lo:hi] = zero
-    b_xn = b_x[2 * H :]
-    b_hn = b_h[2 * H :]
-    # The element-wise loops index views from 0 and each touch few arrays: that keeps
-    # numba's negative-index handling and LLVM's runtime alias checks out of the way of
-    # vectorisation.
-    for t in range(T):
-        if t > 0:
-            np.dot(step_h[lo:hi], W_h, step_a[lo:hi])
-        else:
-            step_a[lo:hi] = zero
-        for s in range(lo, hi):
-            a = gates[s, t]  # x_t W_x, then r, z, n
-            v = step_a[s]  # h_{t-1} W_h
-            for j in range(2 * H):
-                a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
-            r_g = a[:H]
-            z_g = a[H : 2 * H]
-            n_g = a[2 * H :]
-            v_n = v[2 * H :]
-            vn = hn[s, t]
-            for j in range(H):
-                vn[j] = v_n[j] + b_hn[j]
-            for j in range(H):
-                n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
-            h = Hs[s, t]
-            h_state = step_h[s]  # h_{t-1}, then h_t
-            for j in range(H):
-                n_t = n_g[j]
-                v = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
-                h[j] = v
-                h_state[j] = v
-
-
-@jit_parallel
-def gru_forward(X, W_x, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h):
-    """GRU over whole sequences, PyTorch's formulation and gate order (r, z, n).
-
-    With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split in three blocks
-    of ``H`` columns::
-
-        r_t = sigmoid(u_t[0:H] + v_t[0:H])
-        z_t = sigmoid(u_t[H:2H] + v_t[H:2H])
-        n_t = tanh(u_t[2H:3H] + r_t * v_t[2H:3H])
-        h_t = (1 - z_t) * n_t + z_t * h_{t-1}       (h_{-1} = 0)
-
-    Parameters
-    ----------
-    X : (n, T, d) inputs.
-    W_x : (d, 3H), W_h : (H, 3H), b_x : (3H,), b_h : (3H,) parameters
-        (PyTorch's ``weight_ih.T``, ``weight_hh.T``, ``bias_ih``, ``bias_hh``).
-    Hs : (n, T, H) output, overwritten with ``h_t``.
-    gates : (n, T, 3H) cache, overwritten with the activated ``r, z, n``.
-    hn : (n, T, H) cache, overwritten with ``v_t[2H:3H] = h_{t-1} W_hn + b_hn``.
-    step_a : (n, 3H), step_h : (n, H) scratch.
-    """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _input_projection(lo, hi, X, W_x, gates)  # gates[s, t] = x_t W_x, activated in place
-        _gru_forward_block(lo, hi, W_h, b_x, b_h, Hs, gates, hn, step_a, step_h)
-
-
-@jit
-def _gru_backward_block(
-    lo, hi, W_h, Hs, gates, hn, dHs, step_a, step_h, dgates_x, dgates_h, h_prev, dh_z
-):
-    T, H = Hs.shape[1], Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    step_h[lo:hi] = zero  # dv_{t+1} W_h^T, the gradient reaching h_t through the gates
-    dh_z[lo:hi] = zero  # dh_{t+1} * z_{t+1}, the gradient reaching h_t directly
-    for t in range(T - 1, -1, -1):
-        for s in range(lo, hi):
-            a = gates[s, t]
-            r_g = a[:H]
-            z_g = a[H : 2 * H]
-            n_g = a[2 * H :]
-            vn = hn[s, t]
-            du = dgates_x[s, t]
-            du_r = du[:H]
-            du_z = du[H : 2 * H]
-            du_n = du[2 * H :]
-            dh = step_h[s]
-            dh_direct = dh_z[s]
-            dh_out = dHs[s, t]
-            hp = h_prev[s, t]
-            if t > 0:
-                h_before = Hs[s, t - 1]
-                for j in range(H):
-                    hp[j] = h_before[j]
-            else:
-                for j in range(H):
-                    hp[j] = zero
-            for j in range(H):
-                dh[j] += dh_out[j] + dh_direct[j]  # dh_t
-            for j in range(H):
-                z = z_g[j]
-                n_t = n_g[j]
-                du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
-                du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
-            for j in range(H):
-                r = r_g[j]
-                du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
-            for j in range(H):
-                dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
-            dv = dgates_h[s, t]
-            dv_step = step_a[s]
-            for j in range(2 * H):
-                dv[j] = du[j]
-                dv_step[j] = du[j]
-            dv_n = dv[2 * H :]
-            dv_step_n = dv_step[2 * H :]
-            for j in range(H):
-                g = du_n[j] * r_g[j]  # dan * r
-                dv_n[j] = g
-                dv_step_n[j] = g
-        if t > 0:
-            np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-
-
-@jit_parallel
-def gru_backward(
-    X,
-    W_x,
-    W_h,
-    Hs,
-    gates,
-    hn,
-    step_a,
-    step_h,
-    dHs,
-    dW_x,
-    dW_h,
-    db_x,
-    db_h,
-    dX,
-    need_dX,
-    dgates_x,
-    dgates_h,
-    h_prev,
-    dh_z,
-    dW_x_parts,
-    dW_h_parts,
-    db_x_parts,
-    db_h_parts,
-):
-    """Backpropagation through time for ``gru_forward``.
-
-    Going back in time with ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` and
-    ``vn_t = h_{t-1} W_hn + b_hn``::
-
-        dan = dh_t * (1 - z_t) * (1 - n_t^2)
-        daz = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)
-        dar = dan * vn_t * r_t (1 - r_t)
-        du_t = [dar, daz, dan]            (gradient w.r.t. u_t = x_t W_x + b_x)
-        dv_t = [dar, daz, dan * r_t]      (gradient w.r.t. v_t = h_{t-1} W_h + b_h)
-
-    then ``dW_x = sum x_t^T du_t``, ``db_x = sum du_t``, ``dW_h = sum h_{t-1}^T dv_t``,
-    ``db_h = sum dv_t``, ``dx_t = du_t W_x^T`` (sums over steps and samples).
-
-    Parameters
-    ----------
-    X, W_x, W_h, Hs, gates, hn, step_a, step_h : as given to ``gru_forward``
-        (``*cache``).
-    dHs : (n, T, H) dL/dh_t for every step.
-    dW_x : (d, 3H), dW_h : (H, 3H), db_x : (3H,), db_h : (3H,) overwritten with the
-        gradients.
-    dX : (n, T, d) overwritten with dL/dX when ``need_dX``; otherwise not touched.
-    need_dX : bool.
-    dgates_x, dgates_h, h_prev, dh_z, dW_x_parts, dW_h_parts, db_x_parts, db_h_parts :
-        work arrays, see ``GRUWork``.
-    """
-    n = X.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        lo = np.int64(c) * _CHUNK
-        hi = min(lo + _CHUNK, n)
-        _gru_backward_block(
-            lo, hi, W_h, Hs, gates, hn, dHs, step_a, step_h, dgates_x, dgates_h, h_prev, dh_z
-        )
-        _block_grads(
-            lo, hi, X, W_x, dgates_x, h_prev, dgates_h, dX, need_dX, dW_x_parts, dW_h_parts
-        )
-        _block_column_sums(lo, hi, dgates_x, db_x_parts)
-        _block_column_sums(lo, hi, dgates_h, db_h_parts)
-    _reduce(dW_x_parts, dW_x)
-    _reduce(dW_h_parts, dW_h)
-    _reduce(db_x_parts, db_x)
-    _reduce(db_h_parts, db_h)
+                np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
+        _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
+        _bias_block_sums(lo, hi, work)
+    sum_blocks(dW_x_parts, B, grads.W_x)
+    sum_blocks(dW_h_parts, B, grads.W_h)
+    _sum_bias_blocks(work, B, grads)

@@ -63,3 +63,17 @@ def gru_forward(X, W_x, W_h, b_x, b_h):
         h = (1.0 - z) * n_t + z * h
         Hs[:, t] = h
     return Hs
+
+
+#: One row per cell of ``sknet.kernels.recurrent.CELLS``: ``Hs`` from the parameters by
+#: name (and the Elman activation).
+STATES = {
+    "rnn": lambda X, p, act: elman_forward(X, p["W_x"], p["W_h"], p["b"], act),
+    "lstm": lambda X, p, act: lstm_forward(X, p["W_x"], p["W_h"], p["b"])[0],
+    "gru": lambda X, p, act: gru_forward(X, p["W_x"], p["W_h"], p["b_x"], p["b_h"]),
+}
+
+
+def states(cell, X, params, activation="tanh"):
+    """All hidden states ``(n, T, H)`` of ``cell`` ('rnn', 'lstm', 'gru') over ``X``."""
+    return STATES[cell](X, params, activation)

@@ -43,13 +43,13 @@ def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2):
     return Y
 
 
-def backward2d(X, Wt, dY, stride, padding, chunk=3, compute_dX=True, n_slots=2):
+def backward2d(X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2):
     F, C, kh, kw = Wt.shape
     ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.shape[0], X.dtype, n_slots, chunk)
     dW = np.full_like(Wt, np.nan)
     db = np.full(F, np.nan, dtype=X.dtype)
-    dX = np.full_like(X, np.nan) if compute_dX else np.empty((0, 0, 0, 0), X.dtype)
-    conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, compute_dX, ws)
+    dX = np.full_like(X, np.nan) if need_dx else np.empty((0, 0, 0, 0), X.dtype)
+    conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, need_dx, ws)
     return dW, db, dX
 
 
@@ -83,8 +83,8 @@ def test_conv2d_backward_without_dX_leaves_it_alone():
     rng = np.random.default_rng(2)
     X, Wt, b = make_conv2d(rng, 6, 6, (3, 3))
     dY = rng.standard_normal((7, 3, 4, 4))
-    dW, db, _ = backward2d(X, Wt, dY, (1, 1), (0, 0), compute_dX=False)
-    dW_full, db_full, dX = backward2d(X, Wt, dY, (1, 1), (0, 0), compute_dX=True)
+    dW, db, _ = backward2d(X, Wt, dY, (1, 1), (0, 0), need_dx=False)
+    dW_full, db_full, dX = backward2d(X, Wt, dY, (1, 1), (0, 0), need_dx=True)
     np.testing.assert_array_equal(dW, dW_full)
     np.testing.assert_array_equal(db, db_full)
     assert np.isfinite(dX).all()

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
-from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward, bias_grad
+from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_dense as ref
 
@@ -45,14 +45,6 @@ def test_activation_backward_bias_grad(name, dtype, rng):
     expected = g * ref.activation_derivative(name, z)
     assert_allclose(delta, expected, **tol(dtype))
     assert_allclose(db, expected.sum(axis=0), **tol(dtype))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_bias_grad(dtype, rng):
-    delta = rng.normal(size=(9, 3)).astype(dtype)
-    db = np.full(3, np.nan, dtype=dtype)
-    bias_grad(delta, db)
-    assert_allclose(db, delta.astype(np.float64).sum(axis=0), **tol(dtype))
 
 
 # ------------------------------------------------------------------ Dense layer

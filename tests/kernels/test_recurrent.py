@@ -11,96 +11,50 @@ from sknet.kernels import recurrent as R
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_recurrent as ref
 
-CELLS = ["elman_tanh", "elman_relu", "lstm", "gru"]
-GATES = {"elman": 1, "lstm": 4, "gru": 3}
+CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]  # registry name, Elman activation
 
 
 class Cell:
-    """One recurrent layer: parameters, buffers, and the kernel calls for one cell kind."""
+    """One recurrent layer: parameters, buffers, and the kernel calls for one cell kind,
+    all read from the registry ``R.CELLS``."""
 
     def __init__(self, kind, d, H, dtype, rng, scale=0.6):
-        self.kind, _, act = kind.partition("_")
-        self.activation = R.ELMAN_RELU if act == "relu" else R.ELMAN_TANH
-        self.ref_activation = act or "tanh"
+        self.name, _, act = kind.partition("_")
+        self.activation = act or "tanh"
+        self.spec = R.CELLS[self.name]
         self.d, self.H, self.dtype = d, H, dtype
-        GH = GATES[self.kind] * H
-
-        def draw(*shape):
-            return rng.uniform(-scale, scale, size=shape).astype(dtype)
-
-        self.params = {"W_x": draw(d, GH), "W_h": draw(H, GH)}
-        if self.kind == "gru":
-            self.params.update(b_x=draw(GH), b_h=draw(GH))
-        else:
-            self.params["b"] = draw(GH)
-
-    def _buffers(self, n, T):
-        args = (n, T, self.d, self.H, self.dtype)
-        if self.kind == "lstm":
-            return R.LSTMCache.empty(*args), R.LSTMWork.empty(*args)
-        if self.kind == "gru":
-            return R.GRUCache.empty(*args), R.GRUWork.empty(*args)
-        return R.ElmanCache.empty(*args), R.ElmanWork.empty(*args)
+        GH = self.spec.gates * H
+        shapes = {"W_x": (d, GH), "W_h": (H, GH)}
+        self.params = {
+            name: rng.uniform(-scale, scale, size=shapes.get(name, (GH,))).astype(dtype)
+            for name in self.spec.param_names
+        }
 
     def forward(self, X):
         """Run the forward kernel with fresh buffers; keep what backward needs."""
         n, T, _ = X.shape
-        p = self.params
         self.X = X
         self.Hs = np.empty((n, T, self.H), self.dtype)
-        self.cache, self.work = self._buffers(n, T)
-        if self.kind == "lstm":
-            R.lstm_forward(X, p["W_x"], p["W_h"], p["b"], self.Hs, *self.cache)
-        elif self.kind == "gru":
-            R.gru_forward(X, p["W_x"], p["W_h"], p["b_x"], p["b_h"], self.Hs, *self.cache)
-        else:
-            R.elman_forward(X, p["W_x"], p["W_h"], p["b"], self.activation, self.Hs, *self.cache)
+        args = (n, T, self.d, self.H, self.dtype)
+        self.cache, self.work = self.spec.cache.empty(*args), self.spec.work.empty(*args)
+        p = self.spec.make_params(self.params, self.activation)
+        R.recurrent_forward(X, p, self.Hs, self.cache)
         return self.Hs
 
-    def backward(self, dHs, need_dX=True, grads=None):
+    def backward(self, dHs, need_dx=True, grads=None):
         """Run the backward kernel after ``forward``; return gradients by name (and "X")."""
-        p, X = self.params, self.X
         if grads is None:
-            grads = {name: np.empty_like(v) for name, v in p.items()}
-            grads["X"] = np.empty_like(X)
-        common = (self.Hs, *self.cache, dHs, grads["W_x"], grads["W_h"])
-        if self.kind == "lstm":
-            R.lstm_backward(
-                X, p["W_x"], p["W_h"], *common, grads["b"], grads["X"], need_dX, *self.work
-            )
-        elif self.kind == "gru":
-            R.gru_backward(
-                X,
-                p["W_x"],
-                p["W_h"],
-                *common,
-                grads["b_x"],
-                grads["b_h"],
-                grads["X"],
-                need_dX,
-                *self.work,
-            )
-        else:
-            R.elman_backward(
-                X,
-                p["W_x"],
-                p["W_h"],
-                self.activation,
-                *common,
-                grads["b"],
-                grads["X"],
-                need_dX,
-                *self.work,
-            )
+            grads = {name: np.empty_like(v) for name, v in self.params.items()}
+            grads["X"] = np.empty_like(self.X)
+        p = self.spec.make_params(self.params, self.activation)
+        R.recurrent_backward(
+            self.X, p, self.Hs, self.cache, dHs, self.spec.make_params(grads), grads["X"],
+            need_dx, self.work,
+        )
         return grads
 
     def reference(self, X):
-        p = self.params
-        if self.kind == "lstm":
-            return ref.lstm_forward(X, p["W_x"], p["W_h"], p["b"])[0]
-        if self.kind == "gru":
-            return ref.gru_forward(X, p["W_x"], p["W_h"], p["b_x"], p["b_h"])
-        return ref.elman_forward(X, p["W_x"], p["W_h"], p["b"], self.ref_activation)
+        return ref.states(self.name, X, self.params, self.activation)
 
 
 def _data(rng, n=11, T=4, d=2, dtype=np.float64):
@@ -189,7 +143,7 @@ def _check_all_grads(cells, X, R_out):
     dHs = R_out
     all_grads = []
     for i in range(len(cells) - 1, -1, -1):
-        grads = cells[i].backward(dHs, need_dX=True)
+        grads = cells[i].backward(dHs, need_dx=True)
         all_grads.append(grads)
         dHs = grads["X"]
     all_grads.reverse()
@@ -217,7 +171,7 @@ def test_sequence_to_one_backward(kind):
     _check_all_grads([cell], X, R_out)
 
 
-@pytest.mark.parametrize("kind", ["elman_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
 def test_stacked_backward(kind):
     rng = np.random.default_rng(4)
     layers = [
@@ -229,10 +183,10 @@ def test_stacked_backward(kind):
 
 
 # --------------------------------------------------------------------------------------
-# contracts: overwrite, need_dX, float32 backward, thread-count determinism
+# contracts: overwrite, need_dx, float32 backward, thread-count determinism
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", CELLS)
-def test_backward_overwrites_and_respects_need_dX(kind):
+def test_backward_overwrites_and_respects_need_dx(kind):
     rng = np.random.default_rng(5)
     cell = Cell(kind, d=2, H=3, dtype=np.float64, rng=rng)
     X = _data(rng)
@@ -240,10 +194,10 @@ def test_backward_overwrites_and_respects_need_dX(kind):
     cell.forward(X)
     first = {k: v.copy() for k, v in cell.backward(dHs).items()}
     garbage = {k: np.full_like(v, np.nan) for k, v in first.items()}
-    second = cell.backward(dHs, need_dX=False, grads=garbage)
+    second = cell.backward(dHs, need_dx=False, grads=garbage)
     for name in cell.params:
         np.testing.assert_array_equal(second[name], first[name])
-    assert np.all(np.isnan(second["X"])), "dX must not be touched when need_dX is False"
+    assert np.all(np.isnan(second["X"])), "dX must not be touched when need_dx is False"
 
 
 @pytest.mark.parametrize("kind", CELLS)
@@ -290,13 +244,18 @@ def test_results_do_not_depend_on_thread_count(kind, dtype):
 # --------------------------------------------------------------------------------------
 # PyTorch as an oracle for gate order and formulation (skipped without torch)
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", CELLS)
 def test_matches_pytorch(kind):
+    """Each cell against its PyTorch module, weights and gradients exchanged through the
+    registry's PyTorch row (``torch_interop._TORCH_CELLS``)."""
     torch = pytest.importorskip("torch")
+    from sknet import torch_interop
+
     torch.manual_seed(0)
     n, T, d, H = 5, 4, 2, 3
-    module = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(d, H, batch_first=True)
-    module = module.double()
+    cell = Cell(kind, d=d, H=H, dtype=np.float64, rng=np.random.default_rng(0))
+    wrapper = torch_interop._torch_classes()["RecurrentModule"]
+    module = wrapper(cell.name, d, H, True, cell.activation).double().rnn
     X = np.random.default_rng(8).normal(size=(n, T, d))
     R_out = np.random.default_rng(9).normal(size=(n, T, H))
     Xt = torch.from_numpy(X).requires_grad_(True)
@@ -306,21 +265,26 @@ def test_matches_pytorch(kind):
     def t2n(v):
         return v.detach().numpy().copy()
 
-    cell = Cell(kind, d=d, H=H, dtype=np.float64, rng=np.random.default_rng(0))
-    cell.params["W_x"] = np.ascontiguousarray(t2n(module.weight_ih_l0).T)
-    cell.params["W_h"] = np.ascontiguousarray(t2n(module.weight_hh_l0).T)
-    if kind == "lstm":
-        cell.params["b"] = t2n(module.bias_ih_l0) + t2n(module.bias_hh_l0)
-    else:
-        cell.params["b_x"] = t2n(module.bias_ih_l0)
-        cell.params["b_h"] = t2n(module.bias_hh_l0)
+    group = {name[: -len("_l0")]: t2n(v) for name, v in module.named_parameters()}
+    values = torch_interop._recurrent_to_sknet(cell.name, cell.params, group, "test")
+    cell.params = {name: np.ascontiguousarray(v) for name, v in values.items()}
     np.testing.assert_allclose(cell.forward(X), t2n(out), atol=1e-13)
     grads = cell.backward(R_out)
-    np.testing.assert_allclose(grads["W_x"], t2n(module.weight_ih_l0.grad).T, atol=1e-12)
-    np.testing.assert_allclose(grads["W_h"], t2n(module.weight_hh_l0.grad).T, atol=1e-12)
     np.testing.assert_allclose(grads["X"], t2n(Xt.grad), atol=1e-12)
-    if kind == "lstm":
-        np.testing.assert_allclose(grads["b"], t2n(module.bias_ih_l0.grad), atol=1e-12)
-    else:
-        np.testing.assert_allclose(grads["b_x"], t2n(module.bias_ih_l0.grad), atol=1e-12)
-        np.testing.assert_allclose(grads["b_h"], t2n(module.bias_hh_l0.grad), atol=1e-12)
+    # PyTorch's bias_ih and bias_hh get the same gradient where sknet has one bias, which
+    # the export writes to bias_ih (bias_hh is zero)
+    one_bias = len(cell.spec.param_names) == 3
+    for name, g in torch_interop._recurrent_to_torch(cell.name, grads).items():
+        if not (one_bias and name == "bias_hh_l0"):
+            np.testing.assert_allclose(g, t2n(getattr(module, name).grad), atol=1e-12)
+
+
+def test_gate_order_round_trip():
+    """A gate permutation maps PyTorch's blocks to sknet's and back."""
+    from sknet import torch_interop
+
+    a = np.arange(12.0).reshape(6, 2)  # three gate blocks of two rows
+    order = (2, 0, 1)
+    to_sknet = torch_interop._gates_to_sknet(a, order)
+    np.testing.assert_array_equal(to_sknet[:2], a[4:])  # sknet block 0 = torch block 2
+    np.testing.assert_array_equal(torch_interop._gates_to_torch(to_sknet, order), a)
