@@ -91,8 +91,9 @@ def _to_numpy(value, key):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
         return value.detach().cpu().numpy()
-    raise TypeError(f"state_dict entry {key!r} is a {type(value).__name__}, not a tensor or "
-                    "an ndarray.")
+    raise TypeError(
+        f"state_dict entry {key!r} is a {type(value).__name__}, not a tensor or an ndarray."
+    )
 
 
 def _groups(state_dict):
@@ -131,8 +132,7 @@ def _state_dict(source):
     if hasattr(source, "items"):
         return source
     raise TypeError(
-        f"source must be a torch.nn.Module or a state_dict mapping, got "
-        f"{type(source).__name__}."
+        f"source must be a torch.nn.Module or a state_dict mapping, got {type(source).__name__}."
     )
 
 
@@ -164,8 +164,10 @@ def _recurrent_to_sknet(cell, params, group, where):
             raise ValueError(f"{where}: missing {key}.")
     _expect(group["weight_ih"], params["W_x"].shape[::-1], f"{where}: weight_ih")
     _expect(group["weight_hh"], params["W_h"].shape[::-1], f"{where}: weight_hh")
-    values = {"W_x": _gates_to_sknet(group["weight_ih"], order).T,
-              "W_h": _gates_to_sknet(group["weight_hh"], order).T}
+    values = {
+        "W_x": _gates_to_sknet(group["weight_ih"], order).T,
+        "W_h": _gates_to_sknet(group["weight_hh"], order).T,
+    }
     zeros = np.zeros(params["W_h"].shape[1])
     b_ih = group.get("bias_ih", zeros)
     b_hh = group.get("bias_hh", zeros)
@@ -186,10 +188,12 @@ def _recurrent_to_torch(cell, params):
     biases = [params[name] for name in CELLS[cell].param_names[2:]]
     if len(biases) == 1:
         biases.append(np.zeros_like(biases[0]))
-    return {"weight_ih_l0": _gates_to_torch(params["W_x"].T, order),
-            "weight_hh_l0": _gates_to_torch(params["W_h"].T, order),
-            "bias_ih_l0": _gates_to_torch(biases[0], order),
-            "bias_hh_l0": _gates_to_torch(biases[1], order)}
+    return {
+        "weight_ih_l0": _gates_to_torch(params["W_x"].T, order),
+        "weight_hh_l0": _gates_to_torch(params["W_h"].T, order),
+        "bias_ih_l0": _gates_to_torch(biases[0], order),
+        "bias_hh_l0": _gates_to_torch(biases[1], order),
+    }
 
 
 def _torch_to_sknet(params, group, where, layer=None):
@@ -275,34 +279,46 @@ def _check_module(mod, layer, where):
             if mod.padding == "same":  # torch: stride 1, the extra pixel after
                 k = layer.kernel_size
                 if pads != [((k - 1) // 2, k - 1 - (k - 1) // 2)] * nd:
-                    problems.append(f"padding='same' where sknet pads {pads} "
-                                    "(before, after) per axis")
+                    problems.append(
+                        f"padding='same' where sknet pads {pads} (before, after) per axis"
+                    )
             elif mod.padding != "valid":
                 torch_pads = _as_tuple(mod.padding, nd)
                 # no padding in the conv: it may come from a padding module before it
                 if any(torch_pads) and [(p, p) for p in torch_pads] != pads:
-                    problems.append(f"padding {mod.padding} where sknet pads {pads} "
-                                    "(before, after) per axis")
+                    problems.append(
+                        f"padding {mod.padding} where sknet pads {pads} (before, after) per axis"
+                    )
     elif kind == "Recurrent":
         row = _TORCH_CELLS[layer.cell]
         if cls != row.module:
-            problems.append(f"it is an nn.{cls}, the sknet layer an {layer.cell!r} cell "
-                            f"(nn.{row.module})")
+            problems.append(
+                f"it is an nn.{cls}, the sknet layer an {layer.cell!r} cell (nn.{row.module})"
+            )
         elif row.nonlinearity and mod.nonlinearity != layer.activation:
-            problems.append(f"nonlinearity={mod.nonlinearity!r} instead of "
-                            f"{layer.activation!r}")
+            problems.append(f"nonlinearity={mod.nonlinearity!r} instead of {layer.activation!r}")
     elif kind == "Dense" and cls != "Linear":
         problems.append(f"it is an nn.{cls}, not an nn.Linear")
     if problems:
-        raise ValueError(f"{where}: the module differs from the sknet layer: "
-                         f"{'; '.join(problems)}.")
+        raise ValueError(
+            f"{where}: the module differs from the sknet layer: {'; '.join(problems)}."
+        )
 
 
-_IGNORED = {"Dropout", "Dropout1d", "Dropout2d", "Flatten", "Identity", "ZeroPad2d",
-            "ConstantPad1d", "ZeroPad1d"}
+_IGNORED = {
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Flatten",
+    "Identity",
+    "ZeroPad2d",
+    "ConstantPad1d",
+    "ZeroPad1d",
+}
 _ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "logistic"}
 _WEIGHTED = {"Linear", "Conv1d", "Conv2d", "RecurrentModule"} | {
-    row.module for row in _TORCH_CELLS.values()}
+    row.module for row in _TORCH_CELLS.values()
+}
 
 
 def _torch_steps(module):
@@ -323,10 +339,13 @@ def _torch_steps(module):
         elif cls in ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"):
             nd = int(cls[-2])
             size = _as_tuple(child.kernel_size, nd)
-            plain = (len(set(size)) == 1 and _as_tuple(child.stride, nd) == size
-                     and not any(_as_tuple(child.padding, nd))
-                     and not child.ceil_mode
-                     and _as_tuple(getattr(child, "dilation", 1), nd) == (1,) * nd)
+            plain = (
+                len(set(size)) == 1
+                and _as_tuple(child.stride, nd) == size
+                and not any(_as_tuple(child.padding, nd))
+                and not child.ceil_mode
+                and _as_tuple(getattr(child, "dilation", 1), nd) == (1,) * nd
+            )
             mode = "max" if cls.startswith("Max") else "avg"
             steps.append(f"{mode}pool{nd}d({size[0]})" if plain else f"{cls}(other)")
         elif cls in ("Softmax", "LogSoftmax", "Exp"):
@@ -359,14 +378,17 @@ def _check_sequential(module, net):
     if steps is None:
         return
     # an output activation at the end (as ``to_torch(..., output_activation=True)``)
-    final = {"softmax": ("softmax", "logsoftmax"), "logistic": ("logistic",),
-             "exp": ("exp",)}.get(net.out_activation, ())
+    final = {"softmax": ("softmax", "logsoftmax"), "logistic": ("logistic",), "exp": ("exp",)}.get(
+        net.out_activation, ()
+    )
     if steps and steps[-1] in final:
         steps = steps[:-1]
     expected = _sknet_steps(net)
     if steps != expected:
-        k = next((i for i, (a, b) in enumerate(zip(steps, expected)) if a != b),
-                 min(len(steps), len(expected)))
+        k = next(
+            (i for i, (a, b) in enumerate(zip(steps, expected)) if a != b),
+            min(len(steps), len(expected)),
+        )
         raise ValueError(
             f"The torch Sequential computes {steps} where the sknet network computes "
             f"{expected} (parameterised layers, activations, pooling); they differ at "
@@ -454,8 +476,9 @@ def from_torch(source, estimator, X=None, y=None):
             f"parameters ({[type(net.layers[i]).__name__ for i in targets]})."
         )
     # a module (not a bare state_dict) also tells strides, padding, nonlinearities ...
-    modules = dict(source.named_modules()) if callable(getattr(source, "named_modules",
-                                                                   None)) else {}
+    modules = (
+        dict(source.named_modules()) if callable(getattr(source, "named_modules", None)) else {}
+    )
     if type(source).__name__ == "Sequential" and modules:
         _check_sequential(source, net)
     new_theta = net.theta.copy()
@@ -466,8 +489,9 @@ def from_torch(source, estimator, X=None, y=None):
             _check_module(modules[prefix], net.layers[i], where)
         start = net.layer_offset(i)
         for name, view in net.params[i].items():  # the layer's block of theta, in order
-            new_theta[start:start + view.size] = \
+            new_theta[start : start + view.size] = (
                 np.asarray(values[name]).astype(net.dtype).reshape(-1)
+            )
             start += view.size
     if not np.isfinite(new_theta).all():
         raise ValueError("The source weights contain NaN or infinity.")
@@ -498,13 +522,13 @@ def _torch_classes():
         """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (batch first) returning every hidden
         state (``return_sequences``) or the last one, like sknet's ``Recurrent``."""
 
-        def __init__(self, cell, input_size, hidden_size, return_sequences=False,
-                     nonlinearity="tanh"):
+        def __init__(
+            self, cell, input_size, hidden_size, return_sequences=False, nonlinearity="tanh"
+        ):
             super().__init__()
             row = _TORCH_CELLS[cell]
             options = {"nonlinearity": nonlinearity} if row.nonlinearity else {}
-            self.rnn = getattr(nn, row.module)(input_size, hidden_size, batch_first=True,
-                                               **options)
+            self.rnn = getattr(nn, row.module)(input_size, hidden_size, batch_first=True, **options)
             self.return_sequences = return_sequences
 
         def forward(self, x):
@@ -538,14 +562,18 @@ def _conv_modules(nn, layer, params):
     conv_cls = nn.Conv2d if nd == 2 else nn.Conv1d
     mods = []
     if all(b == a for b, a in pads):
-        conv = conv_cls(C, F, k, stride=s, padding=pads[0][0] if nd == 1 else
-                        tuple(b for b, _ in pads))
+        conv = conv_cls(
+            C, F, k, stride=s, padding=pads[0][0] if nd == 1 else tuple(b for b, _ in pads)
+        )
     else:
         flat = []
         for before, after in reversed(pads):  # torch pads the last axis first
             flat += [before, after]
-        mods.append((nn.ZeroPad2d if nd == 2 else nn.ConstantPad1d)(
-            tuple(flat), *(() if nd == 2 else (0.0,))))
+        mods.append(
+            (nn.ZeroPad2d if nd == 2 else nn.ConstantPad1d)(
+                tuple(flat), *(() if nd == 2 else (0.0,))
+            )
+        )
         conv = conv_cls(C, F, k, stride=s, padding=0)
     mods.append(conv)
     act = _activation_module(nn, layer.activation)
@@ -564,13 +592,18 @@ def _torch_modules(nn, layer, params):
     if kind == "Conv":
         return _conv_modules(nn, layer, params)
     if kind == "Pool":
-        table = {("max", 2): nn.MaxPool2d, ("max", 1): nn.MaxPool1d,
-                 ("avg", 2): nn.AvgPool2d, ("avg", 1): nn.AvgPool1d}
+        table = {
+            ("max", 2): nn.MaxPool2d,
+            ("max", 1): nn.MaxPool1d,
+            ("avg", 2): nn.AvgPool2d,
+            ("avg", 1): nn.AvgPool1d,
+        }
         return [table[layer.mode, layer.ndim](layer.size)], None
     if kind == "Recurrent":
         cls = _torch_classes()["RecurrentModule"]
-        mod = cls(layer.cell, layer.input_shape[1], layer.units, layer.return_sequences,
-                  layer.activation)
+        mod = cls(
+            layer.cell, layer.input_shape[1], layer.units, layer.return_sequences, layer.activation
+        )
         return [mod], mod.rnn
     if kind == "Dropout":
         return [nn.Dropout(layer.rate)], None
@@ -648,4 +681,3 @@ def to_torch(estimator, *, output_activation=False):
             for name, value in _sknet_to_torch(params, layer).items():
                 getattr(target, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return module.eval()
-

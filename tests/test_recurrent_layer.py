@@ -62,8 +62,7 @@ def test_float32_forward_close_to_float64_reference(cell, act, rng):
     n, T, d, H = 9, 7, 2, 6
     X = rng.normal(size=(n, T, d))
     net64 = build([Recurrent(cell, H, activation=act)], (T, d))
-    net32 = Network([Recurrent(cell, H, activation=act)], "squared_error").build((T, d),
-                                                                                 np.float32)
+    net32 = Network([Recurrent(cell, H, activation=act)], "squared_error").build((T, d), np.float32)
     net32.theta[...] = net64.theta
     out = net32.predict(X.astype(np.float32))
     assert out.dtype == np.float32
@@ -76,8 +75,9 @@ def test_predict_in_chunks_matches_one_batch(rng, monkeypatch):
     import sknet._network as network_module
 
     X = rng.normal(size=(23, 5, 2))
-    net = build([Recurrent("gru", 4, return_sequences=True), Recurrent("lstm", 3), Dense(2)],
-                (5, 2))
+    net = build(
+        [Recurrent("gru", 4, return_sequences=True), Recurrent("lstm", 3), Dense(2)], (5, 2)
+    )
     whole = net.predict(X)
     monkeypatch.setattr(network_module, "PREDICT_CHUNK", 7)
     assert_allclose(net.predict(X), whole, rtol=1e-13, atol=1e-13)
@@ -102,7 +102,7 @@ def test_param_shapes_and_init(cell):
     # Glorot-uniform input weights, orthogonal recurrent blocks
     assert np.abs(p["W_x"]).max() <= np.sqrt(6.0 / (d + H))
     for g in range(G):
-        block = p["W_h"][:, g * H:(g + 1) * H]
+        block = p["W_h"][:, g * H : (g + 1) * H]
         assert_allclose(block.T @ block, np.eye(H), atol=1e-12)
     for name in biases:
         if cell == "lstm":
@@ -144,6 +144,7 @@ def check_network_gradient(net, X, Y, sw=None, alpha=0.0, seed=None):
     With ``seed``, every evaluation draws the same dropout masks from a fresh generator,
     so the objective is a deterministic function of theta.
     """
+
     def loss():
         rng = None if seed is None else np.random.default_rng(seed)
         return net.loss_and_grad(X, Y, sw, alpha, rng=rng)
@@ -159,8 +160,12 @@ def test_stacked_network_gradient(cell, act, rng):
     n, T, d = 10, 5, 2
     X = rng.normal(size=(n, T, d))
     Y = rng.normal(size=(n, 2))
-    layers = [Recurrent(cell, 3, return_sequences=True, activation=act),
-              Recurrent(cell, 4, activation=act), Dense(3, "tanh"), Dense(2)]
+    layers = [
+        Recurrent(cell, 3, return_sequences=True, activation=act),
+        Recurrent(cell, 4, activation=act),
+        Dense(3, "tanh"),
+        Dense(2),
+    ]
     net = build(layers, (T, d))
     check_network_gradient(net, X, Y)
 
@@ -181,8 +186,13 @@ def test_gradient_through_dropout_between_recurrent_layers(cell, rng):
     n, T, d = 12, 4, 2
     X = rng.normal(size=(n, T, d))
     Y = rng.normal(size=(n, 1))
-    layers = [Recurrent(cell, 4, return_sequences=True), Dropout(0.3),
-              Recurrent(cell, 3), Dropout(0.3), Dense(1)]
+    layers = [
+        Recurrent(cell, 4, return_sequences=True),
+        Dropout(0.3),
+        Recurrent(cell, 3),
+        Dropout(0.3),
+        Dense(1),
+    ]
     net = build(layers, (T, d))
     check_network_gradient(net, X, Y, seed=5)
 
@@ -193,8 +203,7 @@ def test_frozen_first_layer_gets_no_gradient(cell, rng):
     n, T, d = 8, 4, 2
     X = rng.normal(size=(n, T, d))
     Y = rng.normal(size=(n, 1))
-    net = build([Recurrent(cell, 3, return_sequences=True), Recurrent(cell, 3), Dense(1)],
-                (T, d))
+    net = build([Recurrent(cell, 3, return_sequences=True), Recurrent(cell, 3), Dense(1)], (T, d))
     net.grad[...] = np.nan
     net.loss_and_grad(X, Y, None, 0.0, first_trainable=1)
     start = net.layer_offset(1)

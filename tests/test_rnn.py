@@ -47,8 +47,9 @@ def sign_task(rng, n=300, T=12):
 @pytest.mark.parametrize("cell", CELLS)
 def test_regressor_learns_a_memory_task(cell, rng):
     X, y = memory_task(rng)
-    reg = RNNRegressor(cell=cell, hidden_layer_sizes=(16,), max_iter=60,
-                       learning_rate_init=0.02, random_state=0).fit(X[:200], y[:200])
+    reg = RNNRegressor(
+        cell=cell, hidden_layer_sizes=(16,), max_iter=60, learning_rate_init=0.02, random_state=0
+    ).fit(X[:200], y[:200])
     assert reg.score(X[200:], y[200:]) > 0.8
     assert reg.loss_curve_[-1] < 0.2 * reg.loss_curve_[0]
     assert reg.n_iter_ == len(reg.loss_curve_)
@@ -72,9 +73,15 @@ def test_multiclass_string_labels_stacked_with_dense_and_dropout(rng):
     X = rng.normal(size=(240, 9, 1))
     third = np.argmax(X[:, :, 0], axis=1) // 3
     y = np.array(["early", "middle", "late"])[third]
-    clf = RNNClassifier(cell="gru", hidden_layer_sizes=(12, 12), dense_layer_sizes=(8,),
-                        dropout=0.1, max_iter=60, learning_rate_init=0.02,
-                        random_state=0).fit(X[:180], y[:180])
+    clf = RNNClassifier(
+        cell="gru",
+        hidden_layer_sizes=(12, 12),
+        dense_layer_sizes=(8,),
+        dropout=0.1,
+        max_iter=60,
+        learning_rate_init=0.02,
+        random_state=0,
+    ).fit(X[:180], y[:180])
     assert clf.n_layers_ == 5
     assert sorted(clf.classes_) == ["early", "late", "middle"]
     assert clf.predict_proba(X).shape == (240, 3)
@@ -84,8 +91,15 @@ def test_multiclass_string_labels_stacked_with_dense_and_dropout(rng):
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
 def test_other_solvers(solver, rng):
     X, y = memory_task(rng, n=150, T=6)
-    reg = RNNRegressor(cell="gru", hidden_layer_sizes=(8,), solver=solver, max_iter=80,
-                       batch_size=16, learning_rate_init=0.05, random_state=0).fit(X, y)
+    reg = RNNRegressor(
+        cell="gru",
+        hidden_layer_sizes=(8,),
+        solver=solver,
+        max_iter=80,
+        batch_size=16,
+        learning_rate_init=0.05,
+        random_state=0,
+    ).fit(X, y)
     assert reg.score(X, y) > 0.8
 
 
@@ -95,9 +109,11 @@ def test_other_solvers(solver, rng):
 def test_pipeline_and_grid_search_over_cell_and_sizes(rng):
     X, y = sign_task(rng, n=160, T=8)
     pipe = make_pipeline(StandardScaler(), RNNClassifier(max_iter=20, **FAST))
-    grid = GridSearchCV(pipe, {"rnnclassifier__cell": ["rnn", "gru"],
-                               "rnnclassifier__hidden_layer_sizes": [(4,), (8,)]},
-                        cv=KFold(2, shuffle=True, random_state=0))
+    grid = GridSearchCV(
+        pipe,
+        {"rnnclassifier__cell": ["rnn", "gru"], "rnnclassifier__hidden_layer_sizes": [(4,), (8,)]},
+        cv=KFold(2, shuffle=True, random_state=0),
+    )
     grid.fit(X[:120], y[:120])
     assert len(grid.cv_results_["params"]) == 4
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
@@ -106,8 +122,10 @@ def test_pipeline_and_grid_search_over_cell_and_sizes(rng):
     assert grid.score(X[120:], y[120:]) > 0.7
     # the refitted estimator has the best parameters, unchanged by fit
     best = grid.best_estimator_[-1]
-    assert best.get_params()["hidden_layer_sizes"] == \
-        grid.best_params_["rnnclassifier__hidden_layer_sizes"]
+    assert (
+        best.get_params()["hidden_layer_sizes"]
+        == grid.best_params_["rnnclassifier__hidden_layer_sizes"]
+    )
 
 
 def test_partial_fit(rng):
@@ -155,8 +173,7 @@ def test_zero_sample_weight_is_dropping_the_sample(rng):
     sw = np.ones(60)
     sw[::3] = 0.0
     keep = sw > 0
-    params = dict(cell="lstm", hidden_layer_sizes=(5,), solver="lbfgs", max_iter=40,
-                  random_state=0)
+    params = dict(cell="lstm", hidden_layer_sizes=(5,), solver="lbfgs", max_iter=40, random_state=0)
     a = RNNRegressor(**params).fit(X, y, sample_weight=sw)
     b = RNNRegressor(**params).fit(X[keep], y[keep])
     assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-8)
@@ -171,7 +188,8 @@ def test_class_weight_equals_the_matching_sample_weight(rng):
     for cw in [{0: 1.0, 1: 3.0}, "balanced"]:
         a = RNNClassifier(cell="rnn", max_iter=5, class_weight=cw, **FAST).fit(X, y)
         b = RNNClassifier(cell="rnn", max_iter=5, **FAST).fit(
-            X, y, sample_weight=compute_sample_weight(cw, y))
+            X, y, sample_weight=compute_sample_weight(cw, y)
+        )
         assert_array_equal(a._network.theta, b._network.theta)
     plain = RNNClassifier(cell="rnn", max_iter=5, **FAST).fit(X, y)
     assert not np.array_equal(plain._network.theta, a._network.theta)
@@ -184,8 +202,14 @@ def test_class_weight_equals_the_matching_sample_weight(rng):
 def test_early_stopping(rng):
     X, y = memory_task(rng, n=200, T=6)
     y = y + rng.normal(scale=0.3, size=y.shape)  # noise: the validation score plateaus
-    reg = RNNRegressor(cell="gru", max_iter=300, early_stopping=True, n_iter_no_change=5,
-                       validation_fraction=0.2, **{**FAST, "learning_rate_init": 0.03})
+    reg = RNNRegressor(
+        cell="gru",
+        max_iter=300,
+        early_stopping=True,
+        n_iter_no_change=5,
+        validation_fraction=0.2,
+        **{**FAST, "learning_rate_init": 0.03},
+    )
     reg.fit(X, y)
     assert reg.n_iter_ < 300
     assert len(reg.validation_scores_) == len(reg.validation_loss_curve_) == reg.n_iter_
@@ -204,15 +228,19 @@ def test_multi_output_regression_gives_multi_step_forecasts():
     series = np.sin(2 * np.pi * t / 20) + 0.5 * np.sin(2 * np.pi * t / 7)
     lags = LagWindows(window=20, horizon=4).fit(series)
     X, y = lags.make_xy(series[:320])
-    reg = RNNRegressor(cell="gru", hidden_layer_sizes=(24,), max_iter=80,
-                       learning_rate_init=0.01, random_state=0).fit(X, y)
+    reg = RNNRegressor(
+        cell="gru", hidden_layer_sizes=(24,), max_iter=80, learning_rate_init=0.01, random_state=0
+    ).fit(X, y)
     assert reg.n_outputs_ == 4
     Xt, yt = lags.make_xy(series[300:])
     pred = reg.predict(Xt)
     assert pred.shape == yt.shape == (77, 4)
     for step in range(4):
-        r2 = 1 - ((pred[:, step] - yt[:, step]) ** 2).sum() / \
-            ((yt[:, step] - yt[:, step].mean()) ** 2).sum()
+        r2 = (
+            1
+            - ((pred[:, step] - yt[:, step]) ** 2).sum()
+            / ((yt[:, step] - yt[:, step].mean()) ** 2).sum()
+        )
         assert r2 > 0.9, (step, r2)
     # a direct forecast from the end of the history is the last window's prediction
     fc = forecast(reg, series[:320], steps=4, method="direct")
@@ -243,8 +271,9 @@ def test_transform_returns_the_final_hidden_state(cell, rng):
 
 def test_stacked_transform_is_the_last_recurrent_layer(rng):
     X, y = sign_task(rng, n=30, T=5)
-    clf = RNNClassifier(cell="lstm", hidden_layer_sizes=(6, 4), max_iter=2,
-                        random_state=0).fit(X, y)
+    clf = RNNClassifier(cell="lstm", hidden_layer_sizes=(6, 4), max_iter=2, random_state=0).fit(
+        X, y
+    )
     assert clf.transform(X).shape == (30, 4)
     H = clf.transform(X)
     assert np.all(np.abs(H) < 1)  # LSTM states: o * tanh(c)
@@ -272,8 +301,9 @@ def test_pickle_round_trip(Est, rng):
     X, y = memory_task(rng, n=60, T=5)
     if Est is RNNClassifier:
         y = (y > 0).astype(int)
-    est = Est(cell="gru", hidden_layer_sizes=(6, 5), dense_layer_sizes=(4,), max_iter=5,
-              random_state=0).fit(X, y)
+    est = Est(
+        cell="gru", hidden_layer_sizes=(6, 5), dense_layer_sizes=(4,), max_iter=5, random_state=0
+    ).fit(X, y)
     again = pickle.loads(pickle.dumps(est))
     assert_array_equal(again.predict(X), est.predict(X))
     assert_array_equal(again.transform(X), est.transform(X))
@@ -286,8 +316,9 @@ def test_pickle_round_trip(Est, rng):
 def test_fixed_seed_same_weights_across_numba_thread_counts(cell, rng):
     # 45 samples per batch: 6 kernel blocks of 8 (one partial), so both threads work
     X, y = memory_task(rng, n=90, T=6)
-    params = dict(cell=cell, hidden_layer_sizes=(6, 5), dropout=0.2, batch_size=45,
-                  max_iter=4, random_state=3)
+    params = dict(
+        cell=cell, hidden_layer_sizes=(6, 5), dropout=0.2, batch_size=45, max_iter=4, random_state=3
+    )
     before = numba.get_num_threads()
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba runs with a single thread here")
@@ -450,9 +481,17 @@ def exploding_setup(rng):
     """A relu Elman RNN over 30 steps of large inputs, trained by plain SGD at rate 1."""
     X = rng.normal(size=(64, 30, 1)) * 3
     y = rng.normal(size=64) * 3
-    params = dict(cell="rnn", activation="relu", hidden_layer_sizes=(32,), solver="sgd",
-                  learning_rate_init=1.0, momentum=0.0, batch_size=64, max_iter=20,
-                  random_state=0)
+    params = dict(
+        cell="rnn",
+        activation="relu",
+        hidden_layer_sizes=(32,),
+        solver="sgd",
+        learning_rate_init=1.0,
+        momentum=0.0,
+        batch_size=64,
+        max_iter=20,
+        random_state=0,
+    )
     return X, y, params
 
 
@@ -501,16 +540,16 @@ def test_clip_norm_bounds_the_update(clip, rng):
 def test_activation_with_a_gated_cell_warns_and_changes_nothing(cell, rng):
     X, y = memory_task(rng, n=60)
     plain = RNNRegressor(cell=cell, max_iter=2, **FAST).fit(X, y)
-    with pytest.warns(UserWarning, match=f"activation='relu' has no effect with "
-                                         f"cell='{cell}'"):
+    with pytest.warns(UserWarning, match=f"activation='relu' has no effect with cell='{cell}'"):
         relu = RNNRegressor(cell=cell, activation="relu", max_iter=2, **FAST).fit(X, y)
     assert_array_equal(relu._network.theta, plain._network.theta)
     assert_array_equal(relu.predict(X), plain.predict(X))
     assert relu.activation == "relu"  # warned, not rewritten (clone, grid search)
 
 
-@pytest.mark.parametrize("cell, activation", [("rnn", "relu"), ("rnn", "tanh"),
-                                              ("lstm", "tanh"), ("gru", "tanh")])
+@pytest.mark.parametrize(
+    "cell, activation", [("rnn", "relu"), ("rnn", "tanh"), ("lstm", "tanh"), ("gru", "tanh")]
+)
 def test_activation_that_applies_does_not_warn(cell, activation, rng):
     X, y = memory_task(rng, n=60)
     with warnings.catch_warnings():
@@ -520,8 +559,14 @@ def test_activation_that_applies_does_not_warn(cell, activation, rng):
 
 
 def test_clone_keeps_hyperparameters():
-    est = RNNClassifier(cell="gru", hidden_layer_sizes=(3, 2), dense_layer_sizes=[4],
-                        clip_norm=None, class_weight="balanced", dropout=[0.1, 0.2, 0.0])
+    est = RNNClassifier(
+        cell="gru",
+        hidden_layer_sizes=(3, 2),
+        dense_layer_sizes=[4],
+        clip_norm=None,
+        class_weight="balanced",
+        dropout=[0.1, 0.2, 0.0],
+    )
     assert clone(est).get_params() == est.get_params()
 
 

@@ -44,8 +44,9 @@ class Recurrent(Layer):
         self.cell = option(self, "cell", cell, CELLS)
         self.units = positive_int(self, "units", units)
         if not isinstance(return_sequences, (bool, np.bool_)):
-            raise ValueError(f"Recurrent: return_sequences must be True or False, got "
-                             f"{return_sequences!r}.")
+            raise ValueError(
+                f"Recurrent: return_sequences must be True or False, got {return_sequences!r}."
+            )
         self.return_sequences = bool(return_sequences)
         self.activation = option(self, "activation", activation, ACTIVATIONS)
 
@@ -57,8 +58,9 @@ class Recurrent(Layer):
 
     def _output_shape(self, input_shape):
         if len(input_shape) != 2:
-            raise ValueError(f"Recurrent expects (n_timesteps, n_features) per sample, "
-                             f"got {input_shape}")
+            raise ValueError(
+                f"Recurrent expects (n_timesteps, n_features) per sample, got {input_shape}"
+            )
         T = input_shape[0]
         return (T, self.units) if self.return_sequences else (self.units,)
 
@@ -74,12 +76,12 @@ class Recurrent(Layer):
         bound = np.sqrt(6.0 / (d + H))
         params["W_x"][...] = rng.uniform(-bound, bound, (d, G * H))
         for g in range(G):
-            params["W_h"][:, g * H:(g + 1) * H] = _orthogonal(rng, H)
+            params["W_h"][:, g * H : (g + 1) * H] = _orthogonal(rng, H)
         biases = self._spec.param_names[2:]
         for name in biases:
             params[name][...] = 0.0
         for g in self._spec.unit_bias_gates:  # the LSTM's forget gate
-            params[biases[0]][g * H:(g + 1) * H] = 1.0
+            params[biases[0]][g * H : (g + 1) * H] = 1.0
 
     def _arrays(self, ctx, key, factory, n, T):
         """Cache/work NamedTuples, reallocated only when the batch shape changes."""
@@ -119,10 +121,23 @@ class Recurrent(Layer):
         work = self._arrays(ctx, "work", self._spec.work, n, T)
         dX = buffer(ctx, "dX", (n, T, d), X.dtype)
         spec = self._spec
-        recurrent_backward(X, spec.make_params(params, self.activation), Hs, cache, dHs,
-                           spec.make_params(grads), dX, need_dx, work)
+        recurrent_backward(
+            X,
+            spec.make_params(params, self.activation),
+            Hs,
+            cache,
+            dHs,
+            spec.make_params(grads),
+            dX,
+            need_dx,
+            work,
+        )
         return dX if need_dx else None
 
     def get_config(self):
-        return {"cell": self.cell, "units": self.units,
-                "return_sequences": self.return_sequences, "activation": self.activation}
+        return {
+            "cell": self.cell,
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "activation": self.activation,
+        }

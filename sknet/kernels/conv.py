@@ -103,8 +103,15 @@ class Conv2dWorkspace(NamedTuple):
 
 
 def conv2d_workspace(
-    in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
-    chunk=CHUNK, keep_cols=False,
+    in_channels,
+    out_channels,
+    kernel_size,
+    out_size,
+    max_batch,
+    dtype,
+    n_slots=None,
+    chunk=CHUNK,
+    keep_cols=False,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
@@ -132,13 +139,27 @@ def conv2d_workspace(
 
 
 def conv1d_workspace(
-    in_channels, out_channels, kernel_size, out_size, max_batch, dtype, n_slots=None,
-    chunk=CHUNK, keep_cols=False,
+    in_channels,
+    out_channels,
+    kernel_size,
+    out_size,
+    max_batch,
+    dtype,
+    n_slots=None,
+    chunk=CHUNK,
+    keep_cols=False,
 ):
     """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
     return conv2d_workspace(
-        in_channels, out_channels, (1, kernel_size), (1, out_size), max_batch, dtype,
-        n_slots, chunk, keep_cols,
+        in_channels,
+        out_channels,
+        (1, kernel_size),
+        (1, out_size),
+        max_batch,
+        dtype,
+        n_slots,
+        chunk,
+        keep_cols,
     )
 
 
@@ -269,8 +290,9 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= X.shape[0]
     for t in prange(n_slots):
-        _forward_slot(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], ws.kept,
-                      keep, t, n_slots)
+        _forward_slot(
+            X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], ws.kept, keep, t, n_slots
+        )
 
 
 @jit
@@ -332,8 +354,26 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, nee
     keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
-            X, WT, dY, kh, kw, stride_h, stride_w, pad_h, pad_w, dX, need_dx, ws.cols[t],
-            ws.kept, keep, ws.dW_tmp[t], ws.dW_chunks, ws.db_chunks, chunk, t, n_slots,
+            X,
+            WT,
+            dY,
+            kh,
+            kw,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+            dX,
+            need_dx,
+            ws.cols[t],
+            ws.kept,
+            keep,
+            ws.dW_tmp[t],
+            ws.dW_chunks,
+            ws.db_chunks,
+            chunk,
+            t,
+            n_slots,
         )
     # the chunk sums are (K, F): add them into dW's transpose, and db, in chunk order
     sum_blocks(ws.dW_chunks, n_chunks, dW.reshape(F, K).T)
@@ -342,8 +382,26 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, nee
 
 @jit
 def _backward_slot(
-    X, WT, dY, kh, kw, sh, sw, ph, pw, dX, need_dx, cols, kept, keep, tmp, dW_chunks,
-    db_chunks, chunk, t, n_slots,
+    X,
+    WT,
+    dY,
+    kh,
+    kw,
+    sh,
+    sw,
+    ph,
+    pw,
+    dX,
+    need_dx,
+    cols,
+    kept,
+    keep,
+    tmp,
+    dW_chunks,
+    db_chunks,
+    chunk,
+    t,
+    n_slots,
 ):
     """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
 
@@ -417,8 +475,15 @@ def conv1d_forward(X, Wt, b, stride, pad, Y, ws):
     n, C, L = X.shape
     F, _, k = Wt.shape
     conv2d_forward(
-        X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), b, 1, stride, 0, pad,
-        Y.reshape(n, F, 1, Y.shape[2]), ws,
+        X.reshape(n, C, 1, L),
+        Wt.reshape(F, C, 1, k),
+        b,
+        1,
+        stride,
+        0,
+        pad,
+        Y.reshape(n, F, 1, Y.shape[2]),
+        ws,
     )
 
 
@@ -428,6 +493,16 @@ def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws):
     n, C, L = X.shape
     F, _, k = Wt.shape
     conv2d_backward(
-        X.reshape(n, C, 1, L), Wt.reshape(F, C, 1, k), dY.reshape(n, F, 1, dY.shape[2]), 1,
-        stride, 0, pad, dW.reshape(F, C, 1, k), db, dX[:, :, None, :], need_dx, ws,
+        X.reshape(n, C, 1, L),
+        Wt.reshape(F, C, 1, k),
+        dY.reshape(n, F, 1, dY.shape[2]),
+        1,
+        stride,
+        0,
+        pad,
+        dW.reshape(F, C, 1, k),
+        db,
+        dX[:, :, None, :],
+        need_dx,
+        ws,
     )

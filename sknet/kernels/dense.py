@@ -70,4 +70,3 @@ def activation_backward_bias_grad(a, delta, code, db):
                 delta[i, j] *= a[i, j] * (1.0 - a[i, j])
         for j in range(k):
             db[j] += delta[i, j]
-

@@ -33,9 +33,9 @@ L2_BLOCK = 1 << 12
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     """SGD with (Nesterov) momentum, as scikit-learn's ``SGDOptimizer``::
 
-        v <- mu v - lr g
-        theta <- theta + v                    (classical momentum)
-        theta <- theta + mu v - lr g          (Nesterov)
+    v <- mu v - lr g
+    theta <- theta + v                    (classical momentum)
+    theta <- theta + mu v - lr g          (Nesterov)
     """
     for i in range(theta.shape[0]):
         v = momentum * velocity[i] - lr * grad[i]
@@ -47,8 +47,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
 
 
 @jit
-def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2,
-                eps):
+def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps):
     """Adam (Kingma & Ba), bias correction folded into ``lr_t``::
 
         m <- b1 m + (1 - b1) g
@@ -79,15 +78,26 @@ def sgd_update_parallel(theta, grad, velocity, lr, momentum, nesterov):
 
 
 @jit_parallel
-def adam_update_parallel(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2,
-                         one_minus_beta_2, eps):
+def adam_update_parallel(
+    theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps
+):
     """``adam_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
     n = theta.shape[0]
     for k in numba.prange((n + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK):
         lo = k * PARALLEL_BLOCK
         hi = min(lo + PARALLEL_BLOCK, n)
-        adam_update(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta_1,
-                    one_minus_beta_1, beta_2, one_minus_beta_2, eps)
+        adam_update(
+            theta[lo:hi],
+            grad[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            lr_t,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            eps,
+        )
 
 
 @jit_reduce
@@ -165,23 +175,69 @@ def sgd_update_l2_parallel(theta, grad, velocity, lr, momentum, nesterov, c, blo
 
 
 @jit
-def adam_update_l2(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2,
-                   one_minus_beta_2, eps, c, blocks, sumsq):
+def adam_update_l2(
+    theta,
+    grad,
+    m,
+    v,
+    lr_t,
+    beta_1,
+    one_minus_beta_1,
+    beta_2,
+    one_minus_beta_2,
+    eps,
+    c,
+    blocks,
+    sumsq,
+):
     """``adam_update`` block by block, penalised blocks first getting ``grad += c theta``
     (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised)."""
     for k in range(blocks.shape[0]):
         lo, hi = blocks[k, 0], blocks[k, 1]
         sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        adam_update(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta_1,
-                    one_minus_beta_1, beta_2, one_minus_beta_2, eps)
+        adam_update(
+            theta[lo:hi],
+            grad[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            lr_t,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            eps,
+        )
 
 
 @jit_parallel
-def adam_update_l2_parallel(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2,
-                            one_minus_beta_2, eps, c, blocks, sumsq):
+def adam_update_l2_parallel(
+    theta,
+    grad,
+    m,
+    v,
+    lr_t,
+    beta_1,
+    one_minus_beta_1,
+    beta_2,
+    one_minus_beta_2,
+    eps,
+    c,
+    blocks,
+    sumsq,
+):
     """``adam_update_l2`` with the blocks spread over threads."""
     for k in numba.prange(blocks.shape[0]):
         lo, hi = blocks[k, 0], blocks[k, 1]
         sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        adam_update(theta[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta_1,
-                    one_minus_beta_1, beta_2, one_minus_beta_2, eps)
+        adam_update(
+            theta[lo:hi],
+            grad[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            lr_t,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            eps,
+        )

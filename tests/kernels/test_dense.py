@@ -55,8 +55,10 @@ class DenseCase:
         rng = np.random.default_rng(seed)
         self.layer = Dense(k, name)
         assert self.layer.build((d,), dtype) == (k,)
-        self.params = {"W": rng.normal(size=(d, k)).astype(dtype),
-                       "b": rng.normal(size=k).astype(dtype)}
+        self.params = {
+            "W": rng.normal(size=(d, k)).astype(dtype),
+            "b": rng.normal(size=k).astype(dtype),
+        }
         self.grads = {"W": np.full((d, k), np.nan, dtype), "b": np.full(k, np.nan, dtype)}
         X = rng.normal(size=(n, d))
         if name == "relu":  # keep every pre-activation away from the kink at 0

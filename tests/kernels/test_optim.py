@@ -43,9 +43,19 @@ def test_adam_update_matches_reference(dtype, rng):
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
     reference = ref.Adam([theta], lr, b1, b2, eps)
     for t, g in enumerate(_steps(rng, 6, 40, dtype), start=1):
-        lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-        optim.adam_update(theta, g, m, v, dtype(lr_t), dtype(b1), dtype(1 - b1), dtype(b2),
-                          dtype(1 - b2), dtype(eps))
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        optim.adam_update(
+            theta,
+            g,
+            m,
+            v,
+            dtype(lr_t),
+            dtype(b1),
+            dtype(1 - b1),
+            dtype(b2),
+            dtype(1 - b2),
+            dtype(eps),
+        )
         reference.step([g.astype(np.float64)])
     assert theta.dtype == m.dtype == v.dtype == dtype
     assert_allclose(theta, reference.params[0], **tol(dtype))
@@ -97,10 +107,10 @@ def _compare_with_sklearn(ours, theirs, rng, n_epochs=4, steps_per_epoch=3, size
 @pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_sgd_optimizer_matches_sklearn(schedule, nesterov, rng):
-    kw = dict(learning_rate_init=0.1, lr_schedule=schedule, momentum=0.8, nesterov=nesterov,
-              power_t=0.3)
-    _compare_with_sklearn(SGDOptimizer(30, np.float64, **kw),
-                          SkSGD([np.zeros(30)], **kw), rng)
+    kw = dict(
+        learning_rate_init=0.1, lr_schedule=schedule, momentum=0.8, nesterov=nesterov, power_t=0.3
+    )
+    _compare_with_sklearn(SGDOptimizer(30, np.float64, **kw), SkSGD([np.zeros(30)], **kw), rng)
 
 
 def test_adam_optimizer_matches_sklearn(rng):
@@ -218,8 +228,10 @@ def test_fused_l2_updates_equal_penalty_then_update(solver, dtype, n_threads, rn
         assert_array_equal(g, grad)  # the gradient includes the penalty, as before
         for a, b in zip(st, state):
             assert_array_equal(a, b)
-        assert sumsq.sum() == pytest.approx(expected_sumsq, rel=1e-12 if dtype == np.float64
-                                            else 1e-5)
+        assert sumsq.sum() == pytest.approx(
+            expected_sumsq, rel=1e-12 if dtype == np.float64 else 1e-5
+        )
         assert sumsq.sum() == pytest.approx(
             sum(float((theta0[a:b].astype(np.float64) ** 2).sum()) for a, b in ranges),
-            rel=1e-12 if dtype == np.float64 else 1e-5)
+            rel=1e-12 if dtype == np.float64 else 1e-5,
+        )

@@ -48,8 +48,15 @@ class Cell:
             grads["X"] = np.empty_like(self.X)
         p = self.spec.make_params(self.params, self.activation)
         R.recurrent_backward(
-            self.X, p, self.Hs, self.cache, dHs, self.spec.make_params(grads), grads["X"],
-            need_dx, self.work,
+            self.X,
+            p,
+            self.Hs,
+            self.cache,
+            dHs,
+            self.spec.make_params(grads),
+            grads["X"],
+            need_dx,
+            self.work,
         )
         return grads
 
