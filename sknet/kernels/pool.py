@@ -21,13 +21,15 @@ Global pooling reduces each channel to one value, over X viewed as (n, C, L) (a 
     max:  Y[s, c] = max_l X[s, c, l]            A[s, c] = first l of that maximum
           dX[s, c, l] = dY[s, c] if l = A[s, c] else 0
 
-The average is summed in float64 (for float32 too) in a fixed order: four interleaved
-partial sums (l mod 4) plus the tail. Each sample is one ``prange`` iteration.
+The average is summed in float64 (for float32 too) by a ``jit_reduce`` helper: the
+compiler may reassociate the sum to vectorise it, in one order fixed when the kernel is
+compiled. Each sample is one ``prange`` iteration, so results do not depend on the thread
+count.
 """
 
 from numba import prange
 
-from sknet._config import jit, jit_parallel
+from sknet._config import jit_parallel, jit_reduce
 
 __all__ = [
     "maxpool2d_forward",
@@ -162,20 +164,13 @@ def avgpool1d_backward(dY, pool, stride, dX):
 # global pooling over (n, C, L) --------------------------------------------------------
 
 
-@jit
+@jit_reduce
 def _row_sum(x):
-    """sum_l x[l] in float64: four interleaved partial sums (l mod 4), the tail into the first."""
-    L = x.shape[0]
-    L4 = L - L % 4
-    s0 = s1 = s2 = s3 = 0.0
-    for t in range(0, L4, 4):
-        s0 += x[t]
-        s1 += x[t + 1]
-        s2 += x[t + 2]
-        s3 += x[t + 3]
-    for t in range(L4, L):
-        s0 += x[t]
-    return (s0 + s1) + (s2 + s3)
+    """sum_t x[t] in float64 (reassociated to vectorise: one fixed order per compiled kernel)."""
+    acc = 0.0
+    for t in range(x.shape[0]):
+        acc += x[t]
+    return acc
 
 
 @jit_parallel
