@@ -163,8 +163,16 @@ def _affine(X, c, mean, inv_std, g, b, Y):
 
 
 # --------------------------------------------------------------------------------------
-# kernels
+# kernels: one prange over tasks, a task being a channel (L > 1) or a block of DENSE_BLOCK
+# channels (L = 1); one parallel loop per kernel keeps the compile time down
 # --------------------------------------------------------------------------------------
+
+
+@jit
+def _n_tasks(X):
+    """Number of ``prange`` tasks for X (n, C, L): C, or ceil(C / DENSE_BLOCK) when L = 1."""
+    C = X.shape[1]
+    return (C + DENSE_BLOCK - 1) // DENSE_BLOCK if X.shape[2] == 1 else C
 
 
 @jit_parallel
@@ -185,15 +193,13 @@ def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
         backward pass needs the original X.
     cache : :class:`BatchNormCache`, overwritten with the batch mean and inv_std (float64).
     """
-    n, C, L = X.shape
-    if L == 1:
-        for k in prange((C + DENSE_BLOCK - 1) // DENSE_BLOCK):
+    for k in prange(_n_tasks(X)):
+        if X.shape[2] == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
+            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
             _forward_dense(X, c0, c1, gamma, beta, running, momentum, eps, Y, cache)
-    else:
-        for c in prange(C):
-            _forward_channel(X, c, gamma, beta, running, momentum, eps, Y, cache)
+        else:
+            _forward_channel(X, k, gamma, beta, running, momentum, eps, Y, cache)
 
 
 @jit
@@ -278,15 +284,13 @@ def batchnorm_forward_inference(X, gamma, beta, running, eps, Y):
     Y : (n, C, L) same dtype (may be X), overwritten:
         Y = gamma * (X - running.mean) / sqrt(running.var + eps) + beta.
     """
-    n, C, L = X.shape
-    if L == 1:
-        for k in prange((C + DENSE_BLOCK - 1) // DENSE_BLOCK):
+    for k in prange(_n_tasks(X)):
+        if X.shape[2] == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
+            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
             _inference_dense(X, c0, c1, gamma, beta, running, eps, Y)
-    else:
-        for c in prange(C):
-            _inference_channel(X, c, gamma, beta, running, eps, Y)
+        else:
+            _inference_channel(X, k, gamma, beta, running, eps, Y)
 
 
 @jit
@@ -331,15 +335,13 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, compute_dX):
         which is (gamma * inv_std / m) * (m*dY - sum(dY) - x_hat * sum(dY * x_hat)).
     compute_dX : bool; False skips dX (a first layer).
     """
-    n, C, L = X.shape
-    if L == 1:
-        for k in prange((C + DENSE_BLOCK - 1) // DENSE_BLOCK):
+    for k in prange(_n_tasks(X)):
+        if X.shape[2] == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
+            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
             _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, compute_dX)
-    else:
-        for c in prange(C):
-            _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, compute_dX)
+        else:
+            _backward_channel(X, dY, k, gamma, cache, dgamma, dbeta, dX, compute_dX)
 
 
 @jit
