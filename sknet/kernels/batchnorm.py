@@ -168,13 +168,6 @@ def _affine(X, c, mean, inv_std, g, b, Y):
 # --------------------------------------------------------------------------------------
 
 
-@jit
-def _n_tasks(X):
-    """Number of ``prange`` tasks for X (n, C, L): C, or ceil(C / DENSE_BLOCK) when L = 1."""
-    C = X.shape[1]
-    return (C + DENSE_BLOCK - 1) // DENSE_BLOCK if X.shape[2] == 1 else C
-
-
 @jit_parallel
 def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
     """Training forward with batch statistics; update ``running``, write ``Y`` and ``cache``.
@@ -193,10 +186,12 @@ def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
         backward pass needs the original X.
     cache : :class:`BatchNormCache`, overwritten with the batch mean and inv_std (float64).
     """
-    for k in prange(_n_tasks(X)):
-        if X.shape[2] == 1:
+    C, L = X.shape[1], X.shape[2]
+    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
+    for k in prange(n_tasks):
+        if L == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
+            c1 = min(C, c0 + DENSE_BLOCK)
             _forward_dense(X, c0, c1, gamma, beta, running, momentum, eps, Y, cache)
         else:
             _forward_channel(X, k, gamma, beta, running, momentum, eps, Y, cache)
@@ -207,8 +202,8 @@ def _forward_channel(X, c, gamma, beta, running, momentum, eps, Y, cache):
     """Channel c of :func:`batchnorm_forward`.
 
     Every prange body here is one call to such a helper, which takes the NamedTuples whole:
-    numba drops writes made through a NamedTuple attribute inside a parallel loop, even
-    with the field read into a local before the loop (numba issues #5872, #7135, #10338),
+    numba drops writes made through a NamedTuple attribute inside a parallel loop (here even
+    with the field read into a local before the loop; numba issues #5872, #7135, #10338),
     but not inside a function called from one.
     """
     n, _, L = X.shape
@@ -284,10 +279,12 @@ def batchnorm_forward_inference(X, gamma, beta, running, eps, Y):
     Y : (n, C, L) same dtype (may be X), overwritten:
         Y = gamma * (X - running.mean) / sqrt(running.var + eps) + beta.
     """
-    for k in prange(_n_tasks(X)):
-        if X.shape[2] == 1:
+    C, L = X.shape[1], X.shape[2]
+    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
+    for k in prange(n_tasks):
+        if L == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
+            c1 = min(C, c0 + DENSE_BLOCK)
             _inference_dense(X, c0, c1, gamma, beta, running, eps, Y)
         else:
             _inference_channel(X, k, gamma, beta, running, eps, Y)
@@ -335,10 +332,12 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, compute_dX):
         which is (gamma * inv_std / m) * (m*dY - sum(dY) - x_hat * sum(dY * x_hat)).
     compute_dX : bool; False skips dX (a first layer).
     """
-    for k in prange(_n_tasks(X)):
-        if X.shape[2] == 1:
+    C, L = X.shape[1], X.shape[2]
+    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
+    for k in prange(n_tasks):
+        if L == 1:
             c0 = k * DENSE_BLOCK
-            c1 = min(X.shape[1], c0 + DENSE_BLOCK)
+            c1 = min(C, c0 + DENSE_BLOCK)
             _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, compute_dX)
         else:
             _backward_channel(X, dY, k, gamma, cache, dgamma, dbeta, dX, compute_dX)
