@@ -13,11 +13,23 @@ take it explicitly). With pool size (kh, kw) and stride (sh, sw)::
 Overlapping windows (stride < size) accumulate into dX; each sample is one ``prange``
 iteration that writes only its own dX[s], so the accumulation is serial and ordered.
 The 1-D functions are the 2-D kernels on (n, C, 1, L) views.
+
+Global pooling reduces each channel to one value, over X viewed as (n, C, L) (a 2-D input
+(n, C, H, W) is passed as its view X.reshape(n, C, H*W), and argmax is then y*W + x)::
+
+    avg:  Y[s, c] = sum_l X[s, c, l] / L        dX[s, c, l] = dY[s, c] / L
+    max:  Y[s, c] = max_l X[s, c, l]            A[s, c] = first l of that maximum
+          dX[s, c, l] = dY[s, c] if l = A[s, c] else 0
+
+The average is summed in float64 (for float32 too) by a ``jit_reduce`` helper: the
+compiler may reassociate the sum to vectorise it, in one order fixed when the kernel is
+compiled. Each sample is one ``prange`` iteration, so results do not depend on the thread
+count.
 """
 
 from numba import prange
 
-from sknet._config import jit_parallel
+from sknet._config import jit_parallel, jit_reduce
 
 __all__ = [
     "maxpool2d_forward",
@@ -28,6 +40,10 @@ __all__ = [
     "maxpool1d_backward",
     "avgpool1d_forward",
     "avgpool1d_backward",
+    "global_avgpool_forward",
+    "global_avgpool_backward",
+    "global_maxpool_forward",
+    "global_maxpool_backward",
 ]
 
 
@@ -143,3 +159,78 @@ def avgpool1d_forward(X, pool, stride, Y):
 def avgpool1d_backward(dY, pool, stride, dX):
     """Overwrite dX (n, C, L) from dY (n, C, Lo)."""
     avgpool2d_backward(dY[:, :, None, :], 1, pool, 1, stride, dX[:, :, None, :])
+
+
+# global pooling over (n, C, L) --------------------------------------------------------
+
+
+@jit_reduce
+def _row_sum(x):
+    """sum_t x[t] in float64 (reassociated to vectorise: one fixed order per compiled kernel)."""
+    acc = 0.0
+    for t in range(x.shape[0]):
+        acc += x[t]
+    return acc
+
+
+@jit_parallel
+def global_avgpool_forward(X, Y):
+    """Y[s, c] = mean_l X[s, c, l]; overwrite Y.
+
+    X : (n, C, L) float32 / float64, C-contiguous (2-D: X.reshape(n, C, H*W)).
+    Y : (n, C), same dtype.
+    """
+    n, C, L = X.shape
+    for s in prange(n):
+        for c in range(C):
+            Y[s, c] = _row_sum(X[s, c]) / L
+
+
+@jit_parallel
+def global_avgpool_backward(dY, dX):
+    """Overwrite dX (n, C, L) with dX[s, c, l] = dY[s, c] / L. dY : (n, C)."""
+    n, C, L = dX.shape
+    for s in prange(n):
+        for c in range(C):
+            g = dY[s, c] / L
+            d = dX[s, c]
+            for t in range(L):
+                d[t] = g
+
+
+@jit_parallel
+def global_maxpool_forward(X, Y, argmax):
+    """Y[s, c] = max_l X[s, c, l]; overwrite ``Y`` and ``argmax``.
+
+    X : (n, C, L) float32 / float64, C-contiguous, L >= 1 (2-D: X.reshape(n, C, H*W)).
+    Y : (n, C), same dtype.
+    argmax : (n, C) int32, overwritten with the first l of each maximum (y*W + x in 2-D),
+        for :func:`global_maxpool_backward`.
+    """
+    n, C, L = X.shape
+    for s in prange(n):
+        for c in range(C):
+            x = X[s, c]
+            best = x[0]
+            arg = 0
+            for t in range(1, L):
+                v = x[t]
+                gt = v > best  # strict: the first maximum wins ties
+                best = v if gt else best
+                arg = t if gt else arg
+            Y[s, c] = best
+            argmax[s, c] = arg
+
+
+@jit_parallel
+def global_maxpool_backward(dY, argmax, dX):
+    """Overwrite dX (n, C, L): dY[s, c] at l = argmax[s, c], zero elsewhere.
+
+    dY, argmax : (n, C); argmax as written by :func:`global_maxpool_forward`.
+    """
+    n, C, L = dX.shape
+    for s in prange(n):
+        for c in range(C):
+            d = dX[s, c]
+            d[:] = 0
+            d[argmax[s, c]] = dY[s, c]

@@ -7,6 +7,10 @@ from sknet.kernels.pool import (
     avgpool1d_forward,
     avgpool2d_backward,
     avgpool2d_forward,
+    global_avgpool_backward,
+    global_avgpool_forward,
+    global_maxpool_backward,
+    global_maxpool_forward,
     maxpool1d_backward,
     maxpool1d_forward,
     maxpool2d_backward,
@@ -14,6 +18,7 @@ from sknet.kernels.pool import (
 )
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_conv as ref
+from tests.kernels import reference_norm as ref_norm
 
 # (H, W, pool, stride); output size is the floor one
 CASES_2D = [
@@ -143,6 +148,120 @@ def test_pool_bit_identical_across_thread_counts():
             dXa = np.empty_like(X)
             avgpool2d_backward(dY, 3, 3, 2, 2, dXa)
             results.append((Y, A, dXm, avgpool2d(X, (3, 3), (2, 2), (4, 4)), dXa))
+    finally:
+        numba.set_num_threads(old)
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
+# ---- global pooling over (n, C, L); 2-D inputs through their (n, C, H*W) view ---------
+
+GLOBAL_SHAPES = [
+    pytest.param((4, 3, 1), id="L1"),
+    pytest.param((4, 3, 7), id="1d"),
+    pytest.param((3, 2, 4, 5), id="2d"),
+    pytest.param((2, 5, 3, 3), id="2d-odd"),
+]
+
+
+def view3(A):
+    return A.reshape(A.shape[0], A.shape[1], -1)
+
+
+def global_avg(X):
+    Y = np.empty(X.shape[:2], dtype=X.dtype)
+    global_avgpool_forward(view3(X), Y)
+    return Y
+
+
+def global_max(X):
+    Y = np.empty(X.shape[:2], dtype=X.dtype)
+    A = np.empty(X.shape[:2], dtype=np.int32)
+    global_maxpool_forward(view3(X), Y, A)
+    return Y, A
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", GLOBAL_SHAPES)
+def test_global_pool_forward_matches_reference(shape, dtype):
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal(shape) + 3.0).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(global_avg(X), ref_norm.global_avgpool(view3(X)), rtol=rtol)
+    Y, A = global_max(X)
+    Yr, Ar = ref_norm.global_maxpool(view3(X))
+    np.testing.assert_array_equal(Y, Yr.astype(dtype))
+    np.testing.assert_array_equal(A, Ar)
+
+
+@pytest.mark.parametrize("shape", GLOBAL_SHAPES)
+def test_global_pool_backward_finite_differences(shape):
+    rng = np.random.default_rng(6)
+    X = distinct_input(rng, shape)
+    R = rng.standard_normal(shape[:2])
+    dX = np.full_like(X, np.nan)
+    global_avgpool_backward(R, view3(dX))
+    assert_grad_close(lambda: np.sum(global_avg(X) * R), X, dX)
+    dX = np.full_like(X, np.nan)
+    global_maxpool_backward(R, global_max(X)[1], view3(dX))
+    assert_grad_close(lambda: np.sum(global_max(X)[0] * R), X, dX)
+
+
+def test_global_maxpool_ties_go_to_the_first_maximum():
+    X = np.array([[[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]]])
+    Y, A = global_max(X)
+    np.testing.assert_array_equal(Y, [[3.0, 2.0]])
+    np.testing.assert_array_equal(A, [[1, 0]])
+    dX = np.full_like(X, np.nan)
+    global_maxpool_backward(np.array([[5.0, 7.0]]), A, dX)
+    np.testing.assert_array_equal(dX, [[[0, 5, 0, 0], [7, 0, 0, 0]]])
+    # 2-D: the index is y*W + x of the first maximum in row-major order
+    X2 = np.zeros((1, 1, 3, 4))
+    X2[0, 0, 1, 2] = X2[0, 0, 2, 0] = 1.0
+    assert global_max(X2)[1][0, 0] == 1 * 4 + 2
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 11), (3, 2, 5, 6)], ids=["1d", "2d"])
+def test_global_pool_matches_pytorch(shape):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(7)
+    X = distinct_input(rng, shape)  # tie-free: PyTorch's max gradient picks one index on ties
+    dY = rng.standard_normal(shape[:2])
+    two_d = len(shape) == 4
+    for kind in ("avg", "max"):
+        if kind == "avg":
+            pool = F.adaptive_avg_pool2d if two_d else F.adaptive_avg_pool1d
+            Y = global_avg(X)
+            dX = np.empty_like(X)
+            global_avgpool_backward(dY, view3(dX))
+        else:
+            pool = F.adaptive_max_pool2d if two_d else F.adaptive_max_pool1d
+            Y, A = global_max(X)
+            dX = np.empty_like(X)
+            global_maxpool_backward(dY, A, view3(dX))
+        Xt = torch.from_numpy(X.copy()).requires_grad_(True)
+        Yt = pool(Xt, 1).reshape(shape[:2])
+        Yt.backward(torch.from_numpy(dY))
+        np.testing.assert_allclose(Y, Yt.detach().numpy(), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(dX, Xt.grad.numpy(), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_global_pool_bit_identical_across_thread_counts():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((33, 6, 5, 7)).astype(np.float32)
+    dY = rng.standard_normal((33, 6)).astype(np.float32)
+    results = []
+    old = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            Y, A = global_max(X)
+            dXm, dXa = np.empty_like(X), np.empty_like(X)
+            global_maxpool_backward(dY, A, view3(dXm))
+            global_avgpool_backward(dY, view3(dXa))
+            results.append((Y, A, dXm, global_avg(X), dXa))
     finally:
         numba.set_num_threads(old)
     for a, b in zip(*results):
