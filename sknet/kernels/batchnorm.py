@@ -319,7 +319,7 @@ def _inference_channel(X, c, gamma, beta, running, eps, Y):
 
 
 @jit_parallel
-def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, compute_dX):
+def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     """Gradients of :func:`batchnorm_forward`: overwrite dgamma, dbeta and, if asked, dX.
 
     X : (n, C, L) the forward input; dY : (n, C, L) dL/dY, same dtype.
@@ -327,10 +327,10 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, compute_dX):
     cache : :class:`BatchNormCache` written by the forward call on this X.
     dgamma, dbeta : (C,) same dtype as X, overwritten:
         dgamma = sum_{s,l} dY * x_hat, dbeta = sum_{s,l} dY.
-    dX : (n, C, L), overwritten when ``compute_dX`` (may be dY itself):
+    dX : (n, C, L), overwritten when ``need_dx`` (may be dY itself):
         dX = gamma * inv_std * (dY - dbeta / m - x_hat * dgamma / m), m = n*L,
         which is (gamma * inv_std / m) * (m*dY - sum(dY) - x_hat * sum(dY * x_hat)).
-    compute_dX : bool; False skips dX (a first layer).
+    need_dx : bool; False skips dX (a first layer).
     """
     C, L = X.shape[1], X.shape[2]
     n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
@@ -338,13 +338,13 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, compute_dX):
         if L == 1:
             c0 = k * DENSE_BLOCK
             c1 = min(C, c0 + DENSE_BLOCK)
-            _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, compute_dX)
+            _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, need_dx)
         else:
-            _backward_channel(X, dY, k, gamma, cache, dgamma, dbeta, dX, compute_dX)
+            _backward_channel(X, dY, k, gamma, cache, dgamma, dbeta, dX, need_dx)
 
 
 @jit
-def _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, compute_dX):
+def _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, need_dx):
     """Channel c of :func:`batchnorm_backward`."""
     n, _, L = X.shape
     m = n * L
@@ -359,7 +359,7 @@ def _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, compute_dX):
     sum_dy_xhat = sum_dy_dev * inv_std
     dgamma[c] = sum_dy_xhat
     dbeta[c] = sum_dy
-    if compute_dX:
+    if need_dx:
         k = np.float64(gamma[c]) * inv_std
         mean_dy = sum_dy / m
         mean_dy_xhat = sum_dy_xhat / m
@@ -373,7 +373,7 @@ def _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, compute_dX):
 
 
 @jit
-def _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, compute_dX):
+def _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, need_dx):
     """Channels c0 <= c < c1 of :func:`batchnorm_backward` for L = 1, channels innermost;
     the same arithmetic as :func:`_backward_channel`, accumulating in cache.work (block
     views indexed from 0, as in :func:`_forward_dense`)."""
@@ -401,7 +401,7 @@ def _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, compute_dX):
         sum_dy_dev[j] = sum_dy_dev[j] * inv_std[j]
         dg[j] = sum_dy_dev[j]
         db[j] = sum_dy[j]
-    if compute_dX:
+    if need_dx:
         dX2 = dX.reshape(n, C)
         for s in range(n):
             xs = X2[s, c0:c1]

@@ -55,10 +55,10 @@ def forward(X, gamma, beta, running, momentum=MOMENTUM, eps=EPS):
     return Y, cache
 
 
-def backward(X, dY, gamma, cache, compute_dX=True):
+def backward(X, dY, gamma, cache, need_dx=True):
     dX = np.full_like(X, np.nan)
     dgamma, dbeta = np.full_like(gamma, np.nan), np.full_like(gamma, np.nan)
-    batchnorm_backward(view3(X), view3(dY), gamma, cache, dgamma, dbeta, view3(dX), compute_dX)
+    batchnorm_backward(view3(X), view3(dY), gamma, cache, dgamma, dbeta, view3(dX), need_dx)
     return dX, dgamma, dbeta
 
 
@@ -183,8 +183,8 @@ def test_backward_in_place_and_without_dX():
     dY2, dg2, db2 = dY.copy(), np.empty(3), np.empty(3)
     batchnorm_backward(X, dY2, gamma, cache, dg2, db2, dY2, True)
     np.testing.assert_array_equal(dY2, dX)
-    # compute_dX=False leaves dX alone and still writes dgamma, dbeta
-    dX3, dg3, db3 = backward(X, dY, gamma, cache, compute_dX=False)
+    # need_dx=False leaves dX alone and still writes dgamma, dbeta
+    dX3, dg3, db3 = backward(X, dY, gamma, cache, need_dx=False)
     assert np.isnan(dX3).all()
     np.testing.assert_array_equal(dg3, dgamma)
     np.testing.assert_array_equal(db3, dbeta)
