@@ -1,4 +1,4 @@
-"""Private names sknet borrows from scikit-learn and joblib, in one place.
+"""Private names sknet borrows from scikit-learn, joblib and numba, in one place.
 
 Each of these is an implementation detail of its library (an underscore in its module or
 its name), stable in practice but not promised. Importing them here, and only here, means
@@ -29,6 +29,7 @@ __all__ = [
     "check_matplotlib_support",
     "check_partial_fit_first_call",
     "check_sample_weight",
+    "dispatcher_cache_counts",
     "fit_context",
     "joblib_dask_backend",
     "skip_common_checks",
@@ -58,3 +59,10 @@ def joblib_dask_backend():
     except ImportError:  # pragma: no cover - exercised only without distributed
         return None
     return DaskDistributedBackend
+
+
+def dispatcher_cache_counts(dispatcher):
+    """``(hits, misses)`` of a numba ``@njit`` function's on-disk cache in this process
+    (numba's ``Dispatcher.stats``, not public API)."""
+    stats = dispatcher.stats
+    return sum(stats.cache_hits.values()), sum(stats.cache_misses.values())

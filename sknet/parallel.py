@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 # the thread-pool primitives live in a leaf module that the estimators import too
+from ._compat import dispatcher_cache_counts
 from ._threads import _blas_controller, _check_n_threads, _cpu_count, _pool_size
 
 __all__ = [
@@ -250,17 +251,18 @@ def kernel_stats():
     """
     import sys
 
-    from numba.core.registry import CPUDispatcher
+    from numba.extending import is_jitted
 
     stats = {"signatures": 0, "cache_hits": 0, "cache_misses": 0}
     for name, module in list(sys.modules.items()):
         if not name.startswith("sknet.kernels.") or module is None:
             continue
         for obj in vars(module).values():
-            if isinstance(obj, CPUDispatcher) and obj.__module__ == name:
+            if is_jitted(obj) and obj.__module__ == name:
+                hits, misses = dispatcher_cache_counts(obj)
                 stats["signatures"] += len(obj.signatures)
-                stats["cache_hits"] += sum(obj.stats.cache_hits.values())
-                stats["cache_misses"] += sum(obj.stats.cache_misses.values())
+                stats["cache_hits"] += hits
+                stats["cache_misses"] += misses
     return stats
 
 
