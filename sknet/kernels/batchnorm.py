@@ -65,6 +65,8 @@ from numba import prange
 
 from sknet._config import jit, jit_parallel, jit_reduce
 
+from .blocks import row_sum
+
 __all__ = [
     "DENSE_BLOCK",
     "BatchNormCache",
@@ -118,15 +120,6 @@ def batchnorm_cache(n_channels):
 # row sums in float64 (jit_reduce: the compiler may reassociate them to vectorise, in one
 # fixed order per compiled kernel)
 # --------------------------------------------------------------------------------------
-
-
-@jit_reduce
-def _row_sum(x):
-    """sum_t x[t] in float64. x (L,)."""
-    acc = 0.0
-    for t in range(x.shape[0]):
-        acc += x[t]
-    return acc
 
 
 @jit_reduce
@@ -210,7 +203,7 @@ def _forward_channel(X, c, gamma, beta, running, momentum, eps, Y, cache):
     m = n * L
     acc = 0.0
     for s in range(n):
-        acc += _row_sum(X[s, c])
+        acc += row_sum(X[s, c])
     mean = acc / m
     sq = 0.0
     for s in range(n):

@@ -8,9 +8,9 @@ partition, and with it every rounding, is the same whatever numba's thread count
 are bit-identical across thread counts.
 """
 
-from .._config import jit
+from .._config import jit, jit_reduce
 
-__all__ = ["CHUNK", "n_blocks", "sum_blocks"]
+__all__ = ["CHUNK", "n_blocks", "row_sum", "sum_blocks"]
 
 #: Samples per block: the unit of the per-block partial sums, and so of their order.
 CHUNK = 8
@@ -40,3 +40,13 @@ def sum_blocks(parts, n_parts, out):
         for i in range(M):
             for j in range(N):
                 out[i, j] += parts[c, i, j]
+
+
+@jit_reduce
+def row_sum(x):
+    """sum_t x[t] of a 1-D array, accumulated in float64. Reassociated so that it
+    vectorises: one fixed order per compiled kernel, whatever the thread count."""
+    acc = 0.0
+    for t in range(x.shape[0]):
+        acc += x[t]
+    return acc

@@ -29,7 +29,9 @@ count.
 
 from numba import prange
 
-from sknet._config import jit_parallel, jit_reduce
+from sknet._config import jit_parallel
+
+from .blocks import row_sum
 
 __all__ = [
     "maxpool2d_forward",
@@ -164,15 +166,6 @@ def avgpool1d_backward(dY, pool, stride, dX):
 # global pooling over (n, C, L) --------------------------------------------------------
 
 
-@jit_reduce
-def _row_sum(x):
-    """sum_t x[t] in float64 (reassociated to vectorise: one fixed order per compiled kernel)."""
-    acc = 0.0
-    for t in range(x.shape[0]):
-        acc += x[t]
-    return acc
-
-
 @jit_parallel
 def global_avgpool_forward(X, Y):
     """Y[s, c] = mean_l X[s, c, l]; overwrite Y.
@@ -183,7 +176,7 @@ def global_avgpool_forward(X, Y):
     n, C, L = X.shape
     for s in prange(n):
         for c in range(C):
-            Y[s, c] = _row_sum(X[s, c]) / L
+            Y[s, c] = row_sum(X[s, c]) / L
 
 
 @jit_parallel
