@@ -413,7 +413,9 @@ class BaseNetworkEstimator(
         self.n_outputs_ = Y.shape[1]
         self.out_activation_ = self._out_activation()
         shape = self._input_shape(X)
-        layers = self.build_layers(shape, self.n_outputs_, X.dtype)
+        # parameters were validated once by fit's entry point; the network builds (and
+        # shape-checks) each layer once
+        layers = self._build_layers(shape, self.n_outputs_)
         net = self._network = Network(layers, self._loss_name).build(shape, X.dtype)
         net.init_params(self._random_state)
         self._first_trainable = 0
