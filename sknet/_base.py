@@ -169,6 +169,7 @@ class BaseNetworkEstimator(
         "_first_trainable": "first_trainable?",
         "_optimizer": "optimizer?",
         "_best_theta": "weights?",
+        "_best_state": "state|None?",
     }
 
     # ------------------------------------------------------------------ family hooks
@@ -375,7 +376,7 @@ class BaseNetworkEstimator(
         if not np.isfinite(weights).all():
             raise ValueError("The weights contain NaN or infinity.")
         net.theta[...] = weights
-        self._best_theta = net.theta.copy()
+        self._keep_best()
         self.__dict__.pop("_optimizer", None)
         return self
 
@@ -430,7 +431,7 @@ class BaseNetworkEstimator(
             net.theta[: weights.size] = weights
             self._first_trainable = first
         self.n_layers_ = self._count_layers()
-        self._best_theta = net.theta.copy()
+        self._keep_best()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -665,11 +666,19 @@ class BaseNetworkEstimator(
             progress.close()
         if early_stopping:
             net.theta[...] = self._best_theta
+            if getattr(self, "_best_state", None) is not None:
+                net.state[...] = self._best_state
+
+    def _keep_best(self):
+        """Remember the current weights (and non-trainable state) as the best ones."""
+        net = self._network
+        self._best_theta = net.theta.copy()
+        self._best_state = net.state.copy() if net.state.size else None
 
     def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
         """One pass over the data in mini-batches; returns the mean training loss."""
         net = self._network
-        theta_before = net.theta.copy()
+        theta_before = net.theta.copy(), net.state.copy()
         accumulated = 0.0
         for batch in gen_batches(X.shape[0], batch_size):
             idx = sample_idx[batch] if self.shuffle else batch
@@ -688,8 +697,10 @@ class BaseNetworkEstimator(
         return accumulated / X.shape[0]
 
     def _diverged(self, theta_before, what):
-        """Restore the weights from the start of the epoch and raise DivergenceError."""
-        self._network.theta[...] = theta_before
+        """Restore the weights (and state) from the start of the epoch and raise
+        DivergenceError."""
+        self._network.theta[...] = theta_before[0]
+        self._network.state[...] = theta_before[1]
         # the optimizer's moments saw the non-finite gradients: a later partial_fit
         # starts a fresh optimizer (with the then-current learning_rate_init)
         del self._optimizer
@@ -738,7 +749,7 @@ class BaseNetworkEstimator(
                 self._no_improvement_count = 0
             if last > self.best_validation_score_:
                 self.best_validation_score_ = last
-                self._best_theta = self._network.theta.copy()
+                self._keep_best()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1

@@ -30,7 +30,9 @@ class Network:
     What code outside the core may read (an estimator's ``network_``); the rest is
     private. Set by ``build``: ``input_shape`` and ``output_shape`` (per sample),
     ``dtype``, ``n_params``, ``theta`` (the flat parameter vector, layer by layer) and
-    ``params`` (per layer, a dict of views into ``theta``, in ``param_specs`` order).
+    ``params`` (per layer, a dict of views into ``theta``, in ``param_specs`` order),
+    ``state`` (the flat vector of non-trainable fitted values, such as running
+    statistics; float, possibly empty) and ``states`` (per layer, views into it).
     Always: ``layers``, ``loss`` and ``out_activation``. With the methods
     ``layer_offset``, ``parametrized_layers`` and ``predict``.
     """
@@ -64,8 +66,26 @@ class Network:
         self.n_params = offset
         self.theta = np.zeros(offset, dtype=self.dtype)
         self.grad = np.zeros(offset, dtype=self.dtype)
+        # non-trainable fitted values (running statistics), layer by layer
+        self._state_layout = []
+        offset = 0
+        for layer in self.layers:
+            entries = []
+            for name, sshape, _ in layer.state_specs():
+                size = int(np.prod(sshape))
+                entries.append((name, offset, offset + size, tuple(sshape)))
+                offset += size
+            self._state_layout.append(entries)
+        self.state = np.zeros(offset, dtype=self.dtype)
         self._make_views()
+        self.reset_state()
         return self
+
+    def reset_state(self):
+        """Set every layer's non-trainable state to its initial value."""
+        for layer, views in zip(self.layers, self.states):
+            for name, _, value in layer.state_specs():
+                views[name][...] = value
 
     def _make_views(self):
         self.params = [
@@ -79,8 +99,16 @@ class Network:
         self._penalized_ranges = [
             (a, b) for entries in self._layout for _, a, b, _, pen in entries if pen
         ]
-        self._ctx = [{} for _ in self.layers]
+        self.states = [
+            {name: self.state[a:b].reshape(s) for name, a, b, s in entries}
+            for entries in getattr(self, "_state_layout", [[] for _ in self.layers])
+        ]
+        self._ctx = self._new_ctxs()
         self._l2_cache = {}
+
+    def _new_ctxs(self):
+        """Fresh per-layer ``ctx`` dicts, each holding its layer's state views."""
+        return [{"state": views} for views in self.states]
 
     def init_params(self, rng):
         """Initialise every layer's parameters from ``rng`` (a ``RandomState``), in order."""
@@ -98,7 +126,15 @@ class Network:
     # -- pickling: views are rebuilt, buffers are dropped ---------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("params", "grads", "_penalized_ranges", "_ctx", "_ones", "_l2_cache"):
+        for key in (
+            "params",
+            "grads",
+            "states",
+            "_penalized_ranges",
+            "_ctx",
+            "_ones",
+            "_l2_cache",
+        ):
             state.pop(key, None)
         return state
 
@@ -107,19 +143,28 @@ class Network:
         if "theta" in state:
             # a read-only theta (joblib.load(..., mmap_mode="r")) would make numba
             # compile read-only variants of every kernel, and training impossible
-            for key in ("theta", "grad"):
+            if "state" not in state:  # pickled before networks had state
+                self._state_layout = [[] for _ in self.layers]
+                self.state = np.zeros(0, dtype=self.theta.dtype)
+            for key in ("theta", "grad", "state"):
                 arr = getattr(self, key, None)
                 if arr is not None and not arr.flags.writeable:
                     setattr(self, key, np.array(arr))
             self._make_views()
 
     # -- passes ---------------------------------------------------------------------
-    def forward(self, X, training=False, rng=None, stop=None, ctxs=None):
-        """Raw output of layers ``[0, stop)`` for a batch (no output activation)."""
+    def forward(self, X, training=False, rng=None, stop=None, ctxs=None, first_trainable=0):
+        """Raw output of layers ``[0, stop)`` for a batch (no output activation).
+
+        With ``training``, frozen layers (before ``first_trainable``) that hold state run
+        in inference mode: a frozen batch normalization uses and keeps its running
+        statistics, as in Keras.
+        """
         ctxs = self._ctx if ctxs is None else ctxs
         out = X
-        for layer, params, ctx in zip(self.layers[:stop], self.params, ctxs):
-            out = layer.forward(out, params, ctx, training, rng)
+        for i, (layer, params, ctx) in enumerate(zip(self.layers[:stop], self.params, ctxs)):
+            mode = training and (i >= first_trainable or not self._state_layout[i])
+            out = layer.forward(out, params, ctx, mode, rng)
         return out
 
     def apply_output_activation(self, Z):
@@ -136,7 +181,7 @@ class Network:
         """Forward pass for inference in chunks; a fresh result array, thread-safe."""
         n = X.shape[0]
         out = None
-        ctxs = [{} for _ in self.layers]
+        ctxs = self._new_ctxs()
         for start in range(0, n, PREDICT_CHUNK):
             Z = self.forward(X[start : start + PREDICT_CHUNK], stop=stop, ctxs=ctxs)
             if out is None:
@@ -174,7 +219,7 @@ class Network:
         else:
             sw = sample_weight
             sw_sum = float(sample_weight.sum())
-        Z = self.forward(X, training=True, rng=rng)
+        Z = self.forward(X, training=True, rng=rng, first_trainable=first_trainable)
         delta = self._delta_buffer(Z.shape)
         scale = 1.0 / sw_sum
         loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta) * scale

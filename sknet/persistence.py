@@ -77,7 +77,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from ._convnet import ConvNetClassifier, ConvNetRegressor
-from ._layers import Activation, Conv, Dense, Dropout, Flatten, Pool, Recurrent
+from ._layers import LAYER_CLASSES
 from ._mlp import MLPClassifier, MLPRegressor
 from ._network import Network
 from ._rnn import RNNClassifier, RNNRegressor
@@ -124,10 +124,8 @@ _ESTIMATORS = {
         ConvNetRegressor,
     )
 }
-#: the layer classes a network may hold (a new layer type is one entry)
-_LAYERS = {
-    cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, Conv, Pool, Recurrent)
-}
+#: the layer classes a network may hold (a new layer type is one entry there)
+_LAYERS = LAYER_CLASSES
 #: optimisers: class, constructor arguments, scalar state (-> kind), moment arrays;
 #: rebuilt as ``cls(size, dtype, **constructor arguments)``, then the state is filled in
 _OPTIMIZERS = {
@@ -620,6 +618,16 @@ def _dec_weights(raw, dec, net, where):
     return v
 
 
+def _dec_state_or_none(raw, dec, net, where):
+    v = dec.value(raw)
+    if v is None:
+        return None
+    v = _params_vector(v, net, where)
+    if v.shape != net.state.shape or not np.isfinite(v).all():
+        _bad(where, f"None or a finite array of shape {net.state.shape}", v)
+    return v
+
+
 def _dec_estimator(raw, dec, net, where):
     v = dec.value(raw)
     if _ESTIMATORS.get(type(v).__name__) is not type(v) or not _is_fitted(v):
@@ -669,6 +677,13 @@ STATE_KINDS = {
         _dec_weights,
         training=True,
         default=lambda net: net.theta.copy(),
+    ),
+    # the non-trainable state (running statistics) kept with the best weights
+    "state|None": _Kind(
+        lambda v, enc, where: enc.value(None, where) if v is None else enc.array(v),
+        _dec_state_or_none,
+        training=True,
+        default=lambda net: net.state.copy() if net.state.size else None,
     ),
 }
 
@@ -722,6 +737,7 @@ def _encode_network(net, enc, where):
         "dtype": net.dtype.name,
         "layers": specs,
         "theta": enc.array(net.theta),
+        **({"state": enc.array(net.state)} if net.state.size else {}),
     }
 
 
@@ -729,8 +745,12 @@ _NETWORK_KEYS = {"loss", "input_shape", "dtype", "layers", "theta"}
 
 
 def _decode_network(raw, dec, where):
-    if not isinstance(raw, dict) or set(raw) != _NETWORK_KEYS:
-        _fail(f"{where} must have exactly the entries {sorted(_NETWORK_KEYS)}.")
+    # "state" (running statistics) is present exactly when the layers have state
+    if not isinstance(raw, dict) or set(raw) - {"state"} != _NETWORK_KEYS:
+        _fail(
+            f"{where} must have exactly the entries {sorted(_NETWORK_KEYS)} (and 'state' "
+            "for layers with running statistics)."
+        )
     if not isinstance(raw["layers"], list) or not raw["layers"]:
         _fail(f"{where}.layers must be a non-empty list.")
     layers = []
@@ -758,18 +778,28 @@ def _decode_network(raw, dec, where):
     theta = dec.value(raw["theta"])
     # the architecture's size, before allocating anything for it: a forged layer size
     # must not make loading allocate more than the file holds
-    n_params = _count_parameters(layers, input_shape, dtype)
+    n_params, n_state = _count_parameters(layers, input_shape, dtype)
     if not isinstance(theta, np.ndarray) or theta.shape != (n_params,) or theta.dtype != dtype:
         got = (theta.shape, theta.dtype) if isinstance(theta, np.ndarray) else type(theta)
         _fail(
             f"the network needs a parameter vector of shape {(n_params,)} and dtype "
             f"{dtype}, the file holds {got}."
         )
+    state = dec.value(raw["state"]) if "state" in raw else np.zeros(0, dtype)
+    if not isinstance(state, np.ndarray) or state.shape != (n_state,) or state.dtype != dtype:
+        got = (state.shape, state.dtype) if isinstance(state, np.ndarray) else type(state)
+        _fail(
+            f"the network needs a state vector (running statistics) of shape {(n_state,)} "
+            f"and dtype {dtype}, the file holds {got}."
+        )
+    if not np.isfinite(state).all():
+        _fail(f"{where}.state holds NaN or infinity.")
     try:
         net = Network(layers, raw["loss"]).build(input_shape, dtype)
     except (ValueError, TypeError, ArithmeticError) as exc:
         _fail(f"the layers do not fit together: {exc}")
     net.theta[...] = theta
+    net.state[...] = state
     return net
 
 
@@ -777,15 +807,17 @@ def _count_parameters(layers, input_shape, dtype):
     """Number of parameters of ``layers`` on ``input_shape``; each layer checks the shape
     it gets (``build``). Nothing is allocated."""
     shape = input_shape
-    n = 0
+    n = n_state = 0
     for layer in layers:
         try:
             shape = layer.build(shape, dtype)
             specs = layer.param_specs()
+            state_specs = layer.state_specs()
         except (ValueError, TypeError, ArithmeticError) as exc:
             _fail(f"the layers do not fit together: {exc}")
         n += sum(math.prod(pshape) for _, pshape, _ in specs)
-    return n
+        n_state += sum(math.prod(sshape) for _, sshape, _ in state_specs)
+    return n, n_state
 
 
 def _of_kind(state, declared, kind, default=None):

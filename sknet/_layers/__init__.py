@@ -1,8 +1,23 @@
 """Layers: shapes, initialisation and parameter views; the arithmetic is in kernels."""
 
-from .base import Layer
-from .conv import Conv, Pool
+from .base import LAYER_CLASSES, Layer
+from .conv import Conv, GlobalPool, Pool
 from .dense import Activation, Dense, Dropout, Flatten
+from .norm import BatchNorm
 from .recurrent import Recurrent
+from .residual import Residual
 
-__all__ = ["Layer", "Activation", "Conv", "Dense", "Dropout", "Flatten", "Pool", "Recurrent"]
+__all__ = [
+    "LAYER_CLASSES",
+    "Layer",
+    "Activation",
+    "BatchNorm",
+    "Conv",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalPool",
+    "Pool",
+    "Recurrent",
+    "Residual",
+]

@@ -5,6 +5,11 @@ Shapes never include the sample axis. Parameters are not owned by the layer: the
 network keeps all of them in one flat vector and hands each layer a dict of views
 (``params['W']`` ...) into it, and likewise for gradients. Per-batch buffers live in
 a ``ctx`` dict that the caller owns, so a layer holds no training state.
+
+Some layers have fitted values that are not trained by gradient (batch normalization's
+running statistics). They declare them in ``state_specs``; the network keeps them in a
+second flat vector ``state`` (outside ``theta``: no gradient, no penalty, no optimiser)
+and hands each layer a dict of views into it as ``ctx["state"]``.
 """
 
 import math
@@ -74,11 +79,21 @@ def spatial_ndim(layer, value):
     return int(value)
 
 
+#: every sknet layer class by name: what a model file (or a Residual's configuration)
+#: may name; filled as the classes of ``sknet._layers`` are defined
+LAYER_CLASSES = {}
+
+
 class Layer:
     """Base class. Subclasses override the methods they need.
 
     Attributes set by ``build``: ``input_shape``, ``output_shape``, ``dtype``.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("sknet._layers."):  # sknet's own layers only
+            LAYER_CLASSES[cls.__name__] = cls
 
     #: short name of the layer type, so code can ask ``layer.kind == "dropout"``
     #: without importing the class (model files name layers by class name)
@@ -100,6 +115,11 @@ class Layer:
 
     def init_params(self, params, rng):
         """Fill the views in ``params`` in place (``rng`` a ``np.random.RandomState``)."""
+
+    def state_specs(self):
+        """List of ``(name, shape, initial value)`` of the non-trainable fitted values
+        (running statistics); the network passes views of them as ``ctx["state"]``."""
+        return []
 
     def forward(self, X, params, ctx, training, rng):
         """Return the layer's output for a batch ``X`` (n, *input_shape)."""

@@ -198,16 +198,22 @@ class Conv(Layer):
 
 
 class Pool(Layer):
-    """Max or average pooling with window and stride ``size`` (floor output size)."""
+    """Max or average pooling with window ``size`` and ``stride`` (None: ``size``); the
+    output size is ``(n_in - size) // stride + 1`` (windows inside the input, no padding)."""
 
     kind = "pool"
 
-    def __init__(self, mode="max", size=2, ndim=2):
+    def __init__(self, mode="max", size=2, ndim=2, stride=None):
         if not isinstance(mode, str) or mode not in ("max", "avg"):
             raise ValueError(f"Pool: pool must be 'max' or 'avg', got {mode!r}.")
         self.mode = mode
         self.size = positive_int(self, "size", size)
         self.ndim = spatial_ndim(self, ndim)
+        self.stride = None if stride is None else positive_int(self, "stride", stride)
+
+    @property
+    def _stride(self):
+        return self.size if self.stride is None else self.stride
 
     def _output_shape(self, input_shape):
         if len(input_shape) != self.ndim + 1:
@@ -215,7 +221,11 @@ class Pool(Layer):
                 f"Pool{self.ndim}D expects {self.ndim + 1}-D samples "
                 f"(channels first), got {input_shape}"
             )
-        spatial = tuple(s // self.size for s in input_shape[1:])
+        if min(input_shape[1:]) < self.size:
+            raise ValueError(
+                f"pool size {self.size} is larger than the feature map {input_shape[1:]}."
+            )
+        spatial = tuple((s - self.size) // self._stride + 1 for s in input_shape[1:])
         if min(spatial) < 1:
             raise ValueError(
                 f"pool size {self.size} is larger than the feature map {input_shape[1:]}."
@@ -226,17 +236,17 @@ class Pool(Layer):
         X = writable_c(X)
         n = X.shape[0]
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
-        p = self.size
+        p, s = self.size, self._stride
         if self.mode == "max":
             arg = buffer(ctx, "argmax", (n,) + self.output_shape, np.int32)
             if self.ndim == 2:
-                pk.maxpool2d_forward(X, p, p, p, p, Y, arg)
+                pk.maxpool2d_forward(X, p, p, s, s, Y, arg)
             else:
-                pk.maxpool1d_forward(X, p, p, Y, arg)
+                pk.maxpool1d_forward(X, p, s, Y, arg)
         elif self.ndim == 2:
-            pk.avgpool2d_forward(X, p, p, p, p, Y)
+            pk.avgpool2d_forward(X, p, p, s, s, Y)
         else:
-            pk.avgpool1d_forward(X, p, p, Y)
+            pk.avgpool1d_forward(X, p, s, Y)
         return Y
 
     def backward(self, dY, params, grads, ctx, need_dx):
@@ -245,7 +255,7 @@ class Pool(Layer):
         dY = np.ascontiguousarray(dY)
         n = dY.shape[0]
         dX = buffer(ctx, "dX", (n,) + self.input_shape, dY.dtype)
-        p = self.size
+        p, s = self.size, self._stride
         if self.mode == "max":
             arg = ctx["argmax"][:n]
             if self.ndim == 2:
@@ -253,10 +263,59 @@ class Pool(Layer):
             else:
                 pk.maxpool1d_backward(dY, arg, dX)
         elif self.ndim == 2:
-            pk.avgpool2d_backward(dY, p, p, p, p, dX)
+            pk.avgpool2d_backward(dY, p, p, s, s, dX)
         else:
-            pk.avgpool1d_backward(dY, p, p, dX)
+            pk.avgpool1d_backward(dY, p, s, dX)
         return dX
 
     def get_config(self):
-        return {"mode": self.mode, "size": self.size, "ndim": self.ndim}
+        config = {"mode": self.mode, "size": self.size, "ndim": self.ndim}
+        if self.stride is not None:  # files written before Pool had a stride stay valid
+            config["stride"] = self.stride
+        return config
+
+
+class GlobalPool(Layer):
+    """Average or maximum of each channel over all positions: (C, ...) -> (C,)."""
+
+    kind = "global_pool"
+
+    def __init__(self, mode="avg"):
+        self.mode = option(self, "mode", mode, ("avg", "max"))
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"GlobalPool expects (channels, length) or (channels, height, width) "
+                f"samples, got {input_shape}"
+            )
+        return (input_shape[0],)
+
+    def _view(self, A):
+        return A.reshape(A.shape[0], self.input_shape[0], -1)
+
+    def forward(self, X, params, ctx, training, rng):
+        X = writable_c(X)
+        n = X.shape[0]
+        Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
+        if self.mode == "avg":
+            pk.global_avgpool_forward(self._view(X), Y)
+        else:
+            arg = buffer(ctx, "argmax", (n,) + self.output_shape, np.int32)
+            pk.global_maxpool_forward(self._view(X), Y, arg)
+        return Y
+
+    def backward(self, dY, params, grads, ctx, need_dx):
+        if not need_dx:
+            return None
+        dY = np.ascontiguousarray(dY)
+        n = dY.shape[0]
+        dX = buffer(ctx, "dX", (n,) + self.input_shape, dY.dtype)
+        if self.mode == "avg":
+            pk.global_avgpool_backward(dY, self._view(dX))
+        else:
+            pk.global_maxpool_backward(dY, ctx["argmax"][:n], self._view(dX))
+        return dX
+
+    def get_config(self):
+        return {"mode": self.mode}
