@@ -1,5 +1,6 @@
 """sknet: scikit-learn-compatible neural networks on numba kernels."""
 
+from ._composable import NetworkClassifier, NetworkRegressor
 from ._convnet import ConvNetClassifier, ConvNetRegressor
 from ._display import TrainingHistoryDisplay
 from ._mlp import MLPClassifier, MLPRegressor
@@ -18,6 +19,8 @@ __all__ = [
     "RNNRegressor",
     "ConvNetClassifier",
     "ConvNetRegressor",
+    "NetworkClassifier",
+    "NetworkRegressor",
     "TrainingHistoryDisplay",
     "summary",
     "__version__",

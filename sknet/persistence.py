@@ -76,6 +76,8 @@ from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
+from . import layers as specs
+from ._composable import NetworkClassifier, NetworkRegressor
 from ._convnet import ConvNetClassifier, ConvNetRegressor
 from ._layers import LAYER_CLASSES
 from ._mlp import MLPClassifier, MLPRegressor
@@ -122,7 +124,15 @@ _ESTIMATORS = {
         RNNRegressor,
         ConvNetClassifier,
         ConvNetRegressor,
+        NetworkClassifier,
+        NetworkRegressor,
     )
+}
+#: the public layer specifications a NetworkClassifier's ``layers`` may hold
+_SPECS = {
+    name: getattr(specs, name)
+    for name in specs.__all__
+    if isinstance(getattr(specs, name), type) and name != "LayerSpec"
 }
 #: the layer classes a network may hold (a new layer type is one entry there)
 _LAYERS = LAYER_CLASSES
@@ -210,6 +220,13 @@ class _Encoder:
         if isinstance(v, np.random.RandomState):
             return {"$type": "RandomState", "state": self.value(v.get_state(), where)}
         name = type(v).__name__
+        if _SPECS.get(name) is type(v):  # a layer specification (NetworkClassifier's layers)
+            params = v.get_params(deep=False)
+            return {
+                "$type": "layerspec",
+                "class": name,
+                "params": {k: self.value(x, f"{where}.{k}") for k, x in params.items()},
+            }
         if _ESTIMATORS.get(name) is type(v):  # e.g. the network a meta-estimator wraps
             params, state = _encode_estimator(v, self)
             return {"$type": "estimator", "class": name, "params": params, "state": state}
@@ -373,6 +390,21 @@ class _Decoder:
             _fail(f"invalid RandomState state ({exc}).")
         return rs
 
+    def _layerspec(self, v):
+        if set(v) != {"$type", "class", "params"} or not isinstance(v["params"], dict):
+            _fail("a layer specification entry must have exactly 'class' and 'params'.")
+        cls = _SPECS.get(v["class"]) if isinstance(v["class"], str) else None
+        if cls is None:
+            _fail(f"unknown layer specification {v['class']!r:.80}; known: {sorted(_SPECS)}.")
+        params = {k: self.value(x) for k, x in v["params"].items()}
+        expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        if not set(params) <= expected:
+            _fail(f"{v['class']} has no parameters {sorted(set(params) - expected)}.")
+        try:
+            return cls(**params)  # values are checked when a fit builds the layer
+        except TypeError as exc:
+            _fail(f"invalid parameters for {v['class']}: {exc}")
+
     def _estimator(self, v):
         if set(v) != {"$type", "class", "params", "state"}:
             _fail("an estimator entry must have exactly 'class', 'params' and 'state'.")
@@ -388,6 +420,7 @@ class _Decoder:
         "objarray": _objarray,
         "RandomState": _random_state,
         "estimator": _estimator,
+        "layerspec": _layerspec,
     }
 
 

@@ -11,6 +11,7 @@ from sklearn.base import is_classifier
 
 import sknet
 from sknet._base import BaseNetworkEstimator
+from sknet.layers import Activation, BatchNorm, Conv1D, Dense, GlobalAveragePool, Residual
 
 PLANNED = [
     "MLPClassifier",
@@ -26,6 +27,18 @@ SMALL = {
     "MLP": {"hidden_layer_sizes": (5,)},
     "RNN": {"hidden_layer_sizes": (4,)},
     "ConvNet": {"conv_filters": (2,), "kernel_size": 3, "hidden_layer_sizes": (4,)},
+    # every new layer type once: convolution, batch normalization, a residual block
+    # with a projection shortcut, global pooling, a dense layer
+    "Network": {
+        "layers": [
+            ("conv", Conv1D(3, 3, activation="identity")),
+            ("bn", BatchNorm()),
+            ("relu", Activation("relu")),
+            ("block", Residual([("conv", Conv1D(4, 3)), ("bn", BatchNorm())])),
+            ("gap", GlobalAveragePool()),
+            ("dense", Dense(4)),
+        ]
+    },
 }
 
 
@@ -47,7 +60,7 @@ def estimator_class(name):
 
 
 def family(cls):
-    for prefix in ("MLP", "RNN", "ConvNet"):
+    for prefix in ("MLP", "RNN", "ConvNet", "Network"):
         if cls.__name__.startswith(prefix):
             return prefix
     raise ValueError(f"no toy data recipe for {cls.__name__}: add one to {__name__}")
@@ -70,6 +83,8 @@ def make_X(cls, n=40, dtype=np.float64, seed=0):
         return rng.randn(n, 6).astype(dtype)
     if fam == "RNN":
         return rng.randn(n, 5, 3).astype(dtype)  # (n, T, d)
+    if fam == "Network":
+        return rng.randn(n, 2, 12).astype(dtype)  # (n, C, L) signals
     return rng.randn(n, 1, 8, 8).astype(dtype)  # (n, C, H, W), PyTorch's layout
 
 

@@ -25,9 +25,19 @@ LAYERS = [
     # what the estimator base is built from. ``_summary`` sits here, not with the
     # features: ``BaseNetworkEstimator.summary`` calls it, and it reads estimators only
     # through their documented interface, importing nothing from sknet.
-    ("core", {"sknet._network", "sknet._solvers", "sknet._progress", "sknet._summary"}),
+    # ``layers`` (the public layer specifications) builds ``_layers`` objects
+    (
+        "core",
+        {
+            "sknet._network",
+            "sknet._solvers",
+            "sknet._progress",
+            "sknet._summary",
+            "sknet.layers",
+        },
+    ),
     ("base", {"sknet._base"}),
-    ("estimators", {"sknet._mlp", "sknet._rnn", "sknet._convnet"}),
+    ("estimators", {"sknet._mlp", "sknet._rnn", "sknet._convnet", "sknet._composable"}),
     # built on the estimators (``parallel`` fits MLPs for its warm-up)
     (
         "features",
