@@ -245,11 +245,12 @@ def _conv_pads(layer):
     """``(before, after)`` zero padding per spatial axis of an sknet ``Conv`` layer."""
     from ._layers.conv import conv_output_size
 
-    k, s = layer.kernel_size, layer.stride
+    k, s, d = layer.kernel_size, layer.stride, layer.dilation
+    extent = d * (k - 1) + 1  # the dilated kernel's span
     pads = []
     for n_in in layer.input_shape[1:]:
-        out, before = conv_output_size(n_in, k, s, layer.padding)
-        pads.append((before, max((out - 1) * s + k - n_in - before, 0)))
+        out, before = conv_output_size(n_in, k, s, layer.padding, d)
+        pads.append((before, max((out - 1) * s + extent - n_in - before, 0)))
     return pads
 
 
@@ -269,16 +270,16 @@ def _check_module(mod, layer, where):
         else:
             if _as_tuple(mod.stride, nd) != (layer.stride,) * nd:
                 problems.append(f"stride {mod.stride} instead of {layer.stride}")
-            if _as_tuple(mod.dilation, nd) != (1,) * nd:
-                problems.append(f"dilation {mod.dilation} (sknet has none)")
+            if _as_tuple(mod.dilation, nd) != (layer.dilation,) * nd:
+                problems.append(f"dilation {mod.dilation} instead of {layer.dilation}")
             if mod.groups != 1:
                 problems.append(f"groups={mod.groups} (sknet has none)")
             if mod.padding_mode != "zeros":
                 problems.append(f"padding_mode={mod.padding_mode!r} (sknet pads with zeros)")
             pads = _conv_pads(layer)
             if mod.padding == "same":  # torch: stride 1, the extra pixel after
-                k = layer.kernel_size
-                if pads != [((k - 1) // 2, k - 1 - (k - 1) // 2)] * nd:
+                total = _as_tuple(mod.dilation, nd)[0] * (layer.kernel_size - 1)
+                if pads != [(total // 2, total - total // 2)] * nd:
                     problems.append(
                         f"padding='same' where sknet pads {pads} (before, after) per axis"
                     )
@@ -557,13 +558,18 @@ def __getattr__(name):
 def _conv_modules(nn, layer, params):
     """Padding (when asymmetric) + ConvNd + activation, as sknet's ``Conv``."""
     F, C = params["W"].shape[:2]
-    k, s, nd = layer.kernel_size, layer.stride, layer.ndim
+    k, s, d, nd = layer.kernel_size, layer.stride, layer.dilation, layer.ndim
     pads = _conv_pads(layer)  # (before, after) per spatial axis
     conv_cls = nn.Conv2d if nd == 2 else nn.Conv1d
     mods = []
     if all(b == a for b, a in pads):
         conv = conv_cls(
-            C, F, k, stride=s, padding=pads[0][0] if nd == 1 else tuple(b for b, _ in pads)
+            C,
+            F,
+            k,
+            stride=s,
+            padding=pads[0][0] if nd == 1 else tuple(b for b, _ in pads),
+            dilation=d,
         )
     else:
         flat = []
@@ -574,7 +580,7 @@ def _conv_modules(nn, layer, params):
                 tuple(flat), *(() if nd == 2 else (0.0,))
             )
         )
-        conv = conv_cls(C, F, k, stride=s, padding=0)
+        conv = conv_cls(C, F, k, stride=s, padding=0, dilation=d)
     mods.append(conv)
     act = _activation_module(nn, layer.activation)
     return mods + ([act] if act is not None else []), conv

@@ -4,6 +4,8 @@ Tests that need torch skip cleanly without it; importing a plain dict of NumPy a
 needs no torch and always runs.
 """
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -579,3 +581,71 @@ def test_recurrent_mismatches_are_refused():
             X,
             y,
         )
+
+
+# (ndim, kernel_size, stride, padding, dilation, input length / side)
+DILATED_CONVS = [
+    pytest.param(1, 3, 1, "same", 2, 11, id="1d-k3-d2-same"),
+    pytest.param(1, 2, 1, "same", 3, 10, id="1d-k2-d3-same-asymmetric"),
+    pytest.param(1, 3, 2, "valid", 2, 12, id="1d-k3-s2-d2-valid"),
+    pytest.param(1, 3, 2, "same", 2, 10, id="1d-k3-s2-d2-same-asymmetric"),
+    pytest.param(2, 3, 1, 1, 2, 7, id="2d-k3-d2-pad1"),
+    pytest.param(2, 2, 1, "same", 3, 6, id="2d-k2-d3-same-asymmetric"),
+]
+
+
+def _dilated_estimator(ndim, kernel_size, stride, padding, dilation):
+    """A ConvNetRegressor whose network is Conv(4, ..., dilation) -> Flatten -> Dense.
+
+    The estimators have no ``dilation`` hyperparameter (yet): the family's
+    ``_build_layers`` hook builds the dilated layer instead."""
+    from sknet._layers import Conv, Dense, Flatten
+
+    class DilatedConvNetRegressor(_estimator("ConvNetRegressor")):
+        def _build_layers(self, input_shape, n_outputs):
+            conv = Conv(4, kernel_size, stride, padding, "relu", ndim=ndim, dilation=dilation)
+            return [conv, Flatten(), Dense(n_outputs, "identity")]
+
+    return DilatedConvNetRegressor
+
+
+# PyTorch warns that it copies the input to pad an even dilated kernel 'same'
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("ndim, kernel_size, stride, padding, dilation, n", DILATED_CONVS)
+def test_dilated_conv_exchange_both_ways(ndim, kernel_size, stride, padding, dilation, n):
+    torch = pytest.importorskip("torch")
+    cls = _dilated_estimator(ndim, kernel_size, stride, padding, dilation)
+    rng = np.random.RandomState(7)
+    shape = (2,) + (n,) * ndim
+    X = rng.randn(16, *shape)
+    y = rng.randn(16, 2)
+    # sknet -> torch: the ConvNd carries the dilation, the outputs agree
+    est = cls(input_shape=shape, max_iter=2, random_state=0).fit(X, y)
+    assert est.network_.layers[0].dilation == dilation
+    module = to_torch(est)
+    conv = next(m for m in module if type(m).__name__ == f"Conv{ndim}d")
+    assert conv.dilation == (dilation,) * ndim
+    assert _rel_err(_torch_out(torch, module, X), est.predict(X)) <= RTOL[np.float64]
+    # torch -> sknet, from the module: the same weights, the same predictions
+    back = from_torch(module, cls(input_shape=shape), X, y)
+    np.testing.assert_array_equal(back.network_.theta, est.network_.theta)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    if padding == "same" and stride > 1:
+        return  # PyTorch's padding='same' needs stride 1
+    # a torch module built by hand, with PyTorch's own padding
+    torch.manual_seed(0)
+    nn = torch.nn
+    conv_cls = nn.Conv2d if ndim == 2 else nn.Conv1d
+    hand = nn.Sequential(
+        conv_cls(2, 4, kernel_size, stride=stride, padding=padding, dilation=dilation),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(est.network_.layers[1].output_shape[0], 2),
+    ).double()
+    imported = from_torch(hand, cls(input_shape=shape), X, y)
+    assert _rel_err(imported.predict(X), _torch_out(torch, hand, X)) <= RTOL[np.float64]
+    # a module with another dilation is refused (its weights have the same shape)
+    undilated = copy.deepcopy(hand)
+    undilated[0].dilation = (1,) * ndim
+    with pytest.raises(ValueError, match=f"dilation \\(1,.*\\) instead of {dilation}"):
+        from_torch(undilated, cls(input_shape=shape), X, y)

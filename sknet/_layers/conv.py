@@ -5,12 +5,15 @@ The arithmetic is in ``sknet.kernels.conv`` (im2col + BLAS, PyTorch's weight lay
 output is overwritten with f(conv(X)), and backward multiplies by f' expressed through
 that output, as the dense layer does.
 
-Output sizes, per spatial axis of size ``n_in``, kernel ``k`` and stride ``s``:
+Output sizes, per spatial axis of size ``n_in``, kernel ``k``, stride ``s`` and dilation
+``d`` (PyTorch's: kernel taps ``d`` apart), with the effective kernel size
+``ke = d (k - 1) + 1``:
 
-* 'valid': ``(n_in - k) // s + 1``, no padding;
-* int p: ``(n_in + 2p - k) // s + 1``, p zeros on both sides;
-* 'same': ``ceil(n_in / s)``, total padding ``max((out - 1) s + k - n_in, 0)`` with
-  the smaller half on the top/left (the extra pixel, for even kernels, bottom/right).
+* 'valid': ``(n_in - ke) // s + 1``, no padding;
+* int p: ``(n_in + 2p - ke) // s + 1``, p zeros on both sides;
+* 'same': ``ceil(n_in / s)``, total padding ``max((out - 1) s + ke - n_in, 0)`` with
+  the smaller half on the top/left (the extra pixel, for even ``ke``, bottom/right), as
+  PyTorch's ``padding='same'`` at stride 1.
 """
 
 from numbers import Integral
@@ -24,14 +27,19 @@ from ..kernels.activations import ACTIVATIONS, activation_backward, activation_f
 from .base import Layer, buffer, option, positive_int, spatial_ndim, writable_c
 
 
-def conv_output_size(n_in, k, s, padding):
-    """(output size, top/left padding) of one spatial axis."""
+def conv_output_size(n_in, k, s, padding, dilation=1):
+    """(output size, top/left padding) of one spatial axis.
+
+    Kernel ``k`` with dilation ``dilation`` spans ``ke = dilation * (k - 1) + 1`` inputs;
+    'same' pads ``max((out - 1) * s + ke - n_in, 0)`` in total, the smaller half first.
+    """
+    ke = dilation * (k - 1) + 1
     if padding == "same":
         out = -(-n_in // s)
-        total = max((out - 1) * s + k - n_in, 0)
+        total = max((out - 1) * s + ke - n_in, 0)
         return out, total // 2
     p = 0 if padding == "valid" else int(padding)
-    return (n_in + 2 * p - k) // s + 1, p
+    return (n_in + 2 * p - ke) // s + 1, p
 
 
 def _valid_padding(padding):
@@ -50,12 +58,23 @@ KEEP_COLS_BYTES = 64 * 2**20
 class Conv(Layer):
     """``filters`` convolutions of size ``kernel_size`` (square in 2-D), then ``activation``.
 
-    ``ndim`` 2 for (C, H, W) input, 1 for (C, L).
+    ``ndim`` 2 for (C, H, W) input, 1 for (C, L). ``dilation`` spaces the kernel taps
+    ``dilation`` apart on every spatial axis (PyTorch's ``dilation``; 1 is a plain
+    convolution), so the kernel spans ``dilation * (kernel_size - 1) + 1`` inputs.
     """
 
     kind = "conv"
 
-    def __init__(self, filters, kernel_size=3, stride=1, padding="same", activation="relu", ndim=2):
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        stride=1,
+        padding="same",
+        activation="relu",
+        ndim=2,
+        dilation=1,
+    ):
         self.filters = positive_int(self, "filters", filters)
         self.kernel_size = positive_int(self, "kernel_size", kernel_size)
         self.stride = positive_int(self, "stride", stride)
@@ -66,12 +85,15 @@ class Conv(Layer):
         self.padding = padding
         self.activation = option(self, "activation", activation, ACTIVATIONS)
         self.ndim = spatial_ndim(self, ndim)
+        self.dilation = positive_int(self, "dilation", dilation)
         self._code = ACTIVATIONS[activation]
 
+    def _output_size(self, n_in):
+        """(output size, top/left padding) of a spatial axis of size ``n_in``."""
+        return conv_output_size(n_in, self.kernel_size, self.stride, self.padding, self.dilation)
+
     def _spatial_out(self, spatial):
-        return tuple(
-            conv_output_size(n, self.kernel_size, self.stride, self.padding)[0] for n in spatial
-        )
+        return tuple(self._output_size(n)[0] for n in spatial)
 
     def _output_shape(self, input_shape):
         if len(input_shape) != self.ndim + 1:
@@ -82,13 +104,12 @@ class Conv(Layer):
         spatial = input_shape[1:]
         out = self._spatial_out(spatial)
         if min(out) < 1:
+            dilated = f", dilation={self.dilation}" if self.dilation != 1 else ""
             raise ValueError(
-                f"kernel_size={self.kernel_size} does not fit the "
+                f"kernel_size={self.kernel_size}{dilated} does not fit the "
                 f"{'x'.join(map(str, spatial))} input (padding={self.padding!r})."
             )
-        self._pads = tuple(
-            conv_output_size(n, self.kernel_size, self.stride, self.padding)[1] for n in spatial
-        )
+        self._pads = tuple(self._output_size(n)[1] for n in spatial)
         return (self.filters,) + out
 
     def _kernel_shape(self):
@@ -145,13 +166,13 @@ class Conv(Layer):
         n = X.shape[0]
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
         ws = self._workspace(ctx, n_backward=n if training else 0)
-        s = self.stride
+        s, d = self.stride, self.dilation
         if self.ndim == 2:
             ck.conv2d_forward(
-                X, params["W"], params["b"], s, s, self._pads[0], self._pads[1], Y, ws
+                X, params["W"], params["b"], s, s, self._pads[0], self._pads[1], d, d, Y, ws
             )
         else:
-            ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws)
+            ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws, d)
         activation_forward(Y.reshape(-1), self._code)
         if training:
             ctx["X"] = X
@@ -164,7 +185,7 @@ class Conv(Layer):
         activation_backward(ctx["Y"][:n].reshape(-1), dY.reshape(-1), self._code)
         dX = buffer(ctx, "dX", X.shape, X.dtype)
         ws = self._workspace(ctx, n_backward=n)
-        s = self.stride
+        s, d = self.stride, self.dilation
         if self.ndim == 2:
             ck.conv2d_backward(
                 X,
@@ -174,6 +195,8 @@ class Conv(Layer):
                 s,
                 self._pads[0],
                 self._pads[1],
+                d,
+                d,
                 grads["W"],
                 grads["b"],
                 dX,
@@ -182,12 +205,12 @@ class Conv(Layer):
             )
         else:
             ck.conv1d_backward(
-                X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"], dX, need_dx, ws
+                X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"], dX, need_dx, ws, d
             )
         return dX if need_dx else None
 
     def get_config(self):
-        return {
+        config = {
             "filters": self.filters,
             "kernel_size": self.kernel_size,
             "stride": self.stride,
@@ -195,6 +218,11 @@ class Conv(Layer):
             "activation": self.activation,
             "ndim": self.ndim,
         }
+        # only when set (as PyTorch's repr): summaries and saved files of undilated
+        # layers stay as they were, and ``Conv(**config)`` rebuilds the layer either way
+        if self.dilation != 1:
+            config["dilation"] = self.dilation
+        return config
 
 
 class Pool(Layer):

@@ -7,24 +7,26 @@ Layouts are PyTorch's, so weights can be imported as they are::
     b  (F,)               bias
     Y  (n, F, Ho, Wo)     output; its shape (Ho, Wo) is decided by the caller
 
-with stride (sh, sw) and the *top/left* zero padding (ph, pw). The bottom/right padding
-is implied by (Ho, Wo): any input row or column read outside ``X`` is zero, so asymmetric
-'same' padding for even kernels needs nothing more. With ``Xpad[n, c, y, x] = X[n, c,
-y - ph, x - pw]`` inside ``X`` and 0 outside::
+with stride (sh, sw), dilation (dh, dw) and the *top/left* zero padding (ph, pw). The
+bottom/right padding is implied by (Ho, Wo): any input row or column read outside ``X``
+is zero, so asymmetric 'same' padding for even kernels needs nothing more. With
+``Xpad[n, c, y, x] = X[n, c, y - ph, x - pw]`` inside ``X`` and 0 outside::
 
-    Y[n, f, i, j] = b[f] + sum_{c, p, q} W[f, c, p, q] * Xpad[n, c, i*sh + p, j*sw + q]
+    Y[n, f, i, j] = b[f] + sum_{c, p, q} W[f, c, p, q] * Xpad[n, c, i*sh + p*dh, j*sw + q*dw]
 
-Backward, for a loss L and dY = dL/dY::
+(dilation as in PyTorch: kernel taps dh rows / dw columns apart, so the kernel spans
+dh*(kh - 1) + 1 rows; dh = dw = 1 is the plain convolution). Backward, for a loss L and
+dY = dL/dY::
 
     db[f]          = sum_{n, i, j} dY[n, f, i, j]
-    dW[f, c, p, q] = sum_{n, i, j} dY[n, f, i, j] * Xpad[n, c, i*sh + p, j*sw + q]
-    dX[n, c, y, x] = sum over (f, p, q, i, j) with i*sh + p = y + ph and j*sw + q = x + pw
-                     of W[f, c, p, q] * dY[n, f, i, j]
+    dW[f, c, p, q] = sum_{n, i, j} dY[n, f, i, j] * Xpad[n, c, i*sh + p*dh, j*sw + q*dw]
+    dX[n, c, y, x] = sum over (f, p, q, i, j) with i*sh + p*dh = y + ph
+                     and j*sw + q*dw = x + pw of W[f, c, p, q] * dY[n, f, i, j]
 
 How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
 and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s is::
 
-    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p, j*sw + q]                     (K, P)
+    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw]               (K, P)
 
 so that, with W2 = W.reshape(F, K) and dYs = dY[s].reshape(F, P)::
 
@@ -169,16 +171,17 @@ def conv1d_workspace(
 
 
 @jit
-def _valid_range(q, pw, sw, W, Wo):
-    """Output columns j in [j0, j1) whose input column x = j*sw + q - pw is in [0, W).
+def _valid_range(off, pw, sw, W, Wo):
+    """Output columns j in [j0, j1) whose input column x = j*sw + off - pw is in [0, W).
 
-    Also used for rows: _valid_range(p, ph, sh, H, Ho).
+    ``off`` is a kernel tap's offset q*dw. Also used for rows: _valid_range(p*dh, ph, sh,
+    H, Ho).
     """
-    if q >= pw:
+    if off >= pw:
         j0 = 0
     else:
-        j0 = (pw - q + sw - 1) // sw  # ceil((pw - q) / sw)
-    t = W - 1 + pw - q
+        j0 = (pw - off + sw - 1) // sw  # ceil((pw - off) / sw)
+    t = W - 1 + pw - off
     j1 = t // sw + 1 if t >= 0 else 0
     if j1 > Wo:
         j1 = Wo
@@ -188,10 +191,10 @@ def _valid_range(q, pw, sw, W, Wo):
 
 
 @jit
-def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
 
-    cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p - ph, j*sw + q - pw],
+    cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
     or 0 where that index is outside X.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
@@ -200,9 +203,9 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
     zero = X.dtype.type(0)
     for c in range(C):
         for p in range(kh):
-            i0, i1 = _valid_range(p, ph, sh, H, Ho)
+            i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
-                j0, j1 = _valid_range(q, pw, sw, W, Wo)
+                j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
                 row = cols[(c * kh + p) * kw + q]
                 if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:
                     for t in range(P):  # padding: zero first, then the inside block
@@ -212,31 +215,31 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
                 # the block i in [i0, i1), j in [j0, j1), with offsets folded into slices
                 # so that every index below is a non-negative loop-derived value
                 dst = row[i0 * Wo + j0 :]
-                src = planes[c, (i0 * sh + p - ph) * W + j0 * sw + q - pw :]
+                src = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
                 for i in range(i1 - i0):
                     for j in range(j1 - j0):
                         dst[i * Wo + j] = src[i * sh * W + j * sw]
 
 
 @jit
-def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX):
+def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
     """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
 
     dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
-                     over i*sh + p - ph = y, j*sw + q - pw = x.
+                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x.
     """
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
     planes = dX[s].reshape(C, H * W)
     planes[:] = 0
     for c in range(C):
         for p in range(kh):
-            i0, i1 = _valid_range(p, ph, sh, H, Ho)
+            i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
-                j0, j1 = _valid_range(q, pw, sw, W, Wo)
+                j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
                 if i0 >= i1 or j0 >= j1:
                     continue
                 src = dcols[(c * kh + p) * kw + q, i0 * Wo + j0 :]
-                dst = planes[c, (i0 * sh + p - ph) * W + j0 * sw + q - pw :]
+                dst = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
                 for i in range(i1 - i0):
                     for j in range(j1 - j0):
                         dst[i * sh * W + j * sw] += src[i * Wo + j]
@@ -269,7 +272,7 @@ def _ordered_sum(a):
 
 
 @jit_parallel
-def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
+def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws):
     """Y = conv2d(X, Wt) + b, written into ``Y``.
 
     Parameters
@@ -280,8 +283,9 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
     stride_h, stride_w : int >= 1
     pad_h, pad_w : int >= 0; zero padding on the top / left. The bottom / right padding
         is whatever (Ho, Wo) implies.
+    dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
     Y : (n, F, Ho, Wo), overwritten:
-        Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p, j*sw + q].
+        Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
     ws : :class:`Conv2dWorkspace` for these shapes (only ``ws.cols`` is used here).
     """
     F, C, kh, kw = Wt.shape
@@ -291,12 +295,26 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws):
     keep = ws.kept.shape[0] >= X.shape[0]
     for t in prange(n_slots):
         _forward_slot(
-            X, Wt, b, stride_h, stride_w, pad_h, pad_w, Y, ws.cols[t], ws.kept, keep, t, n_slots
+            X,
+            Wt,
+            b,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+            dil_h,
+            dil_w,
+            Y,
+            ws.cols[t],
+            ws.kept,
+            keep,
+            t,
+            n_slots,
         )
 
 
 @jit
-def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, kept, keep, t, n_slots):
+def _forward_slot(X, Wt, b, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
     """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
     (in kept[s] when ``keep``)."""
     n = X.shape[0]
@@ -307,7 +325,7 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, kept, keep, t, n_slots):
     W2 = Wt.reshape(F, K)
     for s in range(t, n, n_slots):
         cs = kept[s] if keep else cols
-        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cs)
+        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
         Ys = Y[s].reshape(F, P)
         _gemm_rows(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
         for f in range(F):
@@ -315,14 +333,18 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, Y, cols, kept, keep, t, n_slots):
 
 
 @jit_parallel
-def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, need_dx, ws):
+def conv2d_backward(
+    X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dW, db, dX, need_dx, ws
+):
     """Gradients of conv2d: overwrite ``dW``, ``db`` and, if ``need_dx``, ``dX``.
 
     Parameters
     ----------
-    X, Wt, stride_h, stride_w, pad_h, pad_w : as given to :func:`conv2d_forward`.
+    X, Wt, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w : as given to
+        :func:`conv2d_forward`.
     dY : (n, F, Ho, Wo), gradient of the loss with respect to Y.
-    dW : (F, C, kh, kw), overwritten with sum_{s,i,j} dY[s,f,i,j] Xpad[s,c,i*sh+p,j*sw+q].
+    dW : (F, C, kh, kw), overwritten with
+        sum_{s,i,j} dY[s,f,i,j] Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
     db : (F,), overwritten with sum_{s,i,j} dY[s,f,i,j].
     dX : (n, C, H, W), overwritten with dL/dX when ``need_dx`` is True; not touched
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
@@ -363,6 +385,8 @@ def conv2d_backward(X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dW, db, dX, nee
             stride_w,
             pad_h,
             pad_w,
+            dil_h,
+            dil_w,
             dX,
             need_dx,
             ws.cols[t],
@@ -391,6 +415,8 @@ def _backward_slot(
     sw,
     ph,
     pw,
+    dh,
+    dw,
     dX,
     need_dx,
     cols,
@@ -421,7 +447,7 @@ def _backward_slot(
                 cs = kept[s]
             else:
                 cs = cols
-                _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, Ho, Wo, cs)
+                _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
             dYs = dY[s].reshape(F, P)
             if s == s0:
                 _gemm_rows(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
@@ -436,7 +462,7 @@ def _backward_slot(
                     dbc[f] += _ordered_sum(dYs[f])
             if need_dx:
                 _gemm_rows(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
-                _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, Ho, Wo, dX)
+                _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 @jit
@@ -461,11 +487,11 @@ def _gemm_rows(A, B, out):
 # --------------------------------------------------------------------------------------
 
 
-def conv1d_forward(X, Wt, b, stride, pad, Y, ws):
+def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1):
     """Y = conv1d(X, Wt) + b, written into ``Y``.
 
     X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with
-    Y[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q],
+    Y[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q*dilation],
     Xpad[s, c, x] = X[s, c, x - pad] inside X, 0 outside (left padding ``pad``; the right
     padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`.
 
@@ -482,12 +508,14 @@ def conv1d_forward(X, Wt, b, stride, pad, Y, ws):
         stride,
         0,
         pad,
+        1,
+        dilation,
         Y.reshape(n, F, 1, Y.shape[2]),
         ws,
     )
 
 
-def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws):
+def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1):
     """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``need_dx``,
     dX (n, C, L). :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
     n, C, L = X.shape
@@ -500,6 +528,8 @@ def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws):
         stride,
         0,
         pad,
+        1,
+        dilation,
         dW.reshape(F, C, 1, k),
         db,
         dX[:, :, None, :],

@@ -14,17 +14,27 @@ from sknet.kernels.conv import (
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_conv as ref
 
-# (H, W, kernel, stride, top/left padding, output size)
+# (H, W, kernel, stride, top/left padding, output size, dilation); a dilated kernel
+# spans d*(k - 1) + 1 inputs, and 'same' pads that minus 1 (more, at stride > 1) in
+# total, the extra pixel on the bottom/right
 CASES_2D = [
-    pytest.param(6, 5, (3, 3), (1, 1), (0, 0), (4, 3), id="k3-s1-valid"),
-    pytest.param(6, 6, (3, 3), (1, 1), (1, 1), (6, 6), id="k3-s1-same"),
-    pytest.param(7, 6, (3, 3), (2, 2), (1, 1), (4, 3), id="k3-s2-pad1"),
-    pytest.param(6, 6, (2, 2), (1, 1), (0, 0), (6, 6), id="k2-same-extra-bottom-right"),
-    pytest.param(5, 6, (2, 2), (1, 1), (1, 1), (5, 6), id="k2-same-extra-top-left"),
-    pytest.param(6, 6, (2, 2), (2, 2), (0, 0), (3, 3), id="k2-s2-same"),
-    pytest.param(6, 7, (3, 2), (1, 2), (1, 0), (6, 3), id="k3x2-s1x2"),
-    pytest.param(5, 7, (1, 3), (2, 1), (0, 1), (3, 7), id="k1x3-s2x1-same"),
-    pytest.param(7, 5, (2, 3), (2, 1), (1, 1), (4, 5), id="k2x3-pad1"),
+    pytest.param(6, 5, (3, 3), (1, 1), (0, 0), (4, 3), (1, 1), id="k3-s1-valid"),
+    pytest.param(6, 6, (3, 3), (1, 1), (1, 1), (6, 6), (1, 1), id="k3-s1-same"),
+    pytest.param(7, 6, (3, 3), (2, 2), (1, 1), (4, 3), (1, 1), id="k3-s2-pad1"),
+    pytest.param(6, 6, (2, 2), (1, 1), (0, 0), (6, 6), (1, 1), id="k2-same-extra-bottom-right"),
+    pytest.param(5, 6, (2, 2), (1, 1), (1, 1), (5, 6), (1, 1), id="k2-same-extra-top-left"),
+    pytest.param(6, 6, (2, 2), (2, 2), (0, 0), (3, 3), (1, 1), id="k2-s2-same"),
+    pytest.param(6, 7, (3, 2), (1, 2), (1, 0), (6, 3), (1, 1), id="k3x2-s1x2"),
+    pytest.param(5, 7, (1, 3), (2, 1), (0, 1), (3, 7), (1, 1), id="k1x3-s2x1-same"),
+    pytest.param(7, 5, (2, 3), (2, 1), (1, 1), (4, 5), (1, 1), id="k2x3-pad1"),
+    # dilated
+    pytest.param(7, 6, (3, 3), (1, 1), (2, 2), (7, 6), (2, 2), id="d2-k3-same"),
+    pytest.param(6, 7, (2, 2), (1, 1), (1, 1), (6, 7), (3, 3), id="d3-k2-same-extra-bottom-right"),
+    pytest.param(10, 9, (3, 3), (2, 2), (1, 2), (5, 5), (2, 2), id="d2-k3-s2-same-asymmetric"),
+    pytest.param(8, 6, (3, 2), (1, 1), (0, 0), (4, 5), (2, 1), id="d2x1-k3x2-valid"),
+    pytest.param(7, 9, (2, 3), (2, 1), (1, 1), (4, 5), (1, 3), id="d1x3-k2x3-s2x1-pad1"),
+    pytest.param(5, 5, (3, 3), (1, 1), (3, 3), (5, 5), (3, 3), id="d3-k3-same-wider-than-input"),
+    pytest.param(11, 10, (2, 3), (3, 2), (0, 0), (3, 3), (2, 2), id="d2-k2x3-s3x2-valid"),
 ]
 
 
@@ -35,48 +45,92 @@ def make_conv2d(rng, H, W, kernel, n=7, C=2, F=3, dtype=np.float64):
     return X, Wt, b
 
 
-def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2):
+def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2, dilation=(1, 1)):
     F, C, kh, kw = Wt.shape
     Y = np.empty((X.shape[0], F) + out_size, dtype=X.dtype)
     ws = conv2d_workspace(C, F, (kh, kw), out_size, X.shape[0], X.dtype, n_slots, chunk)
-    conv2d_forward(X, Wt, b, *stride, *padding, Y, ws)
+    conv2d_forward(X, Wt, b, *stride, *padding, *dilation, Y, ws)
     return Y
 
 
-def backward2d(X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2):
+def backward2d(X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2, dilation=(1, 1)):
     F, C, kh, kw = Wt.shape
     ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.shape[0], X.dtype, n_slots, chunk)
     dW = np.full_like(Wt, np.nan)
     db = np.full(F, np.nan, dtype=X.dtype)
     dX = np.full_like(X, np.nan) if need_dx else np.empty((0, 0, 0, 0), X.dtype)
-    conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, need_dx, ws)
+    conv2d_backward(X, Wt, dY, *stride, *padding, *dilation, dW, db, dX, need_dx, ws)
     return dW, db, dX
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
-def test_conv2d_forward_matches_reference(H, W, kernel, stride, padding, out_size, dtype, rtol):
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
+def test_conv2d_forward_matches_reference(
+    H, W, kernel, stride, padding, out_size, dilation, dtype, rtol
+):
     rng = np.random.default_rng(0)
     X, Wt, b = make_conv2d(rng, H, W, kernel, dtype=dtype)
-    Y = forward2d(X, Wt, b, stride, padding, out_size)
-    expected = ref.conv2d(X.astype(np.float64), Wt.astype(np.float64), b, stride, padding, out_size)
+    Y = forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation)
+    expected = ref.conv2d(
+        X.astype(np.float64), Wt.astype(np.float64), b, stride, padding, out_size, dilation
+    )
     assert Y.dtype == dtype
     np.testing.assert_allclose(Y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
-def test_conv2d_backward_finite_differences(H, W, kernel, stride, padding, out_size):
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
+def test_conv2d_backward_finite_differences(H, W, kernel, stride, padding, out_size, dilation):
     rng = np.random.default_rng(1)
     X, Wt, b = make_conv2d(rng, H, W, kernel, n=4)
     R = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size)
 
     def loss():
-        return np.sum(forward2d(X, Wt, b, stride, padding, out_size) * R)
+        return np.sum(forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation) * R)
 
-    dW, db, dX = backward2d(X, Wt, R, stride, padding)
+    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation)
     assert_grad_close(loss, Wt, dW)
     assert_grad_close(loss, b, db)
     assert_grad_close(loss, X, dX)
+
+
+def _torch_conv(torch, X, Wt, b, R, stride, padding, out_size, dilation):
+    """PyTorch's output and autograd gradients (dW, db, dX) of sum(conv(X) * R), float64.
+
+    The zero padding is explicit (``F.pad``: top/left ``padding``, bottom/right as much
+    as the output size needs), since PyTorch's own ``padding`` is symmetric; the output
+    is cut to ``out_size`` where the padded input would give more."""
+    F = torch.nn.functional
+    nd = X.ndim - 2
+    Xt, Wtt, bt = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (X, Wt, b))
+    flat = []
+    for ax in reversed(range(nd)):  # torch pads the last axis first
+        extent = dilation[ax] * (Wt.shape[2 + ax] - 1) + 1
+        after = max((out_size[ax] - 1) * stride[ax] + extent - X.shape[2 + ax] - padding[ax], 0)
+        flat += [padding[ax], after]
+    conv = F.conv2d if nd == 2 else F.conv1d
+    Yt = conv(F.pad(Xt, flat), Wtt, bt, stride=stride, dilation=dilation)
+    Yt = Yt[(slice(None), slice(None)) + tuple(slice(0, n) for n in out_size)]
+    (Yt * torch.from_numpy(R)).sum().backward()
+    return Yt.detach().numpy(), Wtt.grad.numpy(), bt.grad.numpy(), Xt.grad.numpy()
+
+
+def _assert_close(actual, expected, rtol=1e-12):
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
+def test_conv2d_matches_pytorch_autograd(H, W, kernel, stride, padding, out_size, dilation):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    X, Wt, b = make_conv2d(rng, H, W, kernel, n=4)
+    R = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size)
+    Y_t, dW_t, db_t, dX_t = _torch_conv(torch, X, Wt, b, R, stride, padding, out_size, dilation)
+    assert Y_t.shape == (X.shape[0], Wt.shape[0]) + out_size
+    _assert_close(forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation), Y_t)
+    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation)
+    _assert_close(dW, dW_t)
+    _assert_close(db, db_t)
+    _assert_close(dX, dX_t)
 
 
 def test_conv2d_backward_without_dX_leaves_it_alone():
@@ -106,37 +160,52 @@ def test_conv2d_chunk_size_changes_only_rounding(chunk, n_slots):
 
 # ---- conv1d ------------------------------------------------------------------------
 
+# (L, kernel, stride, left padding, output size, dilation)
 CASES_1D = [
-    pytest.param(9, 3, 1, 0, 7, id="k3-valid"),
-    pytest.param(9, 3, 1, 1, 9, id="k3-same"),
-    pytest.param(8, 2, 1, 0, 8, id="k2-same"),
-    pytest.param(9, 3, 2, 1, 5, id="k3-s2-pad1"),
-    pytest.param(10, 4, 3, 2, 4, id="k4-s3-pad2"),
+    pytest.param(9, 3, 1, 0, 7, 1, id="k3-valid"),
+    pytest.param(9, 3, 1, 1, 9, 1, id="k3-same"),
+    pytest.param(8, 2, 1, 0, 8, 1, id="k2-same"),
+    pytest.param(9, 3, 2, 1, 5, 1, id="k3-s2-pad1"),
+    pytest.param(10, 4, 3, 2, 4, 1, id="k4-s3-pad2"),
+    # dilated
+    pytest.param(9, 3, 1, 2, 9, 2, id="d2-k3-same"),
+    pytest.param(8, 2, 1, 1, 8, 3, id="d3-k2-same-extra-right"),
+    pytest.param(10, 3, 2, 1, 5, 2, id="d2-k3-s2-same-asymmetric"),
+    pytest.param(12, 3, 1, 0, 4, 4, id="d4-k3-valid"),
+    pytest.param(13, 4, 3, 2, 4, 2, id="d2-k4-s3-pad2"),
 ]
 
 
-def forward1d(X, Wt, b, stride, pad, Lo, chunk=3):
+def forward1d(X, Wt, b, stride, pad, Lo, chunk=3, dilation=1):
     F, C, k = Wt.shape
     Y = np.empty((X.shape[0], F, Lo), dtype=X.dtype)
     ws = conv1d_workspace(C, F, k, Lo, X.shape[0], X.dtype, chunk=chunk)
-    conv1d_forward(X, Wt, b, stride, pad, Y, ws)
+    conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation)
     return Y
 
 
+def backward1d(X, Wt, dY, stride, pad, dilation=1):
+    F, C, k = Wt.shape
+    dW, db, dX = np.empty_like(Wt), np.empty(F, X.dtype), np.empty_like(X)
+    ws = conv1d_workspace(C, F, k, dY.shape[2], X.shape[0], X.dtype, chunk=3)
+    conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, True, ws, dilation)
+    return dW, db, dX
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("L, k, stride, pad, Lo", CASES_1D)
-def test_conv1d_forward_matches_reference(L, k, stride, pad, Lo, dtype, rtol):
+@pytest.mark.parametrize("L, k, stride, pad, Lo, dilation", CASES_1D)
+def test_conv1d_forward_matches_reference(L, k, stride, pad, Lo, dilation, dtype, rtol):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((5, 2, L)).astype(dtype)
     Wt = rng.standard_normal((3, 2, k)).astype(dtype)
     b = rng.standard_normal(3).astype(dtype)
-    Y = forward1d(X, Wt, b, stride, pad, Lo)
-    expected = ref.conv1d(X.astype(np.float64), Wt.astype(np.float64), b, stride, pad, Lo)
+    Y = forward1d(X, Wt, b, stride, pad, Lo, dilation=dilation)
+    expected = ref.conv1d(X.astype(np.float64), Wt.astype(np.float64), b, stride, pad, Lo, dilation)
     np.testing.assert_allclose(Y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("L, k, stride, pad, Lo", CASES_1D)
-def test_conv1d_backward_finite_differences(L, k, stride, pad, Lo):
+@pytest.mark.parametrize("L, k, stride, pad, Lo, dilation", CASES_1D)
+def test_conv1d_backward_finite_differences(L, k, stride, pad, Lo, dilation):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((5, 2, L))
     Wt = rng.standard_normal((3, 2, k))
@@ -144,14 +213,29 @@ def test_conv1d_backward_finite_differences(L, k, stride, pad, Lo):
     R = rng.standard_normal((5, 3, Lo))
 
     def loss():
-        return np.sum(forward1d(X, Wt, b, stride, pad, Lo) * R)
+        return np.sum(forward1d(X, Wt, b, stride, pad, Lo, dilation=dilation) * R)
 
-    dW, db, dX = np.empty_like(Wt), np.empty_like(b), np.empty_like(X)
-    ws = conv1d_workspace(2, 3, k, Lo, 5, np.float64, chunk=3)
-    conv1d_backward(X, Wt, R, stride, pad, dW, db, dX, True, ws)
+    dW, db, dX = backward1d(X, Wt, R, stride, pad, dilation)
     assert_grad_close(loss, Wt, dW)
     assert_grad_close(loss, b, db)
     assert_grad_close(loss, X, dX)
+
+
+@pytest.mark.parametrize("L, k, stride, pad, Lo, dilation", CASES_1D)
+def test_conv1d_matches_pytorch_autograd(L, k, stride, pad, Lo, dilation):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((4, 2, L))
+    Wt = rng.standard_normal((3, 2, k))
+    b = rng.standard_normal(3)
+    R = rng.standard_normal((4, 3, Lo))
+    Y_t, dW_t, db_t, dX_t = _torch_conv(torch, X, Wt, b, R, (stride,), (pad,), (Lo,), (dilation,))
+    assert Y_t.shape == (4, 3, Lo)
+    _assert_close(forward1d(X, Wt, b, stride, pad, Lo, dilation=dilation), Y_t)
+    dW, db, dX = backward1d(X, Wt, R, stride, pad, dilation)
+    _assert_close(dW, dW_t)
+    _assert_close(db, db_t)
+    _assert_close(dX, dX_t)
 
 
 # ---- determinism -------------------------------------------------------------------
@@ -182,8 +266,10 @@ def test_conv2d_bit_identical_across_thread_counts():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size", CASES_2D)
-def test_conv2d_kept_im2col_is_bit_identical(H, W, kernel, stride, padding, out_size, dtype):
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
+def test_conv2d_kept_im2col_is_bit_identical(
+    H, W, kernel, stride, padding, out_size, dilation, dtype
+):
     """A workspace with ``keep_cols=True`` (the forward pass stores im2col, the backward
     pass reads it back) gives exactly the results of recomputing it; a batch larger than
     the store falls back to recomputing."""
@@ -191,15 +277,15 @@ def test_conv2d_kept_im2col_is_bit_identical(H, W, kernel, stride, padding, out_
     X, Wt, b = make_conv2d(rng, H, W, kernel, dtype=dtype)
     dY = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size).astype(dtype)
     F, C, kh, kw = Wt.shape
-    Y_ref = forward2d(X, Wt, b, stride, padding, out_size)
-    dW_ref, db_ref, dX_ref = backward2d(X, Wt, dY, stride, padding)
+    Y_ref = forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation)
+    dW_ref, db_ref, dX_ref = backward2d(X, Wt, dY, stride, padding, dilation=dilation)
     for max_batch in (X.shape[0], X.shape[0] + 5):
         ws = conv2d_workspace(C, F, (kh, kw), out_size, max_batch, dtype, 2, 3, keep_cols=True)
         assert ws.kept.shape[0] == max_batch
         Y = np.empty_like(Y_ref)
-        conv2d_forward(X, Wt, b, *stride, *padding, Y, ws)
+        conv2d_forward(X, Wt, b, *stride, *padding, *dilation, Y, ws)
         dW, db, dX = np.empty_like(Wt), np.empty(F, dtype), np.empty_like(X)
-        conv2d_backward(X, Wt, dY, *stride, *padding, dW, db, dX, True, ws)
+        conv2d_backward(X, Wt, dY, *stride, *padding, *dilation, dW, db, dX, True, ws)
         np.testing.assert_array_equal(Y, Y_ref)
         np.testing.assert_array_equal(dW, dW_ref)
         np.testing.assert_array_equal(db, db_ref)
