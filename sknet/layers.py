@@ -52,6 +52,15 @@ class LayerSpec(BaseEstimator):
 
     A subclass's constructor only stores its arguments (scikit-learn's convention);
     :meth:`build_layer` checks them and returns a fresh layer.
+
+    Examples
+    --------
+    >>> from sknet.layers import Conv1D, LayerSpec
+    >>> spec = Conv1D(16, 5)
+    >>> isinstance(spec, LayerSpec), spec.get_params()["filters"]
+    (True, 16)
+    >>> spec.build_layer().get_config()["kernel_size"]
+    5
     """
 
     #: how a 2-D input row is read when this is the first layer: "features" (as is),
@@ -84,6 +93,14 @@ class Dense(LayerSpec):
         Output width.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Activation applied to the output.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Dense
+    >>> net = NetworkClassifier([Dense(64, activation="tanh"), Dense(32)])
+    >>> [layer.output_shape for layer in net.build_layers((10,), n_outputs=2)]
+    [(64,), (32,), (2,)]
     """
 
     def __init__(self, units=100, activation="relu"):
@@ -209,6 +226,14 @@ class GlobalAveragePool(LayerSpec):
 
     The classification head of the FCN and ResNet time-series networks; a network of
     convolutions and global pooling takes inputs of any length the convolutions accept.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D, GlobalAveragePool
+    >>> net = NetworkClassifier([Conv1D(16), GlobalAveragePool()])
+    >>> [layer.output_shape for layer in net.build_layers((3, 100), n_outputs=2)]
+    [(16, 100), (16,), (2,)]
     """
 
     _input_layout = "channels1d"
@@ -218,7 +243,16 @@ class GlobalAveragePool(LayerSpec):
 
 
 class GlobalMaxPool(LayerSpec):
-    """Maximum of each channel over all positions: (channels, ...) -> (channels,)."""
+    """Maximum of each channel over all positions: (channels, ...) -> (channels,).
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D, GlobalMaxPool
+    >>> net = NetworkClassifier([Conv1D(16), GlobalMaxPool()])
+    >>> [layer.output_shape for layer in net.build_layers((3, 100), n_outputs=2)]
+    [(16, 100), (16,), (2,)]
+    """
 
     _input_layout = "channels1d"
 
@@ -249,6 +283,14 @@ class BatchNorm(LayerSpec):
         Weight of the new batch statistic in the running statistics.
     eps : float > 0, default=1e-5
         Added to the variance.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Activation, BatchNorm, Conv1D
+    >>> net = NetworkClassifier([Conv1D(8, activation="identity"), BatchNorm(), Activation("relu")])
+    >>> [layer.output_shape for layer in net.build_layers((1, 50), n_outputs=2)]
+    [(8, 50), (8, 50), (8, 50), (400,), (2,)]
     """
 
     _input_layout = None
@@ -268,6 +310,14 @@ class Dropout(LayerSpec):
     ----------
     rate : float in [0, 1), default=0.5
         Drop probability.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Dense, Dropout
+    >>> net = NetworkClassifier([Dense(64), Dropout(0.2)])
+    >>> [layer.output_shape for layer in net.build_layers((10,), n_outputs=2)]
+    [(64,), (64,), (2,)]
     """
 
     _input_layout = None
@@ -285,6 +335,14 @@ class Activation(LayerSpec):
     Parameters
     ----------
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Activation, Dense
+    >>> net = NetworkClassifier([Dense(8, activation="identity"), Activation("tanh")])
+    >>> [layer.output_shape for layer in net.build_layers((10,), n_outputs=2)]
+    [(8,), (8,), (2,)]
     """
 
     _input_layout = None
@@ -297,7 +355,16 @@ class Activation(LayerSpec):
 
 
 class Flatten(LayerSpec):
-    """Reshape each sample to one axis: (..., ) -> (prod,)."""
+    """Reshape each sample to one axis: (..., ) -> (prod,).
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D, Dense, Flatten
+    >>> net = NetworkClassifier([Conv1D(4), Flatten(), Dense(16)])
+    >>> [layer.output_shape for layer in net.build_layers((2, 10), n_outputs=2)]
+    [(4, 10), (40,), (16,), (2,)]
+    """
 
     _input_layout = None
 
@@ -356,6 +423,90 @@ class RNN(_Recurrent):
 
     def build_layer(self):
         return L.Recurrent("rnn", self.units, self.return_sequences, self.activation)
+
+
+# doctest examples of the templated classes
+Conv1D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D
+    >>> net = NetworkClassifier([Conv1D(8, 5, stride=2)])
+    >>> [layer.output_shape for layer in net.build_layers((1, 40), n_outputs=2)]
+    [(8, 20), (160,), (2,)]
+    """
+Conv2D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv2D
+    >>> net = NetworkClassifier([Conv2D(4, 3, padding="valid")])
+    >>> [layer.output_shape for layer in net.build_layers((1, 8, 8), n_outputs=2)]
+    [(4, 6, 6), (144,), (2,)]
+    """
+MaxPool1D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D, MaxPool1D
+    >>> net = NetworkClassifier([Conv1D(4), MaxPool1D(3, stride=2)])
+    >>> [layer.output_shape for layer in net.build_layers((1, 40), n_outputs=2)]
+    [(4, 40), (4, 19), (76,), (2,)]
+    """
+AvgPool1D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv1D, AvgPool1D
+    >>> net = NetworkClassifier([Conv1D(4), AvgPool1D(2)])
+    >>> [layer.output_shape for layer in net.build_layers((1, 40), n_outputs=2)]
+    [(4, 40), (4, 20), (80,), (2,)]
+    """
+MaxPool2D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv2D, MaxPool2D
+    >>> net = NetworkClassifier([Conv2D(4), MaxPool2D(2)])
+    >>> [layer.output_shape for layer in net.build_layers((1, 8, 8), n_outputs=2)]
+    [(4, 8, 8), (4, 4, 4), (64,), (2,)]
+    """
+AvgPool2D.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import Conv2D, AvgPool2D
+    >>> net = NetworkClassifier([Conv2D(4), AvgPool2D(2)])
+    >>> [layer.output_shape for layer in net.build_layers((1, 8, 8), n_outputs=2)]
+    [(4, 8, 8), (4, 4, 4), (64,), (2,)]
+    """
+LSTM.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import LSTM
+    >>> net = NetworkClassifier([LSTM(16, return_sequences=True), LSTM(8)])
+    >>> [layer.output_shape for layer in net.build_layers((20, 3), n_outputs=2)]
+    [(20, 16), (8,), (2,)]
+    """
+GRU.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import GRU
+    >>> net = NetworkClassifier([GRU(16)])
+    >>> [layer.output_shape for layer in net.build_layers((20, 3), n_outputs=2)]
+    [(16,), (2,)]
+    """
+RNN.__doc__ += """
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import RNN
+    >>> net = NetworkClassifier([RNN(8, activation="relu")])
+    >>> [layer.output_shape for layer in net.build_layers((20, 3), n_outputs=2)]
+    [(8,), (2,)]
+    """
 
 
 # ======================================================================================
@@ -492,6 +643,14 @@ class Residual(LayerSpec):
         Batch-normalize the shortcut (the published time-series ResNet does).
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
         Applied after the sum.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import BatchNorm, Conv1D, Residual
+    >>> net = NetworkClassifier([Residual([("conv", Conv1D(8)), ("bn", BatchNorm())])])
+    >>> [layer.output_shape for layer in net.build_layers((1, 30), n_outputs=2)]
+    [(8, 30), (240,), (2,)]
     """
 
     def __init__(self, layers, *, shortcut="auto", shortcut_batchnorm=False, activation="relu"):
@@ -553,6 +712,18 @@ def fcn(filters=(128, 256, 128), kernel_sizes=(8, 5, 3)):
     -------
     layers : list of (name, spec)
         Names ``conv1``, ``bn1``, ``relu1``, ``conv2``, ... and ``gap``.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import fcn
+    >>> clf = NetworkClassifier(fcn())
+    >>> [name for name, _ in clf.layers]
+    ['conv1', 'bn1', 'relu1', 'conv2', 'bn2', 'relu2', 'conv3', 'bn3', 'relu3', 'gap']
+    >>> clf.build_layers((1, 150), n_outputs=2)[-2].output_shape
+    (128,)
+    >>> clf.set_params(layers__conv2__filters=64).get_params()["layers__conv2__filters"]
+    64
     """
     if len(filters) != len(kernel_sizes):
         raise ValueError(
@@ -591,6 +762,16 @@ def resnet(filters=(64, 128, 128), kernel_sizes=(8, 5, 3)):
     layers : list of (name, spec)
         Names ``block1``, ``block2``, ... and ``gap``; inside a block ``conv1``,
         ``bn1``, ``relu1``, ..., ``conv3``, ``bn3``.
+
+    Examples
+    --------
+    >>> from sknet import NetworkClassifier
+    >>> from sknet.layers import resnet
+    >>> clf = NetworkClassifier(resnet())
+    >>> [layer.output_shape for layer in clf.build_layers((1, 150), n_outputs=3)]
+    [(64, 150), (128, 150), (128, 150), (128,), (3,)]
+    >>> clf.get_params()["layers__block2__layers__conv1__kernel_size"]
+    8
     """
     layers = []
     n_conv = len(kernel_sizes)
