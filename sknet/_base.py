@@ -225,7 +225,14 @@ class BaseNetworkEstimator(
         return self.loss
 
     def _uses_dropout(self):
-        return any(layer.kind == "dropout" and layer.rate > 0 for layer in self._network.layers)
+        def uses(layers):
+            return any(
+                (layer.kind == "dropout" and layer.rate > 0)
+                or uses(getattr(layer, "layers", ()))  # inside a residual block
+                for layer in layers
+            )
+
+        return uses(self._network.layers)
 
     # ------------------------------------------------------------------ the interface
     def build_layers(self, input_shape, n_outputs, dtype=np.float64):
