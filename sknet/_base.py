@@ -509,9 +509,14 @@ class BaseNetworkEstimator(
         if self._uses_dropout():
             # a random mask per evaluation would make the objective stochastic, which
             # breaks L-BFGS's line search
+            fix = (
+                "Set dropout=None."
+                if "dropout" in self.get_params()
+                else "Remove the Dropout layers."
+            )
             raise ValueError(
                 "dropout needs a stochastic solver (solver='sgd' or 'adam'); "
-                "solver='lbfgs' requires a deterministic objective. Set dropout=None."
+                f"solver='lbfgs' requires a deterministic objective. {fix}"
             )
         start = net.layer_offset(self._first_trainable)
         x0 = net.theta[start:].astype(np.float64)
