@@ -225,7 +225,13 @@ class BaseNetworkEstimator(
         return self.loss
 
     def _uses_dropout(self):
-        return any(layer.kind == "dropout" and layer.rate > 0 for layer in self._network.layers)
+        def active(layers):  # also inside residual blocks (``layer.layers``)
+            return any(
+                (layer.kind == "dropout" and layer.rate > 0) or active(getattr(layer, "layers", ()))
+                for layer in layers
+            )
+
+        return active(self._network.layers)
 
     # ------------------------------------------------------------------ the interface
     def build_layers(self, input_shape, n_outputs, dtype=np.float64):

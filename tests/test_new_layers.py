@@ -529,3 +529,26 @@ def test_batch_of_one_in_a_residual_dense_batchnorm_is_a_clear_error():
     net.init_params(np.random.RandomState(0))
     with pytest.raises(ValueError, match="batch of 1 sample"):
         net.forward(np.ones((1, 3)), training=True)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimator_with_dropout_inside_a_residual_block():
+    """The training loop sees a Dropout nested in a block: it gets random masks (no
+    crash for want of a generator), and L-BFGS refuses it as for any dropout."""
+    from sknet import NetworkRegressor
+    from sknet.layers import BatchNorm as BatchNormSpec
+    from sknet.layers import Dense as DenseSpec
+    from sknet.layers import Dropout as DropoutSpec
+    from sknet.layers import Residual as ResidualSpec
+
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    y = X.sum(1)
+    block = ResidualSpec(
+        [("dense", DenseSpec(4, "tanh")), ("drop", DropoutSpec(0.3)), ("bn", BatchNormSpec())]
+    )
+    reg = NetworkRegressor([("block", block)], max_iter=3, batch_size=10, random_state=0)
+    a = reg.fit(X, y).predict(X)
+    np.testing.assert_array_equal(reg.fit(X, y).predict(X), a)  # seeded masks
+    assert np.isfinite(a).all()
+    with pytest.raises(ValueError, match="dropout needs a stochastic solver"):
+        reg.set_params(solver="lbfgs").fit(X, y)
