@@ -19,21 +19,39 @@ LSTM (i, f, g, o)      ``nn.LSTM``                   same as the RNN, four gate 
 GRU (r, z, n)          ``nn.GRU``                    ``W_x``, ``W_h`` as above, ``b_x =
                                                      bias_ih``, ``b_h = bias_hh`` (kept apart:
                                                      ``b_hn`` sits inside ``r * (...)``)
+``BatchNorm``          ``nn.BatchNorm1d`` on (C,)    ``gamma = weight``, ``beta = bias``;
+                       and (C, L), ``nn.BatchNorm2d``  the state ``running_mean``,
+                       on (C, H, W)                  ``running_var`` = the buffers of the
+                                                     same names; same ``momentum``, ``eps``
+                                                     (``num_batches_tracked`` is ignored)
+``GlobalPool``         ``nn.AdaptiveAvgPool1d(1)`` /  none; followed by ``nn.Flatten()``
+                       ``AdaptiveMaxPool1d(1)`` (2d
+                       on images)
+``Activation``         ``nn.ReLU`` / ``nn.Tanh`` /    none (the identity: no module)
+                       ``nn.Sigmoid``
+``Residual``           ``ResidualModule``: a          the branch's and the shortcut's layers
+                       ``branch`` and a ``shortcut``  as above, in that order
+                       ``nn.Sequential``, then an
+                       ``activation``
 =====================  ============================  ======================================
 
 Layers without parameters (activations, dropout, flatten, pooling) have no entries in a
 ``state_dict``; sknet fuses activations into ``Dense`` and ``Conv``, so the architecture
 (and the activations) must match the module's. Parameter groups are matched to sknet's
 layers in order: each module that owns parameters (``fc1.weight``, ``fc1.bias``, ...)
-feeds the next sknet layer that has parameters; a multi-layer ``nn.LSTM``
-(``weight_ih_l0``, ``weight_ih_l1``, ...) feeds one sknet recurrent layer per level.
-Modules with parameters or buffers sknet has no counterpart for (batch normalisation,
-bidirectional RNNs, projections) are refused with a ``ValueError``.
+feeds the next sknet layer that has parameters, the layers inside a residual block
+(branch, then shortcut) counting one by one; a multi-layer ``nn.LSTM``
+(``weight_ih_l0``, ``weight_ih_l1``, ...) feeds one sknet recurrent layer per level. A
+batch normalization's group also carries its running statistics, which become the sknet
+layer's state (a batch normalization without them, ``track_running_stats=False``, is
+refused). Modules with parameters or buffers sknet has no counterpart for (bidirectional
+RNNs, projections) are refused with a ``ValueError``.
 
 A ``state_dict`` carries shapes only. Given a module, :func:`from_torch` also checks the
 settings that shapes do not reveal (convolution stride, padding, dilation, groups,
-padding mode; the Elman nonlinearity; the module types) and, for an ``nn.Sequential``,
-its sequence of activations and pooling layers.
+padding mode; the Elman nonlinearity; batch normalization's ``eps`` and ``momentum``;
+the module types) and, for an ``nn.Sequential``, its sequence of activations, batch
+normalizations, pooling layers and residual blocks.
 
 :func:`to_torch` returns an ``nn.Sequential`` that takes input in the network's
 per-sample shape, sample axis first: ``(n, C, H, W)`` / ``(n, C, L)`` for convolutional
@@ -54,6 +72,8 @@ from .kernels.recurrent import CELLS
 __all__ = ["from_torch", "to_torch"]
 
 _RNN_KEY = re.compile(r"^(weight|bias)_(ih|hh)_l(\d+)(_reverse)?$")
+#: a batch normalization's buffers, named alike in PyTorch and in sknet's layer state
+_BN_STATE = ("running_mean", "running_var")
 
 
 class _TorchCell(NamedTuple):
@@ -108,13 +128,16 @@ def _groups(state_dict):
                 raise ValueError(f"{key!r}: bidirectional RNNs have no sknet counterpart.")
             gkey = (prefix, int(m.group(3)))
             pname = f"{m.group(1)}_{m.group(2)}"
-        elif name in ("weight", "bias"):
+        elif name == "num_batches_tracked":  # PyTorch's counter, for momentum=None only
+            continue
+        elif name in ("weight", "bias") + _BN_STATE:
             gkey = (prefix, None)
             pname = name
         else:
             raise ValueError(
                 f"state_dict entry {key!r} has no sknet counterpart (only weight/bias of "
-                "Linear/Conv and weight_ih/hh, bias_ih/hh of RNN/LSTM/GRU are supported)."
+                "Linear/Conv, weight_ih/hh, bias_ih/hh of RNN/LSTM/GRU and weight/bias/"
+                "running_mean/running_var of BatchNorm are supported)."
             )
         groups.setdefault(gkey, {})[pname] = _to_numpy(value, key)
     out = []
@@ -196,6 +219,33 @@ def _recurrent_to_torch(cell, params):
     }
 
 
+def _batchnorm_to_sknet(params, group, where):
+    """gamma, beta and the running statistics of a BatchNorm from a torch group."""
+    extra = set(group) - {"weight", "bias", *_BN_STATE}
+    if extra:
+        raise ValueError(f"{where}: unexpected entries {sorted(extra)} for a batch normalization.")
+    missing = [key for key in _BN_STATE if key not in group]
+    if missing:
+        raise ValueError(
+            f"{where}: no {' / '.join(missing)} in the source; sknet's batch normalization "
+            "predicts with running statistics (a torch BatchNorm built with "
+            "track_running_stats=False has none)."
+        )
+    shape = params["gamma"].shape
+    values = {}
+    # affine=False: no weight or bias, that is gamma = 1 and beta = 0
+    for name, key, default in (("gamma", "weight", 1.0), ("beta", "bias", 0.0)):
+        values[name] = group.get(key, np.full(shape, default))
+    for key in ("weight", "bias", *_BN_STATE):
+        if key in group:
+            _expect(group[key], shape, f"{where}: {key}")
+    for key in _BN_STATE:
+        values[key] = group[key]
+    if (np.asarray(group["running_var"]) < 0).any():
+        raise ValueError(f"{where}: running_var has negative entries.")
+    return values
+
+
 def _torch_to_sknet(params, group, where, layer=None):
     """Values for ``params`` (the sknet layer's views) from a torch parameter group."""
     names = set(params)
@@ -218,6 +268,8 @@ def _torch_to_sknet(params, group, where, layer=None):
             _expect(bias, params["b"].shape, f"{where}: bias")
             values["b"] = bias
         return values
+    if names == {"gamma", "beta"}:  # BatchNorm: parameters and running statistics
+        return _batchnorm_to_sknet(params, group, where)
     cell = getattr(layer, "cell", None)
     if cell in _TORCH_CELLS and "weight_ih" in group:
         return _recurrent_to_sknet(cell, params, group, where)
@@ -233,6 +285,8 @@ def _sknet_to_torch(params, layer):
     if names == {"W", "b"}:
         W = params["W"]
         return {"weight": W.T if W.ndim == 2 else W, "bias": params["b"]}
+    if names == {"gamma", "beta"}:
+        return {"weight": params["gamma"], "bias": params["beta"]}
     if getattr(layer, "cell", None) in _TORCH_CELLS:
         return _recurrent_to_torch(layer.cell, params)
     raise ValueError(f"No PyTorch layout for {type(layer).__name__} parameters {sorted(names)}.")
@@ -252,6 +306,37 @@ def _conv_pads(layer):
         out, before = conv_output_size(n_in, k, s, layer.padding, d)
         pads.append((before, max((out - 1) * s + extent - n_in - before, 0)))
     return pads
+
+
+def _batchnorm_class(layer):
+    """PyTorch's batch normalization for an sknet ``BatchNorm`` layer's input."""
+    return "BatchNorm2d" if len(layer.input_shape) == 3 else "BatchNorm1d"
+
+
+def _leaves(layers, params, states, paths):
+    """``(path, layer, param views, state views)`` of every layer with parameters, in
+    ``theta`` order; a residual block contributes the layers inside it, branch then
+    shortcut (its views ``"<i>.<name>"`` / ``"shortcut<i>.<name>"``), with paths such as
+    ``"3.shortcut0"``."""
+    out = []
+    for path, layer, p, st in zip(paths, layers, params, states):
+        if type(layer).__name__ == "Residual":
+            inner = [(f"{i}.", child) for i, child in enumerate(layer.layers)]
+            inner += [(f"shortcut{i}.", child) for i, child in enumerate(layer.shortcut_layers)]
+            out += _leaves(
+                [child for _, child in inner],
+                [_split(p, pre) for pre, _ in inner],
+                [_split(st, pre) for pre, _ in inner],
+                [f"{path}.{pre[:-1]}" for pre, _ in inner],
+            )
+        elif p:
+            out.append((path, layer, p, st))
+    return out
+
+
+def _split(views, prefix):
+    """The views whose names start with ``prefix``, without it."""
+    return {name[len(prefix) :]: v for name, v in views.items() if name.startswith(prefix)}
 
 
 def _as_tuple(value, n):
@@ -300,6 +385,22 @@ def _check_module(mod, layer, where):
             problems.append(f"nonlinearity={mod.nonlinearity!r} instead of {layer.activation!r}")
     elif kind == "Dense" and cls != "Linear":
         problems.append(f"it is an nn.{cls}, not an nn.Linear")
+    elif kind == "BatchNorm":
+        expected = _batchnorm_class(layer)
+        if cls != expected:
+            problems.append(
+                f"it is an nn.{cls}, where samples of shape {layer.input_shape} take an "
+                f"nn.{expected}"
+            )
+        else:
+            if not mod.track_running_stats:
+                problems.append("track_running_stats=False (sknet predicts with running stats)")
+            if mod.eps != layer.eps:
+                problems.append(f"eps={mod.eps} instead of {layer.eps}")
+            if mod.momentum is None:
+                problems.append("momentum=None (a cumulative average; sknet has none)")
+            elif mod.momentum != layer.momentum:
+                problems.append(f"momentum={mod.momentum} instead of {layer.momentum}")
     if problems:
         raise ValueError(
             f"{where}: the module differs from the sknet layer: {'; '.join(problems)}."
@@ -317,9 +418,19 @@ _IGNORED = {
     "ZeroPad1d",
 }
 _ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "logistic"}
+_GLOBAL_POOLS = {
+    "AdaptiveAvgPool1d": "avg",
+    "AdaptiveAvgPool2d": "avg",
+    "AdaptiveMaxPool1d": "max",
+    "AdaptiveMaxPool2d": "max",
+}
 _WEIGHTED = {"Linear", "Conv1d", "Conv2d", "RecurrentModule"} | {
     row.module for row in _TORCH_CELLS.values()
 }
+
+
+def _pool_step(mode, nd, size, stride):
+    return f"{mode}pool{nd}d({size})" if stride == size else f"{mode}pool{nd}d({size}, {stride})"
 
 
 def _torch_steps(module):
@@ -340,17 +451,31 @@ def _torch_steps(module):
         elif cls in ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"):
             nd = int(cls[-2])
             size = _as_tuple(child.kernel_size, nd)
+            stride = _as_tuple(child.stride, nd)
             plain = (
                 len(set(size)) == 1
-                and _as_tuple(child.stride, nd) == size
+                and len(set(stride)) == 1
                 and not any(_as_tuple(child.padding, nd))
                 and not child.ceil_mode
                 and _as_tuple(getattr(child, "dilation", 1), nd) == (1,) * nd
             )
             mode = "max" if cls.startswith("Max") else "avg"
-            steps.append(f"{mode}pool{nd}d({size[0]})" if plain else f"{cls}(other)")
+            steps.append(_pool_step(mode, nd, size[0], stride[0]) if plain else f"{cls}(other)")
         elif cls in ("Softmax", "LogSoftmax", "Exp"):
             steps.append(cls.lower())
+        elif cls in ("BatchNorm1d", "BatchNorm2d"):
+            steps.append("batchnorm")
+        elif cls in _GLOBAL_POOLS:
+            size = _as_tuple(child.output_size, int(cls[-2]))
+            ok = all(s == 1 for s in size)
+            steps.append(f"global{_GLOBAL_POOLS[cls]}pool" if ok else f"{cls}(other)")
+        elif cls == "ResidualModule":
+            branch, shortcut = _torch_steps(child.branch), _torch_steps(child.shortcut)
+            act = type(child.activation).__name__
+            if branch is None or shortcut is None:
+                return None
+            act = "identity" if act == "Identity" else _ACTIVATIONS.get(act, act)
+            steps.append(("residual", tuple(branch), tuple(shortcut), act))
         elif cls in _IGNORED:
             if cls == "ConstantPad1d" and child.value != 0:
                 return None
@@ -359,14 +484,23 @@ def _torch_steps(module):
     return steps
 
 
-def _sknet_steps(net):
+def _sknet_steps(layers):
     steps = []
-    for layer in net.layers:
+    for layer in layers:
         kind = type(layer).__name__
         if kind in ("Dense", "Conv", "Recurrent"):
             steps.append("weights")
         if kind == "Pool":
-            steps.append(f"{layer.mode}pool{layer.ndim}d({layer.size})")
+            stride = layer.size if layer.stride is None else layer.stride
+            steps.append(_pool_step(layer.mode, layer.ndim, layer.size, stride))
+        if kind == "BatchNorm":
+            steps.append("batchnorm")
+        if kind == "GlobalPool":
+            steps.append(f"global{layer.mode}pool")
+        if kind == "Residual":
+            branch, shortcut = _sknet_steps(layer.layers), _sknet_steps(layer.shortcut_layers)
+            steps.append(("residual", tuple(branch), tuple(shortcut), layer.activation))
+            continue
         act = getattr(layer, "activation", "identity")
         if kind in ("Dense", "Conv", "Activation") and act != "identity":
             steps.append(act)
@@ -384,7 +518,7 @@ def _check_sequential(module, net):
     )
     if steps and steps[-1] in final:
         steps = steps[:-1]
-    expected = _sknet_steps(net)
+    expected = _sknet_steps(net.layers)
     if steps != expected:
         k = next(
             (i for i, (a, b) in enumerate(zip(steps, expected)) if a != b),
@@ -393,7 +527,7 @@ def _check_sequential(module, net):
         raise ValueError(
             f"The torch Sequential computes {steps} where the sknet network computes "
             f"{expected} (parameterised layers, activations, pooling); they differ at "
-            f"step {k}. Adjust the sknet estimator (activation, pool, pool_size, ...)."
+            f"step {k}. Adjust the sknet estimator (activation, pool, pool_size, layers, ...)."
         )
 
 
@@ -469,12 +603,13 @@ def from_torch(source, estimator, X=None, y=None):
         est = clone(estimator).initialize(X, y)  # built for (X, y), not trained
     net = est.network_
     groups = _groups(_state_dict(source))
-    targets = net.parametrized_layers()
+    n_layers = len(net.layers)
+    targets = _leaves(net.layers, net.params, net.states, [str(i) for i in range(n_layers)])
     if len(groups) != len(targets):
         raise ValueError(
             f"The source has {len(groups)} modules with parameters "
             f"({[g[0] for g in groups]}), the sknet network {len(targets)} layers with "
-            f"parameters ({[type(net.layers[i]).__name__ for i in targets]})."
+            f"parameters ({[type(t[1]).__name__ for t in targets]})."
         )
     # a module (not a bare state_dict) also tells strides, padding, nonlinearities ...
     modules = (
@@ -482,21 +617,20 @@ def from_torch(source, estimator, X=None, y=None):
     )
     if type(source).__name__ == "Sequential" and modules:
         _check_sequential(source, net)
-    new_theta = net.theta.copy()
-    for (module, prefix, group), i in zip(groups, targets):
-        where = f"torch module {module!r} -> sknet layer {i} ({type(net.layers[i]).__name__})"
-        values = _torch_to_sknet(net.params[i], group, where, net.layers[i])
+    # est is a fresh copy: its views of theta and state are written in place
+    for (module, prefix, group), (path, layer, params, state) in zip(groups, targets):
+        where = f"torch module {module!r} -> sknet layer {path} ({type(layer).__name__})"
+        values = _torch_to_sknet(params, group, where, layer)
         if prefix in modules:
-            _check_module(modules[prefix], net.layers[i], where)
-        start = net.layer_offset(i)
-        for name, view in net.params[i].items():  # the layer's block of theta, in order
-            new_theta[start : start + view.size] = (
-                np.asarray(values[name]).astype(net.dtype).reshape(-1)
-            )
-            start += view.size
-    if not np.isfinite(new_theta).all():
+            _check_module(modules[prefix], layer, where)
+        for views in (params, state):
+            for name, view in views.items():
+                view[...] = np.asarray(values[name]).astype(net.dtype).reshape(view.shape)
+    new_theta = net.theta.copy()
+    if not np.isfinite(new_theta).all() or not np.isfinite(net.state).all():
         raise ValueError("The source weights contain NaN or infinity.")
-    # also resets what belonged to the old weights (optimiser moments, best weights)
+    # also resets what belonged to the old weights (optimiser moments, best weights and
+    # state, the running statistics just imported)
     return est.set_weights(new_theta)
 
 
@@ -542,7 +676,20 @@ def _torch_classes():
         def forward(self, x):
             return x.exp()
 
-    for cls in (RecurrentModule, Exp):
+    class ResidualModule(nn.Module):
+        """``activation(branch(x) + shortcut(x))``, like sknet's ``Residual``; an empty
+        ``shortcut`` is the identity."""
+
+        def __init__(self, branch, shortcut, activation=None):
+            super().__init__()
+            self.branch = branch
+            self.shortcut = shortcut
+            self.activation = nn.Identity() if activation is None else activation
+
+        def forward(self, x):
+            return self.activation(self.branch(x) + self.shortcut(x))
+
+    for cls in (RecurrentModule, Exp, ResidualModule):
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__
         _TORCH_CLASSES[cls.__name__] = cls
@@ -550,7 +697,7 @@ def _torch_classes():
 
 
 def __getattr__(name):
-    if name in ("RecurrentModule", "Exp"):
+    if name in ("RecurrentModule", "Exp", "ResidualModule"):
         return _torch_classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -586,17 +733,23 @@ def _conv_modules(nn, layer, params):
     return mods + ([act] if act is not None else []), conv
 
 
-def _torch_modules(nn, layer, params):
-    """PyTorch modules computing the same as one sknet layer, and the one holding the
-    parameters (``None`` for a layer without parameters)."""
+def _torch_modules(nn, layer, params, state):
+    """PyTorch modules computing the same as one sknet layer, and the ``(module, layer,
+    params, state)`` whose values the modules take (empty for a layer without
+    parameters; one per layer inside a residual block)."""
     kind = type(layer).__name__
     if kind == "Dense":
         d, units = params["W"].shape
         linear = nn.Linear(d, units)
         act = _activation_module(nn, layer.activation)
-        return [linear] + ([act] if act is not None else []), linear
+        return [linear] + ([act] if act is not None else []), [(linear, layer, params, state)]
     if kind == "Conv":
-        return _conv_modules(nn, layer, params)
+        mods, conv = _conv_modules(nn, layer, params)
+        return mods, [(conv, layer, params, state)]
+    if kind == "BatchNorm":
+        cls = getattr(nn, _batchnorm_class(layer))
+        bn = cls(layer.input_shape[0], eps=layer.eps, momentum=layer.momentum)
+        return [bn], [(bn, layer, params, state)]
     if kind == "Pool":
         table = {
             ("max", 2): nn.MaxPool2d,
@@ -604,20 +757,40 @@ def _torch_modules(nn, layer, params):
             ("avg", 2): nn.AvgPool2d,
             ("avg", 1): nn.AvgPool1d,
         }
-        return [table[layer.mode, layer.ndim](layer.size)], None
+        return [table[layer.mode, layer.ndim](layer.size, layer.stride)], []
+    if kind == "GlobalPool":
+        nd = len(layer.input_shape) - 1
+        name = f"Adaptive{layer.mode.capitalize()}Pool{nd}d"
+        return [getattr(nn, name)(1), nn.Flatten()], []
     if kind == "Recurrent":
         cls = _torch_classes()["RecurrentModule"]
         mod = cls(
             layer.cell, layer.input_shape[1], layer.units, layer.return_sequences, layer.activation
         )
-        return [mod], mod.rnn
+        return [mod], [(mod.rnn, layer, params, state)]
     if kind == "Dropout":
-        return [nn.Dropout(layer.rate)], None
+        return [nn.Dropout(layer.rate)], []
     if kind == "Flatten":
-        return [nn.Flatten()], None
+        return [nn.Flatten()], []
     if kind == "Activation":
         act = _activation_module(nn, layer.activation)
-        return ([act] if act is not None else []), None
+        return ([act] if act is not None else []), []
+    if kind == "Residual":
+        inner = [(f"{i}.", child) for i, child in enumerate(layer.layers)]
+        n_branch = len(inner)
+        inner += [(f"shortcut{i}.", child) for i, child in enumerate(layer.shortcut_layers)]
+        seqs, targets = ([], []), []
+        for k, (prefix, child) in enumerate(inner):
+            mods, tgt = _torch_modules(nn, child, _split(params, prefix), _split(state, prefix))
+            seqs[k >= n_branch].extend(mods)
+            targets += tgt
+        cls = _torch_classes()["ResidualModule"]
+        mod = cls(
+            nn.Sequential(*seqs[0]),
+            nn.Sequential(*seqs[1]),
+            _activation_module(nn, layer.activation),
+        )
+        return [mod], targets
     raise ValueError(
         f"to_torch does not know how to express a {kind} layer; from_torch can still "
         "import weights into it."
@@ -668,10 +841,9 @@ def to_torch(estimator, *, output_activation=False):
     net = estimator.network_
     dtype = torch.float64 if net.dtype == np.float64 else torch.float32
     modules, weighted = [], []
-    for layer, params in zip(net.layers, net.params):
-        mods, target = _torch_modules(nn, layer, params)
-        if target is not None:
-            weighted.append((target, layer, params))
+    for layer, params, state in zip(net.layers, net.params, net.states):
+        mods, targets = _torch_modules(nn, layer, params, state)
+        weighted += targets
         modules.extend(mods)
     if output_activation:
         act = net.out_activation
@@ -683,7 +855,9 @@ def to_torch(estimator, *, output_activation=False):
             modules.append(_torch_classes()["Exp"]())
     module = nn.Sequential(*modules).to(dtype)  # converts the parameters in place
     with torch.no_grad():
-        for target, layer, params in weighted:
-            for name, value in _sknet_to_torch(params, layer).items():
+        for target, layer, params, state in weighted:
+            values = _sknet_to_torch(params, layer)
+            values.update(state)  # a batch normalization's running statistics
+            for name, value in values.items():
                 getattr(target, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return module.eval()

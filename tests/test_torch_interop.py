@@ -5,6 +5,7 @@ needs no torch and always runs.
 """
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -133,9 +134,12 @@ def test_unknown_torch_modules_are_refused():
     nn = torch.nn
     X = np.random.RandomState(0).randn(10, 4)
     y = np.arange(10) % 2
+    # a batch normalization the sknet network does not have: one group too many
     with_bn = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1))
-    with pytest.raises(ValueError, match="no sknet counterpart"):
+    with pytest.raises(ValueError, match="3 modules with parameters.*2 layers"):
         from_torch(with_bn, MLPClassifier((5,)), X, y)
+    with pytest.raises(ValueError, match="no sknet counterpart"):
+        from_torch({"a.weight_xx": np.zeros(3)}, MLPClassifier((5,)), X, y)
     bi = nn.LSTM(4, 3, bidirectional=True)
     with pytest.raises(ValueError, match="bidirectional"):
         from_torch(bi, MLPClassifier((5,)), X, y)
@@ -181,7 +185,7 @@ def test_mismatches_have_clear_errors():
     with pytest.raises(ValueError, match="bias has shape"):
         from_torch(bad, est, X, y)
     bad = dict(good, **{"a.running_mean": rng.randn(6)})
-    with pytest.raises(ValueError, match="no sknet counterpart"):
+    with pytest.raises(ValueError, match="'a'.*unexpected entries"):
         from_torch(bad, est, X, y)
     bad = dict(good, **{"a.weight": np.full((6, 3), np.nan)})
     with pytest.raises(ValueError, match="NaN"):
@@ -523,8 +527,11 @@ def test_conv_hyperparameter_mismatches_are_refused():
         from_torch(_conv_module(nn, act=nn.Tanh()), template, X, y)
     with pytest.raises(ValueError, match="avgpool2d\\(2\\)"):
         from_torch(_conv_module(nn, pool=nn.AvgPool2d(2)), template, X, y)
-    with pytest.raises(ValueError, match="MaxPool2d\\(other\\)"):
+    # a stride other than sknet's (here the window size) is named
+    with pytest.raises(ValueError, match="maxpool2d\\(2, 1\\)"):
         from_torch(_conv_module(nn, pool=nn.MaxPool2d(2, stride=1)), template, X, y)
+    with pytest.raises(ValueError, match="MaxPool2d\\(other\\)"):
+        from_torch(_conv_module(nn, pool=nn.MaxPool2d(2, padding=1)), template, X, y)
     # a transposed convolution's weights can have a convolution's shape
     with pytest.raises(ValueError, match="it is an nn.ConvTranspose2d, not an nn.Conv2d"):
         from_torch(
@@ -649,3 +656,207 @@ def test_dilated_conv_exchange_both_ways(ndim, kernel_size, stride, padding, dil
     undilated[0].dilation = (1,) * ndim
     with pytest.raises(ValueError, match=f"dilation \\(1,.*\\) instead of {dilation}"):
         from_torch(undilated, cls(input_shape=shape), X, y)
+
+
+# ======================================================================================
+# batch normalization, global pooling, stand-alone activations, residual blocks
+# ======================================================================================
+def _series(n=24, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.randn(n, 1, 30), np.arange(n) % 3
+
+
+def _torch_running_stats(module):
+    """Every running_mean / running_var buffer, in state_dict order, concatenated."""
+    bufs = [
+        v.numpy().ravel()
+        for k, v in module.state_dict().items()
+        if k.endswith(("running_mean", "running_var"))
+    ]
+    return np.concatenate(bufs)
+
+
+@pytest.mark.parametrize("factory", ["fcn", "resnet"])
+def test_fcn_and_resnet_export_and_round_trip(factory):
+    torch = pytest.importorskip("torch")
+    from sknet import NetworkClassifier
+    from sknet.layers import fcn, resnet
+
+    layers = fcn((4, 8, 4)) if factory == "fcn" else resnet((4, 8, 8))
+    X, y = _series()
+    clf = NetworkClassifier(layers, max_iter=2, batch_size=8, random_state=0).fit(X, y)
+    net = clf.network_
+    assert net.state.size and not np.array_equal(net.state[: net.state.size // 2], 0)
+    theta, state = net.theta.copy(), net.state.copy()
+    module = to_torch(clf)
+    assert not module.training
+    raw = net.predict(X, output_activation=False)
+    assert _rel_err(_torch_out(torch, module, X), raw) <= 1e-10
+    # the running statistics are the torch buffers, in the same order
+    np.testing.assert_array_equal(_torch_running_stats(module), net.state)
+    np.testing.assert_array_equal(net.theta, theta)  # not modified
+    np.testing.assert_array_equal(net.state, state)
+    # the lazily defined module classes pickle (torch.save of a whole module)
+    restored = pickle.loads(pickle.dumps(module))
+    np.testing.assert_array_equal(_torch_out(torch, restored, X), _torch_out(torch, module, X))
+    # back: from the module (into the fitted estimator) and from a bare state_dict
+    # (num_batches_tracked included) into an unfitted template
+    sd = module.state_dict()
+    assert any(k.endswith("num_batches_tracked") for k in sd)
+    for back in (
+        from_torch(module, clf),
+        from_torch(sd, NetworkClassifier(layers), X, y),
+    ):
+        np.testing.assert_array_equal(back.network_.theta, theta)
+        np.testing.assert_array_equal(back.network_.state, state)
+        np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    # training mode: one batch moves the running statistics alike in both
+    module.train()
+    Xb = X[:10]
+    with torch.no_grad():
+        out = module(torch.from_numpy(Xb)).numpy()
+    copy_net = copy.deepcopy(net)
+    Z = copy_net.forward(Xb, training=True, rng=np.random.default_rng(0))
+    assert _rel_err(out, Z) <= 1e-10
+    np.testing.assert_allclose(_torch_running_stats(module), copy_net.state, rtol=1e-12)
+    assert not np.allclose(copy_net.state, state)
+
+
+def _bn_template(dtype_name="2d"):
+    from sknet import NetworkClassifier
+    from sknet.layers import Activation, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D
+
+    return NetworkClassifier(
+        [
+            ("conv", Conv2D(3, 3, activation="identity")),
+            ("bn1", BatchNorm(momentum=0.2, eps=1e-3)),
+            ("relu", Activation("relu")),
+            ("pool", MaxPool2D(2)),
+            ("flat", Flatten()),
+            ("dense", Dense(5, "identity")),
+            ("bn2", BatchNorm()),
+            ("tanh", Activation("tanh")),
+        ],
+        max_iter=2,
+        batch_size=10,
+        random_state=0,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batchnorm_on_images_and_dense_features_round_trip(dtype):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    rng = np.random.RandomState(1)
+    X = (rng.randn(30, 2, 6, 6) + 0.5).astype(dtype)
+    y = np.arange(30) % 2
+    clf = _bn_template().fit(X, y)
+    module = to_torch(clf, output_activation=True)
+    kinds = [type(m).__name__ for m in module]
+    assert kinds == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Linear",
+        "Sigmoid",
+    ]
+    assert (module[1].momentum, module[1].eps) == (0.2, 1e-3)
+    assert (module[6].momentum, module[6].eps) == (0.1, 1e-5)
+    assert _rel_err(_torch_out(torch, module, X)[:, 0], clf.predict_proba(X)[:, 1]) <= RTOL[dtype]
+    np.testing.assert_array_equal(_torch_running_stats(module), clf.network_.state)
+    back = from_torch(module, _bn_template(), X, y)
+    np.testing.assert_array_equal(back.network_.state, clf.network_.state)
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    # a torch model built by hand with affine=False batch normalizations: gamma 1, beta 0
+    torch.manual_seed(0)
+    hand = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.BatchNorm2d(3, momentum=0.2, eps=1e-3, affine=False),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(27, 5),
+        nn.BatchNorm1d(5, affine=False),
+        nn.Tanh(),
+        nn.Linear(5, 1),
+    ).to(_torch_dtype(torch, dtype))
+    hand.train()
+    with torch.no_grad():  # some running statistics
+        hand(torch.from_numpy(X))
+    hand.eval()
+    imported = from_torch(hand, _bn_template(), X, y)
+    expected = torch.sigmoid(torch.from_numpy(_torch_out(torch, hand, X))).numpy()[:, 0]
+    assert _rel_err(imported.predict_proba(X)[:, 1], expected) <= RTOL[dtype]
+    bn_params = [p for p in imported.network_.params if "gamma" in p]
+    assert all((p["gamma"] == 1).all() and (p["beta"] == 0).all() for p in bn_params)
+
+
+def test_batchnorm_and_residual_mismatches_are_refused():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    from sknet import NetworkClassifier
+    from sknet.layers import BatchNorm, Conv1D, GlobalAveragePool, GlobalMaxPool, Residual
+
+    X, y = _series(12)
+
+    def template(pool=GlobalAveragePool, momentum=0.1):
+        return NetworkClassifier(
+            [
+                ("conv", Conv1D(4, 3, activation="identity")),
+                ("bn", BatchNorm(momentum=momentum)),
+                ("gap", pool()),
+            ]
+        )
+
+    def module(bn=None, pool=None):
+        return nn.Sequential(
+            nn.Conv1d(1, 4, 3, padding=1),
+            nn.BatchNorm1d(4) if bn is None else bn,
+            nn.AdaptiveAvgPool1d(1) if pool is None else pool,
+            nn.Flatten(),
+            nn.Linear(4, 3),
+        ).double()
+
+    assert from_torch(module(), template(), X, y).network_.state.size == 8
+    cases = [
+        (module(bn=nn.BatchNorm1d(4, eps=1e-3)), template(), "eps=0.001 instead of 1e-05"),
+        (module(bn=nn.BatchNorm1d(4, momentum=0.3)), template(), "momentum=0.3 instead of 0.1"),
+        (module(bn=nn.BatchNorm1d(4, momentum=None)), template(), "momentum=None"),
+        (module(bn=nn.BatchNorm2d(4)), template(), "nn.BatchNorm2d.*nn.BatchNorm1d"),
+        (module(bn=nn.BatchNorm1d(4, track_running_stats=False)), template(), "running_mean"),
+        (module(pool=nn.AdaptiveMaxPool1d(1)), template(), "globalmaxpool"),
+        (module(pool=nn.AdaptiveAvgPool1d(2)), template(), "AdaptiveAvgPool1d\\(other\\)"),
+        (module(), template(GlobalMaxPool), "globalavgpool"),
+    ]
+    for source, est, match in cases:
+        with pytest.raises(ValueError, match=match):
+            from_torch(source, est, X, y)
+    # a bare state_dict: running_var missing, wrong shape
+    sd = {k: v.numpy() for k, v in module().state_dict().items()}
+    with pytest.raises(ValueError, match="no running_var in the source"):
+        from_torch({k: v for k, v in sd.items() if k != "1.running_var"}, template(), X, y)
+    with pytest.raises(ValueError, match="running_mean has shape \\(5,\\), expected \\(4,\\)"):
+        from_torch(dict(sd, **{"1.running_mean": np.zeros(5)}), template(), X, y)
+    with pytest.raises(ValueError, match="running_var has negative entries"):
+        from_torch(dict(sd, **{"1.running_var": -np.ones(4)}), template(), X, y)
+    # a residual block whose activation or shortcut differs
+    block = NetworkClassifier(
+        [
+            ("block", Residual([("conv", Conv1D(4, 3, activation="identity"))])),
+            ("gap", GlobalAveragePool()),
+        ],
+        max_iter=1,
+        random_state=0,
+    ).fit(X, y)
+    exported = to_torch(block)
+    assert type(exported[0]).__name__ == "ResidualModule"
+    assert isinstance(exported[0].activation, nn.ReLU) and len(exported[0].shortcut) == 1
+    np.testing.assert_array_equal(from_torch(exported, block).predict(X), block.predict(X))
+    exported[0].activation = nn.Tanh()
+    with pytest.raises(ValueError, match="residual"):
+        from_torch(exported, block)
