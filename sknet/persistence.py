@@ -25,6 +25,12 @@ What :func:`load` guarantees
   of sknet's six network estimators, the two transfer-learning meta-estimators
   (``FineTuner``, ``NetworkFeatures``, which wrap them), its layer classes and its two
   optimisers.
+* Memory stays bounded by the file: the header is at most 16 MiB and 200,000 JSON
+  objects or lists, counted before it is parsed; each member is streamed through its
+  checksum into one buffer of the size the archive declares, and refused as soon as it
+  outgrows it, or when it inflates more than 32 times its compressed size (past 16 MiB:
+  trained weights barely compress, a zip bomb inflates a thousandfold); each ``.npy``
+  member's own header is checked against the manifest before its data is used.
 * The estimator is rebuilt from its constructor parameters (validated as ``fit``
   validates them) and exactly its declared state: an unknown parameter or state entry,
   a missing required state entry, a value of the wrong type, an array of the wrong
@@ -110,7 +116,17 @@ _HEADER_KEYS = {
 _ARRAY_DIR = "arrays/"
 # a .npy header is at most 64 KiB (format 2.0 allows more; numpy never writes that here)
 _NPY_HEADER_MAX = 65536 + 16
-_HEADER_MAX_BYTES = 64 * 2**20
+_HEADER_MAX_BYTES = 16 * 2**20
+#: JSON containers ('{' or '[') a header may hold; counted on the raw bytes before
+#: parsing, so a header of millions of nested empty objects is refused cheaply
+_HEADER_MAX_CONTAINERS = 200_000
+#: a member inflating to more than this ...
+_INFLATE_FREE_BYTES = 16 * 2**20
+#: ... must not inflate more than this many times its compressed size: trained weights
+#: barely compress (about 1.1x), a zip bomb inflates about 1000x
+_MAX_INFLATE_RATIO = 32
+#: bytes read at a time while streaming a member through its checksum
+_READ_CHUNK = 2**20
 # dtype kinds stored as arrays: bool, signed/unsigned int, float, complex, str, bytes
 _ARRAY_KINDS = set("biufcUS")
 
@@ -375,10 +391,10 @@ class _Decoder:
             if not (x is None or isinstance(x, (bool, int, float, str))):
                 _fail("object arrays may only hold str, int, float, bool or None.")
         shape = tuple(_shape(v["shape"]))
+        if math.prod(shape) != len(items):  # Python ints: no overflow
+            _fail(f"object array of shape {shape} has {len(items)} items.")
         out = np.empty(len(items), dtype=object)
         out[:] = items
-        if int(np.prod(shape)) != len(items):
-            _fail(f"object array of shape {shape} has {len(items)} items.")
         return out.reshape(shape)
 
     def _random_state(self, v):
@@ -1167,16 +1183,41 @@ def _open_zip(file):
         _fail(f"not an sknet model file ({exc}).")
 
 
-def _read_member(zf, name, limit):
+def _read_member(zf, name, limit, digest=None):
+    """The bytes of member ``name``: at most ``limit`` of them, streamed in chunks into
+    one buffer (and through sha256 when ``digest`` is given), refused as soon as the
+    data outgrows the size the zip directory declares or the compression ratio a model
+    file can have."""
     info = zf.getinfo(name)
     if info.file_size > limit:
         _fail(
             f"member {name!r} is {info.file_size} bytes, larger than its declared "
             f"content allows ({limit})."
         )
+    if info.file_size > _INFLATE_FREE_BYTES and info.file_size > _MAX_INFLATE_RATIO * max(
+        info.compress_size, 1
+    ):
+        _fail(
+            f"member {name!r} inflates from {info.compress_size} to {info.file_size} bytes "
+            f"(more than {_MAX_INFLATE_RATIO}x); model weights do not compress like that "
+            "(a zip bomb?). Refusing it."
+        )
+    data = bytearray(info.file_size)
+    view = memoryview(data)
+    sha = hashlib.sha256() if digest is not None else None
+    got = 0
     try:
         with zf.open(info) as fh:
-            data = fh.read(limit + 1)
+            while True:
+                chunk = fh.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                if got + len(chunk) > info.file_size:
+                    _fail(f"member {name!r} holds more data than the archive declares.")
+                view[got : got + len(chunk)] = chunk
+                if sha is not None:
+                    sha.update(chunk)
+                got += len(chunk)
     except (
         zipfile.BadZipFile,
         EOFError,
@@ -1186,8 +1227,12 @@ def _read_member(zf, name, limit):
         NotImplementedError,
     ) as exc:
         _fail(f"member {name!r} is corrupted or truncated ({exc}).")
-    if len(data) != info.file_size:
+    finally:
+        view.release()
+    if got != info.file_size:
         _fail(f"member {name!r} is truncated.")
+    if sha is not None and sha.hexdigest() != digest:
+        _fail(f"member {name!r} does not match its checksum: altered or corrupted.")
     return data
 
 
@@ -1198,6 +1243,12 @@ def _read_verified_header(zf):
     if len(set(names)) != len(names):
         _fail("the archive has duplicate members.")
     raw = _read_member(zf, _HEADER, _HEADER_MAX_BYTES)
+    n_containers = raw.count(b"{") + raw.count(b"[")
+    if n_containers > _HEADER_MAX_CONTAINERS:
+        _fail(
+            f"the header holds {n_containers} JSON objects or lists, more than a model's "
+            f"header has ({_HEADER_MAX_CONTAINERS}); refusing to parse it."
+        )
     try:
         header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -1258,23 +1309,44 @@ def _read_arrays(zf, manifest):
                 f"array {key!r} has byte order {dtype.str!r}; model files store "
                 "little-endian arrays."
             )
-        limit = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize + _NPY_HEADER_MAX
-        data = _read_member(zf, name, limit)
-        if hashlib.sha256(data).hexdigest() != digest:
-            _fail(f"array {key!r} does not match its checksum: altered or corrupted.")
-        try:
-            a = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        except ValueError as exc:
-            _fail(f"array {key!r} cannot be read without pickle ({exc}); refusing it.")
-        except (OSError, EOFError) as exc:
-            _fail(f"array {key!r} is not a valid .npy member ({exc}).")
-        if a.dtype != dtype or a.shape != shape:
-            _fail(
-                f"array {key!r} has dtype {a.dtype} and shape {a.shape}, the manifest "
-                f"says {dtype} and {shape}."
-            )
+        if not isinstance(digest, str):
+            _fail(f"malformed manifest entry for array {key!r}.")
+        limit = math.prod(shape) * dtype.itemsize + _NPY_HEADER_MAX
+        data = _read_member(zf, name, limit, digest)
+        a = _npy_from_bytes(data, key, dtype, shape)
         arrays[key] = a.astype(a.dtype.newbyteorder("="), copy=False)  # native order
     return arrays
+
+
+def _npy_from_bytes(data, key, dtype, shape):
+    """The array a ``.npy`` member holds, its own header checked against the manifest
+    before anything is allocated for it (the data is used in place, not copied)."""
+    fh = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            _fail(f"array {key!r} has .npy format version {version}, which is not read.")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        _fail(f"array {key!r} is not a valid .npy member ({exc}).")
+    if h_dtype.hasobject:
+        _fail(
+            f"array {key!r} holds Python objects, which cannot be read without pickle; refusing it."
+        )
+    if h_dtype != dtype or tuple(h_shape) != shape:
+        _fail(
+            f"array {key!r} has dtype {h_dtype} and shape {tuple(h_shape)}, the manifest "
+            f"says {dtype} and {shape}."
+        )
+    offset = fh.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if len(data) - offset != nbytes:
+        _fail(f"array {key!r} holds {len(data) - offset} data bytes, its shape needs {nbytes}.")
+    a = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset)
+    return a.reshape(shape, order="F" if fortran else "C")
 
 
 def read_header(file):

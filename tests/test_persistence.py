@@ -821,3 +821,84 @@ def test_save_refuses_state_that_would_not_load():
     del est.n_iter_
     with pytest.raises(ValueError, match="lacks its fitted attribute n_iter_"):
         sknet.save(est, io.BytesIO())
+
+
+# ---------------------------------------------------------- memory bombs (bounded reads)
+def _pack_deflated(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def _peak_bytes(fn):
+    """Peak memory Python allocated while ``fn`` ran (tracemalloc sees bytearrays and
+    NumPy's buffers)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_zip_bomb_is_refused_before_inflating(saved_bytes):
+    # a theta member of 256 MiB of zeros (about 260 KB deflated), the manifest's shape
+    # changed to match and every checksum recomputed
+    members = _members(saved_bytes)
+    header = json.loads(members["sknet.json"])
+    key = _theta_key(header)
+    n = 32 * 2**20
+    members[f"arrays/{key}.npy"] = _npy(np.zeros(n))
+    header["arrays"][key]["shape"] = [n]
+    members["sknet.json"] = json.dumps(header).encode()
+    data = _pack_deflated(_reseal(members))
+    assert len(data) < 2**20
+
+    def load():
+        with pytest.raises(ValueError, match="zip bomb"):
+            _load(data)
+
+    assert _peak_bytes(load) < 16 * 2**20
+
+
+def test_json_bomb_header_is_refused_before_parsing(saved_bytes):
+    members = _members(saved_bytes)
+    header = json.loads(members["sknet.json"])
+    header["metadata"] = {"x": [{}] * 3_000_000}  # 9 MB of JSON, 3 million objects
+    members["sknet.json"] = json.dumps(header, separators=(",", ":")).encode()
+    data = _pack_deflated(_reseal(members))
+
+    def load():
+        with pytest.raises(ValueError, match="JSON objects or lists"):
+            _load(data)
+
+    assert _peak_bytes(load) < 40 * 2**20
+
+
+def test_npy_header_declaring_a_huge_shape_is_refused(saved_bytes):
+    members = _members(saved_bytes)
+    header = json.loads(members["sknet.json"])
+    key = _theta_key(header)
+    theta = np.lib.format.read_array(io.BytesIO(members[f"arrays/{key}.npy"]))
+    npy = _npy(theta)
+    # the member's own header claims 10**12 values; its data and the manifest do not
+    forged = npy.replace(f"({theta.size},)".encode(), b"(1000000000000,)", 1)
+    assert forged != npy
+    members[f"arrays/{key}.npy"] = forged
+    with pytest.raises(ValueError, match=f"array '{key}' has dtype .* shape \\(1000000000000,\\)"):
+        _load(_pack(_reseal(members)))
+
+
+def test_object_array_with_a_huge_shape_is_refused(saved_bytes):
+    members = _members(saved_bytes)
+    header = json.loads(members["sknet.json"])
+    # a parameter holding it (the product of the shape overflows 64-bit integers to 0)
+    header["params"]["class_weight"] = {"$type": "objarray", "shape": [2**32, 2**32], "items": []}
+    members["sknet.json"] = json.dumps(header).encode()
+    with pytest.raises(ValueError, match="object array of shape"):
+        _load(_pack(_reseal(members)))
