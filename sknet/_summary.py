@@ -295,8 +295,10 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     Returns
     -------
     summary : ModelSummary
-        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``
-        and ``non_trainable_params`` attributes hold the numbers.
+        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``,
+        ``non_trainable_params`` and ``state_size`` (running statistics, not
+        parameters) attributes hold the numbers. A residual block is one row
+        followed by indented rows for its branch and its shortcut.
 
     See Also
     --------
