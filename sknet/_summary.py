@@ -3,9 +3,13 @@
 Works for every sknet estimator through its documented interface: ``build_layers``
 before fit; ``network_``, ``input_shape_``, ``first_trainable_layer_`` and
 ``n_outputs_`` after fit. Only the layer protocol (``output_shape``, ``param_specs``,
-``get_config``) is read from the layers, so new layer types appear without changes
-here. Imports nothing from sknet: ``BaseNetworkEstimator.summary`` calls it.
+``state_specs``, ``get_config``) is read from the layers, so new layer types appear
+without changes here; a layer with ``layers`` and ``shortcut_layers`` (a residual block)
+is one row followed by indented rows for the layers of its branch and its shortcut.
+Imports nothing from sknet: ``BaseNetworkEstimator.summary`` calls it.
 """
+
+import inspect
 
 import numpy as np
 
@@ -38,15 +42,111 @@ def _n_params(layer):
     return sum(int(np.prod(shape)) for _, shape, _ in layer.param_specs())
 
 
-def _describe(layer, config=None):
+def _n_state(layer):
+    """Non-trained fitted values (batch normalization's running statistics)."""
+    specs = getattr(layer, "state_specs", None)
+    return 0 if specs is None else sum(int(np.prod(shape)) for _, shape, _ in specs())
+
+
+#: a description wider than this (with its indentation) makes the table print the short
+#: descriptions, which leave out the settings of ``OMITTED_AT_DEFAULT`` at their defaults
+MAX_LAYER_WIDTH = 88
+OMITTED_AT_DEFAULT = (
+    "stride",
+    "padding",
+    "dilation",
+    "momentum",
+    "eps",
+    "shortcut",
+    "shortcut_batchnorm",
+)
+
+
+def _defaults(layer):
+    try:
+        parameters = inspect.signature(type(layer)).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a layer without a signature
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _describe(layer, config=None, short=False):
     config = layer.get_config() if config is None else config
+    if _parts(layer):  # its layers are rows of their own
+        config = {k: v for k, v in config.items() if k != "layers"}
+    if short:
+        defaults = _defaults(layer)
+        config = {
+            k: v
+            for k, v in config.items()
+            if not (k in OMITTED_AT_DEFAULT and k in defaults and v == defaults[k])
+        }
     args = ", ".join(f"{k}={v}" if v == N_OUTPUTS else f"{k}={v!r}" for k, v in config.items())
     return f"{type(layer).__name__}({args})"
+
+
+def _parts(layer):
+    """``[("branch", layers), ("shortcut", layers)]`` of a residual block, else ``[]``."""
+    shortcut = getattr(layer, "shortcut_layers", None)
+    if shortcut is None or not isinstance(getattr(layer, "layers", None), list):
+        return []
+    return [("branch", layer.layers), ("shortcut", shortcut)]
 
 
 def _symbolic(a, b):
     """Values of one quantity built with 1 and 2 outputs -> display value."""
     return a if a == b else N_OUTPUTS
+
+
+def _row(one, two, trainable, part=None):
+    """The row of a layer built with 1 and 2 outputs (the same layer after fit)."""
+    cfg1, cfg2 = one.get_config(), two.get_config()
+    config = {k: _symbolic(v, cfg2.get(k)) for k, v in cfg1.items()}
+    p1, p2 = _n_params(one), _n_params(two)
+    row = {
+        "layer": _describe(one, config),
+        "layer_short": _describe(one, config, short=True),
+        "output_shape": tuple(_symbolic(a, b) for a, b in zip(one.output_shape, two.output_shape)),
+        "params": p1,
+        "params_per_output": p2 - p1,
+        "state": _n_state(one),
+        "trainable": trainable,
+        "sublayers": [],
+    }
+    if part is not None:
+        row["part"] = part
+    for (name, layers1), (_, layers2) in zip(_parts(one), _parts(two)):
+        row["sublayers"] += [_row(a, b, trainable, name) for a, b in zip(layers1, layers2)]
+        if name == "shortcut" and not layers1:  # the identity
+            row["sublayers"].append(
+                {
+                    "layer": "identity",
+                    "layer_short": "identity",
+                    "output_shape": row["output_shape"],
+                    "params": 0,
+                    "params_per_output": 0,
+                    "state": 0,
+                    "trainable": trainable,
+                    "sublayers": [],
+                    "part": name,
+                }
+            )
+    return row
+
+
+def _flat(rows, depth=0):
+    """(depth, row) of the rows and, after each, its sublayers."""
+    for row in rows:
+        yield depth, row
+        yield from _flat(row.get("sublayers", ()), depth + 1)
+
+
+def _label(row, depth, short):
+    name = row.get("layer_short", row["layer"]) if short else row["layer"]
+    if depth == 0:
+        return name
+    prefix = "shortcut: " if row.get("part") == "shortcut" else ""
+    return "  " * depth + prefix + name
 
 
 class ModelSummary:
@@ -59,11 +159,17 @@ class ModelSummary:
     input_shape : tuple of int
         Shape of one sample.
     rows : list of dict
-        One dict per layer with keys ``'layer'`` (str), ``'output_shape'``
-        (tuple, sample axis excluded; ``'n_outputs'`` where a dimension is the
-        number of outputs), ``'params'`` (int, the count for one output when it
-        depends on the number of outputs), ``'params_per_output'`` (int, 0 when the
-        count does not depend on it) and ``'trainable'`` (bool).
+        One dict per layer with keys ``'layer'`` (str, the layer's class and
+        settings), ``'output_shape'`` (tuple, sample axis excluded; ``'n_outputs'``
+        where a dimension is the number of outputs), ``'params'`` (int, the count
+        for one output when it depends on the number of outputs),
+        ``'params_per_output'`` (int, 0 when the count does not depend on it) and
+        ``'trainable'`` (bool); optionally ``'layer_short'`` (str, ``'layer'``
+        without the settings at their defaults), ``'state'`` (int, values fitted
+        but not trained: batch normalization's running statistics) and
+        ``'sublayers'`` (list of such dicts, each with a ``'part'`` key,
+        ``'branch'`` or ``'shortcut'``: the layers inside a residual block, whose
+        ``'params'`` and ``'state'`` count theirs).
     footer : list of str
         Extra lines (output activation, loss).
 
@@ -75,6 +181,10 @@ class ModelSummary:
         Parameters the solver updates (layers not frozen).
     non_trainable_params : int or None
         Parameters of frozen layers.
+    state_size : int
+        Fitted values that are not parameters: the running statistics of batch
+        normalization (Keras counts them among its non-trainable parameters,
+        PyTorch as buffers). Not in ``total_params``.
     """
 
     def __init__(self, title, input_shape, rows, footer=()):
@@ -90,6 +200,7 @@ class ModelSummary:
             frozen if all(r["trainable"] or not r["params_per_output"] for r in self.rows) else None
         )
         self.total_params = None if symbolic else train + frozen
+        self.state_size = sum(r.get("state", 0) for r in self.rows)
 
     @staticmethod
     def _fmt_params(const, per_output):
@@ -106,13 +217,21 @@ class ModelSummary:
 
     def __str__(self):
         header = ("#", "Layer", "Output shape", "Params")
+        flat = list(_flat(self.rows))
+        # long descriptions (a dilated convolution inside a block) make every row short
+        short = any(len(_label(row, depth, False)) > MAX_LAYER_WIDTH for depth, row in flat)
         lines = [("", "Input", _fmt_shape(self.input_shape), "0")]
-        for i, r in enumerate(self.rows, start=1):
-            name = r["layer"] if r["trainable"] else r["layer"] + " [frozen]"
+        number = 0
+        for depth, r in flat:
+            name = _label(r, depth, short)
+            if depth == 0:
+                number += 1
+                if not r["trainable"]:
+                    name += " [frozen]"
             const = r["params"] - r["params_per_output"]
             lines.append(
                 (
-                    str(i),
+                    str(number) if depth == 0 else "",
                     name,
                     _fmt_shape(r["output_shape"]),
                     self._fmt_params(const, r["params_per_output"]),
@@ -137,6 +256,8 @@ class ModelSummary:
         out.append(f"Total params: {self._fmt_total(None)}")
         out.append(f"Trainable params: {self._fmt_total(True)}")
         out.append(f"Non-trainable params: {self._fmt_total(False)}")
+        if self.state_size:
+            out.append(f"Running statistics: {self.state_size:,} (fitted, not trained)")
         out += self.footer
         return "\n".join(out)
 
@@ -174,8 +295,10 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     Returns
     -------
     summary : ModelSummary
-        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``
-        and ``non_trainable_params`` attributes hold the numbers.
+        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``,
+        ``non_trainable_params`` and ``state_size`` (running statistics, not
+        parameters) attributes hold the numbers. A residual block is one row
+        followed by indented rows for its branch and its shortcut.
 
     See Also
     --------
@@ -226,22 +349,8 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
         pairs = list(
             zip(estimator.build_layers(input_shape, 1), estimator.build_layers(input_shape, 2))
         )
-    rows = []
-    for one, two in pairs:
-        cfg1, cfg2 = one.get_config(), two.get_config()
-        config = {k: _symbolic(v, cfg2.get(k)) for k, v in cfg1.items()}
-        p1, p2 = _n_params(one), _n_params(two)
-        rows.append(
-            {
-                "layer": _describe(one, config),
-                "output_shape": tuple(
-                    _symbolic(a, b) for a, b in zip(one.output_shape, two.output_shape)
-                ),
-                "params": p1,
-                "params_per_output": p2 - p1,
-                "trainable": True,  # layers are frozen only by fitting (``fit_from``)
-            }
-        )
+    # layers are frozen only by fitting (``fit_from``)
+    rows = [_row(one, two, True) for one, two in pairs]
     return ModelSummary(f"{name} (not fitted)", input_shape, rows)
 
 
@@ -259,16 +368,7 @@ def _summary_fitted(estimator, name, input_shape, n_outputs):
             f"n_outputs={n_outputs} does not match the fitted network's {fitted_outputs} "
             "outputs; omit n_outputs after fit."
         )
-    rows = [
-        {
-            "layer": _describe(layer),
-            "output_shape": tuple(layer.output_shape),
-            "params": _n_params(layer),
-            "params_per_output": 0,
-            "trainable": i >= first_trainable,
-        }
-        for i, layer in enumerate(net.layers)
-    ]
+    rows = [_row(layer, layer, i >= first_trainable) for i, layer in enumerate(net.layers)]
     nbytes = net.n_params * net.dtype.itemsize
     footer = [
         f"Parameter memory: {_fmt_bytes(nbytes)} ({net.dtype.name})",

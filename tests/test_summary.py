@@ -332,3 +332,113 @@ def test_repr_shows_the_non_default_hyperparameters(name):
     assert text.count("=") == len(params)  # nothing else
     rebuilt = eval(text, {name: cls})  # the repr is code that rebuilds the estimator
     assert rebuilt.get_params() == cls(**params).get_params()
+
+
+# -- composed networks: residual blocks as a row and its sub-rows, running statistics ----
+def test_residual_block_is_a_row_with_sub_rows():
+    from sknet.layers import resnet
+
+    clf = sknet.NetworkClassifier(resnet())
+    s = clf.summary(input_shape=(1, 150), n_outputs=3)
+    layers = clf.build_layers((1, 150), n_outputs=3)
+    assert len(s.rows) == len(layers) == 5  # three blocks, the pooling, the output
+    block = s.rows[0]
+    assert block["layer"] == "Residual(shortcut='auto', shortcut_batchnorm=True, activation='relu')"
+    parts = [sub["part"] for sub in block["sublayers"]]
+    assert parts == ["branch"] * 8 + ["shortcut"] * 2
+    assert block["params"] == sum(sub["params"] for sub in block["sublayers"])
+    assert block["sublayers"][0]["params"] == 64 * 1 * 8 + 64
+    assert block["sublayers"][-2]["layer"].startswith("Conv(filters=64, kernel_size=1")
+    assert block["sublayers"][-2]["output_shape"] == (64, 150)
+    # the third block keeps 128 channels: identity shortcut, then its batch normalization
+    assert [sub["layer"].split("(")[0] for sub in s.rows[2]["sublayers"][-1:]] == ["BatchNorm"]
+    assert s.total_params == sum(r["params"] for r in s.rows)
+    # running statistics: a mean and a variance per channel of every BatchNorm
+    bn_channels = (64 * 4) + (128 * 4) + (128 * 4)
+    assert s.state_size == 2 * bn_channels
+    assert block["state"] == 2 * 64 * 4
+    text = str(s)
+    assert f"Running statistics: {2 * bn_channels:,} (fitted, not trained)" in text
+    assert "'layers'" not in text and "'config'" not in text  # no nested configuration
+    assert "shortcut: Conv(filters=64, kernel_size=1" in text
+    assert "\n     Conv(filters=64, kernel_size=8" in text  # branch rows are indented
+    # one line per layer, of a reasonable width
+    assert len(text.splitlines()) == 4 + 1 + 5 + (10 + 10 + 9) + 5
+    assert max(len(line) for line in text.splitlines()) < 130
+
+
+def test_identity_shortcut_and_nested_blocks():
+    from sknet.layers import Conv1D, Dense, Residual
+
+    s = sknet.NetworkRegressor([Residual([Dense(8), Dense(8)])]).summary(input_shape=(8,))
+    block = s.rows[0]
+    assert [(sub["part"], sub["layer"]) for sub in block["sublayers"]][-1] == (
+        "shortcut",
+        "identity",
+    )
+    assert block["sublayers"][-1]["params"] == 0
+    assert "shortcut: identity" in str(s)
+    assert s.state_size == 0 and "Running statistics" not in str(s)
+
+    inner = Residual([Conv1D(4)])
+    s = sknet.NetworkRegressor([Residual([Conv1D(4), inner])]).summary(input_shape=(1, 20))
+    nested = s.rows[0]["sublayers"][1]
+    assert nested["layer"].startswith("Residual(") and len(nested["sublayers"]) == 2
+    # 1 -> 4 channels, a block of 4 -> 4, the projection of the shortcut 1 -> 4
+    assert s.rows[0]["params"] == (4 * 1 * 3 + 4) + (4 * 4 * 3 + 4) + (4 * 1 + 4)
+    assert "\n       Conv(filters=4" in str(s)  # two levels of indentation
+
+
+def test_long_descriptions_drop_default_settings():
+    from sknet.layers import Conv1D, Residual
+
+    net = sknet.NetworkClassifier([Residual([Conv1D(128, 8, dilation=4, activation="identity")])])
+    s = net.summary(input_shape=(3, 100), n_outputs=2)
+    sub = s.rows[0]["sublayers"][0]
+    # the rows keep the full description; the table prints the short one
+    assert sub["layer"] == (
+        "Conv(filters=128, kernel_size=8, stride=1, padding='same', activation='identity', "
+        "ndim=1, dilation=4)"
+    )
+    assert sub["layer_short"] == (
+        "Conv(filters=128, kernel_size=8, activation='identity', ndim=1, dilation=4)"
+    )
+    text = str(s)
+    assert sub["layer_short"] in text and sub["layer"] not in text
+    assert "Residual(activation='relu')" in text
+    assert max(len(line) for line in text.splitlines()) < 130
+
+
+def test_old_summaries_keep_their_full_descriptions():
+    s = sknet.ConvNetClassifier(conv_filters=(16,), padding="valid", input_shape=(1, 8, 8))
+    text = str(s.summary(n_outputs=10))
+    assert "Conv(filters=16, kernel_size=3, stride=1, padding='valid', activation='relu'" in text
+    assert "Running statistics" not in text
+
+
+def test_fitted_summary_of_batchnorm_and_frozen_block():
+    from sknet.layers import BatchNorm, Dense, Residual
+
+    X, y = _data(n_features=6, n_classes=2, n=40)
+    layers = [
+        ("block", Residual([("dense", Dense(5)), ("bn", BatchNorm())])),
+        ("head", Dense(4)),
+    ]
+    base = _quiet_fit(sknet.NetworkClassifier(layers, max_iter=2, random_state=0), X, y)
+    s = base.summary()
+    net = base.network_
+    assert s.total_params == net.theta.size
+    assert s.state_size == net.state.size == 2 * 5  # mean and variance of 5 channels
+    assert [sub["part"] for sub in s.rows[0]["sublayers"]] == ["branch", "branch", "shortcut"]
+    assert "Running statistics: 10 (fitted, not trained)" in str(s)
+
+    clf = sknet.NetworkClassifier(layers, max_iter=2, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit_from(X, y, net.theta[: net.layer_offset(1)], first_trainable=1)
+    s = clf.summary()
+    assert s.non_trainable_params == s.rows[0]["params"] == (6 * 5 + 5) + 2 * 5 + (6 * 5 + 5)
+    assert s.trainable_params == s.total_params - s.non_trainable_params
+    lines = str(s).splitlines()
+    assert lines[5].endswith("  80") and "[frozen]" in lines[5]
+    assert not any("[frozen]" in line for line in lines[6:])
