@@ -224,8 +224,9 @@ class AvgPool2D(_Pool):
 class GlobalAveragePool(LayerSpec):
     """Mean of each channel over all positions: (channels, ...) -> (channels,).
 
-    The classification head of the FCN and ResNet time-series networks; a network of
-    convolutions and global pooling takes inputs of any length the convolutions accept.
+    The classification head of the FCN and ResNet time-series networks: the weights of
+    a network of convolutions and global pooling do not depend on the input length
+    (a fitted estimator still takes the length it was fitted on).
 
     Examples
     --------
