@@ -80,6 +80,12 @@ def as_rectangular(X, what, fix):
     return X
 
 
+def state_offset(net, i):
+    """Start of layer ``i``'s non-trainable state in ``net.state`` (``i == len(layers)``:
+    the end); the state is laid out layer by layer, like ``theta``."""
+    return sum(view.size for views in net.states[:i] for view in views.values())
+
+
 class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
@@ -102,9 +108,9 @@ class BaseNetworkEstimator(
     - :meth:`forward` ``(X, *, stop=None, output_activation=False)``: validate X, cast
       it to the network's dtype and run the first ``stop`` layers (with one BLAS thread
       for the families whose kernels need it). ``predict`` and ``transform`` use it.
-    - :meth:`fit_from` ``(X, y, weights, *, first_trainable=0, sample_weight=None)``:
-      ``fit``, with the first layers starting from given weights and the layers before
-      ``first_trainable`` frozen.
+    - :meth:`fit_from` ``(X, y, weights, *, first_trainable=0, sample_weight=None,
+      state=None)``: ``fit``, with the first layers starting from given weights (and
+      non-trainable state) and the layers before ``first_trainable`` frozen.
     - :meth:`set_weights` ``(weights)``: replace the fitted network's weights.
     - ``network_``: the fitted network (layers, parameter views, ``theta``);
       ``input_shape_``: the per-sample shape it takes; ``first_trainable_layer_``:
@@ -302,13 +308,17 @@ class BaseNetworkEstimator(
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit_from(self, X, y, weights, *, first_trainable=0, sample_weight=None):
+    def fit_from(self, X, y, weights, *, first_trainable=0, sample_weight=None, state=None):
         """Fit, starting the first layers from given weights and freezing some of them.
 
         As ``fit`` (a fresh network, the other weights drawn from ``random_state``),
         except that the first ``weights.size`` entries of the flat parameter vector
         (``network_.theta``, layer by layer) start from ``weights`` and the layers
         before ``first_trainable`` are not trained: their weights stay bit-identical.
+        Likewise the first ``state.size`` entries of the non-trainable state
+        (``network_.state``, the running statistics of batch normalization, layer by
+        layer) start from ``state``; frozen layers that hold state keep it unchanged
+        (they run in inference mode), so ``state`` must cover them.
         The weights are not kept on the estimator; ``first_trainable_layer_`` is, and
         later ``partial_fit`` or ``warm_start`` fits keep those layers frozen. A plain
         ``fit`` trains everything again from a fresh initialisation.
@@ -328,6 +338,13 @@ class BaseNetworkEstimator(
             before it must be covered by ``weights``.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        state : array-like of shape (n_state,), default=None
+            Starting values of the first layers' non-trainable state, for example
+            ``other.network_.state[:n]`` with ``n`` the state size of its first ``k``
+            layers (the sizes of ``other.network_.states[:k]``). Required when a
+            frozen layer holds state (a batch normalization before
+            ``first_trainable``). None: every layer's state starts at its initial
+            value (running mean 0, variance 1).
 
         Returns
         -------
@@ -346,12 +363,21 @@ class BaseNetworkEstimator(
             or first_trainable < 0
         ):
             raise ValueError(f"first_trainable must be an int >= 0, got {first_trainable!r}.")
+        if state is not None:
+            state = np.asarray(state)
+            if state.ndim != 1 or state.dtype.kind not in "fiu":
+                raise ValueError(
+                    f"state must be a 1-D array of numbers, got shape {state.shape} and "
+                    f"dtype {state.dtype}."
+                )
+            if not np.isfinite(state).all():
+                raise ValueError("state contains NaN or infinity.")
         return self._fit(
             X,
             y,
             sample_weight=sample_weight,
             incremental=False,
-            start=(weights, int(first_trainable)),
+            start=(weights, int(first_trainable), state),
         )
 
     def set_weights(self, weights):
@@ -428,14 +454,29 @@ class BaseNetworkEstimator(
         net.init_params(self._random_state)
         self._first_trainable = 0
         if start is not None:  # fit_from
-            weights, first = start
+            weights, first, state = start
+            if first > len(net.layers):
+                raise ValueError(
+                    f"first_trainable={first}, but the network has {len(net.layers)} layers."
+                )
             if weights.size > net.n_params or net.layer_offset(first) > weights.size:
                 raise ValueError(
                     f"weights has {weights.size} values; the network has {net.n_params} "
                     f"parameters, {net.layer_offset(first)} of them in the "
                     f"{first} frozen layer(s) before first_trainable, which need weights."
                 )
+            frozen_state = state_offset(net, first)
+            n_state = 0 if state is None else state.size
+            if n_state > net.state.size or frozen_state > n_state:
+                raise ValueError(
+                    f"state has {n_state} values; the network has {net.state.size} values "
+                    f"of non-trainable state (running statistics), {frozen_state} of them "
+                    f"in the {first} frozen layer(s) before first_trainable, which need "
+                    "them: pass state= (the source network's network_.state[:n])."
+                )
             net.theta[: weights.size] = weights
+            if n_state:
+                net.state[:n_state] = state
             self._first_trainable = first
         self.n_layers_ = self._count_layers()
         self._keep_best()

@@ -48,14 +48,46 @@ class BaseNetwork(BaseNetworkEstimator):
             list(DEFAULT_LAYERS) if self.layers is None else self.layers, "layers"
         )
 
+    def _spec_values(self, attr):
+        """``spec.<attr>`` of every layer; a nested list (a Residual's) that is not one
+        is reported with the layer's name."""
+        out = []
+        for i, (name, spec) in enumerate(self._named_layers()):
+            try:
+                out.append(getattr(spec, attr))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"layers[{i}] {name!r} ({type(spec).__name__}): {exc}") from None
+        return out
+
     def _input_layout(self):
-        for _, spec in self._named_layers():
-            if spec._input_layout is not None:
-                return spec._input_layout
+        for layout in self._spec_values("_input_layout"):
+            if layout is not None:
+                return layout
         return "features"
 
     def _blas_in_threads(self):
-        return any(spec._blas_in_threads for _, spec in self._named_layers())
+        return any(self._spec_values("_blas_in_threads"))
+
+    # -- dropout, also inside residual blocks ------------------------------------------
+    def _uses_dropout(self):
+        def walk(layers):
+            for layer in layers:
+                yield layer
+                yield from walk(getattr(layer, "layers", ()))  # a residual branch
+
+        return any(
+            layer.kind == "dropout" and layer.rate > 0 for layer in walk(self._network.layers)
+        )
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        if self._uses_dropout():
+            raise ValueError(
+                "solver='lbfgs' needs a deterministic objective, but the layers hold a "
+                "Dropout with rate > 0 (a random mask per evaluation breaks L-BFGS's line "
+                "search): use solver='adam' or 'sgd', or set the rate to 0 "
+                "(layers__<name>__rate=0)."
+            )
+        return super()._fit_lbfgs(X, Y, sample_weight)
 
     # -- one BLAS thread when the layers call BLAS from numba's threads --------------
     def _fit(self, *args, **kwargs):
@@ -164,6 +196,7 @@ class BaseNetwork(BaseNetworkEstimator):
         misfit by name, then a flatten if needed and the output layer."""
         built = []
         shape = tuple(input_shape)
+        source = "the input"
         for i, (name, spec) in enumerate(self._named_layers()):
             kind = type(spec).__name__
             try:
@@ -178,10 +211,11 @@ class BaseNetwork(BaseNetworkEstimator):
                     hint = " Add a Flatten or a GlobalAveragePool before it."
                 raise ValueError(
                     f"layers[{i}] {name!r} ({kind}) does not fit its input: it gets samples "
-                    f"of shape {shape}. {exc}{hint}"
+                    f"of shape {shape} from {source}. {exc}{hint}"
                 ) from None
             built.append(layer)
             shape = out
+            source = f"layers[{i}] {name!r} ({kind})"
         if len(shape) != 1:
             built.append(Flatten())
         built.append(Dense(n_outputs, "identity"))

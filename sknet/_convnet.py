@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import validate_data
 
+from . import layers as specs
 from ._base import (
     BaseNetworkEstimator,
     NetworkClassifierMixin,
@@ -14,7 +15,16 @@ from ._base import (
     as_rectangular,
 )
 from ._compat import Interval, StrOptions
-from ._layers import Conv, Dense, Dropout, Flatten, Pool
+from ._layers import Dense
+
+#: the convolution and pooling specifications per spatial rank
+_CONV = {1: specs.Conv1D, 2: specs.Conv2D}
+_POOL = {
+    (1, "max"): specs.MaxPool1D,
+    (1, "avg"): specs.AvgPool1D,
+    (2, "max"): specs.MaxPool2D,
+    (2, "avg"): specs.AvgPool2D,
+}
 
 _SAMPLES, _FIX = "samples: all images or signals need the same shape", "pad or resize it first"
 
@@ -161,40 +171,88 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return sizes
 
-    def _build_layers(self, input_shape, n_outputs):
+    def layer_specs(self, input_shape):
+        """The hidden layers as specifications of :mod:`sknet.layers`.
+
+        ``NetworkClassifier(layers=clf.layer_specs(shape), ...)`` builds the same
+        network as this estimator (the output layer is added by either), and ``fit``
+        builds its hidden layers from exactly these specifications.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Shape of one sample, ``(channels, height, width)`` or ``(channels,
+            length)`` (see ``input_shape_``): it decides between 1-D and 2-D layers
+            and where a feature map is wide enough to pool.
+
+        Returns
+        -------
+        layers : list of (name, spec)
+            ``conv1``, ``pool1``, ``conv2``, ... (a pooling layer only where the map
+            is at least ``pool_size`` wide), ``flatten``, then ``dense1``, ... each
+            followed by ``dropout1``, ... where its dropout rate is > 0.
+
+        Examples
+        --------
+        >>> from sknet import ConvNetClassifier
+        >>> clf = ConvNetClassifier(conv_filters=(4, 8, 8), hidden_layer_sizes=(16,))
+        >>> [name for name, _ in clf.layer_specs((1, 6, 6))]  # maps 6x6, 3x3, 1x1
+        ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'flatten', 'dense1']
+        """
+        self._validate_params()
+        shape = tuple(int(s) for s in input_shape)
+        if len(shape) not in (2, 3) or min(shape) < 1:
+            raise ValueError(
+                "input_shape must be (channels, height, width) for images or (channels, "
+                f"length) for signals, got {input_shape!r}."
+            )
+        return self._layer_specs(shape)
+
+    def _layer_specs(self, input_shape):
         filters = [int(f) for f in self.conv_filters]
         if any(f <= 0 for f in filters):
             raise ValueError(f"conv_filters must be > 0, got {filters}.")
         ndim = len(input_shape) - 1
+        conv_spec, pool_spec = _CONV[ndim], _POOL[ndim, self.pool]
         spatial = list(input_shape[1:])
-        layers = []
-        for i, f in enumerate(filters):
-            conv = Conv(f, self.kernel_size, self.strides, self.padding, self.activation, ndim=ndim)
+        out = []
+        for i, f in enumerate(filters, start=1):
+            conv = conv_spec(
+                f,
+                self.kernel_size,
+                stride=self.strides,
+                padding=self.padding,
+                activation=self.activation,
+            )
             if self.padding != "same":
                 pad = 0 if self.padding == "valid" else int(self.padding)
                 if any(s + 2 * pad < self.kernel_size for s in spatial):
                     raise ValueError(
                         f"kernel_size={self.kernel_size} is larger than the "
-                        f"{'x'.join(map(str, spatial))} input of convolution {i + 1} "
+                        f"{'x'.join(map(str, spatial))} input of convolution {i} "
                         f"(padding={self.padding!r}); use padding='same', a smaller kernel "
                         "or fewer pooling stages."
                     )
-            layers.append(conv)
-            spatial = list(conv._spatial_out(spatial))
+            out.append((f"conv{i}", conv))
+            spatial = list(conv.build_layer()._spatial_out(spatial))
             p = self.pool_size
             if p and p > 1 and all(s >= p for s in spatial):
-                layers.append(Pool(self.pool, p, ndim=ndim))
+                out.append((f"pool{i}", pool_spec(p)))
                 spatial = [s // p for s in spatial]
-        layers.append(Flatten())
+        out.append(("flatten", specs.Flatten()))
         sizes = self._hidden_layer_sizes()
         rates = self._dropout_rates(len(sizes))
         dense_activation = (
             self.activation if self.dense_activation is None else self.dense_activation
         )
-        for units, rate in zip(sizes, rates):
-            layers.append(Dense(units, dense_activation))
+        for i, (units, rate) in enumerate(zip(sizes, rates), start=1):
+            out.append((f"dense{i}", specs.Dense(units, dense_activation)))
             if rate > 0:
-                layers.append(Dropout(rate))
+                out.append((f"dropout{i}", specs.Dropout(rate)))
+        return out
+
+    def _build_layers(self, input_shape, n_outputs):
+        layers = [spec.build_layer() for _, spec in self._layer_specs(input_shape)]
         layers.append(Dense(n_outputs, "identity"))
         return layers
 

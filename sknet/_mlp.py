@@ -4,9 +4,10 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import validate_data
 
+from . import layers as specs
 from ._base import BaseNetworkEstimator, NetworkClassifierMixin, NetworkRegressorMixin
 from ._compat import StrOptions
-from ._layers import Dense, Dropout
+from ._layers import Dense
 
 
 class BaseMLP(BaseNetworkEstimator):
@@ -29,14 +30,50 @@ class BaseMLP(BaseNetworkEstimator):
             self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False
         )
 
-    def _build_layers(self, input_shape, n_outputs):
+    def layer_specs(self, input_shape=None):
+        """The hidden layers as specifications of :mod:`sknet.layers`.
+
+        ``NetworkClassifier(layers=clf.layer_specs(shape), ...)`` builds the same
+        network as this estimator (the output layer is added by either), and ``fit``
+        builds its hidden layers from exactly these specifications. With the same
+        training parameters the two train to bit-identical weights, except with
+        ``activation='logistic'``: scikit-learn draws the MLP's output weights with
+        the hidden activation's Glorot factor, which only logistic changes.
+
+        Parameters
+        ----------
+        input_shape : tuple of int or None, default=None
+            Shape of one sample, ``(n_features,)``; an MLP's hidden layers do not
+            depend on it.
+
+        Returns
+        -------
+        layers : list of (name, spec)
+            ``dense1``, ``dense2``, ... (``Dense(units, activation)``), each followed
+            by ``dropout1``, ... (``Dropout(rate)``) where its dropout rate is > 0.
+
+        Examples
+        --------
+        >>> from sknet import MLPClassifier
+        >>> MLPClassifier((8, 4), dropout=0.2).layer_specs((10,))
+        [('dense1', Dense(units=8)), ('dropout1', Dropout(rate=0.2)), \
+('dense2', Dense(units=4)), ('dropout2', Dropout(rate=0.2))]
+        """
+        self._validate_params()
+        return self._layer_specs()
+
+    def _layer_specs(self):
         sizes = self._hidden_layer_sizes()
         rates = self._dropout_rates(len(sizes))
-        layers = []
-        for units, rate in zip(sizes, rates):
-            layers.append(Dense(units, self.activation))
+        out = []
+        for i, (units, rate) in enumerate(zip(sizes, rates), start=1):
+            out.append((f"dense{i}", specs.Dense(units, self.activation)))
             if rate > 0:
-                layers.append(Dropout(rate))
+                out.append((f"dropout{i}", specs.Dropout(rate)))
+        return out
+
+    def _build_layers(self, input_shape, n_outputs):
+        layers = [spec.build_layer() for _, spec in self._layer_specs()]
         # scikit-learn draws the output layer's init with the hidden activation's factor
         layers.append(Dense(n_outputs, "identity", init_activation=self.activation))
         return layers

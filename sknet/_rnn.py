@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import validate_data
 
+from . import layers as specs
 from ._base import (
     BaseNetworkEstimator,
     NetworkClassifierMixin,
@@ -14,7 +15,9 @@ from ._base import (
     as_rectangular,
 )
 from ._compat import StrOptions
-from ._layers import Dense, Dropout, Recurrent
+from ._layers import Dense
+
+_CELLS = {"lstm": specs.LSTM, "gru": specs.GRU}
 
 
 class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
@@ -100,6 +103,63 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
     def _count_layers(self):
         return len(self._hidden_layer_sizes()) + len(self.dense_layer_sizes) + 2
 
+    def layer_specs(self, input_shape=None):
+        """The hidden layers as specifications of :mod:`sknet.layers`.
+
+        ``NetworkClassifier(layers=clf.layer_specs(shape), clip_norm=clf.clip_norm,
+        ...)`` builds the same network as this estimator (the output layer is added
+        by either), and ``fit`` builds its hidden layers from exactly these
+        specifications.
+
+        Parameters
+        ----------
+        input_shape : tuple of int or None, default=None
+            Shape of one sample, ``(n_timesteps, n_features)``; the layers do not
+            depend on it.
+
+        Returns
+        -------
+        layers : list of (name, spec)
+            The recurrent layers ``lstm1``, ``lstm2``, ... (``gru``/``rnn`` after
+            ``cell``; all but the last with ``return_sequences=True``), then the dense
+            layers ``dense1``, ...; each followed by a ``Dropout`` named after it
+            (``dropout1``, ... counting all hidden layers) where its rate is > 0.
+
+        Examples
+        --------
+        >>> from sknet import RNNClassifier
+        >>> RNNClassifier(cell="gru", hidden_layer_sizes=(8, 4),
+        ...               dense_layer_sizes=(3,)).layer_specs((20, 2))
+        [('gru1', GRU(return_sequences=True, units=8)), ('gru2', GRU(units=4)), \
+('dense1', Dense(units=3))]
+        """
+        self._validate_params()
+        return self._layer_specs()
+
+    def _layer_specs(self):
+        rec = self._hidden_layer_sizes()
+        dense = [int(u) for u in self.dense_layer_sizes]
+        if any(u <= 0 for u in dense):
+            raise ValueError(f"dense_layer_sizes must be > 0, got {dense}.")
+        rates = self._dropout_rates(len(rec) + len(dense))
+        out = []
+        for i, units in enumerate(rec):
+            last = i == len(rec) - 1
+            if self.cell == "rnn":
+                spec = specs.RNN(units, activation=self.activation, return_sequences=not last)
+            else:  # the LSTM and GRU cells have fixed activations
+                spec = _CELLS[self.cell](units, return_sequences=not last)
+            out.append((f"{self.cell}{i + 1}", spec))
+        for j, units in enumerate(dense):
+            out.append((f"dense{j + 1}", specs.Dense(units, self.dense_activation)))
+        # a dropout after each hidden layer whose rate is > 0, named after its position
+        with_dropout = []
+        for k, (entry, rate) in enumerate(zip(out, rates), start=1):
+            with_dropout.append(entry)
+            if rate > 0:
+                with_dropout.append((f"dropout{k}", specs.Dropout(rate)))
+        return with_dropout
+
     def _build_layers(self, input_shape, n_outputs):
         if self.cell != "rnn" and self.activation != "tanh":
             # not an error: code that sets activation for every cell keeps running
@@ -111,24 +171,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        rec = self._hidden_layer_sizes()
-        dense = [int(u) for u in self.dense_layer_sizes]
-        if any(u <= 0 for u in dense):
-            raise ValueError(f"dense_layer_sizes must be > 0, got {dense}.")
-        rates = self._dropout_rates(len(rec) + len(dense))
-        layers = []
-        for i, units in enumerate(rec):
-            layers.append(
-                Recurrent(
-                    self.cell, units, return_sequences=i < len(rec) - 1, activation=self.activation
-                )
-            )
-            if rates[i] > 0:
-                layers.append(Dropout(rates[i]))
-        for units, rate in zip(dense, rates[len(rec) :]):
-            layers.append(Dense(units, self.dense_activation))
-            if rate > 0:
-                layers.append(Dropout(rate))
+        layers = [spec.build_layer() for _, spec in self._layer_specs()]
         layers.append(Dense(n_outputs, "identity"))
         return layers
 

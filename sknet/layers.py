@@ -224,8 +224,9 @@ class AvgPool2D(_Pool):
 class GlobalAveragePool(LayerSpec):
     """Mean of each channel over all positions: (channels, ...) -> (channels,).
 
-    The classification head of the FCN and ResNet time-series networks; a network of
-    convolutions and global pooling takes inputs of any length the convolutions accept.
+    The classification head of the FCN and ResNet time-series networks: the weights of
+    a network of convolutions and global pooling do not depend on the input length
+    (a fitted estimator still takes the length it was fitted on).
 
     Examples
     --------
@@ -515,6 +516,11 @@ RNN.__doc__ += """
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
+class _InvalidLayers(ValueError, TypeError):
+    """A layer list that is not one: both a ValueError (a bad parameter value, as
+    scikit-learn's ``InvalidParameterError``) and a TypeError (of the wrong type)."""
+
+
 def named_layers(layers, where="layers"):
     """``[(name, spec), ...]`` from a list of pairs or bare specs, checked.
 
@@ -522,7 +528,7 @@ def named_layers(layers, where="layers"):
     (``conv1d-1``, ``conv1d-2``), as :func:`sklearn.pipeline.make_pipeline` names steps.
     """
     if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-        raise TypeError(
+        raise _InvalidLayers(
             f"{where} must be a list of (name, layer) pairs or layers, got {type(layers).__name__}."
         )
     layers = list(layers)
@@ -541,7 +547,7 @@ def named_layers(layers, where="layers"):
         elif isinstance(entry, (tuple, list)) and len(entry) == 2:
             name, spec = entry
         else:
-            raise TypeError(
+            raise _InvalidLayers(
                 f"{where}[{i}] must be a (name, layer) pair or a layer of sknet.layers, "
                 f"got {entry!r:.100}."
             )
@@ -551,7 +557,7 @@ def named_layers(layers, where="layers"):
                 "digits, '_', '-' and '.' without '__'."
             )
         if not isinstance(spec, LayerSpec):
-            raise TypeError(
+            raise _InvalidLayers(
                 f"{where}[{i}] ({name!r}) must be a layer of sknet.layers (Dense, "
                 f"Conv1D, ...), got {type(spec).__name__}."
             )

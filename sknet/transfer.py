@@ -17,7 +17,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseNetworkEstimator
+from ._base import BaseNetworkEstimator, state_offset
 from ._compat import HasMethods, Interval, StrOptions, fit_context, skip_common_checks
 
 __all__ = ["FineTuner", "NetworkFeatures"]
@@ -35,7 +35,8 @@ def _check_network_estimator(estimator, what):
     est = _unwrap(estimator)
     if not isinstance(est, BaseNetworkEstimator):
         raise TypeError(
-            f"{what} must be an sknet estimator (MLP, RNN or ConvNet), got {type(est).__name__}."
+            f"{what} must be an sknet estimator (MLP, RNN, ConvNet or Network), got "
+            f"{type(est).__name__}."
         )
     return est
 
@@ -72,7 +73,7 @@ def _resolve_pretrained(pretrained):
 class NetworkFeatures(TransformerMixin, BaseEstimator):
     """The activations of one layer of a fitted sknet network, as a frozen transformer.
 
-    Wraps an already fitted sknet estimator (MLP, RNN or ConvNet) and returns the
+    Wraps an already fitted sknet estimator (MLP, RNN, ConvNet or Network) and returns the
     activations of a chosen layer, by default the last hidden one, so that any
     scikit-learn estimator can be trained on them in a :class:`~sklearn.pipeline.Pipeline`.
     ``fit`` does nothing (it only checks that the network is fitted), and
@@ -470,6 +471,8 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
             a, b = src_net.layers[i], new_net.layers[i]
             shapes_a = [p.shape for p in src_net.params[i].values()]
             shapes_b = [p.shape for p in new_net.params[i].values()]
+            shapes_a += [v.shape for v in src_net.states[i].values()]
+            shapes_b += [v.shape for v in new_net.states[i].values()]
             if type(a) is not type(b) or a.get_config() != b.get_config() or shapes_a != shapes_b:
                 raise ValueError(
                     f"Layer {i} differs: pretrained {a!r} with parameter shapes "
@@ -517,12 +520,15 @@ class FineTuner(MetaEstimatorMixin, BaseEstimator):
         n_copy = self._check_compatible(src, probe)
         first = self._first_trainable_layer(probe.network_)
         src_net = src.network_
+        # the copied layers' weights and non-trainable state (batch normalization's
+        # running statistics), both laid out layer by layer
         est.fit_from(
             X,
             y,
             src_net.theta[: src_net.layer_offset(n_copy)],
             first_trainable=first,
             sample_weight=sample_weight,
+            state=src_net.state[: state_offset(src_net, n_copy)],
         )
         self.estimator_ = est
         self.first_trainable_layer_ = first

@@ -12,6 +12,8 @@ from sknet import (
     ConvNetRegressor,
     MLPClassifier,
     MLPRegressor,
+    NetworkClassifier,
+    NetworkRegressor,
     RNNClassifier,
     RNNRegressor,
 )
@@ -41,6 +43,11 @@ ESTIMATORS = [
         max_iter=100,
         random_state=0,
     ),
+    # composed networks with their default layers (one dense layer of 100 units)
+    NetworkClassifier(solver="lbfgs", max_iter=100, random_state=0),
+    NetworkRegressor(solver="lbfgs", max_iter=100, random_state=0),
+    NetworkClassifier(learning_rate_init=0.05, max_iter=60, random_state=0),
+    NetworkRegressor(learning_rate_init=0.05, max_iter=60, random_state=0),
 ]
 
 

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 import sknet
 from sknet import FineTuner, MLPClassifier, MLPRegressor, NetworkFeatures, pretrained
 from sknet.datasets import load_mnist
+from sknet.layers import fcn
 
 from ._network_estimators import (
     estimator_class,
@@ -327,6 +328,13 @@ def test_fine_tune_every_estimator(name):
     assert ft.first_trainable_layer_ > 0
     _assert_layers_equal(ft.estimator_, pre, frozen)
     _assert_layers_differ(ft.estimator_, pre, [n - 1])
+    # non-trainable state (batch normalization's running statistics) copied and kept,
+    # so the frozen part computes exactly what the pretrained network computes
+    for i in frozen:
+        for key, value in pre.network_.states[i].items():
+            np.testing.assert_array_equal(ft.estimator_.network_.states[i][key], value)
+    first = ft.first_trainable_layer_
+    np.testing.assert_array_equal(ft.estimator_.forward(X, stop=first), pre.forward(X, stop=first))
     # the pretrained weights were passed to fit_from, not left on the estimator
     assert "_init_theta" not in vars(ft.estimator_)
     assert set(vars(ft.estimator_)) == set(vars(clone(ft.estimator_).fit(X, y_new)))
@@ -440,3 +448,83 @@ def test_fine_tune_from_shipped_model_by_name():
     ft = FineTuner("mnist_mlp", template).fit(X, y)
     _assert_layers_equal(ft.estimator_, model, [0])
     assert ft.predict_proba(X).shape == (40, 3)
+
+
+# ======================================================================================
+# batch normalization: running statistics travel with the weights
+# ======================================================================================
+def _signals(n=60, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 1, 20)
+    return X, (X[:, 0].mean(axis=1) > 0).astype(int), (X[:, 0, :10].mean(axis=1) > 0).astype(int)
+
+
+@pytest.fixture(scope="module")
+def fcn_net():
+    X, y, _ = _signals()
+    small = dict(filters=(4, 6, 4), kernel_sizes=(5, 3, 3))
+    net = sknet.NetworkClassifier(
+        fcn(**small), learning_rate_init=0.02, max_iter=10, random_state=0
+    )
+    return net.fit(X, y), small
+
+
+@pytest.mark.parametrize("trainable_layers", [1, 3])
+def test_fine_tune_fcn_keeps_frozen_batch_norm_statistics(fcn_net, trainable_layers):
+    src, small = fcn_net
+    X, _, y_new = _signals(seed=1)
+    before = src.network_.state.copy()
+    new = sknet.NetworkClassifier(fcn(**small), learning_rate_init=0.02, max_iter=5, random_state=1)
+    ft = FineTuner(src, new, trainable_layers=trainable_layers).fit(X, y_new)
+    est, first = ft.estimator_, ft.first_trainable_layer_
+    kinds = [layer.kind for layer in est.network_.layers]
+    frozen_bn = [i for i in range(first) if kinds[i] == "batchnorm"]
+    assert len(frozen_bn) == (3 if trainable_layers == 1 else 2)
+    for i in frozen_bn:
+        for key in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(est.network_.states[i][key], src.network_.states[i][key])
+    # the frozen part predicts what the source's does, bit for bit
+    np.testing.assert_array_equal(est.forward(X, stop=first), src.forward(X, stop=first))
+    # trained batch normalization (trainable_layers=3: bn3) starts from the source's
+    # statistics and goes on updating them
+    trained_bn = [i for i in range(first, len(kinds)) if kinds[i] == "batchnorm"]
+    assert len(trained_bn) == (0 if trainable_layers == 1 else 1)
+    for i in trained_bn:
+        assert not np.array_equal(
+            est.network_.states[i]["running_mean"], src.network_.states[i]["running_mean"]
+        )
+    np.testing.assert_array_equal(src.network_.state, before)  # the source is untouched
+    # later partial_fit calls keep the frozen statistics too
+    est.partial_fit(X, y_new)
+    for i in frozen_bn:
+        np.testing.assert_array_equal(
+            est.network_.states[i]["running_var"], src.network_.states[i]["running_var"]
+        )
+
+
+def test_fit_from_state(fcn_net):
+    src, small = fcn_net
+    X, y, _ = _signals(seed=2)
+    net = src.network_
+    first = len(net.layers) - 1  # only the output layer is trained
+    weights = net.theta[: net.layer_offset(first)]
+    new = sknet.NetworkClassifier(fcn(**small), max_iter=3, random_state=1)
+    # any starting values: frozen statistics are used and kept as given
+    state = net.state * 2 + 0.5
+    new.fit_from(X, y, weights, first_trainable=first, state=state)
+    np.testing.assert_array_equal(new.network_.state, state)
+    with pytest.raises(ValueError, match="state has 0 values.*frozen layer"):
+        clone(new).fit_from(X, y, weights, first_trainable=first)
+    with pytest.raises(ValueError, match="state has 3 values"):
+        clone(new).fit_from(X, y, weights, first_trainable=first, state=state[:3])
+    with pytest.raises(ValueError, match="state has"):
+        clone(new).fit_from(X, y, weights, first_trainable=first, state=np.r_[state, 1.0])
+    with pytest.raises(ValueError, match="state must be a 1-D array"):
+        clone(new).fit_from(X, y, weights, first_trainable=first, state=state[None])
+    with pytest.raises(ValueError, match="state contains NaN"):
+        clone(new).fit_from(X, y, weights, first_trainable=first, state=state * np.nan)
+    with pytest.raises(ValueError, match="first_trainable=99"):
+        clone(new).fit_from(X, y, weights, first_trainable=99, state=state)
+    # with nothing frozen, state only sets where training starts
+    part = clone(new).fit_from(X, y, weights[:10], state=state[:4])
+    assert part.first_trainable_layer_ == 0
