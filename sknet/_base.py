@@ -584,6 +584,8 @@ class BaseNetworkEstimator(
                 "preprocessed; the initial weights were kept."
             )
         net.theta[start:] = res.x.astype(dtype)
+        if net.state.size:
+            self._full_batch_statistics(X)
         self.n_iter_ = int(res.nit)
         if res.status == 1:
             warnings.warn(
@@ -593,6 +595,34 @@ class BaseNetworkEstimator(
                 ConvergenceWarning,
             )
         self.loss_ = float(res.fun)
+
+    def _full_batch_statistics(self, X):
+        """Set the running statistics to those of the whole training set at the final
+        weights. L-BFGS trains on the full batch, but its line search evaluates trial
+        points: a moving average over the evaluations would lag the weights kept."""
+
+        def batchnorms(layers):
+            for layer in layers:
+                if layer.kind == "batchnorm":
+                    yield layer
+                yield from batchnorms(getattr(layer, "layers", ()))
+                yield from batchnorms(getattr(layer, "shortcut_layers", ()))
+
+        net = self._network
+        layers = [
+            bn
+            for i, layer in enumerate(net.layers)
+            if i >= self._first_trainable
+            for bn in batchnorms([layer])
+        ]
+        saved = [bn.momentum for bn in layers]
+        try:
+            for bn in layers:
+                bn.momentum = 1.0  # running statistics := this batch's
+            net.forward(X, training=True, first_trainable=self._first_trainable)
+        finally:
+            for bn, momentum in zip(layers, saved):
+                bn.momentum = momentum
 
     def _make_optimizer(self, size, dtype):
         if self.solver == "sgd":

@@ -351,13 +351,22 @@ def test_batch_norm_learns_and_keeps_running_statistics():
 
 def test_lbfgs_with_batch_norm():
     """Full-batch L-BFGS trains through batch normalization (a deterministic objective);
-    the running statistics, updated at every evaluation, serve predictions."""
+    after it, the running statistics are the whole training set's at the final weights
+    (not a moving average over the line search's trial points), so predicting the
+    training set reproduces the training forward pass."""
     X, y = signals(120)
     est = bn_net(solver="lbfgs", max_iter=60).fit(X, y)
     assert est.n_iter_ > 5
     assert est.score(X, y) > 0.9
     assert est.score(*signals(200, seed=1)) > 0.9
-    assert not np.allclose(est.network_.states[1]["running_mean"], 0)
+    net = est.network_
+    conv_out = net.forward(X, stop=1)  # the input of the BatchNorm layer
+    C = conv_out.shape[1]
+    per_channel = conv_out.transpose(1, 0, 2).reshape(C, -1)
+    np.testing.assert_allclose(net.states[1]["running_mean"], per_channel.mean(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(
+        net.states[1]["running_var"], per_channel.var(axis=1, ddof=1), rtol=1e-10
+    )
 
 
 def test_early_stopping_restores_batch_norm_statistics_with_the_best_weights(monkeypatch):

@@ -550,5 +550,5 @@ def test_estimator_with_dropout_inside_a_residual_block():
     a = reg.fit(X, y).predict(X)
     np.testing.assert_array_equal(reg.fit(X, y).predict(X), a)  # seeded masks
     assert np.isfinite(a).all()
-    with pytest.raises(ValueError, match="dropout needs a stochastic solver"):
+    with pytest.raises(ValueError, match="needs a deterministic objective"):
         reg.set_params(solver="lbfgs").fit(X, y)

@@ -435,7 +435,7 @@ def test_fitted_summary_of_batchnorm_and_frozen_block():
     clf = sknet.NetworkClassifier(layers, max_iter=2, random_state=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit_from(X, y, net.theta[: net.layer_offset(1)], first_trainable=1)
+        clf.fit_from(X, y, net.theta[: net.layer_offset(1)], first_trainable=1, state=net.state)
     s = clf.summary()
     assert s.non_trainable_params == s.rows[0]["params"] == (6 * 5 + 5) + 2 * 5 + (6 * 5 + 5)
     assert s.trainable_params == s.total_params - s.non_trainable_params
