@@ -72,7 +72,8 @@ class LayerSpec(BaseEstimator):
     _blas_in_threads = False
 
     def build_layer(self):
-        """A fresh, unbuilt layer of ``sknet._layers`` from this specification."""
+        """A fresh, unbuilt network layer from this specification (the estimator builds
+        it on the shape in front of it); raises ValueError for invalid settings."""
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -336,6 +337,7 @@ class Activation(LayerSpec):
     Parameters
     ----------
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        The function applied element-wise.
 
     Examples
     --------
