@@ -86,6 +86,24 @@ def state_offset(net, i):
     return sum(view.size for views in net.states[:i] for view in views.values())
 
 
+def layer_sizes(name, value, *, allow_empty=True):
+    """``value`` (an int or a sequence of ints) as a list of positive ints, else a
+    ValueError naming the parameter ``name``."""
+    sizes = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    for s in sizes:
+        if (
+            isinstance(s, (bool, np.bool_))
+            or not isinstance(s, (Integral, Real))
+            or not np.isfinite(s)
+            or s != int(s)
+            or s < 1
+        ):
+            raise ValueError(f"{name} must be positive integers, got {value!r}.")
+    if not sizes and not allow_empty:
+        raise ValueError(f"{name} must hold at least one size, got {value!r}.")
+    return [int(s) for s in sizes]
+
+
 class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
@@ -200,13 +218,7 @@ class BaseNetworkEstimator(
 
     # ------------------------------------------------------------------ helpers
     def _hidden_layer_sizes(self):
-        sizes = self.hidden_layer_sizes
-        if not hasattr(sizes, "__iter__"):
-            sizes = [sizes]
-        sizes = list(sizes)
-        if np.any(np.array(sizes) <= 0):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
-        return sizes
+        return layer_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
 
     def _dropout_rates(self, n_hidden):
         """Per-hidden-layer drop rates from ``dropout`` (None, a float or a sequence)."""
@@ -511,7 +523,10 @@ class BaseNetworkEstimator(
         Y = self._encode_targets(y, incremental, first_pass)
         if sample_weight is not None:
             sample_weight = check_sample_weight(
-                sample_weight, X if not sp.issparse(X) else np.empty(X.shape[0]), dtype=X.dtype
+                sample_weight,
+                X if not sp.issparse(X) else np.empty(X.shape[0]),
+                dtype=X.dtype,
+                ensure_non_negative=True,
             )
         sample_weight = self._apply_class_weight(y, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
@@ -519,6 +534,7 @@ class BaseNetworkEstimator(
             self._initialize(X, Y, start)
         else:
             net = self._network
+            self._check_same_architecture(self._input_shape(X), incremental)
             if self._input_shape(X) != net.input_shape:
                 raise ValueError(
                     f"X has per-sample shape {self._input_shape(X)}, but the network was "
@@ -531,6 +547,36 @@ class BaseNetworkEstimator(
             if X.dtype != net.dtype:
                 X = X.astype(net.dtype)
         return X, Y.astype(self._network.dtype, copy=False), sample_weight
+
+    def _check_same_architecture(self, shape, incremental):
+        """Continued training (warm_start, partial_fit) keeps the fitted network: refuse
+        hyperparameters that now describe another one, instead of ignoring them."""
+        try:
+            layers = self._build_layers(tuple(shape), self.n_outputs_)
+        except ValueError as exc:
+            raise ValueError(
+                f"{'partial_fit' if incremental else 'warm_start=True'} continues training "
+                f"the fitted network, but the hyperparameters no longer build a network: {exc}"
+            ) from None
+
+        def describe(layer):
+            return f"{type(layer).__name__}({layer.get_config()})"
+
+        have = [describe(layer) for layer in self._network.layers]
+        want = [describe(layer) for layer in layers]
+        if have != want:
+            where = next(
+                (i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want))
+            )
+            old = have[where] if where < len(have) else "nothing"
+            new = want[where] if where < len(want) else "nothing"
+            how = "partial_fit" if incremental else "warm_start=True"
+            raise ValueError(
+                f"{how} continues training the fitted network, but the hyperparameters now "
+                f"describe another architecture: layer {where} is {old} in the fitted "
+                f"network and {new} in the new one. Call fit with warm_start=False to train "
+                "a new network, or restore the hyperparameters."
+            )
 
     def _fit(self, X, y, sample_weight=None, incremental=False, start=None):
         X, Y, sample_weight = self._setup(X, y, sample_weight, incremental, start)
@@ -802,6 +848,9 @@ class BaseNetworkEstimator(
         gradient block by block and returns ``||W||^2`` for the loss.
         """
         net = self._network
+        if sw_b is not None and not sw_b.sum() > 0:
+            # a mini-batch whose samples all weigh 0 contributes nothing: no update
+            return 0.0
         first = self._first_trainable
         clip = self.clip_norm
         fused = bool(self.alpha) and clip is None
@@ -920,7 +969,16 @@ class BaseNetworkEstimator(
         X = self._validate_X_predict(X)
         if X.dtype != net.dtype:
             X = X.astype(net.dtype)
-        return net.predict(X, stop=stop, output_activation=output_activation)
+        out = net.predict(X, stop=stop, output_activation=output_activation)
+        if not np.isfinite(out).all():
+            rows = np.flatnonzero(~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1))
+            raise ValueError(
+                f"The network's output overflowed (NaN or infinity) for {rows.size} sample(s) "
+                f"of X (rows {rows[:5].tolist()}{' ...' if rows.size > 5 else ''}): their "
+                "values are far outside the range the network was trained on. Scale X as "
+                "the training data was scaled."
+            )
+        return out
 
     def transform(self, X):
         """Activations of the last hidden layer.
@@ -996,6 +1054,11 @@ class NetworkClassifierMixin:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+            if y.ndim == 1 and len(self.classes_) < 2:
+                raise ValueError(
+                    f"y has only one class ({self.classes_[0].tolist()!r}); a classifier needs "
+                    "samples of at least two classes."
+                )
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -1025,6 +1088,13 @@ class NetworkClassifierMixin:
             unknown = set(cw) - set(np.asarray(self.classes_).tolist())
             if unknown:
                 raise ValueError(f"class_weight names classes not in y: {sorted(unknown)}.")
+            bad = {
+                k: v
+                for k, v in cw.items()
+                if isinstance(v, bool) or not isinstance(v, Real) or not (np.isfinite(v) and v >= 0)
+            }
+            if bad:
+                raise ValueError(f"class_weight values must be finite numbers >= 0, got {bad}.")
         w = compute_sample_weight(cw, y).astype(dtype)
         return w if sample_weight is None else sample_weight * w
 

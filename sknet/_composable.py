@@ -10,6 +10,7 @@ from ._base import (
     NetworkClassifierMixin,
     NetworkRegressorMixin,
     as_rectangular,
+    layer_sizes,
 )
 from ._compat import StrOptions
 from ._layers import Dense, Flatten
@@ -109,7 +110,7 @@ class BaseNetwork(BaseNetworkEstimator):
         """Per-sample shape the network takes for validated X (2-D to 4-D)."""
         data = tuple(X.shape[1:])
         if self.input_shape is not None:
-            shape = tuple(int(s) for s in self.input_shape)
+            shape = tuple(layer_sizes("input_shape", self.input_shape, allow_empty=False))
             if not shape or min(shape) < 1:
                 raise ValueError(f"input_shape must hold positive sizes, got {self.input_shape!r}.")
             if X.ndim == 2:
@@ -143,6 +144,11 @@ class BaseNetwork(BaseNetworkEstimator):
                 f"{type(self).__name__} expects X of shape (n, features), (n, channels, "
                 f"length), (n, timesteps, features), (n, height, width) or (n, channels, "
                 f"height, width), got a {X.ndim}-D array."
+            )
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"X has an empty axis: per-sample shape {X.shape[1:]} (every channel, "
+                "length, height and width must be at least 1)."
             )
 
     def _validate_input(self, X, y, reset):

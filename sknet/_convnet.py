@@ -13,6 +13,7 @@ from ._base import (
     NetworkRegressorMixin,
     OneBlasThreadMixin,
     as_rectangular,
+    layer_sizes,
 )
 from ._compat import Interval, StrOptions
 from ._layers import Dense
@@ -69,7 +70,7 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
             data_shape = (1, X.shape[1])
         if self.input_shape is None:
             return tuple(data_shape)
-        shape = tuple(int(s) for s in self.input_shape)
+        shape = tuple(layer_sizes("input_shape", self.input_shape, allow_empty=False))
         if len(shape) not in (2, 3) or min(shape) < 1:
             raise ValueError(
                 "input_shape must be (channels, height, width) for images or (channels, "
@@ -97,6 +98,11 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
             raise ValueError(
                 f"{type(self).__name__} expects X of shape (n, channels, height, width), "
                 f"(n, height, width) or (n, n_features), got a {X.ndim}-D array."
+            )
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"X has an empty axis: per-sample shape {X.shape[1:]} (every channel, "
+                "length, height and width must be at least 1)."
             )
 
     def _check_fitted_shape(self, X):
@@ -161,16 +167,6 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
     def _count_layers(self):
         return len(self.conv_filters) + len(self._hidden_layer_sizes()) + 2
 
-    def _hidden_layer_sizes(self):
-        sizes = (
-            list(self.hidden_layer_sizes)
-            if hasattr(self.hidden_layer_sizes, "__iter__")
-            else [self.hidden_layer_sizes]
-        )
-        if any(s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
-        return sizes
-
     def layer_specs(self, input_shape):
         """The hidden layers as specifications of :mod:`sknet.layers`.
 
@@ -209,9 +205,7 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._layer_specs(shape)
 
     def _layer_specs(self, input_shape):
-        filters = [int(f) for f in self.conv_filters]
-        if any(f <= 0 for f in filters):
-            raise ValueError(f"conv_filters must be > 0, got {filters}.")
+        filters = layer_sizes("conv_filters", self.conv_filters)
         ndim = len(input_shape) - 1
         conv_spec, pool_spec = _CONV[ndim], _POOL[ndim, self.pool]
         spatial = list(input_shape[1:])

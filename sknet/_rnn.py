@@ -13,6 +13,7 @@ from ._base import (
     NetworkRegressorMixin,
     OneBlasThreadMixin,
     as_rectangular,
+    layer_sizes,
 )
 from ._compat import StrOptions
 from ._layers import Dense
@@ -137,10 +138,8 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         return self._layer_specs()
 
     def _layer_specs(self):
-        rec = self._hidden_layer_sizes()
-        dense = [int(u) for u in self.dense_layer_sizes]
-        if any(u <= 0 for u in dense):
-            raise ValueError(f"dense_layer_sizes must be > 0, got {dense}.")
+        rec = layer_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=False)
+        dense = layer_sizes("dense_layer_sizes", self.dense_layer_sizes)
         rates = self._dropout_rates(len(rec) + len(dense))
         out = []
         for i, units in enumerate(rec):

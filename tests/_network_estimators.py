@@ -7,7 +7,7 @@ with a reason, and any other exported network estimator is picked up too.
 
 import numpy as np
 import pytest
-from sklearn.base import is_classifier
+from sklearn.base import clone, is_classifier
 
 import sknet
 from sknet._base import BaseNetworkEstimator
@@ -72,7 +72,8 @@ def make_estimator(cls, **params):
     chosen = {"max_iter": 5, "random_state": 0}
     chosen.update(SMALL[family(cls)])
     chosen.update(params)
-    return cls(**{k: v for k, v in chosen.items() if k in accepted or k in params})
+    # cloned: the layer specifications in SMALL are shared, and set_params mutates them
+    return clone(cls(**{k: v for k, v in chosen.items() if k in accepted or k in params}))
 
 
 def make_X(cls, n=40, dtype=np.float64, seed=0):

@@ -560,7 +560,7 @@ def test_non_finite_and_malformed_input():
         est.fit(X[:, 0, 0], y)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         est.fit(X, y[:-1])
-    with pytest.raises(ValueError, match="conv_filters must be > 0"):
+    with pytest.raises(ValueError, match="conv_filters must be positive integers"):
         ConvNetClassifier(conv_filters=(4, 0)).fit(X, y)
     with pytest.raises(ValueError, match="padding"):
         ConvNetClassifier(padding="full").fit(X, y)

@@ -447,9 +447,9 @@ def test_bad_hyperparameters(rng):
     X, y = memory_task(rng, n=20, T=4)
     with pytest.raises(ValueError, match="cell"):
         RNNRegressor(cell="transformer").fit(X, y)
-    with pytest.raises(ValueError, match="dense_layer_sizes must be > 0"):
+    with pytest.raises(ValueError, match="dense_layer_sizes must be positive integers"):
         RNNRegressor(dense_layer_sizes=(4, 0)).fit(X, y)
-    with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be positive integers"):
         RNNRegressor(hidden_layer_sizes=(0,)).fit(X, y)
     with pytest.raises(ValueError, match="clip_norm"):
         RNNRegressor(clip_norm=0.0).fit(X, y)
