@@ -6,34 +6,35 @@ too, so importing weights does not require torch at all.
 
 How parameters correspond (sknet multiplies from the right, ``x @ W``)
 
-=====================  ============================  ======================================
-sknet layer            PyTorch module                conversion
-=====================  ============================  ======================================
-``Dense``              ``nn.Linear``                 ``W = weight.T``, ``b = bias``
-``Conv1D``/``Conv2D``  ``nn.Conv1d``/``nn.Conv2d``   ``W = weight`` ((F, C, k) / (F, C, kh,
-                                                     kw)), ``b = bias``
-Elman RNN              ``nn.RNN``                    ``W_x = weight_ih.T``, ``W_h =
-                                                     weight_hh.T``, ``b = bias_ih + bias_hh``
-LSTM (i, f, g, o)      ``nn.LSTM``                   same as the RNN, four gate blocks in
-                                                     PyTorch's order
-GRU (r, z, n)          ``nn.GRU``                    ``W_x``, ``W_h`` as above, ``b_x =
-                                                     bias_ih``, ``b_h = bias_hh`` (kept apart:
-                                                     ``b_hn`` sits inside ``r * (...)``)
-``BatchNorm``          ``nn.BatchNorm1d`` on (C,)    ``gamma = weight``, ``beta = bias``;
-                       and (C, L), ``nn.BatchNorm2d``  the state ``running_mean``,
-                       on (C, H, W)                  ``running_var`` = the buffers of the
-                                                     same names; same ``momentum``, ``eps``
-                                                     (``num_batches_tracked`` is ignored)
-``GlobalPool``         ``nn.AdaptiveAvgPool1d(1)`` /  none; followed by ``nn.Flatten()``
+=====================  ==============================  ========================================
+sknet layer            PyTorch module                  conversion
+=====================  ==============================  ========================================
+``Dense``              ``nn.Linear``                   ``W = weight.T``, ``b = bias``
+``Conv1D``/``Conv2D``  ``nn.Conv1d``/``nn.Conv2d``     ``W = weight`` ((F, C, k) / (F, C, kh,
+                                                       kw)), ``b = bias``
+Elman RNN              ``nn.RNN``                      ``W_x = weight_ih.T``, ``W_h =
+                                                       weight_hh.T``, ``b = bias_ih + bias_hh``
+LSTM (i, f, g, o)      ``nn.LSTM``                     same as the RNN, four gate blocks in
+                                                       PyTorch's order
+GRU (r, z, n)          ``nn.GRU``                      ``W_x``, ``W_h`` as above, ``b_x =
+                                                       bias_ih``, ``b_h = bias_hh`` (kept
+                                                       apart: ``b_hn`` sits inside ``r *
+                                                       (...)``)
+``BatchNorm``          ``nn.BatchNorm1d`` on (C,) and  ``gamma = weight``, ``beta = bias``; the
+                       (C, L), ``nn.BatchNorm2d`` on   state ``running_mean``, ``running_var``
+                       (C, H, W)                       = the buffers of the same names; same
+                                                       ``momentum``, ``eps``
+                                                       (``num_batches_tracked`` is ignored)
+``GlobalPool``         ``nn.AdaptiveAvgPool1d(1)`` /   none; followed by ``nn.Flatten()``
                        ``AdaptiveMaxPool1d(1)`` (2d
                        on images)
-``Activation``         ``nn.ReLU`` / ``nn.Tanh`` /    none (the identity: no module)
+``Activation``         ``nn.ReLU`` / ``nn.Tanh`` /     none (the identity: no module)
                        ``nn.Sigmoid``
-``Residual``           ``ResidualModule``: a          the branch's and the shortcut's layers
-                       ``branch`` and a ``shortcut``  as above, in that order
+``Residual``           ``ResidualModule``: a           the branch's and the shortcut's layers
+                       ``branch`` and a ``shortcut``   as above, in that order
                        ``nn.Sequential``, then an
                        ``activation``
-=====================  ============================  ======================================
+=====================  ==============================  ========================================
 
 Layers without parameters (activations, dropout, flatten, pooling) have no entries in a
 ``state_dict``; sknet fuses activations into ``Dense`` and ``Conv``, so the architecture
