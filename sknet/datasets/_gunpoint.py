@@ -87,7 +87,7 @@ def load_gunpoint(*, split="train", return_X_y=False):
     >>> X_test, y_test = load_gunpoint(split="test", return_X_y=True)
     >>> X_train.shape, X_test.shape
     ((50, 1, 150), (150, 1, 150))
-    >>> sorted(set(y_train))
+    >>> sorted(set(y_train.tolist()))
     ['1', '2']
     >>> print(load_gunpoint().DESCR.splitlines()[0])
     GunPoint, from the UCR time series classification archive.
