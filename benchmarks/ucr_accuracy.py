@@ -232,7 +232,6 @@ def main():
                 )
             published = PUBLISHED.get((name, arch))
             mean = float(np.mean(scores))
-            kind = "goal" if name in GOAL else "published"
             diff = f"{mean - published:+.1f}" if published is not None else "n/a"
             pub = f"{published:.1f}" + (" (goal)" if name in GOAL else "") if published else "n/a"
             walls = [r["wall"] for r in rows if r["data"] == name and r["arch"] == arch]
@@ -241,7 +240,7 @@ def main():
                 f"{np.mean(walls):.0f} |"
             )
             print(
-                f"  {arch:6s} mean {mean:.1f}% over {len(scores)} seed(s); {kind} "
+                f"  {arch:6s} mean {mean:.1f}% over {len(scores)} seed(s); published "
                 f"{pub}, difference {diff}",
                 flush=True,
             )
