@@ -32,13 +32,12 @@ so that, with W2 = W.reshape(F, K) and dYs = dY[s].reshape(F, P)::
 
     Y[s] = W2 @ cols + b       dW += dYs @ cols.T       dcols = W2.T @ dYs -> col2im -> dX[s]
 
-Each product is a small GEMM per sample (``np.dot``, i.e. OpenBLAS), called inside a single
-``prange`` over workspace slots (one per thread). OpenBLAS runs a GEMM with m*n*k <=
-65536*4 on the calling thread; larger per-sample products are split into row blocks under
-that size (:data:`BLAS_SERIAL_WORK`), so that OpenBLAS never starts its own threads inside
-numba's (nested pools made the backward pass slower at 2 threads than at 1). Slot t
-takes samples (forward) or chunks of samples (backward) t, t + n_slots, ... and works in
-its own im2col buffer.
+Each product is a whole GEMM per sample (``np.dot``, i.e. OpenBLAS), called inside a
+single ``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
+around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
+starts its own threads inside numba's (nested pools made the backward pass slower at 2
+threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
+of samples (backward) t, t + n_slots, ... and works in its own im2col buffer.
 Samples are grouped in fixed-size chunks of ``ws.chunk`` samples; a chunk's dW and db are
 summed serially over its samples into that chunk's own buffer, and the chunk buffers are
 added after the parallel loop in chunk order. Neither the chunk size nor any summation
@@ -48,7 +47,10 @@ Measured alternatives (LeNet-like layers, on a shared and noisy machine): one la
 GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
 and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
 numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
-slower than BLAS (without fast-math flags LLVM emits no FMA).
+slower than BLAS (without fast-math flags LLVM emits no FMA). Cutting each product into
+row blocks small enough for OpenBLAS to keep it on the calling thread at any thread
+count (m*n*k <= 65536*4), the earlier safeguard, meant GEMMs of one or two rows for the
+FCN's layers (128-256 channels, 150-500 steps): 5-25x slower than the whole product.
 """
 
 from typing import NamedTuple
@@ -61,7 +63,6 @@ from sknet._config import jit, jit_parallel
 from sknet.kernels.blocks import CHUNK, sum_blocks
 
 __all__ = [
-    "BLAS_SERIAL_WORK",
     "CHUNK",
     "Conv2dWorkspace",
     "conv2d_workspace",
@@ -71,10 +72,6 @@ __all__ = [
     "conv1d_forward",
     "conv1d_backward",
 ]
-
-#: OpenBLAS computes a GEMM with m*n*k at most this (SMP_THRESHOLD_MIN * 4) on the calling
-#: thread; the per-sample GEMMs are cut into row blocks of at most this much work.
-BLAS_SERIAL_WORK = 65536 * 4
 
 
 class Conv2dWorkspace(NamedTuple):
@@ -327,7 +324,7 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_sl
         cs = kept[s] if keep else cols
         _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
         Ys = Y[s].reshape(F, P)
-        _gemm_rows(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
+        np.dot(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
         for f in range(F):
             Ys[f] += b[f]
 
@@ -450,36 +447,19 @@ def _backward_slot(
                 _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
             dYs = dY[s].reshape(F, P)
             if s == s0:
-                _gemm_rows(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
+                np.dot(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
                 for f in range(F):
                     dbc[f] = _ordered_sum(dYs[f])
             else:
-                _gemm_rows(cs, dYs.T, tmp)
+                np.dot(cs, dYs.T, tmp)
                 for k in range(K):
                     for f in range(F):
                         dWc[k, f] += tmp[k, f]
                 for f in range(F):
                     dbc[f] += _ordered_sum(dYs[f])
             if need_dx:
-                _gemm_rows(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
+                np.dot(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
                 _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
-
-
-@jit
-def _gemm_rows(A, B, out):
-    """out = A @ B with np.dot, in row blocks of A of at most BLAS_SERIAL_WORK multiply-adds.
-
-    A (M, K) C-contiguous, B (K, N) C- or F-contiguous, out (M, N) C-contiguous.
-    """
-    M, K = A.shape
-    N = B.shape[1]
-    rows = max(1, BLAS_SERIAL_WORK // max(1, K * N))
-    if rows >= M:
-        np.dot(A, B, out)
-        return
-    for r0 in range(0, M, rows):
-        r1 = min(M, r0 + rows)
-        np.dot(A[r0:r1], B, out[r0:r1])
 
 
 # --------------------------------------------------------------------------------------
