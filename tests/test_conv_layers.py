@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sknet._layers import Dense, Flatten
-from sknet._layers.conv import Conv, Pool
+from sknet._layers.conv import KEEP_COLS_BYTES, Conv, Pool
 from sknet._network import Network
 from tests.gradcheck import assert_grad_close
 
@@ -351,3 +351,21 @@ def test_conv_and_pool_match_pytorch(ndim, k, stride, padding):
     layer = Pool("avg", 2, ndim)
     layer.build(expected.shape[1:], np.float64)
     assert_allclose(layer.forward(expected, {}, {}, False, None), avg.numpy(), rtol=1e-12)
+
+
+def test_kept_im2col_store_stays_within_its_cap_when_the_batch_grows():
+    """A larger batch after a smaller one (warm_start, partial_fit) must not grow the
+    kept im2col store past KEEP_COLS_BYTES; later small batches reuse the workspace."""
+
+    C, L = 4, 1000
+    col_bytes = C * 3 * L * 8  # one sample's im2col matrix, float64
+    small, large = 100, KEEP_COLS_BYTES // col_bytes + 50  # kept fits / does not
+    net = Network([Conv(2, 3, ndim=1), Flatten(), Dense(1)], "squared_error")
+    net.build((C, L), np.float64).init_params(np.random.RandomState(0))
+    rng = np.random.RandomState(1)
+    for n in (small, large, small, small):
+        X = rng.randn(n, C, L)
+        net.loss_and_grad(X, rng.randn(n, 1), None, 0.0)
+        ws = net._ctx[0]["ws"]
+        assert ws.kept.nbytes <= KEEP_COLS_BYTES
+    assert net._ctx[0]["ws"] is ws  # no reallocation per batch once grown

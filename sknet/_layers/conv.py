@@ -140,16 +140,17 @@ class Conv(Layer):
         # training keeps the forward pass's im2col matrices for the backward pass (one
         # im2col of three passes saved), when they fit in KEEP_COLS_BYTES
         col_bytes = C * k ** (self.ndim) * int(np.prod(out)) * self.dtype.itemsize
-        keep = 0 < n_backward * col_bytes <= KEEP_COLS_BYTES
+        # the workspace never shrinks: what it holds is sized for the largest batch seen,
+        # and the store is kept only when that size fits the cap
+        capacity = 0 if ws is None else ws.dW_chunks.shape[0] * ws.chunk
+        keep = 0 < max(n_backward, capacity) * col_bytes <= KEEP_COLS_BYTES
         if (
             ws is None
             or ws.cols.shape[0] != n_slots
-            or ws.dW_chunks.shape[0] * ws.chunk < n_backward
+            or capacity < n_backward
             or (keep and ws.kept.shape[0] < n_backward)
         ):
-            if ws is not None:
-                n_backward = max(n_backward, ws.dW_chunks.shape[0] * ws.chunk)
-                keep = keep or ws.kept.shape[0] > 0
+            n_backward = max(n_backward, capacity)
             if self.ndim == 2:
                 ws = ck.conv2d_workspace(
                     C, F, (k, k), out, n_backward, self.dtype, n_slots, keep_cols=keep
