@@ -104,6 +104,13 @@ def layer_sizes(name, value, *, allow_empty=True):
     return [int(s) for s in sizes]
 
 
+#: scikit-learn's message for weights that overflowed, which sknet's errors begin with
+_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values "
+    "and need to be preprocessed."
+)
+
+
 class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
@@ -585,10 +592,7 @@ class BaseNetworkEstimator(
         else:
             self._fit_lbfgs(X, Y, sample_weight)
         if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain "
-                "large values and need to be preprocessed."
-            )
+            raise ValueError(_NON_FINITE)
         return self
 
     def _fit_lbfgs(self, X, Y, sample_weight):
@@ -625,9 +629,7 @@ class BaseNetworkEstimator(
         if not np.isfinite(res.x).all() or not np.isfinite(res.fun):
             net.theta[start:] = x0.astype(dtype)
             raise DivergenceError(
-                "Solver produced non-finite parameter weights (the loss became "
-                f"{res.fun}). The input data may contain large values and need to be "
-                "preprocessed; the initial weights were kept."
+                f"{_NON_FINITE} (The loss became {res.fun}; the initial weights were kept.)"
             )
         net.theta[start:] = res.x.astype(dtype)
         if net.state.size:
@@ -750,9 +752,17 @@ class BaseNetworkEstimator(
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                self.loss_ = self._run_epoch(
-                    X_tr, Y_tr, sw_tr, sample_idx, batch_size, start, drop_rng
-                )
+                try:
+                    self.loss_ = self._run_epoch(
+                        X_tr, Y_tr, sw_tr, sample_idx, batch_size, start, drop_rng
+                    )
+                except DivergenceError as exc:
+                    if not early_stopping:
+                        raise
+                    # as scikit-learn (its issue 29504): a diverging loss ends training
+                    # and the weights with the best validation score are kept
+                    self._record_divergence(exc)
+                    break
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
@@ -798,6 +808,21 @@ class BaseNetworkEstimator(
             if getattr(self, "_best_state", None) is not None:
                 net.state[...] = self._best_state
 
+    def _record_divergence(self, exc):
+        """Close the epoch whose loss diverged under early stopping: NaN loss and scores
+        recorded, a warning; ``_fit_stochastic`` then restores the best weights."""
+        self.n_iter_ += 1
+        self.loss_ = np.nan
+        self.loss_curve_.append(np.nan)
+        self.validation_scores_.append(np.nan)
+        self.validation_loss_curve_.append(np.nan)
+        warnings.warn(
+            f"{exc} Training stopped; the weights with the best validation score (iteration "
+            f"{int(np.nanargmax(self.validation_scores_)) + 1 if self.n_iter_ > 1 else 0}) "
+            "were kept.",
+            ConvergenceWarning,
+        )
+
     def _keep_best(self):
         """Remember the current weights (and non-trainable state) as the best ones."""
         net = self._network
@@ -834,9 +859,9 @@ class BaseNetworkEstimator(
         # starts a fresh optimizer (with the then-current learning_rate_init)
         del self._optimizer
         raise DivergenceError(
-            f"{what} in iteration {self.n_iter_ + 1}: the optimisation diverged. Lower "
-            f"learning_rate_init (now {self.learning_rate_init}) or scale the inputs; the "
-            "weights from the start of that iteration were kept."
+            f"{_NON_FINITE} ({what} in iteration {self.n_iter_ + 1}: the optimisation "
+            f"diverged. Lower learning_rate_init (now {self.learning_rate_init}) or scale "
+            "the inputs; the weights from the start of that iteration were kept.)"
         )
 
     def _train_step(self, Xb, Yb, sw_b, start, drop_rng):

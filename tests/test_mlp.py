@@ -945,3 +945,50 @@ def test_no_warnings_on_clean_fit():
         MLPRegressor(solver="adam", learning_rate_init=0.01, max_iter=500, **SMALL).fit(
             *regression()
         ).predict(regression()[0])
+
+
+# ------------------------------------------------ scikit-learn's divergence behaviour
+def test_non_finite_weights_carry_scikit_learns_message():
+    """scikit-learn's test_nonfinite_params: its message, then sknet's advice."""
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(size=10)
+    msg = (
+        "Solver produced non-finite parameter weights. The input data may contain large"
+        " values and need to be preprocessed."
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=msg) as info:
+            MLPRegressor().fit(X, y)
+    assert "learning_rate_init" in str(info.value)  # sknet's advice follows
+
+
+def test_diverging_loss_with_early_stopping_keeps_the_best_weights():
+    """scikit-learn's test_mlp_diverging_loss (its issue 29504): no error, NaN recorded,
+    the best validation weights kept, and a warning saying so."""
+    from sklearn.datasets import load_iris
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_iris(return_X_y=True)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=100,
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=20,
+        early_stopping=True,
+        random_state=0,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mlp.fit(X, y)
+    assert str(mlp.validation_scores_[-1]) == str(np.nan)
+    assert isinstance(mlp.validation_scores_[-1], float)
+    assert np.isfinite(mlp.network_.theta).all()
+    best = int(np.nanargmax(mlp.validation_scores_))
+    assert mlp.best_validation_score_ == mlp.validation_scores_[best]
+    assert any(
+        issubclass(w.category, ConvergenceWarning) and "best validation score" in str(w.message)
+        for w in caught
+    )
