@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state, gen_batches, shuffle
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._compat import (
     Interval,
@@ -585,10 +585,14 @@ class BaseNetworkEstimator(
                 "a new network, or restore the hyperparameters."
             )
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, start=None):
+    def _fit(self, X, y, sample_weight=None, incremental=False, start=None, validation=None):
+        if validation is not None:
+            self._check_validation_request(*validation)
         X, Y, sample_weight = self._setup(X, y, sample_weight, incremental, start)
+        if validation is not None:
+            validation = self._validation_set(*validation)
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental)
+            self._fit_stochastic(X, Y, sample_weight, incremental, validation)
         else:
             self._fit_lbfgs(X, Y, sample_weight)
         if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
@@ -716,7 +720,47 @@ class BaseNetworkEstimator(
             )
         return X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val
 
-    def _fit_stochastic(self, X, Y, sample_weight, incremental):
+    def _check_validation_request(self, X_val, y_val, sample_weight_val):
+        """X_val / y_val make sense with early stopping of a stochastic solver only."""
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together (or neither).")
+        if X_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is given without X_val and y_val.")
+            return
+        if not self.early_stopping or self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "X_val and y_val are passed to fit, but they are only used for early "
+                "stopping: set early_stopping=True with solver='adam' or 'sgd' "
+                f"(now early_stopping={self.early_stopping}, solver={self.solver!r})."
+            )
+
+    def _validation_set(self, X_val, y_val, sample_weight_val):
+        """The given validation set, validated as for predict and encoded as y; None
+        when there is none (early stopping then splits the training data)."""
+        if X_val is None:
+            return None
+        net = self._network
+        X_val = self._validate_X_predict(X_val)
+        X_val = X_val.astype(net.dtype, copy=False)
+        y_val = np.asarray(y_val)
+        if y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(f"X_val has {X_val.shape[0]} samples but y_val has {y_val.shape[0]}.")
+        Y_val = self._encode_validation_targets(y_val).astype(net.dtype, copy=False)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[1]} outputs, the network {self.n_outputs_}.")
+        if sample_weight_val is not None:
+            sample_weight_val = check_sample_weight(
+                sample_weight_val,
+                np.empty(X_val.shape[0]),
+                dtype=net.dtype,
+                ensure_non_negative=True,
+            )
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small: X_val needs at least 2 samples.")
+        return X_val, Y_val, sample_weight_val
+
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, validation=None):
         net = self._network
         start = net.layer_offset(self._first_trainable)
         if not incremental or not hasattr(self, "_optimizer"):
@@ -724,7 +768,10 @@ class BaseNetworkEstimator(
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        if early_stopping:
+        if early_stopping and validation is not None:  # fit(..., X_val=, y_val=)
+            X_tr, Y_tr, sw_tr = X, Y, sample_weight
+            X_val, Y_val, sw_val = validation
+        elif early_stopping:
             X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val = self._split_validation(X, Y, sample_weight)
         else:
             X_tr, Y_tr, sw_tr = X, Y, sample_weight
@@ -916,7 +963,7 @@ class BaseNetworkEstimator(
                 self.best_loss_ = self.loss_curve_[-1]
 
     @fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -928,13 +975,29 @@ class BaseNetworkEstimator(
             regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : array-like, default=None
+            A validation set for early stopping (``early_stopping=True``), in any form
+            ``predict`` accepts, used instead of holding out ``validation_fraction`` of
+            X at random: for example the most recent part of a time series, which a
+            random split would mix with the training windows. As in
+            :meth:`sklearn.ensemble.HistGradientBoostingClassifier.fit`.
+        y_val : array-like, default=None
+            Targets of ``X_val``; classes must be among y's.
+        sample_weight_val : array-like of shape (n_val_samples,), default=None
+            Weights of the validation samples.
 
         Returns
         -------
         self : object
             Trained model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            incremental=False,
+            validation=(X_val, y_val, sample_weight_val),
+        )
 
     def summary(self, input_shape=None, *, n_outputs=None):
         """Table of the network's layers, output shapes and parameter counts.
@@ -1100,6 +1163,19 @@ class NetworkClassifierMixin:
                 )
         return self._label_binarizer.transform(y).astype(bool)
 
+    def _encode_validation_targets(self, y_val):
+        """y_val in the network's target encoding; its labels must be known."""
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        if y_val.ndim == 1:
+            unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y_val has classes not seen in y: {unknown.tolist()} (classes_ is "
+                    f"{self.classes_.tolist()})."
+                )
+        return self._label_binarizer.transform(y_val).astype(bool)
+
     def _apply_class_weight(self, y, sample_weight, incremental, dtype):
         cw = self.class_weight
         if cw is None:
@@ -1235,6 +1311,10 @@ class NetworkRegressorMixin:
 
     def _apply_class_weight(self, y, sample_weight, incremental, dtype):
         return sample_weight
+
+    def _encode_validation_targets(self, y_val):
+        y_val = check_array(y_val, ensure_2d=False, dtype=np.float64)
+        return self._encode_targets(y_val, incremental=True, first_pass=False)
 
     def _score_from_output(self, out, Y, sample_weight):
         if Y.shape[1] == 1:
