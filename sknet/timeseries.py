@@ -21,6 +21,12 @@ the estimator) on the windows. Evaluate in time order, with
 :class:`~sklearn.model_selection.TimeSeriesSplit` on the windows (``gap=horizon - 1``
 keeps the last training targets out of the first test targets), or by splitting the
 series itself and forecasting each test block from its history with :func:`forecast`.
+
+Early stopping in time order: ``early_stopping=True`` alone holds out a random
+``validation_fraction`` of the windows, which overlap the training windows around them,
+so the validation score is optimistic. Hold out the most recent windows instead and pass
+them to ``fit``: ``est.fit(X[:-k], y[:-k], X_val=X[-k:], y_val=y[-k:])`` (drop
+``window + horizon - 1`` windows between the two parts to keep them disjoint).
 """
 
 from numbers import Integral
