@@ -694,7 +694,9 @@ class BaseNetworkEstimator(
     def _split_validation(self, X, Y, sample_weight):
         """scikit-learn's early-stopping split (same random draws)."""
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
-        stratify = Y if should_stratify else None
+        # the bool encoding, as scikit-learn (its split, and its error messages, name
+        # the classes True and False)
+        stratify = Y.astype(bool) if should_stratify else None
         if sample_weight is None:
             X_tr, X_val, Y_tr, Y_val = train_test_split(
                 X,

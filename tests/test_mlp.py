@@ -992,3 +992,17 @@ def test_diverging_loss_with_early_stopping_keeps_the_best_weights():
         issubclass(w.category, ConvergenceWarning) and "best validation score" in str(w.message)
         for w in caught
     )
+
+
+def test_early_stopping_split_reports_classes_as_scikit_learn():
+    """scikit-learn's test_early_stopping_stratified, message included."""
+    X = [[1, 2], [2, 3], [3, 4], [4, 5]]
+    y = [0, 0, 0, 1]
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"The least populated classes in y have only 1 member.*Classes with "
+            r"too few members are: \['True'\]"
+        ),
+    ):
+        MLPClassifier(early_stopping=True).fit(X, y)
