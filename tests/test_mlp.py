@@ -995,14 +995,11 @@ def test_diverging_loss_with_early_stopping_keeps_the_best_weights():
 
 
 def test_early_stopping_split_reports_classes_as_scikit_learn():
-    """scikit-learn's test_early_stopping_stratified, message included."""
+    """scikit-learn's test_early_stopping_stratified, message included (scikit-learn
+    1.8 and later name the classes; 1.7 does not)."""
     X = [[1, 2], [2, 3], [3, 4], [4, 5]]
     y = [0, 0, 0, 1]
-    with pytest.raises(
-        ValueError,
-        match=(
-            r"The least populated classes in y have only 1 member.*Classes with "
-            r"too few members are: \['True'\]"
-        ),
-    ):
+    with pytest.raises(ValueError, match=r"The least populated class(es)? in y ha") as info:
         MLPClassifier(early_stopping=True).fit(X, y)
+    if "Classes with too few members" in str(info.value):
+        assert "Classes with too few members are: ['True']" in str(info.value)
