@@ -38,6 +38,7 @@ from ._compat import (
     check_sample_weight,
     fit_context,
 )
+from ._layers import walk_layers
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
@@ -250,14 +251,10 @@ class BaseNetworkEstimator(
         return self.loss
 
     def _uses_dropout(self):
-        def uses(layers):
-            return any(
-                (layer.kind == "dropout" and layer.rate > 0)
-                or uses(getattr(layer, "layers", ()))  # inside a residual block
-                for layer in layers
-            )
-
-        return uses(self._network.layers)
+        return any(
+            layer.kind == "dropout" and layer.rate > 0
+            for layer in walk_layers(self._network.layers)  # residual branches too
+        )
 
     # ------------------------------------------------------------------ the interface
     def build_layers(self, input_shape, n_outputs, dtype=np.float64):
@@ -604,14 +601,9 @@ class BaseNetworkEstimator(
         if self._uses_dropout():
             # a random mask per evaluation would make the objective stochastic, which
             # breaks L-BFGS's line search
-            fix = (
-                "Set dropout=None."
-                if "dropout" in self.get_params()
-                else "Remove the Dropout layers."
-            )
             raise ValueError(
                 "dropout needs a stochastic solver (solver='sgd' or 'adam'); "
-                f"solver='lbfgs' requires a deterministic objective. {fix}"
+                "solver='lbfgs' requires a deterministic objective. Set dropout=None."
             )
         start = net.layer_offset(self._first_trainable)
         x0 = net.theta[start:].astype(np.float64)
@@ -653,19 +645,11 @@ class BaseNetworkEstimator(
         weights. L-BFGS trains on the full batch, but its line search evaluates trial
         points: a moving average over the evaluations would lag the weights kept."""
 
-        def batchnorms(layers):
-            for layer in layers:
-                if layer.kind == "batchnorm":
-                    yield layer
-                yield from batchnorms(getattr(layer, "layers", ()))
-                yield from batchnorms(getattr(layer, "shortcut_layers", ()))
-
         net = self._network
         layers = [
-            bn
-            for i, layer in enumerate(net.layers)
-            if i >= self._first_trainable
-            for bn in batchnorms([layer])
+            layer
+            for layer in walk_layers(net.layers[self._first_trainable :])
+            if layer.kind == "batchnorm"
         ]
         saved = [bn.momentum for bn in layers]
         try:

@@ -69,17 +69,6 @@ class BaseNetwork(BaseNetworkEstimator):
     def _blas_in_threads(self):
         return any(self._spec_values("_blas_in_threads"))
 
-    # -- dropout, also inside residual blocks ------------------------------------------
-    def _uses_dropout(self):
-        def walk(layers):
-            for layer in layers:
-                yield layer
-                yield from walk(getattr(layer, "layers", ()))  # a residual branch
-
-        return any(
-            layer.kind == "dropout" and layer.rate > 0 for layer in walk(self._network.layers)
-        )
-
     def _fit_lbfgs(self, X, Y, sample_weight):
         if self._uses_dropout():
             raise ValueError(

@@ -1,6 +1,6 @@
 """Layers: shapes, initialisation and parameter views; the arithmetic is in kernels."""
 
-from .base import LAYER_CLASSES, Layer
+from .base import LAYER_CLASSES, Layer, walk_layers
 from .conv import Conv, GlobalPool, Pool
 from .dense import Activation, Dense, Dropout, Flatten
 from .norm import BatchNorm
@@ -20,4 +20,5 @@ __all__ = [
     "Pool",
     "Recurrent",
     "Residual",
+    "walk_layers",
 ]

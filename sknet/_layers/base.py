@@ -84,6 +84,13 @@ def spatial_ndim(layer, value):
 LAYER_CLASSES = {}
 
 
+def walk_layers(layers):
+    """Every layer of ``layers`` and, depth first, of the layers inside them."""
+    for layer in layers:
+        yield layer
+        yield from walk_layers(layer.sublayers())
+
+
 class Layer:
     """Base class. Subclasses override the methods they need.
 
@@ -115,6 +122,11 @@ class Layer:
 
     def init_params(self, params, rng):
         """Fill the views in ``params`` in place (``rng`` a ``np.random.RandomState``)."""
+
+    def sublayers(self):
+        """The layers inside this one (a residual block's branch and shortcut), in
+        order; none for a plain layer."""
+        return []
 
     def state_specs(self):
         """List of ``(name, shape, initial value)`` of the non-trainable fitted values

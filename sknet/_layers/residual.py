@@ -136,6 +136,9 @@ class Residual(Layer):
         return None
 
     # -- parameters and state ----------------------------------------------------------
+    def sublayers(self):
+        return [layer for _, layer in self._children()]
+
     def _children(self):
         """(prefix, layer) of every layer inside, branch then shortcut."""
         children = [(f"{i}.", layer) for i, layer in enumerate(self.layers)]
