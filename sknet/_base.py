@@ -163,6 +163,7 @@ class BaseNetworkEstimator(
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "validation_split": [StrOptions({"random", "last"})],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
@@ -676,7 +677,25 @@ class BaseNetworkEstimator(
         )
 
     def _split_validation(self, X, Y, sample_weight):
-        """scikit-learn's early-stopping split (same random draws)."""
+        """The early-stopping split: scikit-learn's (same random draws), or the last
+        ``validation_fraction`` of the samples in their given order
+        (``validation_split='last'``, for data in time order)."""
+        if self.validation_split == "last":
+            n = X.shape[0]
+            # train_test_split's rounding of a float test_size: ceil(fraction * n)
+            n_val = int(np.ceil(self.validation_fraction * n))
+            cut = n - n_val
+            if n_val < 2 or cut < 1:
+                raise ValueError(
+                    f"The validation set is too small: validation_fraction="
+                    f"{self.validation_fraction} of {n} samples leaves {n_val} for "
+                    f"validation and {cut} for training. Increase 'validation_fraction' or "
+                    "the size of your dataset."
+                )
+            sw_tr = sw_val = None
+            if sample_weight is not None:
+                sw_tr, sw_val = sample_weight[:cut], sample_weight[cut:]
+            return X[:cut], X[cut:], Y[:cut], Y[cut:], sw_tr, sw_val
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
         # the bool encoding, as scikit-learn (its split, and its error messages, name
         # the classes True and False)

@@ -235,7 +235,8 @@ _PARAMS = """
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
-early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+early_stopping, validation_fraction, validation_split, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
         As for :class:`MLPClassifier`. ``alpha`` penalizes the weights of dense,
         convolutional and recurrent layers (not biases, not batch normalization).
 
@@ -265,6 +266,7 @@ def _init(
     nesterovs_momentum,
     early_stopping,
     validation_fraction,
+    validation_split,
     beta_1,
     beta_2,
     epsilon,
@@ -290,6 +292,7 @@ def _init(
     self.nesterovs_momentum = nesterovs_momentum
     self.early_stopping = early_stopping
     self.validation_fraction = validation_fraction
+    self.validation_split = validation_split
     self.beta_1 = beta_1
     self.beta_2 = beta_2
     self.epsilon = epsilon
@@ -369,6 +372,7 @@ best_validation_score_, t_, n_iter_, n_outputs_, out_activation_
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -442,6 +446,7 @@ best_validation_score_, t_, n_iter_, n_outputs_, out_activation_
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,

@@ -184,6 +184,15 @@ _MLP_DOC_PARAMS = """
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping.
 
+    validation_split : {'random', 'last'}, default='random'
+        Which ``validation_fraction`` of the training data early stopping holds out:
+        'random' draws it as scikit-learn does (stratified for classifiers), 'last'
+        takes the last samples in the order given, as Keras's ``validation_split``
+        does. Use 'last' on data in time order (the lag windows of
+        :mod:`sknet.timeseries`), where random validation windows overlap training
+        windows and score optimistically; ``fit(..., X_val=, y_val=)`` takes a
+        validation set of your own instead. An sknet addition.
+
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's decay rates.
 
@@ -321,6 +330,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -348,6 +358,7 @@ class MLPClassifier(NetworkClassifierMixin, ClassifierMixin, BaseMLP):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -415,6 +426,7 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -442,6 +454,7 @@ class MLPRegressor(NetworkRegressorMixin, RegressorMixin, BaseMLP):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon

@@ -204,7 +204,8 @@ _RNN_PARAMS = """
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
-early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+early_stopping, validation_fraction, validation_split, beta_1, beta_2, epsilon, \
+n_iter_no_change, max_fun
         As for :class:`MLPClassifier` (the same solvers, schedules and stopping rules).
 
     dropout : float, sequence of float or None, default=None
@@ -286,6 +287,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -316,6 +318,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -384,6 +387,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         nesterovs_momentum=True,
         early_stopping=False,
         validation_fraction=0.1,
+        validation_split="random",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -414,6 +418,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon

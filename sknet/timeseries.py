@@ -24,9 +24,12 @@ series itself and forecasting each test block from its history with :func:`forec
 
 Early stopping in time order: ``early_stopping=True`` alone holds out a random
 ``validation_fraction`` of the windows, which overlap the training windows around them,
-so the validation score is optimistic. Hold out the most recent windows instead and pass
-them to ``fit``: ``est.fit(X[:-k], y[:-k], X_val=X[-k:], y_val=y[-k:])`` (drop
-``window + horizon - 1`` windows between the two parts to keep them disjoint).
+so the validation score is optimistic. ``validation_split='last'`` (every sknet
+estimator) holds out the most recent windows instead, the last ``validation_fraction``
+of them in the order given; or pass a validation set of your own to ``fit``:
+``est.fit(X[:-k], y[:-k], X_val=X[-k:], y_val=y[-k:])``. Either way, the last training
+windows share observations with the first validation windows; drop
+``window + horizon - 1`` windows between the two parts to keep them disjoint.
 """
 
 from numbers import Integral

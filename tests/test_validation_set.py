@@ -86,3 +86,36 @@ def test_unknown_validation_classes_and_shapes_are_refused():
         est.fit(X, y, X_val=X[:10], y_val=np.full(10, 7))
     with pytest.raises(ValueError, match="features"):
         est.fit(X, y, X_val=X[:10, :3], y_val=y[:10])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation_split_last_is_fit_with_the_tail_as_validation_set(name):
+    """validation_split='last' holds out the last ceil(fraction * n) samples in the order
+    given: the same training as passing that tail as X_val (sample weights split too)."""
+    cls = estimator_class(name)
+    X, y = _data(cls, n=50)
+    sw = np.linspace(0.5, 1.5, len(X))
+    kw = dict(early_stopping=True, max_iter=4, n_iter_no_change=100, validation_fraction=0.15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        last = make_estimator(cls, validation_split="last", **kw).fit(X, y, sample_weight=sw)
+        cut = 50 - 8  # ceil(0.15 * 50) = 8 validation samples
+        given = make_estimator(cls, **kw).fit(
+            X[:cut], y[:cut], sw[:cut], X_val=X[cut:], y_val=y[cut:], sample_weight_val=sw[cut:]
+        )
+        shuffled = make_estimator(cls, **kw).fit(X, y, sample_weight=sw)
+    np.testing.assert_array_equal(last.network_.theta, given.network_.theta)
+    assert last.validation_scores_ == given.validation_scores_
+    assert last.t_ == given.t_ == last.n_iter_ * cut
+    # the default draws at random: another validation set, other scores
+    assert shuffled.validation_scores_ != last.validation_scores_
+
+
+def test_validation_split_is_validated_and_the_tail_must_hold_two_samples():
+    X, y = _data(estimator_class("MLPRegressor"), n=9)
+    from sknet import MLPRegressor
+
+    with pytest.raises(ValueError, match="validation_split"):
+        MLPRegressor(early_stopping=True, validation_split="end").fit(X, y)
+    with pytest.raises(ValueError, match="validation set is too small.*1 for validation"):
+        MLPRegressor(early_stopping=True, validation_split="last").fit(X, y)
