@@ -1,7 +1,7 @@
 """scikit-learn's estimator checks over every sknet estimator.
 
-To add an estimator, append a small, fast instance of it to ``ESTIMATORS``. No
-expected-failure tags: every check must pass.
+To add an estimator, append a small, fast instance of it to ``ESTIMATORS`` and its class
+to the default-parameter list. No expected-failure tags: every check must pass.
 """
 
 import pytest
@@ -48,6 +48,21 @@ ESTIMATORS = [
     NetworkRegressor(solver="lbfgs", max_iter=100, random_state=0),
     NetworkClassifier(learning_rate_init=0.05, max_iter=60, random_state=0),
     NetworkRegressor(learning_rate_init=0.05, max_iter=60, random_state=0),
+]
+# ... and every estimator exactly as a user gets it: default parameters (the brief's
+# promise; the checks set random_state themselves where they compare fits)
+ESTIMATORS += [
+    cls()
+    for cls in (
+        MLPClassifier,
+        MLPRegressor,
+        RNNClassifier,
+        RNNRegressor,
+        ConvNetClassifier,
+        ConvNetRegressor,
+        NetworkClassifier,
+        NetworkRegressor,
+    )
 ]
 
 
