@@ -51,13 +51,14 @@ up in ``classes_`` with ``Gather``. The weights are stored in float32, whatever 
 network's dtype; outputs agree with a float32 network's ``predict`` to about 1e-6.
 """
 
+import sys
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import ClassifierMixin, is_classifier
+from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import NotFittedError
 
-from . import __version__
+from . import _composable, _convnet, _mlp, _rnn  # noqa: F401 - their classes are registered
 from ._base import BaseNetworkEstimator
 from ._layers.conv import conv_output_size
 from .transfer import FineTuner, NetworkFeatures
@@ -578,7 +579,7 @@ def to_onnx(estimator, X, *, target_opset=None):
         graph,
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="sknet",
-        producer_version=__version__,
+        producer_version=sys.modules["sknet"].__version__,
     )
     # the oldest IR version that carries this opset, so that older runtimes load it
     model.ir_version = _ir_version(opset, model.ir_version)
@@ -653,14 +654,21 @@ def _converter(scope, operator, container):
 
 
 def _estimator_classes():
-    import sknet
+    """sknet's classifiers and regressors (every concrete family, found as subclasses of
+    the estimator base), FineTuner and NetworkFeatures."""
 
-    classes = [FineTuner, NetworkFeatures]
-    for name in sknet.__all__:
-        obj = getattr(sknet, name, None)
-        if isinstance(obj, type) and issubclass(obj, BaseNetworkEstimator):
-            classes.append(obj)
-    return classes
+    def walk(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from walk(sub)
+
+    found = {
+        cls
+        for cls in walk(BaseNetworkEstimator)
+        if cls.__module__.startswith("sknet.")
+        and issubclass(cls, (ClassifierMixin, RegressorMixin))
+    }
+    return [FineTuner, NetworkFeatures] + sorted(found, key=lambda cls: cls.__name__)
 
 
 def register():
@@ -702,8 +710,8 @@ def register():
     >>> classes = register()
     >>> X = np.random.RandomState(0).randn(60, 3).astype(np.float32)
     >>> y = X @ np.array([1.0, -2.0, 0.5])
-    >>> pipe = make_pipeline(StandardScaler(), MLPRegressor((8,), max_iter=50,
-    ...                                                    random_state=0)).fit(X, y)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    >>> pipe = make_pipeline(StandardScaler(), reg).fit(X, y)
     >>> model = skl2onnx.to_onnx(pipe, X[:1])
     >>> sess = ort.InferenceSession(model.SerializeToString(),
     ...                             providers=["CPUExecutionProvider"])
