@@ -726,7 +726,12 @@ def register():
         if cls is FineTuner:
             # parsed as its estimator_ (a classifier or a regressor, known once fitted)
             skl2onnx.update_registered_converter(
-                cls, "SknetFineTuner", _shape_calculator, _converter, parser=_parse_fine_tuner
+                cls,
+                "SknetFineTuner",
+                _shape_calculator,
+                _converter,
+                parser=_parse_fine_tuner,
+                options=_CLASSIFIER_OPTIONS,
             )
             continue
         classifier = issubclass(cls, ClassifierMixin)
@@ -736,18 +741,26 @@ def register():
             _shape_calculator,
             _converter,
             # the option skl2onnx's classifier parser reads (a ZipMap after the outputs)
-            # (its ZipMap reads "nocl" too; only nocl=False, real class labels, is written)
-            options={"zipmap": [True, False, "columns"], "nocl": [False, True]}
-            if classifier
-            else None,
+            options=_CLASSIFIER_OPTIONS if classifier else None,
         )
     return classes
 
 
+#: the options skl2onnx's classifier parser reads: a ZipMap after the outputs, and in
+#: it "nocl" (only nocl=False, the real class labels, is written)
+_CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "nocl": [False, True]}
+
+
 def _parse_fine_tuner(scope, model, inputs, custom_parsers=None):
-    """skl2onnx parser of a FineTuner: that of its fitted ``estimator_``."""
+    """skl2onnx parser of a FineTuner: that of its fitted ``estimator_``, which also
+    takes the options given for the FineTuner."""
     from skl2onnx._parse import _parse_sklearn  # the dispatch skl2onnx applies to a step
 
     if not hasattr(model, "estimator_"):
         raise NotFittedError("This FineTuner instance is not fitted yet: call fit first.")
+    options = scope.get_options(model, {})
+    if options:
+        if scope.options is None:
+            scope.options = {}
+        scope.options.setdefault(id(model.estimator_), {}).update(options)
     return _parse_sklearn(scope, model.estimator_, inputs, custom_parsers=custom_parsers)

@@ -405,6 +405,25 @@ def test_regressor_pipeline(skl2onnx, est, shape):
     np.testing.assert_allclose(pred.ravel(), pipe.predict(X[N_FIT:]), atol=1e-4)
 
 
+def test_feature_pipelines(skl2onnx):
+    """A FineTuner converts as its estimator_; NetworkFeatures feeds a later step."""
+    X = _data((5,))
+    y = _targets(X, "binary")
+    base = _fit(MLPClassifier((6,), max_iter=10), X, y)
+    with _no_fuss():
+        ft = make_pipeline(
+            StandardScaler(), FineTuner(base, MLPClassifier((6,), max_iter=5, random_state=0))
+        ).fit(X[:N_FIT], y[:N_FIT])
+    label, proba = _session(skl2onnx.to_onnx(ft, X[:1], options={"zipmap": False})).run(
+        None, {"X": X[N_FIT:]}
+    )
+    np.testing.assert_array_equal(label, ft.predict(X[N_FIT:]))
+    np.testing.assert_allclose(proba, ft.predict_proba(X[N_FIT:]), atol=1e-4)
+    feats = make_pipeline(NetworkFeatures(base), StandardScaler()).fit(X[:N_FIT])
+    (out,) = _session(skl2onnx.to_onnx(feats, X[:1])).run(None, {"X": X[N_FIT:]})
+    np.testing.assert_allclose(out, feats.transform(X[N_FIT:]), atol=1e-4)
+
+
 def test_pipeline_with_double_input_is_refused(skl2onnx):
     X = _data((4,))
     pipe = _pipeline(MLPRegressor(hidden_layer_sizes=(3,), max_iter=5), X, X[:, 0])
