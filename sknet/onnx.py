@@ -9,12 +9,10 @@ without them; its functions raise an ``ImportError`` naming the extra.
 pipeline holding one (``make_pipeline(StandardScaler(), MLPClassifier())``) converts
 with ``skl2onnx.to_onnx`` like any scikit-learn pipeline.
 
-The graph
----------
-Its input ``X`` is a float32 tensor ``[N, ...]`` laid out as the estimator's ``predict``
-takes it (2-D rows, or the per-sample shape of the sample given to :func:`to_onnx`); the
-first node reshapes it to the network's per-sample shape, row-major, as ``predict``
-does. The outputs follow ``skl2onnx``'s conventions:
+The exported graph's input ``X`` is a float32 tensor ``[N, ...]`` laid out as the
+estimator's ``predict`` takes it (2-D rows, or the per-sample shape of the sample given
+to :func:`to_onnx`); the first node reshapes it to the network's per-sample shape,
+row-major, as ``predict`` does. The outputs follow ``skl2onnx``'s conventions:
 
 * classifiers: ``label`` (``[N]``, int64 or string as ``classes_``; ``[N, n_labels]``
   0/1 int64 for multilabel targets) and ``probabilities`` (``[N, n_classes]`` float32,
