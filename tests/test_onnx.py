@@ -287,6 +287,16 @@ def test_network_flat_rows_with_input_shape():
     _check(est, X, _targets(X, "regression"))
 
 
+def test_float64_network_is_exported_in_float32():
+    """A float64 network's weights are rounded to float32: outputs agree to float32
+    precision (relative ~1e-7 per operation, a few operations deep)."""
+    X = _data((6,)).astype(np.float64)
+    est = _fit(MLPRegressor(hidden_layer_sizes=(8, 8), max_iter=15), X, _targets(X, "regression"))
+    assert est.network_.dtype == np.float64
+    (out,) = _session(sknet_onnx.to_onnx(est, X)).run(None, {"X": X[N_FIT:].astype(np.float32)})
+    np.testing.assert_allclose(out.ravel(), est.predict(X[N_FIT:]), rtol=1e-5, atol=1e-5)
+
+
 def test_sample_of_images_sets_the_input_shape():
     X = _data((1, 6, 6))
     clf = _fit(
@@ -471,3 +481,11 @@ def test_missing_onnx_names_the_extra(monkeypatch):
     est = _fit(MLPRegressor(hidden_layer_sizes=(3,), max_iter=5), X, X[:, 0])
     with pytest.raises(ImportError, match=r"sknet\[onnx\]"):
         sknet_onnx.to_onnx(est, X)
+    with pytest.raises(ImportError, match=r"sknet\[onnx\]"):
+        sknet_onnx.register()
+
+
+def test_missing_skl2onnx_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)
+    with pytest.raises(ImportError, match=r"skl2onnx.*sknet\[onnx\]"):
+        sknet_onnx.register()
