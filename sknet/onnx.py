@@ -100,8 +100,7 @@ def _import_skl2onnx():
 class _Graph:
     """Nodes and initializers of a graph being written, with unique names."""
 
-    def __init__(self, opset):
-        self.opset = opset
+    def __init__(self):
         self.nodes = []
         self.initializers = []
         self._used = set()
@@ -122,18 +121,19 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(_onnx_array(value), name))
         return name
 
-    def node(self, op, inputs, hint=None, *, outputs=None, n_outputs=1, **attrs):
-        """Add an ``op`` node; its output name (a list when ``n_outputs > 1``).
+    def node(self, op, inputs, hint=None, *, outputs=None, **attrs):
+        """Add an ``op`` node; its output name (a list when it has several).
 
-        ``outputs`` fixes the output names (a graph output); otherwise they are made
-        unique from ``hint`` (the op's name by default).
+        ``outputs`` fixes the output names (a graph output, or several outputs, "" for
+        an optional one not computed); otherwise the one output's name is made unique
+        from ``hint`` (the op's name by default).
         """
         from onnx import helper
 
         if outputs is None:
-            outputs = [self.name(hint or op.lower()) for _ in range(n_outputs)]
+            outputs = [self.name(hint or op.lower())]
         self.nodes.append(
-            helper.make_node(op, list(inputs), list(outputs), name=self.name(f"{op}"), **attrs)
+            helper.make_node(op, list(inputs), list(outputs), name=self.name(op), **attrs)
         )
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
@@ -142,7 +142,7 @@ class _Skl2OnnxGraph(_Graph):
     """The same interface writing into skl2onnx's ``scope`` and ``container``."""
 
     def __init__(self, scope, container):
-        super().__init__(container.target_opset)
+        super().__init__()
         self.scope = scope
         self.container = container
 
@@ -163,9 +163,9 @@ class _Skl2OnnxGraph(_Graph):
             self.container.add_initializer(name, tensor.data_type, list(value.shape), tensor)
         return name
 
-    def node(self, op, inputs, hint=None, *, outputs=None, n_outputs=1, **attrs):
+    def node(self, op, inputs, hint=None, *, outputs=None, **attrs):
         if outputs is None:
-            outputs = [self.name(hint or op.lower()) for _ in range(n_outputs)]
+            outputs = [self.name(hint or op.lower())]
         self.container.add_node(
             op,
             list(inputs),
@@ -545,7 +545,7 @@ def to_onnx(estimator, X, *, target_opset=None):
     opset = _check_opset(target_opset, onnx.defs.onnx_opset_version())
     est, stop = _network_estimator(estimator)
     sample_shape = _sample(est, X)
-    g = _Graph(opset)
+    g = _Graph()
     g.name("X")
     kind = _kind(est, stop)
     if kind == "classifier":
