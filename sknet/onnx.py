@@ -425,9 +425,11 @@ def _write_estimator(g, est, stop, x, outputs):
 
 
 def _write_classifier_head(g, est, z, label, proba):
+    from onnx import TensorProto
+
     act = est.network_.out_activation
-    classes = g.const(_class_labels(est), "classes")
     if act == "softmax":
+        classes = g.const(_class_labels(est), "classes")
         p = g.node("Softmax", [z], axis=1, outputs=[proba])
         idx = g.node("ArgMax", [p], axis=1, keepdims=0)
         g.node("Gather", [classes, idx], axis=0, outputs=[label])
@@ -437,11 +439,12 @@ def _write_classifier_head(g, est, z, label, proba):
     positive = g.node("Greater", [p, g.const(np.array(0.5, _FLOAT), "threshold")])
     if _is_multilabel(est):
         g.node("Identity", [p], outputs=[proba])
-        g.node("Cast", [positive], to=7, outputs=[label])  # 7: INT64
+        g.node("Cast", [positive], to=TensorProto.INT64, outputs=[label])
         return
+    classes = g.const(_class_labels(est), "classes")
     one_minus = g.node("Sub", [g.const(np.array(1.0, _FLOAT), "one"), p])
     g.node("Concat", [one_minus, p], axis=1, outputs=[proba])
-    idx = g.node("Cast", [positive], to=7)
+    idx = g.node("Cast", [positive], to=TensorProto.INT64)
     idx = g.node("Reshape", [idx, g.const(np.array([-1], np.int64), "flat")])
     g.node("Gather", [classes, idx], axis=0, outputs=[label])
 

@@ -396,6 +396,24 @@ def test_classifier_pipeline_zipmap(skl2onnx):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_multilabel_pipeline_zipmap_columns(skl2onnx):
+    X = _data((5,))
+    Y = _targets(X, "multilabel")
+    pipe = _pipeline(MLPClassifier((6,), max_iter=10), X, Y)
+    Xt = X[N_FIT : N_FIT + 50]
+    label, proba = _session(skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False})).run(
+        None, {"X": Xt}
+    )
+    np.testing.assert_array_equal(label, pipe.predict(Xt))
+    np.testing.assert_allclose(proba, pipe.predict_proba(Xt), atol=1e-4)
+    # zipmap="columns": the label, then one probability output per label column
+    out = _session(skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": "columns"})).run(
+        None, {"X": Xt}
+    )
+    np.testing.assert_array_equal(out[0], pipe.predict(Xt))
+    np.testing.assert_allclose(np.stack(out[1:], axis=1), pipe.predict_proba(Xt), atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "est, shape",
     [
