@@ -229,7 +229,8 @@ NETWORKS = {
         (1, 11, 10),
         [
             Conv2D(3, 3, stride=2, padding="same", activation="logistic"),
-            Conv2D(3, 2, padding="same", dilation=2, activation="identity"),
+            # an even kernel: 'same' pads one more row and column after than before
+            Conv2D(3, 2, padding="same", activation="identity"),
             BatchNorm(),
             Activation("relu"),
             MaxPool2D(2, stride=1),
@@ -277,6 +278,20 @@ def test_network(name, cls):
     est = cls(layers=layers, max_iter=3, batch_size=16)
     target = "multiclass" if cls is NetworkClassifier else "multioutput"
     _check(est, X, _targets(X, target))
+
+
+@pytest.mark.parametrize("name", ["recurrent", "residual", "conv2d"])
+def test_oldest_opset(name):
+    shape, layers = NETWORKS[name]
+    X = _data(shape)
+    est = _fit(
+        NetworkClassifier(layers=layers, max_iter=2, batch_size=16), X, _targets(X, "binary")
+    )
+    model = sknet_onnx.to_onnx(est, X, target_opset=sknet_onnx.MIN_OPSET)
+    assert model.opset_import[0].version == sknet_onnx.MIN_OPSET
+    label, proba = _session(model).run(None, {"X": X[N_FIT:]})
+    np.testing.assert_array_equal(label, est.predict(X[N_FIT:]))
+    np.testing.assert_allclose(proba, est.predict_proba(X[N_FIT:]), atol=ATOL)
 
 
 def test_network_flat_rows_with_input_shape():
