@@ -98,11 +98,11 @@ def _fit(est, X, y):
         return est.fit(X[:N_FIT], y[:N_FIT])
 
 
-def _check(est, X, y, *, rtol=0.0, sample=None):
+def _check(est, X, y, *, rtol=0.0):
     """Fit on float32 data, export, compare on batches of 1 and 1000 rows."""
     est = _fit(est, X, y)
     assert est.network_.dtype == np.float32  # sknet kept the float32 data's dtype
-    model = sknet_onnx.to_onnx(est, X if sample is None else sample)
+    model = sknet_onnx.to_onnx(est, X)
     sess = _session(model)
     names = [o.name for o in sess.get_outputs()]
     for n in BATCHES:
