@@ -13,7 +13,11 @@ import sknet
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # modules whose examples need an optional dependency: skipped (not failed) without it
-OPTIONAL = {"sknet.torch_interop": "torch", "sknet.dask": "distributed"}
+OPTIONAL = {
+    "sknet.torch_interop": "torch",
+    "sknet.dask": "distributed",
+    "sknet.onnx": "skl2onnx",  # and onnx, onnxruntime: the extra 'onnx' installs all three
+}
 
 
 def _modules():

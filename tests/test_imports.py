@@ -46,6 +46,7 @@ LAYERS = [
             "sknet.persistence",
             "sknet.pretrained",
             "sknet.torch_interop",
+            "sknet.onnx",
             "sknet.dask",
             "sknet.timeseries",
             "sknet.parallel",
