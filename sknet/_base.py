@@ -1147,11 +1147,6 @@ class NetworkClassifierMixin:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
-            if y.ndim == 1 and len(self.classes_) < 2:
-                raise ValueError(
-                    f"y has only one class ({self.classes_[0].tolist()!r}); a classifier needs "
-                    "samples of at least two classes."
-                )
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -1247,6 +1242,10 @@ class NetworkClassifierMixin:
         if self.n_outputs_ == 1:
             out = out.ravel()
         if out.ndim == 1:
+            if len(self.classes_) == 1:
+                # y had one class: it is certain (one column, as classes_; scikit-learn's
+                # MLP returns two columns here)
+                return np.ones((out.shape[0], 1), dtype=out.dtype)
             return np.vstack([1 - out, out]).T
         return out
 

@@ -442,8 +442,18 @@ def _write_classifier_head(g, est, z, label, proba):
         g.node("Cast", [positive], to=TensorProto.INT64, outputs=[label])
         return
     classes = g.const(_class_labels(est), "classes")
-    one_minus = g.node("Sub", [g.const(np.array(1.0, _FLOAT), "one"), p])
-    g.node("Concat", [one_minus, p], axis=1, outputs=[proba])
+    if len(est.classes_) == 1:
+        # y had one class: one column of ones and that class, as predict_proba/predict
+        zero = g.const(np.array(0.0, _FLOAT), "zero")
+        g.node(
+            "Add",
+            [g.node("Mul", [p, zero]), g.const(np.array(1.0, _FLOAT), "one")],
+            outputs=[proba],
+        )
+        positive = g.node("Less", [p, zero])  # never: index 0
+    else:
+        one_minus = g.node("Sub", [g.const(np.array(1.0, _FLOAT), "one"), p])
+        g.node("Concat", [one_minus, p], axis=1, outputs=[proba])
     idx = g.node("Cast", [positive], to=TensorProto.INT64)
     idx = g.node("Reshape", [idx, g.const(np.array([-1], np.int64), "flat")])
     g.node("Gather", [classes, idx], axis=0, outputs=[label])

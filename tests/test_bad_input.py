@@ -95,11 +95,23 @@ def test_continued_training_refuses_a_changed_architecture(name, how):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "Classifier" in n])
-def test_a_single_class_is_refused_at_fit(name):
+def test_a_single_class_is_predicted_with_certainty(name):
+    """y of one class (scikit-learn's MLP fits it too): predict gives that class and
+    predict_proba one column of ones, matching classes_; partial_fit and
+    score agree."""
     cls = estimator_class(name)
     X = make_X(cls)
-    with pytest.raises(ValueError, match="only one class"):
-        make_estimator(cls).fit(X, np.zeros(len(X), dtype=int))
+    y = np.full(len(X), "only")
+    est = make_estimator(cls).fit(X, y)
+    assert est.classes_.tolist() == ["only"]
+    assert est.predict(X).tolist() == ["only"] * len(X)
+    np.testing.assert_array_equal(est.predict_proba(X), np.ones((len(X), 1)))
+    np.testing.assert_array_equal(est.predict_log_proba(X), np.zeros((len(X), 1)))
+    assert est.score(X, y) == 1.0
+    inc = make_estimator(cls)
+    if hasattr(inc, "partial_fit"):
+        inc.partial_fit(X, y, classes=["only"])
+        assert inc.predict_proba(X[:3]).shape == (3, 1)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "Classifier" in n])

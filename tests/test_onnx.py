@@ -154,6 +154,12 @@ def test_mlp_regressor(loss, target, rtol, activation):
     _check(reg, X, _targets(X, target), rtol=rtol)
 
 
+def test_a_single_class():
+    """y of one class: that label and one column of ones, as predict / predict_proba."""
+    X = _data((4,))
+    _check(MLPClassifier((5,), max_iter=5), X, np.full(len(X), "only"))
+
+
 def test_integer_labels_and_n_features():
     X = _data((4,))
     y = np.where(X[:, 0] > 0, 7, -3)
