@@ -119,9 +119,10 @@ class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
 
-class _FitTask(namedtuple("_FitTask", "context X y metadata")):
+class _FitTask(namedtuple("_FitTask", "context X y metadata incremental")):
     """The callback context of a running fit, and what its hooks receive: the training
-    data as validated (X, the labels or targets y) and ``{"sample_weight": ...}``.
+    data as validated (X, the labels or targets y) and ``{"sample_weight": ...}``;
+    ``incremental`` is True in ``partial_fit``.
 
     Each epoch (each L-BFGS iteration) is a leaf task below ``context``, as in
     scikit-learn's estimators. The hooks' ``fitted_estimator`` is a shallow copy of
@@ -640,9 +641,9 @@ class BaseNetworkEstimator(
         max_subtasks = (1 if incremental else self.max_iter) if stochastic else self.max_iter + 1
         context = self._init_callback_context(max_subtasks=max_subtasks)
         metadata = None if user_weight is None else {"sample_weight": user_weight}
-        context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
-        self._fit_task = _FitTask(context, X, y, metadata)
+        self._fit_task = _FitTask(context, X, y, metadata, incremental)
         try:
+            context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             if stochastic:
                 self._fit_stochastic(X, Y, sample_weight, incremental, validation)
             else:
@@ -940,9 +941,7 @@ class BaseNetworkEstimator(
         finally:
             progress.close()
         if early_stopping:
-            net.theta[...] = self._best_theta
-            if getattr(self, "_best_state", None) is not None:
-                net.state[...] = self._best_state
+            self._restore_best()
 
     def _record_divergence(self, exc):
         """Close the epoch whose loss diverged under early stopping: NaN loss and scores
@@ -959,11 +958,30 @@ class BaseNetworkEstimator(
             ConvergenceWarning,
         )
 
+    def _snapshot(self):
+        """Copies of the weights and of the non-trainable state (None without any)."""
+        net = self._network
+        return net.theta.copy(), (net.state.copy() if net.state.size else None)
+
+    def _restore(self, theta, state):
+        """Put back weights (and state) taken by :meth:`_snapshot`."""
+        net = self._network
+        net.theta[...] = theta
+        if state is not None:
+            net.state[...] = state
+
     def _keep_best(self):
         """Remember the current weights (and non-trainable state) as the best ones."""
-        net = self._network
-        self._best_theta = net.theta.copy()
-        self._best_state = net.state.copy() if net.state.size else None
+        self._best_theta, self._best_state = self._snapshot()
+
+    def _restore_best(self):
+        """Put back the weights (and state) :meth:`_keep_best` remembered."""
+        self._restore(self._best_theta, getattr(self, "_best_state", None))
+
+    def _set_learning_rate(self, learning_rate):
+        """The stochastic optimiser's base learning rate from the next update on (the
+        schedules of :mod:`sknet.callbacks`); ``learning_rate_init`` is unchanged."""
+        self._optimizer.set_learning_rate(learning_rate, self.t_)
 
     def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
         """One pass over the data in mini-batches; returns the mean training loss."""
