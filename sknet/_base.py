@@ -194,7 +194,7 @@ class BaseNetworkEstimator(
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
+        "verbose": ["verbose", StrOptions({"progress"})],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
