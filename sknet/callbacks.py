@@ -18,9 +18,7 @@ Set these callbacks on the sknet estimator itself (in a Pipeline, on its last st
 they are not propagated from meta-estimators. One callback instance may serve several
 clones of an estimator (a grid search): its per-fit state lives on each estimator.
 
-Monitored quantities
---------------------
-:class:`ReduceLROnPlateau`, :class:`EarlyStopping` and :class:`Checkpoint` watch one
+**Monitored quantities.** :class:`ReduceLROnPlateau`, :class:`EarlyStopping` and :class:`Checkpoint` watch one
 value per epoch, ``monitor``:
 
 - ``"loss"``: the training loss of the epoch (``loss_curve_``); lower is better;
@@ -645,8 +643,8 @@ class Checkpoint(_Callback):
     >>> X, y = load_iris(return_X_y=True)
     >>> path = os.path.join(tempfile.mkdtemp(), "iris-{epoch}.sknet")
     >>> clf = sknet.MLPClassifier(max_iter=4, random_state=0)
-    >>> _ = clf.set_callbacks(Checkpoint(path, every=2)).fit(X, y)  # doctest: +SKIP
-    >>> sorted(os.listdir(os.path.dirname(path)))  # doctest: +SKIP
+    >>> _ = clf.set_callbacks(Checkpoint(path, every=2)).fit(X, y)
+    >>> sorted(os.listdir(os.path.dirname(path)))
     ['iris-2.sknet', 'iris-4.sknet']
     """
 
