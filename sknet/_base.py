@@ -1063,6 +1063,10 @@ class BaseNetworkEstimator(
                 self._keep_best()
                 self.best_iteration_ = len(self.loss_curve_)
         else:
+            if self.best_loss_ is None:
+                # continuing without early stopping a fit made with it (warm_start,
+                # partial_fit): no best training loss was tracked yet
+                self.best_loss_ = np.inf
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:

@@ -18,8 +18,8 @@ Set these callbacks on the sknet estimator itself (in a Pipeline, on its last st
 they are not propagated from meta-estimators. One callback instance may serve several
 clones of an estimator (a grid search): its per-fit state lives on each estimator.
 
-**Monitored quantities.** :class:`ReduceLROnPlateau`, :class:`EarlyStopping` and :class:`Checkpoint` watch one
-value per epoch, ``monitor``:
+**Monitored quantities.** :class:`ReduceLROnPlateau`, :class:`EarlyStopping` and
+:class:`Checkpoint` watch one value per epoch, ``monitor``:
 
 - ``"loss"``: the training loss of the epoch (``loss_curve_``); lower is better;
 - ``"validation_loss"``, ``"validation_score"``: the estimator's own early-stopping

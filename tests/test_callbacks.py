@@ -502,3 +502,16 @@ def test_regressor_with_schedule_and_early_stopping():
     )
     est.fit(X, y)
     assert est.score(X, y) > 0.5
+
+
+def test_best_iteration_is_saved_and_reset(iris, tmp_path):
+    X, y = iris
+    est = MLPClassifier(max_iter=6, early_stopping=True, random_state=0).fit(X, y)
+    sknet.save(est, tmp_path / "m.sknet")
+    assert sknet.load(tmp_path / "m.sknet").best_iteration_ == est.best_iteration_
+    # training on without early stopping: the weights are the last epoch's again
+    est.set_params(early_stopping=False, warm_start=True).fit(X, y)
+    assert not hasattr(est, "best_iteration_")
+    est.set_params(early_stopping=True, warm_start=False).fit(X, y)
+    est.set_weights(est.network_.theta)
+    assert not hasattr(est, "best_iteration_")
