@@ -179,6 +179,13 @@ class BaseNetworkEstimator(
       ``input_shape_``: the per-sample shape it takes; ``first_trainable_layer_``:
       layers before it are frozen; ``last_hidden_layer_``: the layer ``transform``
       returns.
+
+    Callbacks (``set_callbacks``, scikit-learn's protocol): the fit is a task whose
+    subtasks are the epochs (``"epoch"``) or L-BFGS iterations (``"lbfgs-iter"``).
+    :mod:`sknet.callbacks`, part of the training loop, also uses ``_snapshot`` /
+    ``_restore`` (weights and batch-normalization state), ``_set_learning_rate`` (the
+    optimiser's base rate) and ``_fit_task`` (the running fit: its context, data and
+    whether it is a ``partial_fit``).
     """
 
     _parameter_constraints: dict = {
