@@ -1385,6 +1385,10 @@ class NetworkClassifierMixin:
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
 
+        The optimiser's state (Adam's moments, SGD's velocity) carries over from one
+        call to the next; a ``learning_rate_init`` changed since the last call takes
+        effect from this one (a hand-made schedule), keeping that state.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -1460,6 +1464,10 @@ class NetworkRegressorMixin:
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
+
+        The optimiser's state (Adam's moments, SGD's velocity) carries over from one
+        call to the next; a ``learning_rate_init`` changed since the last call takes
+        effect from this one (a hand-made schedule), keeping that state.
 
         Parameters
         ----------
