@@ -35,7 +35,7 @@ print(MLPClassifier(hidden_layer_sizes=(64,)).summary(input_shape=(64,), n_outpu
 # Three learning rates
 # --------------------
 # Each run stops by itself once its validation accuracy has not improved for 8 epochs.
-# (Pass ``verbose=2`` to follow a run: a progress bar in a terminal, one line per epoch
+# (Pass ``verbose="progress"`` to follow a run: a progress bar in a terminal, one line per epoch
 # in a log.)
 rates = [1e-3, 1e-2, 1e-1]
 models = {}

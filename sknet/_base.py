@@ -10,6 +10,7 @@ rules), split into short steps: ``_fit`` -> ``_fit_stochastic`` -> ``_run_epoch`
 
 import warnings
 from abc import ABCMeta, abstractmethod
+from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,9 +32,11 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._compat import (
+    CallbackSupportMixin,
     Interval,
     Options,
     StrOptions,
+    callback_teardown,
     check_partial_fit_first_call,
     check_sample_weight,
     fit_context,
@@ -116,8 +119,42 @@ class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
 
+class _FitTask(namedtuple("_FitTask", "context X y metadata incremental")):
+    """The callback context of a running fit, and what its hooks receive: the training
+    data as validated (X, the labels or targets y) and ``{"sample_weight": ...}``;
+    ``incremental`` is True in ``partial_fit``.
+
+    Each epoch (each L-BFGS iteration) is a leaf task below ``context``, as in
+    scikit-learn's estimators. The hooks' ``fitted_estimator`` is a shallow copy of
+    the estimator sharing its network: the network as it is when the hook runs.
+    """
+
+    def begin(self, estimator, task_name):
+        """Open the next iteration's task (``on_fit_task_begin``) and return it."""
+        ctx = self.context.subcontext(task_name=task_name)
+        ctx.call_on_fit_task_begin(estimator=estimator, X=self.X, y=self.y, metadata=self.metadata)
+        return ctx
+
+    def end(self, estimator, ctx, *, empty=False):
+        """Close ``ctx`` (``on_fit_task_end``); True when a callback asks to stop.
+        ``empty``: the iteration did not complete (no data, no fitted estimator)."""
+        if empty:
+            return ctx.call_on_fit_task_end(estimator=estimator)
+        return ctx.call_on_fit_task_end(
+            estimator=estimator,
+            X=self.X,
+            y=self.y,
+            metadata=self.metadata,
+            reconstruction_attributes={},
+        )
+
+
 class BaseNetworkEstimator(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+    CallbackSupportMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
+    metaclass=ABCMeta,
 ):
     """Shared training machinery. Not for direct use.
 
@@ -142,6 +179,13 @@ class BaseNetworkEstimator(
       ``input_shape_``: the per-sample shape it takes; ``first_trainable_layer_``:
       layers before it are frozen; ``last_hidden_layer_``: the layer ``transform``
       returns.
+
+    Callbacks (``set_callbacks``, scikit-learn's protocol): the fit is a task whose
+    subtasks are the epochs (``"epoch"``) or L-BFGS iterations (``"lbfgs-iter"``).
+    :mod:`sknet.callbacks`, part of the training loop, also uses ``_snapshot`` /
+    ``_restore`` (weights and batch-normalization state), ``_set_learning_rate`` (the
+    optimiser's base rate) and ``_fit_task`` (the running fit: its context, data and
+    whether it is a ``partial_fit``).
     """
 
     _parameter_constraints: dict = {
@@ -157,7 +201,7 @@ class BaseNetworkEstimator(
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
+        "verbose": ["verbose", StrOptions({"progress"})],
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
@@ -195,6 +239,7 @@ class BaseNetworkEstimator(
         "loss_": "float?",
         "loss_curve_": "floats?",
         "best_loss_": "float|None?",
+        "best_iteration_": "count?",
         "validation_scores_": "floats|None?",
         "validation_loss_curve_": "floats|None?",
         "best_validation_score_": "float|None?",
@@ -428,6 +473,7 @@ class BaseNetworkEstimator(
         net.theta[...] = weights
         self._keep_best()
         self.__dict__.pop("_optimizer", None)
+        self.__dict__.pop("best_iteration_", None)
         return self
 
     @property
@@ -497,6 +543,7 @@ class BaseNetworkEstimator(
             self._first_trainable = first
         self.n_layers_ = self._count_layers()
         self._keep_best()
+        self.__dict__.pop("best_iteration_", None)
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -516,8 +563,8 @@ class BaseNetworkEstimator(
 
     def _setup(self, X, y, sample_weight, incremental, start=None):
         """Validate and encode the training data; on a first pass (or ``start``) build
-        and initialise the network. Returns X, Y in the network's dtype and the sample
-        weights (class weights folded in)."""
+        and initialise the network. Returns X, Y in the network's dtype, the sample
+        weights (class weights folded in) and y as validated (labels, not encoded)."""
         first_pass = (
             start is not None
             or not hasattr(self, "_network")
@@ -551,7 +598,7 @@ class BaseNetworkEstimator(
                 )
             if X.dtype != net.dtype:
                 X = X.astype(net.dtype)
-        return X, Y.astype(self._network.dtype, copy=False), sample_weight
+        return X, Y.astype(self._network.dtype, copy=False), sample_weight, y
 
     def _check_same_architecture(self, shape, incremental):
         """Continued training (warm_start, partial_fit) keeps the fitted network: refuse
@@ -584,17 +631,38 @@ class BaseNetworkEstimator(
             )
 
     def _fit(self, X, y, sample_weight=None, incremental=False, start=None, validation=None):
+        with callback_teardown(self):
+            return self._fit_with_callbacks(X, y, sample_weight, incremental, start, validation)
+
+    def _fit_with_callbacks(self, X, y, sample_weight, incremental, start, validation):
+        """``_fit`` as a task tree for callbacks (``set_callbacks``): the fit is the root
+        task, each epoch (L-BFGS iteration) a subtask, as in scikit-learn's estimators."""
         if validation is not None:
             self._check_validation_request(*validation)
-        X, Y, sample_weight = self._setup(X, y, sample_weight, incremental, start)
+        user_weight = sample_weight
+        X, Y, sample_weight, y = self._setup(X, y, sample_weight, incremental, start)
         if validation is not None:
             validation = self._validation_set(*validation)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental, validation)
-        else:
-            self._fit_lbfgs(X, Y, sample_weight)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        # as LogisticRegression: L-BFGS has max_iter iterations plus the empty task that
+        # follows scipy's last callback
+        max_subtasks = (1 if incremental else self.max_iter) if stochastic else self.max_iter + 1
+        context = self._init_callback_context(max_subtasks=max_subtasks)
+        metadata = None if user_weight is None else {"sample_weight": user_weight}
+        self._fit_task = _FitTask(context, X, y, metadata, incremental)
+        try:
+            context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
+            if stochastic:
+                self._fit_stochastic(X, Y, sample_weight, incremental, validation)
+            else:
+                self._fit_lbfgs(X, Y, sample_weight)
+        finally:
+            del self._fit_task
         if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
             raise ValueError(_NON_FINITE)
+        context.call_on_fit_task_end(
+            estimator=self, X=X, y=y, metadata=metadata, reconstruction_attributes={}
+        )
         return self
 
     def _fit_lbfgs(self, X, Y, sample_weight):
@@ -617,12 +685,38 @@ class BaseNetworkEstimator(
             )
             return float(loss), net.grad[start:].astype(np.float64)
 
+        task = getattr(self, "_fit_task", None)
+        on_iteration = None
+        if task is not None:
+            iteration = [task.begin(self, "lbfgs-iter")]
+
+            def on_iteration(x, loss):
+                # the iterate is the network's weights while the hooks run (scipy's
+                # last evaluation may have been a line-search trial point)
+                net.theta[start:] = x.astype(dtype, copy=False)
+                self.n_iter_ = iteration[0].task_id + 1
+                self.loss_ = float(loss)
+                stop = task.end(self, iteration[0])
+                iteration[0] = task.begin(self, "lbfgs-iter")
+                return stop
+
         try:
-            res = minimize_lbfgs(fun, x0, self.max_iter, self.max_fun, self.tol, self.verbose)
+            res = minimize_lbfgs(
+                fun,
+                x0,
+                self.max_iter,
+                self.max_fun,
+                self.tol,
+                self.verbose,
+                on_iteration=on_iteration,
+            )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
             self.loss_ = np.nan
             return
+        finally:
+            if task is not None:  # the task after scipy's last callback never runs
+                task.end(self, iteration[0], empty=True)
         if not np.isfinite(res.x).all() or not np.isfinite(res.fun):
             net.theta[start:] = x0.astype(dtype)
             raise DivergenceError(
@@ -770,6 +864,17 @@ class BaseNetworkEstimator(
         start = net.layer_offset(self._first_trainable)
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(net.n_params - start, net.dtype)
+            self._learning_rate_init_used = self.learning_rate_init
+        elif self.learning_rate_init != getattr(
+            self, "_learning_rate_init_used", self._optimizer.learning_rate_init
+        ):
+            # learning_rate_init changed since the last partial_fit: it takes effect now
+            # (the moments and the step count are kept)
+            self._optimizer.set_learning_rate(self.learning_rate_init, self.t_)
+            self._learning_rate_init_used = self.learning_rate_init
+        if not self.early_stopping:
+            # the weights will be the last epoch's
+            self.__dict__.pop("best_iteration_", None)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
@@ -798,17 +903,21 @@ class BaseNetworkEstimator(
             drop_rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         sample_idx = np.arange(n_samples, dtype=int)
         progress = ProgressReporter(self.verbose, self.max_iter, incremental=incremental)
+        task = getattr(self, "_fit_task", None)
         try:
             progress.start()
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                epoch = None if task is None else task.begin(self, "epoch")
                 try:
                     self.loss_ = self._run_epoch(
                         X_tr, Y_tr, sw_tr, sample_idx, batch_size, start, drop_rng
                     )
                 except DivergenceError as exc:
+                    if epoch is not None:
+                        task.end(self, epoch, empty=True)
                     if not early_stopping:
                         raise
                     # as scikit-learn (its issue 29504): a diverging loss ends training
@@ -829,6 +938,8 @@ class BaseNetworkEstimator(
                 else:
                     progress.epoch_end(self.n_iter_, self.loss_)
                 self._optimizer.iteration_ends(self.t_)
+                if epoch is not None and task.end(self, epoch):
+                    break  # a callback stopped training
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (
@@ -856,9 +967,7 @@ class BaseNetworkEstimator(
         finally:
             progress.close()
         if early_stopping:
-            net.theta[...] = self._best_theta
-            if getattr(self, "_best_state", None) is not None:
-                net.state[...] = self._best_state
+            self._restore_best()
 
     def _record_divergence(self, exc):
         """Close the epoch whose loss diverged under early stopping: NaN loss and scores
@@ -875,11 +984,30 @@ class BaseNetworkEstimator(
             ConvergenceWarning,
         )
 
+    def _snapshot(self):
+        """Copies of the weights and of the non-trainable state (None without any)."""
+        net = self._network
+        return net.theta.copy(), (net.state.copy() if net.state.size else None)
+
+    def _restore(self, theta, state):
+        """Put back weights (and state) taken by :meth:`_snapshot`."""
+        net = self._network
+        net.theta[...] = theta
+        if state is not None:
+            net.state[...] = state
+
     def _keep_best(self):
         """Remember the current weights (and non-trainable state) as the best ones."""
-        net = self._network
-        self._best_theta = net.theta.copy()
-        self._best_state = net.state.copy() if net.state.size else None
+        self._best_theta, self._best_state = self._snapshot()
+
+    def _restore_best(self):
+        """Put back the weights (and state) :meth:`_keep_best` remembered."""
+        self._restore(self._best_theta, getattr(self, "_best_state", None))
+
+    def _set_learning_rate(self, learning_rate):
+        """The stochastic optimiser's base learning rate from the next update on (the
+        schedules of :mod:`sknet.callbacks`); ``learning_rate_init`` is unchanged."""
+        self._optimizer.set_learning_rate(learning_rate, self.t_)
 
     def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
         """One pass over the data in mini-batches; returns the mean training loss."""
@@ -959,7 +1087,12 @@ class BaseNetworkEstimator(
             if last > self.best_validation_score_:
                 self.best_validation_score_ = last
                 self._keep_best()
+                self.best_iteration_ = len(self.loss_curve_)
         else:
+            if self.best_loss_ is None:
+                # continuing without early stopping a fit made with it (warm_start,
+                # partial_fit): no best training loss was tracked yet
+                self.best_loss_ = np.inf
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -1270,6 +1403,10 @@ class NetworkClassifierMixin:
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
 
+        The optimiser's state (Adam's moments, SGD's velocity) carries over from one
+        call to the next; a ``learning_rate_init`` changed since the last call takes
+        effect from this one (a hand-made schedule), keeping that state.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
@@ -1345,6 +1482,10 @@ class NetworkRegressorMixin:
     @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
+
+        The optimiser's state (Adam's moments, SGD's velocity) carries over from one
+        call to the next; a ``learning_rate_init`` changed since the last call takes
+        effect from this one (a hand-made schedule), keeping that state.
 
         Parameters
         ----------

@@ -18,6 +18,19 @@ def _as_curve(values, name):
     return curve
 
 
+def _kept_epoch(estimator):
+    """The epoch whose weights the fitted estimator holds when it is not the last one:
+    ``best_iteration_`` (sknet), else, for scikit-learn's MLP with early stopping
+    (which restores the best validation score's weights), that epoch."""
+    best = getattr(estimator, "best_iteration_", None)
+    if best is not None:
+        return int(best)
+    scores = getattr(estimator, "validation_scores_", None)
+    if getattr(estimator, "early_stopping", False) is True and scores:
+        return int(np.nanargmax(scores)) + 1 if np.isfinite(scores).any() else None
+    return None
+
+
 class TrainingHistoryDisplay:
     """Training history visualization: loss per epoch, and validation curves.
 
@@ -40,6 +53,11 @@ class TrainingHistoryDisplay:
     score_name : str, default=None
         Name of the validation score for its axis label (for example
         ``'accuracy'``); ``'score'`` when None.
+    best_iteration : int, default=None
+        The epoch (1 for the first) whose weights the model kept, marked by a
+        vertical line: the best validation epoch when early stopping restored the
+        weights (an estimator's ``best_iteration_``). None: no mark (the model holds
+        the last epoch's weights).
 
     Attributes
     ----------
@@ -56,6 +74,8 @@ class TrainingHistoryDisplay:
         Validation loss, None when not available.
     validation_score_line_ : matplotlib Line2D or None
         Validation score, None when not available.
+    best_iteration_line_ : matplotlib Line2D or None
+        Vertical line at ``best_iteration``, None without one.
 
     See Also
     --------
@@ -76,6 +96,8 @@ class TrainingHistoryDisplay:
     True
     >>> disp.score_ax_.get_ylabel()
     'validation accuracy'
+    >>> disp.best_iteration_line_.get_xdata()[0] == clf.best_iteration_
+    True
     """
 
     def __init__(
@@ -86,15 +108,24 @@ class TrainingHistoryDisplay:
         validation_scores=None,
         estimator_name=None,
         score_name=None,
+        best_iteration=None,
     ):
         self.loss_curve = loss_curve
         self.validation_loss_curve = validation_loss_curve
         self.validation_scores = validation_scores
         self.estimator_name = estimator_name
         self.score_name = score_name
+        self.best_iteration = best_iteration
 
     def plot(
-        self, ax=None, *, name=None, loss_kw=None, validation_loss_kw=None, validation_score_kw=None
+        self,
+        ax=None,
+        *,
+        name=None,
+        loss_kw=None,
+        validation_loss_kw=None,
+        validation_score_kw=None,
+        best_iteration_kw=None,
     ):
         """Plot the curves.
 
@@ -110,6 +141,8 @@ class TrainingHistoryDisplay:
             Keyword arguments for ``ax.plot`` of the validation loss.
         validation_score_kw : dict, default=None
             Keyword arguments for ``plot`` of the validation score.
+        best_iteration_kw : dict, default=None
+            Keyword arguments for ``ax.axvline`` marking ``best_iteration``.
 
         Returns
         -------
@@ -134,6 +167,16 @@ class TrainingHistoryDisplay:
                     f"{curve_name} has {curve.size} values but loss_curve has {loss.size}; "
                     "both must have one value per epoch."
                 )
+        best = self.best_iteration
+        if best is not None and (
+            isinstance(best, (bool, np.bool_))
+            or not isinstance(best, (int, np.integer))
+            or not 0 <= best <= loss.size
+        ):
+            raise ValueError(
+                f"best_iteration must be None or an epoch number in [0, {loss.size}] (0: "
+                f"the initial weights), got {best!r}."
+            )
         if ax is None:
             _, ax = plt.subplots()
         epochs = np.arange(1, loss.size + 1)
@@ -148,6 +191,17 @@ class TrainingHistoryDisplay:
                 **{"label": "validation loss", "linestyle": "--", **(validation_loss_kw or {})},
             )[0]
             lines.append(self.validation_loss_line_)
+        self.best_iteration_line_ = None
+        if best is not None:
+            self.best_iteration_line_ = ax.axvline(
+                int(best),
+                **{
+                    "label": f"weights kept (epoch {int(best)})",
+                    "color": "0.4",
+                    "linestyle": ":",
+                    **(best_iteration_kw or {}),
+                },
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         self.score_ax_ = None
@@ -162,6 +216,8 @@ class TrainingHistoryDisplay:
             )[0]
             self.score_ax_.set_ylabel(score_label)
             lines.append(self.validation_score_line_)
+        if self.best_iteration_line_ is not None:
+            lines.append(self.best_iteration_line_)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         # the legend goes on the top-most axes so that no curve is drawn over it; with a
         # score axis, "best" would only avoid the score curve: losses fall and scores
@@ -187,7 +243,10 @@ class TrainingHistoryDisplay:
         estimator : estimator or Pipeline
             A fitted network trained with a stochastic solver ('sgd' or 'adam'),
             which records ``loss_curve_`` (and, with ``early_stopping=True``,
-            ``validation_scores_`` and ``validation_loss_curve_``). A fitted
+            ``validation_scores_`` and ``validation_loss_curve_``); the epoch whose
+            weights early stopping kept (``best_iteration_``, with
+            ``early_stopping=True`` or :class:`sknet.callbacks.EarlyStopping`) is
+            marked. A fitted
             :class:`~sklearn.pipeline.Pipeline` ending in such a network works too.
         ax : matplotlib Axes, default=None
             Axes to plot on; a new figure and axes are created when None.
@@ -195,7 +254,7 @@ class TrainingHistoryDisplay:
             Title of the plot; the estimator's class name when None.
         **kwargs : dict
             Passed to :meth:`plot` (``loss_kw``, ``validation_loss_kw``,
-            ``validation_score_kw``).
+            ``validation_score_kw``, ``best_iteration_kw``).
 
         Returns
         -------
@@ -218,5 +277,6 @@ class TrainingHistoryDisplay:
             validation_scores=getattr(estimator, "validation_scores_", None),
             estimator_name=type(estimator).__name__,
             score_name="accuracy" if is_classifier(estimator) else "R^2",
+            best_iteration=_kept_epoch(estimator),
         )
         return disp.plot(ax=ax, name=name, **kwargs)

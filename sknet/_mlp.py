@@ -165,9 +165,10 @@ _MLP_DOC_PARAMS = """
     tol : float, default=1e-4
         Tolerance for the optimisation.
 
-    verbose : int or bool, default=False
-        0/False: silent. 1/True: one line per epoch, as scikit-learn prints.
-        2 or more: a tqdm progress bar on a terminal (plain periodic lines elsewhere).
+    verbose : int, bool or "progress", default=False
+        0/False: silent. 1/True (or any larger integer): one line per epoch, as
+        scikit-learn prints. "progress": a tqdm progress bar on a terminal (plain
+        periodic lines elsewhere).
 
     warm_start : bool, default=False
         Reuse the previous solution as initialisation.

@@ -4,14 +4,16 @@
 :class:`ProgressReporter`, which decides what the user sees from ``verbose``:
 
 * ``verbose=0`` (or ``False``): nothing.
-* ``verbose=1`` (or ``True``): scikit-learn's lines, one per epoch,
-  ``Iteration 3, loss = 0.12345678`` and, with early stopping,
+* ``verbose=1`` (or ``True``, or any larger integer, as in scikit-learn): scikit-learn's
+  lines, one per epoch, ``Iteration 3, loss = 0.12345678`` and, with early stopping,
   ``Validation score: 0.950000``.
-* ``verbose>=2``: a tqdm progress bar over the epochs, with the loss and the
-  validation score in its postfix, when the output stream is a terminal and tqdm
-  is installed; otherwise (a log file, a pipe, a notebook, no tqdm) one plain
-  line every ``k`` epochs, ``k = ceil(max_iter / 50)``, plus the last epoch. The
-  plain lines never contain carriage returns or other control characters.
+* ``verbose="progress"`` (asked for explicitly): a tqdm progress bar over the epochs,
+  with the loss and the validation score in its postfix, when the output stream is a
+  terminal and tqdm is installed; otherwise (a log file, a pipe, a notebook, no tqdm)
+  one plain line every ``k`` epochs, ``k = ceil(max_iter / 50)``, plus the last epoch.
+  The plain lines never contain carriage returns or other control characters.
+  (earlier sknet drew this for ``verbose >= 2``; scikit-learn prints its lines for any
+  true ``verbose``, which sknet now does too.)
 
 tqdm is optional: it is imported only when a bar is to be drawn.
 """
@@ -22,6 +24,9 @@ import sys
 import time
 
 __all__ = ["ProgressReporter"]
+
+#: the ``verbose`` value that asks for the progress bar
+PROGRESS = "progress"
 
 #: the plain log prints at most about this many lines per fit (plus the last epoch)
 MAX_LOG_LINES = 50
@@ -49,9 +54,9 @@ class ProgressReporter:
 
     Parameters
     ----------
-    verbose : bool or int
-        0 silent, 1 scikit-learn's per-epoch lines, 2 or more a progress bar on a
-        terminal and condensed plain lines elsewhere.
+    verbose : bool, int or "progress"
+        0 silent, 1 or more scikit-learn's per-epoch lines, "progress" a progress bar
+        on a terminal and condensed plain lines elsewhere.
     max_iter : int
         Maximum number of epochs (the length of the bar).
     incremental : bool, default=False
@@ -69,7 +74,7 @@ class ProgressReporter:
     """
 
     def __init__(self, verbose, max_iter, *, incremental=False, file=None):
-        self.verbose = int(verbose)
+        self.verbose = verbose if isinstance(verbose, str) else int(verbose)
         self.max_iter = int(max_iter)
         self.file = sys.stdout if file is None else file
         self.every = 1
@@ -78,10 +83,8 @@ class ProgressReporter:
         self._stdout_proxy = None
         self._last = None
         self._last_printed = 0
-        if self.verbose <= 0:
-            self.mode = "silent"
-        elif self.verbose == 1:
-            self.mode = "lines"
+        if self.verbose != PROGRESS:
+            self.mode = "silent" if self.verbose <= 0 else "lines"
         elif not incremental and _isatty(self.file) and _import_tqdm()[0] is not None:
             self.mode = "bar"
         else:

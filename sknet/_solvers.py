@@ -40,6 +40,17 @@ class _BaseOptimizer:
     def iteration_ends(self, time_step):
         """Called after each epoch with the number of samples seen so far."""
 
+    def set_learning_rate(self, learning_rate, time_step):
+        """Make ``learning_rate`` the base rate from the next update on.
+
+        The base rate is ``learning_rate_init``'s role: Adam's bias correction and
+        SGD's 'invscaling' decay (at ``time_step`` samples seen) apply on top of it.
+        Used when ``learning_rate_init`` changes between ``partial_fit`` calls and by
+        the schedules of :mod:`sknet.callbacks`.
+        """
+        self.learning_rate_init = float(learning_rate)
+        self.learning_rate = float(learning_rate)
+
     #: (serial, parallel, serial with L2, parallel with L2) update kernels
     _kernels = ()
 
@@ -109,6 +120,11 @@ class SGDOptimizer(_BaseOptimizer):
             l2,
         )
 
+    def set_learning_rate(self, learning_rate, time_step):
+        super().set_learning_rate(learning_rate, time_step)
+        if self.lr_schedule == "invscaling":
+            self.iteration_ends(time_step)
+
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
             self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
@@ -166,24 +182,28 @@ class AdamOptimizer(_BaseOptimizer):
         )
 
 
-def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose):
+def minimize_lbfgs(fun, x0, max_iter, max_fun, tol, verbose, on_iteration=None):
     """scipy's L-BFGS-B on ``fun(x) -> (loss, grad)`` with float64 vectors, as scikit-learn.
 
     With ``verbose``, prints one line per iteration through a callback.
+    ``on_iteration(x, loss)`` is called after every iteration with the iterate; when
+    it returns True the minimisation stops there (scipy's ``StopIteration``).
     """
-    callback = None
-    if verbose:
 
-        def callback(intermediate_result):
-            callback.k += 1
+    def callback(intermediate_result):
+        callback.k += 1
+        if verbose:
             print("Iteration %d, loss = %.8f" % (callback.k, intermediate_result.fun))
+        result = intermediate_result
+        if on_iteration is not None and on_iteration(result.x, result.fun):
+            raise StopIteration
 
-        callback.k = 0
+    callback.k = 0
     return scipy.optimize.minimize(
         fun,
         x0,
         method="L-BFGS-B",
         jac=True,
-        callback=callback,
+        callback=callback if verbose or on_iteration is not None else None,
         options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
     )

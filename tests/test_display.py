@@ -68,11 +68,33 @@ def test_validation_curves(iris):
     assert disp.score_ax_.get_ylabel() == "validation accuracy"
     assert disp.ax_.get_title() == "iris"
     legend = disp.score_ax_.get_legend()
+    best = clf.best_iteration_
+    assert best == int(np.argmax(clf.validation_scores_)) + 1
     assert [t.get_text() for t in legend.get_texts()] == [
         "training loss",
         "validation loss",
         "validation accuracy",
+        f"weights kept (epoch {best})",
     ]
+    assert disp.best_iteration_line_.get_xdata()[0] == best
+
+
+def test_marks_the_epoch_an_early_stopping_callback_kept(iris):
+    from sknet.callbacks import EarlyStopping
+
+    X, y = iris
+    # scored on flipped labels: the better the fit, the worse the score
+    stop = EarlyStopping("accuracy", validation_data=(X, 2 - y), patience=3)
+    clf = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0), X, y)
+    clf = _fit(clf.set_callbacks(stop), X, y)
+    disp = TrainingHistoryDisplay.from_estimator(clf, best_iteration_kw={"color": "red"})
+    assert disp.best_iteration_line_.get_xdata()[0] == clf.best_iteration_ < clf.n_iter_
+    assert disp.best_iteration_line_.get_color() == "red"
+    # without early stopping the weights are the last epoch's: no mark
+    plain = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0), X, y)
+    assert TrainingHistoryDisplay.from_estimator(plain).best_iteration_line_ is None
+    with pytest.raises(ValueError, match="best_iteration"):
+        TrainingHistoryDisplay(loss_curve=[1.0, 0.5], best_iteration=3).plot()
 
 
 def test_regressor_score_label_and_given_axes():
@@ -105,6 +127,8 @@ def test_pipeline_and_scikit_learn_mlp(iris):
     )
     disp = TrainingHistoryDisplay.from_estimator(sk)
     assert_allclose(disp.validation_score_line_.get_ydata(), sk.validation_scores_)
+    # scikit-learn's MLP kept its best validation epoch's weights too
+    assert disp.best_iteration_line_.get_xdata()[0] == np.argmax(sk.validation_scores_) + 1
     assert disp.validation_loss_line_ is None
 
 

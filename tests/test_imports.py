@@ -44,6 +44,7 @@ LAYERS = [
         {
             "sknet.transfer",
             "sknet.persistence",
+            "sknet.callbacks",
             "sknet.pretrained",
             "sknet.torch_interop",
             "sknet.onnx",

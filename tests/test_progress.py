@@ -1,4 +1,5 @@
-"""verbose levels: scikit-learn's lines, the tqdm bar on a terminal, plain lines elsewhere."""
+"""verbose levels: scikit-learn's lines (any true integer); verbose="progress": the tqdm
+bar on a terminal, plain lines elsewhere."""
 
 import io
 import os
@@ -53,6 +54,22 @@ def test_verbose_1_prints_scikit_learn_lines(iris, capsys):
     assert lines == expected
 
 
+@pytest.mark.parametrize("verbose", [2, 3, np.int64(5)])
+def test_verbose_above_1_prints_scikit_learn_lines_too(iris, capsys, verbose):
+    est = _fit(*iris, max_iter=3, verbose=verbose)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "Iteration %d, loss = %.8f" % (i + 1, loss) for i, loss in enumerate(est.loss_curve_)
+    ]
+    # on a terminal too: the bar is drawn only when asked for (verbose="progress")
+    assert ProgressReporter(verbose, max_iter=3, file=FakeTTY()).mode == "lines"
+
+
+def test_verbose_rejects_other_strings(iris):
+    with pytest.raises(ValueError, match="verbose"):
+        _fit(*iris, verbose="bar")
+
+
 def test_verbose_1_with_early_stopping_prints_validation_scores(iris, capsys):
     est = _fit(*iris, max_iter=4, verbose=True, early_stopping=True, validation_fraction=0.2)
     lines = capsys.readouterr().out.splitlines()
@@ -62,8 +79,8 @@ def test_verbose_1_with_early_stopping_prints_validation_scores(iris, capsys):
     assert lines[: len(expected)] == expected
 
 
-def test_verbose_2_non_tty_prints_plain_lines(iris, capsys):
-    est = _fit(*iris, max_iter=6, verbose=2)
+def test_verbose_progress_non_tty_prints_plain_lines(iris, capsys):
+    est = _fit(*iris, max_iter=6, verbose="progress")
     out = capsys.readouterr().out
     assert not CONTROL.search(out)
     lines = out.splitlines()
@@ -73,8 +90,8 @@ def test_verbose_2_non_tty_prints_plain_lines(iris, capsys):
         assert line.endswith("s elapsed")
 
 
-def test_verbose_2_non_tty_with_validation(iris, capsys):
-    est = _fit(*iris, max_iter=3, verbose=2, early_stopping=True, validation_fraction=0.2)
+def test_verbose_progress_non_tty_with_validation(iris, capsys):
+    est = _fit(*iris, max_iter=3, verbose="progress", early_stopping=True, validation_fraction=0.2)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert "validation score = %.6f" % est.validation_scores_[-1] in lines[-1]
@@ -83,7 +100,7 @@ def test_verbose_2_non_tty_with_validation(iris, capsys):
 
 def test_log_mode_prints_every_k_epochs_and_the_last():
     out = io.StringIO()
-    rep = ProgressReporter(2, max_iter=200, file=out)
+    rep = ProgressReporter("progress", max_iter=200, file=out)
     assert rep.mode == "log"
     assert rep.every == 200 // MAX_LOG_LINES == 4
     rep.start()
@@ -95,12 +112,12 @@ def test_log_mode_prints_every_k_epochs_and_the_last():
     assert not CONTROL.search(out.getvalue())
 
 
-def test_verbose_2_on_a_terminal_draws_a_tqdm_bar(iris, monkeypatch):
+def test_verbose_progress_on_a_terminal_draws_a_tqdm_bar(iris, monkeypatch):
     pytest.importorskip("tqdm")
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stdout", tty)
     # tol=1 stops after n_iter_no_change + 1 epochs with the solver's "Stopping." message
-    est = _fit(*iris, max_iter=300, verbose=2, tol=1.0, n_iter_no_change=2)
+    est = _fit(*iris, max_iter=300, verbose="progress", tol=1.0, n_iter_no_change=2)
     assert sys.stdout is tty  # the redirection used during the bar is undone
     out = tty.getvalue()
     assert "\r" in out
@@ -116,7 +133,7 @@ def test_verbose_2_on_a_terminal_draws_a_tqdm_bar(iris, monkeypatch):
 def test_bar_shows_validation_score(iris):
     pytest.importorskip("tqdm")
     tty = FakeTTY()
-    rep = ProgressReporter(2, max_iter=3, file=tty)
+    rep = ProgressReporter("progress", max_iter=3, file=tty)
     assert rep.mode == "bar"
     rep.start()
     rep.epoch_end(1, 0.5, val_score=0.75, val_loss=0.4)
@@ -130,7 +147,7 @@ def test_without_tqdm_a_terminal_gets_plain_lines(iris, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.contrib", None)
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stdout", tty)
-    _fit(*iris, max_iter=4, verbose=2)
+    _fit(*iris, max_iter=4, verbose="progress")
     out = tty.getvalue()
     assert not CONTROL.search(out)
     assert len(out.splitlines()) == 4
@@ -140,7 +157,7 @@ def test_partial_fit_never_draws_a_bar(iris, monkeypatch):
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stdout", tty)
     X, y = iris
-    est = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, verbose=2)
+    est = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, verbose="progress")
     for _ in range(3):
         est.partial_fit(X, y, classes=np.unique(y))
     out = tty.getvalue()
@@ -163,7 +180,7 @@ def test_stdout_restored_when_training_diverges(monkeypatch):
         solver="sgd",
         learning_rate_init=1.0,
         max_iter=5,
-        verbose=2,
+        verbose="progress",
         random_state=0,
     )
     with pytest.raises(DivergenceError):
@@ -175,7 +192,7 @@ def test_keyboard_interrupt_closes_the_bar(iris, monkeypatch):
     pytest.importorskip("tqdm")
     tty = FakeTTY()
     monkeypatch.setattr(sys, "stdout", tty)
-    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, verbose=2, random_state=0)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, verbose="progress", random_state=0)
     calls = []
     original = type(est)._run_epoch
 
@@ -218,13 +235,13 @@ def test_verbose_1_lines_for_every_family(name, capsys):
 
 
 @pytest.mark.parametrize("name", PLANNED)
-def test_verbose_2_in_a_log_file_for_every_family(name, tmp_path, monkeypatch):
+def test_verbose_progress_in_a_log_file_for_every_family(name, tmp_path, monkeypatch):
     # a real file, as when a job's output is redirected: plain lines, never a bar
     # (whether tqdm is installed or not)
     log = tmp_path / "fit.log"
     with open(log, "w") as fh:
         monkeypatch.setattr(sys, "stdout", fh)
-        est = _family_fit(name, max_iter=3, verbose=2)
+        est = _family_fit(name, max_iter=3, verbose="progress")
         monkeypatch.undo()
     text = log.read_text()
     assert not CONTROL.search(text)
@@ -235,7 +252,7 @@ def test_verbose_2_in_a_log_file_for_every_family(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["RNNRegressor", "ConvNetClassifier"])
-def test_verbose_2_on_a_real_terminal_draws_a_bar(name, monkeypatch):
+def test_verbose_progress_on_a_real_terminal_draws_a_bar(name, monkeypatch):
     # a pseudo-terminal: isatty() is true for the real reason, and tqdm redraws with \r
     pytest.importorskip("tqdm")
     pty = pytest.importorskip("pty")  # POSIX only
@@ -250,7 +267,7 @@ def test_verbose_2_on_a_real_terminal_draws_a_bar(name, monkeypatch):
     try:
         with open(slave, "w", closefd=False) as term:
             monkeypatch.setattr(sys, "stdout", term)
-            est = _family_fit(name, max_iter=4, verbose=2)
+            est = _family_fit(name, max_iter=4, verbose="progress")
             term.flush()
             monkeypatch.undo()
         chunks = []
