@@ -116,8 +116,49 @@ class DivergenceError(ValueError):
     """Training produced a non-finite loss; the weights were restored."""
 
 
+# -- pickle, copy and skops: the state as builtins and NumPy arrays ------------------------
+#: ``encode(estimator) -> dict or None`` and ``decode(cls, dict) -> attributes``, registered
+#: by :mod:`sknet.persistence` (which builds on the estimators, so it cannot be imported
+#: here): its declared state, without any sknet-internal type.
+_PORTABLE_STATE = {}
+
+
+def register_portable_state(encode, decode):
+    """Set the codec :class:`PortableStateMixin` pickles through (see its docstring)."""
+    _PORTABLE_STATE.update(encode=encode, decode=decode)
+
+
+class PortableStateMixin:
+    """Pickle an estimator as its saved form: builtins and NumPy arrays only.
+
+    ``__getstate__`` returns what :func:`sknet.save` writes (the constructor parameters
+    and the declared fitted state, as a JSON string and a dict of arrays), so
+    ``skops.io`` finds no sknet-internal type (layers, network, optimiser) to trust:
+    only the estimator's own class. ``__setstate__`` rebuilds the estimator with the
+    checks of :func:`sknet.load`. Pickle, :func:`copy.deepcopy` and joblib go through the
+    same path. An estimator the safe format cannot hold (a parameter such as a
+    ``RandomState`` instance, attributes that are not declared state, a subclass) is
+    pickled as its plain attributes, as before.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        encode = _PORTABLE_STATE.get("encode")
+        portable = None if encode is None else encode(self)
+        return state if portable is None else {"_sknet_portable": portable}
+
+    def __setstate__(self, state):
+        if isinstance(state, dict) and set(state) == {"_sknet_portable"}:
+            state = _PORTABLE_STATE["decode"](type(self), state["_sknet_portable"])
+        super().__setstate__(state)
+
+
 class BaseNetworkEstimator(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+    PortableStateMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
+    metaclass=ABCMeta,
 ):
     """Shared training machinery. Not for direct use.
 
