@@ -153,7 +153,24 @@ class PortableStateMixin:
         super().__setstate__(state)
 
 
+#: where the HTML estimator diagram links an sknet estimator's name: its page in sknet's
+#: API reference (``docs/gen_modules/sknet.<Name>.html``). Relative to a page one level
+#: below the documentation's root (the gallery, the guide, the API pages), as the docs
+#: are not published at a fixed address yet; set the published root here once they are.
+DOCS_ROOT = "../"
+
+
+class DocLinkMixin:
+    """The HTML estimator diagram's "?" link goes to sknet's API page (scikit-learn's
+    ``_doc_link_module`` / ``_doc_link_template`` convention; the public names live in
+    ``sknet``, so ``sknet._mlp.MLPClassifier`` links to ``sknet.MLPClassifier``)."""
+
+    _doc_link_module = "sknet"
+    _doc_link_template = DOCS_ROOT + "gen_modules/{estimator_module}.{estimator_name}.html"
+
+
 class BaseNetworkEstimator(
+    DocLinkMixin,
     PortableStateMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,

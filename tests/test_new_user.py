@@ -131,3 +131,18 @@ def test_pretrained_mnist_convnet_takes_the_rows_load_mnist_returns():
     images = rng.random((5, 1, 28, 28)).astype(np.float32)
     rows = images.reshape(5, 784)  # sknet.datasets.load_mnist's default layout
     np.testing.assert_array_equal(clf.predict_proba(rows), clf.predict_proba(images))
+
+
+# -- the HTML diagram links sknet's API pages ---------------------------------------------
+def test_html_diagram_links_the_sknet_api_page():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils import estimator_html_repr
+
+    for est in (sknet.MLPClassifier(), sknet.ConvNetRegressor(), sknet.NetworkClassifier()):
+        name = type(est).__name__
+        assert name in sknet.__all__  # its API page is sknet.<name> (docs/conf.py)
+        assert est._get_doc_link().endswith(f"gen_modules/sknet.{name}.html")
+    html = estimator_html_repr(make_pipeline(StandardScaler(), sknet.MLPClassifier()))
+    assert 'href="../gen_modules/sknet.MLPClassifier.html"' in html
+    assert "sklearn.preprocessing.StandardScaler.html" in html  # scikit-learn's own links
