@@ -1502,6 +1502,10 @@ def _portable_state(est):
     rng = attrs.get("_random_state")
     if rng is not None and not isinstance(rng, np.random.RandomState):
         return None
+    try:  # parameters load would refuse (set but never fitted): keep them as they are
+        est._validate_params()
+    except (TypeError, ValueError):
+        return None
     enc = _Encoder(training_state=True)
     try:
         params, state = _encode_estimator(est, enc)

@@ -110,6 +110,9 @@ def test_what_the_saved_form_cannot_hold_is_pickled_as_attributes():
 
     mine = Mine((4,), max_iter=3, random_state=0).fit(X, y)
     assert "_sknet_portable" not in mine.__getstate__()
+    invalid = MLPClassifier(alpha=-1.0)  # refused at fit, not at pickling
+    assert "_sknet_portable" not in invalid.__getstate__()
+    assert pickle.loads(pickle.dumps(invalid)).alpha == -1.0
     extra = MLPClassifier((4,), max_iter=3, random_state=0).fit(X, y)
     extra._my_note = "kept"  # an undeclared attribute is not dropped silently
     assert pickle.loads(pickle.dumps(extra))._my_note == "kept"
