@@ -143,6 +143,7 @@ for i, per_class in enumerate(labels_per_class):
 
 # %%
 # The figure shows the mean test accuracy and its spread over the draws.
+# sphinx_gallery_thumbnail_number = 2
 fig, ax = plt.subplots(figsize=(6, 4))
 for method, marker in zip(methods, "osd"):
     s = scores[method]
