@@ -13,7 +13,10 @@ Run after the HTML build (``bash docs/build.sh`` does). For each executed exampl
   on a shared machine are noisy (the brief keeps timings out of pass/fail tests).
 
 Every other example (not executed: it needs data or a cluster the build does not have)
-must still have a page, listed in the gallery's index. Exits 1 with the problems found.
+must still have a page, listed in the gallery's index. Every example has a thumbnail of
+its own in the index (not sphinx-gallery's placeholder), and no page of the build loads a
+script or stylesheet from the network (equations render offline). Exits 1 with the
+problems found.
 """
 
 import argparse
@@ -31,7 +34,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.images, self.links = [], []
+        self.images, self.links, self.loads = [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -39,6 +42,11 @@ class _Links(HTMLParser):
             self.images.append(attrs["src"])
         elif tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
+        # what the browser fetches to show the page: scripts and stylesheets
+        if tag == "script" and attrs.get("src"):
+            self.loads.append(attrs["src"])
+        elif tag == "link" and "stylesheet" in (attrs.get("rel") or "") and attrs.get("href"):
+            self.loads.append(attrs["href"])
 
 
 def _parse(page):
@@ -121,6 +129,44 @@ def check(examples_dir, html_dir, max_seconds, gallery_src=HERE / "auto_examples
     return rows, [s.relative_to(examples_dir).as_posix() for s in shown_only], problems
 
 
+REMOTE = re.compile(r"^(https?:)?//")
+#: sphinx-gallery's placeholder for an example without a figure of its own
+PLACEHOLDER_THUMB = "no_image"
+
+
+def check_offline(html_dir):
+    """Pages load no script or stylesheet from the network (MathJax comes from the
+    build's own ``_static/mathjax``), so an offline reader sees the equations."""
+    problems = []
+    mathjax = html_dir / "_static" / "mathjax" / "tex-chtml.js"
+    if not mathjax.is_file():
+        problems.append(f"no local MathJax at {mathjax}")
+    for page in sorted(html_dir.rglob("*.html")):
+        remote = [src for src in _parse(page).loads if REMOTE.match(src)]
+        if remote:
+            problems.append(f"{page.relative_to(html_dir)} loads from the network: {remote}")
+    return problems
+
+
+def check_thumbnails(examples_dir, html_dir):
+    """Every example has its own thumbnail in the gallery index (no placeholder)."""
+    index = html_dir / "auto_examples" / "index.html"
+    if not index.is_file():
+        return []
+    images = _parse(index).images
+    problems = []
+    for script in sorted(p for p in examples_dir.rglob("*.py")
+                         if p.name != "__init__.py" and not p.name.startswith("_")):
+        thumb = [src for src in images if f"sphx_glr_{script.stem}_thumb." in src]
+        if not thumb:
+            problems.append(f"{script.name}: no thumbnail in the gallery index")
+        elif not _is_png((index.parent / thumb[0]).resolve()):
+            problems.append(f"{script.name}: thumbnail {thumb[0]} missing or not a PNG")
+    if any(PLACEHOLDER_THUMB in src for src in images):
+        problems.append("the gallery index shows sphinx-gallery's placeholder thumbnail")
+    return problems
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=Path, default=HERE.parent / "examples")
@@ -130,6 +176,8 @@ def main(argv=None):
                         help="fail (not only warn) when an example runs over --max-seconds")
     args = parser.parse_args(argv)
     rows, shown_only, problems = check(args.examples, args.html, args.max_seconds)
+    problems += check_thumbnails(args.examples, args.html)
+    problems += check_offline(args.html)
     slow = [f"{rel}: ran {seconds:.1f} s (limit {args.max_seconds:g} s)"
             for rel, _, _, seconds in rows if seconds is not None and seconds > args.max_seconds]
     if slow:

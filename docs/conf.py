@@ -7,10 +7,13 @@ gallery (``../examples``) are included when they exist: toctree lines written
 """
 
 import importlib
+import importlib.util
 import os
 import pkgutil
+import shutil
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +32,7 @@ version = release = sknet.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
@@ -54,8 +58,133 @@ numpydoc_class_members_toctree = False
 numpydoc_show_inherited_class_members = False
 numpydoc_attributes_as_param_list = True
 
+# -- equations: MathJax from a local copy, so an offline reader sees them rendered ---------
+# The ``sphinx-mathjax-offline`` package (docs extra) ships MathJax 3.2.2; its TeX input
+# with CommonHTML output, the extensions TeX loads on demand and the web fonts are copied
+# into the build, and pages load them from there, never from a CDN.
+MATHJAX_FILES = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts", "a11y",
+                 "ui", "sre/mathmaps/base.json",
+                 "sre/mathmaps/en.json")
+
+
+def _mathjax_source():
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")  # the package's own name
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the docs need MathJax offline: pip install sknet[docs] "
+                           "(sphinx-mathjax-offline)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+
+
+mathjax_path = "mathjax/tex-chtml.js"
+
+
+def _copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    source, target = _mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for rel in MATHJAX_FILES:
+        src, dst = source / rel, target / rel
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+# -- links to scikit-learn's documentation (intersphinx, offline) ------------------------
+# The build runs offline, so scikit-learn's objects.inv cannot be fetched. An inventory of
+# the installed scikit-learn's public API (every name in each public module's __all__,
+# at the page scikit-learn's API reference gives it) is written at build time instead,
+# and links point to the documentation of that scikit-learn version.
+SKLEARN_INVENTORY = HERE / "_build" / "sklearn-objects.inv"
+
+
+def _sklearn_inventory(path):
+    import sklearn
+
+    lines = []
+    modules = ["sklearn"] + [f"sklearn.{m}" for m in sklearn.__all__
+                             if importlib.util.find_spec(f"sklearn.{m}") is not None]
+    for module_name in modules:
+        if module_name.split(".")[-1] in {"externals", "experimental", "callback"}:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if module_name != "sklearn":
+            lines.append(f"{module_name} py:module 1 api/{module_name}.html -")
+        for name in getattr(module, "__all__", ()):
+            try:
+                obj = getattr(module, name, None)
+            except ImportError:  # experimental names need an explicit enable_* import
+                continue
+            if isinstance(obj, type):
+                role = "py:exception" if issubclass(obj, BaseException) else "py:class"
+            elif callable(obj):
+                role = "py:function"
+            else:
+                continue
+            full = f"{module_name}.{name}"
+            page = f"modules/generated/{full}.html"
+            lines.append(f"{full} {role} 1 {page}#$ -")
+            if role == "py:class":
+                for member, value in vars(obj).items():
+                    if not member.startswith("_") and callable(value):
+                        lines.append(f"{full}.{member} py:method 1 {page}#$ -")
+    header = ("# Sphinx inventory version 2\n# Project: scikit-learn\n"
+              f"# Version: {sklearn.__version__}\n"
+              "# The remainder of this file is compressed using zlib.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = zlib.compress(("\n".join(sorted(set(lines))) + "\n").encode("utf-8"))
+    path.write_bytes(header.encode("utf-8") + body)
+    return sklearn.__version__
+
+
+_sklearn_version = _sklearn_inventory(SKLEARN_INVENTORY)
+intersphinx_mapping = {
+    "sklearn": (
+        "https://scikit-learn.org/{}/".format(".".join(_sklearn_version.split(".")[:2])),
+        str(SKLEARN_INVENTORY),
+    ),
+}
+intersphinx_timeout = 1
+
 # -- sphinx-gallery ---------------------------------------------------------------------
+DEFAULT_THUMB = HERE / "_build" / "sknet_thumb.png"
+
+
+def _draw_default_thumbnail(path):
+    """The thumbnail of the examples the gallery shows without running them (they need
+    MNIST files or a cluster): a small layered network, drawn at build time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = (4, 6, 6, 3)
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    points = [[(i, (j - (n - 1) / 2) * 0.8) for j in range(n)] for i, n in enumerate(sizes)]
+    for left, right in zip(points, points[1:]):
+        for x0, y0 in left:
+            for x1, y1 in right:
+                ax.plot([x0, x1], [y0, y1], color="0.75", lw=0.6, zorder=1)
+    for i, column in enumerate(points):
+        xs, ys = zip(*column)
+        ax.scatter(xs, ys, s=120, color=plt.cm.viridis(i / (len(points) - 1)), zorder=2)
+    ax.text(1.5, -3.0, "sknet", ha="center", va="center", fontsize=18, color="0.25")
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_ylim(-3.6, 2.6)
+    ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 if HAS_GALLERY:
+    _draw_default_thumbnail(DEFAULT_THUMB)
     sphinx_gallery_conf = {
         "examples_dirs": str(EXAMPLES),
         "gallery_dirs": "auto_examples",
@@ -71,6 +200,8 @@ if HAS_GALLERY:
         "show_memory": False,
         "min_reported_time": 0,
         "matplotlib_animations": False,
+        # examples shown without being run get this instead of the placeholder
+        "default_thumb_file": str(DEFAULT_THUMB),
     }
 
 # -- HTML -------------------------------------------------------------------------------
@@ -220,6 +351,7 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    app.connect("build-finished", _copy_mathjax)
     app.connect("autodoc-skip-member", _skip_foreign_members)
     app.connect("source-read", _optional_pages)
     app.connect("source-read", _api_page)

@@ -313,5 +313,5 @@ print(f"\nran in {time.perf_counter() - start:.0f} s")
 # The differences between the three fine-tuned variants at the end (about 0.01) are
 # about the size of the spread over draws; their gap to training from scratch is not.
 # The example "Pretrained MNIST features for a few labelled digits" compares frozen
-# features with training from scratch for 10, 20 and 50 labels per class.
+# features with training from scratch for 5, 10 and 20 labels per class.
 plt.show()

@@ -149,7 +149,62 @@ class _FitTask(namedtuple("_FitTask", "context X y metadata incremental")):
         )
 
 
+# -- pickle, copy and skops: the state as builtins and NumPy arrays ------------------------
+#: ``encode(estimator) -> dict or None`` and ``decode(cls, dict) -> attributes``, registered
+#: by :mod:`sknet.persistence` (which builds on the estimators, so it cannot be imported
+#: here): its declared state, without any sknet-internal type.
+_PORTABLE_STATE = {}
+
+
+def register_portable_state(encode, decode):
+    """Set the codec :class:`PortableStateMixin` pickles through (see its docstring)."""
+    _PORTABLE_STATE.update(encode=encode, decode=decode)
+
+
+class PortableStateMixin:
+    """Pickle an estimator as its saved form: builtins and NumPy arrays only.
+
+    ``__getstate__`` returns what :func:`sknet.save` writes (the constructor parameters
+    and the declared fitted state, as a JSON string and a dict of arrays), so
+    ``skops.io`` finds no sknet-internal type (layers, network, optimiser) to trust:
+    only the estimator's own class. ``__setstate__`` rebuilds the estimator with the
+    checks of :func:`sknet.load`. Pickle, :func:`copy.deepcopy` and joblib go through the
+    same path. An estimator the safe format cannot hold (a parameter such as a
+    ``RandomState`` instance, attributes that are not declared state, a subclass) is
+    pickled as its plain attributes, as before.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        encode = _PORTABLE_STATE.get("encode")
+        portable = None if encode is None else encode(self)
+        return state if portable is None else {"_sknet_portable": portable}
+
+    def __setstate__(self, state):
+        if isinstance(state, dict) and set(state) == {"_sknet_portable"}:
+            state = _PORTABLE_STATE["decode"](type(self), state["_sknet_portable"])
+        super().__setstate__(state)
+
+
+#: where the HTML estimator diagram links an sknet estimator's name: its page in sknet's
+#: API reference (``docs/gen_modules/sknet.<Name>.html``). Relative to a page one level
+#: below the documentation's root (the gallery, the guide, the API pages), as the docs
+#: are not published at a fixed address yet; set the published root here once they are.
+DOCS_ROOT = "../"
+
+
+class DocLinkMixin:
+    """The HTML estimator diagram's "?" link goes to sknet's API page (scikit-learn's
+    ``_doc_link_module`` / ``_doc_link_template`` convention; the public names live in
+    ``sknet``, so ``sknet._mlp.MLPClassifier`` links to ``sknet.MLPClassifier``)."""
+
+    _doc_link_module = "sknet"
+    _doc_link_template = DOCS_ROOT + "gen_modules/{estimator_module}.{estimator_name}.html"
+
+
 class BaseNetworkEstimator(
+    DocLinkMixin,
+    PortableStateMixin,
     CallbackSupportMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,

@@ -13,6 +13,7 @@ from ._base import (
     layer_sizes,
 )
 from ._compat import StrOptions
+from ._convnet import warn_if_channels_last
 from ._layers import Dense, Flatten
 from ._threads import one_blas_thread
 
@@ -140,8 +141,35 @@ class BaseNetwork(BaseNetworkEstimator):
                 "length, height and width must be at least 1)."
             )
 
+    def _flat_rows_as_fitted(self, X):
+        """Flat rows of a network fitted on n-D samples, laid out as at fit.
+
+        A network fitted on (n, 1, 28, 28) images takes the (n, 784) rows that
+        ``sknet.datasets.load_mnist`` returns, read in row-major order, and (n, 28, 28)
+        one-channel images, as :class:`ConvNetClassifier` does. Anything else is
+        returned as is.
+        """
+        layout = getattr(self, "_fit_sample_shape", None)
+        ndim = getattr(X, "ndim", None)
+        if self.input_shape is not None or not hasattr(self, "_network") or layout is None:
+            return X
+        layout = tuple(layout)
+        flat = ndim == 2 and len(layout) > 1
+        if flat and X.shape[1] != int(np.prod(layout)):
+            raise ValueError(
+                f"X has {X.shape[1]} features per row, but the network was fitted on "
+                f"samples of shape {layout}: flat rows need {int(np.prod(layout))}."
+            )
+        # (n, H, W) one-channel images for a network fitted on (n, 1, H, W)
+        grey = ndim == 3 and len(layout) == 3 and (1,) + tuple(X.shape[1:]) == layout
+        if flat or grey:
+            return np.reshape(np.asarray(X), (X.shape[0],) + layout)
+        return X
+
     def _validate_input(self, X, y, reset):
         X = as_rectangular(X, _SAMPLES, _FIX)
+        if not reset:
+            X = self._flat_rows_as_fitted(X)
         X, y = validate_data(
             self,
             X,
@@ -160,11 +188,14 @@ class BaseNetwork(BaseNetworkEstimator):
                 f"{self._network.input_shape}."
             )
         if reset:
+            if self.input_shape is None and self._input_layout() == "channels2d":
+                warn_if_channels_last(X, self)
             self._fit_sample_shape = tuple(X.shape[1:])  # the layout of X at fit
         return np.ascontiguousarray(X).reshape((X.shape[0],) + shape), y
 
     def _validate_X_predict(self, X):
         X = as_rectangular(X, _SAMPLES, _FIX)
+        X = self._flat_rows_as_fitted(X)
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=False)
         self._check_ndim(X)
         shape = self._sample_shape(X)

@@ -1,5 +1,6 @@
 """Convolutional networks for images and signals: ConvNetClassifier and ConvNetRegressor."""
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -28,6 +29,51 @@ _POOL = {
 }
 
 _SAMPLES, _FIX = "samples: all images or signals need the same shape", "pad or resize it first"
+
+#: channel counts of channels-last images (grey, RGB, RGBA): a last axis this small after a
+#: larger axis 1 is more likely channels than a width
+_IMAGE_CHANNELS = (1, 3, 4)
+
+
+def warn_if_channels_last(X, estimator):
+    """Warn when 4-D X looks like channels-last images (the Keras habit).
+
+    ``(n, 28, 28, 1)`` read as (channels, height, width) is 28 channels of 28x1-pixel
+    images: it trains, silently, on the wrong reading. Called at fit when no
+    ``input_shape`` states the layout; ``input_shape=X.shape[1:]`` confirms the reading.
+    """
+    if X.ndim != 4 or X.shape[3] not in _IMAGE_CHANNELS or X.shape[1] <= X.shape[3]:
+        return
+    c, h, w = X.shape[1:]
+    warnings.warn(
+        f"{type(estimator).__name__} reads X of shape {X.shape} as channels-first "
+        f"(n, channels, height, width): {c} channels of {h}x{w}-pixel images. If the last "
+        f"axis holds the channels (channels-last, as in Keras), pass "
+        f"X.transpose(0, 3, 1, 2), of shape {(X.shape[0], w, c, h)}. To keep this reading "
+        f"and silence this warning, pass input_shape={(c, h, w)}.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_if_image_read_as_signal(shape):
+    """Warn when ``input_shape=(C, L)`` for flat rows looks like an image's (H, W).
+
+    ``input_shape=(8, 8)`` reads each row as 8 channels of a signal of length 8 (1-D
+    convolutions), not as an 8x8 image. Signals rarely have more than a few channels
+    and as many channels as half their length; images' heights and widths are alike.
+    """
+    channels, length = shape if len(shape) == 2 else (0, 0)
+    if channels <= max(_IMAGE_CHANNELS) or 2 * channels < length:
+        return
+    warnings.warn(
+        f"input_shape={shape} reads each row as {channels}-channel signals of length "
+        f"{length} (1-D convolutions). For {channels}x{length} one-channel images, pass "
+        f"input_shape={(1, channels, length)}. To keep this reading and silence this "
+        f"warning, pass X as a 3-D array of shape (n, {channels}, {length}).",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
@@ -130,6 +176,17 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
         layout = self._fit_sample_shape
         if ndim == 2 and len(layout) == 1 and len(self._network.input_shape) == 2:
             return X
+        if ndim == 2 and self.input_shape is None and len(layout) > 1:
+            # flat rows for a network fitted on arrays of images or signals (the rows of
+            # sknet.datasets.load_mnist for a ConvNet fitted on (n, 1, 28, 28)): read in
+            # row-major order, as np.reshape(X, (n,) + layout) would
+            size = int(np.prod(layout))
+            if X.shape[1] != size:
+                raise ValueError(
+                    f"X has {X.shape[1]} features per row, but the network was fitted on "
+                    f"samples of shape {self._network.input_shape}: flat rows need {size}."
+                )
+            return np.reshape(np.asarray(X), (X.shape[0],) + layout)
         self._check_fitted_shape(X)
         if tuple(X.shape[1:]) != layout:
             X = np.reshape(np.asarray(X), (X.shape[0],) + layout)
@@ -154,6 +211,10 @@ class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
             shape = self._check_fitted_shape(X)
         else:
             shape = self._sample_shape(X)
+            if self.input_shape is None:
+                warn_if_channels_last(X, self)
+            elif X.ndim == 2:
+                _warn_if_image_read_as_signal(shape)
             self._fit_sample_shape = tuple(X.shape[1:])  # the layout of X at fit
         return self._reshape(X, shape), y
 
@@ -294,7 +355,13 @@ _CONV_PARAMS = """
         Per-sample shape (channels, height, width) for images or (channels, length)
         for signals, used to reshape 2-D rows (so scalers and pipelines work); with 3-D X
         of shape (n, C, L), ``(C, L)`` reads it as C-channel signals. None: 4-D X is
-        (n, C, H, W), 3-D X is (n, H, W), 2-D X is read as one-channel signals.
+        (n, C, H, W), 3-D X is (n, H, W), 2-D X is read as one-channel signals. Once
+        fitted on 3-D or 4-D X, the estimator also takes flat rows of as many values
+        (``X.reshape(n, -1)``, as :func:`sknet.datasets.load_mnist` returns them).
+        Channels-first is the only layout: fit warns when 4-D X looks channels-last,
+        (n, H, W, 1) or (n, H, W, 3), and when ``input_shape=(H, W)``-like sizes would
+        read flat rows as many-channel signals; each warning says how to state either
+        reading.
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \

@@ -6,14 +6,16 @@ before fit; ``network_``, ``input_shape_``, ``first_trainable_layer_`` and
 ``state_specs``, ``get_config``) is read from the layers, so new layer types appear
 without changes here; a layer with ``layers`` and ``shortcut_layers`` (a residual block)
 is one row followed by indented rows for the layers of its branch and its shortcut.
-Imports nothing from sknet: ``BaseNetworkEstimator.summary`` calls it.
+A :class:`~sklearn.pipeline.Pipeline` is summarised step by step (:class:`PipelineSummary`)
+and a meta-estimator wrapping a network (``FineTuner``, ``NetworkFeatures``) through the
+estimator it holds. Imports nothing from sknet: ``BaseNetworkEstimator.summary`` calls it.
 """
 
 import inspect
 
 import numpy as np
 
-__all__ = ["ModelSummary", "summary"]
+__all__ = ["ModelSummary", "PipelineSummary", "summary"]
 
 #: how an output dimension that depends on the number of outputs is printed
 N_OUTPUTS = "n_outputs"
@@ -279,7 +281,7 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
 
     Parameters
     ----------
-    estimator : sknet estimator
+    estimator : sknet estimator, FineTuner, NetworkFeatures or Pipeline
         Fitted or not.
     input_shape : int or tuple of int, default=None
         Shape of one sample, without the sample axis: ``(n_features,)`` for an MLP,
@@ -294,10 +296,16 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
 
     Returns
     -------
-    summary : ModelSummary
-        Prints as a table; its ``rows``, ``total_params``, ``trainable_params``,
-        ``non_trainable_params`` and ``state_size`` (running statistics, not
-        parameters) attributes hold the numbers. A residual block is one row
+    summary : ModelSummary or PipelineSummary
+        For a :class:`~sklearn.pipeline.Pipeline`, a :class:`PipelineSummary`: one line
+        per step, and the layer table of each sknet step (``input_shape`` and
+        ``n_outputs`` then describe the data that reaches the sknet steps). For a
+        ``FineTuner`` or ``NetworkFeatures``, the table of the network it holds (after
+        fit, the fine-tuned one, its frozen layers marked). Otherwise a
+        :class:`ModelSummary`, which prints as a table; its ``rows``,
+        ``total_params``, ``trainable_params``, ``non_trainable_params`` and
+        ``state_size`` (running statistics, not parameters) attributes hold the
+        numbers. A residual block is one row
         followed by indented rows for its branch and its shortcut.
 
     See Also
@@ -322,8 +330,24 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     Trainable params: 2,778
     Non-trainable params: 0
     """
+    if isinstance(getattr(estimator, "steps", None), list):
+        return _summary_pipeline(estimator, input_shape, n_outputs)
     if not hasattr(estimator, "build_layers"):
-        raise TypeError(f"summary() needs an sknet estimator, got {type(estimator).__name__}.")
+        inner, role = _wrapped_network(estimator)
+        if inner is None:
+            raise TypeError(
+                "summary() needs an sknet estimator, a meta-estimator holding one "
+                "(FineTuner, NetworkFeatures) or a Pipeline, got "
+                f"{type(estimator).__name__}."
+            )
+        if input_shape is None and not hasattr(inner, "network_"):
+            # a FineTuner's new network takes the pretrained network's input
+            source = getattr(estimator, "pretrained", None)
+            source = getattr(source, "estimator", source)  # a FrozenEstimator
+            input_shape = getattr(source, "input_shape_", None)
+        out = summary(inner, input_shape, n_outputs=n_outputs)
+        out.title = f"{type(estimator).__name__} ({role}): {out.title}"
+        return out
     name = type(estimator).__name__
     if n_outputs is not None and (
         isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1
@@ -352,6 +376,111 @@ def summary(estimator, input_shape=None, *, n_outputs=None):
     # layers are frozen only by fitting (``fit_from``)
     rows = [_row(one, two, True) for one, two in pairs]
     return ModelSummary(f"{name} (not fitted)", input_shape, rows)
+
+
+def _is_network(est):
+    return hasattr(est, "build_layers")
+
+
+def _wrapped_network(est):
+    """``(network estimator, role)`` a meta-estimator holds, or ``(None, None)``.
+
+    Read through public attributes only: the fitted ``estimator_`` (FineTuner after fit),
+    then the ``estimator`` parameter (NetworkFeatures, a FineTuner's new network, a
+    FrozenEstimator), then a FineTuner's ``pretrained`` estimator.
+    """
+    fitted = getattr(est, "estimator_", None)
+    if _is_network(fitted):
+        return fitted, "estimator_"
+    for attr in ("estimator", "pretrained"):
+        inner = getattr(est, attr, None)
+        if inner is not None and not _is_network(inner):
+            inner = getattr(inner, "estimator", None)  # a FrozenEstimator
+        if _is_network(inner):
+            return inner, attr
+    if isinstance(getattr(est, "pretrained", None), (str, bytes)) or hasattr(
+        getattr(est, "pretrained", None), "__fspath__"
+    ):
+        raise TypeError(
+            f"summary() of an unfitted {type(est).__name__} whose pretrained model is a "
+            "name or a path: load it (sknet.load, sknet.pretrained.load) and summarise "
+            "that, or fit the meta-estimator first."
+        )
+    return None, None
+
+
+class PipelineSummary:
+    """What :func:`sknet.summary` returns for a :class:`~sklearn.pipeline.Pipeline`.
+
+    Parameters
+    ----------
+    title : str
+        First line.
+    steps : list of (str, str, ModelSummary or None)
+        Each step's name, its one-line description and, for an sknet step (or a
+        meta-estimator holding one), its layer table.
+
+    Attributes
+    ----------
+    network_summaries : dict of str to ModelSummary
+        The layer tables of the sknet steps, by step name.
+    total_params : int or None
+        Parameters of all sknet steps together (None when a count depends on the
+        number of outputs).
+    """
+
+    def __init__(self, title, steps):
+        self.title = title
+        self.steps = list(steps)
+        self.network_summaries = {name: s for name, _, s in self.steps if s is not None}
+        totals = [s.total_params for s in self.network_summaries.values()]
+        self.total_params = None if None in totals else sum(totals)
+
+    def __str__(self):
+        out = [self.title]
+        for i, (name, text, table) in enumerate(self.steps, start=1):
+            out.append(f"[{i}] {name}: {text}")
+            if table is not None:
+                out += ["    " + line if line else line for line in str(table).splitlines()]
+        return "\n".join(out)
+
+    def __repr__(self):
+        return str(self)
+
+
+def _one_line(est):
+    if est is None or isinstance(est, str):  # 'passthrough', None
+        return repr(est)
+    params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
+    changed = []
+    try:
+        defaults = _defaults(est)
+    except Exception:  # pragma: no cover - a step without an inspectable signature
+        defaults = {}
+    for key, value in params.items():
+        default = defaults.get(key, inspect.Parameter.empty)
+        try:
+            same = default is not inspect.Parameter.empty and bool(value == default)
+        except Exception:  # arrays and the like compare elementwise
+            same = False
+        if not same:
+            text = type(value).__name__ if hasattr(value, "get_params") else repr(value)
+            changed.append(f"{key}={text}")
+    line = f"{type(est).__name__}({', '.join(changed)})"
+    return line if len(line) <= MAX_LAYER_WIDTH else f"{type(est).__name__}(...)"
+
+
+def _summary_pipeline(pipe, input_shape, n_outputs):
+    steps = []
+    for name, est in pipe.steps:
+        table = None
+        if _is_network(est) or (
+            est is not None and not isinstance(est, str) and _wrapped_network(est)[0]
+        ):
+            table = summary(est, input_shape, n_outputs=n_outputs)
+        steps.append((name, _one_line(est), table))
+    n = len(steps)
+    return PipelineSummary(f"{type(pipe).__name__} ({n} step{'s' if n != 1 else ''})", steps)
 
 
 def _summary_fitted(estimator, name, input_shape, n_outputs):

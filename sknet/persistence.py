@@ -83,6 +83,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from . import layers as specs
+from ._base import register_portable_state
 from ._composable import NetworkClassifier, NetworkRegressor
 from ._convnet import ConvNetClassifier, ConvNetRegressor
 from ._layers import LAYER_CLASSES
@@ -1068,8 +1069,9 @@ def save(estimator, file, *, metadata=None, training_state=True):
     Raises
     ------
     TypeError
-        If the estimator is not an sknet estimator or a parameter holds a value the safe
-        format cannot represent (use pickle or joblib for such models).
+        If the estimator is not an sknet estimator (a :class:`~sklearn.pipeline.Pipeline`
+        holding one is saved with ``skops.io``, see the user guide) or a parameter holds
+        a value the safe format cannot represent (use pickle or joblib for such models).
     ValueError
         If the estimator is not fitted, or its state is inconsistent (the file would not
         load).
@@ -1093,6 +1095,15 @@ def save(estimator, file, *, metadata=None, training_state=True):
     """
     name = type(estimator).__name__
     known = {**_ESTIMATORS, **_meta_classes()}
+    if isinstance(getattr(estimator, "steps", None), list):  # a Pipeline and the like
+        raise TypeError(
+            f"sknet.save stores one sknet estimator, got a {name}: the safe format holds "
+            "no scikit-learn transformers. Save the whole pipeline with skops "
+            "(skops.io.dump(pipe, path); load it with skops.io.load(path, trusted=...) "
+            "after checking that skops.io.get_untrusted_types(file=path) lists only "
+            "sknet's estimator classes), or save its sknet step alone "
+            "(sknet.save(pipe[-1], path))."
+        )
     if known.get(name) is not type(estimator):
         raise TypeError(
             f"sknet.save stores sknet estimators only, got {type(estimator).__module__}."
@@ -1467,3 +1478,92 @@ def load(file):
     if unused:
         _fail(f"the arrays {unused} are not part of the model's state.")
     return est
+
+
+# -- pickle, copy and skops: the saved form as builtins and arrays ---------------------------
+#: what an estimator may hold besides its parameters and declared state and still be
+#: pickled in its saved form: the random generator that continued training draws from
+_PORTABLE_EXTRAS = {"_random_state"}
+
+
+def _portable_state(est):
+    """The saved form of ``est`` as ``{"header": str, "arrays": {key: ndarray}, ...}``,
+    or None when the safe format cannot hold all of it (then pickle takes its attributes
+    as they are). See :class:`sknet._base.PortableStateMixin`."""
+    cls = type(est)
+    if _ESTIMATORS.get(cls.__name__) is not cls:  # a user's subclass
+        return None
+    attrs = vars(est)
+    known = set(cls._get_param_names()) | _PORTABLE_EXTRAS
+    if _is_fitted(est):
+        known |= set(declared_state(cls))
+    if set(attrs) - known:  # undeclared attributes (or a fit in progress): keep them all
+        return None
+    rng = attrs.get("_random_state")
+    if rng is not None and not isinstance(rng, np.random.RandomState):
+        return None
+    try:  # parameters load would refuse (set but never fitted): keep them as they are
+        est._validate_params()
+    except (TypeError, ValueError):
+        return None
+    enc = _Encoder(training_state=True)
+    try:
+        params, state = _encode_estimator(est, enc)
+        header = json.dumps(
+            {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "class": cls.__name__,
+                "params": params,
+                "state": state,
+            },
+            sort_keys=True,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError):  # a parameter the format cannot represent
+        return None
+    out = {"header": header, "arrays": dict(enc.arrays)}
+    if rng is not None:
+        if rng is est.random_state:  # shared with the parameter: keep them one object
+            return None
+        rs = rng.get_state(legacy=False)
+        out["random_state"] = {
+            "key": rs["state"]["key"],
+            "pos": int(rs["state"]["pos"]),
+            "has_gauss": int(rs["has_gauss"]),
+            "gauss": float(rs["gauss"]),
+        }
+    return out
+
+
+def _portable_attributes(cls, portable):
+    """The attributes of the estimator ``portable`` describes, rebuilt and checked as
+    :func:`load` rebuilds a file's."""
+    try:
+        header = json.loads(portable["header"])
+        arrays = dict(portable["arrays"])
+        name, fmt = header["class"], (header["format"], header["format_version"])
+        raw_params, raw_state = header["params"], header["state"]
+    except (KeyError, TypeError, ValueError) as exc:
+        _fail(f"malformed pickled state ({type(exc).__name__}: {exc}).")
+    if fmt != (FORMAT_NAME, FORMAT_VERSION) or name != cls.__name__:
+        _fail(f"the pickled state describes a {name!r} of format {fmt}, not a {cls.__name__}.")
+    if not all(isinstance(a, np.ndarray) and a.dtype.kind in _ARRAY_KINDS for a in arrays.values()):
+        _fail("the pickled state holds arrays of unsupported dtypes.")
+    decoder = _Decoder(arrays)
+    est = _decode_estimator(name, raw_params, raw_state, decoder, nested=True)
+    if type(est) is not cls or sorted(set(arrays) - decoder.used):
+        _fail(f"the pickled state is not a consistent {cls.__name__}.")
+    attrs = dict(vars(est))
+    rs = portable.get("random_state")
+    if rs is not None:
+        rng = np.random.RandomState()
+        try:
+            rng.set_state(("MT19937", rs["key"], rs["pos"], rs["has_gauss"], rs["gauss"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            _fail(f"malformed pickled random state ({exc}).")
+        attrs["_random_state"] = rng
+    return attrs
+
+
+register_portable_state(_portable_state, _portable_attributes)

@@ -575,8 +575,10 @@ def test_non_finite_and_malformed_input():
         r"was fitted on \(1, 8, 8\)",
     ):
         est.predict(X[:, :6, :6])
-    with pytest.raises(ValueError, match=r"per-sample shape \(1, 64\), but the network"):
-        est.predict(X.reshape(40, 64))
+    # flat rows of a network fitted on images: the right length is read as the images
+    np.testing.assert_array_equal(est.predict(X.reshape(40, 64)), est.predict(X))
+    with pytest.raises(ValueError, match=r"X has 60 features per row, .* need 64"):
+        est.predict(X.reshape(40, 64)[:, :60])
     with pytest.raises(ValueError, match=r"per-sample shape \(1, 6, 6\), but the network"):
         est.partial_fit(X[:, :6, :6], y)
     # flat rows fitted as flat rows keep scikit-learn's feature-count message

@@ -442,3 +442,49 @@ def test_fitted_summary_of_batchnorm_and_frozen_block():
     lines = str(s).splitlines()
     assert lines[5].endswith("  80") and "[frozen]" in lines[5]
     assert not any("[frozen]" in line for line in lines[6:])
+
+
+# -- pipelines and meta-estimators --------------------------------------------------------
+def test_pipeline_summary_shows_each_step_and_the_network_tables():
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _data(n_features=6, n_classes=3)
+    pipe = make_pipeline(StandardScaler(), PCA(4), MLPClassifier((5,), max_iter=3))
+    before = summary(pipe, input_shape=(4,), n_outputs=3)
+    assert isinstance(before, sknet._summary.PipelineSummary)
+    assert [name for name, _, _ in before.steps] == ["standardscaler", "pca", "mlpclassifier"]
+    assert [table is None for _, _, table in before.steps] == [True, True, False]
+    assert before.total_params == 4 * 5 + 5 + 5 * 3 + 3
+    text = str(before)
+    assert "[2] pca: PCA(n_components=4)" in text
+    assert "[3] mlpclassifier: MLPClassifier(hidden_layer_sizes=(5,), max_iter=3)" in text
+    assert "    MLPClassifier (not fitted)" in text and "Total params: 43" in text
+    _quiet_fit(pipe, X, y)
+    after = summary(pipe)
+    table = after.network_summaries["mlpclassifier"]
+    assert table.title == "MLPClassifier (fitted)" and table.input_shape == (4,)
+    assert table.total_params == summary(pipe[-1]).total_params == 4 * 5 + 5 + 5 * 3 + 3
+    with pytest.raises(ValueError, match="needs input_shape"):
+        summary(make_pipeline(StandardScaler(), MLPClassifier()))
+
+
+def test_fine_tuner_and_network_features_summaries():
+    from sknet.transfer import FineTuner, NetworkFeatures
+
+    X, y = _data(n_features=6, n_classes=2)
+    base = _quiet_fit(MLPClassifier((4,), max_iter=3, random_state=0), X, y)
+    ft = FineTuner(base, MLPClassifier((4,), max_iter=3, random_state=1))
+    before = summary(ft)  # the new network, on the pretrained network's input shape
+    assert before.title == "FineTuner (estimator): MLPClassifier (not fitted)"
+    assert before.input_shape == (6,) and before.trainable_params is None
+    _quiet_fit(ft, X, y)
+    after = summary(ft)
+    assert after.title == "FineTuner (estimator_): MLPClassifier (fitted)"
+    assert "[frozen]" in str(after)
+    assert after.non_trainable_params == 6 * 4 + 4 and after.trainable_params == 4 + 1
+    assert summary(FineTuner(base)).title.startswith("FineTuner (pretrained): MLPClassifier")
+    assert summary(NetworkFeatures(base)).total_params == summary(base).total_params
+    with pytest.raises(TypeError, match="pretrained model is a name or a path"):
+        summary(FineTuner("mnist_mlp"))
