@@ -303,6 +303,8 @@ class BaseNetworkEstimator(
         "_optimizer": "optimizer?",
         "_best_theta": "weights?",
         "_best_state": "state|None?",
+        # the learning_rate_init the optimiser last took (a later change takes effect)
+        "_learning_rate_init_used": "float?",
     }
 
     # ------------------------------------------------------------------ family hooks
@@ -919,14 +921,14 @@ class BaseNetworkEstimator(
         start = net.layer_offset(self._first_trainable)
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(net.n_params - start, net.dtype)
-            self._learning_rate_init_used = self.learning_rate_init
+            self._learning_rate_init_used = float(self.learning_rate_init)
         elif self.learning_rate_init != getattr(
             self, "_learning_rate_init_used", self._optimizer.learning_rate_init
         ):
             # learning_rate_init changed since the last partial_fit: it takes effect now
             # (the moments and the step count are kept)
             self._optimizer.set_learning_rate(self.learning_rate_init, self.t_)
-            self._learning_rate_init_used = self.learning_rate_init
+            self._learning_rate_init_used = float(self.learning_rate_init)
         if not self.early_stopping:
             # the weights will be the last epoch's
             self.__dict__.pop("best_iteration_", None)

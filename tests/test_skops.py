@@ -98,6 +98,22 @@ def test_pickle_and_deepcopy_keep_training_identical():
     assert twin.loss_curve_ == est.loss_curve_
 
 
+def test_a_changed_learning_rate_survives_the_copy():
+    """learning_rate_init changed after a schedule moved the optimiser's rate: a copy
+    still knows which rate the optimiser last took, and trains on as the original."""
+    from sknet.callbacks import StepLR
+
+    X, y = _data()
+    est = MLPClassifier((5,), max_iter=4, batch_size=8, random_state=0)
+    est.set_callbacks(StepLR(step_size=1, gamma=0.5)).fit(X, y)
+    est.set_callbacks()  # no schedule from here on
+    twin = pickle.loads(pickle.dumps(est))
+    assert twin._learning_rate_init_used == est._learning_rate_init_used
+    for model in (est, twin):
+        model.partial_fit(X, y)
+    np.testing.assert_array_equal(twin.network_.theta, est.network_.theta)
+
+
 def test_what_the_saved_form_cannot_hold_is_pickled_as_attributes():
     X, y = _data()
     shared = MLPClassifier((4,), max_iter=3, random_state=np.random.RandomState(0)).fit(X, y)
