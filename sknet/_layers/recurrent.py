@@ -22,7 +22,15 @@ through the cell state).
 
 import numpy as np
 
-from ..kernels.recurrent import ACTIVATIONS, CELLS, recurrent_backward, recurrent_forward
+from ..kernels.recurrent import (
+    ACTIVATIONS,
+    CELLS,
+    Batch,
+    last_states,
+    last_states_backward,
+    recurrent_backward,
+    recurrent_forward,
+)
 from .base import Layer, buffer, option, positive_int, writable_c
 
 
@@ -91,38 +99,50 @@ class Recurrent(Layer):
             ctx[key + "_tag"] = tag
         return ctx[key]
 
+    def _lengths(self, ctx, n, T):
+        """The batch's sequence lengths: ``ctx["lengths"]`` (variable-length input, set by
+        the network), else every sequence ``T`` steps long."""
+        lengths = ctx.get("lengths")
+        if lengths is not None:
+            return lengths
+        full = ctx.get("_full_lengths")
+        if full is None or full.shape[0] < n or ctx.get("_full_T") != T:
+            full = np.full(n, T, dtype=np.int64)
+            ctx["_full_lengths"], ctx["_full_T"] = full, T
+        return full[:n]
+
     def forward(self, X, params, ctx, training, rng):
         X = writable_c(X)
         n, T, _ = X.shape
+        batch = Batch(X, self._lengths(ctx, n, T))
         Hs = buffer(ctx, "Hs", (n, T, self.units), X.dtype)
         cache = self._arrays(ctx, "cache", self._spec.cache, n, T)
-        recurrent_forward(X, self._spec.make_params(params, self.activation), Hs, cache)
+        recurrent_forward(batch, self._spec.make_params(params, self.activation), Hs, cache)
         if training:
-            ctx["X"] = X
+            ctx["batch"] = batch
         if self.return_sequences:
-            return Hs
+            return Hs  # zero past each sequence's length
         last = buffer(ctx, "last", (n, self.units), X.dtype)
-        last[...] = Hs[:, -1, :]
+        last_states(Hs, batch.lengths, last)  # the state at each sequence's last step
         return last
 
     def backward(self, dY, params, grads, ctx, need_dx):
-        X = ctx["X"]
-        n, T, d = X.shape
+        batch = ctx["batch"]
+        n, T, d = batch.X.shape
         H = self.units
         if self.return_sequences:
             dHs = np.ascontiguousarray(dY)
         else:
             # sequence-to-one: only the last hidden state receives a gradient
-            dHs = buffer(ctx, "dHs", (n, T, H), X.dtype)
-            dHs[:, :-1, :] = 0.0
-            dHs[:, -1, :] = dY
+            dHs = buffer(ctx, "dHs", (n, T, H), batch.X.dtype)
+            last_states_backward(np.ascontiguousarray(dY), batch.lengths, dHs)
         Hs = ctx["Hs"][:n]
         cache = self._arrays(ctx, "cache", self._spec.cache, n, T)
         work = self._arrays(ctx, "work", self._spec.work, n, T)
-        dX = buffer(ctx, "dX", (n, T, d), X.dtype)
+        dX = buffer(ctx, "dX", (n, T, d), batch.X.dtype)
         spec = self._spec
         recurrent_backward(
-            X,
+            batch,
             spec.make_params(params, self.activation),
             Hs,
             cache,
