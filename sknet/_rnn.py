@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from . import layers as specs
 from ._base import (
@@ -17,6 +17,13 @@ from ._base import (
 )
 from ._compat import StrOptions
 from ._layers import Dense
+from ._sequences import (
+    PaddedSequences,
+    bucket_order,
+    check_sequences,
+    check_step_targets,
+    is_ragged,
+)
 
 _CELLS = {"lstm": specs.LSTM, "gru": specs.GRU}
 
@@ -59,9 +66,19 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             )
         return X
 
+    #: fitted state sknet.persistence saves besides the base's: how X was given at fit,
+    #: 'array' (fixed length) or 'sequences' (a list of variable-length sequences)
+    _saved_state = {"_fit_input": "str?"}
+
+    def _fitted_on_sequences(self):
+        return hasattr(self, "_network") and getattr(self, "_fit_input", "array") == "sequences"
+
     def _validate_input(self, X, y, reset):
+        continuing = not reset and hasattr(self, "_network")
+        if is_ragged(X) or (continuing and self._fitted_on_sequences()):
+            return self._validate_sequences(X, y, reset, continuing)
         X = self._as_3d(X)
-        if not reset and hasattr(self, "_network"):
+        if continuing:
             self._check_step_shape(X)
         X, y = validate_data(
             self,
@@ -73,7 +90,74 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             reset=reset,
             y_numeric=not is_classifier(self),
         )
+        if reset:
+            self._fit_input = "array"
         return (X[:, :, None] if X.ndim == 2 else X), y
+
+    def _validate_sequences(self, X, y, reset, continuing):
+        """fit / partial_fit on variable-length sequences: X as PaddedSequences."""
+        X = self._sequences(X)
+        d = X.shape[2]
+        if continuing:
+            if not self._fitted_on_sequences():
+                T, d_fit = self._network.input_shape
+                raise ValueError(
+                    f"{type(self).__name__} was fitted on arrays of {T} time steps; "
+                    "continued training (partial_fit, warm_start) takes the same. Fit on a "
+                    "list of sequences to train on variable lengths."
+                )
+            self._check_n_step_features(d)
+        check_step_targets(y, X.lengths)
+        y = validate_data(
+            self,
+            y=y,
+            multi_output=True,
+            y_numeric=not is_classifier(self),
+            reset=reset,
+        )
+        check_consistent_length(X, y)
+        if reset:
+            self._fit_input = "sequences"
+            self.n_features_in_ = d
+        # the per-sample shape the network is built for: the longest training sequence at
+        # fit, the network's own when training continues (its weights fit any length)
+        self._fit_steps = self._network.input_shape[0] if continuing else X.shape[1]
+        return X, y
+
+    def _input_shape(self, X):
+        if isinstance(X, PaddedSequences):
+            return (self._fit_steps, X.shape[2])
+        return X.shape[1:]
+
+    def _sequences(self, X):
+        """A list of sequences, or an array of fixed-length ones, as PaddedSequences."""
+        if is_ragged(X):
+            return check_sequences(X)
+        X = check_array(self._as_3d(X), allow_nd=True, dtype=(np.float64, np.float32))
+        return PaddedSequences.from_array(X[:, :, None] if X.ndim == 2 else X)
+
+    def _check_n_step_features(self, d):
+        d_fit = self._network.input_shape[1]
+        if d != d_fit:
+            raise ValueError(
+                f"X has {d} feature(s) per time step, but {type(self).__name__} was fitted "
+                f"on {d_fit}."
+            )
+
+    def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
+        if not isinstance(X, PaddedSequences):
+            return super()._run_epoch(X, Y, sample_weight, sample_idx, batch_size, start, drop_rng)
+        # variable lengths: batches of similar lengths, so an epoch costs the real steps;
+        # the shuffled order is kept within equal lengths and the batches are visited in
+        # a random order (both from random_state)
+        order = sample_idx if self.shuffle else np.arange(X.shape[0])
+        order = bucket_order(
+            X.lengths, order, batch_size, self._random_state if self.shuffle else None
+        )
+        X, Y = X[order], Y[order]
+        sample_weight = None if sample_weight is None else sample_weight[order]
+        idx = np.arange(X.shape[0])
+        return super()._run_epoch(X, Y, sample_weight, idx, batch_size, start, drop_rng)
 
     def _check_step_shape(self, X):
         T, d = self._network.input_shape
@@ -95,6 +179,10 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             )
 
     def _validate_X_predict(self, X):
+        if is_ragged(X) or self._fitted_on_sequences():
+            X = self._sequences(X)
+            self._check_n_step_features(X.shape[2])
+            return X
         X = self._as_3d(X)
         self._check_step_shape(X)
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=False)
