@@ -41,6 +41,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         "activation": [StrOptions({"tanh", "relu"})],
         "dense_layer_sizes": ["array-like"],
         "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "bidirectional": ["boolean"],
     }
 
     # -- validation ----------------------------------------------------------------
@@ -232,10 +233,14 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         out = []
         for i, units in enumerate(rec):
             last = i == len(rec) - 1
+            # only when set, so that the specifications' reprs stay as they were
+            extra = {"bidirectional": True} if self.bidirectional else {}
             if self.cell == "rnn":
-                spec = specs.RNN(units, activation=self.activation, return_sequences=not last)
+                spec = specs.RNN(
+                    units, activation=self.activation, return_sequences=not last, **extra
+                )
             else:  # the LSTM and GRU cells have fixed activations
-                spec = _CELLS[self.cell](units, return_sequences=not last)
+                spec = _CELLS[self.cell](units, return_sequences=not last, **extra)
             out.append((f"{self.cell}{i + 1}", spec))
         for j, units in enumerate(dense):
             out.append((f"dense{j + 1}", specs.Dense(units, self.dense_activation)))
@@ -289,6 +294,12 @@ _RNN_PARAMS = """
 
     dense_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation of the dense hidden layers of ``dense_layer_sizes``.
+
+    bidirectional : bool, default=False
+        Make every recurrent layer bidirectional: a second set of weights reads each
+        sequence backwards from its own last step, and the two directions' states are
+        concatenated (``2 * units`` features; the last layer passes on both final
+        states), as PyTorch's ``bidirectional=True``.
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
@@ -358,6 +369,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         dense_layer_sizes=(),
         activation="tanh",
         dense_activation="relu",
+        bidirectional=False,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -388,6 +400,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         self.dense_layer_sizes = dense_layer_sizes
         self.activation = activation
         self.dense_activation = dense_activation
+        self.bidirectional = bidirectional
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -456,6 +469,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         dense_layer_sizes=(),
         activation="tanh",
         dense_activation="relu",
+        bidirectional=False,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -486,6 +500,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         self.dense_layer_sizes = dense_layer_sizes
         self.activation = activation
         self.dense_activation = dense_activation
+        self.bidirectional = bidirectional
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size

@@ -257,3 +257,44 @@ def test_array_fitted_model_refuses_ragged_continued_training():
     # ... continued training keeps the fixed-length contract
     with pytest.raises(ValueError, match="fitted on arrays of 6 time steps"):
         clf.partial_fit(ragged, yr)
+
+
+# --------------------------------------------------------------------------------------
+# bidirectional layers on variable lengths
+# --------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_prediction_same_alone_and_beside_long(cell):
+    X, y = _sign_task(30, seed=20)
+    reg = _fast(RNNRegressor, cell=cell, hidden_layer_sizes=(4, 3), bidirectional=True)
+    reg.fit(X, y.astype(float))
+    assert reg.transform(X).shape == (30, 6)
+    rng = np.random.default_rng(21)
+    x = X[3]
+    batch = [x] + [rng.normal(size=(int(rng.integers(1, 6)), 2)) for _ in range(9)]
+    batch.append(rng.normal(size=(400, 2)))
+    np.testing.assert_allclose(reg.predict(batch)[0], reg.predict([x])[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bidirectional_reads_the_first_step_last():
+    """The class is the sign of each sequence's *first* value: the backward direction
+    reads it last, whatever the length, and the model learns it."""
+    rng = np.random.default_rng(22)
+
+    def task(n):
+        X = [rng.normal(size=(int(rng.integers(5, 60)), 1)) for _ in range(n)]
+        return X, np.array([int(x[0, 0] > 0) for x in X])
+
+    X, y = task(300)
+    X_test, y_test = task(200)
+    clf = RNNClassifier(
+        cell="gru",
+        hidden_layer_sizes=(8,),
+        bidirectional=True,
+        max_iter=15,
+        learning_rate_init=0.02,
+        batch_size=32,
+        random_state=0,
+    ).fit(X, y)
+    assert clf.score(X_test, y_test) > 0.9
