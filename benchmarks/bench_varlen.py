@@ -14,6 +14,10 @@ Seconds per epoch (median of the repeats), each configuration in a fresh process
 * ``torch padded``: PyTorch on the batches padded to 500 steps, reading the state at
   each sequence's last real step.
 
+``--bidirectional`` makes the layer bidirectional in every configuration (PyTorch reads
+both directions' final states, ``h_n``; padded to 500, its reverse direction starts on
+the padding, which costs the same).
+
 Printed: the seconds and the ratios measured in this one run (absolute seconds drift
 between runs on a shared machine). ``real/padded steps`` is the ratio the cost should
 follow.
@@ -56,7 +60,7 @@ def padded(X):
     return out
 
 
-def time_sknet(X, y, epochs, repeats, pad, hidden):
+def time_sknet(X, y, epochs, repeats, pad, hidden, bidirectional=False):
     import scipy.linalg  # noqa: F401  (scipy's OpenBLAS first)
 
     from sknet import RNNRegressor
@@ -65,6 +69,7 @@ def time_sknet(X, y, epochs, repeats, pad, hidden):
         return RNNRegressor(
             cell="lstm",
             hidden_layer_sizes=(hidden,),
+            bidirectional=bidirectional,
             batch_size=64,
             learning_rate_init=1e-3,
             alpha=0.0,
@@ -86,7 +91,7 @@ def time_sknet(X, y, epochs, repeats, pad, hidden):
     return float(np.median(times))
 
 
-def time_torch(X, y, lengths, epochs, repeats, pack, hidden, batch_size=64):
+def time_torch(X, y, lengths, epochs, repeats, pack, hidden, bidirectional=False, batch_size=64):
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -94,20 +99,24 @@ def time_torch(X, y, lengths, epochs, repeats, pack, hidden, batch_size=64):
     yt = torch.from_numpy(y).reshape(-1, 1)
     Lt = torch.from_numpy(lengths.astype(np.int64))
 
+    width = 2 * hidden if bidirectional else hidden
+
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = torch.nn.LSTM(1, hidden, batch_first=True)
-            self.head = torch.nn.Linear(hidden, 1)
+            self.rnn = torch.nn.LSTM(1, hidden, batch_first=True, bidirectional=bidirectional)
+            self.head = torch.nn.Linear(width, 1)
 
         def forward(self, x, L):
             if pack:
-                _, (h, _) = self.rnn(
-                    pack_padded_sequence(x, L, batch_first=True, enforce_sorted=False)
-                )
-                return self.head(h[0])
+                packed = pack_padded_sequence(x, L, batch_first=True, enforce_sorted=False)
+                _, (h, _) = self.rnn(packed)
+                return self.head(torch.cat(list(h), dim=1))
             out, _ = self.rnn(x)
-            return self.head(out[torch.arange(x.shape[0]), L - 1])
+            last = out[torch.arange(x.shape[0]), L - 1, :hidden]
+            if bidirectional:
+                last = torch.cat([last, out[:, 0, hidden:]], dim=1)
+            return self.head(last)
 
     def run(n_epochs, n):
         torch.manual_seed(0)
@@ -130,17 +139,34 @@ def time_torch(X, y, lengths, epochs, repeats, pack, hidden, batch_size=64):
     return float(np.median([run(epochs, len(X)) for _ in range(repeats)]))
 
 
-def worker(name, n, epochs, repeats, threads, hidden):
+def worker(name, n, epochs, repeats, threads, hidden, bidirectional):
     import numba
 
     numba.set_num_threads(threads)
     X, y, lengths = make_data(n)
     if name.startswith("sknet"):
-        return time_sknet(X, y, epochs, repeats, pad=name == "sknet padded", hidden=hidden)
+        return time_sknet(
+            X,
+            y,
+            epochs,
+            repeats,
+            pad=name == "sknet padded",
+            hidden=hidden,
+            bidirectional=bidirectional,
+        )
     import torch
 
     torch.set_num_threads(threads)
-    return time_torch(X, y, lengths, epochs, repeats, pack=name == "torch packed", hidden=hidden)
+    return time_torch(
+        X,
+        y,
+        lengths,
+        epochs,
+        repeats,
+        pack=name == "torch packed",
+        hidden=hidden,
+        bidirectional=bidirectional,
+    )
 
 
 CONFIGS = ["sknet list", "sknet padded", "torch packed", "torch padded"]
@@ -151,15 +177,20 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n, epochs, repeats = (600, 1, 2) if args.quick else (2000, 2, 3)
     if args.worker:
-        print(json.dumps(worker(args.worker, n, epochs, repeats, args.threads, args.hidden)))
+        seconds = worker(
+            args.worker, n, epochs, repeats, args.threads, args.hidden, args.bidirectional
+        )
+        print(json.dumps(seconds))
         return
     _, _, lengths = make_data(n)
     print(
-        f"{n} sequences, lengths 10..{MAX_LEN} (mean {lengths.mean():.0f}), LSTM "
+        f"{n} sequences, lengths 10..{MAX_LEN} (mean {lengths.mean():.0f}), "
+        f"{'bidirectional ' if args.bidirectional else ''}LSTM "
         f"{args.hidden}, batch 64, {args.threads} thread(s), {epochs} epoch(s) x "
         f"{repeats} repeats, each configuration in a fresh process"
     )
@@ -175,7 +206,9 @@ def main():
             str(args.threads),
             "--hidden",
             str(args.hidden),
-        ] + (["--quick"] if args.quick else [])
+        ]
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--bidirectional"] if args.bidirectional else []
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
             print(f"{name:14s} failed: {res.stderr.strip().splitlines()[-1]}")
