@@ -32,7 +32,9 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
     """Stacked recurrent layers, optional dense layers, a linear output. Not for direct use.
 
     X is (n_samples, n_timesteps, n_features), or (n_samples, n_timesteps) read as a
-    univariate sequence (so scikit-learn transformers and checks work on 2-D rows).
+    univariate sequence (so scikit-learn transformers and checks work on 2-D rows), or a
+    list of (length_i, n_features) / (length_i,) arrays of different lengths: padded and
+    masked inside (:mod:`sknet._sequences`), each sequence ending at its own length.
     """
 
     _parameter_constraints: dict = {
@@ -101,7 +103,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         d = X.shape[2]
         if continuing:
             if not self._fitted_on_sequences():
-                T, d_fit = self._network.input_shape
+                T = self._network.input_shape[0]
                 raise ValueError(
                     f"{type(self).__name__} was fitted on arrays of {T} time steps; "
                     "continued training (partial_fit, warm_start) takes the same. Fit on a "
@@ -109,6 +111,12 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
                 )
             self._check_n_step_features(d)
         check_step_targets(y, X.lengths)
+        if is_ragged(y):
+            raise ValueError(
+                f"y holds one target per time step, but {type(self).__name__} predicts one "
+                "target per sequence (the state at its last step): pass y of shape "
+                "(n_sequences,) or (n_sequences, n_outputs)."
+            )
         y = validate_data(
             self,
             y=y,
@@ -322,10 +330,13 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPClassifier`.
 
     n_features_in_ : int
-        Number of time steps seen during fit (the second axis of X).
+        Number of time steps seen during fit (the second axis of X); for a model fitted
+        on a list of variable-length sequences, the number of features per step.
 
     input_shape_ : tuple of int
-        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature).
+        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature); for
+        a model fitted on variable-length sequences, ``n_timesteps`` is the longest
+        training sequence's length, and the model takes any length.
 """
 
 
@@ -333,7 +344,8 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
     __doc__ = f"""Recurrent network regressor (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one: the last hidden state feeds a linear output; several outputs give
-    multi-step forecasts (see :class:`sknet.timeseries.LagWindows`).
+    multi-step forecasts (see :class:`sknet.timeseries.LagWindows`). X may be a list of
+    sequences of different lengths, each read up to its own last step.
 
     Parameters
     ----------
@@ -430,7 +442,8 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
     __doc__ = f"""Recurrent network classifier (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one classification: the last hidden state feeds a softmax (multi-class)
-    or logistic (binary, multilabel) output.
+    or logistic (binary, multilabel) output. X may be a list of sequences of different
+    lengths, each read up to its own last step.
 
     Parameters
     ----------{_RNN_PARAMS}

@@ -298,3 +298,9 @@ def test_bidirectional_reads_the_first_step_last():
         random_state=0,
     ).fit(X, y)
     assert clf.score(X_test, y_test) > 0.9
+
+
+def test_per_step_targets_of_matching_lengths_are_refused_clearly():
+    X, _ = _sign_task(10, seed=23)
+    with pytest.raises(ValueError, match="one target per time step.*one target per sequence"):
+        RNNRegressor(max_iter=1).fit(X, [np.zeros(len(x)) for x in X])
