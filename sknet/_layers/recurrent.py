@@ -30,6 +30,8 @@ length*; the outputs are concatenated, forward direction first: every step
 ``[h_{L-1}, h'_0]``, each direction's final state (PyTorch's ``h_n``).
 """
 
+import math
+
 import numpy as np
 
 from ..kernels.recurrent import (
@@ -43,6 +45,18 @@ from ..kernels.recurrent import (
     reverse_sequences,
 )
 from .base import Layer, buffer, option, positive_int, writable_c
+
+
+def _scratch(ctx, key, shape, dtype):
+    """A C-contiguous array of ``shape``: the first elements of a flat buffer
+    ``ctx[key]`` that grows only when a batch needs more, so batches of changing
+    lengths reuse it (``base.buffer`` reallocates when the time axis changes)."""
+    size = math.prod(shape)
+    flat = ctx.get(key)
+    if flat is None or flat.size < size or flat.dtype != dtype:
+        flat = np.empty(size, dtype)
+        ctx[key] = flat
+    return flat[:size].reshape(shape)
 
 
 def _orthogonal(rng, n):
@@ -119,11 +133,25 @@ class Recurrent(Layer):
         return self._spec.make_params({k: params[k + sfx] for k in names}, self.activation)
 
     def _arrays(self, ctx, key, factory, n, T):
-        """Cache/work NamedTuples, reallocated only when the batch shape changes."""
-        tag = (key, n, T)
-        if ctx.get(key + "_tag") != tag:
-            ctx[key] = factory.empty(n, T, self.input_shape[1], self.units, self.dtype)
-            ctx[key + "_tag"] = tag
+        """Cache/work NamedTuples for an (n, T) batch: views into arrays allocated for
+        the largest batch seen, so batches of other lengths (variable-length training,
+        length-sorted prediction chunks) allocate nothing."""
+        tag = (n, T)
+        if ctx.get(key + "_tag") == tag:
+            return ctx[key]
+        d, H = self.input_shape[1], self.units
+        cap_n, cap_T = ctx.get(key + "_cap", (0, 0))
+        if n > cap_n or T > cap_T:
+            cap_n, cap_T = max(n, cap_n), max(T, cap_T)
+            ctx[key + "_arena"] = factory.empty(cap_n, cap_T, d, H, self.dtype)
+            ctx[key + "_cap"] = (cap_n, cap_T)
+        arena = ctx[key + "_arena"]
+        ctx[key] = (
+            arena
+            if (n, T) == (cap_n, cap_T)
+            else factory.empty(n, T, d, H, self.dtype, arena=arena)
+        )
+        ctx[key + "_tag"] = tag
         return ctx[key]
 
     def _lengths(self, ctx, n, T):
@@ -141,17 +169,17 @@ class Recurrent(Layer):
     def _run_forward(self, batch, params, ctx, sfx):
         """One direction's states ``(n, T, H)`` (in the ctx under ``"Hs" + sfx``)."""
         n, T, _ = batch.X.shape
-        Hs = buffer(ctx, "Hs" + sfx, (n, T, self.units), batch.X.dtype)
+        Hs = _scratch(ctx, "Hs" + sfx, (n, T, self.units), batch.X.dtype)
         cache = self._arrays(ctx, "cache" + sfx, self._spec.cache, n, T)
         recurrent_forward(batch, self._direction_params(params, sfx), Hs, cache)
         return Hs
 
     def _run_backward(self, batch, params, grads, ctx, sfx, dHs, need_dx):
         n, T, d = batch.X.shape
-        Hs = ctx["Hs" + sfx][:n]
+        Hs = _scratch(ctx, "Hs" + sfx, (n, T, self.units), batch.X.dtype)  # the forward's
         cache = self._arrays(ctx, "cache" + sfx, self._spec.cache, n, T)
         work = self._arrays(ctx, "work" + sfx, self._spec.work, n, T)
-        dX = buffer(ctx, "dX" + sfx, (n, T, d), batch.X.dtype)
+        dX = _scratch(ctx, "dX" + sfx, (n, T, d), batch.X.dtype)
         recurrent_backward(
             batch,
             self._direction_params(params, sfx),
@@ -180,16 +208,16 @@ class Recurrent(Layer):
             return last
         # the backward direction: the same kernels on each sequence reversed in its length
         H = self.units
-        X_rev = buffer(ctx, "X_rev", X.shape, X.dtype)
+        X_rev = _scratch(ctx, "X_rev", X.shape, X.dtype)
         reverse_sequences(X, batch.lengths, X_rev)
         batch_rev = Batch(X_rev, batch.lengths)
         Hs_rev = self._run_forward(batch_rev, params, ctx, "_reverse")
         if training:
             ctx["batch_rev"] = batch_rev
         if self.return_sequences:
-            out = buffer(ctx, "out", (n, T, 2 * H), X.dtype)
+            out = _scratch(ctx, "out", (n, T, 2 * H), X.dtype)
             out[:, :, :H] = Hs
-            back = buffer(ctx, "back", (n, T, H), X.dtype)
+            back = _scratch(ctx, "back", (n, T, H), X.dtype)
             reverse_sequences(Hs_rev, batch.lengths, back)  # back in the input's time
             out[:, :, H:] = back
             return out
@@ -208,7 +236,7 @@ class Recurrent(Layer):
         dtype = ctx["batch"].X.dtype
         if self.return_sequences:
             return np.ascontiguousarray(dY)
-        dHs = buffer(ctx, key, (n, T, self.units), dtype)
+        dHs = _scratch(ctx, key, (n, T, self.units), dtype)
         last_states_backward(np.ascontiguousarray(dY), lengths, dHs)
         return dHs
 
@@ -223,14 +251,14 @@ class Recurrent(Layer):
         batch_rev = ctx["batch_rev"]
         dY_rev = dY[..., H:]
         if self.return_sequences:  # into the reversed time of the backward direction
-            flipped = buffer(ctx, "dY_rev", batch.X.shape[:2] + (H,), batch.X.dtype)
+            flipped = _scratch(ctx, "dY_rev", batch.X.shape[:2] + (H,), batch.X.dtype)
             reverse_sequences(np.ascontiguousarray(dY_rev), batch.lengths, flipped)
             dY_rev = flipped
         dHs_rev = self._state_grads(ctx, dY_rev, batch.lengths, "dHs_rev")
         dX_rev = self._run_backward(batch_rev, params, grads, ctx, "_reverse", dHs_rev, need_dx)
         if not need_dx:
             return None
-        back = buffer(ctx, "dX_back", batch.X.shape, batch.X.dtype)
+        back = _scratch(ctx, "dX_back", batch.X.shape, batch.X.dtype)
         reverse_sequences(dX_rev, batch.lengths, back)
         dX += back
         return dX

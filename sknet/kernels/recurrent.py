@@ -131,8 +131,8 @@ class ElmanCache(NamedTuple):
     step_h: np.ndarray  # (n, H)  h_{t-1} (backward: da_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return cls(np.empty((n, H), dtype), np.empty((n, H), dtype))
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return cls(_take(arena, "step_a", (n, H), dtype), _take(arena, "step_h", (n, H), dtype))
 
 
 class ElmanWork(NamedTuple):
@@ -148,8 +148,8 @@ class ElmanWork(NamedTuple):
     db_x_parts: np.ndarray  # (B, H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 1, dtype, carry=0)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 1, dtype, arena, carry=0)
 
 
 class LSTMParams(NamedTuple):
@@ -170,13 +170,13 @@ class LSTMCache(NamedTuple):
     step_h: np.ndarray  # (n, H)      scratch: h_{t-1} (backward: da_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
+    def empty(cls, n, T, d, H, dtype, arena=None):
         return cls(
-            np.empty((n, T, 4 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, 4 * H), dtype),
-            np.empty((n, H), dtype),
+            _take(arena, "gates", (n, T, 4 * H), dtype),
+            _take(arena, "cells", (n, T, H), dtype),
+            _take(arena, "tanh_cells", (n, T, H), dtype),
+            _take(arena, "step_a", (n, 4 * H), dtype),
+            _take(arena, "step_h", (n, H), dtype),
         )
 
 
@@ -193,8 +193,8 @@ class LSTMWork(NamedTuple):
     db_x_parts: np.ndarray  # (B, 4H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 4, dtype)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 4, dtype, arena)
 
 
 class GRUParams(NamedTuple):
@@ -215,12 +215,12 @@ class GRUCache(NamedTuple):
     step_h: np.ndarray  # (n, H)      scratch: h_{t-1} (backward: dv_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
+    def empty(cls, n, T, d, H, dtype, arena=None):
         return cls(
-            np.empty((n, T, 3 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, 3 * H), dtype),
-            np.empty((n, H), dtype),
+            _take(arena, "gates", (n, T, 3 * H), dtype),
+            _take(arena, "hn", (n, T, H), dtype),
+            _take(arena, "step_a", (n, 3 * H), dtype),
+            _take(arena, "step_h", (n, H), dtype),
         )
 
 
@@ -238,16 +238,27 @@ class GRUWork(NamedTuple):
     db_h_parts: np.ndarray  # (B, 3H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 3, dtype, own_dA_h=True)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 3, dtype, arena, own_dA_h=True)
 
 
-def _empty_work(cls, n, T, d, H, G, dtype, own_dA_h=False, carry=None):
+def _take(arena, name, shape, dtype):
+    """A fresh C-contiguous array of ``shape``, or, given ``arena`` (a tuple of the same
+    type allocated for a batch at least as large), a view of the first elements of its
+    field ``name`` in that shape: also C-contiguous, and nothing is allocated. Batches
+    of varying lengths (variable-length training) then reuse one allocation."""
+    if arena is None:
+        return np.empty(shape, dtype)
+    return getattr(arena, name).reshape(-1)[: math.prod(shape)].reshape(shape)
+
+
+def _empty_work(cls, n, T, d, H, G, dtype, arena=None, own_dA_h=False, carry=None):
     """A ``Work`` tuple of type ``cls`` for ``G`` gate blocks: the fields it names, with
-    ``dA_h`` its own array or ``dA_x`` again, and ``carry`` (n, H) or (n, ``carry``)."""
+    ``dA_h`` its own array or ``dA_x`` again, and ``carry`` (n, H) or (n, ``carry``);
+    views into ``arena`` when given (see ``_take``)."""
     B, GH = n_blocks(n), G * H
-    dA_x = np.empty((n, T, GH), dtype)
     shapes = {
+        "dA_x": (n, T, GH),
         "h_prev": (n, T, H),
         "x_masked": (n, T, d),
         "carry": (n, H if carry is None else carry),
@@ -256,9 +267,15 @@ def _empty_work(cls, n, T, d, H, G, dtype, own_dA_h=False, carry=None):
         "db_x_parts": (B, GH),
         "db_h_parts": (B, GH),
     }
-    arrays = {name: np.empty(shape, dtype) for name, shape in shapes.items() if name in cls._fields}
-    arrays["dA_x"] = dA_x
-    arrays["dA_h"] = np.empty((n, T, GH), dtype) if own_dA_h else dA_x
+    if own_dA_h:
+        shapes["dA_h"] = (n, T, GH)
+    arrays = {
+        name: _take(arena, name, shape, dtype)
+        for name, shape in shapes.items()
+        if name in cls._fields
+    }
+    if not own_dA_h:
+        arrays["dA_h"] = arrays["dA_x"]
     return cls(**{name: arrays[name] for name in cls._fields})
 
 
