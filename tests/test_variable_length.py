@@ -133,11 +133,12 @@ def test_early_stopping_and_given_validation_set():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_persistence_round_trip(tmp_path):
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_persistence_round_trip(tmp_path, bidirectional):
     from sknet import persistence
 
     X, y = _sign_task(30, seed=14)
-    clf = _fast(RNNClassifier).fit(X, y)
+    clf = _fast(RNNClassifier, bidirectional=bidirectional).fit(X, y)
     path = tmp_path / "m.sknet"
     persistence.save(clf, path)
     loaded = persistence.load(path)
