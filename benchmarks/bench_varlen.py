@@ -12,7 +12,11 @@ Seconds per epoch (median of the repeats), each configuration in a fresh process
 * ``torch packed``: a plain PyTorch loop over random batches, each padded to its longest
   and run through ``pack_padded_sequence(..., enforce_sorted=False)``;
 * ``torch padded``: PyTorch on the batches padded to 500 steps, reading the state at
-  each sequence's last real step.
+  each sequence's last real step;
+* ``torch bucketed`` (one direction only): PyTorch without packing on batches sorted by
+  length within pools of 50 batches (as sknet's) and padded to their longest, reading
+  the state at each sequence's last real step: the cheapest correct PyTorch loop for a
+  forward-only layer, not one of the issue's targets.
 
 ``--bidirectional`` makes the layer bidirectional in every configuration (PyTorch reads
 both directions' final states, ``h_n``; padded to 500, its reverse direction starts on
@@ -91,7 +95,9 @@ def time_sknet(X, y, epochs, repeats, pad, hidden, bidirectional=False):
     return float(np.median(times))
 
 
-def time_torch(X, y, lengths, epochs, repeats, pack, hidden, bidirectional=False, batch_size=64):
+def time_torch(
+    X, y, lengths, epochs, repeats, pack, hidden, bidirectional=False, bucket=False, batch_size=64
+):
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -126,10 +132,15 @@ def time_torch(X, y, lengths, epochs, repeats, pack, hidden, bidirectional=False
         t = time.perf_counter()
         for _ in range(n_epochs):
             perm = torch.randperm(n)
+            if bucket:  # sorted by length within pools of 50 batches, as sknet does
+                pool = 50 * batch_size
+                perm = torch.cat(
+                    [c[torch.argsort(Lt[c], stable=True)] for c in perm[:n].split(pool)]
+                )
             for s in range(0, n, batch_size):
                 idx = perm[s : s + batch_size]
                 L = Lt[idx]
-                xb = full[idx, : int(L.max())] if pack else full[idx]
+                xb = full[idx, : int(L.max())] if pack or bucket else full[idx]
                 opt.zero_grad(set_to_none=True)
                 loss_fn(model(xb, L), yt[idx]).backward()
                 opt.step()
@@ -164,12 +175,13 @@ def worker(name, n, epochs, repeats, threads, hidden, bidirectional):
         epochs,
         repeats,
         pack=name == "torch packed",
+        bucket=name == "torch bucketed",
         hidden=hidden,
         bidirectional=bidirectional,
     )
 
 
-CONFIGS = ["sknet list", "sknet padded", "torch packed", "torch padded"]
+CONFIGS = ["sknet list", "sknet padded", "torch packed", "torch padded", "torch bucketed"]
 
 
 def main():
@@ -197,6 +209,8 @@ def main():
     print(f"real/padded steps: {lengths.sum() / (n * MAX_LEN):.2f}")
     seconds = {}
     for name in CONFIGS:
+        if name == "torch bucketed" and args.bidirectional:
+            continue  # its reverse direction would start on each batch's padding
         cmd = [
             sys.executable,
             __file__,
@@ -220,6 +234,7 @@ def main():
         ("sknet list", "torch packed"),
         ("sknet padded", "torch padded"),
         ("torch packed", "torch padded"),
+        ("sknet list", "torch bucketed"),
     ]
     for a, b in pairs:
         if a in seconds and b in seconds:

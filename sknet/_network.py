@@ -193,27 +193,25 @@ class Network:
         out = None
         ctxs = self._new_ctxs()
         chunk = self._predict_chunk()
-        rows = slice
-        if isinstance(X, PaddedSequences):
-            # chunks of similar lengths (the cost follows the real steps), results put
-            # back in the input's order
+        sequences = isinstance(X, PaddedSequences)
+        if sequences:
+            # chunks of similar lengths (the cost follows the real steps); the results go
+            # back to the input's order
             order = np.argsort(X.lengths, kind="stable")
             chunk = self._predict_chunk(n_steps=X.shape[1])
-
-            def rows(start, stop):
-                return order[start:stop]
-
         for start in range(0, n, chunk):
-            Z = self.forward(X[rows(start, start + chunk)], stop=stop, ctxs=ctxs)
+            rows = order[start : start + chunk] if sequences else slice(start, start + chunk)
+            Z = self.forward(X[rows], stop=stop, ctxs=ctxs)
+            per_step = sequences and Z.ndim == 3  # states per step, padded to X's length
             if out is None:
-                shape = Z.shape[1:]
-                if rows is not slice and Z.ndim == 3:  # per-step states: padded with zeros
-                    shape = (X.shape[1],) + shape[1:]
-                out = np.zeros((n,) + shape, dtype=Z.dtype)
-            if Z.ndim == 3 and rows is not slice:
-                out[rows(start, start + Z.shape[0]), : Z.shape[1]] = Z
+                shape = (X.shape[1],) + Z.shape[2:] if per_step else Z.shape[1:]
+                out = np.empty((n,) + shape, dtype=Z.dtype)
+                if per_step:
+                    out[...] = 0
+            if per_step:
+                out[rows, : Z.shape[1]] = Z
             else:
-                out[rows(start, start + Z.shape[0])] = Z
+                out[rows] = Z
         if out is None:  # n == 0 cannot reach here after validation; keep shapes honest
             out = np.empty((0,) + self.output_shape, dtype=self.dtype)
         if output_activation and (stop is None or stop >= len(self.layers)):
