@@ -182,5 +182,5 @@ plt.show()
 # longest one's steps). End padding hides each gesture behind a run of zeros whose length
 # varies with the gesture's speed, and the network struggles to learn through it. On the
 # real data the accuracies are modest for every form: five training series per gesture
-# are few for a recurrent network (the UCR's reference results use distance-based and
-# convolutional methods).
+# are few for a recurrent network, and a single seed on 50 test series makes each figure
+# uncertain by several points.
