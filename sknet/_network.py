@@ -8,6 +8,7 @@ by layer (W1, b1, W2, b2, ...), so "all but the first k layers" is a contiguous 
 
 import numpy as np
 
+from ._sequences import PaddedSequences
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
 from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
 from .kernels.optim import l2_blocks, l2_penalty_grad, sum_squares
@@ -165,7 +166,13 @@ class Network:
         """
         ctxs = self._ctx if ctxs is None else ctxs
         out = X
+        # variable-length sequences: the padded array goes through the layers, and every
+        # layer's ctx holds the lengths (the recurrent layers stop each sequence there)
+        lengths = None
+        if isinstance(X, PaddedSequences):
+            out, lengths = X.data, X.lengths
         for i, (layer, params, ctx) in enumerate(zip(self.layers[:stop], self.params, ctxs)):
+            ctx["lengths"] = lengths
             mode = training and (i >= first_trainable or not self._state_layout[i])
             out = layer.forward(out, params, ctx, mode, rng)
         return out
@@ -186,23 +193,39 @@ class Network:
         out = None
         ctxs = self._new_ctxs()
         chunk = self._predict_chunk()
+        sequences = isinstance(X, PaddedSequences)
+        if sequences:
+            # chunks of similar lengths (the cost follows the real steps); the results go
+            # back to the input's order
+            order = np.argsort(X.lengths, kind="stable")
+            chunk = self._predict_chunk(n_steps=X.shape[1])
         for start in range(0, n, chunk):
-            Z = self.forward(X[start : start + chunk], stop=stop, ctxs=ctxs)
+            rows = order[start : start + chunk] if sequences else slice(start, start + chunk)
+            Z = self.forward(X[rows], stop=stop, ctxs=ctxs)
+            per_step = sequences and Z.ndim == 3  # states per step, padded to X's length
             if out is None:
-                out = np.empty((n,) + Z.shape[1:], dtype=Z.dtype)
-            out[start : start + Z.shape[0]] = Z
+                shape = (X.shape[1],) + Z.shape[2:] if per_step else Z.shape[1:]
+                out = np.empty((n,) + shape, dtype=Z.dtype)
+                if per_step:
+                    out[...] = 0
+            if per_step:
+                out[rows, : Z.shape[1]] = Z
+            else:
+                out[rows] = Z
         if out is None:  # n == 0 cannot reach here after validation; keep shapes honest
             out = np.empty((0,) + self.output_shape, dtype=self.dtype)
         if output_activation and (stop is None or stop >= len(self.layers)):
             self.apply_output_activation(out)
         return out
 
-    def _predict_chunk(self):
-        """Rows per prediction chunk: PREDICT_CHUNK, fewer for wide activations."""
-        widest = max(
-            [int(np.prod(self.input_shape))]
-            + [int(np.prod(layer.output_shape)) for layer in self.layers]
-        )
+    def _predict_chunk(self, n_steps=None):
+        """Rows per prediction chunk: PREDICT_CHUNK, fewer for wide activations (with
+        ``n_steps``, sequences of up to that many steps, whatever the built shapes say)."""
+        shapes = [self.input_shape] + [layer.output_shape for layer in self.layers]
+        if n_steps is not None:
+            # per step, four times the widest (the gates of an LSTM), times the steps
+            shapes = [(n_steps, 4 * max(shape[-1] for shape in shapes))]
+        widest = max(int(np.prod(shape)) for shape in shapes)
         rows = PREDICT_CHUNK_BYTES // max(widest * self.dtype.itemsize, 1)
         return int(min(PREDICT_CHUNK, max(rows, 16)))
 

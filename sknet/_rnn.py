@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from . import layers as specs
 from ._base import (
@@ -17,6 +17,13 @@ from ._base import (
 )
 from ._compat import StrOptions
 from ._layers import Dense
+from ._sequences import (
+    PaddedSequences,
+    bucket_order,
+    check_sequences,
+    check_step_targets,
+    is_ragged,
+)
 
 _CELLS = {"lstm": specs.LSTM, "gru": specs.GRU}
 
@@ -25,7 +32,9 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
     """Stacked recurrent layers, optional dense layers, a linear output. Not for direct use.
 
     X is (n_samples, n_timesteps, n_features), or (n_samples, n_timesteps) read as a
-    univariate sequence (so scikit-learn transformers and checks work on 2-D rows).
+    univariate sequence (so scikit-learn transformers and checks work on 2-D rows), or a
+    list of (length_i, n_features) / (length_i,) arrays of different lengths: padded and
+    masked inside (:mod:`sknet._sequences`), each sequence ending at its own length.
     """
 
     _parameter_constraints: dict = {
@@ -34,6 +43,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         "activation": [StrOptions({"tanh", "relu"})],
         "dense_layer_sizes": ["array-like"],
         "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "bidirectional": ["boolean"],
     }
 
     # -- validation ----------------------------------------------------------------
@@ -59,9 +69,19 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             )
         return X
 
+    #: fitted state sknet.persistence saves besides the base's: how X was given at fit,
+    #: 'array' (fixed length) or 'sequences' (a list of variable-length sequences)
+    _saved_state = {"_fit_input": "str?"}
+
+    def _fitted_on_sequences(self):
+        return hasattr(self, "_network") and getattr(self, "_fit_input", "array") == "sequences"
+
     def _validate_input(self, X, y, reset):
+        continuing = not reset and hasattr(self, "_network")
+        if is_ragged(X) or (continuing and self._fitted_on_sequences()):
+            return self._validate_sequences(X, y, reset, continuing)
         X = self._as_3d(X)
-        if not reset and hasattr(self, "_network"):
+        if continuing:
             self._check_step_shape(X)
         X, y = validate_data(
             self,
@@ -73,7 +93,80 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             reset=reset,
             y_numeric=not is_classifier(self),
         )
+        if reset:
+            self._fit_input = "array"
         return (X[:, :, None] if X.ndim == 2 else X), y
+
+    def _validate_sequences(self, X, y, reset, continuing):
+        """fit / partial_fit on variable-length sequences: X as PaddedSequences."""
+        X = self._sequences(X)
+        d = X.shape[2]
+        if continuing:
+            if not self._fitted_on_sequences():
+                T = self._network.input_shape[0]
+                raise ValueError(
+                    f"{type(self).__name__} was fitted on arrays of {T} time steps; "
+                    "continued training (partial_fit, warm_start) takes the same. Fit on a "
+                    "list of sequences to train on variable lengths."
+                )
+            self._check_n_step_features(d)
+        check_step_targets(y, X.lengths)
+        if is_ragged(y):
+            raise ValueError(
+                f"y holds one target per time step, but {type(self).__name__} predicts one "
+                "target per sequence (the state at its last step): pass y of shape "
+                "(n_sequences,) or (n_sequences, n_outputs)."
+            )
+        y = validate_data(
+            self,
+            y=y,
+            multi_output=True,
+            y_numeric=not is_classifier(self),
+            reset=reset,
+        )
+        check_consistent_length(X, y)
+        if reset:
+            self._fit_input = "sequences"
+            self.n_features_in_ = d
+        # the per-sample shape the network is built for: the longest training sequence at
+        # fit, the network's own when training continues (its weights fit any length)
+        self._fit_steps = self._network.input_shape[0] if continuing else X.shape[1]
+        return X, y
+
+    def _input_shape(self, X):
+        if isinstance(X, PaddedSequences):
+            return (self._fit_steps, X.shape[2])
+        return X.shape[1:]
+
+    def _sequences(self, X):
+        """A list of sequences, or an array of fixed-length ones, as PaddedSequences."""
+        if is_ragged(X):
+            return check_sequences(X)
+        X = check_array(self._as_3d(X), allow_nd=True, dtype=(np.float64, np.float32))
+        return PaddedSequences.from_array(X[:, :, None] if X.ndim == 2 else X)
+
+    def _check_n_step_features(self, d):
+        d_fit = self._network.input_shape[1]
+        if d != d_fit:
+            raise ValueError(
+                f"X has {d} feature(s) per time step, but {type(self).__name__} was fitted "
+                f"on {d_fit}."
+            )
+
+    def _run_epoch(self, X, Y, sample_weight, sample_idx, batch_size, start, drop_rng):
+        if not isinstance(X, PaddedSequences):
+            return super()._run_epoch(X, Y, sample_weight, sample_idx, batch_size, start, drop_rng)
+        # variable lengths: batches of similar lengths, so an epoch costs the real steps;
+        # the shuffled order is kept within equal lengths and the batches are visited in
+        # a random order (both from random_state)
+        order = sample_idx if self.shuffle else np.arange(X.shape[0])
+        order = bucket_order(
+            X.lengths, order, batch_size, self._random_state if self.shuffle else None
+        )
+        X, Y = X[order], Y[order]
+        sample_weight = None if sample_weight is None else sample_weight[order]
+        idx = np.arange(X.shape[0])
+        return super()._run_epoch(X, Y, sample_weight, idx, batch_size, start, drop_rng)
 
     def _check_step_shape(self, X):
         T, d = self._network.input_shape
@@ -95,6 +188,10 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             )
 
     def _validate_X_predict(self, X):
+        if is_ragged(X) or self._fitted_on_sequences():
+            X = self._sequences(X)
+            self._check_n_step_features(X.shape[2])
+            return X
         X = self._as_3d(X)
         self._check_step_shape(X)
         X = validate_data(self, X, allow_nd=True, dtype=(np.float64, np.float32), reset=False)
@@ -144,10 +241,14 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         out = []
         for i, units in enumerate(rec):
             last = i == len(rec) - 1
+            # only when set, so that the specifications' reprs stay as they were
+            extra = {"bidirectional": True} if self.bidirectional else {}
             if self.cell == "rnn":
-                spec = specs.RNN(units, activation=self.activation, return_sequences=not last)
+                spec = specs.RNN(
+                    units, activation=self.activation, return_sequences=not last, **extra
+                )
             else:  # the LSTM and GRU cells have fixed activations
-                spec = _CELLS[self.cell](units, return_sequences=not last)
+                spec = _CELLS[self.cell](units, return_sequences=not last, **extra)
             out.append((f"{self.cell}{i + 1}", spec))
         for j, units in enumerate(dense):
             out.append((f"dense{j + 1}", specs.Dense(units, self.dense_activation)))
@@ -202,6 +303,12 @@ _RNN_PARAMS = """
     dense_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation of the dense hidden layers of ``dense_layer_sizes``.
 
+    bidirectional : bool, default=False
+        Make every recurrent layer bidirectional: a second set of weights reads each
+        sequence backwards from its own last step, and the two directions' states are
+        concatenated (``2 * units`` features; the last layer passes on both final
+        states), as PyTorch's ``bidirectional=True``.
+
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
 early_stopping, validation_fraction, validation_split, beta_1, beta_2, epsilon, \
@@ -230,10 +337,13 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
         As for :class:`MLPClassifier`.
 
     n_features_in_ : int
-        Number of time steps seen during fit (the second axis of X).
+        Number of time steps seen during fit (the second axis of X); for a model fitted
+        on a list of variable-length sequences, the number of features per step.
 
     input_shape_ : tuple of int
-        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature).
+        Shape of one sample, ``(n_timesteps, n_features)`` (2-D X has one feature); for
+        a model fitted on variable-length sequences, ``n_timesteps`` is the longest
+        training sequence's length, and the model takes any length.
 """
 
 
@@ -241,7 +351,8 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
     __doc__ = f"""Recurrent network regressor (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one: the last hidden state feeds a linear output; several outputs give
-    multi-step forecasts (see :class:`sknet.timeseries.LagWindows`).
+    multi-step forecasts (see :class:`sknet.timeseries.LagWindows`). X may be a list of
+    sequences of different lengths, each read up to its own last step.
 
     Parameters
     ----------
@@ -277,6 +388,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         dense_layer_sizes=(),
         activation="tanh",
         dense_activation="relu",
+        bidirectional=False,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -308,6 +420,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         self.dense_layer_sizes = dense_layer_sizes
         self.activation = activation
         self.dense_activation = dense_activation
+        self.bidirectional = bidirectional
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -338,7 +451,8 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
     __doc__ = f"""Recurrent network classifier (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one classification: the last hidden state feeds a softmax (multi-class)
-    or logistic (binary, multilabel) output.
+    or logistic (binary, multilabel) output. X may be a list of sequences of different
+    lengths, each read up to its own last step.
 
     Parameters
     ----------{_RNN_PARAMS}
@@ -377,6 +491,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         dense_layer_sizes=(),
         activation="tanh",
         dense_activation="relu",
+        bidirectional=False,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -408,6 +523,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         self.dense_layer_sizes = dense_layer_sizes
         self.activation = activation
         self.dense_activation = dense_activation
+        self.bidirectional = bidirectional
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size

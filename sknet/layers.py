@@ -380,12 +380,15 @@ class _Recurrent(LayerSpec):
     _input_layout = "time"
     _blas_in_threads = True
 
-    def __init__(self, units=32, *, return_sequences=False):
+    def __init__(self, units=32, *, return_sequences=False, bidirectional=False):
         self.units = units
         self.return_sequences = return_sequences
+        self.bidirectional = bidirectional
 
     def build_layer(self):
-        return L.Recurrent(self._cell, self.units, self.return_sequences)
+        return L.Recurrent(
+            self._cell, self.units, self.return_sequences, bidirectional=self.bidirectional
+        )
 
 
 _RNN_DOC = """{what} layer over (timesteps, features) samples.
@@ -397,6 +400,10 @@ _RNN_DOC = """{what} layer over (timesteps, features) samples.
     return_sequences : bool, default=False
         Output every step's hidden state (timesteps, units), to stack another recurrent
         layer; otherwise only the last one (units,).
+    bidirectional : bool, default=False
+        Also run the cell (with its own weights) over each sequence reversed within its
+        length, and concatenate the two directions' outputs, forward first (PyTorch's
+        layout): ``2 * units`` features per step, or the two final states.
     """
 
 
@@ -419,13 +426,16 @@ class RNN(_Recurrent):
     )
     _cell = "rnn"
 
-    def __init__(self, units=32, *, activation="tanh", return_sequences=False):
+    def __init__(self, units=32, *, activation="tanh", return_sequences=False, bidirectional=False):
         self.units = units
         self.activation = activation
         self.return_sequences = return_sequences
+        self.bidirectional = bidirectional
 
     def build_layer(self):
-        return L.Recurrent("rnn", self.units, self.return_sequences, self.activation)
+        return L.Recurrent(
+            "rnn", self.units, self.return_sequences, self.activation, self.bidirectional
+        )
 
 
 # doctest examples of the templated classes

@@ -895,7 +895,9 @@ def _check_consistency(est, state, declared, net):
             f"X's per-sample layout at fit {layout} does not reshape to the network's "
             f"input {net.input_shape}."
         )
-    if est.n_features_in_ != layout[0]:
+    # (a recurrent model fitted on variable-length sequences counts features per step)
+    per_step = getattr(est, "_fit_input", None) == "sequences"
+    if est.n_features_in_ != (layout[-1] if per_step else layout[0]):
         bad(f"n_features_in_={est.n_features_in_}, but X at fit had per-sample shape {layout}.")
     names = _of_kind(state, declared, "names")
     if names is not None and len(names) != est.n_features_in_:

@@ -45,8 +45,10 @@ feeds the next sknet layer that has parameters, the layers inside a residual blo
 (``weight_ih_l0``, ``weight_ih_l1``, ...) feeds one sknet recurrent layer per level. A
 batch normalization's group also carries its running statistics, which become the sknet
 layer's state (a batch normalization without them, ``track_running_stats=False``, is
-refused). Modules with parameters or buffers sknet has no counterpart for (bidirectional
-RNNs, projections) are refused with a ``ValueError``.
+refused). A bidirectional ``nn.LSTM`` (``..._reverse`` parameters) feeds a recurrent
+layer with ``bidirectional=True``, its ``_reverse`` parameters converted alike. Modules
+with parameters or buffers sknet has no counterpart for (projections) are refused with a
+``ValueError``.
 
 A ``state_dict`` carries shapes only. Given a module, :func:`from_torch` also checks the
 settings that shapes do not reveal (convolution stride, padding, dilation, groups,
@@ -125,10 +127,8 @@ def _groups(state_dict):
         prefix, _, name = key.rpartition(".")
         m = _RNN_KEY.match(name)
         if m:
-            if m.group(4):
-                raise ValueError(f"{key!r}: bidirectional RNNs have no sknet counterpart.")
             gkey = (prefix, int(m.group(3)))
-            pname = f"{m.group(1)}_{m.group(2)}"
+            pname = f"{m.group(1)}_{m.group(2)}{m.group(4) or ''}"  # ..._reverse: bidirectional
         elif name == "num_batches_tracked":  # PyTorch's counter, for momentum=None only
             continue
         elif name in ("weight", "bias") + _BN_STATE:
@@ -206,18 +206,46 @@ def _recurrent_to_sknet(cell, params, group, where):
     return values
 
 
+_REVERSE = "_reverse"
+
+
+def _bidirectional_to_sknet(cell, params, group, where):
+    """``_recurrent_to_sknet`` per direction: a bidirectional layer's ``..._reverse``
+    parameters from the group's ``..._reverse`` entries (PyTorch's names)."""
+    directions = ("", _REVERSE) if any(k.endswith(_REVERSE) for k in params) else ("",)
+    has_reverse = any(k.endswith(_REVERSE) for k in group)
+    if has_reverse != (len(directions) == 2):
+        raise ValueError(
+            f"{where}: the torch module is {'' if has_reverse else 'not '}bidirectional, the "
+            f"sknet layer is {'' if len(directions) == 2 else 'not '}(set bidirectional="
+            f"{has_reverse})."
+        )
+    values = {}
+    for sfx in directions:
+        mine = {k[: len(k) - len(sfx)]: v for k, v in params.items() if k.endswith(sfx)}
+        mine = {k: v for k, v in mine.items() if not k.endswith(_REVERSE)}
+        theirs = {k[: len(k) - len(sfx)]: v for k, v in group.items() if k.endswith(sfx)}
+        theirs = {k: v for k, v in theirs.items() if not k.endswith(_REVERSE)}
+        for name, v in _recurrent_to_sknet(cell, mine, theirs, f"{where}{sfx}").items():
+            values[name + sfx] = v
+    return values
+
+
 def _recurrent_to_torch(cell, params):
-    """torch-layout arrays (``weight_ih_l0`` ...) for a recurrent layer's ``params``."""
+    """torch-layout arrays (``weight_ih_l0`` ..., and ``weight_ih_l0_reverse`` ... for a
+    bidirectional layer) for a recurrent layer's ``params``."""
     order = _TORCH_CELLS[cell].gate_order
-    biases = [params[name] for name in CELLS[cell].param_names[2:]]
-    if len(biases) == 1:
-        biases.append(np.zeros_like(biases[0]))
-    return {
-        "weight_ih_l0": _gates_to_torch(params["W_x"].T, order),
-        "weight_hh_l0": _gates_to_torch(params["W_h"].T, order),
-        "bias_ih_l0": _gates_to_torch(biases[0], order),
-        "bias_hh_l0": _gates_to_torch(biases[1], order),
-    }
+    out = {}
+    bidirectional = any(k.endswith(_REVERSE) for k in params)
+    for sfx in ("", _REVERSE) if bidirectional else ("",):
+        biases = [params[name + sfx] for name in CELLS[cell].param_names[2:]]
+        if len(biases) == 1:
+            biases.append(np.zeros_like(biases[0]))
+        out["weight_ih_l0" + sfx] = _gates_to_torch(params["W_x" + sfx].T, order)
+        out["weight_hh_l0" + sfx] = _gates_to_torch(params["W_h" + sfx].T, order)
+        out["bias_ih_l0" + sfx] = _gates_to_torch(biases[0], order)
+        out["bias_hh_l0" + sfx] = _gates_to_torch(biases[1], order)
+    return out
 
 
 def _batchnorm_to_sknet(params, group, where):
@@ -273,7 +301,7 @@ def _torch_to_sknet(params, group, where, layer=None):
         return _batchnorm_to_sknet(params, group, where)
     cell = getattr(layer, "cell", None)
     if cell in _TORCH_CELLS and "weight_ih" in group:
-        return _recurrent_to_sknet(cell, params, group, where)
+        return _bidirectional_to_sknet(cell, params, group, where)
     raise ValueError(
         f"{where}: cannot map torch parameters {sorted(group)} onto sknet parameters "
         f"{sorted(names)}; the architectures differ."
@@ -384,6 +412,8 @@ def _check_module(mod, layer, where):
             )
         elif row.nonlinearity and mod.nonlinearity != layer.activation:
             problems.append(f"nonlinearity={mod.nonlinearity!r} instead of {layer.activation!r}")
+        if cls == row.module and bool(mod.bidirectional) != layer.bidirectional:
+            problems.append(f"bidirectional={mod.bidirectional} instead of {layer.bidirectional}")
     elif kind == "Dense" and cls != "Linear":
         problems.append(f"it is an nn.{cls}, not an nn.Linear")
     elif kind == "BatchNorm":
@@ -652,24 +682,41 @@ _TORCH_CLASSES = {}
 def _torch_classes():
     if _TORCH_CLASSES:
         return _TORCH_CLASSES
-    nn = _import_torch().nn
+    torch = _import_torch()
+    nn = torch.nn
 
     class RecurrentModule(nn.Module):
         """``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (batch first) returning every hidden
         state (``return_sequences``) or the last one, like sknet's ``Recurrent``."""
 
         def __init__(
-            self, cell, input_size, hidden_size, return_sequences=False, nonlinearity="tanh"
+            self,
+            cell,
+            input_size,
+            hidden_size,
+            return_sequences=False,
+            nonlinearity="tanh",
+            bidirectional=False,
         ):
             super().__init__()
             row = _TORCH_CELLS[cell]
             options = {"nonlinearity": nonlinearity} if row.nonlinearity else {}
-            self.rnn = getattr(nn, row.module)(input_size, hidden_size, batch_first=True, **options)
+            self.rnn = getattr(nn, row.module)(
+                input_size, hidden_size, batch_first=True, bidirectional=bidirectional, **options
+            )
             self.return_sequences = return_sequences
+            self.hidden_size = hidden_size
 
         def forward(self, x):
             out = self.rnn(x)[0]
-            return out if self.return_sequences else out[:, -1]
+            if self.return_sequences:
+                return out
+            if not self.rnn.bidirectional:
+                return out[:, -1]
+            # each direction's final state: the forward one's at the last step, the
+            # reverse one's at the first (PyTorch's h_n)
+            H = self.hidden_size
+            return torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=1)
 
     class Exp(nn.Module):
         """``exp`` of the input (the Poisson loss's output activation)."""
@@ -766,7 +813,12 @@ def _torch_modules(nn, layer, params, state):
     if kind == "Recurrent":
         cls = _torch_classes()["RecurrentModule"]
         mod = cls(
-            layer.cell, layer.input_shape[1], layer.units, layer.return_sequences, layer.activation
+            layer.cell,
+            layer.input_shape[1],
+            layer.units,
+            layer.return_sequences,
+            layer.activation,
+            layer.bidirectional,
         )
         return [mod], [(mod.rnn, layer, params, state)]
     if kind == "Dropout":

@@ -19,7 +19,7 @@ PACKAGE = Path(sknet.__file__).parent
 #: ``name.*`` covers a subpackage's modules.
 LAYERS = [
     # thread-pool controls, numba flags, borrowed private names; import nothing from sknet
-    ("leaves", {"sknet._config", "sknet._threads", "sknet._compat"}),
+    ("leaves", {"sknet._config", "sknet._threads", "sknet._compat", "sknet._sequences"}),
     ("kernels", {"sknet.kernels", "sknet.kernels.*"}),
     ("layers", {"sknet._layers", "sknet._layers.*"}),
     # what the estimator base is built from. ``_summary`` sits here, not with the

@@ -212,3 +212,121 @@ def test_frozen_first_layer_gets_no_gradient(cell, rng):
     full = net.loss_and_grad(X, Y, None, 0.0)
     assert np.isfinite(full)
     assert_allclose(tail, net.grad[start:], rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------
+# bidirectional layers, variable lengths (PaddedSequences through the network)
+# --------------------------------------------------------------------------------------
+def _varlen(rng, lengths, d, pad=0.0):
+    from sknet._sequences import PaddedSequences
+
+    X = rng.normal(size=(len(lengths), max(lengths), d))
+    for s, L in enumerate(lengths):
+        X[s, L:] = pad
+    return PaddedSequences(X, np.asarray(lengths, dtype=np.int64))
+
+
+VARLEN = [5, 1, 3, 5, 2, 4, 1, 3, 2, 5, 4]
+
+
+@pytest.mark.parametrize("cell, act", CELLS, ids=IDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_bidirectional_forward_matches_reference_per_sequence(cell, act, return_sequences, rng):
+    """Each sequence alone through the reference, forward and reversed within its length;
+    NaN padding changes nothing."""
+    d, H = 2, 3
+    seqs = _varlen(rng, VARLEN, d, pad=np.nan)
+    layer = Recurrent(
+        cell, H, return_sequences=return_sequences, activation=act, bidirectional=True
+    )
+    net = build([layer], (5, d))
+    assert net.output_shape == ((5, 2 * H) if return_sequences else (2 * H,))
+    out = net.predict(seqs)
+    fwd = {k: v for k, v in net.params[0].items() if not k.endswith("_reverse")}
+    bwd = {k[: -len("_reverse")]: v for k, v in net.params[0].items() if k.endswith("_reverse")}
+    for s, L in enumerate(VARLEN):
+        x = seqs.data[s : s + 1, :L]
+        hf = ref.states(cell, x, fwd, act)[0]
+        hb = ref.states(cell, x[:, ::-1], bwd, act)[0][::-1]  # back in input time
+        if return_sequences:
+            assert_allclose(out[s, :L], np.hstack([hf, hb]), rtol=0, atol=1e-12)
+            assert np.all(out[s, L:] == 0.0)
+        else:
+            assert_allclose(out[s], np.r_[hf[-1], hb[0]], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell, act", [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh")])
+def test_stacked_bidirectional_gradients_variable_lengths(cell, act, rng):
+    """Whole-network gradients of two stacked bidirectional layers and a dense head on
+    variable-length input, against finite differences."""
+    seqs = _varlen(rng, VARLEN, 2)
+    layers = [
+        Recurrent(cell, 3, return_sequences=True, activation=act, bidirectional=True),
+        Recurrent(cell, 2, activation=act, bidirectional=True),
+        Dense(2),
+    ]
+    net = build(layers, (5, 2))
+    Y = rng.normal(size=(len(VARLEN), 2))
+
+    def loss():
+        return net.loss_and_grad(seqs, Y, None, 0.0)
+
+    loss()
+    grad = net.grad.copy()
+    assert_grad_close(loss, net.theta, grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_matches_pytorch_packed(cell):
+    """Bidirectional layers against ``nn.RNN/LSTM/GRU(bidirectional=True)`` on packed
+    variable-length sequences, float64: outputs, h_n, and every gradient."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from sknet import torch_interop
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    d, H, T = 2, 3, 5
+    seqs = _varlen(rng, VARLEN, d)
+    module = getattr(torch.nn, {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell])(
+        d, H, batch_first=True, bidirectional=True
+    ).double()
+    layer_seq = Recurrent(cell, H, return_sequences=True, bidirectional=True)
+    layer_last = Recurrent(cell, H, bidirectional=True)
+    net_seq = Network([layer_seq], "squared_error").build((T, d), np.float64)
+    net_last = Network([layer_last], "squared_error").build((T, d), np.float64)
+    ((_, _, group),) = torch_interop._groups(module.state_dict())
+    values = torch_interop._torch_to_sknet(net_seq.params[0], group, "test", layer_seq)
+    for name, v in values.items():
+        net_seq.params[0][name][...] = v
+    net_last.theta[...] = net_seq.theta
+    X = torch.from_numpy(seqs.data).requires_grad_(True)
+    packed = pack_padded_sequence(
+        X, torch.from_numpy(seqs.lengths), batch_first=True, enforce_sorted=False
+    )
+    out, h_n = module(packed)
+    h_n = h_n[0] if isinstance(h_n, tuple) else h_n
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+    last = torch.cat([h_n[0], h_n[1]], dim=1)
+    np.testing.assert_allclose(net_seq.predict(seqs), out.detach().numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(net_last.predict(seqs), last.detach().numpy(), rtol=0, atol=1e-13)
+    # gradients: loss = sum(out * R) + sum(last * Q), through both layers' backward
+    R_out = rng.normal(size=out.shape)
+    Q = rng.normal(size=last.shape)
+    ((out * torch.from_numpy(R_out)).sum() + (last * torch.from_numpy(Q)).sum()).backward()
+    grads = {}
+    dX = 0.0
+    for net, dY in ((net_seq, R_out), (net_last, Q)):
+        ctx = net._ctx[0]
+        net.forward(seqs, training=True)
+        dX = dX + net.layers[0].backward(dY.copy(), net.params[0], net.grads[0], ctx, True)
+        for k, v in net.grads[0].items():
+            grads[k] = grads.get(k, 0.0) + v
+    np.testing.assert_allclose(dX, X.grad.numpy(), rtol=0, atol=1e-12)
+    one_bias = cell != "gru"  # sknet's one bias gets bias_ih's gradient, bias_hh is zero
+    for name, g in torch_interop._recurrent_to_torch(cell, grads).items():
+        if not (one_bias and name.startswith("bias_hh")):
+            np.testing.assert_allclose(
+                g, getattr(module, name).grad.numpy(), rtol=0, atol=1e-12, err_msg=name
+            )

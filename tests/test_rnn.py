@@ -345,26 +345,28 @@ def fitted():
     return RNNRegressor(cell="rnn", max_iter=2, **FAST).fit(X, y), X, y
 
 
-def test_ragged_sequences_are_rejected():
+def test_ragged_sequences_are_variable_length_input():
+    """Ragged lists are variable-length sequences (tests/test_variable_length.py has the
+    rest); the 1-D/2-D and empty-sequence mistakes name the sequence."""
     ragged = [[[0.0], [1.0], [2.0]], [[0.0], [1.0]]]
-    with pytest.raises(ValueError, match="ragged"):
-        RNNRegressor().fit(ragged, [0.0, 1.0])
-    with pytest.raises(ValueError, match="ragged"):
-        RNNClassifier().fit([[0.0, 1.0, 2.0], [0.0, 1.0]], [0, 1])
+    reg = RNNRegressor(max_iter=1, **FAST).fit(ragged, [0.0, 1.0])
+    assert reg.n_features_in_ == 1 and reg.predict(ragged).shape == (2,)
+    with pytest.raises(ValueError, match=r"X\[1\] is an empty sequence"):
+        RNNClassifier().fit([[0.0, 1.0, 2.0], []], [0, 1])
+    with pytest.raises(ValueError, match="mixes 1-D and 2-D"):
+        RNNClassifier().fit([[0.0, 1.0, 2.0], [[0.0], [1.0]]], [0, 1])
 
 
 def test_ragged_sequences_at_predict(fitted):
-    reg, _, _ = fitted
-    with pytest.raises(ValueError, match="ragged"):
-        reg.predict([[[0.0, 1.0]] * 5, [[0.0, 1.0]] * 4])
-    # a list of arrays, and an object array holding them
-    seqs = [np.zeros((5, 2)), np.zeros((4, 2))]
-    with pytest.raises(ValueError, match="rectangular array of sequences.*ragged"):
-        reg.predict(seqs)
+    """A model fitted on fixed-length arrays predicts lists of any lengths: each sequence
+    as if alone."""
+    reg, X, _ = fitted
+    seqs = [X[0], X[1, :4]]
+    expected = np.r_[reg.predict(X[:1]), reg.predict([X[1, :4], X[2], X[3, :2]])[:1]]
+    np.testing.assert_allclose(reg.predict(seqs), expected, rtol=0, atol=1e-12)
     as_object = np.empty(2, dtype=object)
     as_object[:] = seqs
-    with pytest.raises(ValueError, match="rectangular array of sequences.*ragged"):
-        reg.predict(as_object)
+    assert_array_equal(reg.predict(as_object), reg.predict(seqs))
     # an object array of equal sequences is not ragged: it is read as numbers
     as_object[1] = np.ones((5, 2))
     assert_array_equal(reg.predict(as_object), reg.predict(np.stack(list(as_object))))

@@ -141,7 +141,7 @@ def test_unknown_torch_modules_are_refused():
     with pytest.raises(ValueError, match="no sknet counterpart"):
         from_torch({"a.weight_xx": np.zeros(3)}, MLPClassifier((5,)), X, y)
     bi = nn.LSTM(4, 3, bidirectional=True)
-    with pytest.raises(ValueError, match="bidirectional"):
+    with pytest.raises(ValueError, match="1 modules with parameters"):
         from_torch(bi, MLPClassifier((5,)), X, y)
 
 
@@ -860,3 +860,25 @@ def test_batchnorm_and_residual_mismatches_are_refused():
     exported[0].activation = nn.Tanh()
     with pytest.raises(ValueError, match="residual"):
         from_torch(exported, block)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_export_import_round_trip(cell):
+    """A bidirectional RNNClassifier exports to nn.RNN/LSTM/GRU(bidirectional=True) with
+    the same outputs, and imports back; a direction mismatch is refused."""
+    torch = pytest.importorskip("torch")
+    RNNClassifier = _estimator("RNNClassifier")
+    X = np.random.RandomState(5).randn(20, 6, 3)
+    y = (X[:, 0, 0] > 0).astype(int)
+    clf = RNNClassifier(
+        cell=cell, hidden_layer_sizes=(4, 3), bidirectional=True, max_iter=2, random_state=0
+    ).fit(X, y)
+    assert clf.transform(X).shape == (20, 6)  # both directions' final states
+    module = to_torch(clf, output_activation=True)
+    assert _rel_err(_torch_out(torch, module, X).ravel(), clf.predict_proba(X)[:, 1]) <= 1e-10
+    np.testing.assert_array_equal(from_torch(module, clf).network_.theta, clf.network_.theta)
+    one_way = RNNClassifier(cell=cell, hidden_layer_sizes=(4, 3))
+    with pytest.raises(ValueError, match="torch module is bidirectional, the sknet layer is not"):
+        from_torch(module, one_way, X, y)
+    with pytest.raises(ValueError, match="torch module is bidirectional"):
+        from_torch(module.state_dict(), one_way, X, y)

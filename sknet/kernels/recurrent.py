@@ -32,14 +32,21 @@ type of ``p`` when they compile (one compiled kernel per cell and dtype)::
     p = cell.make_params({"W_x": W_x, "W_h": W_h, "b": b})
     cache = cell.cache.empty(n, T, d, H, X.dtype)
     work = cell.work.empty(n, T, d, H, X.dtype)
-    recurrent_forward(X, p, Hs, cache)              # Hs (n, T, H) <- h_t
+    batch = Batch(X, lengths)                       # lengths (n,) int64 in [1, T]
+    recurrent_forward(batch, p, Hs, cache)          # Hs (n, T, H) <- h_t
     grads = cell.make_params({"W_x": dW_x, "W_h": dW_h, "b": db})
-    recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work)
+    recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work)
 
 The forward pass writes every hidden state into ``Hs``; the backward pass takes ``dHs``
 ``(n, T, H)``, the loss gradient with respect to every hidden state (zeros except the last
 step for sequence-to-one models), and *overwrites* the gradients in ``grads`` and, when
 ``need_dx`` is true, ``dX`` ``(n, T, d)``.
+
+Variable lengths: sequence ``s`` is ``X[s, :lengths[s]]``; the rest of ``X`` is padding,
+which nothing reads (it may hold NaN). The recurrence of ``s`` stops at its length, its
+states past it are zero in ``Hs``, its last state is ``Hs[s, lengths[s] - 1]``
+(:func:`last_states`), and backpropagation through time starts there. Fixed-length input
+(every length ``T``) runs exactly the arithmetic it always ran.
 
 How the work is laid out
 ------------------------
@@ -68,6 +75,7 @@ from .blocks import CHUNK, n_blocks, sum_blocks
 __all__ = [
     "ACTIVATIONS",
     "CELLS",
+    "Batch",
     "ELMAN_RELU",
     "ELMAN_TANH",
     "Cell",
@@ -80,8 +88,11 @@ __all__ = [
     "LSTMCache",
     "LSTMParams",
     "LSTMWork",
+    "last_states",
+    "last_states_backward",
     "recurrent_backward",
     "recurrent_forward",
+    "reverse_sequences",
     "sigmoid",
     "tanh",
 ]
@@ -90,6 +101,15 @@ ELMAN_TANH = 0
 ELMAN_RELU = 1
 #: The Elman cell's activation option, by name.
 ACTIVATIONS = {"tanh": ELMAN_TANH, "relu": ELMAN_RELU}
+
+
+class Batch(NamedTuple):
+    """A batch of sequences: ``X`` (n, T, d) padded to the longest, and ``lengths`` (n,)
+    int64, sequence ``s`` being ``X[s, :lengths[s]]``. Fixed-length input has every
+    length ``T``."""
+
+    X: np.ndarray
+    lengths: np.ndarray
 
 
 # --------------------------------------------------------------------------------------
@@ -111,8 +131,8 @@ class ElmanCache(NamedTuple):
     step_h: np.ndarray  # (n, H)  h_{t-1} (backward: da_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return cls(np.empty((n, H), dtype), np.empty((n, H), dtype))
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return cls(_take(arena, "step_a", (n, H), dtype), _take(arena, "step_h", (n, H), dtype))
 
 
 class ElmanWork(NamedTuple):
@@ -122,13 +142,14 @@ class ElmanWork(NamedTuple):
     dA_h: np.ndarray  # the same array: a_t takes x_t W_x and h_{t-1} W_h alike
     h_prev: np.ndarray  # (n, T, H)  h_{t-1}, zero at t = 0
     carry: np.ndarray  # (n, 0)  nothing besides dh_t is carried back in time
+    x_masked: np.ndarray  # (n, T, d)  X with its padding zeroed (variable lengths)
     dW_x_parts: np.ndarray  # (B, d, H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, H)
     db_x_parts: np.ndarray  # (B, H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 1, dtype, carry=0)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 1, dtype, arena, carry=0)
 
 
 class LSTMParams(NamedTuple):
@@ -149,13 +170,13 @@ class LSTMCache(NamedTuple):
     step_h: np.ndarray  # (n, H)      scratch: h_{t-1} (backward: da_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
+    def empty(cls, n, T, d, H, dtype, arena=None):
         return cls(
-            np.empty((n, T, 4 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, 4 * H), dtype),
-            np.empty((n, H), dtype),
+            _take(arena, "gates", (n, T, 4 * H), dtype),
+            _take(arena, "cells", (n, T, H), dtype),
+            _take(arena, "tanh_cells", (n, T, H), dtype),
+            _take(arena, "step_a", (n, 4 * H), dtype),
+            _take(arena, "step_h", (n, H), dtype),
         )
 
 
@@ -166,13 +187,14 @@ class LSTMWork(NamedTuple):
     dA_h: np.ndarray  # the same array
     h_prev: np.ndarray  # (n, T, H)   h_{t-1}, zero at t = 0
     carry: np.ndarray  # (n, H)      dL/dc_t carried back in time
+    x_masked: np.ndarray  # (n, T, d)   X with its padding zeroed (variable lengths)
     dW_x_parts: np.ndarray  # (B, d, 4H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, 4H)
     db_x_parts: np.ndarray  # (B, 4H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 4, dtype)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 4, dtype, arena)
 
 
 class GRUParams(NamedTuple):
@@ -193,12 +215,12 @@ class GRUCache(NamedTuple):
     step_h: np.ndarray  # (n, H)      scratch: h_{t-1} (backward: dv_{t+1} W_h^T)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
+    def empty(cls, n, T, d, H, dtype, arena=None):
         return cls(
-            np.empty((n, T, 3 * H), dtype),
-            np.empty((n, T, H), dtype),
-            np.empty((n, 3 * H), dtype),
-            np.empty((n, H), dtype),
+            _take(arena, "gates", (n, T, 3 * H), dtype),
+            _take(arena, "hn", (n, T, H), dtype),
+            _take(arena, "step_a", (n, 3 * H), dtype),
+            _take(arena, "step_h", (n, H), dtype),
         )
 
 
@@ -209,32 +231,51 @@ class GRUWork(NamedTuple):
     dA_h: np.ndarray  # (n, T, 3H)  dL/dv_t, v_t = h_{t-1} W_h + b_h
     h_prev: np.ndarray  # (n, T, H)   h_{t-1}, zero at t = 0
     carry: np.ndarray  # (n, H)      dh_{t+1} * z_{t+1}, the direct path back in time
+    x_masked: np.ndarray  # (n, T, d)   X with its padding zeroed (variable lengths)
     dW_x_parts: np.ndarray  # (B, d, 3H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, 3H)
     db_x_parts: np.ndarray  # (B, 3H)
     db_h_parts: np.ndarray  # (B, 3H)
 
     @classmethod
-    def empty(cls, n, T, d, H, dtype):
-        return _empty_work(cls, n, T, d, H, 3, dtype, own_dA_h=True)
+    def empty(cls, n, T, d, H, dtype, arena=None):
+        return _empty_work(cls, n, T, d, H, 3, dtype, arena, own_dA_h=True)
 
 
-def _empty_work(cls, n, T, d, H, G, dtype, own_dA_h=False, carry=None):
+def _take(arena, name, shape, dtype):
+    """A fresh C-contiguous array of ``shape``, or, given ``arena`` (a tuple of the same
+    type allocated for a batch at least as large), a view of the first elements of its
+    field ``name`` in that shape: also C-contiguous, and nothing is allocated. Batches
+    of varying lengths (variable-length training) then reuse one allocation."""
+    if arena is None:
+        return np.empty(shape, dtype)
+    return getattr(arena, name).reshape(-1)[: math.prod(shape)].reshape(shape)
+
+
+def _empty_work(cls, n, T, d, H, G, dtype, arena=None, own_dA_h=False, carry=None):
     """A ``Work`` tuple of type ``cls`` for ``G`` gate blocks: the fields it names, with
-    ``dA_h`` its own array or ``dA_x`` again, and ``carry`` (n, H) or (n, ``carry``)."""
+    ``dA_h`` its own array or ``dA_x`` again, and ``carry`` (n, H) or (n, ``carry``);
+    views into ``arena`` when given (see ``_take``)."""
     B, GH = n_blocks(n), G * H
-    dA_x = np.empty((n, T, GH), dtype)
     shapes = {
+        "dA_x": (n, T, GH),
         "h_prev": (n, T, H),
+        "x_masked": (n, T, d),
         "carry": (n, H if carry is None else carry),
         "dW_x_parts": (B, d, GH),
         "dW_h_parts": (B, H, GH),
         "db_x_parts": (B, GH),
         "db_h_parts": (B, GH),
     }
-    arrays = {name: np.empty(shape, dtype) for name, shape in shapes.items() if name in cls._fields}
-    arrays["dA_x"] = dA_x
-    arrays["dA_h"] = np.empty((n, T, GH), dtype) if own_dA_h else dA_x
+    if own_dA_h:
+        shapes["dA_h"] = (n, T, GH)
+    arrays = {
+        name: _take(arena, name, shape, dtype)
+        for name, shape in shapes.items()
+        if name in cls._fields
+    }
+    if not own_dA_h:
+        arrays["dA_h"] = arrays["dA_x"]
     return cls(**{name: arrays[name] for name in cls._fields})
 
 
@@ -334,12 +375,17 @@ def apply_sigmoid(x, out):
 # loops rather than in a pass of their own. The element-wise loops index views from 0
 # and each touch few arrays: that keeps numba's negative-index handling and LLVM's
 # runtime alias checks out of the way of vectorisation.
-def _elman_forward_step(lo, hi, t, p, Hs, cache):
+# Sequences end at their own length: a step ``t >= lengths[s]`` leaves sample ``s``
+# alone going forward (its state stays ``h_{L-1}``), and going back only zeroes
+# ``cache.step_a[s]``, so no gradient enters the sequence before its last real step.
+def _elman_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
     H = Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+            continue
         h = Hs[s, t]
         a = cache.step_a[s]
         b = p.b
@@ -354,13 +400,16 @@ def _elman_forward_step(lo, hi, t, p, Hs, cache):
             h_state[j] = h[j]
 
 
-def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+def _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
     H = Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past the end: nothing flows back through W_h
+            cache.step_a[s][:] = zero
+            continue
         h = Hs[s, t]
         dh = cache.step_h[s]
         da = work.dA_x[s, t]
@@ -376,7 +425,7 @@ def _elman_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
             da_step[j] = da[j]
 
 
-def _lstm_forward_step(lo, hi, t, p, Hs, cache):
+def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
 
         i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
@@ -389,6 +438,8 @@ def _lstm_forward_step(lo, hi, t, p, Hs, cache):
     H = Hs.shape[2]
     b = p.b
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+            continue
         a = cache.gates[s, t]
         r = cache.step_a[s]
         a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
@@ -425,7 +476,7 @@ def _lstm_forward_step(lo, hi, t, p, Hs, cache):
             h_state[j] = v
 
 
-def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+def _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
     ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
 
@@ -436,6 +487,9 @@ def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past the end: nothing flows back through W_h
+            cache.step_a[s][:] = zero
+            continue
         a = cache.gates[s, t]
         i_g = a[:H]
         f_g = a[H : 2 * H]
@@ -476,7 +530,7 @@ def _lstm_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
             da_step[j] = da[j]
 
 
-def _gru_forward_step(lo, hi, t, p, Hs, cache):
+def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
     in three blocks of ``H`` columns::
 
@@ -493,6 +547,8 @@ def _gru_forward_step(lo, hi, t, p, Hs, cache):
     b_xn = b_x[2 * H :]
     b_hn = b_h[2 * H :]
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+            continue
         a = cache.gates[s, t]  # x_t W_x, then r, z, n
         v = cache.step_a[s]  # h_{t-1} W_h
         for j in range(2 * H):
@@ -515,7 +571,7 @@ def _gru_forward_step(lo, hi, t, p, Hs, cache):
             h_state[j] = v
 
 
-def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
     ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
 
@@ -526,8 +582,12 @@ def _gru_backward_step(lo, hi, t, p, Hs, cache, dHs, work):
         dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
     """
     H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
     for s in range(lo, hi):
+        if t >= lengths[s]:  # past the end: nothing flows back through W_h
+            cache.step_a[s][:] = zero
+            continue
         a = cache.gates[s, t]
         r_g = a[:H]
         z_g = a[H : 2 * H]
@@ -577,8 +637,8 @@ class Cell(NamedTuple):
     params: type  # Params NamedTuple; its array fields are the layer's parameter names
     cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
     work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
-    forward_step: object  # (lo, hi, t, p, Hs, cache), compiled into the kernels
-    backward_step: object  # (lo, hi, t, p, Hs, cache, dHs, work), likewise
+    forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), compiled into the kernels
+    backward_step: object  # (lo, hi, t, lengths, p, Hs, cache, dHs, work), likewise
     unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
 
     @property
@@ -619,24 +679,24 @@ def _row(params_type):
     return next(cell for cell in CELLS.values() if cell.params is params_type.instance_class)
 
 
-def _forward_step(lo, hi, t, p, Hs, cache):
+def _forward_step(lo, hi, t, lengths, p, Hs, cache):
     """The forward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
     raise NotImplementedError
 
 
-def _backward_step(lo, hi, t, p, Hs, cache, dHs, work):
+def _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """The backward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
     raise NotImplementedError
 
 
 # the step functions compile as the implementations, with the kernels' flags
 @overload(_forward_step, jit_options=_FLAGS)
-def _forward_step_overload(lo, hi, t, p, Hs, cache):
+def _forward_step_overload(lo, hi, t, lengths, p, Hs, cache):
     return _row(p).forward_step
 
 
 @overload(_backward_step, jit_options=_FLAGS)
-def _backward_step_overload(lo, hi, t, p, Hs, cache, dHs, work):
+def _backward_step_overload(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     return _row(p).backward_step
 
 
@@ -690,17 +750,60 @@ def _sum_bias_blocks_overload(work, n_parts, grads):
 # The loop every cell shares, and the two kernels
 # --------------------------------------------------------------------------------------
 @jit
-def _input_projection(lo, hi, X, W_x, A):
-    """``A[s, t] = x_{s,t} W_x`` for every step of samples ``lo <= s < hi`` (one GEMM)."""
+def _block_steps(lengths, lo, hi):
+    """The longest sequence of samples ``lo <= s < hi``: the block's time loop length."""
+    steps = 0
+    for s in range(lo, hi):
+        steps = max(steps, lengths[s])
+    return steps
+
+
+@jit
+def _any_padding(lengths, lo, hi, T):
+    """Whether a sample ``lo <= s < hi`` is shorter than ``T`` (its block holds padding)."""
+    for s in range(lo, hi):
+        if lengths[s] < T:
+            return True
+    return False
+
+
+@jit
+def _input_projection(lo, hi, X, lengths, W_x, A, padded):
+    """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi``: one GEMM
+    over the block, or, when the block holds padding, one per sample over its own steps
+    (padding is never read, so it may hold anything)."""
     T, d = X.shape[1], X.shape[2]
-    rows = (hi - lo) * T
-    np.dot(X[lo:hi].reshape(rows, d), W_x, A[lo:hi].reshape(rows, A.shape[2]))
+    if not padded:
+        rows = (hi - lo) * T
+        np.dot(X[lo:hi].reshape(rows, d), W_x, A[lo:hi].reshape(rows, A.shape[2]))
+        return
+    for s in range(lo, hi):
+        L = lengths[s]
+        np.dot(X[s, :L], W_x, A[s, :L])
 
 
 @jit
 def _copy(src, dst):
     for j in range(src.shape[0]):
         dst[j] = src[j]
+
+
+@jit
+def _zero_padding(lo, hi, lengths, A):
+    """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
+    zero = A.dtype.type(0.0)
+    for s in range(lo, hi):
+        A[s, lengths[s] :] = zero
+
+
+@jit
+def _masked_copy(lo, hi, X, lengths, out):
+    """``out[s] = X[s]`` with the padded steps zeroed, samples ``lo <= s < hi``."""
+    zero = X.dtype.type(0.0)
+    for s in range(lo, hi):
+        L = lengths[s]
+        out[s, :L] = X[s, :L]
+        out[s, L:] = zero
 
 
 @jit
@@ -744,18 +847,23 @@ def _sum_vector_blocks(parts, n_parts, out):
 
 
 @jit_parallel
-def recurrent_forward(X, p, Hs, cache):
+def recurrent_forward(batch, p, Hs, cache):
     """Run a recurrent cell over whole sequences; the cell is the one of ``type(p)``.
 
     Parameters
     ----------
-    X : (n, T, d) inputs.
+    batch : ``Batch(X, lengths)``: X (n, T, d) inputs, sequence ``s`` being
+        ``X[s, :lengths[s]]``; lengths (n,) int64 in [1, T]. Steps past a sequence's
+        length (padding) are never read.
     p : the cell's ``Params`` (``ElmanParams``, ``LSTMParams``, ``GRUParams``).
-    Hs : (n, T, H) output, overwritten with ``h_t``.
+    Hs : (n, T, H) output, overwritten with ``h_t`` for ``t < lengths[s]`` and zero after.
     cache : the cell's ``Cache``, overwritten with what ``recurrent_backward`` needs.
 
-    The gate equations are in the cell's ``_*_forward_step``.
+    The gate equations are in the cell's ``_*_forward_step``. A block of samples runs
+    its time loop to its longest sequence only: the cost follows the real steps when the
+    caller batches sequences of similar lengths together.
     """
+    X, lengths = batch.X, batch.lengths
     n, T = X.shape[0], X.shape[1]
     zero = Hs.dtype.type(0.0)
     # Arrays come out of the tuples before the prange: numba's parfor pass miscompiled a
@@ -765,18 +873,22 @@ def recurrent_forward(X, p, Hs, cache):
     for c in prange((n + CHUNK - 1) // CHUNK):
         lo = np.int64(c) * CHUNK
         hi = min(lo + CHUNK, n)
-        _input_projection(lo, hi, X, W_x, A)  # A[s, t] = x_t W_x, activated in place
+        steps = _block_steps(lengths, lo, hi)
+        padded = _any_padding(lengths, lo, hi, T)
+        _input_projection(lo, hi, X, lengths, W_x, A, padded)  # A[s, t] = x_t W_x
         step_h[lo:hi] = zero  # h_{-1}
-        for t in range(T):
+        for t in range(steps):
             if t > 0:
                 np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
             else:
                 step_a[lo:hi] = zero
-            _forward_step(lo, hi, t, p, Hs, cache)
+            _forward_step(lo, hi, t, lengths, p, Hs, cache)
+        if padded:
+            _zero_padding(lo, hi, lengths, Hs)
 
 
 @jit_parallel
-def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
+def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     """Backpropagation through time for ``recurrent_forward``.
 
     The cell's ``_*_backward_step`` gives ``dA_x``, the gradient with respect to the
@@ -784,39 +896,85 @@ def recurrent_backward(X, p, Hs, cache, dHs, grads, dX, need_dx, work):
     respect to the recurrent side (``h_{t-1} W_h + ...``; the same array except for the
     GRU); then ``dW_x = sum x_t^T dA_x``, ``dW_h = sum h_{t-1}^T dA_h``,
     ``db = sum dA_x`` (GRU: ``db_x = sum dA_x``, ``db_h = sum dA_h``) and
-    ``dx_t = dA_x W_x^T`` (sums over steps and samples).
+    ``dx_t = dA_x W_x^T`` (sums over the real steps and samples). Each sequence's
+    backpropagation starts at its own last step ``lengths[s] - 1``.
 
     Parameters
     ----------
-    X, p, Hs, cache : as given to ``recurrent_forward``.
-    dHs : (n, T, H) dL/dh_t for every step.
+    batch, p, Hs, cache : as given to ``recurrent_forward``.
+    dHs : (n, T, H) dL/dh_t for every step; padded steps are not read.
     grads : the cell's ``Params`` holding the gradient arrays, overwritten.
-    dX : (n, T, d) overwritten with dL/dX when ``need_dx``; otherwise not touched
-        (any array of the dtype and ndim, e.g. ``np.empty((0, 0, 0))``).
+    dX : (n, T, d) overwritten with dL/dX (zero on padded steps) when ``need_dx``;
+        otherwise not touched (any array of the dtype and ndim, e.g.
+        ``np.empty((0, 0, 0))``).
     need_dx : bool.
     work : the cell's ``Work``.
     """
+    X, lengths = batch.X, batch.lengths
     n, T = X.shape[0], X.shape[1]
     B = (n + CHUNK - 1) // CHUNK
     zero = Hs.dtype.type(0.0)
     W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h  # (see the forward)
     dA_x, dA_h, h_prev, carry = work.dA_x, work.dA_h, work.h_prev, work.carry
-    dW_x_parts, dW_h_parts = work.dW_x_parts, work.dW_h_parts
+    dW_x_parts, dW_h_parts, x_masked = work.dW_x_parts, work.dW_h_parts, work.x_masked
     for c in prange(B):
         lo = np.int64(c) * CHUNK
         hi = min(lo + CHUNK, n)
+        steps = _block_steps(lengths, lo, hi)
+        padded = _any_padding(lengths, lo, hi, T)
         for s in range(lo, hi):
             h_prev[s, 0] = zero  # h_{-1}
             for t in range(1, T):
-                _copy(Hs[s, t - 1], h_prev[s, t])
+                _copy(Hs[s, t - 1], h_prev[s, t])  # Hs is zero on padded steps
         step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
         carry[lo:hi] = zero
-        for t in range(T - 1, -1, -1):
-            _backward_step(lo, hi, t, p, Hs, cache, dHs, work)
+        for t in range(steps - 1, -1, -1):
+            _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
             if t > 0:
                 np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-        _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
+        X_b = X
+        if padded:
+            # padded steps get no gradient, and the weight-gradient GEMMs read a copy of
+            # X with its padding zeroed (0 * NaN would be NaN)
+            _zero_padding(lo, hi, lengths, dA_x)
+            _zero_padding(lo, hi, lengths, dA_h)
+            _masked_copy(lo, hi, X, lengths, x_masked)
+            X_b = x_masked
+        _block_grads(lo, hi, X_b, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
         _bias_block_sums(lo, hi, work)
     sum_blocks(dW_x_parts, B, grads.W_x)
     sum_blocks(dW_h_parts, B, grads.W_h)
     _sum_bias_blocks(work, B, grads)
+
+
+@jit
+def last_states(Hs, lengths, out):
+    """``out[s] = Hs[s, lengths[s] - 1]``: each sequence's state at its last real step.
+
+    Hs (n, T, H), lengths (n,), out (n, H).
+    """
+    for s in range(Hs.shape[0]):
+        _copy(Hs[s, lengths[s] - 1], out[s])
+
+
+@jit
+def last_states_backward(dY, lengths, dHs):
+    """The gradient of :func:`last_states`: ``dHs[s, lengths[s] - 1] = dY[s]``, zero
+    elsewhere. dY (n, H), lengths (n,), dHs (n, T, H) overwritten."""
+    zero = dHs.dtype.type(0.0)
+    for s in range(dHs.shape[0]):
+        dHs[s] = zero
+        _copy(dY[s], dHs[s, lengths[s] - 1])
+
+
+@jit
+def reverse_sequences(X, lengths, out):
+    """``out[s, t] = X[s, lengths[s] - 1 - t]`` for ``t < lengths[s]``, zero after: each
+    sequence reversed within its own length (a bidirectional layer's backward direction).
+    X, out (n, T, d), distinct arrays."""
+    zero = out.dtype.type(0.0)
+    for s in range(X.shape[0]):
+        L = lengths[s]
+        for t in range(L):
+            _copy(X[s, L - 1 - t], out[s, t])
+        out[s, L:] = zero

@@ -30,15 +30,16 @@ class Cell:
             for name in self.spec.param_names
         }
 
-    def forward(self, X):
+    def forward(self, X, lengths=None):
         """Run the forward kernel with fresh buffers; keep what backward needs."""
         n, T, _ = X.shape
         self.X = X
+        self.batch = R.Batch(X, np.full(n, T, np.int64) if lengths is None else lengths)
         self.Hs = np.empty((n, T, self.H), self.dtype)
         args = (n, T, self.d, self.H, self.dtype)
         self.cache, self.work = self.spec.cache.empty(*args), self.spec.work.empty(*args)
         p = self.spec.make_params(self.params, self.activation)
-        R.recurrent_forward(X, p, self.Hs, self.cache)
+        R.recurrent_forward(self.batch, p, self.Hs, self.cache)
         return self.Hs
 
     def backward(self, dHs, need_dx=True, grads=None):
@@ -48,7 +49,7 @@ class Cell:
             grads["X"] = np.empty_like(self.X)
         p = self.spec.make_params(self.params, self.activation)
         R.recurrent_backward(
-            self.X,
+            self.batch,
             p,
             self.Hs,
             self.cache,
