@@ -140,6 +140,8 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
 
     def _sequences(self, X):
         """A list of sequences, or an array of fixed-length ones, as PaddedSequences."""
+        if isinstance(X, PaddedSequences):  # already validated (the fit's callbacks get it)
+            return X
         if is_ragged(X):
             return check_sequences(X)
         X = check_array(self._as_3d(X), allow_nd=True, dtype=(np.float64, np.float32))
@@ -188,7 +190,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             )
 
     def _validate_X_predict(self, X):
-        if is_ragged(X) or self._fitted_on_sequences():
+        if isinstance(X, PaddedSequences) or is_ragged(X) or self._fitted_on_sequences():
             X = self._sequences(X)
             self._check_n_step_features(X.shape[2])
             return X

@@ -515,3 +515,21 @@ def test_best_iteration_is_saved_and_reset(iris, tmp_path):
     est.set_params(early_stopping=True, warm_start=False).fit(X, y)
     est.set_weights(est.network_.theta)
     assert not hasattr(est, "best_iteration_")
+
+
+def test_scoring_monitor_on_variable_length_sequences():
+    """The hooks receive the fit's validated X: a list of sequences arrives padded, and
+    the estimator scores it as it scores the list itself."""
+    callback = pytest.importorskip("sklearn.callback")
+    from sknet import RNNClassifier
+
+    rng = np.random.RandomState(0)
+    X = [rng.randn(rng.randint(3, 12), 2) for _ in range(40)]
+    y = np.array([int(x[:, 0].sum() > 0) for x in X])
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    est = RNNClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=12)
+    est.set_params(random_state=0).set_callbacks(monitor).fit(X, y)
+    rows = monitor.get_logs().data
+    epochs = [r["accuracy"] for r in rows if r["task_name"] == "epoch"]
+    assert len(epochs) == est.n_iter_
+    assert epochs[-1] == est.score(X, y) > 0.7
