@@ -43,7 +43,7 @@ from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
 from ._summary import summary as _summary
-from ._threads import one_blas_thread
+from ._threads import fit_threads, one_blas_thread, step_done
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -588,10 +588,13 @@ class BaseNetworkEstimator(
         X, Y, sample_weight = self._setup(X, y, sample_weight, incremental, start)
         if validation is not None:
             validation = self._validation_set(*validation)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sample_weight, incremental, validation)
-        else:
-            self._fit_lbfgs(X, Y, sample_weight)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        batch = self.batch_size if stochastic else None
+        with fit_threads(self._network, X.shape[0], batch, adaptive=stochastic):
+            if stochastic:
+                self._fit_stochastic(X, Y, sample_weight, incremental, validation)
+            else:
+                self._fit_lbfgs(X, Y, sample_weight)
         if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
             raise ValueError(_NON_FINITE)
         return self
@@ -872,6 +875,7 @@ class BaseNetworkEstimator(
             Xb = X[idx]
             sw_b = None if sample_weight is None else sample_weight[idx]
             loss = self._train_step(Xb, Y[idx], sw_b, start, drop_rng)
+            step_done(batch.stop - batch.start)  # the fit's thread plan times steps
             if not np.isfinite(loss):
                 self._diverged(theta_before, f"The training loss became non-finite ({loss})")
             accumulated += loss * (batch.stop - batch.start)

@@ -16,13 +16,7 @@ environment, and it changes where code comes from, not what it is.
 
 import os
 
-# numba's OpenMP threading layer otherwise keeps its threads spinning after each parallel
-# kernel, stealing the cores BLAS is about to use for the next GEMM (and, on a busy
-# machine, slowing small kernels by orders of magnitude). Passive waiting puts them to
-# sleep instead. Must be set before libgomp loads; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
+import numba
 
 __all__ = ["CACHE", "jit", "jit_parallel", "jit_reduce"]
 
