@@ -38,6 +38,7 @@ from ._compat import (
     check_sample_weight,
     fit_context,
 )
+from ._compile_lock import share_compilation
 from ._layers import walk_layers
 from ._network import Network
 from ._progress import ProgressReporter
@@ -981,6 +982,7 @@ class BaseNetworkEstimator(
         self : object
             Trained model.
         """
+        share_compilation(self, X, y, sample_weight)  # one process compiles, others load
         return self._fit(
             X,
             y,
