@@ -4,18 +4,24 @@ Every job runs in a fresh process whose ``NUMBA_CACHE_DIR`` (set in the child's
 environment only) is a new empty directory, so numba compiles every kernel the job
 uses. The job fits a small model twice (``max_iter=2``) and predicts; the cold
 figure is the first fit + predict minus the second (which runs on compiled code), so
-it is compilation (and cache writing) alone. Families: MLP, ConvNet, RNN with each
-cell (elman, lstm, gru), and a composable network with batch normalization and
-residual blocks (``sknet.layers.resnet``). Then the same jobs once more with the cache
-now filled: loading instead of compiling.
+it is compilation (and cache writing) alone; ``cpu s`` is the same difference in CPU
+time of the process, less sensitive to other processes on a shared machine. Families:
+MLP, ConvNet, RNN with each cell (elman, lstm, gru), and a composable network with
+batch normalization and residual blocks (``sknet.layers.resnet``). ``warm s`` is the
+same job once more with the cache now filled: loading instead of compiling.
 
 The five slowest kernels of each job (numba's compile events, inclusive of the
 functions compiled inside them) show where the time goes.
+
+``--gridsearch`` times ``GridSearchCV(ConvNetClassifier(...), n_jobs=2)`` (4 candidates,
+2 folds, digits as 1 x 8 x 8 images, float32) in a fresh process, with an empty cache
+(the two loky workers start cold at the same time) and again with the cache it filled.
 
 Usage::
 
     python benchmarks/bench_compile.py                 # every family, float64 and float32
     python benchmarks/bench_compile.py --jobs convnet lstm --dtypes float32
+    python benchmarks/bench_compile.py --gridsearch
 """
 
 import argparse
@@ -86,20 +92,40 @@ def run_job(job, dtype):
             name = getattr(disp, "py_func", disp).__qualname__
             compiles[name] = compiles.get(name, 0.0) + time.perf_counter() - starts.pop(key)
 
-    times = []
+    times, cpu = [], []
     with event.install_listener("numba:compile", Listener()):
         for _ in range(2):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             make(job, 2).fit(X, y).predict(X)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     top = sorted(compiles.items(), key=lambda kv: -kv[1])[:5]
     return {
         "import": import_s,
         "first": times[0],
         "second": times[1],
+        "cpu": cpu[0] - cpu[1],
         "stats": kernel_stats(),
         "top": top,
     }
+
+
+def run_gridsearch():
+    """In this fresh process: seconds of a 2-worker grid search over a ConvNet."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV
+
+    import sknet
+
+    warnings.simplefilter("ignore")
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).reshape(-1, 1, 8, 8).astype(np.float32)
+    est = sknet.ConvNetClassifier((8, 16), hidden_layer_sizes=(32,), max_iter=3, random_state=0)
+    grid = {"alpha": [1e-4, 1e-3], "learning_rate_init": [1e-3, 3e-3]}
+    start = time.perf_counter()
+    GridSearchCV(est, grid, cv=2, n_jobs=2).fit(X[:600], y[:600])
+    return {"seconds": time.perf_counter() - start}
 
 
 def _child(job, dtype, cache_dir):
@@ -119,13 +145,37 @@ def main():
     parser.add_argument("--jobs", nargs="*", default=list(JOBS))
     parser.add_argument("--dtypes", nargs="*", default=["float64", "float32"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--gridsearch", action="store_true")
+    parser.add_argument("--gridsearch-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_job(*args.child)))
         return
+    if args.gridsearch_child:
+        print(json.dumps(run_gridsearch()))
+        return
+    if args.gridsearch:
+        with tempfile.TemporaryDirectory(prefix="sknet-compile-") as cache_dir:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+            times = []
+            for _ in range(2):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--gridsearch-child"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+                times.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+        print(
+            f"GridSearchCV(ConvNetClassifier, n_jobs=2), load average "
+            f"{os.getloadavg()[0]:.2f}: cold cache {times[0]:.2f} s, warm cache "
+            f"{times[1]:.2f} s, cold/warm {times[0] / times[1]:.1f}"
+        )
+        return
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print(
-        f"{'job':8s} {'dtype':8s} {'cold s':>7s} {'warm s':>7s} {'kernels':>8s} "
+        f"{'job':8s} {'dtype':8s} {'cold s':>7s} {'cpu s':>6s} {'warm s':>7s} {'kernels':>8s} "
         f"{'import s':>8s}  slowest kernels (s, inclusive)"
     )
     for job in args.jobs:
@@ -137,7 +187,7 @@ def main():
             warm_s = warm["first"] - warm["second"]
             top = ", ".join(f"{name} {s:.1f}" for name, s in cold["top"])
             print(
-                f"{job:8s} {dtype:8s} {cold_s:7.2f} {warm_s:7.2f} "
+                f"{job:8s} {dtype:8s} {cold_s:7.2f} {cold['cpu']:6.2f} {warm_s:7.2f} "
                 f"{cold['stats']['cache_misses']:8d} {cold['import']:8.2f}  {top}",
                 flush=True,
             )
