@@ -10,7 +10,7 @@ MLP, ConvNet, RNN with each cell (elman, lstm, gru), and a composable network wi
 batch normalization and residual blocks (``sknet.layers.resnet``). ``warm s`` is the
 same job once more with the cache now filled: loading instead of compiling.
 
-The five slowest kernels of each job (numba's compile events, inclusive of the
+The five slowest kernels of each job in CPU seconds (numba's compile events, inclusive of the
 functions compiled inside them) show where the time goes.
 
 ``--gridsearch`` times ``GridSearchCV(ConvNetClassifier(...), n_jobs=2)`` (4 candidates,
@@ -84,13 +84,13 @@ def run_job(job, dtype):
 
     class Listener(event.Listener):
         def on_start(self, ev):
-            starts[id(ev.data["dispatcher"]), str(ev.data["args"])] = time.perf_counter()
+            starts[id(ev.data["dispatcher"]), str(ev.data["args"])] = time.process_time()
 
         def on_end(self, ev):
             disp = ev.data["dispatcher"]
             key = id(disp), str(ev.data["args"])
             name = getattr(disp, "py_func", disp).__qualname__
-            compiles[name] = compiles.get(name, 0.0) + time.perf_counter() - starts.pop(key)
+            compiles[name] = compiles.get(name, 0.0) + time.process_time() - starts.pop(key)
 
     times, cpu = [], []
     with event.install_listener("numba:compile", Listener()):
@@ -176,7 +176,7 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print(
         f"{'job':8s} {'dtype':8s} {'cold s':>7s} {'cpu s':>6s} {'warm s':>7s} {'kernels':>8s} "
-        f"{'import s':>8s}  slowest kernels (s, inclusive)"
+        f"{'import s':>8s}  slowest kernels (CPU s, inclusive)"
     )
     for job in args.jobs:
         for dtype in args.dtypes:

@@ -16,8 +16,9 @@ Compilation is excluded (a small fit first, warm on-disk cache).
 
 A last part shows that importing sknet changes nothing for other libraries: one
 PyTorch MLP epoch (784 -> 256 -> 128 -> 10, 10,000 samples, batches of 200) timed in a
-process that imported sknet and ran a fit, and in one that did not, with the
-environment variables compared (skipped when PyTorch is not installed).
+process that imported sknet and ran a fit, and in one that did not (both import
+scikit-learn first), with the environment variables compared (skipped when PyTorch is
+not installed).
 
 Usage::
 
@@ -95,6 +96,8 @@ def run_job(job, threads):
 
 def run_torch(import_sknet):
     """One PyTorch MLP epoch (after one warm-up epoch), optionally after sknet ran."""
+    import sklearn  # noqa: F401  (sets two KMP_ variables on import: scikit-learn's, not sknet's)
+
     env_before = dict(os.environ)
     if import_sknet:
         import numpy as np

@@ -36,6 +36,8 @@ def restore_threads():
 _ENV_CHILD = """
 import json, os
 import numpy as np
+import sklearn  # sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK itself, on import
+os.environ.pop("OMP_WAIT_POLICY", None)
 before = dict(os.environ)
 import sknet
 after_import = dict(os.environ)
@@ -52,7 +54,7 @@ print(json.dumps({"import": diff(before, after_import), "fit": diff(before, afte
 def test_import_and_fit_set_no_environment_variable():
     """Issue 13: ``import sknet`` used to set OMP_WAIT_POLICY for the whole process
     and its children (slowing PyTorch down 2x)."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "KMP_"))}
     out = subprocess.run(
         [sys.executable, "-c", _ENV_CHILD],
         env=env,
