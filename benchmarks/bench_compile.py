@@ -6,7 +6,7 @@ uses. The job fits a small model twice (``max_iter=2``) and predicts; the cold
 figure is the first fit + predict minus the second (which runs on compiled code), so
 it is compilation (and cache writing) alone; ``cpu s`` is the same difference in CPU
 time of the process, less sensitive to other processes on a shared machine. Families:
-MLP, ConvNet, RNN with each cell (elman, lstm, gru), and a composable network with
+MLP, ConvNet, RNN with each cell (rnn i.e. Elman, lstm, gru), and a composable network with
 batch normalization and residual blocks (``sknet.layers.resnet``). ``warm s`` is the
 same job once more with the cache now filled: loading instead of compiling.
 
@@ -33,7 +33,7 @@ import tempfile
 import time
 import warnings
 
-JOBS = ("mlp", "convnet", "elman", "lstm", "gru", "resnet")
+JOBS = ("mlp", "convnet", "rnn", "lstm", "gru", "resnet")
 
 
 def make(job, max_iter):
@@ -45,7 +45,7 @@ def make(job, max_iter):
         return sknet.MLPClassifier((16,), **common)
     if job == "convnet":
         return sknet.ConvNetClassifier((4, 8), hidden_layer_sizes=(16,), **common)
-    if job in ("elman", "lstm", "gru"):
+    if job in ("rnn", "lstm", "gru"):
         return sknet.RNNClassifier(cell=job, **common)
     if job == "resnet":
         return sknet.NetworkClassifier(resnet(filters=(4, 8, 8)), **common)
