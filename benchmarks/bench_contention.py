@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/bench_contention.py            # 3 repeats, median
     python benchmarks/bench_contention.py --quick    # 1 repeat
+    python benchmarks/bench_contention.py --jobs mlp_cv --no-torch
 
 Times are medians of the repeats; on a shared machine they drift, the ratios less so.
 """
@@ -173,7 +174,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--job", nargs=2, metavar=("JOB", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--torch", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", nargs="*", default=list(JOBS))
+    parser.add_argument("--jobs", nargs="*", default=list(JOBS), choices=JOBS)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch part")
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_job(*args.job)))
@@ -204,6 +206,8 @@ def main():
                 f"{job:8s} {threads:8s} {i:8.2f} {b:8.2f} {b / i:9.2f} {max(peak):8.0f}", flush=True
             )
 
+    if args.no_torch:
+        return
     try:
         import torch  # noqa: F401
     except ImportError:
