@@ -1049,7 +1049,8 @@ class BaseNetworkEstimator(
         X = self._validate_X_predict(X)
         if X.dtype != net.dtype:
             X = X.astype(net.dtype)
-        out = net.predict(X, stop=stop, output_activation=output_activation)
+        with fit_threads(net, X.shape[0], None, adaptive=False):  # one thread when small
+            out = net.predict(X, stop=stop, output_activation=output_activation)
         if not np.isfinite(out).all():
             rows = np.flatnonzero(~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1))
             raise ValueError(

@@ -18,6 +18,9 @@ process-wide setting other code relies on:
   more than they save, and on a machine where another process keeps a core busy, every
   multi-threaded step waits for the thread sharing that core to be scheduled (measured:
   ``cross_val_score`` of an MLP on digits 14x slower with two threads than with one).
+* Prediction follows the same rule (one thread when the whole input is small work),
+  without timing. Between fits that matters too: after a two-thread product, OpenBLAS's
+  worker keeps spinning for a while, on a core a single-threaded fit may need.
 * A larger fit times its training steps: a few on one thread, a few on the whole
   budget, and keeps the faster; it compares again when the steps get much slower
   (another process took a core) or, after a growing interval, while it runs on one
