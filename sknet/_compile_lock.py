@@ -114,9 +114,19 @@ def _rows(estimator, y, n):
     return rows
 
 
+def _take(data, rows):
+    """Rows of an array, sparse matrix, DataFrame / Series or list."""
+    if hasattr(data, "iloc"):
+        return data.iloc[rows]
+    if hasattr(data, "tocsr"):
+        return data.tocsr()[rows]
+    if isinstance(data, (list, tuple)):
+        return [data[i] for i in rows]
+    return np.asarray(data)[rows]
+
+
 def _warm(estimator, X, y, sample_weight):
     from sklearn.base import clone
-    from sklearn.utils import _safe_indexing
 
     rows = _rows(estimator, y, len(y))
     est = clone(estimator)
@@ -128,11 +138,11 @@ def _warm(estimator, X, y, sample_weight):
             if k in params
         }
     )
-    sw = None if sample_weight is None else _safe_indexing(np.asarray(sample_weight), rows)
-    Xs = _safe_indexing(X, rows)
+    sw = None if sample_weight is None else _take(sample_weight, rows)
+    Xs = _take(X, rows)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(Xs, _safe_indexing(y, rows), sample_weight=sw)
+        est.fit(Xs, _take(y, rows), sample_weight=sw)
         est.predict(Xs)
 
 
