@@ -41,12 +41,13 @@ from ._compat import (
     check_sample_weight,
     fit_context,
 )
+from ._compile_lock import share_compilation
 from ._layers import walk_layers
 from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
 from ._summary import summary as _summary
-from ._threads import one_blas_thread
+from ._threads import fit_threads, one_blas_thread, step_done
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -707,12 +708,14 @@ class BaseNetworkEstimator(
         context = self._init_callback_context(max_subtasks=max_subtasks)
         metadata = None if user_weight is None else {"sample_weight": user_weight}
         self._fit_task = _FitTask(context, X, y, metadata, incremental)
+        batch = self.batch_size if stochastic else None
         try:
             context.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
-            if stochastic:
-                self._fit_stochastic(X, Y, sample_weight, incremental, validation)
-            else:
-                self._fit_lbfgs(X, Y, sample_weight)
+            with fit_threads(self._network, X.shape[0], batch, adaptive=stochastic):
+                if stochastic:
+                    self._fit_stochastic(X, Y, sample_weight, incremental, validation)
+                else:
+                    self._fit_lbfgs(X, Y, sample_weight)
         finally:
             del self._fit_task
         if not np.isfinite(self._network.theta).all():  # pragma: no cover - guarded above
@@ -1076,6 +1079,7 @@ class BaseNetworkEstimator(
             Xb = X[idx]
             sw_b = None if sample_weight is None else sample_weight[idx]
             loss = self._train_step(Xb, Y[idx], sw_b, start, drop_rng)
+            step_done(batch.stop - batch.start)  # the fit's thread plan times steps
             if not np.isfinite(loss):
                 self._diverged(theta_before, f"The training loss became non-finite ({loss})")
             accumulated += loss * (batch.stop - batch.start)
@@ -1186,6 +1190,7 @@ class BaseNetworkEstimator(
         self : object
             Trained model.
         """
+        share_compilation(self, X, y, sample_weight)  # one process compiles, others load
         return self._fit(
             X,
             y,
@@ -1252,7 +1257,8 @@ class BaseNetworkEstimator(
         X = self._validate_X_predict(X)
         if X.dtype != net.dtype:
             X = X.astype(net.dtype)
-        out = net.predict(X, stop=stop, output_activation=output_activation)
+        with fit_threads(net, X.shape[0], None, adaptive=False):  # one thread when small
+            out = net.predict(X, stop=stop, output_activation=output_activation)
         if not np.isfinite(out).all():
             rows = np.flatnonzero(~np.isfinite(out.reshape(out.shape[0], -1)).all(axis=1))
             raise ValueError(

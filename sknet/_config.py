@@ -12,17 +12,15 @@ The flags are constants in the source on purpose: numba's on-disk cache does not
 flags chosen at import time, so a flag read from the environment could silently reuse
 machine code compiled with other flags. Only the cache switch is read from the
 environment, and it changes where code comes from, not what it is.
+
+Importing sknet sets no environment variable and no numba or OpenMP setting (it once set
+``OMP_WAIT_POLICY=PASSIVE``, which slowed other libraries' OpenMP threads in the same
+process and its children). Thread counts are chosen per fit, in :mod:`sknet._threads`.
 """
 
 import os
 
-# numba's OpenMP threading layer otherwise keeps its threads spinning after each parallel
-# kernel, stealing the cores BLAS is about to use for the next GEMM (and, on a busy
-# machine, slowing small kernels by orders of magnitude). Passive waiting puts them to
-# sleep instead. Must be set before libgomp loads; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
+import numba
 
 __all__ = ["CACHE", "jit", "jit_parallel", "jit_reduce"]
 

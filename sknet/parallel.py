@@ -21,6 +21,12 @@ numba's thread count is per Python thread: :func:`set_num_threads` changes it fo
 calling thread only (threads started later begin with the pool size,
 ``NUMBA_NUM_THREADS``). The BLAS limit is process-wide. To cap every thread of a process,
 start the process with :func:`worker_env`.
+
+Within these limits each fit chooses its own count (one thread for small problems, the
+faster of one and all for larger ones, measured as it trains) and restores the settings
+when it ends; see "Scaling out" in the documentation. The first fit of a kind of model in
+a process compiles its kernels under a lock shared with the other processes using the
+same numba cache, so that concurrent workers compile once between them.
 """
 
 import os
@@ -328,6 +334,13 @@ def warm_up(estimators=None, *, dtypes=(np.float64, np.float32)):
     -------
     seconds : float
         Wall time spent.
+
+    Notes
+    -----
+    Before a grid search (``GridSearchCV(..., n_jobs=k)``), call it in the parent
+    process with the search's estimator and a few rows of its data: the cache is then
+    warm when the workers start, they load the kernels instead of compiling them, and
+    the search's fit times do not include compilation.
 
     Examples
     --------

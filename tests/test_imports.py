@@ -31,6 +31,7 @@ LAYERS = [
         {
             "sknet._network",
             "sknet._solvers",
+            "sknet._compile_lock",
             "sknet._progress",
             "sknet._summary",
             "sknet.layers",

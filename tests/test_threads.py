@@ -1,0 +1,212 @@
+"""A fit's thread plan (sknet._threads): budget, small problems, timed choice, no
+process-wide side effects."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
+
+import sknet
+from sknet import ConvNetClassifier, MLPClassifier, _threads
+
+TWO = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2 or _threads._cpu_count() < 2,
+    reason="needs two cores and a numba pool of two",
+)
+
+
+def _blas_threads():
+    return sorted({d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"})
+
+
+@pytest.fixture
+def restore_threads():
+    before = numba.get_num_threads()
+    blas = ThreadpoolController().limit(limits=None)  # records, changes nothing
+    yield
+    numba.set_num_threads(before)
+    blas.restore_original_limits()
+
+
+_ENV_CHILD = """
+import json, os
+import numpy as np
+import sklearn  # sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK itself, on import
+os.environ.pop("OMP_WAIT_POLICY", None)
+before = dict(os.environ)
+import sknet
+after_import = dict(os.environ)
+X = np.random.default_rng(0).normal(size=(40, 8)); y = (X[:, 0] > 0).astype(int)
+sknet.MLPClassifier((4,), max_iter=2).fit(X, y)
+sknet.ConvNetClassifier((2,), hidden_layer_sizes=(4,), max_iter=1).fit(X.reshape(-1, 1, 8), y)
+after_fit = dict(os.environ)
+def diff(a, b):
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+print(json.dumps({"import": diff(before, after_import), "fit": diff(before, after_fit)}))
+"""
+
+
+def test_import_and_fit_set_no_environment_variable():
+    """Issue 13: ``import sknet`` used to set OMP_WAIT_POLICY for the whole process
+    and its children (slowing PyTorch down 2x)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "KMP_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", _ENV_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    changed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert changed == {"import": [], "fit": []}
+
+
+def test_budget_respects_affinity_env_and_openmp_limits(monkeypatch, restore_threads):
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cpu_count", lambda: 1)  # a one-core affinity mask
+    assert _threads.available_threads() == 1
+    monkeypatch.setattr(_threads, "_cpu_count", lambda: 64)
+    assert _threads.available_threads() <= numba.config.NUMBA_NUM_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask's nanny sets it
+    assert _threads.available_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1,4")  # nested form: the first level counts
+    assert _threads.available_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")  # ignored, as OpenMP ignores it
+    assert _threads._env_thread_limit() is None
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    numba.set_num_threads(1)  # the caller's own setting (sknet.set_num_threads)
+    assert _threads.available_threads() == 1
+
+
+@TWO
+def test_budget_respects_the_real_affinity_mask():
+    code = (
+        "import os, numba\n"
+        "from sknet import _threads\n"
+        "print(_threads.available_threads())\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(_threads.available_threads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    before, after = map(int, out.stdout.split())
+    assert before >= 2
+    assert after == 1
+
+
+@TWO
+def test_budget_respects_a_threadpoolctl_openmp_limit(restore_threads, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    numba.set_num_threads(2)
+    if not [d for d in ThreadpoolController().info() if d["user_api"] == "openmp"]:
+        pytest.skip("no OpenMP runtime loaded")
+    with threadpool_limits(1, user_api="openmp"):
+        assert _threads.available_threads() == 1
+    assert _threads.available_threads() == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_small_fit_runs_on_one_thread_and_restores(restore_threads):
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    net = MLPClassifier((8,), max_iter=1).fit(X, X[:, 0] > 0)._network
+    assert _threads.work_per_sample(net.layers) * 100 < _threads.SMALL_WORK
+    numba_before, blas_before = numba.get_num_threads(), _blas_threads()
+    with _threads.fit_threads(net, 100, "auto") as plan:
+        assert plan.n == 1 and not plan.adaptive
+        assert numba.get_num_threads() == 1
+        assert _blas_threads() == [1]
+    assert numba.get_num_threads() == numba_before
+    assert _blas_threads() == blas_before
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_work_estimate_counts_positions():
+    X = np.random.default_rng(0).normal(size=(20, 1, 8, 8))
+    conv = ConvNetClassifier((4,), hidden_layer_sizes=(), max_iter=1).fit(X, X[:, 0, 0, 0] > 0)
+    first = conv._network.layers[0]
+    assert first.kind == "conv"
+    # 4 filters of 1 x 3 x 3 (+ bias) applied at 64 positions, at least
+    assert _threads.work_per_sample(conv._network.layers[:1]) >= (4 * 9 + 4) * 64
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def _drive(plan, clock, cost, steps, rows=10):
+    """Run ``steps`` steps whose seconds per sample is ``cost(n_threads)``."""
+    for _ in range(steps):
+        clock.t += cost(plan.n) * rows
+        plan.step_done(rows)
+
+
+@TWO
+def test_timed_choice(monkeypatch, restore_threads):
+    clock = _Clock()
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    numba.set_num_threads(2)
+    # every thread twice as fast: kept
+    with _threads._ThreadPlan(2, adaptive=True) as plan:
+        assert plan.n == 1  # starts on one thread
+        _drive(plan, clock, lambda n: 1e-3 / n, 40)
+        assert plan.n == 2 and plan.history == [1, 2]
+        # another process takes a core: every thread 10x slower -> back to one
+        _drive(plan, clock, lambda n: 1e-3 if n == 1 else 5e-3, 40)
+        assert plan.n == 1 and plan.history == [1, 2, 1]
+    assert numba.get_num_threads() == 2  # the caller's count comes back
+    # every thread slower from the start: one thread, and retries come ever later
+    with _threads._ThreadPlan(2, adaptive=True) as plan:
+        _drive(plan, clock, lambda n: 1e-3 if n == 1 else 5e-3, 2000)
+        assert plan.n == 1
+        tries = plan.history.count(2)
+        assert 2 <= tries <= 8, plan.history  # each loss doubles the wait
+        # the machine frees up: every thread is tried again and kept
+        _drive(plan, clock, lambda n: 1e-3 / n, 4000)
+        assert plan.n == 2
+
+
+@TWO
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_switching_threads_during_a_fit_does_not_change_results(monkeypatch, restore_threads):
+    """The plan may change the thread count between any two steps."""
+    X = np.random.default_rng(0).normal(size=(96, 1, 8, 8)).astype(np.float32)
+    y = (X[:, 0, :4].mean(axis=(1, 2)) > 0).astype(int)
+    params = dict(conv_filters=(4,), hidden_layer_sizes=(8,), batch_size=16, max_iter=3)
+    with sknet.threadpool_limits(1):
+        one = ConvNetClassifier(random_state=0, **params).fit(X, y)
+
+    def flip(self, n_samples):  # alternate 1 and 2 threads every step
+        self._apply(2 if self.n == 1 else 1)
+
+    monkeypatch.setattr(_threads._ThreadPlan, "step_done", flip)
+    numba.set_num_threads(2)
+    switched = ConvNetClassifier(random_state=0, **params).fit(X, y)
+    np.testing.assert_array_equal(one._network.theta, switched._network.theta)
+    np.testing.assert_array_equal(one.predict_proba(X), switched.predict_proba(X))
+
+
+def test_one_blas_thread_is_reference_counted(restore_threads):
+    """Overlapping fits (threads of one process): the limits from before the first come
+    back after the last, whatever the order they end in."""
+    ThreadpoolController().limit(limits=2, user_api="blas")
+    first, second = _threads.one_blas_thread(), _threads.one_blas_thread()
+    first.__enter__()
+    second.__enter__()
+    assert _blas_threads() == [1]
+    first.__exit__(None, None, None)  # the first fit ends while the second runs
+    assert _blas_threads() == [1]
+    second.__exit__(None, None, None)
+    assert _blas_threads() == [2]
