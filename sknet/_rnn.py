@@ -569,7 +569,8 @@ class RNNRegressor(_StepOutputMixin, NetworkRegressorMixin, RegressorMixin, Base
 
     Sequence-to-one: the last hidden state feeds a linear output; several outputs give
     multi-step forecasts (see :class:`sknet.timeseries.LagWindows`). X may be a list of
-    sequences of different lengths, each read up to its own last step.
+    sequences of different lengths, each read up to its own last step. With
+    ``output='sequence'``, sequence-to-sequence: an output at every time step.
 
     Parameters
     ----------
@@ -669,7 +670,8 @@ class RNNClassifier(_StepOutputMixin, NetworkClassifierMixin, ClassifierMixin, B
 
     Sequence-to-one classification: the last hidden state feeds a softmax (multi-class)
     or logistic (binary, multilabel) output. X may be a list of sequences of different
-    lengths, each read up to its own last step.
+    lengths, each read up to its own last step. With ``output='sequence'``, a label at
+    every time step (tagging).
 
     Parameters
     ----------{_RNN_PARAMS}

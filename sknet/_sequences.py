@@ -268,7 +268,7 @@ def step_targets(y, lengths, *, name="y"):
         both lengths), or the shapes do not give one target per step.
     """
     n = len(lengths)
-    if _is_sequence_container(y) and len(y) and all(np.ndim(t) >= 1 for t in y):
+    if _is_sequence_container(y) and any(np.ndim(t) >= 1 for t in y):
         items = list(y)  # one array per sequence
     else:
         arr = np.asarray(y)

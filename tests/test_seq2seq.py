@@ -2,6 +2,7 @@
 gradient, padding that changes nothing, tagging and forecasting through the estimators,
 scikit-learn's tools, bad input."""
 
+import numba
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -212,6 +213,21 @@ def test_fixed_length_regression_shapes_and_forecasting():
     np.testing.assert_allclose(reg2.predict(X[:5, :4, None]), reg2.predict(X[:5, :, None])[:, :4])
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_fit_does_not_depend_on_thread_count():
+    X, y = _tagging_task(40, seed=14)
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            clf = _fast(RNNClassifier, dense_layer_sizes=(4,), max_iter=2).fit(X, y)
+            results.append(np.concatenate(clf.predict_proba(X)))
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_default_output_last_is_unchanged():
     X, y = _tagging_task(20, seed=6)
     y_last = np.array([t[-1] for t in y])
@@ -323,6 +339,8 @@ def test_bad_per_step_targets():
         _fast(RNNClassifier, class_weight="balanced").fit(X, rng.integers(0, 2, (8, 5)))
     with pytest.raises(ValueError, match="output"):
         _fast(RNNRegressor, output="steps").fit(X, np.zeros((8, 5)))
+    with pytest.raises(ValueError, match=r"y\[1\] has shape \(\)"):
+        _fast(RNNRegressor).fit(X, [np.zeros(5), 0.0] + [np.zeros(5)] * 6)
     X_list = [np.ones((3, 2)), np.ones((4, 2))]
     with pytest.raises(ValueError, match="set output='sequence'"):
         RNNRegressor(max_iter=1).fit(X_list, [np.zeros(3), np.zeros(4)])
