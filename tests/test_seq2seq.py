@@ -41,9 +41,9 @@ def _fast(est_cls, **kw):
 # --------------------------------------------------------------------------------------
 # the network: masked per-step loss, its gradient, padding
 # --------------------------------------------------------------------------------------
-def _step_network(cell, loss, k, d=2, H=3, seed=0):
+def _step_network(cell, loss, k, d=2, H=3, seed=0, bidirectional=False):
     layers = [
-        Recurrent(cell, H, return_sequences=True),
+        Recurrent(cell, H, return_sequences=True, bidirectional=bidirectional),
         Dense(4, "tanh", per_step=True),
         Dense(k, "identity", per_step=True),
     ]
@@ -85,10 +85,10 @@ def _reference_loss(net, X, Y, sw, alpha):
     return total / steps + 0.5 * alpha * penalty / sw.sum()
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("gru", False), ("rnn", True)])
 @pytest.mark.parametrize("loss, k", [("log_loss", 3), ("squared_error", 2)])
-def test_loss_is_the_weighted_mean_over_real_steps_and_its_gradient(cell, loss, k):
-    net = _step_network(cell, loss, k)
+def test_loss_is_the_weighted_mean_over_real_steps_and_its_gradient(cell, bidirectional, loss, k):
+    net = _step_network(cell, loss, k, bidirectional=bidirectional)
     X, Y, sw = _step_data(loss, k)
     alpha = 0.3
     loss_value = net.loss_and_grad(X, Y, sw, alpha)
@@ -226,6 +226,15 @@ def test_fit_does_not_depend_on_thread_count():
     finally:
         numba.set_num_threads(previous)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_float32_stays_float32():
+    X, y = _tagging_task(20, seed=15)
+    X32 = [x.astype(np.float32) for x in X]
+    reg = _fast(RNNRegressor, max_iter=2).fit(X32, [t.astype(np.float32) for t in y])
+    pred = reg.predict(X32)
+    assert reg.network_.dtype == np.float32 and all(p.dtype == np.float32 for p in pred)
+    assert [p.shape for p in pred] == [t.shape for t in y]
 
 
 def test_default_output_last_is_unchanged():
