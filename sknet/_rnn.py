@@ -263,6 +263,10 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             ``cell``; all but the last with ``return_sequences=True``), then the dense
             layers ``dense1``, ...; each followed by a ``Dropout`` named after it
             (``dropout1``, ... counting all hidden layers) where its rate is > 0.
+            With ``output='sequence'`` every recurrent layer returns sequences and
+            ``fit`` applies the dense layers (and the output layer) at every step,
+            which these specifications do not express: ``NetworkClassifier(layers=
+            ...)`` rebuilds the estimator's network only with ``output='last'``.
 
         Examples
         --------
