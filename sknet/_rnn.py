@@ -6,6 +6,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
@@ -19,10 +21,11 @@ from ._base import (
     NetworkClassifierMixin,
     NetworkRegressorMixin,
     OneBlasThreadMixin,
+    _check_solver,
     as_rectangular,
     layer_sizes,
 )
-from ._compat import StrOptions, check_sample_weight
+from ._compat import StrOptions, check_partial_fit_first_call, check_sample_weight
 from ._layers import Dense
 from ._sequences import (
     PaddedSequences,
@@ -728,6 +731,32 @@ class RNNClassifier(_StepOutputMixin, NetworkClassifierMixin, ClassifierMixin, B
         if self.n_outputs_ == 1:  # binary: the logistic output is P(classes_[1])
             rows = np.hstack([1 - rows, rows])
         return self._per_sequence(rows, lengths, as_list)
+
+    @available_if(_check_solver)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list of arrays
+            The input sequences.
+        y : array-like or list of arrays
+            The labels: one per sequence, or per time step with ``output='sequence'``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first call.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        if self.output == "sequence" and check_partial_fit_first_call(self, classes):
+            # labels per step: the classes define the encoding (per-step y could read
+            # as multilabel indicators, as the sequence-to-one path would take it)
+            self._label_binarizer = LabelBinarizer().fit(classes)
+        return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
 
     def predict_log_proba(self, X):
         """Log of probability estimates, ``log(predict_proba(X))``.

@@ -276,6 +276,13 @@ def test_classifier_partial_fit_with_classes():
     clf.partial_fit(X[15:], y[15:])
     assert list(clf.classes_) == ["down", "up"] and clf.n_iter_ == 1
     assert set(np.concatenate(clf.predict(X))) <= {"down", "up"}
+    # 0/1 labels in an (n, T) array: labels per step, not multilabel indicators
+    rng = np.random.default_rng(16)
+    X2 = rng.normal(size=(30, 6, 1))
+    y2 = (X2[..., 0].cumsum(axis=1) > 0).astype(int)
+    clf2 = _fast(RNNClassifier).partial_fit(X2, y2, classes=[0, 1])
+    assert clf2.n_outputs_ == 1 and clf2.predict(X2).shape == (30, 6)
+    assert clf2.predict_proba(X2).shape == (30, 6, 2)
 
 
 def test_early_stopping_partial_fit_and_persistence(tmp_path):
