@@ -565,7 +565,7 @@ class BaseNetworkEstimator(
     def _initialize(self, X, Y, start=None):
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_outputs_ = Y.shape[1]
+        self.n_outputs_ = Y.shape[-1]  # (n, k), or (n, T, k) per time step
         self.out_activation_ = self._out_activation()
         shape = self._input_shape(X)
         # parameters were validated once by fit's entry point; the network builds (and
@@ -650,9 +650,9 @@ class BaseNetworkEstimator(
                     f"X has per-sample shape {self._input_shape(X)}, but the network was "
                     f"built for {net.input_shape}."
                 )
-            if Y.shape[1] != self.n_outputs_:
+            if Y.shape[-1] != self.n_outputs_:
                 raise ValueError(
-                    f"y has {Y.shape[1]} outputs, but the network was built for {self.n_outputs_}."
+                    f"y has {Y.shape[-1]} outputs, but the network was built for {self.n_outputs_}."
                 )
             if X.dtype != net.dtype:
                 X = X.astype(net.dtype)

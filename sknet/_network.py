@@ -20,6 +20,19 @@ PREDICT_CHUNK = 4096
 PREDICT_CHUNK_BYTES = 32 * 2**20
 
 
+def step_rows(X, Z, Y, sw):
+    """Per-step outputs as rows for the loss kernels: ``Z`` (n, T, k) and ``Y`` (n, >= T,
+    k) as (n T, k), and each row's weight: ``sw_i`` at the real steps of sequence ``i``
+    (``t < lengths[i]`` for ``PaddedSequences``, every step otherwise), 0 at padding."""
+    n, T, k = Z.shape
+    Y = np.ascontiguousarray(Y[:, :T]).reshape(n * T, k)
+    w = np.empty((n, T), dtype=Z.dtype)
+    w[...] = sw[:n, None]
+    if isinstance(X, PaddedSequences):
+        w[np.arange(T)[None, :] >= X.lengths[:, None]] = 0
+    return Z.reshape(n * T, k), Y, w.reshape(-1)
+
+
 class Network:
     """Layers + loss, parameters in one flat vector.
 
@@ -178,7 +191,10 @@ class Network:
         return out
 
     def apply_output_activation(self, Z):
-        """Apply the loss's output activation in place to the raw output ``Z`` (n, k)."""
+        """Apply the loss's output activation in place to the raw output ``Z`` (n, k),
+        or (n, T, k) per step (C-contiguous)."""
+        if Z.ndim == 3:
+            Z = Z.reshape(-1, Z.shape[2])
         if self.out_activation == "softmax":
             softmax_forward(Z)
         elif self.out_activation == "logistic":
@@ -215,7 +231,7 @@ class Network:
         if out is None:  # n == 0 cannot reach here after validation; keep shapes honest
             out = np.empty((0,) + self.output_shape, dtype=self.dtype)
         if output_activation and (stop is None or stop >= len(self.layers)):
-            self.apply_output_activation(out)
+            self.apply_output_activation(out)  # padding steps too: finite, ignored
         return out
 
     def _predict_chunk(self, n_steps=None):
@@ -233,6 +249,8 @@ class Network:
         """Data loss (no penalty) of the current parameters on ``(X, Y)``; no gradient."""
         Z = self.predict(X, output_activation=False)
         sw = np.ones(X.shape[0], dtype=self.dtype) if sample_weight is None else sample_weight
+        if Z.ndim == 3:
+            Z, Y, sw = step_rows(X, Z, Y, sw)
         S = float(sw.sum())
         delta = np.empty_like(Z)
         return loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(1.0 / S), delta) / S
@@ -243,6 +261,11 @@ class Network:
         loss = sum_i sw_i l_i / S + (alpha / 2S) ||W||^2,  S = sum_i sw_i,
         exactly scikit-learn's objective (``sample_weight=None`` means sw_i = 1).
         Gradients of layers before ``first_trainable`` are not computed.
+
+        Outputs per time step (raw output (n, T, k), ``Y`` (n, >= T, k)): the data loss
+        is the weighted mean over the real steps, ``sum_i sw_i sum_{t < L_i} l_it /
+        sum_i sw_i L_i`` (``L_i`` the lengths of ``PaddedSequences``, else T); padding
+        steps weigh exactly 0. The penalty stays ``(alpha / 2S) ||W||^2`` per sequence.
 
         ``penalty=False`` leaves the trainable weights' penalty, loss and gradient, to
         the caller (an optimiser that folds it into its update, see
@@ -258,7 +281,15 @@ class Network:
         Z = self.forward(X, training=True, rng=rng, first_trainable=first_trainable)
         delta = self._delta_buffer(Z.shape)
         scale = 1.0 / sw_sum
-        loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta) * scale
+        if Z.ndim == 3:  # per step: one row per (sequence, step), padding weighs 0
+            Z2, Y2, w = step_rows(X, Z, Y, sw)
+            data_scale = 1.0 / float(w.sum())
+            delta2 = delta.reshape(Z2.shape)
+            loss = loss_and_delta(self._loss_code, Z2, Y2, w, self.dtype.type(data_scale), delta2)
+            loss *= data_scale
+        else:
+            loss = loss_and_delta(self._loss_code, Z, Y, sw, self.dtype.type(scale), delta)
+            loss *= scale
         dY = delta
         for i in range(len(self.layers) - 1, first_trainable - 1, -1):
             dY = self.layers[i].backward(

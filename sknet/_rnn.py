@@ -4,7 +4,16 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import layers as specs
 from ._base import (
@@ -12,17 +21,20 @@ from ._base import (
     NetworkClassifierMixin,
     NetworkRegressorMixin,
     OneBlasThreadMixin,
+    _check_solver,
     as_rectangular,
     layer_sizes,
 )
-from ._compat import StrOptions
+from ._compat import StrOptions, check_partial_fit_first_call, check_sample_weight
 from ._layers import Dense
 from ._sequences import (
     PaddedSequences,
+    StepTargets,
     bucket_order,
     check_sequences,
     check_step_targets,
     is_ragged,
+    step_targets,
 )
 
 _CELLS = {"lstm": specs.LSTM, "gru": specs.GRU}
@@ -44,6 +56,7 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         "dense_layer_sizes": ["array-like"],
         "dense_activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "bidirectional": ["boolean"],
+        "output": [StrOptions({"last", "sequence"})],
     }
 
     # -- validation ----------------------------------------------------------------
@@ -78,6 +91,8 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
 
     def _validate_input(self, X, y, reset):
         continuing = not reset and hasattr(self, "_network")
+        if self.output == "sequence":
+            return self._validate_step_input(X, y, reset, continuing)
         if is_ragged(X) or (continuing and self._fitted_on_sequences()):
             return self._validate_sequences(X, y, reset, continuing)
         X = self._as_3d(X)
@@ -115,7 +130,8 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             raise ValueError(
                 f"y holds one target per time step, but {type(self).__name__} predicts one "
                 "target per sequence (the state at its last step): pass y of shape "
-                "(n_sequences,) or (n_sequences, n_outputs)."
+                "(n_sequences,) or (n_sequences, n_outputs), or set output='sequence' "
+                "for one output per time step."
             )
         y = validate_data(
             self,
@@ -130,6 +146,32 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             self.n_features_in_ = d
         # the per-sample shape the network is built for: the longest training sequence at
         # fit, the network's own when training continues (its weights fit any length)
+        self._fit_steps = self._network.input_shape[0] if continuing else X.shape[1]
+        return X, y
+
+    def _validate_step_input(self, X, y, reset, continuing):
+        """fit / partial_fit with one output per time step: X as PaddedSequences (also
+        when of fixed length: the model then takes any length), y as StepTargets."""
+        X = self._sequences(X)
+        d = X.shape[2]
+        if continuing:
+            self._check_n_step_features(d)
+        y = step_targets(y, X.lengths)
+        if is_classifier(self):
+            if y.values.ndim == 2 and y.values.shape[1] > 1:
+                raise ValueError(
+                    f"y has {y.values.shape[1]} outputs per time step; with "
+                    "output='sequence', RNNClassifier takes one label per step "
+                    "(multilabel or multi-output per step is not supported)."
+                )
+            y.values = check_array(y.values.reshape(-1), ensure_2d=False, dtype=None)
+        else:
+            y.values = check_array(y.values, ensure_2d=False, dtype=np.float64)
+        if reset:
+            self._fit_input = "sequences"
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
         self._fit_steps = self._network.input_shape[0] if continuing else X.shape[1]
         return X, y
 
@@ -224,6 +266,10 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
             ``cell``; all but the last with ``return_sequences=True``), then the dense
             layers ``dense1``, ...; each followed by a ``Dropout`` named after it
             (``dropout1``, ... counting all hidden layers) where its rate is > 0.
+            With ``output='sequence'`` every recurrent layer returns sequences and
+            ``fit`` applies the dense layers (and the output layer) at every step,
+            which these specifications do not express: ``NetworkClassifier(layers=
+            ...)`` rebuilds the estimator's network only with ``output='last'``.
 
         Examples
         --------
@@ -242,7 +288,8 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
         rates = self._dropout_rates(len(rec) + len(dense))
         out = []
         for i, units in enumerate(rec):
-            last = i == len(rec) - 1
+            # with output='sequence' every recurrent layer passes all its states on
+            last = i == len(rec) - 1 and self.output == "last"
             # only when set, so that the specifications' reprs stay as they were
             extra = {"bidirectional": True} if self.bidirectional else {}
             if self.cell == "rnn":
@@ -273,8 +320,14 @@ class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
                 UserWarning,
                 stacklevel=2,
             )
-        layers = [spec.build_layer() for _, spec in self._layer_specs()]
-        layers.append(Dense(n_outputs, "identity"))
+        per_step = self.output == "sequence"
+        layers = []
+        for _, spec in self._layer_specs():
+            layer = spec.build_layer()
+            if per_step and layer.kind == "dense":  # the same weights at every step
+                layer = Dense(**layer.get_config(), per_step=True)
+            layers.append(layer)
+        layers.append(Dense(n_outputs, "identity", per_step=per_step))
         return layers
 
     def __sklearn_tags__(self):
@@ -310,6 +363,20 @@ _RNN_PARAMS = """
         sequence backwards from its own last step, and the two directions' states are
         concatenated (``2 * units`` features; the last layer passes on both final
         states), as PyTorch's ``bidirectional=True``.
+
+    output : {'last', 'sequence'}, default='last'
+        What the network predicts. 'last': one output per sequence, from the state at
+        its last step (sequence-to-one). 'sequence': one output per time step
+        (sequence-to-sequence: tagging every step, or a forecast at every step); the
+        last recurrent layer passes every state on, the dense and output layers apply
+        at every step with the same weights, ``y`` is given per step (an array
+        ``(n_samples, n_timesteps[, n_outputs])`` for array X, a list of arrays of
+        ``n_steps_i`` rows for a list X), and the loss is the mean over all real
+        steps of all sequences (``sample_weight`` weighs each sequence's steps;
+        padding steps count for nothing). ``predict`` then returns per-step outputs
+        in the form of X, and ``score`` is the accuracy / R^2 over all real steps.
+        Such a model takes sequences of any length. Not supported with it:
+        ``class_weight``, multilabel per step.
 
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, \
 shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, \
@@ -349,12 +416,175 @@ best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_
 """
 
 
-class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
+class _StepOutputMixin:
+    """``output='sequence'``: targets, predictions and scores per time step.
+
+    Listed first in the estimators' bases, so that it wraps the classifier's and the
+    regressor's target handling (``NetworkClassifierMixin``, ``NetworkRegressorMixin``):
+    the targets of all real steps are encoded together as one flat column, then laid
+    out (n, T, k) with zeros at the padding steps, which the network's loss weighs 0.
+    With ``output='last'`` every method defers to those mixins unchanged.
+    """
+
+    def _per_step(self):
+        """Whether the fitted network has one output per time step."""
+        check_is_fitted(self, "_network")
+        return len(self._network.output_shape) == 2
+
+    # -- fitting -------------------------------------------------------------------
+    def _encode_targets(self, y, incremental, first_pass):
+        if not isinstance(y, StepTargets):
+            return super()._encode_targets(y, incremental, first_pass)
+        encoded = super()._encode_targets(y.values, incremental, first_pass)
+        return y.padded(encoded.reshape(encoded.shape[0], -1))
+
+    def _apply_class_weight(self, y, sample_weight, incremental, dtype):
+        if isinstance(y, StepTargets):
+            if getattr(self, "class_weight", None) is not None:
+                raise ValueError(
+                    "class_weight is not supported with output='sequence': weights are "
+                    "per sequence (sample_weight), and class weights would weigh steps. "
+                    "Set class_weight=None."
+                )
+            return sample_weight
+        return super()._apply_class_weight(y, sample_weight, incremental, dtype)
+
+    def _split_validation(self, X, Y, sample_weight):
+        if Y.ndim != 3:
+            return super()._split_validation(X, Y, sample_weight)
+        # whole sequences go to one side, not stratified (labels are per step)
+        arrays = (X, Y) if sample_weight is None else (X, Y, sample_weight)
+        parts = train_test_split(
+            *arrays, random_state=self._random_state, test_size=self.validation_fraction
+        )
+        if parts[1].shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the "
+                "size of your dataset."
+            )
+        X_tr, X_val, Y_tr, Y_val = parts[:4]
+        sw_tr, sw_val = parts[4:] if sample_weight is not None else (None, None)
+        return X_tr, X_val, Y_tr, Y_val, sw_tr, sw_val
+
+    def _validation_set(self, X_val, y_val, sample_weight_val):
+        if X_val is None or self.output != "sequence":
+            return super()._validation_set(X_val, y_val, sample_weight_val)
+        net = self._network
+        X_val = self._validate_X_predict(X_val).astype(net.dtype, copy=False)
+        targets = step_targets(y_val, X_val.lengths, name="y_val")
+        values = targets.values
+        if is_classifier(self):
+            values = values.reshape(-1)
+        encoded = self._encode_validation_targets(values).astype(net.dtype, copy=False)
+        Y_val = targets.padded(encoded.reshape(encoded.shape[0], -1))
+        if Y_val.shape[-1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[-1]} outputs, the network {self.n_outputs_}.")
+        if sample_weight_val is not None:
+            sample_weight_val = check_sample_weight(
+                sample_weight_val, np.empty(X_val.shape[0]), dtype=net.dtype
+            )
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small: X_val needs at least 2 samples.")
+        return X_val, Y_val, sample_weight_val
+
+    def _score_encoded(self, X, Y, sample_weight):
+        if Y.ndim != 3:
+            return super()._score_encoded(X, Y, sample_weight)
+        out = self._network.predict(X)
+        if not np.isfinite(out).all():
+            return np.nan
+        mask = np.arange(out.shape[1])[None, :] < X.lengths[:, None]
+        sw = None if sample_weight is None else np.repeat(sample_weight, X.lengths)
+        return self._score_from_output(out[mask], Y[:, : out.shape[1]][mask], sw)
+
+    # -- prediction ----------------------------------------------------------------
+    def _step_outputs(self, X):
+        """Network outputs (with the output activation) of every real step, one row per
+        step (n_steps_total, k), the lengths, and whether X was a list."""
+        as_list = is_ragged(X)
+        X = self._validate_X_predict(X)
+        out = self.forward(X, output_activation=True)
+        mask = np.arange(out.shape[1])[None, :] < X.lengths[:, None]
+        return out[mask], X.lengths, as_list
+
+    @staticmethod
+    def _per_sequence(rows, lengths, as_list):
+        """Rows of all real steps as a list of per-sequence arrays (a list X), or an
+        array (n, T, ...) (fixed-length X)."""
+        if as_list:
+            return np.split(rows, np.cumsum(lengths)[:-1])
+        return rows.reshape((len(lengths), int(lengths[0])) + rows.shape[1:])
+
+    def predict(self, X):
+        if not self._per_step():
+            return super().predict(X)
+        rows, lengths, as_list = self._step_outputs(X)
+        if is_classifier(self):
+            rows = self._label_binarizer.inverse_transform(
+                rows.ravel() if self.n_outputs_ == 1 else rows
+            )
+        elif rows.shape[1] == 1:
+            rows = rows.ravel()
+        return self._per_sequence(rows, lengths, as_list)
+
+    predict.__doc__ = """Predict using the trained network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list of arrays
+            The input sequences.
+
+        Returns
+        -------
+        y : ndarray or list of ndarray
+            With ``output='last'``: one target per sequence, shape (n_samples,) or
+            (n_samples, n_outputs). With ``output='sequence'``: one per time step,
+            an array (n_samples, n_timesteps[, n_outputs]) for an array X, a list of
+            (n_steps_i[, n_outputs]) arrays for a list X.
+        """
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifier) or R^2 (regressor) of ``predict(X)`` against ``y``.
+
+        With ``output='sequence'`` the score runs over all real time steps of all
+        sequences together (each step weighs its sequence's ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array-like or list of arrays
+            The input sequences.
+        y : array-like or list of arrays
+            The true targets, per sequence or per time step as at fit.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+
+        Returns
+        -------
+        score : float
+        """
+        if not self._per_step():
+            return super().score(X, y, sample_weight=sample_weight)
+        rows, lengths, _ = self._step_outputs(X)
+        targets = step_targets(y, lengths)
+        sw = None
+        if sample_weight is not None:
+            sw = np.repeat(check_sample_weight(sample_weight, np.empty(len(lengths))), lengths)
+        if is_classifier(self):
+            pred = self._label_binarizer.inverse_transform(
+                rows.ravel() if self.n_outputs_ == 1 else rows
+            )
+            return float(accuracy_score(targets.values.reshape(-1), pred, sample_weight=sw))
+        true = targets.values.reshape(rows.shape[0], -1)
+        return float(r2_score(true, rows, sample_weight=sw))
+
+
+class RNNRegressor(_StepOutputMixin, NetworkRegressorMixin, RegressorMixin, BaseRNN):
     __doc__ = f"""Recurrent network regressor (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one: the last hidden state feeds a linear output; several outputs give
     multi-step forecasts (see :class:`sknet.timeseries.LagWindows`). X may be a list of
-    sequences of different lengths, each read up to its own last step.
+    sequences of different lengths, each read up to its own last step. With
+    ``output='sequence'``, sequence-to-sequence: an output at every time step.
 
     Parameters
     ----------
@@ -391,6 +621,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         activation="tanh",
         dense_activation="relu",
         bidirectional=False,
+        output="last",
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -423,6 +654,7 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         self.activation = activation
         self.dense_activation = dense_activation
         self.bidirectional = bidirectional
+        self.output = output
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -449,12 +681,13 @@ class RNNRegressor(NetworkRegressorMixin, RegressorMixin, BaseRNN):
         self.clip_norm = clip_norm
 
 
-class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
+class RNNClassifier(_StepOutputMixin, NetworkClassifierMixin, ClassifierMixin, BaseRNN):
     __doc__ = f"""Recurrent network classifier (Elman RNN, LSTM or GRU) for sequences.
 
     Sequence-to-one classification: the last hidden state feeds a softmax (multi-class)
     or logistic (binary, multilabel) output. X may be a list of sequences of different
-    lengths, each read up to its own last step.
+    lengths, each read up to its own last step. With ``output='sequence'``, a label at
+    every time step (tagging).
 
     Parameters
     ----------{_RNN_PARAMS}
@@ -485,6 +718,73 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list of arrays
+            The input sequences.
+
+        Returns
+        -------
+        y_prob : ndarray or list of ndarray
+            The probability of each class, classes ordered as in ``classes_``: shape
+            (n_samples, n_classes) with ``output='last'``; with ``output='sequence'``,
+            per time step, (n_samples, n_timesteps, n_classes) for an array X, a list
+            of (n_steps_i, n_classes) arrays for a list X.
+        """
+        if not self._per_step():
+            return super().predict_proba(X)
+        rows, lengths, as_list = self._step_outputs(X)
+        if self.n_outputs_ == 1:  # binary: the logistic output is P(classes_[1])
+            rows = np.hstack([1 - rows, rows])
+        return self._per_sequence(rows, lengths, as_list)
+
+    @available_if(_check_solver)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single iteration over the given data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list of arrays
+            The input sequences.
+        y : array-like or list of arrays
+            The labels: one per sequence, or per time step with ``output='sequence'``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls to partial_fit; required on the first call.
+
+        Returns
+        -------
+        self : object
+            Trained model.
+        """
+        if self.output == "sequence" and check_partial_fit_first_call(self, classes):
+            # labels per step: the classes define the encoding (per-step y could read
+            # as multilabel indicators, as the sequence-to-one path would take it)
+            self._label_binarizer = LabelBinarizer().fit(classes)
+        return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
+
+    def predict_log_proba(self, X):
+        """Log of probability estimates, ``log(predict_proba(X))``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or list of arrays
+            The input sequences.
+
+        Returns
+        -------
+        log_y_prob : ndarray or list of ndarray
+            As :meth:`predict_proba`, in logarithms.
+        """
+        proba = self.predict_proba(X)
+        if isinstance(proba, list):
+            return [np.log(p) for p in proba]
+        return np.log(proba, out=proba)
+
     def __init__(
         self,
         cell="lstm",
@@ -494,6 +794,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         activation="tanh",
         dense_activation="relu",
         bidirectional=False,
+        output="last",
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -526,6 +827,7 @@ class RNNClassifier(NetworkClassifierMixin, ClassifierMixin, BaseRNN):
         self.activation = activation
         self.dense_activation = dense_activation
         self.bidirectional = bidirectional
+        self.output = output
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size

@@ -12,7 +12,14 @@ that training costs the real steps rather than the padded ones.
 
 import numpy as np
 
-__all__ = ["PaddedSequences", "bucket_order", "check_sequences", "is_ragged"]
+__all__ = [
+    "PaddedSequences",
+    "StepTargets",
+    "bucket_order",
+    "check_sequences",
+    "is_ragged",
+    "step_targets",
+]
 
 #: Mini-batches per pool in :func:`bucket_order`: sequences are sorted by length within
 #: a pool of this many batches of shuffled samples (a bucketing iterator's pool).
@@ -207,6 +214,94 @@ def check_step_targets(y, lengths, *, name="y"):
                 f"{name}[{i}] has {n_steps} step(s) but X[{i}] has {length}: per-step "
                 "targets need one value per time step of their sequence."
             )
+
+
+class StepTargets:
+    """Targets given per time step, validated against the sequences' lengths.
+
+    ``values`` holds the real steps of all sequences one after the other (sequence 0's
+    steps, then sequence 1's ...), shape ``(sum(lengths),)`` or ``(sum(lengths), k)``;
+    :meth:`padded` lays them out as ``(n, T, k)`` with zeros at the padding steps.
+    """
+
+    def __init__(self, values, lengths):
+        self.values = values
+        self.lengths = lengths
+
+    def mask(self, n_steps=None):
+        """(n, T) bool: True at the real steps."""
+        T = int(self.lengths.max()) if n_steps is None else n_steps
+        return np.arange(T)[None, :] < self.lengths[:, None]
+
+    def padded(self, encoded, n_steps=None):
+        """``encoded`` (sum(lengths), k), one row per real step, as (n, T, k) with zeros
+        at the padding steps."""
+        mask = self.mask(n_steps)
+        out = np.zeros(mask.shape + encoded.shape[1:], dtype=encoded.dtype)
+        out[mask] = encoded
+        return out
+
+
+def step_targets(y, lengths, *, name="y"):
+    """Validate targets given per time step against the sequences' ``lengths``.
+
+    Parameters
+    ----------
+    y : list of array-like, or array-like
+        A list (tuple, 1-D object array) with ``y[i]`` of shape ``(lengths[i],)`` or
+        ``(lengths[i], n_outputs)`` (one form for all); or, when every sequence has
+        the same length ``T``, an array of shape ``(n, T)`` or ``(n, T, n_outputs)``.
+    lengths : ndarray of shape (n,)
+        The sequences' lengths.
+    name : str, default="y"
+        How messages name the targets.
+
+    Returns
+    -------
+    targets : StepTargets
+
+    Raises
+    ------
+    ValueError
+        When the number of target sequences differs from the number of sequences, or a
+        target sequence's length differs from its sequence's (naming the index and
+        both lengths), or the shapes do not give one target per step.
+    """
+    n = len(lengths)
+    if _is_sequence_container(y) and any(np.ndim(t) >= 1 for t in y):
+        items = list(y)  # one array per sequence
+    else:
+        arr = np.asarray(y)
+        if arr.ndim not in (2, 3):
+            raise ValueError(
+                f"{name} has shape {arr.shape}, but output='sequence' takes one target per "
+                f"time step: {name} of shape (n_sequences, n_timesteps) or (n_sequences, "
+                f"n_timesteps, n_outputs), or a list of per-sequence arrays of length "
+                "n_steps_i for a list X."
+            )
+        items = list(arr)
+    if len(items) != n:
+        raise ValueError(f"{name} has {len(items)} target sequences, but X has {n} sequences.")
+    arrays = []
+    for i, (target, length) in enumerate(zip(items, lengths)):
+        a = np.asarray(target)
+        if a.ndim not in (1, 2):
+            raise ValueError(
+                f"{name}[{i}] has shape {a.shape}: each target sequence must be 1-D "
+                "(n_steps,) or 2-D (n_steps, n_outputs)."
+            )
+        if a.shape[0] != length:
+            raise ValueError(
+                f"{name}[{i}] has {a.shape[0]} step(s) but X[{i}] has {length}: per-step "
+                "targets need one value per time step of their sequence."
+            )
+        if arrays and a.shape[1:] != arrays[0].shape[1:]:
+            raise ValueError(
+                f"{name}[{i}] has shape {a.shape} but {name}[0] has shape "
+                f"{arrays[0].shape}: all target sequences need the same number of outputs."
+            )
+        arrays.append(a)
+    return StepTargets(np.concatenate(arrays), np.asarray(lengths, dtype=np.int64))
 
 
 def bucket_order(lengths, order, batch_size, rng=None, pool=BUCKET_POOL):

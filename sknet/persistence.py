@@ -885,7 +885,9 @@ def _check_consistency(est, state, declared, net):
 
     if est.input_shape_ != net.input_shape:
         bad(f"input_shape_={est.input_shape_}, but the network takes {net.input_shape}.")
-    if net.output_shape != (est.n_outputs_,):
+    # (n_outputs,), or (n_timesteps, n_outputs) from a per-step output layer
+    per_step = int(getattr(net.layers[-1], "per_step", False))
+    if net.output_shape[per_step:] != (est.n_outputs_,):
         bad(
             f"n_outputs_={est.n_outputs_}, but the network's last layer outputs {net.output_shape}."
         )

@@ -21,6 +21,11 @@ def glorot_uniform_bound(fan_in, fan_out, activation):
 class Dense(Layer):
     """``A = f(X W + b)`` on 2-D input (n, d). Kernels: ``kernels.dense``.
 
+    With ``per_step=True`` the input is a sequence of states (n, T, d) and the same
+    weights apply at every step: ``A[:, t] = f(X[:, t] W + b)``, output (n, T, units)
+    (the recurrent estimators' ``output='sequence'``). The steps are folded into the
+    rows, so the kernels are the same.
+
     Initialisation draws W then b uniformly in +-``glorot_uniform_bound`` from the
     given ``RandomState``, in scikit-learn's order, so an sknet MLP starts from the
     same weights as scikit-learn's for the same ``random_state``.
@@ -28,7 +33,10 @@ class Dense(Layer):
 
     kind = "dense"
 
-    def __init__(self, units, activation="identity", init_activation=None):
+    def __init__(self, units, activation="identity", init_activation=None, per_step=False):
+        if not isinstance(per_step, (bool, np.bool_)):
+            raise ValueError(f"Dense: per_step must be True or False, got {per_step!r}.")
+        self.per_step = bool(per_step)
         self.units = positive_int(self, "units", units)
         self.activation = option(self, "activation", activation, ACTIVATIONS)
         # scikit-learn picks the init factor from the *hidden* activation, also for the
@@ -41,19 +49,34 @@ class Dense(Layer):
         self._code = ACTIVATIONS[activation]
 
     def _output_shape(self, input_shape):
+        if self.per_step:
+            if len(input_shape) != 2:
+                raise ValueError(
+                    f"Dense(per_step=True) expects (n_timesteps, n_features) per sample, "
+                    f"got {input_shape}"
+                )
+            return (input_shape[0], self.units)
         if len(input_shape) != 1:
             raise ValueError(f"Dense expects 1-D features per sample, got {input_shape}")
         return (self.units,)
 
     def param_specs(self):
-        return [("W", (self.input_shape[0], self.units), True), ("b", (self.units,), False)]
+        return [("W", (self.input_shape[-1], self.units), True), ("b", (self.units,), False)]
 
     def init_params(self, params, rng):
-        bound = glorot_uniform_bound(self.input_shape[0], self.units, self.init_activation)
+        bound = glorot_uniform_bound(self.input_shape[-1], self.units, self.init_activation)
         params["W"][...] = rng.uniform(-bound, bound, params["W"].shape)
         params["b"][...] = rng.uniform(-bound, bound, params["b"].shape)
 
     def forward(self, X, params, ctx, training, rng):
+        if self.per_step:  # (n, T, d) -> rows (n T, d), one row per step
+            n, T = X.shape[:2]
+            X = np.ascontiguousarray(X).reshape(n * T, -1)
+            Z = self._forward_rows(X, params, ctx, training)
+            return Z.reshape(n, T, self.units)
+        return self._forward_rows(X, params, ctx, training)
+
+    def _forward_rows(self, X, params, ctx, training):
         W = params["W"]
         n = X.shape[0]
         # ndarray first: scipy's issparse is an abstract-class check, slow per batch
@@ -69,6 +92,14 @@ class Dense(Layer):
         return Z
 
     def backward(self, dY, params, grads, ctx, need_dx):
+        if self.per_step:
+            n, T = dY.shape[:2]
+            dY = np.ascontiguousarray(dY).reshape(n * T, self.units)
+            dX = self._backward_rows(dY, params, grads, ctx, need_dx)
+            return None if dX is None else dX.reshape(n, T, -1)
+        return self._backward_rows(dY, params, grads, ctx, need_dx)
+
+    def _backward_rows(self, dY, params, grads, ctx, need_dx):
         X = ctx["X"]
         # dZ = dA * f'(A) in place, db = column sums of dZ
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
@@ -78,12 +109,15 @@ class Dense(Layer):
             np.dot(X.T, dY, out=grads["W"])
         if not need_dx:
             return None
-        dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[0]), dY.dtype)
+        dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
         np.dot(dY, params["W"].T, out=dX)
         return dX
 
     def get_config(self):
-        return {"units": self.units, "activation": self.activation}
+        config = {"units": self.units, "activation": self.activation}
+        if self.per_step:  # only when set: other configurations stay as they were
+            config["per_step"] = True
+        return config
 
 
 class Dropout(Layer):
