@@ -130,6 +130,8 @@ def _warm(estimator, X, y, sample_weight):
 
     rows = _rows(estimator, y, len(y))
     est = clone(estimator)
+    # the user's callbacks (which clone keeps) watch the real fit, not this one
+    est.__dict__.pop("_skl_callbacks", None)
     params = est.get_params(deep=False)
     est.set_params(
         **{

@@ -503,6 +503,8 @@ class _StepOutputMixin:
         step (n_steps_total, k), the lengths, and whether X was a list."""
         as_list = is_ragged(X)
         X = self._validate_X_predict(X)
+        # padded sequences of the fit (its callbacks): a list unless all of one length
+        as_list = as_list or bool(np.any(X.lengths != X.lengths[0]))
         out = self.forward(X, output_activation=True)
         mask = np.arange(out.shape[1])[None, :] < X.lengths[:, None]
         return out[mask], X.lengths, as_list
