@@ -26,7 +26,7 @@ imports neither): 1 and 2 threads (sknet: ``sknet.set_num_threads``, numba and B
 the estimator runs BLAS single-threaded inside its conv kernels; PyTorch:
 ``torch.set_num_threads``). PyTorch runs twice, with its own OpenMP default
 (``OMP_WAIT_POLICY`` as the environment has it, normally unset, i.e. active waiting)
-and with ``OMP_WAIT_POLICY=PASSIVE`` (what sknet sets on import); the faster is the
+and with ``OMP_WAIT_POLICY=PASSIVE`` (what sknet set on import before 0.2); the faster is the
 peer's figure, both are printed. Figures are medians of the repeats after a warm-up
 (which also loads sknet's compiled kernels); ratios are sknet / PyTorch, so below 1
 means sknet is faster (for throughput, PyTorch / sknet samples per second: also below 1

@@ -14,9 +14,10 @@ Jobs (MNIST-shaped random data, 60,000 x 784, 10 classes, Adam, batch 200):
   and a cold compile of the MLP kernels (empty cache) per dtype.
 
 PyTorch is timed twice per job and its faster time is the peer's figure: in this process,
-where OpenMP waits passively (sknet sets ``OMP_WAIT_POLICY=PASSIVE`` on import, before
-PyTorch starts its threads), and in a fresh process with ``OMP_WAIT_POLICY=ACTIVE``,
-PyTorch's own default (spinning threads). Both figures are printed.
+where OpenMP waits passively (this script sets ``OMP_WAIT_POLICY=PASSIVE`` for its own
+process, before PyTorch starts its threads; sknet itself sets nothing), and in a fresh
+process with ``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default (spinning threads).
+Both figures are printed.
 
 Usage::
 
