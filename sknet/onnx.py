@@ -281,28 +281,36 @@ def _gates(a, order):
 def _recurrent(g, layer, params, state, x):
     op, order = _CELL_OPS[layer.cell]
     H = layer.units
-    W = _gates(params["W_x"].T, order)[None]  # (1, G H, d)
-    R = _gates(params["W_h"].T, order)[None]  # (1, G H, H)
-    if "b" in params:  # one bias (Elman, LSTM): the recurrence's bias is zero
-        b_x, b_h = params["b"], np.zeros_like(params["b"])
-    else:  # GRU: b_h stays inside r * (h W_hn + b_hn), as linear_before_reset=1 has it
-        b_x, b_h = params["b_x"], params["b_h"]
-    B = np.concatenate([_gates(b_x, order), _gates(b_h, order)])[None]  # (1, 2 G H)
-    attrs = {"hidden_size": H, "direction": "forward"}
+    # one block per direction (sknet's ``W_x_reverse`` ... for the backward one), stacked
+    # on ONNX's direction axis
+    directions = ("", "_reverse") if getattr(layer, "bidirectional", False) else ("",)
+    Ws, Rs, Bs = [], [], []
+    for sfx in directions:
+        Ws.append(_gates(params["W_x" + sfx].T, order))  # (G H, d)
+        Rs.append(_gates(params["W_h" + sfx].T, order))  # (G H, H)
+        if "b" + sfx in params:  # one bias (Elman, LSTM): the recurrence's bias is zero
+            b_x, b_h = params["b" + sfx], np.zeros_like(params["b" + sfx])
+        else:  # GRU: b_h stays inside r * (h W_hn + b_hn), as linear_before_reset=1 has it
+            b_x, b_h = params["b_x" + sfx], params["b_h" + sfx]
+        Bs.append(np.concatenate([_gates(b_x, order), _gates(b_h, order)]))  # (2 G H,)
+    W, R, B = np.stack(Ws), np.stack(Rs), np.stack(Bs)
+    n_dir = len(directions)
+    attrs = {"hidden_size": H, "direction": "bidirectional" if n_dir == 2 else "forward"}
     if layer.cell == "rnn":
-        attrs["activations"] = [_ACTIVATION_OPS[layer.activation]]
+        attrs["activations"] = [_ACTIVATION_OPS[layer.activation]] * n_dir
     if layer.cell == "gru":
         attrs["linear_before_reset"] = 1
     # onnxruntime runs the recurrent operators time-major only (layout=0)
     xt = g.node("Transpose", [x], perm=[1, 0, 2])
     inputs = [xt, g.const(_weights(W), "W"), g.const(_weights(R), "R"), g.const(_weights(B), "B")]
-    if layer.return_sequences:  # Y (T, 1, N, H) -> (N, T, H)
+    if layer.return_sequences:  # Y (T, D, N, H) -> (N, T, D H), forward direction first
         y = g.node(op, inputs, layer.cell, outputs=[g.name(layer.cell + "_Y")], **attrs)
-        y = g.node("Squeeze", [y, g.const(np.array([1], np.int64), "axes")])
-        return g.node("Transpose", [y], perm=[1, 0, 2])
-    # Y_h (1, N, H) -> (N, H); Y is not computed
+        y = g.node("Transpose", [y], perm=[2, 0, 1, 3])
+        return g.node("Reshape", [y, g.const(np.array([0, 0, -1], np.int64), "shape")])
+    # Y_h (D, N, H) -> (N, D H): each direction's final state; Y is not computed
     y = g.node(op, inputs, layer.cell, outputs=["", g.name(layer.cell + "_Y_h")], **attrs)
-    return g.node("Squeeze", [y[1], g.const(np.array([0], np.int64), "axes")])
+    y = g.node("Transpose", [y[1]], perm=[1, 0, 2])
+    return g.node("Reshape", [y, g.const(np.array([0, -1], np.int64), "shape")])
 
 
 def _sub(views, prefix):
@@ -406,6 +414,11 @@ def _is_multilabel(est):
 
 def _write_estimator(g, est, stop, x, outputs):
     """The whole graph from input name ``x`` to the given output names."""
+    if getattr(est, "output", "last") != "last":
+        raise ValueError(
+            f"sknet.onnx does not export models with one output per time step "
+            f"(output={est.output!r}) yet; only output='last'."
+        )
     net = est.network_
     shape = g.const(np.array((-1,) + tuple(net.input_shape), np.int64), "input_shape")
     z = g.node("Reshape", [x, shape], "X_sample")

@@ -209,6 +209,23 @@ def test_rnn_classifier(cell, activation):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_rnn_stacked(cell):
+    """Both directions on ONNX's direction axis, forward first, as sknet concatenates
+    them (every step for the stacked layer, each direction's final state for the last)."""
+    X = _data((7, 3))
+    clf = RNNClassifier(cell, (5, 4), bidirectional=True, max_iter=5)
+    _check(clf, X, _targets(X, "multiclass"))
+
+
+def test_per_step_output_is_refused():
+    X = _data((6, 2))
+    y = (np.cumsum(X[:, :, 0], axis=1) > 0).astype(int)
+    est = _fit(RNNClassifier("gru", (4,), output="sequence", max_iter=2), X, y)
+    with pytest.raises(ValueError, match="output='sequence'"):
+        sknet_onnx.to_onnx(est, X)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_rnn_regressor_univariate(cell):
     X = _data((9,))  # (n, T): one feature per step
     reg = RNNRegressor(cell, (4,), max_iter=5)
