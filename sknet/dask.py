@@ -300,6 +300,14 @@ class _ResilientDaskBackend(_JoblibDaskBackend):
     to every worker, so one loss leaves replicas.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data_futures:
+            # scatter(broadcast=True) reaches the workers the scheduler knew at that
+            # moment; replicate to every worker now so that losing one never loses the
+            # only copy (seen when a worker had just restarted)
+            self.client.replicate(list(self.data_futures.values()))
+
     def start_call(self):
         super().start_call()
         self.call_data_futures = None  # joblib then passes arguments by value

@@ -222,6 +222,7 @@ def test_killed_worker_mid_search():
         # started without worker_config: setup_workers restarts the workers capped
         report = setup_workers(client, 1, estimators=_WARM)
         assert all(r["numba_pool"] == 1 for r in report.values())
+        client.wait_for_workers(2, timeout=60)  # both restarted workers are back
 
         # sknet's backend: the lost tasks are rerun elsewhere, the results are unchanged
         outcome = _search_killing_a_worker(client, lambda: resilient_backend(scatter=[X, y]), X, y)
