@@ -137,13 +137,11 @@ def poisson_loss(z, y, sw, c, delta):
     return total
 
 
-@jit
+#: the loss kernels by code: each is compiled on first use, so a network compiles only
+#: its own loss (one jitted dispatcher over all four compiled every one of them)
+LOSS_KERNELS = (log_loss_softmax, log_loss_logistic, squared_error_loss, poisson_loss)
+
+
 def loss_and_delta(code, z, y, sw, c, delta):
     """Dispatch on the loss code; returns the weighted loss sum and fills ``delta``."""
-    if code == LOG_LOSS:
-        return log_loss_softmax(z, y, sw, c, delta)
-    elif code == BINARY_LOG_LOSS:
-        return log_loss_logistic(z, y, sw, c, delta)
-    elif code == SQUARED_ERROR:
-        return squared_error_loss(z, y, sw, c, delta)
-    return poisson_loss(z, y, sw, c, delta)
+    return LOSS_KERNELS[code](z, y, sw, c, delta)
