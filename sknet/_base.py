@@ -1437,13 +1437,15 @@ class NetworkClassifierMixin:
         out = self.forward(X, output_activation=True)
         if self.n_outputs_ == 1:
             out = out.ravel()
-        if out.ndim == 1:
-            if len(self.classes_) == 1:
-                # y had one class: it is certain (one column, as classes_; scikit-learn's
-                # MLP returns two columns here)
-                return np.ones((out.shape[0], 1), dtype=out.dtype)
-            return np.vstack([1 - out, out]).T
-        return out
+        return self._proba_columns(out) if out.ndim == 1 else out
+
+    def _proba_columns(self, p):
+        """The columns of ``classes_`` from the logistic output ``p`` (n,) =
+        P(classes_[1]): two, or one column of ones when y had one class (it is certain;
+        scikit-learn's MLP returns two columns there)."""
+        if len(self.classes_) == 1:
+            return np.ones((p.shape[0], 1), dtype=p.dtype)
+        return np.vstack([1 - p, p]).T
 
     def predict_log_proba(self, X):
         """Log of probability estimates, ``log(predict_proba(X))``.

@@ -740,7 +740,7 @@ class RNNClassifier(_StepOutputMixin, NetworkClassifierMixin, ClassifierMixin, B
             return super().predict_proba(X)
         rows, lengths, as_list = self._step_outputs(X)
         if self.n_outputs_ == 1:  # binary: the logistic output is P(classes_[1])
-            rows = np.hstack([1 - rows, rows])
+            rows = self._proba_columns(rows.ravel())
         return self._per_sequence(rows, lengths, as_list)
 
     @available_if(_check_solver)

@@ -369,3 +369,15 @@ def test_convergence_warning_still_raised():
     X, y = _tagging_task(10, seed=12)
     with pytest.warns(ConvergenceWarning):
         _fast(RNNClassifier, max_iter=1).fit(X, y)
+
+
+def test_one_class_per_step_is_certain():
+    """Every step of one class: one probability column of ones, as classes_ (the same
+    rule as the sequence-to-one classifiers)."""
+    X, y = _tagging_task(20, seed=5)
+    y = [np.full(len(t), 7) for t in y]
+    clf = _fast(RNNClassifier).fit(X, y)
+    assert clf.classes_.tolist() == [7]
+    proba = clf.predict_proba(X)
+    assert all(p.shape == (len(x), 1) and np.all(p == 1) for p, x in zip(proba, X))
+    assert all(np.all(p == 7) for p in clf.predict(X))
