@@ -11,7 +11,10 @@ batch normalization and residual blocks (``sknet.layers.resnet``). ``warm s`` is
 same job once more with the cache now filled: loading instead of compiling.
 
 The five slowest kernels of each job in CPU seconds (numba's compile events, inclusive of the
-functions compiled inside them) show where the time goes.
+functions compiled inside them) show where the time goes; ``--exclusive`` lists every
+compiled function with its exclusive CPU seconds (less the compiles nested inside it: numba
+compiles a callee, or an overload's implementation, within its caller's compile), its
+inclusive ones and its number of signatures.
 
 ``--gridsearch`` times ``GridSearchCV(ConvNetClassifier(...), n_jobs=2)`` (4 candidates,
 2 folds, digits as 1 x 8 x 8 images, float32) in a fresh process, with an empty cache
@@ -23,6 +26,7 @@ Usage::
     python benchmarks/bench_compile.py                 # every family, float64 and float32
     python benchmarks/bench_compile.py --jobs convnet lstm --dtypes float32
     python benchmarks/bench_compile.py --gridsearch
+    python benchmarks/bench_compile.py --jobs resnet --dtypes float64 --exclusive
 """
 
 import argparse
@@ -81,18 +85,28 @@ def run_job(job, dtype):
 
     import_s = time.perf_counter() - start
     X, y = data(job, dtype)
-    compiles = {}
-    starts = {}
+    compiles = {}  # name -> inclusive CPU s
+    exclusive = {}  # name -> CPU s less the compiles nested inside it
+    signatures = {}  # name -> number of signatures compiled
+    callers = {}  # name -> the outermost function whose compile compiled it
+    stack = []  # [name, start CPU s, CPU s of nested compiles] of the compiles in progress
 
     class Listener(event.Listener):
         def on_start(self, ev):
-            starts[id(ev.data["dispatcher"]), str(ev.data["args"])] = time.process_time()
+            disp = ev.data["dispatcher"]
+            name = getattr(disp, "py_func", disp).__qualname__
+            if stack:
+                callers.setdefault(name, stack[0][0])
+            stack.append([name, time.process_time(), 0.0])
 
         def on_end(self, ev):
-            disp = ev.data["dispatcher"]
-            key = id(disp), str(ev.data["args"])
-            name = getattr(disp, "py_func", disp).__qualname__
-            compiles[name] = compiles.get(name, 0.0) + time.process_time() - starts.pop(key)
+            name, start, nested = stack.pop()
+            spent = time.process_time() - start
+            if stack:
+                stack[-1][2] += spent
+            compiles[name] = compiles.get(name, 0.0) + spent
+            exclusive[name] = exclusive.get(name, 0.0) + spent - nested
+            signatures[name] = signatures.get(name, 0) + 1
 
     times, cpu = [], []
     with event.install_listener("numba:compile", Listener()):
@@ -109,6 +123,13 @@ def run_job(job, dtype):
         "cpu": cpu[0] - cpu[1],
         "stats": kernel_stats(),
         "top": top,
+        "exclusive": sorted(
+            (
+                [name, s, compiles[name], signatures[name], callers.get(name, "")]
+                for name, s in exclusive.items()
+            ),
+            key=lambda row: -row[1],
+        ),
     }
 
 
@@ -148,6 +169,12 @@ def main():
     parser.add_argument("--dtypes", nargs="*", default=["float64", "float32"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--gridsearch", action="store_true")
+    parser.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="also list every compiled function: exclusive CPU s, inclusive, signatures, and "
+        "the top-level kernel whose compile first compiled it",
+    )
     parser.add_argument("--gridsearch-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,6 +224,16 @@ def main():
                 f"{cold['stats']['cache_misses']:8d} {cold['import']:8.2f}  {top}",
                 flush=True,
             )
+            if args.exclusive:
+                rows = cold["exclusive"]
+                total = sum(row[1] for row in rows)
+                print(f"  {len(rows)} functions compiled, {total:.2f} CPU s in numba's compiles")
+                print(
+                    f"  {'exclusive':>9s} {'inclusive':>9s} {'sigs':>4s}  function (first within)"
+                )
+                for name, excl, incl, sigs, caller in rows:
+                    within = f"  (within {caller})" if caller else ""
+                    print(f"  {excl:9.2f} {incl:9.2f} {sigs:4d}  {name}{within}")
 
 
 if __name__ == "__main__":
