@@ -84,9 +84,18 @@ class BatchNorm(Layer):
         Y = buffer(ctx, "Y", X.shape, X.dtype)
         state = ctx["state"]
         running = RunningStats(state["running_mean"], state["running_var"])
+        cache = ctx.get("cache")
+        if cache is None or cache.mean.shape[0] != self._channels:
+            cache = ctx["cache"] = batchnorm_cache(self._channels)
         if not training:
             batchnorm_forward_inference(
-                self._view(X), params["gamma"], params["beta"], running, self.eps, self._view(Y)
+                self._view(X),
+                params["gamma"],
+                params["beta"],
+                running,
+                self.eps,
+                self._view(Y),
+                cache,
             )
             return Y
         m = n * int(np.prod(self.input_shape[1:]))
@@ -96,9 +105,6 @@ class BatchNorm(Layer):
                 f"batch of {n} sample(s) of shape {self.input_shape}: choose a batch_size "
                 "that leaves no batch of a single sample."
             )
-        cache = ctx.get("cache")
-        if cache is None or cache.mean.shape[0] != self._channels:
-            cache = ctx["cache"] = batchnorm_cache(self._channels)
         batchnorm_forward(
             self._view(X),
             params["gamma"],

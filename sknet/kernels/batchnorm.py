@@ -45,11 +45,17 @@ dtype of X (float32 inputs are converted element by element, and only Y, dX, dga
 dbeta and the running statistics are rounded to X's dtype). A channel's sums run over the
 samples s in turn, adding the float64 sum of the row X[s, c, :]; that row sum is a
 ``jit_reduce`` loop, which the compiler may reassociate to vectorise, in one order fixed
-when the kernel is compiled (for L = 1 it is the value itself). For L > 1 each channel is
-one ``prange`` iteration; for dense features (L = 1) a ``prange`` iteration is a block of
-:data:`DENSE_BLOCK` channels, looping over samples with the channels innermost (contiguous,
-vectorised), which adds in the same per-channel order. Every iteration writes only its own
-channels, so results are bit-identical for any thread count.
+when the kernel is compiled (for L = 1 it is the value itself). For L > 1 the kernels run
+one channel after the other; for dense features (L = 1) they loop over samples with the
+channels innermost (contiguous, vectorised), which adds in the same per-channel order.
+
+The kernels are serial (``jit``): batch normalization is memory-bound and cheap next to
+the convolution or product before it (128 channels x 64 samples x 150 steps: ~1 ms
+forward, ~2 ms backward on one core), while a ``prange`` kernel costs ~1.5 s more to
+compile. Two kernels per pass, one for L = 1 and one for L > 1, chosen in Python, so that
+a network compiles only the one its layout needs; training and inference share the forward
+kernel (a flag), so fit and predict compile it once. Serial kernels are trivially
+bit-identical for any thread count.
 
 Preconditions (checked by the layer, not here): X, Y, dY, dX are C-contiguous (n, C, L)
 arrays of one dtype, float32 or float64; gamma, beta, dgamma, dbeta and the running
@@ -61,14 +67,12 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
 
-from sknet._config import jit, jit_parallel, jit_reduce
+from sknet._config import jit, jit_reduce
 
 from .blocks import row_sum
 
 __all__ = [
-    "DENSE_BLOCK",
     "BatchNormCache",
     "RunningStats",
     "batchnorm_cache",
@@ -76,11 +80,6 @@ __all__ = [
     "batchnorm_forward_inference",
     "batchnorm_backward",
 ]
-
-
-#: Channels per ``prange`` iteration for dense features (L = 1): 16 float32 values fill a
-#: 64-byte cache line. Results do not depend on it.
-DENSE_BLOCK = 16
 
 
 class RunningStats(NamedTuple):
@@ -144,24 +143,12 @@ def _row_grad_sums(dy, x, mean):
     return a, b
 
 
-@jit
-def _affine(X, c, mean, inv_std, g, b, Y):
-    """Y[s, c, l] = g * ((X[s, c, l] - mean) * inv_std) + b for every s, l (float64 math)."""
-    n, _, L = X.shape
-    for s in range(n):
-        xr = X[s, c]
-        yr = Y[s, c]
-        for t in range(L):
-            yr[t] = g * ((xr[t] - mean) * inv_std) + b
-
-
 # --------------------------------------------------------------------------------------
-# kernels: one prange over tasks, a task being a channel (L > 1) or a block of DENSE_BLOCK
-# channels (L = 1); one parallel loop per kernel keeps the compile time down
+# kernels: serial, two per pass, the Python wrappers choosing by L (so a fit compiles only
+# the one its layout uses); training and inference share the forward kernel
 # --------------------------------------------------------------------------------------
 
 
-@jit_parallel
 def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
     """Training forward with batch statistics; update ``running``, write ``Y`` and ``cache``.
 
@@ -179,90 +166,11 @@ def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
         backward pass needs the original X.
     cache : :class:`BatchNormCache`, overwritten with the batch mean and inv_std (float64).
     """
-    C, L = X.shape[1], X.shape[2]
-    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
-    for k in prange(n_tasks):
-        if L == 1:
-            c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
-            _forward_dense(X, c0, c1, gamma, beta, running, momentum, eps, Y, cache)
-        else:
-            _forward_channel(X, k, gamma, beta, running, momentum, eps, Y, cache)
+    kernel = _forward_dense if X.shape[2] == 1 else _forward_channels
+    kernel(X, gamma, beta, running, float(momentum), float(eps), True, Y, cache)
 
 
-@jit
-def _forward_channel(X, c, gamma, beta, running, momentum, eps, Y, cache):
-    """Channel c of :func:`batchnorm_forward`.
-
-    Every prange body here is one call to such a helper, which takes the NamedTuples whole:
-    numba drops writes made through a NamedTuple attribute inside a parallel loop (here even
-    with the field read into a local before the loop; numba issues #5872, #7135, #10338),
-    but not inside a function called from one.
-    """
-    n, _, L = X.shape
-    m = n * L
-    acc = 0.0
-    for s in range(n):
-        acc += row_sum(X[s, c])
-    mean = acc / m
-    sq = 0.0
-    for s in range(n):
-        sq += _row_sq_dev(X[s, c], mean)
-    var = sq / m
-    inv_std = 1.0 / math.sqrt(var + eps)
-    cache.mean[c] = mean
-    cache.inv_std[c] = inv_std
-    _affine(X, c, mean, inv_std, np.float64(gamma[c]), np.float64(beta[c]), Y)
-    running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
-    running.var[c] = (1.0 - momentum) * running.var[c] + momentum * (sq / (m - 1))
-
-
-@jit
-def _forward_dense(X, c0, c1, gamma, beta, running, momentum, eps, Y, cache):
-    """Channels c0 <= c < c1 of :func:`batchnorm_forward` for L = 1, channels innermost.
-
-    The same arithmetic as :func:`_forward_channel`, with cache.mean and cache.inv_std as
-    the per-channel accumulators (the sum, then the sum of squared deviations). The loops
-    index views of the block from 0: an index that numba cannot prove non-negative
-    (``range(c0, c1)``) gets a wraparound check that stops vectorisation (13x slower).
-    """
-    n, C, _ = X.shape
-    X2 = X.reshape(n, C)
-    Y2 = Y.reshape(n, C)
-    mean = cache.mean[c0:c1]
-    inv_std = cache.inv_std[c0:c1]
-    g = gamma[c0:c1]
-    b = beta[c0:c1]
-    run_mean = running.mean[c0:c1]
-    run_var = running.var[c0:c1]
-    B = c1 - c0
-    mean[:] = 0.0
-    inv_std[:] = 0.0
-    for s in range(n):
-        xs = X2[s, c0:c1]
-        for j in range(B):
-            mean[j] += xs[j]
-    for j in range(B):
-        mean[j] = mean[j] / n
-    for s in range(n):
-        xs = X2[s, c0:c1]
-        for j in range(B):
-            d = xs[j] - mean[j]
-            inv_std[j] += d * d
-    for j in range(B):
-        sq = inv_std[j]
-        inv_std[j] = 1.0 / math.sqrt(sq / n + eps)
-        run_mean[j] = (1.0 - momentum) * run_mean[j] + momentum * mean[j]
-        run_var[j] = (1.0 - momentum) * run_var[j] + momentum * (sq / (n - 1))
-    for s in range(n):
-        xs = X2[s, c0:c1]
-        ys = Y2[s, c0:c1]
-        for j in range(B):
-            ys[j] = np.float64(g[j]) * ((xs[j] - mean[j]) * inv_std[j]) + np.float64(b[j])
-
-
-@jit_parallel
-def batchnorm_forward_inference(X, gamma, beta, running, eps, Y):
+def batchnorm_forward_inference(X, gamma, beta, running, eps, Y, cache=None):
     """Inference forward with the running statistics; overwrite ``Y``.
 
     X : (n, C, L) float32 or float64, C-contiguous.
@@ -271,47 +179,94 @@ def batchnorm_forward_inference(X, gamma, beta, running, eps, Y):
     eps : float > 0.
     Y : (n, C, L) same dtype (may be X), overwritten:
         Y = gamma * (X - running.mean) / sqrt(running.var + eps) + beta.
+    cache : :class:`BatchNormCache` for C channels used as scratch (overwritten with the
+        running mean and 1 / sqrt(running.var + eps)), or None to allocate one.
     """
-    C, L = X.shape[1], X.shape[2]
-    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
-    for k in prange(n_tasks):
-        if L == 1:
-            c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
-            _inference_dense(X, c0, c1, gamma, beta, running, eps, Y)
-        else:
-            _inference_channel(X, k, gamma, beta, running, eps, Y)
+    if cache is None:
+        cache = batchnorm_cache(X.shape[1])
+    kernel = _forward_dense if X.shape[2] == 1 else _forward_channels
+    kernel(X, gamma, beta, running, 0.0, float(eps), False, Y, cache)
 
 
 @jit
-def _inference_dense(X, c0, c1, gamma, beta, running, eps, Y):
-    """Channels c0 <= c < c1 of :func:`batchnorm_forward_inference` for L = 1, channels
-    innermost (block views indexed from 0, as in :func:`_forward_dense`)."""
+def _forward_channels(X, gamma, beta, running, momentum, eps, training, Y, cache):
+    """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
+    L > 1, one channel after the other."""
+    n, C, L = X.shape
+    m = n * L
+    for c in range(C):
+        if training:
+            acc = 0.0
+            for s in range(n):
+                acc += row_sum(X[s, c])
+            mean = acc / m
+            sq = 0.0
+            for s in range(n):
+                sq += _row_sq_dev(X[s, c], mean)
+            var = sq / m
+            inv_std = 1.0 / math.sqrt(var + eps)
+            running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
+            running.var[c] = (1.0 - momentum) * running.var[c] + momentum * (sq / (m - 1))
+        else:
+            mean = np.float64(running.mean[c])
+            inv_std = 1.0 / math.sqrt(np.float64(running.var[c]) + eps)
+        cache.mean[c] = mean
+        cache.inv_std[c] = inv_std
+        g = np.float64(gamma[c])
+        b = np.float64(beta[c])
+        for s in range(n):
+            xr = X[s, c]
+            yr = Y[s, c]
+            for t in range(L):
+                yr[t] = g * ((xr[t] - mean) * inv_std) + b
+
+
+@jit
+def _forward_dense(X, gamma, beta, running, momentum, eps, training, Y, cache):
+    """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
+    L = 1, channels innermost (contiguous, vectorised).
+
+    The same arithmetic per channel as :func:`_forward_channels` (the sums run over the
+    samples in order), with cache.mean and cache.inv_std as the per-channel accumulators
+    (the sum, then the sum of squared deviations).
+    """
     n, C, _ = X.shape
     X2 = X.reshape(n, C)
     Y2 = Y.reshape(n, C)
-    g = gamma[c0:c1]
-    b = beta[c0:c1]
-    run_mean = running.mean[c0:c1]
-    run_var = running.var[c0:c1]
+    mean = cache.mean
+    inv_std = cache.inv_std
+    run_mean = running.mean
+    run_var = running.var
+    if training:
+        mean[:] = 0.0
+        inv_std[:] = 0.0
+        for s in range(n):
+            xs = X2[s]
+            for j in range(C):
+                mean[j] += xs[j]
+        for j in range(C):
+            mean[j] = mean[j] / n
+        for s in range(n):
+            xs = X2[s]
+            for j in range(C):
+                d = xs[j] - mean[j]
+                inv_std[j] += d * d
+        for j in range(C):
+            sq = inv_std[j]
+            inv_std[j] = 1.0 / math.sqrt(sq / n + eps)
+            run_mean[j] = (1.0 - momentum) * run_mean[j] + momentum * mean[j]
+            run_var[j] = (1.0 - momentum) * run_var[j] + momentum * (sq / (n - 1))
+    else:
+        for j in range(C):
+            mean[j] = np.float64(run_mean[j])
+            inv_std[j] = 1.0 / math.sqrt(np.float64(run_var[j]) + eps)
     for s in range(n):
-        xs = X2[s, c0:c1]
-        ys = Y2[s, c0:c1]
-        for j in range(c1 - c0):
-            inv_std = 1.0 / math.sqrt(np.float64(run_var[j]) + eps)
-            mean = np.float64(run_mean[j])
-            ys[j] = np.float64(g[j]) * ((xs[j] - mean) * inv_std) + np.float64(b[j])
+        xs = X2[s]
+        ys = Y2[s]
+        for j in range(C):
+            ys[j] = np.float64(gamma[j]) * ((xs[j] - mean[j]) * inv_std[j]) + np.float64(beta[j])
 
 
-@jit
-def _inference_channel(X, c, gamma, beta, running, eps, Y):
-    """Channel c of :func:`batchnorm_forward_inference`."""
-    mean = np.float64(running.mean[c])
-    inv_std = 1.0 / math.sqrt(np.float64(running.var[c]) + eps)
-    _affine(X, c, mean, inv_std, np.float64(gamma[c]), np.float64(beta[c]), Y)
-
-
-@jit_parallel
 def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     """Gradients of :func:`batchnorm_forward`: overwrite dgamma, dbeta and, if asked, dX.
 
@@ -325,82 +280,71 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
         which is (gamma * inv_std / m) * (m*dY - sum(dY) - x_hat * sum(dY * x_hat)).
     need_dx : bool; False skips dX (a first layer).
     """
-    C, L = X.shape[1], X.shape[2]
-    n_tasks = (C + DENSE_BLOCK - 1) // DENSE_BLOCK if L == 1 else C
-    for k in prange(n_tasks):
-        if L == 1:
-            c0 = k * DENSE_BLOCK
-            c1 = min(C, c0 + DENSE_BLOCK)
-            _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, need_dx)
-        else:
-            _backward_channel(X, dY, k, gamma, cache, dgamma, dbeta, dX, need_dx)
+    kernel = _backward_dense if X.shape[2] == 1 else _backward_channels
+    kernel(X, dY, gamma, cache, dgamma, dbeta, dX, bool(need_dx))
 
 
 @jit
-def _backward_channel(X, dY, c, gamma, cache, dgamma, dbeta, dX, need_dx):
-    """Channel c of :func:`batchnorm_backward`."""
-    n, _, L = X.shape
+def _backward_channels(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
+    """:func:`batchnorm_backward` for L > 1, one channel after the other."""
+    n, C, L = X.shape
     m = n * L
-    mean = cache.mean[c]
-    inv_std = cache.inv_std[c]
-    sum_dy = 0.0
-    sum_dy_dev = 0.0  # sum dY * (X - mean)
-    for s in range(n):
-        a, b = _row_grad_sums(dY[s, c], X[s, c], mean)
-        sum_dy += a
-        sum_dy_dev += b
-    sum_dy_xhat = sum_dy_dev * inv_std
-    dgamma[c] = sum_dy_xhat
-    dbeta[c] = sum_dy
-    if need_dx:
-        k = np.float64(gamma[c]) * inv_std
-        mean_dy = sum_dy / m
-        mean_dy_xhat = sum_dy_xhat / m
+    for c in range(C):
+        mean = cache.mean[c]
+        inv_std = cache.inv_std[c]
+        sum_dy = 0.0
+        sum_dy_dev = 0.0  # sum dY * (X - mean)
         for s in range(n):
-            xr = X[s, c]
-            gr = dY[s, c]
-            dr = dX[s, c]
-            for t in range(L):
-                x_hat = (xr[t] - mean) * inv_std
-                dr[t] = k * (gr[t] - mean_dy - x_hat * mean_dy_xhat)
+            a, b = _row_grad_sums(dY[s, c], X[s, c], mean)
+            sum_dy += a
+            sum_dy_dev += b
+        sum_dy_xhat = sum_dy_dev * inv_std
+        dgamma[c] = sum_dy_xhat
+        dbeta[c] = sum_dy
+        if need_dx:
+            k = np.float64(gamma[c]) * inv_std
+            mean_dy = sum_dy / m
+            mean_dy_xhat = sum_dy_xhat / m
+            for s in range(n):
+                xr = X[s, c]
+                gr = dY[s, c]
+                dr = dX[s, c]
+                for t in range(L):
+                    x_hat = (xr[t] - mean) * inv_std
+                    dr[t] = k * (gr[t] - mean_dy - x_hat * mean_dy_xhat)
 
 
 @jit
-def _backward_dense(X, dY, c0, c1, gamma, cache, dgamma, dbeta, dX, need_dx):
-    """Channels c0 <= c < c1 of :func:`batchnorm_backward` for L = 1, channels innermost;
-    the same arithmetic as :func:`_backward_channel`, accumulating in cache.work (block
-    views indexed from 0, as in :func:`_forward_dense`)."""
+def _backward_dense(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
+    """:func:`batchnorm_backward` for L = 1, channels innermost; the same arithmetic per
+    channel as :func:`_backward_channels`, accumulating in cache.work."""
     n, C, _ = X.shape
     X2 = X.reshape(n, C)
     dY2 = dY.reshape(n, C)
-    mean = cache.mean[c0:c1]
-    inv_std = cache.inv_std[c0:c1]
-    sum_dy = cache.work[0, c0:c1]
-    sum_dy_dev = cache.work[1, c0:c1]  # sum dY * (X - mean), then sum dY * x_hat
-    g = gamma[c0:c1]
-    dg = dgamma[c0:c1]
-    db = dbeta[c0:c1]
-    B = c1 - c0
+    mean = cache.mean
+    inv_std = cache.inv_std
+    sum_dy = cache.work[0]
+    sum_dy_dev = cache.work[1]  # sum dY * (X - mean), then sum dY * x_hat
     sum_dy[:] = 0.0
     sum_dy_dev[:] = 0.0
     for s in range(n):
-        xs = X2[s, c0:c1]
-        gs = dY2[s, c0:c1]
-        for j in range(B):
+        xs = X2[s]
+        gs = dY2[s]
+        for j in range(C):
             gj = np.float64(gs[j])
             sum_dy[j] += gj
             sum_dy_dev[j] += gj * (xs[j] - mean[j])
-    for j in range(B):
+    for j in range(C):
         sum_dy_dev[j] = sum_dy_dev[j] * inv_std[j]
-        dg[j] = sum_dy_dev[j]
-        db[j] = sum_dy[j]
+        dgamma[j] = sum_dy_dev[j]
+        dbeta[j] = sum_dy[j]
     if need_dx:
         dX2 = dX.reshape(n, C)
         for s in range(n):
-            xs = X2[s, c0:c1]
-            gs = dY2[s, c0:c1]
-            ds = dX2[s, c0:c1]
-            for j in range(B):
+            xs = X2[s]
+            gs = dY2[s]
+            ds = dX2[s]
+            for j in range(C):
                 x_hat = (xs[j] - mean[j]) * inv_std[j]
-                k = np.float64(g[j]) * inv_std[j]
+                k = np.float64(gamma[j]) * inv_std[j]
                 ds[j] = k * (gs[j] - sum_dy[j] / n - x_hat * (sum_dy_dev[j] / n))

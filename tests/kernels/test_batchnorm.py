@@ -101,6 +101,21 @@ def test_forward_inference_matches_reference(shape, dtype):
     np.testing.assert_array_equal(running.var, before.var)
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_inference_with_a_cache(shape):
+    """Inference shares the training kernel: given a cache, it writes the running mean and
+    1 / sqrt(running var + eps) there, and Y is the same as without one, bit for bit."""
+    rng = np.random.default_rng(5)
+    X, gamma, beta, running = make(rng, shape)
+    Y, Yc = np.empty_like(X), np.empty_like(X)
+    batchnorm_forward_inference(view3(X), gamma, beta, running, EPS, view3(Y))
+    cache = batchnorm_cache(shape[1])
+    batchnorm_forward_inference(view3(X), gamma, beta, running, EPS, view3(Yc), cache)
+    np.testing.assert_array_equal(Yc, Y)
+    np.testing.assert_array_equal(cache.mean, running.mean)
+    np.testing.assert_allclose(cache.inv_std, 1 / np.sqrt(running.var + EPS), rtol=1e-15)
+
+
 def test_float32_statistics_accumulate_in_float64():
     """A float32 batch far from zero (mean 1000, std 2) normalizes to float32 precision: the
     sums are float64 and the variance is taken about the mean (two passes)."""
