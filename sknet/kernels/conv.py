@@ -60,6 +60,7 @@ import numpy as np
 from numba import prange
 
 from sknet._config import jit, jit_parallel
+from sknet.kernels.blas import gemm
 from sknet.kernels.blocks import CHUNK, sum_blocks
 
 __all__ = [
@@ -81,8 +82,6 @@ class Conv2dWorkspace(NamedTuple):
     any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
 
     cols : (n_slots, K, P); a slot's im2col matrix of one sample (its dcols in backward).
-    WT : (K, F); W.reshape(F, K).T made contiguous (backward only).
-    dW_tmp : (n_slots, K, F); one sample's dW, transposed, before it joins its chunk's.
     dW_chunks : (n_chunks, K, F); per-chunk dW partial sums, transposed (backward only).
     db_chunks : (n_chunks, F); per-chunk db partial sums (backward only).
     chunk : int; samples per chunk.
@@ -94,8 +93,6 @@ class Conv2dWorkspace(NamedTuple):
 
     cols: np.ndarray
     kept: np.ndarray
-    WT: np.ndarray
-    dW_tmp: np.ndarray
     dW_chunks: np.ndarray
     db_chunks: np.ndarray
     chunk: int
@@ -129,8 +126,6 @@ def conv2d_workspace(
     return Conv2dWorkspace(
         cols=np.empty((n_slots, K, Ho * Wo), dtype=dtype),
         kept=np.empty((max_batch if keep_cols else 0, K, Ho * Wo), dtype=dtype),
-        WT=np.empty((K, out_channels), dtype=dtype),
-        dW_tmp=np.empty((n_slots, K, out_channels), dtype=dtype),
         dW_chunks=np.empty((n_chunks, K, out_channels), dtype=dtype),
         db_chunks=np.empty((n_chunks, out_channels), dtype=dtype),
         chunk=int(chunk),
@@ -165,6 +160,11 @@ def conv1d_workspace(
 # --------------------------------------------------------------------------------------
 # helpers: valid index range, im2col / col2im of one sample, an ordered row sum
 # --------------------------------------------------------------------------------------
+# Indices below are cast to unsigned (``_u``) right where they index: numba then drops
+# its negative-index wraparound test, which LLVM cannot remove when a loop starts at a
+# computed bound and which kept these copy loops scalar (im2col of LeNet's second layer
+# took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
+_u = numba.uint64
 
 
 @jit
@@ -192,30 +192,41 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
 
     cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X.
+    or 0 where that index is outside X (only those entries are zero-filled).
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
-    planes = X[s].reshape(C, H * W)
     zero = X.dtype.type(0)
+    us = _u(s)
     for c in range(C):
+        uc = _u(c)
         for p in range(kh):
             i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
                 j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-                row = cols[(c * kh + p) * kw + q]
-                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:
-                    for t in range(P):  # padding: zero first, then the inside block
-                        row[t] = zero
-                if i0 >= i1 or j0 >= j1:
+                k = _u((c * kh + p) * kw + q)
+                if i0 >= i1 or j0 >= j1:  # the tap reads padding only
+                    for t in range(P):
+                        cols[k, _u(t)] = zero
                     continue
-                # the block i in [i0, i1), j in [j0, j1), with offsets folded into slices
-                # so that every index below is a non-negative loop-derived value
-                dst = row[i0 * Wo + j0 :]
-                src = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
-                for i in range(i1 - i0):
-                    for j in range(j1 - j0):
-                        dst[i * Wo + j] = src[i * sh * W + j * sw]
+                for t in range(i0 * Wo):  # output rows above the input
+                    cols[k, _u(t)] = zero
+                for t in range(i1 * Wo, P):  # and below
+                    cols[k, _u(t)] = zero
+                x0 = q * dw - pw
+                for i in range(i0, i1):
+                    y = _u(i * sh + p * dh - ph)
+                    d = i * Wo
+                    for j in range(j0):
+                        cols[k, _u(d + j)] = zero
+                    if sw == 1:
+                        for j in range(j0, j1):
+                            cols[k, _u(d + j)] = X[us, uc, y, _u(j + x0)]
+                    else:
+                        for j in range(j0, j1):
+                            cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
+                    for j in range(j1, Wo):
+                        cols[k, _u(d + j)] = zero
 
 
 @jit
@@ -223,23 +234,32 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
     """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
 
     dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
-                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x.
+                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+    added in the order of (c, p, q, i, j).
     """
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    planes = dX[s].reshape(C, H * W)
-    planes[:] = 0
+    us = _u(s)
     for c in range(C):
+        for y in range(H):
+            for x in range(W):
+                dX[us, _u(c), _u(y), _u(x)] = 0
+    for c in range(C):
+        uc = _u(c)
         for p in range(kh):
             i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
                 j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-                if i0 >= i1 or j0 >= j1:
-                    continue
-                src = dcols[(c * kh + p) * kw + q, i0 * Wo + j0 :]
-                dst = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
-                for i in range(i1 - i0):
-                    for j in range(j1 - j0):
-                        dst[i * sh * W + j * sw] += src[i * Wo + j]
+                k = _u((c * kh + p) * kw + q)
+                x0 = q * dw - pw
+                for i in range(i0, i1):
+                    y = _u(i * sh + p * dh - ph)
+                    d = i * Wo
+                    if sw == 1:
+                        for j in range(j0, j1):
+                            dX[us, uc, y, _u(j + x0)] += dcols[k, _u(d + j)]
+                    else:
+                        for j in range(j0, j1):
+                            dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
 
 
 @jit
@@ -249,17 +269,17 @@ def _ordered_sum(a):
     n8 = n - n % 8
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     for t in range(0, n8, 8):
-        s0 += a[t]
-        s1 += a[t + 1]
-        s2 += a[t + 2]
-        s3 += a[t + 3]
-        s4 += a[t + 4]
-        s5 += a[t + 5]
-        s6 += a[t + 6]
-        s7 += a[t + 7]
+        s0 += a[_u(t)]
+        s1 += a[_u(t + 1)]
+        s2 += a[_u(t + 2)]
+        s3 += a[_u(t + 3)]
+        s4 += a[_u(t + 4)]
+        s5 += a[_u(t + 5)]
+        s6 += a[_u(t + 6)]
+        s7 += a[_u(t + 7)]
     tail = 0.0
     for t in range(n8, n):
-        tail += a[t]
+        tail += a[_u(t)]
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
 
 
@@ -324,9 +344,11 @@ def _forward_slot(X, Wt, b, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_sl
         cs = kept[s] if keep else cols
         _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
         Ys = Y[s].reshape(F, P)
-        np.dot(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
+        gemm(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
         for f in range(F):
-            Ys[f] += b[f]
+            bf = b[_u(f)]
+            for v in range(P):
+                Ys[_u(f), _u(v)] += bf
 
 
 @jit_parallel
@@ -365,16 +387,12 @@ def conv2d_backward(
     if n_chunks > ws.dW_chunks.shape[0]:
         raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
     W2 = Wt.reshape(F, K)
-    WT = ws.WT
-    for k in range(K):
-        for f in range(F):
-            WT[k, f] = W2[f, k]
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
             X,
-            WT,
+            W2,
             dY,
             kh,
             kw,
@@ -389,7 +407,6 @@ def conv2d_backward(
             ws.cols[t],
             ws.kept,
             keep,
-            ws.dW_tmp[t],
             ws.dW_chunks,
             ws.db_chunks,
             chunk,
@@ -404,7 +421,7 @@ def conv2d_backward(
 @jit
 def _backward_slot(
     X,
-    WT,
+    W2,
     dY,
     kh,
     kw,
@@ -419,7 +436,6 @@ def _backward_slot(
     cols,
     kept,
     keep,
-    tmp,
     dW_chunks,
     db_chunks,
     chunk,
@@ -431,7 +447,7 @@ def _backward_slot(
     dW_chunks[ch] (K, F) = sum_s cols_s @ dY_s.T; db_chunks[ch] = sum_s ordered sums of dY_s.
     """
     n = X.shape[0]
-    K, F = WT.shape
+    F = W2.shape[0]
     Ho, Wo = dY.shape[2], dY.shape[3]
     P = Ho * Wo
     n_chunks = (n + chunk - 1) // chunk
@@ -446,19 +462,15 @@ def _backward_slot(
                 cs = cols
                 _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
             dYs = dY[s].reshape(F, P)
-            if s == s0:
-                np.dot(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
-                for f in range(F):
-                    dbc[f] = _ordered_sum(dYs[f])
-            else:
-                np.dot(cs, dYs.T, tmp)
-                for k in range(K):
-                    for f in range(F):
-                        dWc[k, f] += tmp[k, f]
-                for f in range(F):
-                    dbc[f] += _ordered_sum(dYs[f])
+            # dWc[k, f] (+)= sum_u cs[k, u] dYs[f, u]: BLAS accumulates (beta = 1)
+            gemm(cs, dYs.T, dWc, 1.0, 0.0 if s == s0 else 1.0)
+            for f in range(F):
+                if s == s0:
+                    dbc[_u(f)] = _ordered_sum(dYs[f])
+                else:
+                    dbc[_u(f)] += _ordered_sum(dYs[f])
             if need_dx:
-                np.dot(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
+                gemm(W2.T, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
                 _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
