@@ -61,7 +61,7 @@ from numba import prange
 
 from sknet._config import jit, jit_parallel
 from sknet.kernels.blas import gemm
-from sknet.kernels.blocks import CHUNK, sum_blocks
+from sknet.kernels.blocks import CHUNK
 
 __all__ = [
     "CHUNK",
@@ -93,8 +93,8 @@ class Conv2dWorkspace(NamedTuple):
 
     cols: np.ndarray
     kept: np.ndarray
+    W2b: np.ndarray
     dW_chunks: np.ndarray
-    db_chunks: np.ndarray
     chunk: int
 
 
@@ -124,10 +124,10 @@ def conv2d_workspace(
         n_slots = numba.get_num_threads()
     n_chunks = max(1, -(-max_batch // chunk))
     return Conv2dWorkspace(
-        cols=np.empty((n_slots, K, Ho * Wo), dtype=dtype),
-        kept=np.empty((max_batch if keep_cols else 0, K, Ho * Wo), dtype=dtype),
-        dW_chunks=np.empty((n_chunks, K, out_channels), dtype=dtype),
-        db_chunks=np.empty((n_chunks, out_channels), dtype=dtype),
+        cols=np.empty((n_slots, K + 1, Ho * Wo), dtype=dtype),
+        kept=np.empty((max_batch if keep_cols else 0, K + 1, Ho * Wo), dtype=dtype),
+        W2b=np.empty((out_channels, K + 1), dtype=dtype),
+        dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
         chunk=int(chunk),
     )
 
@@ -192,12 +192,15 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
 
     cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X (only those entries are zero-filled).
+    or 0 where that index is outside X.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
     zero = X.dtype.type(0)
     us = _u(s)
+    kb = _u(C * kh * kw)  # the row of ones, the bias's
+    for t in range(P):
+        cols[kb, _u(t)] = 1
     for c in range(C):
         uc = _u(c)
         for p in range(kh):
@@ -205,28 +208,15 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
             for q in range(kw):
                 j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
                 k = _u((c * kh + p) * kw + q)
-                if i0 >= i1 or j0 >= j1:  # the tap reads padding only
+                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:  # padding: zero first
                     for t in range(P):
                         cols[k, _u(t)] = zero
-                    continue
-                for t in range(i0 * Wo):  # output rows above the input
-                    cols[k, _u(t)] = zero
-                for t in range(i1 * Wo, P):  # and below
-                    cols[k, _u(t)] = zero
                 x0 = q * dw - pw
                 for i in range(i0, i1):
                     y = _u(i * sh + p * dh - ph)
                     d = i * Wo
-                    for j in range(j0):
-                        cols[k, _u(d + j)] = zero
-                    if sw == 1:
-                        for j in range(j0, j1):
-                            cols[k, _u(d + j)] = X[us, uc, y, _u(j + x0)]
-                    else:
-                        for j in range(j0, j1):
-                            cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
-                    for j in range(j1, Wo):
-                        cols[k, _u(d + j)] = zero
+                    for j in range(j0, j1):
+                        cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
 
 
 @jit
@@ -254,33 +244,8 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
                 for i in range(i0, i1):
                     y = _u(i * sh + p * dh - ph)
                     d = i * Wo
-                    if sw == 1:
-                        for j in range(j0, j1):
-                            dX[us, uc, y, _u(j + x0)] += dcols[k, _u(d + j)]
-                    else:
-                        for j in range(j0, j1):
-                            dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
-
-
-@jit
-def _ordered_sum(a):
-    """Sum of the 1-D array ``a`` in a fixed order: 8 interleaved partial sums."""
-    n = a.shape[0]
-    n8 = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for t in range(0, n8, 8):
-        s0 += a[_u(t)]
-        s1 += a[_u(t + 1)]
-        s2 += a[_u(t + 2)]
-        s3 += a[_u(t + 3)]
-        s4 += a[_u(t + 4)]
-        s5 += a[_u(t + 5)]
-        s6 += a[_u(t + 6)]
-        s7 += a[_u(t + 7)]
-    tail = 0.0
-    for t in range(n8, n):
-        tail += a[_u(t)]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
+                    for j in range(j0, j1):
+                        dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
 
 
 # --------------------------------------------------------------------------------------
@@ -306,15 +271,18 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     ws : :class:`Conv2dWorkspace` for these shapes (only ``ws.cols`` is used here).
     """
     F, C, kh, kw = Wt.shape
-    if ws.cols.shape[1] != C * kh * kw or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
+    K = C * kh * kw
+    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
         raise ValueError("conv2d_forward: workspace made for other shapes")
+    _fill_w2b(Wt, b, ws.W2b)
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= X.shape[0]
     for t in prange(n_slots):
         _forward_slot(
             X,
-            Wt,
-            b,
+            ws.W2b,
+            kh,
+            kw,
             stride_h,
             stride_w,
             pad_h,
@@ -325,30 +293,36 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
             ws.cols[t],
             ws.kept,
             keep,
-            t,
+            numba.int64(t),  # one signature: t is int64 when typed, uint64 in the gufunc
             n_slots,
         )
 
 
 @jit
-def _forward_slot(X, Wt, b, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
+def _fill_w2b(Wt, b, W2b):
+    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f]."""
+    F, K1 = W2b.shape
+    W2 = Wt.reshape(F, K1 - 1)
+    for f in range(F):
+        uf = _u(f)
+        for k in range(K1 - 1):
+            W2b[uf, _u(k)] = W2[uf, _u(k)]
+        W2b[uf, _u(K1 - 1)] = b[uf]
+
+
+@jit
+def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
     """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
-    (in kept[s] when ``keep``)."""
+    (in kept[s] when ``keep``); the bias comes in with the row of ones."""
     n = X.shape[0]
-    F, C, kh, kw = Wt.shape
+    F = W2b.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
-    K = C * kh * kw
     P = Ho * Wo
-    W2 = Wt.reshape(F, K)
     for s in range(t, n, n_slots):
         cs = kept[s] if keep else cols
         _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-        Ys = Y[s].reshape(F, P)
-        gemm(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
-        for f in range(F):
-            bf = b[_u(f)]
-            for v in range(P):
-                Ys[_u(f), _u(v)] += bf
+        # Y[s, f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j] + b[f] * 1
+        gemm(W2b, cs, Y[s].reshape(F, P))
 
 
 @jit_parallel
@@ -382,17 +356,19 @@ def conv2d_backward(
     K = C * kh * kw
     chunk = ws.chunk
     n_chunks = (n + chunk - 1) // chunk
-    if ws.cols.shape[1] != K or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
+    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
         raise ValueError("conv2d_backward: workspace made for other shapes")
     if n_chunks > ws.dW_chunks.shape[0]:
         raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
-    W2 = Wt.reshape(F, K)
+    _fill_w2b(Wt, db, ws.W2b)
+    for f in range(F):  # bias column 0: dcols' last row is 0
+        ws.W2b[_u(f), _u(K)] = 0
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
             X,
-            W2,
+            ws.W2b,
             dY,
             kh,
             kw,
@@ -408,20 +384,30 @@ def conv2d_backward(
             ws.kept,
             keep,
             ws.dW_chunks,
-            ws.db_chunks,
             chunk,
-            t,
+            numba.int64(t),
             n_slots,
         )
-    # the chunk sums are (K, F): add them into dW's transpose, and db, in chunk order
-    sum_blocks(ws.dW_chunks, n_chunks, dW.reshape(F, K).T)
-    sum_blocks(ws.db_chunks.reshape(ws.db_chunks.shape[0], 1, F), n_chunks, db.reshape(1, F))
+    # the chunk sums are (K + 1, F), [dW2.T; db]: added in chunk order
+    parts = ws.dW_chunks
+    W2 = dW.reshape(F, K)
+    for k in range(K + 1):
+        uk = _u(k)
+        for f in range(F):
+            uf = _u(f)
+            acc = parts[0, uk, uf] if n_chunks > 0 else 0
+            for c in range(1, n_chunks):
+                acc += parts[_u(c), uk, uf]
+            if k < K:
+                W2[uf, uk] = acc
+            else:
+                db[uf] = acc
 
 
 @jit
 def _backward_slot(
     X,
-    W2,
+    W2b,
     dY,
     kh,
     kw,
@@ -437,23 +423,22 @@ def _backward_slot(
     kept,
     keep,
     dW_chunks,
-    db_chunks,
     chunk,
     t,
     n_slots,
 ):
     """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
 
-    dW_chunks[ch] (K, F) = sum_s cols_s @ dY_s.T; db_chunks[ch] = sum_s ordered sums of dY_s.
+    dW_chunks[ch] (K + 1, F) = sum_s cols_s @ dY_s.T (its last row, cols' row of ones
+    against dY_s, is db's partial sum).
     """
     n = X.shape[0]
-    F = W2.shape[0]
+    F = W2b.shape[0]
     Ho, Wo = dY.shape[2], dY.shape[3]
     P = Ho * Wo
     n_chunks = (n + chunk - 1) // chunk
     for ch in range(t, n_chunks, n_slots):
         dWc = dW_chunks[ch]
-        dbc = db_chunks[ch]
         s0 = ch * chunk
         for s in range(s0, min(n, s0 + chunk)):
             if keep:
@@ -464,13 +449,9 @@ def _backward_slot(
             dYs = dY[s].reshape(F, P)
             # dWc[k, f] (+)= sum_u cs[k, u] dYs[f, u]: BLAS accumulates (beta = 1)
             gemm(cs, dYs.T, dWc, 1.0, 0.0 if s == s0 else 1.0)
-            for f in range(F):
-                if s == s0:
-                    dbc[_u(f)] = _ordered_sum(dYs[f])
-                else:
-                    dbc[_u(f)] += _ordered_sum(dYs[f])
             if need_dx:
-                gemm(W2.T, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
+                # dcols = W2.T @ dYs over this sample's cols (its last row, 0, unused)
+                gemm(W2b.T, dYs, cols)
                 _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
