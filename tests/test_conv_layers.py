@@ -358,7 +358,7 @@ def test_kept_im2col_store_stays_within_its_cap_when_the_batch_grows():
     kept im2col store past KEEP_COLS_BYTES; later small batches reuse the workspace."""
 
     C, L = 4, 1000
-    col_bytes = C * 3 * L * 8  # one sample's im2col matrix, float64
+    col_bytes = (C * 3 + 1) * L * 8  # one sample's im2col matrix (+ row of ones), float64
     small, large = 100, KEEP_COLS_BYTES // col_bytes + 50  # kept fits / does not
     net = Network([Conv(2, 3, ndim=1), Flatten(), Dense(1)], "squared_error")
     net.build((C, L), np.float64).init_params(np.random.RandomState(0))

@@ -139,7 +139,8 @@ class Conv(Layer):
         out = self.output_shape[1:]
         # training keeps the forward pass's im2col matrices for the backward pass (one
         # im2col of three passes saved), when they fit in KEEP_COLS_BYTES
-        col_bytes = C * k ** (self.ndim) * int(np.prod(out)) * self.dtype.itemsize
+        # (K + 1 rows: the kernels' im2col matrices carry a row of ones for the bias)
+        col_bytes = (C * k**self.ndim + 1) * int(np.prod(out)) * self.dtype.itemsize
         # the workspace never shrinks: what it holds is sized for the largest batch seen,
         # and the store is kept only when that size fits the cap
         capacity = 0 if ws is None else ws.dW_chunks.shape[0] * ws.chunk
