@@ -24,16 +24,20 @@ dY = dL/dY::
                      and j*sw + q*dw = x + pw of W[f, c, p, q] * dY[n, f, i, j]
 
 How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
-and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s is::
+and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s, with one more
+row of ones for the bias, is::
 
-    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw]               (K, P)
+    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw],  cols[K, :] = 1   (K + 1, P)
 
-so that, with W2 = W.reshape(F, K) and dYs = dY[s].reshape(F, P)::
+so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, P)::
 
-    Y[s] = W2 @ cols + b       dW += dYs @ cols.T       dcols = W2.T @ dYs -> col2im -> dX[s]
+    Y[s] = W2b @ cols       [dW2.T; db] += cols @ dYs.T       dcols = W2.T @ dYs -> col2im
 
-Each product is a whole GEMM per sample (``np.dot``, i.e. OpenBLAS), called inside a
-single ``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
+(the bias is added inside the forward GEMM and db is the last row of the weight-gradient
+GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
+(:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
+the chunk's weight gradient accumulated by BLAS with beta = 1), called inside a single
+``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
 around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
 starts its own threads inside numba's (nested pools made the backward pass slower at 2
 threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
@@ -43,7 +47,16 @@ summed serially over its samples into that chunk's own buffer, and the chunk buf
 added after the parallel loop in chunk order. Neither the chunk size nor any summation
 order depends on the thread count, so results are bit-identical whatever it is.
 
-Measured alternatives (LeNet-like layers, on a shared and noisy machine): one large
+im2col and col2im index with unsigned integers: numba then emits no negative-index
+wraparound test, which LLVM could not remove from loops that start at a computed bound
+and which kept those copy loops scalar; with it they took as long as the GEMMs (LeNet's
+second layer: im2col 3.7 ms per batch of 128 with signed indices, 0.7 ms unsigned).
+
+Measured alternatives (LeNet-like layers, on a shared and noisy machine): a GEMM per
+chunk of 8 samples ((K, 8P) im2col blocks) instead of one per sample took the same time
+for LeNet's second layer and ~15% less for the 8x8 digits network's second (P = 16); not
+adopted, as Y and dY are stored per sample and would need copies around it. Stride-1
+copy loops and hand-unrolled copies gained nothing over the unsigned indices. One large
 GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
 and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
 numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
@@ -81,11 +94,12 @@ class Conv2dWorkspace(NamedTuple):
     With K = C*kh*kw, P = Ho*Wo, n_slots parallel slots (normally numba's thread count;
     any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
 
-    cols : (n_slots, K, P); a slot's im2col matrix of one sample (its dcols in backward).
-    dW_chunks : (n_chunks, K, F); per-chunk dW partial sums, transposed (backward only).
-    db_chunks : (n_chunks, F); per-chunk db partial sums (backward only).
+    cols : (n_slots, K + 1, P); a slot's im2col matrix of one sample, its last row ones
+        (its dcols in backward).
+    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward), [W.reshape(F, K) | 0] (backward).
+    dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
     chunk : int; samples per chunk.
-    kept : (n_kept, K, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
+    kept : (n_kept, K + 1, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
         the im2col matrix of each sample s < n_kept here and the backward pass reads it
         back instead of recomputing it. It ties a backward call to the last forward call
         on this workspace (same X); a batch larger than n_kept recomputes as usual.
@@ -115,7 +129,7 @@ def conv2d_workspace(
     number of samples one call will get. ``n_slots`` defaults to numba's current thread
     count; results do not depend on it, nor on ``max_batch``. ``keep_cols=True`` adds
     room for ``max_batch`` im2col matrices (``kept``): backward then skips im2col,
-    bit-identically, at the cost of max_batch * K * P values of memory.
+    bit-identically, at the cost of max_batch * (K + 1) * P values of memory.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
@@ -268,7 +282,8 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
     Y : (n, F, Ho, Wo), overwritten:
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    ws : :class:`Conv2dWorkspace` for these shapes (only ``ws.cols`` is used here).
+    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
+        ``ws.kept`` are used here).
     """
     F, C, kh, kw = Wt.shape
     K = C * kh * kw
@@ -347,9 +362,9 @@ def conv2d_backward(
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
         X left it).
 
-    dW = sum over chunks, in chunk order, of (sum over the chunk's samples, in order, of
-    dYs @ cols.T); db likewise, each sample's sum over pixels taken in a fixed order.
-    (The partial sums are kept transposed, (K, F), so that row blocks stay contiguous.)
+    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
+    order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
+    partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
     """
     n = X.shape[0]
     F, C, kh, kw = Wt.shape
