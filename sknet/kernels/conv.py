@@ -24,16 +24,20 @@ dY = dL/dY::
                      and j*sw + q*dw = x + pw of W[f, c, p, q] * dY[n, f, i, j]
 
 How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
-and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s is::
+and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s, with one more
+row of ones for the bias, is::
 
-    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw]               (K, P)
+    cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw],  cols[K, :] = 1   (K + 1, P)
 
-so that, with W2 = W.reshape(F, K) and dYs = dY[s].reshape(F, P)::
+so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, P)::
 
-    Y[s] = W2 @ cols + b       dW += dYs @ cols.T       dcols = W2.T @ dYs -> col2im -> dX[s]
+    Y[s] = W2b @ cols       [dW2.T; db] += cols @ dYs.T       dcols = W2.T @ dYs -> col2im
 
-Each product is a whole GEMM per sample (``np.dot``, i.e. OpenBLAS), called inside a
-single ``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
+(the bias is added inside the forward GEMM and db is the last row of the weight-gradient
+GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
+(:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
+the chunk's weight gradient accumulated by BLAS with beta = 1), called inside a single
+``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
 around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
 starts its own threads inside numba's (nested pools made the backward pass slower at 2
 threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
@@ -43,7 +47,16 @@ summed serially over its samples into that chunk's own buffer, and the chunk buf
 added after the parallel loop in chunk order. Neither the chunk size nor any summation
 order depends on the thread count, so results are bit-identical whatever it is.
 
-Measured alternatives (LeNet-like layers, on a shared and noisy machine): one large
+im2col and col2im index with unsigned integers: numba then emits no negative-index
+wraparound test, which LLVM could not remove from loops that start at a computed bound
+and which kept those copy loops scalar; with it they took as long as the GEMMs (LeNet's
+second layer: im2col 3.7 ms per batch of 128 with signed indices, 0.7 ms unsigned).
+
+Measured alternatives (LeNet-like layers, on a shared and noisy machine): a GEMM per
+chunk of 8 samples ((K, 8P) im2col blocks) instead of one per sample took the same time
+for LeNet's second layer and ~15% less for the 8x8 digits network's second (P = 16); not
+adopted, as Y and dY are stored per sample and would need copies around it. Stride-1
+copy loops and hand-unrolled copies gained nothing over the unsigned indices. One large
 GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
 and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
 numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
@@ -60,7 +73,8 @@ import numpy as np
 from numba import prange
 
 from sknet._config import jit, jit_parallel
-from sknet.kernels.blocks import CHUNK, sum_blocks
+from sknet.kernels.blas import gemm
+from sknet.kernels.blocks import CHUNK
 
 __all__ = [
     "CHUNK",
@@ -80,13 +94,12 @@ class Conv2dWorkspace(NamedTuple):
     With K = C*kh*kw, P = Ho*Wo, n_slots parallel slots (normally numba's thread count;
     any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
 
-    cols : (n_slots, K, P); a slot's im2col matrix of one sample (its dcols in backward).
-    WT : (K, F); W.reshape(F, K).T made contiguous (backward only).
-    dW_tmp : (n_slots, K, F); one sample's dW, transposed, before it joins its chunk's.
-    dW_chunks : (n_chunks, K, F); per-chunk dW partial sums, transposed (backward only).
-    db_chunks : (n_chunks, F); per-chunk db partial sums (backward only).
+    cols : (n_slots, K + 1, P); a slot's im2col matrix of one sample, its last row ones
+        (its dcols in backward).
+    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward), [W.reshape(F, K) | 0] (backward).
+    dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
     chunk : int; samples per chunk.
-    kept : (n_kept, K, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
+    kept : (n_kept, K + 1, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
         the im2col matrix of each sample s < n_kept here and the backward pass reads it
         back instead of recomputing it. It ties a backward call to the last forward call
         on this workspace (same X); a batch larger than n_kept recomputes as usual.
@@ -94,10 +107,8 @@ class Conv2dWorkspace(NamedTuple):
 
     cols: np.ndarray
     kept: np.ndarray
-    WT: np.ndarray
-    dW_tmp: np.ndarray
+    W2b: np.ndarray
     dW_chunks: np.ndarray
-    db_chunks: np.ndarray
     chunk: int
 
 
@@ -118,7 +129,7 @@ def conv2d_workspace(
     number of samples one call will get. ``n_slots`` defaults to numba's current thread
     count; results do not depend on it, nor on ``max_batch``. ``keep_cols=True`` adds
     room for ``max_batch`` im2col matrices (``kept``): backward then skips im2col,
-    bit-identically, at the cost of max_batch * K * P values of memory.
+    bit-identically, at the cost of max_batch * (K + 1) * P values of memory.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
@@ -127,12 +138,10 @@ def conv2d_workspace(
         n_slots = numba.get_num_threads()
     n_chunks = max(1, -(-max_batch // chunk))
     return Conv2dWorkspace(
-        cols=np.empty((n_slots, K, Ho * Wo), dtype=dtype),
-        kept=np.empty((max_batch if keep_cols else 0, K, Ho * Wo), dtype=dtype),
-        WT=np.empty((K, out_channels), dtype=dtype),
-        dW_tmp=np.empty((n_slots, K, out_channels), dtype=dtype),
-        dW_chunks=np.empty((n_chunks, K, out_channels), dtype=dtype),
-        db_chunks=np.empty((n_chunks, out_channels), dtype=dtype),
+        cols=np.empty((n_slots, K + 1, Ho * Wo), dtype=dtype),
+        kept=np.empty((max_batch if keep_cols else 0, K + 1, Ho * Wo), dtype=dtype),
+        W2b=np.empty((out_channels, K + 1), dtype=dtype),
+        dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
         chunk=int(chunk),
     )
 
@@ -165,6 +174,11 @@ def conv1d_workspace(
 # --------------------------------------------------------------------------------------
 # helpers: valid index range, im2col / col2im of one sample, an ordered row sum
 # --------------------------------------------------------------------------------------
+# Indices below are cast to unsigned (``_u``) right where they index: numba then drops
+# its negative-index wraparound test, which LLVM cannot remove when a loop starts at a
+# computed bound and which kept these copy loops scalar (im2col of LeNet's second layer
+# took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
+_u = numba.uint64
 
 
 @jit
@@ -196,26 +210,27 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
-    planes = X[s].reshape(C, H * W)
     zero = X.dtype.type(0)
+    us = _u(s)
+    kb = _u(C * kh * kw)  # the row of ones, the bias's
+    for t in range(P):
+        cols[kb, _u(t)] = 1
     for c in range(C):
+        uc = _u(c)
         for p in range(kh):
             i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
                 j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-                row = cols[(c * kh + p) * kw + q]
-                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:
-                    for t in range(P):  # padding: zero first, then the inside block
-                        row[t] = zero
-                if i0 >= i1 or j0 >= j1:
-                    continue
-                # the block i in [i0, i1), j in [j0, j1), with offsets folded into slices
-                # so that every index below is a non-negative loop-derived value
-                dst = row[i0 * Wo + j0 :]
-                src = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
-                for i in range(i1 - i0):
-                    for j in range(j1 - j0):
-                        dst[i * Wo + j] = src[i * sh * W + j * sw]
+                k = _u((c * kh + p) * kw + q)
+                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:  # padding: zero first
+                    for t in range(P):
+                        cols[k, _u(t)] = zero
+                x0 = q * dw - pw
+                for i in range(i0, i1):
+                    y = _u(i * sh + p * dh - ph)
+                    d = i * Wo
+                    for j in range(j0, j1):
+                        cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
 
 
 @jit
@@ -223,44 +238,28 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
     """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
 
     dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
-                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x.
+                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+    added in the order of (c, p, q, i, j).
     """
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    planes = dX[s].reshape(C, H * W)
-    planes[:] = 0
+    us = _u(s)
     for c in range(C):
+        for y in range(H):
+            for x in range(W):
+                dX[us, _u(c), _u(y), _u(x)] = 0
+    for c in range(C):
+        uc = _u(c)
         for p in range(kh):
             i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
             for q in range(kw):
                 j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-                if i0 >= i1 or j0 >= j1:
-                    continue
-                src = dcols[(c * kh + p) * kw + q, i0 * Wo + j0 :]
-                dst = planes[c, (i0 * sh + p * dh - ph) * W + j0 * sw + q * dw - pw :]
-                for i in range(i1 - i0):
-                    for j in range(j1 - j0):
-                        dst[i * sh * W + j * sw] += src[i * Wo + j]
-
-
-@jit
-def _ordered_sum(a):
-    """Sum of the 1-D array ``a`` in a fixed order: 8 interleaved partial sums."""
-    n = a.shape[0]
-    n8 = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for t in range(0, n8, 8):
-        s0 += a[t]
-        s1 += a[t + 1]
-        s2 += a[t + 2]
-        s3 += a[t + 3]
-        s4 += a[t + 4]
-        s5 += a[t + 5]
-        s6 += a[t + 6]
-        s7 += a[t + 7]
-    tail = 0.0
-    for t in range(n8, n):
-        tail += a[t]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
+                k = _u((c * kh + p) * kw + q)
+                x0 = q * dw - pw
+                for i in range(i0, i1):
+                    y = _u(i * sh + p * dh - ph)
+                    d = i * Wo
+                    for j in range(j0, j1):
+                        dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
 
 
 # --------------------------------------------------------------------------------------
@@ -283,18 +282,22 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
     Y : (n, F, Ho, Wo), overwritten:
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    ws : :class:`Conv2dWorkspace` for these shapes (only ``ws.cols`` is used here).
+    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
+        ``ws.kept`` are used here).
     """
     F, C, kh, kw = Wt.shape
-    if ws.cols.shape[1] != C * kh * kw or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
+    K = C * kh * kw
+    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
         raise ValueError("conv2d_forward: workspace made for other shapes")
+    _fill_w2b(Wt, b, ws.W2b)
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= X.shape[0]
     for t in prange(n_slots):
         _forward_slot(
             X,
-            Wt,
-            b,
+            ws.W2b,
+            kh,
+            kw,
             stride_h,
             stride_w,
             pad_h,
@@ -305,28 +308,36 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
             ws.cols[t],
             ws.kept,
             keep,
-            t,
+            numba.int64(t),  # one signature: t is int64 when typed, uint64 in the gufunc
             n_slots,
         )
 
 
 @jit
-def _forward_slot(X, Wt, b, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
+def _fill_w2b(Wt, b, W2b):
+    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f]."""
+    F, K1 = W2b.shape
+    W2 = Wt.reshape(F, K1 - 1)
+    for f in range(F):
+        uf = _u(f)
+        for k in range(K1 - 1):
+            W2b[uf, _u(k)] = W2[uf, _u(k)]
+        W2b[uf, _u(K1 - 1)] = b[uf]
+
+
+@jit
+def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
     """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
-    (in kept[s] when ``keep``)."""
+    (in kept[s] when ``keep``); the bias comes in with the row of ones."""
     n = X.shape[0]
-    F, C, kh, kw = Wt.shape
+    F = W2b.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
-    K = C * kh * kw
     P = Ho * Wo
-    W2 = Wt.reshape(F, K)
     for s in range(t, n, n_slots):
         cs = kept[s] if keep else cols
         _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-        Ys = Y[s].reshape(F, P)
-        np.dot(W2, cs, Ys)  # Ys[f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j]
-        for f in range(F):
-            Ys[f] += b[f]
+        # Y[s, f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j] + b[f] * 1
+        gemm(W2b, cs, Y[s].reshape(F, P))
 
 
 @jit_parallel
@@ -351,30 +362,28 @@ def conv2d_backward(
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
         X left it).
 
-    dW = sum over chunks, in chunk order, of (sum over the chunk's samples, in order, of
-    dYs @ cols.T); db likewise, each sample's sum over pixels taken in a fixed order.
-    (The partial sums are kept transposed, (K, F), so that row blocks stay contiguous.)
+    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
+    order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
+    partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
     """
     n = X.shape[0]
     F, C, kh, kw = Wt.shape
     K = C * kh * kw
     chunk = ws.chunk
     n_chunks = (n + chunk - 1) // chunk
-    if ws.cols.shape[1] != K or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
+    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
         raise ValueError("conv2d_backward: workspace made for other shapes")
     if n_chunks > ws.dW_chunks.shape[0]:
         raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
-    W2 = Wt.reshape(F, K)
-    WT = ws.WT
-    for k in range(K):
-        for f in range(F):
-            WT[k, f] = W2[f, k]
+    _fill_w2b(Wt, db, ws.W2b)
+    for f in range(F):  # bias column 0: dcols' last row is 0
+        ws.W2b[_u(f), _u(K)] = 0
     n_slots = ws.cols.shape[0]
     keep = ws.kept.shape[0] >= n
     for t in prange(n_slots):
         _backward_slot(
             X,
-            WT,
+            ws.W2b,
             dY,
             kh,
             kw,
@@ -389,22 +398,31 @@ def conv2d_backward(
             ws.cols[t],
             ws.kept,
             keep,
-            ws.dW_tmp[t],
             ws.dW_chunks,
-            ws.db_chunks,
             chunk,
-            t,
+            numba.int64(t),
             n_slots,
         )
-    # the chunk sums are (K, F): add them into dW's transpose, and db, in chunk order
-    sum_blocks(ws.dW_chunks, n_chunks, dW.reshape(F, K).T)
-    sum_blocks(ws.db_chunks.reshape(ws.db_chunks.shape[0], 1, F), n_chunks, db.reshape(1, F))
+    # the chunk sums are (K + 1, F), [dW2.T; db]: added in chunk order
+    parts = ws.dW_chunks
+    W2 = dW.reshape(F, K)
+    for k in range(K + 1):
+        uk = _u(k)
+        for f in range(F):
+            uf = _u(f)
+            acc = parts[0, uk, uf] if n_chunks > 0 else 0
+            for c in range(1, n_chunks):
+                acc += parts[_u(c), uk, uf]
+            if k < K:
+                W2[uf, uk] = acc
+            else:
+                db[uf] = acc
 
 
 @jit
 def _backward_slot(
     X,
-    WT,
+    W2b,
     dY,
     kh,
     kw,
@@ -419,25 +437,23 @@ def _backward_slot(
     cols,
     kept,
     keep,
-    tmp,
     dW_chunks,
-    db_chunks,
     chunk,
     t,
     n_slots,
 ):
     """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
 
-    dW_chunks[ch] (K, F) = sum_s cols_s @ dY_s.T; db_chunks[ch] = sum_s ordered sums of dY_s.
+    dW_chunks[ch] (K + 1, F) = sum_s cols_s @ dY_s.T (its last row, cols' row of ones
+    against dY_s, is db's partial sum).
     """
     n = X.shape[0]
-    K, F = WT.shape
+    F = W2b.shape[0]
     Ho, Wo = dY.shape[2], dY.shape[3]
     P = Ho * Wo
     n_chunks = (n + chunk - 1) // chunk
     for ch in range(t, n_chunks, n_slots):
         dWc = dW_chunks[ch]
-        dbc = db_chunks[ch]
         s0 = ch * chunk
         for s in range(s0, min(n, s0 + chunk)):
             if keep:
@@ -446,19 +462,11 @@ def _backward_slot(
                 cs = cols
                 _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
             dYs = dY[s].reshape(F, P)
-            if s == s0:
-                np.dot(cs, dYs.T, dWc)  # dWc[k, f] = sum_u cs[k, u] dYs[f, u]
-                for f in range(F):
-                    dbc[f] = _ordered_sum(dYs[f])
-            else:
-                np.dot(cs, dYs.T, tmp)
-                for k in range(K):
-                    for f in range(F):
-                        dWc[k, f] += tmp[k, f]
-                for f in range(F):
-                    dbc[f] += _ordered_sum(dYs[f])
+            # dWc[k, f] (+)= sum_u cs[k, u] dYs[f, u]: BLAS accumulates (beta = 1)
+            gemm(cs, dYs.T, dWc, 1.0, 0.0 if s == s0 else 1.0)
             if need_dx:
-                np.dot(WT, dYs, cols)  # dcols = W2.T @ dYs, over this sample's cols
+                # dcols = W2.T @ dYs over this sample's cols (its last row, 0, unused)
+                gemm(W2b.T, dYs, cols)
                 _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
