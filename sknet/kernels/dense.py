@@ -70,3 +70,17 @@ def activation_backward_bias_grad(a, delta, code, db):
                 delta[i, j] *= a[i, j] * (1.0 - a[i, j])
         for j in range(k):
             db[j] += delta[i, j]
+
+
+@jit
+def take_rows(x, idx, out):
+    """``out[i] = x[idx[i]]``: the rows ``idx`` (int64) of the 2-D C-contiguous ``x``
+    into the C-contiguous ``out`` (len(idx), d) (a mini-batch gather without numpy's
+    fancy-indexing allocation). An index outside ``[0, len(x))`` raises IndexError."""
+    n, d = x.shape
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        if r < 0 or r >= n:
+            raise IndexError("take_rows: row index out of range")
+        for j in range(d):
+            out[i, j] = x[r, j]

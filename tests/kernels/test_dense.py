@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
-from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward
+from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward, take_rows
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_dense as ref
 
@@ -190,3 +190,21 @@ def test_flatten_round_trip(rng):
     dX = layer.backward(Y, {}, {}, {}, True)
     assert_array_equal(dX, X)
     assert layer.backward(Y, {}, {}, {}, False) is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_take_rows_matches_fancy_indexing(dtype, rng):
+    x = rng.standard_normal((50, 7)).astype(dtype)
+    idx = rng.permutation(50)[:13].astype(np.int64)
+    idx[0] = idx[1]  # repeats are allowed
+    out = np.full((13, 7), np.nan, dtype=dtype)
+    take_rows(x, idx, out)
+    assert_array_equal(out, x[idx])
+
+
+def test_take_rows_rejects_out_of_range_index():
+    x = np.zeros((5, 3))
+    out = np.empty((2, 3))
+    for bad in (5, -1):
+        with pytest.raises(IndexError, match="out of range"):
+            take_rows(x, np.array([0, bad], dtype=np.int64), out)
