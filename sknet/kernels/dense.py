@@ -14,15 +14,32 @@ Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
     db = sum_i dZ_i      (k,)
     dX = dZ W^T          (n, d)   only when the layer below needs it
 
-The GEMMs stay in the caller (``np.dot(..., out=...)`` or a sparse product) so a
-sparse first-layer input takes the same path; the element-wise work around them is
-fused here into one pass each way.
+The GEMMs of inference and of sparse input stay in the caller (``np.dot(..., out=...)``
+or a sparse product), around the fused element-wise passes ``bias_activation_forward``
+and ``activation_backward_bias_grad``.
+
+Training on dense input goes through ``dense_forward_parallel`` and
+``dense_backward_parallel``: the same arithmetic, with the products and the element-wise
+passes cut into ``PARTS`` fixed blocks run in ``prange`` (forward: row blocks of the
+batch; backward: column blocks of dZ for dZ, db and dW, then row blocks for dX), each
+block a single-threaded BLAS call (``blas.gemm``; callers keep BLAS on one thread, as
+for the convolutions). One thread pool (numba's) then runs the whole step, instead of
+OpenBLAS's threads for the products and numba's or none for the rest, and the blocks
+never overlap, so nothing is summed across blocks. The partition is a constant of the
+source, not the thread count, so results are bit-identical whatever the thread count
+(not bit-identical to the unblocked products: BLAS rounds blocks differently).
 """
 
+import numba
 import numpy as np
 
-from .._config import jit
+from .._config import jit, jit_parallel
 from .activations import LOGISTIC, RELU, TANH
+from .blas import gemm
+
+#: fixed number of row / column blocks of the parallel training kernels (two cores on
+#: the project machine; more blocks made each product slower: smaller GEMMs)
+PARTS = 2
 
 
 @jit
@@ -84,3 +101,58 @@ def take_rows(x, idx, out):
             raise IndexError("take_rows: row index out of range")
         for j in range(d):
             out[i, j] = x[r, j]
+
+
+@jit
+def _part(p, n):
+    """``[lo, hi)`` of block ``p`` of ``PARTS`` nearly equal blocks of ``range(n)``."""
+    step = (n + PARTS - 1) // PARTS
+    lo = min(p * step, n)
+    return lo, min(lo + step, n)
+
+
+@jit
+def _forward_part(x, w, b, code, z, lo, hi):
+    if lo < hi:
+        gemm(x[lo:hi], w, z[lo:hi])
+        bias_activation_forward(z[lo:hi], b, code)
+
+
+@jit_parallel
+def dense_forward_parallel(x, w, b, code, z):
+    """``z = f(x w + b)``: x (n, d), w (d, k), b (k,), z (n, k) overwritten, all
+    C-contiguous; in ``PARTS`` row blocks in parallel."""
+    n = x.shape[0]
+    for p in numba.prange(PARTS):
+        lo, hi = _part(p, n)
+        _forward_part(x, w, b, code, z, lo, hi)
+
+
+@jit
+def _grad_part(x, a, delta, code, dw, db, lo, hi):
+    if lo < hi:
+        activation_backward_bias_grad(a[:, lo:hi], delta[:, lo:hi], code, db[lo:hi])
+        gemm(x.T, delta[:, lo:hi], dw[:, lo:hi])
+
+
+@jit
+def _dx_part(delta, w, dx, lo, hi):
+    if lo < hi:
+        gemm(delta[lo:hi], w.T, dx[lo:hi])
+
+
+@jit_parallel
+def dense_backward_parallel(x, w, a, delta, code, dw, db, dx, need_dx):
+    """Backward of ``dense_forward_parallel`` given ``delta = dL/dA`` (n, k), which
+    becomes dZ in place: ``dw = x^T dZ`` (d, k), ``db`` (k,) column sums, and with
+    ``need_dx`` ``dx = dZ w^T`` (n, d). ``a`` (n, k) is the forward output; all arrays
+    C-contiguous (``dx`` is not touched without ``need_dx``)."""
+    k = delta.shape[1]
+    for p in numba.prange(PARTS):
+        lo, hi = _part(p, k)
+        _grad_part(x, a, delta, code, dw, db, lo, hi)
+    if need_dx:
+        n = delta.shape[0]
+        for p in numba.prange(PARTS):
+            lo, hi = _part(p, n)
+            _dx_part(delta, w, dx, lo, hi)

@@ -1,14 +1,22 @@
 """Dense kernels and the Dense / Activation / Flatten layers: forward against NumPy,
 backward (dW, db, dX) against finite differences."""
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
 
 from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
-from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward, take_rows
+from sknet.kernels.dense import (
+    activation_backward_bias_grad,
+    bias_activation_forward,
+    dense_backward_parallel,
+    dense_forward_parallel,
+    take_rows,
+)
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_dense as ref
 
@@ -208,3 +216,102 @@ def test_take_rows_rejects_out_of_range_index():
     for bad in (5, -1):
         with pytest.raises(IndexError, match="out of range"):
             take_rows(x, np.array([0, bad], dtype=np.int64), out)
+
+
+# ------------------------------------------------- the blocked training kernels
+def _blocked_case(n, d, k, name, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    W = rng.normal(size=(d, k)).astype(dtype)
+    b = rng.normal(size=k).astype(dtype)
+    G = rng.normal(size=(n, k)).astype(dtype)
+    return X, W, b, G
+
+
+def _blocked_pass(X, W, b, G, name, need_dx=True):
+    n, d = X.shape
+    k = W.shape[1]
+    code = ACTIVATIONS[name]
+    A = np.full((n, k), np.nan, X.dtype)
+    dense_forward_parallel(X, W, b, code, A)
+    delta = G.copy()
+    dW = np.full((d, k), np.nan, X.dtype)
+    db = np.full(k, np.nan, X.dtype)
+    dX = np.full((n if need_dx else 0, d), np.nan, X.dtype)
+    dense_backward_parallel(X, W, A, delta, code, dW, db, dX, need_dx)
+    return A, dW, db, dX
+
+
+# block edges: one row / one column (a block is empty), odd sizes, even sizes
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n, d, k", [(1, 3, 1), (5, 4, 3), (6, 7, 2), (9, 1, 5)])
+def test_dense_parallel_kernels_match_reference(n, d, k, name, dtype):
+    X, W, b, G = _blocked_case(n, d, k, name, dtype)
+    A, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    assert_allclose(A, ref.dense_forward(X, W, b, name), **tol(dtype))
+    dW_ref, db_ref, dX_ref = ref.dense_backward(X, W, b, G, name)
+    t = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 1e-4, "atol": 1e-4}
+    assert_allclose(dW, dW_ref, **t)
+    assert_allclose(db, db_ref, **t)
+    assert_allclose(dX, dX_ref, **t)
+    # without dx: the same weight gradients, dx untouched
+    _, dW2, db2, dX2 = _blocked_pass(X, W, b, G, name, need_dx=False)
+    assert_array_equal(dW2, dW)
+    assert_array_equal(db2, db)
+    assert dX2.shape == (0, d)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_parallel_kernels_gradcheck(name):
+    seed = 4
+    X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
+    while name == "relu" and np.abs(X @ W + b).min() < 1e-3:  # away from the kink
+        seed += 1
+        X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
+    _, dW, db, dX = _blocked_pass(X, W, b, G, name)
+
+    def objective():
+        A = np.empty((X.shape[0], W.shape[1]))
+        dense_forward_parallel(X, W, b, ACTIVATIONS[name], A)
+        return float(np.sum(G * A))
+
+    assert_grad_close(objective, W, dW)
+    assert_grad_close(objective, b, db)
+    assert_grad_close(objective, X, dX)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_parallel_kernels_match_torch(name):
+    torch = pytest.importorskip("torch")
+    X, W, b, G = _blocked_case(7, 5, 4, name, np.float64, seed=5)
+    A, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    Xt, Wt, bt = (torch.tensor(v, requires_grad=True) for v in (X, W, b))
+    act = {
+        "identity": lambda z: z,
+        "logistic": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+    }[name]
+    At = act(Xt @ Wt + bt)
+    (At * torch.tensor(G)).sum().backward()
+    assert_allclose(A, At.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(dW, Wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert_allclose(db, bt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert_allclose(dX, Xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_dense_parallel_kernels_bit_identical_across_thread_counts():
+    X, W, b, G = _blocked_case(200, 96, 64, "relu", np.float32, seed=6)
+    old = numba.get_num_threads()
+    results = []
+    try:
+        for n_threads in (1, 2):
+            numba.set_num_threads(n_threads)
+            with threadpool_limits(1, user_api="blas"):
+                results.append(_blocked_pass(X, W, b, G, "relu"))
+    finally:
+        numba.set_num_threads(old)
+    for one, two in zip(*results):
+        assert_array_equal(one, two)
