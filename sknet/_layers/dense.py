@@ -8,10 +8,12 @@ import scipy.sparse as sp
 
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from ..kernels.dense import (
+    FORWARD,
+    INPUT_GRAD,
+    WEIGHT_GRAD,
     activation_backward_bias_grad,
     bias_activation_forward,
-    dense_backward_parallel,
-    dense_forward_parallel,
+    dense_blocks,
 )
 from ..kernels.dropout import dropout_backward, dropout_forward
 from .base import Layer, buffer, option, positive_int
@@ -93,7 +95,7 @@ class Dense(Layer):
             # estimators keep BLAS single-threaded: ``layers.Dense._blas_in_threads``)
             X = np.ascontiguousarray(X)
             Z = buffer(ctx, "A", (n, self.units), W.dtype)
-            dense_forward_parallel(X, W, params["b"], self._code, Z)
+            dense_blocks(FORWARD, X, W, params["b"], self._code, Z, Z, W, Z)
         if training:
             ctx["X"] = X
             ctx["A_out"] = Z
@@ -109,16 +111,19 @@ class Dense(Layer):
 
     def _backward_rows(self, dY, params, grads, ctx, need_dx):
         X = ctx["X"]
-        if isinstance(X, np.ndarray):  # as the forward pass: C-contiguous, blocks in threads
+        dense = isinstance(X, np.ndarray)
+        if dense:
             dY = np.ascontiguousarray(dY)
-            d = self.input_shape[-1]
-            dX = buffer(ctx, "dX", (dY.shape[0] if need_dx else 0, d), dY.dtype)
-            dense_backward_parallel(
-                X, params["W"], ctx["A_out"], dY, self._code, grads["W"], grads["b"], dX, need_dx
-            )
-            return dX if need_dx else None
-        # sparse X: dZ = dA * f'(A) in place, db = column sums of dZ, then the products
+        # dZ = dA * f'(A) in place, db = column sums of dZ
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
+        W, dW, b = params["W"], grads["W"], params["b"]
+        if dense:  # as the forward pass: blocks in numba's threads
+            dense_blocks(WEIGHT_GRAD, X, W, b, self._code, dY, dY, dW, dY)
+            if not need_dx:
+                return None
+            dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
+            dense_blocks(INPUT_GRAD, X, W, b, self._code, dY, dY, dW, dX)
+            return dX
         grads["W"][...] = X.T @ dY
         if not need_dx:
             return None

@@ -18,16 +18,16 @@ The GEMMs of inference and of sparse input stay in the caller (``np.dot(..., out
 or a sparse product), around the fused element-wise passes ``bias_activation_forward``
 and ``activation_backward_bias_grad``.
 
-Training on dense input goes through ``dense_forward_parallel`` and
-``dense_backward_parallel``: the same arithmetic, with the products and the element-wise
-passes cut into ``PARTS`` fixed blocks run in ``prange`` (forward: row blocks of the
-batch; backward: column blocks of dZ for dZ, db and dW, then row blocks for dX), each
-block a single-threaded BLAS call (``blas.gemm``; callers keep BLAS on one thread, as
-for the convolutions). One thread pool (numba's) then runs the whole step, instead of
-OpenBLAS's threads for the products and numba's or none for the rest, and the blocks
-never overlap, so nothing is summed across blocks. The partition is a constant of the
-source, not the thread count, so results are bit-identical whatever the thread count
-(not bit-identical to the unblocked products: BLAS rounds blocks differently).
+Training and inference on dense input run the products through ``dense_blocks``: each
+product cut into ``PARTS`` fixed blocks (forward and dX: row blocks of the batch; dW:
+column blocks of dZ) in ``prange``, each block a single-threaded BLAS call
+(``?gemm``; callers keep BLAS on one thread, as for the convolutions). The blocks
+never overlap, so nothing is summed across blocks, and the partition is a constant of
+the source, not the thread count: results are bit-identical whatever the thread count.
+OpenBLAS's own threads are not: it rounds a product differently on one thread and on
+two (measured on the project machine for every MLP product shape of the MNIST
+benchmark), so a fit whose thread plan switched BLAS between 1 and 2 threads depended
+on timing. The blocks do not give the bits of the unblocked products either.
 """
 
 import numba
@@ -35,7 +35,7 @@ import numpy as np
 
 from .._config import jit, jit_parallel
 from .activations import LOGISTIC, RELU, TANH
-from .blas import gemm
+from .blas import _xxgemm
 
 #: fixed number of row / column blocks of the parallel training kernels (two cores on
 #: the project machine; more blocks made each product slower: smaller GEMMs)
@@ -103,56 +103,57 @@ def take_rows(x, idx, out):
             out[i, j] = x[r, j]
 
 
-@jit
-def _part(p, n):
-    """``[lo, hi)`` of block ``p`` of ``PARTS`` nearly equal blocks of ``range(n)``."""
-    step = (n + PARTS - 1) // PARTS
-    lo = min(p * step, n)
-    return lo, min(lo + step, n)
+#: tasks of ``dense_blocks``
+FORWARD = 0
+WEIGHT_GRAD = 1
+INPUT_GRAD = 2
 
 
 @jit
-def _forward_part(x, w, b, code, z, lo, hi):
-    if lo < hi:
-        gemm(x[lo:hi], w, z[lo:hi])
-        bias_activation_forward(z[lo:hi], b, code)
+def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
+    """Block ``p`` of one ``dense_blocks`` task (rows of the batch, or columns of dZ).
+
+    The products go straight to ``?gemm`` (``blas._xxgemm``) with the layouts spelled
+    out, all operands as flat C arrays: one signature, no layout dispatch to compile.
+    Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``).
+    """
+    n, d = x.shape
+    k = w.shape[1]
+    m = k if task == WEIGHT_GRAD else n
+    step = (m + PARTS - 1) // PARTS
+    lo = min(p * step, m)
+    hi = min(lo + step, m)
+    if lo >= hi:
+        return
+    one = x.dtype.type(1.0)
+    zero = x.dtype.type(0.0)
+    N, T = ord("n"), ord("t")
+    if task == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
+        af = a.reshape(-1)
+        xf = x.reshape(-1)
+        _xxgemm(N, N, k, hi - lo, d, one, w.reshape(-1), k, xf[lo * d :], d, zero, af[lo * k :], k)
+        bias_activation_forward(a[lo:hi], b, code)
+    elif task == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
+        df = delta.reshape(-1)
+        dwf = dw.reshape(-1)
+        _xxgemm(N, T, hi - lo, d, n, one, df[lo:], k, x.reshape(-1), d, zero, dwf[lo:], k)
+    else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
+        df = delta.reshape(-1)
+        dxf = dx.reshape(-1)
+        _xxgemm(T, N, d, hi - lo, k, one, w.reshape(-1), k, df[lo * k :], k, zero, dxf[lo * d :], d)
 
 
 @jit_parallel
-def dense_forward_parallel(x, w, b, code, z):
-    """``z = f(x w + b)``: x (n, d), w (d, k), b (k,), z (n, k) overwritten, all
-    C-contiguous; in ``PARTS`` row blocks in parallel."""
-    n = x.shape[0]
+def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
+    """One product of a dense layer in ``PARTS`` fixed blocks in parallel; all arrays
+    C-contiguous, of one dtype (unused ones may be any such array):
+
+    * ``FORWARD``: ``a = f(x w + b)`` (row blocks) - x (n, d), w (d, k), b (k,), a (n, k);
+    * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
+    * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d).
+
+    One compiled kernel serves the three (one parallel region to compile, not three);
+    ``activation_backward_bias_grad`` turns dA into dZ and fills db before the last two.
+    """
     for p in numba.prange(PARTS):
-        lo, hi = _part(p, n)
-        _forward_part(x, w, b, code, z, lo, hi)
-
-
-@jit
-def _grad_part(x, a, delta, code, dw, db, lo, hi):
-    if lo < hi:
-        activation_backward_bias_grad(a[:, lo:hi], delta[:, lo:hi], code, db[lo:hi])
-        gemm(x.T, delta[:, lo:hi], dw[:, lo:hi])
-
-
-@jit
-def _dx_part(delta, w, dx, lo, hi):
-    if lo < hi:
-        gemm(delta[lo:hi], w.T, dx[lo:hi])
-
-
-@jit_parallel
-def dense_backward_parallel(x, w, a, delta, code, dw, db, dx, need_dx):
-    """Backward of ``dense_forward_parallel`` given ``delta = dL/dA`` (n, k), which
-    becomes dZ in place: ``dw = x^T dZ`` (d, k), ``db`` (k,) column sums, and with
-    ``need_dx`` ``dx = dZ w^T`` (n, d). ``a`` (n, k) is the forward output; all arrays
-    C-contiguous (``dx`` is not touched without ``need_dx``)."""
-    k = delta.shape[1]
-    for p in numba.prange(PARTS):
-        lo, hi = _part(p, k)
-        _grad_part(x, a, delta, code, dw, db, lo, hi)
-    if need_dx:
-        n = delta.shape[0]
-        for p in numba.prange(PARTS):
-            lo, hi = _part(p, n)
-            _dx_part(delta, w, dx, lo, hi)
+        _dense_block(task, p, x, w, b, code, a, delta, dw, dx)
