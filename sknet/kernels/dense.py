@@ -14,20 +14,19 @@ Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
     db = sum_i dZ_i      (k,)
     dX = dZ W^T          (n, d)   only when the layer below needs it
 
-The GEMMs of inference and of sparse input stay in the caller (``np.dot(..., out=...)``
-or a sparse product), around the fused element-wise passes ``bias_activation_forward``
-and ``activation_backward_bias_grad``.
-
-Training and inference on dense input run the products through ``dense_blocks``: each
-product cut into ``PARTS`` fixed blocks (forward and dX: row blocks of the batch; dW:
-column blocks of dZ) in ``prange``, each block a single-threaded BLAS call
-(``?gemm``; callers keep BLAS on one thread, as for the convolutions). The blocks
-never overlap, so nothing is summed across blocks, and the partition is a constant of
-the source, not the thread count: results are bit-identical whatever the thread count.
-OpenBLAS's own threads are not: it rounds a product differently on one thread and on
-two (measured on the project machine for every MLP product shape of the MNIST
-benchmark), so a fit whose thread plan switched BLAS between 1 and 2 threads depended
-on timing. The blocks do not give the bits of the unblocked products either.
+Dense input (training and inference) runs the products through ``dense_blocks``: a
+product of at least ``BLOCK_MIN`` multiply-adds is cut into ``PARTS`` fixed blocks
+(forward and dX: row blocks of the batch; dW: column blocks of dZ) in ``prange``, each
+block a single-threaded BLAS call (``?gemm``; callers keep BLAS on one thread, as for
+the convolutions). The blocks never overlap, so nothing is summed across blocks, and
+the partition depends on the shapes only, not the thread count: results are
+bit-identical whatever the thread count. OpenBLAS's own threads are not: it rounds a
+product differently on one thread and on two (measured on the project machine for every
+product shape of the MNIST MLP benchmark), so a fit whose thread plan switched BLAS
+between 1 and 2 threads depended on timing. Blocked products do not give the bits of
+unblocked ones either. Sparse input keeps scipy's product and ``np.dot``, around the
+fused element-wise passes ``bias_activation_forward`` and
+``activation_backward_bias_grad`` (which dense input uses too).
 """
 
 import numba
@@ -37,9 +36,17 @@ from .._config import jit, jit_parallel
 from .activations import LOGISTIC, RELU, TANH
 from .blas import _xxgemm
 
-#: fixed number of row / column blocks of the parallel training kernels (two cores on
-#: the project machine; more blocks made each product slower: smaller GEMMs)
+#: fixed number of row / column blocks of the products (two cores on the project
+#: machine; more blocks made each product slower: smaller GEMMs)
 PARTS = 2
+#: products of fewer multiply-adds run in one block, on one thread: the constant cost of
+#: each BLAS call (packing the shared operand again, small edge blocks) makes a split
+#: small product dearer. Measured (CPU time, one thread, MNIST (256, 128) MLP epoch, on
+#: a loaded machine): every product in 2 blocks +14% over unblocked; with this limit
+#: (only the 784 x 256 layer's products split) +11% (median of 6, 0.723 vs 0.652 s), so
+#: the split itself, not the small products, costs most. A function of the shapes, so
+#: the partition still ignores the thread count.
+BLOCK_MIN = 1 << 23
 
 
 @jit
@@ -120,7 +127,8 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
     n, d = x.shape
     k = w.shape[1]
     m = k if task == WEIGHT_GRAD else n
-    step = (m + PARTS - 1) // PARTS
+    parts = PARTS if n * d * k >= BLOCK_MIN else 1
+    step = (m + parts - 1) // parts
     lo = min(p * step, m)
     hi = min(lo + step, m)
     if lo >= hi:
