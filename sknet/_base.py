@@ -1075,10 +1075,14 @@ class BaseNetworkEstimator(
         theta_before = net.theta.copy(), net.state.copy()
         accumulated = 0.0
         for batch in gen_batches(X.shape[0], batch_size):
-            idx = sample_idx[batch] if self.shuffle else batch
-            Xb = X[idx]
+            if self.shuffle:
+                idx = sample_idx[batch]
+                Xb, Yb = net.take_batch(X, idx, "X"), net.take_batch(Y, idx, "Y")
+            else:
+                idx = batch
+                Xb, Yb = X[idx], Y[idx]
             sw_b = None if sample_weight is None else sample_weight[idx]
-            loss = self._train_step(Xb, Y[idx], sw_b, start, drop_rng)
+            loss = self._train_step(Xb, Yb, sw_b, start, drop_rng)
             step_done(batch.stop - batch.start)  # the fit's thread plan times steps
             if not np.isfinite(loss):
                 self._diverged(theta_before, f"The training loss became non-finite ({loss})")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._sequences import PaddedSequences
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
+from .kernels.dense import take_rows
 from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
 from .kernels.optim import l2_blocks, l2_penalty_grad, sum_squares
 
@@ -151,6 +152,7 @@ class Network:
             "_ctx",
             "_ones",
             "_l2_cache",
+            "_batches",
         ):
             state.pop(key, None)
         return state
@@ -319,6 +321,37 @@ class Network:
             )
             self._l2_cache[first_trainable] = blocks
         return blocks
+
+    def take_batch(self, A, idx, key):
+        """``A[idx]`` for a mini-batch: the rows ``idx`` (int64 array) of ``A``.
+
+        A C-contiguous float ndarray (the training X and the encoded Y of the dense
+        families) is gathered by a kernel into a buffer ``key`` kept between steps (valid
+        until the next call with that key); anything else (sparse, sequences, other
+        layouts) is indexed by numpy. The same values either way.
+        """
+        if (
+            type(A) is not np.ndarray
+            or A.ndim < 2
+            or not A.flags.c_contiguous
+            or A.dtype not in (np.float32, np.float64)
+            or idx.dtype != np.int64
+        ):
+            return A[idx]
+        batches = self.__dict__.setdefault("_batches", {})
+        shape = (idx.shape[0],) + A.shape[1:]
+        buf = batches.get(key)
+        if (
+            buf is None
+            or buf.shape[0] < shape[0]
+            or buf.shape[1:] != shape[1:]
+            or (buf.dtype != A.dtype)
+        ):
+            buf = np.empty(shape, dtype=A.dtype)
+            batches[key] = buf
+        out = buf[: shape[0]]
+        take_rows(A.reshape(A.shape[0], -1), idx, out.reshape(shape[0], -1))
+        return out
 
     def _ctx_ones(self, n):
         ones = getattr(self, "_ones", None)

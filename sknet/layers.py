@@ -104,6 +104,8 @@ class Dense(LayerSpec):
     [(64,), (32,), (2,)]
     """
 
+    _blas_in_threads = True
+
     def __init__(self, units=100, activation="relu"):
         self.units = units
         self.activation = activation

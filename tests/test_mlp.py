@@ -19,6 +19,7 @@ from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
+from threadpoolctl import threadpool_limits
 
 from sknet import MLPClassifier, MLPRegressor
 from sknet._base import BaseNetworkEstimator
@@ -571,6 +572,32 @@ def test_bit_identical_across_numba_thread_counts(solver):
         numba.set_num_threads(old)
     assert est._network.n_params >= getattr(optim, "PARALLEL_MIN", 0)
     assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_bit_identical_across_thread_counts_with_large_products():
+    """Products big enough for BLAS to split them over threads (an MNIST-sized first
+    layer), and enough steps for the fit's thread plan to try both counts: OpenBLAS
+    rounds a product differently on one thread and on two, so the dense kernels cut the
+    products into fixed blocks in numba's threads and keep BLAS on one thread."""
+    rng = np.random.default_rng(0)
+    X = rng.random((1200, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 1200)
+    params = dict(hidden_layer_sizes=(256, 128), max_iter=3, batch_size=100, random_state=0)
+    old = numba.get_num_threads()
+    results = []
+    try:
+        for n_threads in (1, 2, 2):
+            numba.set_num_threads(n_threads)
+            # the suite keeps BLAS on one thread (conftest): give it both here
+            with threadpool_limits(limits=n_threads, user_api="blas"):
+                est = MLPClassifier(**params).fit(X, y)
+                results.append((est._network.theta.copy(), est.predict_proba(X[:300])))
+    finally:
+        numba.set_num_threads(old)
+    for theta, proba in results[1:]:
+        assert_array_equal(theta, results[0][0])
+        assert_array_equal(proba, results[0][1])
 
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])

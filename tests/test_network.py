@@ -217,3 +217,24 @@ def test_pickle_round_trip_rebuilds_views():
     assert not np.shares_memory(clone.theta, net.theta)
     assert clone.loss_and_grad(X, Y, sw, 0.1) == net.loss_and_grad(X, Y, sw, 0.1)
     assert_array_equal(clone.grad, net.grad)
+
+
+def test_take_batch_gathers_rows_into_a_reused_buffer():
+    net = Network([Dense(3, "relu"), Dense(2)], "log_loss").build((4,), np.float32)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 4)).astype(np.float32)
+    X4 = rng.standard_normal((20, 2, 3, 2))  # any C-contiguous rank, float64 too
+    for i in range(3):
+        idx = rng.permutation(20)[: 7 - i].astype(np.int64)
+        Xb = net.take_batch(X, idx, "X")
+        assert_array_equal(Xb, X[idx])
+        assert Xb.flags.c_contiguous and not np.shares_memory(Xb, X)
+        assert_array_equal(net.take_batch(X4, idx, "X4"), X4[idx])
+    again = net.take_batch(X, idx, "X")
+    assert np.shares_memory(again, Xb)  # the buffer is kept between steps
+    # other inputs go through numpy's indexing: the same values
+    Xs = sp.csr_matrix(X)
+    assert_array_equal(net.take_batch(Xs, idx, "S").toarray(), X[idx])
+    XF = np.asfortranarray(X)
+    assert_array_equal(net.take_batch(XF, idx, "F"), X[idx])
+    assert "_batches" not in pickle.loads(pickle.dumps(net)).__dict__

@@ -7,7 +7,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
-from ..kernels.dense import activation_backward_bias_grad, bias_activation_forward
+from ..kernels.dense import (
+    FORWARD,
+    INPUT_GRAD,
+    WEIGHT_GRAD,
+    activation_backward_bias_grad,
+    bias_activation_forward,
+    dense_blocks,
+)
 from ..kernels.dropout import dropout_backward, dropout_forward
 from .base import Layer, buffer, option, positive_int
 
@@ -82,10 +89,13 @@ class Dense(Layer):
         # ndarray first: scipy's issparse is an abstract-class check, slow per batch
         if not isinstance(X, np.ndarray) and sp.issparse(X):
             Z = np.ascontiguousarray(X @ W, dtype=W.dtype)
+            bias_activation_forward(Z, params["b"], self._code)
         else:
+            # fixed row blocks in numba's threads, BLAS on one thread per block (the
+            # estimators keep BLAS single-threaded: ``layers.Dense._blas_in_threads``)
+            X = np.ascontiguousarray(X)
             Z = buffer(ctx, "A", (n, self.units), W.dtype)
-            np.dot(X, W, out=Z)
-        bias_activation_forward(Z, params["b"], self._code)
+            dense_blocks(FORWARD, X, W, params["b"], self._code, Z, Z, W, Z)
         if training:
             ctx["X"] = X
             ctx["A_out"] = Z
@@ -101,12 +111,20 @@ class Dense(Layer):
 
     def _backward_rows(self, dY, params, grads, ctx, need_dx):
         X = ctx["X"]
+        dense = isinstance(X, np.ndarray)
+        if dense:
+            dY = np.ascontiguousarray(dY)
         # dZ = dA * f'(A) in place, db = column sums of dZ
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
-        if not isinstance(X, np.ndarray) and sp.issparse(X):
-            grads["W"][...] = X.T @ dY
-        else:
-            np.dot(X.T, dY, out=grads["W"])
+        W, dW, b = params["W"], grads["W"], params["b"]
+        if dense:  # as the forward pass: blocks in numba's threads
+            dense_blocks(WEIGHT_GRAD, X, W, b, self._code, dY, dY, dW, dY)
+            if not need_dx:
+                return None
+            dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
+            dense_blocks(INPUT_GRAD, X, W, b, self._code, dY, dY, dW, dX)
+            return dX
+        grads["W"][...] = X.T @ dY
         if not need_dx:
             return None
         dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)

@@ -14,15 +14,39 @@ Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
     db = sum_i dZ_i      (k,)
     dX = dZ W^T          (n, d)   only when the layer below needs it
 
-The GEMMs stay in the caller (``np.dot(..., out=...)`` or a sparse product) so a
-sparse first-layer input takes the same path; the element-wise work around them is
-fused here into one pass each way.
+Dense input (training and inference) runs the products through ``dense_blocks``: a
+product of at least ``BLOCK_MIN`` multiply-adds is cut into ``PARTS`` fixed blocks
+(forward and dX: row blocks of the batch; dW: column blocks of dZ) in ``prange``, each
+block a single-threaded BLAS call (``?gemm``; callers keep BLAS on one thread, as for
+the convolutions). The blocks never overlap, so nothing is summed across blocks, and
+the partition depends on the shapes only, not the thread count: results are
+bit-identical whatever the thread count. OpenBLAS's own threads are not: it rounds a
+product differently on one thread and on two (measured on the project machine for every
+product shape of the MNIST MLP benchmark), so a fit whose thread plan switched BLAS
+between 1 and 2 threads depended on timing. Blocked products do not give the bits of
+unblocked ones either. Sparse input keeps scipy's product and ``np.dot``, around the
+fused element-wise passes ``bias_activation_forward`` and
+``activation_backward_bias_grad`` (which dense input uses too).
 """
 
+import numba
 import numpy as np
 
-from .._config import jit
+from .._config import jit, jit_parallel
 from .activations import LOGISTIC, RELU, TANH
+from .blas import _xxgemm
+
+#: fixed number of row / column blocks of the products (two cores on the project
+#: machine; more blocks made each product slower: smaller GEMMs)
+PARTS = 2
+#: products of fewer multiply-adds run in one block, on one thread: the constant cost of
+#: each BLAS call (packing the shared operand again, small edge blocks) makes a split
+#: small product dearer. Measured (CPU time, one thread, MNIST (256, 128) MLP epoch, on
+#: a loaded machine): every product in 2 blocks +14% over unblocked; with this limit
+#: (only the 784 x 256 layer's products split) +11% (median of 6, 0.723 vs 0.652 s), so
+#: the split itself, not the small products, costs most. A function of the shapes, so
+#: the partition still ignores the thread count.
+BLOCK_MIN = 1 << 23
 
 
 @jit
@@ -70,3 +94,74 @@ def activation_backward_bias_grad(a, delta, code, db):
                 delta[i, j] *= a[i, j] * (1.0 - a[i, j])
         for j in range(k):
             db[j] += delta[i, j]
+
+
+@jit
+def take_rows(x, idx, out):
+    """``out[i] = x[idx[i]]``: the rows ``idx`` (int64) of the 2-D C-contiguous ``x``
+    into the C-contiguous ``out`` (len(idx), d) (a mini-batch gather without numpy's
+    fancy-indexing allocation). An index outside ``[0, len(x))`` raises IndexError."""
+    n, d = x.shape
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        if r < 0 or r >= n:
+            raise IndexError("take_rows: row index out of range")
+        for j in range(d):
+            out[i, j] = x[r, j]
+
+
+#: tasks of ``dense_blocks``
+FORWARD = 0
+WEIGHT_GRAD = 1
+INPUT_GRAD = 2
+
+
+@jit
+def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
+    """Block ``p`` of one ``dense_blocks`` task (rows of the batch, or columns of dZ).
+
+    The products go straight to ``?gemm`` (``blas._xxgemm``) with the layouts spelled
+    out, all operands as flat C arrays: one signature, no layout dispatch to compile.
+    Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``).
+    """
+    n, d = x.shape
+    k = w.shape[1]
+    m = k if task == WEIGHT_GRAD else n
+    parts = PARTS if n * d * k >= BLOCK_MIN else 1
+    step = (m + parts - 1) // parts
+    lo = min(p * step, m)
+    hi = min(lo + step, m)
+    if lo >= hi:
+        return
+    one = x.dtype.type(1.0)
+    zero = x.dtype.type(0.0)
+    N, T = ord("n"), ord("t")
+    if task == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
+        af = a.reshape(-1)
+        xf = x.reshape(-1)
+        _xxgemm(N, N, k, hi - lo, d, one, w.reshape(-1), k, xf[lo * d :], d, zero, af[lo * k :], k)
+        bias_activation_forward(a[lo:hi], b, code)
+    elif task == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
+        df = delta.reshape(-1)
+        dwf = dw.reshape(-1)
+        _xxgemm(N, T, hi - lo, d, n, one, df[lo:], k, x.reshape(-1), d, zero, dwf[lo:], k)
+    else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
+        df = delta.reshape(-1)
+        dxf = dx.reshape(-1)
+        _xxgemm(T, N, d, hi - lo, k, one, w.reshape(-1), k, df[lo * k :], k, zero, dxf[lo * d :], d)
+
+
+@jit_parallel
+def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
+    """One product of a dense layer in ``PARTS`` fixed blocks in parallel; all arrays
+    C-contiguous, of one dtype (unused ones may be any such array):
+
+    * ``FORWARD``: ``a = f(x w + b)`` (row blocks) - x (n, d), w (d, k), b (k,), a (n, k);
+    * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
+    * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d).
+
+    One compiled kernel serves the three (one parallel region to compile, not three);
+    ``activation_backward_bias_grad`` turns dA into dZ and fills db before the last two.
+    """
+    for p in numba.prange(PARTS):
+        _dense_block(task, p, x, w, b, code, a, delta, dw, dx)

@@ -1,14 +1,25 @@
 """Dense kernels and the Dense / Activation / Flatten layers: forward against NumPy,
 backward (dW, db, dX) against finite differences."""
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
 
 from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
-from sknet.kernels.dense import activation_backward_bias_grad, bias_activation_forward
+from sknet.kernels.dense import (
+    BLOCK_MIN,
+    FORWARD,
+    INPUT_GRAD,
+    WEIGHT_GRAD,
+    activation_backward_bias_grad,
+    bias_activation_forward,
+    dense_blocks,
+    take_rows,
+)
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_dense as ref
 
@@ -190,3 +201,135 @@ def test_flatten_round_trip(rng):
     dX = layer.backward(Y, {}, {}, {}, True)
     assert_array_equal(dX, X)
     assert layer.backward(Y, {}, {}, {}, False) is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_take_rows_matches_fancy_indexing(dtype, rng):
+    x = rng.standard_normal((50, 7)).astype(dtype)
+    idx = rng.permutation(50)[:13].astype(np.int64)
+    idx[0] = idx[1]  # repeats are allowed
+    out = np.full((13, 7), np.nan, dtype=dtype)
+    take_rows(x, idx, out)
+    assert_array_equal(out, x[idx])
+
+
+def test_take_rows_rejects_out_of_range_index():
+    x = np.zeros((5, 3))
+    out = np.empty((2, 3))
+    for bad in (5, -1):
+        with pytest.raises(IndexError, match="out of range"):
+            take_rows(x, np.array([0, bad], dtype=np.int64), out)
+
+
+# ------------------------------------------------- the blocked training kernels
+def _blocked_case(n, d, k, name, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    W = rng.normal(size=(d, k)).astype(dtype)
+    b = rng.normal(size=k).astype(dtype)
+    G = rng.normal(size=(n, k)).astype(dtype)
+    return X, W, b, G
+
+
+def _blocked_pass(X, W, b, G, name, need_dx=True):
+    """Forward, then backward as ``Dense`` runs it: dZ and db, then the blocked dW, dX."""
+    n, d = X.shape
+    k = W.shape[1]
+    code = ACTIVATIONS[name]
+    A = np.full((n, k), np.nan, X.dtype)
+    dense_blocks(FORWARD, X, W, b, code, A, A, W, A)
+    delta = G.copy()
+    dW = np.full((d, k), np.nan, X.dtype)
+    db = np.full(k, np.nan, X.dtype)
+    dX = np.full((n, d), np.nan, X.dtype)
+    activation_backward_bias_grad(A, delta, code, db)
+    dense_blocks(WEIGHT_GRAD, X, W, b, code, delta, delta, dW, delta)
+    if need_dx:
+        dense_blocks(INPUT_GRAD, X, W, b, code, delta, delta, dW, dX)
+    return A, dW, db, dX
+
+
+# block edges: one row / one column (a block is empty), odd sizes, even sizes
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "n, d, k", [(1, 3, 1), (5, 4, 3), (6, 7, 2), (9, 1, 5), (201, 256, 165), (2, 4100, 1025)]
+)
+def test_dense_blocks_match_reference(n, d, k, name, dtype):
+    # the last two are products of at least BLOCK_MIN: split in PARTS blocks (one empty)
+    X, W, b, G = _blocked_case(n, d, k, name, dtype)
+    A, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    eps = np.finfo(dtype).eps
+
+    def close(actual, expected):
+        # rounding of sums of up to max(n, d, k) products (dZ carries the forward's)
+        # grows like sqrt(terms) ulps of their scale
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert_allclose(actual, expected, rtol=0, atol=16 * eps * np.sqrt(max(n, d, k)) * scale)
+
+    close(A, ref.dense_forward(X, W, b, name))
+    dW_ref, db_ref, dX_ref = ref.dense_backward(X, W, b, G, name)
+    close(dW, dW_ref)
+    close(db, db_ref)
+    close(dX, dX_ref)
+    # without dx: the same weight gradients
+    _, dW2, db2, _ = _blocked_pass(X, W, b, G, name, need_dx=False)
+    assert_array_equal(dW2, dW)
+    assert_array_equal(db2, db)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_blocks_gradcheck(name):
+    seed = 4
+    X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
+    while name == "relu" and np.abs(X @ W + b).min() < 1e-3:  # away from the kink
+        seed += 1
+        X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
+    _, dW, db, dX = _blocked_pass(X, W, b, G, name)
+
+    def objective():
+        A = np.empty((X.shape[0], W.shape[1]))
+        dense_blocks(FORWARD, X, W, b, ACTIVATIONS[name], A, A, W, A)
+        return float(np.sum(G * A))
+
+    assert_grad_close(objective, W, dW)
+    assert_grad_close(objective, b, db)
+    assert_grad_close(objective, X, dX)
+
+
+@pytest.mark.parametrize("n, d, k", [(7, 5, 4), (201, 256, 165)])  # one block, PARTS blocks
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_blocks_match_torch(name, n, d, k):
+    torch = pytest.importorskip("torch")
+    X, W, b, G = _blocked_case(n, d, k, name, np.float64, seed=5)
+    A, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    Xt, Wt, bt = (torch.tensor(v, requires_grad=True) for v in (X, W, b))
+    act = {
+        "identity": lambda z: z,
+        "logistic": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+    }[name]
+    At = act(Xt @ Wt + bt)
+    (At * torch.tensor(G)).sum().backward()
+    assert_allclose(A, At.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_allclose(dW, Wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert_allclose(db, bt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert_allclose(dX, Xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_dense_blocks_bit_identical_across_thread_counts():
+    X, W, b, G = _blocked_case(200, 256, 170, "relu", np.float32, seed=6)
+    assert X.shape[0] * W.size >= BLOCK_MIN  # split in blocks
+    old = numba.get_num_threads()
+    results = []
+    try:
+        for n_threads in (1, 2):
+            numba.set_num_threads(n_threads)
+            with threadpool_limits(1, user_api="blas"):
+                results.append(_blocked_pass(X, W, b, G, "relu"))
+    finally:
+        numba.set_num_threads(old)
+    for one, two in zip(*results):
+        assert_array_equal(one, two)
