@@ -70,6 +70,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from .._config import _FLAGS, jit, jit_parallel
+from .blas import gemm
 from .blocks import CHUNK, n_blocks, sum_blocks
 
 __all__ = [
@@ -749,6 +750,18 @@ def _sum_bias_blocks_overload(work, n_parts, grads):
 # --------------------------------------------------------------------------------------
 # The loop every cell shares, and the two kernels
 # --------------------------------------------------------------------------------------
+# Compile cost: each kernel's ``prange`` body is one call of a serial block function
+# (``_forward_block`` / ``_backward_block``), so numba's parallel machinery handles a
+# small loop and the cell's code compiles once, serially. Every matrix product goes
+# through ``_mm``: one ``gemm`` signature (all operands as 'A' arrays) per dtype.
+# Copies are element loops (an array-valued slice assignment would compile numba's
+# shape-error formatting, ~2 s).
+@jit
+def _mm(a, b, c, beta):
+    """``c = a @ b + beta * c`` (2-D views, one unit stride each; see ``blas.gemm``)."""
+    gemm(a[::1], b[::1], c[::1], 1.0, beta)
+
+
 @jit
 def _block_steps(lengths, lo, hi):
     """The longest sequence of samples ``lo <= s < hi``: the block's time loop length."""
@@ -772,14 +785,14 @@ def _input_projection(lo, hi, X, lengths, W_x, A, padded):
     """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi``: one GEMM
     over the block, or, when the block holds padding, one per sample over its own steps
     (padding is never read, so it may hold anything)."""
-    T, d = X.shape[1], X.shape[2]
+    T, d, GH = X.shape[1], X.shape[2], A.shape[2]
     if not padded:
         rows = (hi - lo) * T
-        np.dot(X[lo:hi].reshape(rows, d), W_x, A[lo:hi].reshape(rows, A.shape[2]))
+        _mm(X[lo:hi].reshape(rows, d), W_x, A[lo:hi].reshape(rows, GH), 0.0)
         return
     for s in range(lo, hi):
         L = lengths[s]
-        np.dot(X[s, :L], W_x, A[s, :L])
+        _mm(X[s, :L], W_x, A[s, :L], 0.0)
 
 
 @jit
@@ -800,10 +813,12 @@ def _zero_padding(lo, hi, lengths, A):
 def _masked_copy(lo, hi, X, lengths, out):
     """``out[s] = X[s]`` with the padded steps zeroed, samples ``lo <= s < hi``."""
     zero = X.dtype.type(0.0)
+    T, d = X.shape[1], X.shape[2]
     for s in range(lo, hi):
         L = lengths[s]
-        out[s, :L] = X[s, :L]
-        out[s, L:] = zero
+        for t in range(T):
+            for k in range(d):
+                out[s, t, k] = X[s, t, k] if t < L else zero
 
 
 @jit
@@ -818,10 +833,10 @@ def _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW
     H, GH = h_prev.shape[2], dA_x.shape[2]
     rows = (hi - lo) * T
     Ax = dA_x[lo:hi].reshape(rows, GH)
-    np.dot(X[lo:hi].reshape(rows, d).T, Ax, dW_x_parts[c])
-    np.dot(h_prev[lo:hi].reshape(rows, H).T, dA_h[lo:hi].reshape(rows, GH), dW_h_parts[c])
+    _mm(X[lo:hi].reshape(rows, d).T, Ax, dW_x_parts[c], 0.0)
+    _mm(h_prev[lo:hi].reshape(rows, H).T, dA_h[lo:hi].reshape(rows, GH), dW_h_parts[c], 0.0)
     if need_dx:
-        np.dot(Ax, W_x.T, dX[lo:hi].reshape(rows, d))
+        _mm(Ax, W_x.T, dX[lo:hi].reshape(rows, d), 0.0)
 
 
 @jit
@@ -846,6 +861,85 @@ def _sum_vector_blocks(parts, n_parts, out):
     )
 
 
+@jit
+def _forward_block(c, X, lengths, p, Hs, cache):
+    """``recurrent_forward`` on block ``c``: samples ``c * CHUNK <= s < hi``, their
+    whole time loop."""
+    n, T = X.shape[0], X.shape[1]
+    zero = Hs.dtype.type(0.0)
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, n)
+    steps = _block_steps(lengths, lo, hi)
+    padded = _any_padding(lengths, lo, hi, T)
+    A = _projection_target(Hs, cache)
+    _input_projection(lo, hi, X, lengths, p.W_x, A, padded)  # A[s, t] = x_t W_x
+    step_a, step_h = cache.step_a[lo:hi], cache.step_h[lo:hi]
+    step_h[:] = zero  # h_{-1}
+    for t in range(steps):
+        if t > 0:
+            _mm(step_h, p.W_h, step_a, 0.0)  # h_{t-1} W_h
+        else:
+            step_a[:] = zero
+        _forward_step(lo, hi, t, lengths, p, Hs, cache)
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@jit
+def _backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+    """``recurrent_backward`` on block ``c``: backpropagation through the whole time
+    loop of its samples, and its per-block weight-gradient sums."""
+    n, T = X.shape[0], X.shape[1]
+    zero = Hs.dtype.type(0.0)
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, n)
+    steps = _block_steps(lengths, lo, hi)
+    padded = _any_padding(lengths, lo, hi, T)
+    h_prev = work.h_prev
+    for s in range(lo, hi):
+        h_prev[s, 0] = zero  # h_{-1}
+        for t in range(1, T):
+            _copy(Hs[s, t - 1], h_prev[s, t])  # Hs is zero on padded steps
+    step_a, step_h = cache.step_a[lo:hi], cache.step_h[lo:hi]
+    step_h[:] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
+    work.carry[lo:hi] = zero
+    W_hT = p.W_h.T
+    for t in range(steps - 1, -1, -1):
+        _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
+        if t > 0:
+            _mm(step_a, W_hT, step_h, 0.0)
+    X_b = X
+    if padded:
+        # padded steps get no gradient, and the weight-gradient GEMMs read a copy of
+        # X with its padding zeroed (0 * NaN would be NaN)
+        _zero_padding(lo, hi, lengths, work.dA_x)
+        _zero_padding(lo, hi, lengths, work.dA_h)
+        _masked_copy(lo, hi, X, lengths, work.x_masked)
+        X_b = work.x_masked
+    _block_grads(
+        lo,
+        hi,
+        X_b,
+        p.W_x,
+        work.dA_x,
+        h_prev,
+        work.dA_h,
+        dX,
+        need_dx,
+        work.dW_x_parts,
+        work.dW_h_parts,
+    )
+    _bias_block_sums(lo, hi, work)
+
+
+@jit
+def _sum_grads(work, n_parts, grads):
+    """The weight gradients in ``grads`` from the per-block sums, in block order."""
+    sum_blocks(work.dW_x_parts, n_parts, grads.W_x)
+    sum_blocks(work.dW_h_parts, n_parts, grads.W_h)
+    _sum_bias_blocks(work, n_parts, grads)
+
+
 @jit_parallel
 def recurrent_forward(batch, p, Hs, cache):
     """Run a recurrent cell over whole sequences; the cell is the one of ``type(p)``.
@@ -864,27 +958,8 @@ def recurrent_forward(batch, p, Hs, cache):
     caller batches sequences of similar lengths together.
     """
     X, lengths = batch.X, batch.lengths
-    n, T = X.shape[0], X.shape[1]
-    zero = Hs.dtype.type(0.0)
-    # Arrays come out of the tuples before the prange: numba's parfor pass miscompiled a
-    # slice assignment to a tuple's field inside the loop (LSTM gradients came out wrong).
-    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h
-    A = _projection_target(Hs, cache)
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        lo = np.int64(c) * CHUNK
-        hi = min(lo + CHUNK, n)
-        steps = _block_steps(lengths, lo, hi)
-        padded = _any_padding(lengths, lo, hi, T)
-        _input_projection(lo, hi, X, lengths, W_x, A, padded)  # A[s, t] = x_t W_x
-        step_h[lo:hi] = zero  # h_{-1}
-        for t in range(steps):
-            if t > 0:
-                np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
-            else:
-                step_a[lo:hi] = zero
-            _forward_step(lo, hi, t, lengths, p, Hs, cache)
-        if padded:
-            _zero_padding(lo, hi, lengths, Hs)
+    for c in prange((X.shape[0] + CHUNK - 1) // CHUNK):
+        _forward_block(np.int64(c), X, lengths, p, Hs, cache)
 
 
 @jit_parallel
@@ -911,40 +986,10 @@ def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     work : the cell's ``Work``.
     """
     X, lengths = batch.X, batch.lengths
-    n, T = X.shape[0], X.shape[1]
-    B = (n + CHUNK - 1) // CHUNK
-    zero = Hs.dtype.type(0.0)
-    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h  # (see the forward)
-    dA_x, dA_h, h_prev, carry = work.dA_x, work.dA_h, work.h_prev, work.carry
-    dW_x_parts, dW_h_parts, x_masked = work.dW_x_parts, work.dW_h_parts, work.x_masked
+    B = (X.shape[0] + CHUNK - 1) // CHUNK
     for c in prange(B):
-        lo = np.int64(c) * CHUNK
-        hi = min(lo + CHUNK, n)
-        steps = _block_steps(lengths, lo, hi)
-        padded = _any_padding(lengths, lo, hi, T)
-        for s in range(lo, hi):
-            h_prev[s, 0] = zero  # h_{-1}
-            for t in range(1, T):
-                _copy(Hs[s, t - 1], h_prev[s, t])  # Hs is zero on padded steps
-        step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
-        carry[lo:hi] = zero
-        for t in range(steps - 1, -1, -1):
-            _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-            if t > 0:
-                np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-        X_b = X
-        if padded:
-            # padded steps get no gradient, and the weight-gradient GEMMs read a copy of
-            # X with its padding zeroed (0 * NaN would be NaN)
-            _zero_padding(lo, hi, lengths, dA_x)
-            _zero_padding(lo, hi, lengths, dA_h)
-            _masked_copy(lo, hi, X, lengths, x_masked)
-            X_b = x_masked
-        _block_grads(lo, hi, X_b, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
-        _bias_block_sums(lo, hi, work)
-    sum_blocks(dW_x_parts, B, grads.W_x)
-    sum_blocks(dW_h_parts, B, grads.W_h)
-    _sum_bias_blocks(work, B, grads)
+        _backward_block(np.int64(c), X, lengths, p, Hs, cache, dHs, dX, need_dx, work)
+    _sum_grads(work, B, grads)
 
 
 @jit
