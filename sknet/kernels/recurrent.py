@@ -308,6 +308,13 @@ _CLAMP = np.float32(7.90531110763549805)
 _HALF32 = np.float32(0.5)
 
 
+def _internal(func):
+    """A kernel part called only from compiled code, never from Python: compiled with
+    the kernels' flags but without numba's Python and C entry wrappers (their code
+    took a good share of the compile time of functions with many tuple arguments)."""
+    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS)(func)
+
+
 def _inline(func):
     """A step function: inlined into its caller when that compiles (numba's
     ``inline='always'``), never compiled on its own."""
@@ -749,7 +756,7 @@ def _copy(src, dst):
         dst[j] = src[j]
 
 
-@jit
+@_internal
 def _forward_start(c, X, lengths, W_x, A, step_h):
     """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
     its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
@@ -775,7 +782,7 @@ def _forward_start(c, X, lengths, W_x, A, step_h):
     return lo, hi, steps, padded
 
 
-@jit
+@_internal
 def _zero_padding(lo, hi, lengths, A):
     """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
     zero = A.dtype.type(0.0)
@@ -783,7 +790,7 @@ def _zero_padding(lo, hi, lengths, A):
         A[s, lengths[s] :] = zero
 
 
-@jit
+@_internal
 def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
     gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
@@ -808,7 +815,7 @@ def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     return lo, hi, steps, padded
 
 
-@jit
+@_internal
 def _backward_end(
     c, lo, hi, padded, X, lengths, W_x, dA_x, h_prev, dA_h, x_masked, dX, need_dx, parts
 ):
@@ -836,7 +843,7 @@ def _backward_end(
         gemm(Ax, _mat(W_x, 0, d, True), _mat(dX, lo, hi, False), 1.0, 0.0)
 
 
-@jit
+@_internal
 def _block_column_sums(lo, hi, A, parts):
     """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
     c = lo // CHUNK
@@ -850,7 +857,7 @@ def _block_column_sums(lo, hi, A, parts):
             out[j] += A2[r, j]
 
 
-@jit
+@_internal
 def _elman_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
@@ -866,7 +873,7 @@ def _elman_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@jit
+@_internal
 def _lstm_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """The LSTM's forward pass over block ``c``."""
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
@@ -882,7 +889,7 @@ def _lstm_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@jit
+@_internal
 def _gru_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """The GRU's forward pass over block ``c``."""
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
@@ -898,7 +905,7 @@ def _gru_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@jit
+@_internal
 def _elman_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
     lo, hi, steps, padded = _backward_start(
@@ -930,7 +937,7 @@ def _elman_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@jit
+@_internal
 def _lstm_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
     lo, hi, steps, padded = _backward_start(
@@ -962,7 +969,7 @@ def _lstm_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@jit
+@_internal
 def _gru_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
     """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
     lo, hi, steps, padded = _backward_start(
