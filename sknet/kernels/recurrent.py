@@ -16,17 +16,20 @@ Conventions shared by every cell
 
 Calling convention
 ------------------
-A cell is three NamedTuples and two step functions, gathered in one row of :data:`CELLS`:
+A cell is three NamedTuples, two step functions and two block functions, gathered in one
+row of :data:`CELLS`:
 
 * ``Params`` -- the parameter arrays by name (the layer's parameter names); the same type
   carries the gradients;
 * ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
 * ``Work`` -- the backward pass's work arrays, including per-block partial sums;
 * ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
-  of samples.
+  of samples;
+* ``forward_block`` / ``backward_block`` -- one block of samples through all its time
+  steps (the shared loop around the cell's steps, which are inlined into it).
 
-Every cell runs through the same two kernels, which resolve the step functions from the
-type of ``p`` when they compile (one compiled kernel per cell and dtype)::
+Every cell runs through the same two functions, which pick the cell's block functions by
+the type of ``p`` (one compiled block function per cell, direction and dtype)::
 
     cell = CELLS["lstm"]
     p = cell.make_params({"W_x": W_x, "W_h": W_h, "b": b})
@@ -51,11 +54,13 @@ states past it are zero in ``Hs``, its last state is ``Hs[s, lengths[s] - 1]``
 How the work is laid out
 ------------------------
 The batch is cut into blocks of ``CHUNK`` samples (:mod:`sknet.kernels.blocks`). Each
-kernel is one ``prange`` over the blocks; a block runs its whole time loop with BLAS
-calls on its own rows (``(S*T, d) @ W_x`` once, then ``(S, H) @ W_h`` per step), so no
-two tasks write the same memory. Weight gradients are per-block GEMMs over the block's
-(sample, step) rows, written to per-block buffers and summed in block order. The
-partition does not depend on the thread count, so neither do the results (bit for bit).
+pass is one ``prange`` over the blocks (``_run_blocks``, which calls the cell's block
+function through the address of its compiled code, see there why); a block runs its
+whole time loop with BLAS calls on its own rows (``(S*T, d) @ W_x`` once, then
+``(S, H) @ W_h`` per step), so no two tasks write the same memory. Weight gradients are
+per-block GEMMs over the block's (sample, step) rows, written to per-block buffers and
+summed in block order after the parallel loop (``_sum_grads``). The partition does not
+depend on the thread count, so neither do the results (bit for bit).
 
 The BLAS calls are small; they must run single-threaded inside the ``prange`` (limit
 OpenBLAS to one thread, e.g. ``threadpoolctl.threadpool_limits(1, "blas")`` after
