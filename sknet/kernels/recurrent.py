@@ -73,6 +73,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange, typeof, types
 from numba.core import cgutils
 from numba.core.callconv import excinfo_ptr_t
@@ -863,8 +864,9 @@ def _block_column_sums(lo, hi, A, parts):
 
 
 @_internal
-def _elman_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _elman_forward_block(c, packed, args_type):
     """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -879,8 +881,9 @@ def _elman_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
 
 
 @_internal
-def _lstm_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _lstm_forward_block(c, packed, args_type):
     """The LSTM's forward pass over block ``c``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -895,8 +898,9 @@ def _lstm_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
 
 
 @_internal
-def _gru_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _gru_forward_block(c, packed, args_type):
     """The GRU's forward pass over block ``c``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -911,8 +915,9 @@ def _gru_forward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
 
 
 @_internal
-def _elman_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _elman_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -943,8 +948,9 @@ def _elman_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
 
 
 @_internal
-def _lstm_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _lstm_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -975,8 +981,9 @@ def _lstm_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
 
 
 @_internal
-def _gru_backward_block(c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work):
+def _gru_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -1038,110 +1045,155 @@ _BY_PARAMS = {cell.params: cell for cell in CELLS.values()}
 # layers (the loop body, its gufunc wrapper, the kernel), so a cell's whole block code
 # was optimised and generated about five times per kernel. ``_run_blocks`` calls the
 # block function through the address of its compiled code instead (numba's native
-# calling convention, as numba's own calls): the block code is compiled once, and the
-# parallel kernel is a loop of calls. The address is a run-time argument (the on-disk
-# cache stays valid across processes); the kernel checks that it was resolved for the
-# argument types it is compiled for (``_types_key``) before calling anything.
-def _types_key(argtypes):
-    """A key of numba argument types, the same in every process."""
-    return zlib.crc32(str(tuple(argtypes)).encode())
+# calling convention, as numba's own calls), with the block's arguments packed in a
+# buffer (``_pack``): the block code is compiled once, and the parallel kernel is one
+# loop of calls, the same for every cell and dtype (its arguments are two integers and
+# the buffer). Addresses are run-time values (the on-disk cache stays valid across
+# processes), looked up by the key of the packed argument types, which ``_pack``
+# returns: a block function is only ever called with the argument types it was
+# compiled for.
+_PACK_BYTES = 4096  # room for a block's packed arguments
+
+
+def _types_key(argtype):
+    """A key of a numba type, the same in every process."""
+    return zlib.crc32(str(argtype).encode())
 
 
 @intrinsic
-def _block_key(typingctx, args):
-    """The ``_types_key`` of ``(int64, *args)``, the block function's argument types."""
-    key = _types_key((types.int64,) + tuple(args.types))
+def _pack_into(typingctx, buf, args):
+    """Store the value of the tuple ``args`` at the start of ``buf`` (uint8) and return
+    the ``_types_key`` of its type, or -1 (storing nothing) when ``buf`` is too small.
+    No references are taken: ``args`` must outlive the buffer's use."""
+    if not isinstance(args, types.BaseTuple):
+        raise TypingError("_pack_into: args must be a tuple")
+    key = _types_key(args)
+
+    def unowned(context, builder, ty, value):
+        # the value without references: array meminfos (and parents) null, so that
+        # unpacking and dropping it touch no reference count (the arrays stay owned by
+        # the caller, which holds ``args``)
+        if isinstance(ty, types.Array):
+            ary = context.make_array(ty)(context, builder, value)
+            ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+            ary.parent = cgutils.get_null_value(ary.parent.type)
+            return ary._getvalue()
+        if isinstance(ty, types.BaseTuple):
+            for i, member in enumerate(ty.types):
+                item = unowned(context, builder, member, builder.extract_value(value, i))
+                value = builder.insert_value(value, item, i)
+        return value
 
     def codegen(context, builder, sig, llargs):
-        return context.get_constant(types.int64, key)
+        ty = context.get_value_type(args)
+        arr = context.make_array(buf)(context, builder, llargs[0])
+        size = context.get_constant(types.intp, context.get_abi_sizeof(ty))
+        result = cgutils.alloca_once_value(builder, context.get_constant(types.int64, -1))
+        with builder.if_then(builder.icmp_signed(">=", arr.nitems, size)):
+            value = unowned(context, builder, args, llargs[1])
+            builder.store(value, builder.bitcast(arr.data, ty.as_pointer()))
+            builder.store(context.get_constant(types.int64, key), result)
+        return builder.load(result)
 
-    return types.int64(args), codegen
+    return types.int64(buf, args), codegen
+
+
+@jit
+def _pack(buf, args):
+    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
+    return _pack_into(buf, args)
 
 
 @intrinsic
-def _call_block(typingctx, address, c, args):
-    """Call the compiled function at ``address`` with ``(c, *args)`` (numba's native
-    calling convention; it returns nothing); its errors propagate."""
-    argtypes = (types.int64,) + tuple(args.types)
-    if c != types.int64 or address != types.int64:
-        raise TypingError("_call_block: address and c must be int64")
+def _unpack(typingctx, packed, args_type):
+    """The tuple of type ``args_type`` stored at address ``packed`` by ``_pack``."""
+    tup = args_type.instance_type
+
+    def codegen(context, builder, sig, llargs):
+        ptr = builder.inttoptr(llargs[0], context.get_value_type(tup).as_pointer())
+        return impl_ret_borrowed(context, builder, tup, builder.load(ptr))
+
+    return tup(types.int64, args_type), codegen
+
+
+# a block function's arguments: block index, address of its packed arguments, their type
+_BLOCK_ARGS = (types.int64, types.int64, types.TypeRef(types.none))
+
+
+@intrinsic
+def _call_block(typingctx, address, c, packed):
+    """Call the compiled block function at ``address`` with ``(c, packed, <type>)``
+    (numba's native calling convention; the type argument is a null pointer at run
+    time); its errors propagate."""
+    if (address, c, packed) != (types.int64,) * 3:
+        raise TypingError("_call_block: address, c and packed must be int64")
 
     def codegen(context, builder, sig, llargs):
         conv = context.call_conv
-        fnty = conv.get_function_type(types.none, argtypes)
+        fnty = conv.get_function_type(types.none, _BLOCK_ARGS)
         fn = builder.inttoptr(llargs[0], fnty.as_pointer())
-        values = [llargs[1]] + cgutils.unpack_tuple(builder, llargs[2], len(args.types))
+        values = [llargs[1], llargs[2], cgutils.voidptr_t(None)]
         retty = conv.get_return_type(types.none).pointee
         ret = cgutils.alloca_once(builder, retty)
         builder.store(cgutils.get_null_value(retty), ret)
         excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
-        packed = list(conv._get_arg_packer(argtypes).as_arguments(builder, values))
-        code = builder.call(fn, [ret, excinfo] + packed)
+        args = list(conv._get_arg_packer(_BLOCK_ARGS).as_arguments(builder, values))
+        code = builder.call(fn, [ret, excinfo] + args)
         status = conv._get_return_status(builder, code, builder.load(excinfo))
         with cgutils.if_unlikely(builder, status.is_error):
             conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
 
-    return types.none(address, c, args), codegen
+    return types.none(address, c, packed), codegen
+
+
+@intrinsic
+def _address(typingctx, buf):
+    """The address of the data of the array ``buf``."""
+
+    def codegen(context, builder, sig, llargs):
+        data = context.make_array(buf)(context, builder, llargs[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.int64(buf), codegen
 
 
 @jit_parallel
-def _run_blocks(address, key, n_blocks, args):
-    """``block(c, *args)`` for every block ``c`` in parallel, ``block`` the compiled
-    function at ``address`` resolved for argument types of key ``key``; returns False
-    (calling nothing) when ``key`` is not the key of this kernel's argument types."""
-    if key != _block_key(args):
-        return False
+def _run_blocks(address, n_blocks, buf):
+    """``block(c, <arguments packed in buf>)`` for every block ``c`` in parallel,
+    ``block`` the compiled function at ``address``."""
+    packed = _address(buf)
     for c in prange(n_blocks):
-        _call_block(address, np.int64(c), args)
-    return True
+        _call_block(address, np.int64(c), packed)
 
 
-_ENTRIES = {}  # (block, Params type, dtype) -> (address, types key)
+_ENTRIES = {}  # (block, types key) -> address
 # empty backward arguments for the forward blocks, per (cell, dtype): the forward and
-# backward blocks of a cell take the same arguments, so they share one _run_blocks
+# backward blocks of a cell take the same arguments, so they share one ``_pack``
 _NO_GRADIENTS = {}
 
 
-def _flat(values):
-    """``values`` with the tuples among them replaced by their fields: numba's parallel
-    loops take arrays and scalars, not tuples nested in a tuple. Numba passes a tuple
-    argument as its fields in order, so ``block(c, *values)`` and
-    ``block(c, *_flat(values))`` have one machine-level signature."""
-    out = []
-    for v in values:
-        if isinstance(v, tuple):
-            out.extend(v)
-        else:
-            out.append(v)
-    return tuple(out)
-
-
-def _resolve(block, args):
-    """(address, types key) of ``block`` compiled (or loaded) for ``(int64, *args)``;
-    the key is of the flattened types, as ``_run_blocks`` sees them."""
-    argtypes = (types.int64,) + tuple(typeof(a) for a in args)
-    block.compile(argtypes)
-    cres = block.overloads[argtypes]
-    flat = [types.int64]
-    for t in argtypes[1:]:
-        flat.extend(t.types if isinstance(t, types.BaseTuple) else (t,))
-    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-    return address, _types_key(flat)
+def _resolve(block, args, key):
+    """The address of ``block`` compiled (or loaded) for arguments ``args``."""
+    args_type = typeof(args)
+    if _types_key(args_type) != key:  # pragma: no cover (a bug)
+        raise RuntimeError("recurrent kernels: argument types differ from the packed ones")
+    sig = (types.int64, types.int64, types.TypeRef(args_type))
+    block.compile(sig)
+    cres = block.overloads[sig]
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
 
 
 def _blocks(block, args):
     """Run ``block`` over every block of ``CHUNK`` samples of ``args[0]``, in parallel."""
-    B = n_blocks(args[0].shape[0])
-    flat = _flat(args)
-    memo = (block, type(args[2]), args[0].dtype)  # what usually decides the types
-    entry = _ENTRIES.get(memo)
-    if entry is not None and _run_blocks(entry[0], entry[1], B, flat):
-        return
-    entry = _resolve(block, args)
-    if not _run_blocks(entry[0], entry[1], B, flat):  # pragma: no cover (a bug)
-        raise RuntimeError("recurrent kernels: block function resolved for other types")
-    _ENTRIES[memo] = entry
+    buf = np.empty(_PACK_BYTES, np.uint8)
+    key = _pack(buf, args)
+    if key < 0:  # pragma: no cover (a bug)
+        raise RuntimeError("recurrent kernels: packed arguments larger than the buffer")
+    address = _ENTRIES.get((block, key))
+    if address is None:
+        address = _ENTRIES[block, key] = _resolve(block, args, key)
+    _run_blocks(address, n_blocks(args[0].shape[0]), buf)
 
 
 def recurrent_forward(batch, p, Hs, cache):
