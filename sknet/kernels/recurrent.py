@@ -672,8 +672,10 @@ class Cell(NamedTuple):
     work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
     forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), inlined in forward_block
     backward_step: object  # (lo, hi, t, lengths, p, Hs, cache, dHs, work), likewise
-    forward_block: object = None  # (c, X, lengths, p, Hs, cache): one block, all steps
-    backward_block: object = None  # (c, X, lengths, p, Hs, cache, dHs, dX, need_dx, work)
+    # one block of samples through all its steps: (c, packed, args_type), the arguments
+    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``_pack``
+    forward_block: object = None
+    backward_block: object = None
     unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
 
     @property
