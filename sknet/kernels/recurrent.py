@@ -16,17 +16,20 @@ Conventions shared by every cell
 
 Calling convention
 ------------------
-A cell is three NamedTuples and two step functions, gathered in one row of :data:`CELLS`:
+A cell is three NamedTuples, two step functions and two block functions, gathered in one
+row of :data:`CELLS`:
 
 * ``Params`` -- the parameter arrays by name (the layer's parameter names); the same type
   carries the gradients;
 * ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
 * ``Work`` -- the backward pass's work arrays, including per-block partial sums;
 * ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
-  of samples.
+  of samples;
+* ``forward_block`` / ``backward_block`` -- one block of samples through all its time
+  steps (the shared loop around the cell's steps, which are inlined into it).
 
-Every cell runs through the same two kernels, which resolve the step functions from the
-type of ``p`` when they compile (one compiled kernel per cell and dtype)::
+Every cell runs through the same two functions, which pick the cell's block functions by
+the type of ``p`` (one compiled block function per cell, direction and dtype)::
 
     cell = CELLS["lstm"]
     p = cell.make_params({"W_x": W_x, "W_h": W_h, "b": b})
@@ -51,11 +54,13 @@ states past it are zero in ``Hs``, its last state is ``Hs[s, lengths[s] - 1]``
 How the work is laid out
 ------------------------
 The batch is cut into blocks of ``CHUNK`` samples (:mod:`sknet.kernels.blocks`). Each
-kernel is one ``prange`` over the blocks; a block runs its whole time loop with BLAS
-calls on its own rows (``(S*T, d) @ W_x`` once, then ``(S, H) @ W_h`` per step), so no
-two tasks write the same memory. Weight gradients are per-block GEMMs over the block's
-(sample, step) rows, written to per-block buffers and summed in block order. The
-partition does not depend on the thread count, so neither do the results (bit for bit).
+pass is one ``prange`` over the blocks (``_run_blocks``, which calls the cell's block
+function through the address of its compiled code, see there why); a block runs its
+whole time loop with BLAS calls on its own rows (``(S*T, d) @ W_x`` once, then
+``(S, H) @ W_h`` per step), so no two tasks write the same memory. Weight gradients are
+per-block GEMMs over the block's (sample, step) rows, written to per-block buffers and
+summed in block order after the parallel loop (``_sum_grads``). The partition does not
+depend on the thread count, so neither do the results (bit for bit).
 
 The BLAS calls are small; they must run single-threaded inside the ``prange`` (limit
 OpenBLAS to one thread, e.g. ``threadpoolctl.threadpool_limits(1, "blas")`` after
@@ -63,13 +68,22 @@ importing ``scipy.linalg``). Results are the same either way; speed is not.
 """
 
 import math
+import zlib
 from typing import NamedTuple
 
+import numba
 import numpy as np
-from numba import prange, types
-from numba.extending import overload
+from llvmlite import ir
+from numba import prange, typeof, types
+from numba.core import cgutils
+from numba.core.callconv import excinfo_ptr_t
+from numba.core.errors import TypingError
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import populate_array
 
 from .._config import _FLAGS, jit, jit_parallel
+from .blas import gemm
 from .blocks import CHUNK, n_blocks, sum_blocks
 
 __all__ = [
@@ -300,6 +314,19 @@ _CLAMP = np.float32(7.90531110763549805)
 _HALF32 = np.float32(0.5)
 
 
+def _internal(func):
+    """A kernel part called only from compiled code, never from Python: compiled with
+    the kernels' flags but without numba's Python and C entry wrappers (their code
+    took a good share of the compile time of functions with many tuple arguments)."""
+    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS)(func)
+
+
+def _inline(func):
+    """A step function: inlined into its caller when that compiles (numba's
+    ``inline='always'``), never compiled on its own."""
+    return numba.njit(inline="always", **_FLAGS)(func)
+
+
 @jit
 def _tanh_float32(x):
     """float32 tanh: x P(x^2) / Q(x^2) with x clamped to [-7.905, 7.905] (NaN stays NaN)."""
@@ -378,6 +405,7 @@ def apply_sigmoid(x, out):
 # Sequences end at their own length: a step ``t >= lengths[s]`` leaves sample ``s``
 # alone going forward (its state stays ``h_{L-1}``), and going back only zeroes
 # ``cache.step_a[s]``, so no gradient enters the sequence before its last real step.
+@_inline
 def _elman_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
@@ -400,6 +428,7 @@ def _elman_forward_step(lo, hi, t, lengths, p, Hs, cache):
             h_state[j] = h[j]
 
 
+@_inline
 def _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
@@ -425,6 +454,7 @@ def _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
             da_step[j] = da[j]
 
 
+@_inline
 def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
 
@@ -476,6 +506,7 @@ def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
             h_state[j] = v
 
 
+@_inline
 def _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
     ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
@@ -530,6 +561,7 @@ def _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
             da_step[j] = da[j]
 
 
+@_inline
 def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
     """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
     in three blocks of ``H`` columns::
@@ -571,6 +603,7 @@ def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
             h_state[j] = v
 
 
+@_inline
 def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
     """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
     ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
@@ -637,8 +670,12 @@ class Cell(NamedTuple):
     params: type  # Params NamedTuple; its array fields are the layer's parameter names
     cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
     work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
-    forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), compiled into the kernels
+    forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), inlined in forward_block
     backward_step: object  # (lo, hi, t, lengths, p, Hs, cache, dHs, work), likewise
+    # one block of samples through all its steps: (c, packed, args_type), the arguments
+    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``_pack``
+    forward_block: object = None
+    backward_block: object = None
     unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
 
     @property
@@ -672,114 +709,53 @@ CELLS = {
 
 
 # --------------------------------------------------------------------------------------
-# Dispatch resolved when a kernel compiles: by the Params type (the cell's row), or by
-# the fields a tuple has
+# One block of samples, all its time steps: the loop every cell shares
 # --------------------------------------------------------------------------------------
-def _row(params_type):
-    return next(cell for cell in CELLS.values() if cell.params is params_type.instance_class)
+# Compile cost: numba optimises and generates the machine code of every function again
+# inside each function that calls it. So each cell has its own two block functions,
+# with its step functions inlined (numba ``inline='always'``, not compiled on their
+# own), around small shared helpers; every matrix product is one ``gemm`` call with one
+# signature per dtype (all operands viewed as 'A' arrays, ``x[::1]``). Copies are
+# element loops (an array-valued slice assignment would compile numba's shape-error
+# formatting, ~2 s).
+@intrinsic
+def _mat(typingctx, x, lo, hi, transpose):
+    """Rows ``lo:hi`` of ``x`` as a matrix, transposed when ``transpose``: a 2-D 'A' view
+    for ``gemm``, without numba's reshape and slicing code (whose compilation cost more
+    than the kernels' own). ``x`` C-contiguous, 3-D ``(n, T, k)`` (rows ``lo:hi`` are
+    the ``(hi - lo) * T`` (sample, step) rows) or 2-D ``(n, k)``; no bounds checks."""
+    if not (isinstance(x, types.Array) and x.ndim in (2, 3) and x.layout == "C"):
+        raise TypingError("_mat: x must be a C-contiguous 2-D or 3-D array")
+    ret = types.Array(x.dtype, 2, "A")
 
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(x)(context, builder, args[0])
+        first, last, trans = args[1], args[2], args[3]
+        shape = cgutils.unpack_tuple(builder, arr.shape, x.ndim)
+        strides = cgutils.unpack_tuple(builder, arr.strides, x.ndim)
+        rows = builder.sub(last, first)
+        if x.ndim == 3:
+            rows = builder.mul(rows, shape[1])
+        cols = shape[-1]
+        row_step, col_step = strides[-2], strides[-1]
+        offset = builder.mul(first, strides[0])
+        data = builder.gep(builder.bitcast(arr.data, cgutils.voidptr_t), [offset])
+        out = context.make_array(ret)(context, builder)
+        populate_array(
+            out,
+            data=builder.bitcast(data, arr.data.type),
+            shape=[builder.select(trans, cols, rows), builder.select(trans, rows, cols)],
+            strides=[
+                builder.select(trans, col_step, row_step),
+                builder.select(trans, row_step, col_step),
+            ],
+            itemsize=arr.itemsize,
+            meminfo=arr.meminfo,
+            parent=arr.parent,
+        )
+        return impl_ret_borrowed(context, builder, ret, out._getvalue())
 
-def _forward_step(lo, hi, t, lengths, p, Hs, cache):
-    """The forward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
-    raise NotImplementedError
-
-
-def _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
-    """The backward step of the cell whose ``Params`` type ``p`` has (in kernels only)."""
-    raise NotImplementedError
-
-
-# the step functions compile as the implementations, with the kernels' flags
-@overload(_forward_step, jit_options=_FLAGS)
-def _forward_step_overload(lo, hi, t, lengths, p, Hs, cache):
-    return _row(p).forward_step
-
-
-@overload(_backward_step, jit_options=_FLAGS)
-def _backward_step_overload(lo, hi, t, lengths, p, Hs, cache, dHs, work):
-    return _row(p).backward_step
-
-
-def _projection_target(Hs, cache):
-    """Where ``x_t W_x`` goes: ``cache.gates`` for gated cells, else ``Hs`` (Elman)."""
-    raise NotImplementedError
-
-
-@overload(_projection_target, jit_options=_FLAGS)
-def _projection_target_overload(Hs, cache):
-    if "gates" in cache.fields:
-        return lambda Hs, cache: cache.gates
-    return lambda Hs, cache: Hs
-
-
-def _bias_block_sums(lo, hi, work):
-    """Block ``c``'s column sums of ``dA_x`` (and of ``dA_h`` for a separate ``b_h``)."""
-    raise NotImplementedError
-
-
-@overload(_bias_block_sums, jit_options=_FLAGS)
-def _bias_block_sums_overload(lo, hi, work):
-    if "db_h_parts" in work.fields:
-
-        def both(lo, hi, work):
-            _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
-            _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
-
-        return both
-    return lambda lo, hi, work: _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
-
-
-def _sum_bias_blocks(work, n_parts, grads):
-    """Bias gradients from the per-block sums: ``b`` (one bias), or ``b_x`` and ``b_h``."""
-    raise NotImplementedError
-
-
-@overload(_sum_bias_blocks, jit_options=_FLAGS)
-def _sum_bias_blocks_overload(work, n_parts, grads):
-    if "db_h_parts" in work.fields:
-
-        def both(work, n_parts, grads):
-            _sum_vector_blocks(work.db_x_parts, n_parts, grads.b_x)
-            _sum_vector_blocks(work.db_h_parts, n_parts, grads.b_h)
-
-        return both
-    return lambda work, n_parts, grads: _sum_vector_blocks(work.db_x_parts, n_parts, grads.b)
-
-
-# --------------------------------------------------------------------------------------
-# The loop every cell shares, and the two kernels
-# --------------------------------------------------------------------------------------
-@jit
-def _block_steps(lengths, lo, hi):
-    """The longest sequence of samples ``lo <= s < hi``: the block's time loop length."""
-    steps = 0
-    for s in range(lo, hi):
-        steps = max(steps, lengths[s])
-    return steps
-
-
-@jit
-def _any_padding(lengths, lo, hi, T):
-    """Whether a sample ``lo <= s < hi`` is shorter than ``T`` (its block holds padding)."""
-    for s in range(lo, hi):
-        if lengths[s] < T:
-            return True
-    return False
-
-
-@jit
-def _input_projection(lo, hi, X, lengths, W_x, A, padded):
-    """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi``: one GEMM
-    over the block, or, when the block holds padding, one per sample over its own steps
-    (padding is never read, so it may hold anything)."""
-    T, d = X.shape[1], X.shape[2]
-    if not padded:
-        rows = (hi - lo) * T
-        np.dot(X[lo:hi].reshape(rows, d), W_x, A[lo:hi].reshape(rows, A.shape[2]))
-        return
-    for s in range(lo, hi):
-        L = lengths[s]
-        np.dot(X[s, :L], W_x, A[s, :L])
+    return ret(x, types.int64, types.int64, types.boolean), codegen
 
 
 @jit
@@ -788,7 +764,33 @@ def _copy(src, dst):
         dst[j] = src[j]
 
 
-@jit
+@_internal
+def _forward_start(c, X, lengths, W_x, A, step_h):
+    """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
+    its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
+    ``(lo, hi, steps, padded)``, ``steps`` the block's longest sequence, ``padded``
+    whether a sample is shorter than ``T``."""
+    n, T, d = X.shape
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, n)
+    steps = 0
+    padded = False
+    for s in range(lo, hi):
+        steps = max(steps, lengths[s])
+        if lengths[s] < T:
+            padded = True
+    W = _mat(W_x, 0, d, False)
+    if padded:  # one product per sample over its own steps
+        for s in range(lo, hi):
+            L = lengths[s]
+            gemm(_mat(X[s], 0, L, False), W, _mat(A[s], 0, L, False), 1.0, 0.0)
+    else:  # one product over the block's (sample, step) rows
+        gemm(_mat(X, lo, hi, False), W, _mat(A, lo, hi, False), 1.0, 0.0)
+    step_h[lo:hi] = 0.0
+    return lo, hi, steps, padded
+
+
+@_internal
 def _zero_padding(lo, hi, lengths, A):
     """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
     zero = A.dtype.type(0.0)
@@ -796,40 +798,65 @@ def _zero_padding(lo, hi, lengths, A):
         A[s, lengths[s] :] = zero
 
 
-@jit
-def _masked_copy(lo, hi, X, lengths, out):
-    """``out[s] = X[s]`` with the padded steps zeroed, samples ``lo <= s < hi``."""
-    zero = X.dtype.type(0.0)
+@_internal
+def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
+    """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
+    gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
+    n, T = X.shape[0], X.shape[1]
+    H = Hs.shape[2]
+    lo = c * CHUNK
+    hi = min(lo + CHUNK, n)
+    steps = 0
+    padded = False
     for s in range(lo, hi):
-        L = lengths[s]
-        out[s, :L] = X[s, :L]
-        out[s, L:] = zero
+        steps = max(steps, lengths[s])
+        if lengths[s] < T:
+            padded = True
+    for s in range(lo, hi):
+        for j in range(H):
+            h_prev[s, 0, j] = 0.0  # h_{-1}
+        for t in range(1, T):
+            for j in range(H):
+                h_prev[s, t, j] = Hs[s, t - 1, j]  # Hs is zero on padded steps
+    step_h[lo:hi] = 0.0  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
+    carry[lo:hi] = 0.0
+    return lo, hi, steps, padded
 
 
-@jit
-def _block_grads(lo, hi, X, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts):
-    """Block ``c``'s share of the weight gradients, and its rows of ``dX``.
-
-    ``dW_x_parts[c] = X_b^T dA_x``, ``dW_h_parts[c] = h_prev_b^T dA_h`` over the block's
-    (sample, step) rows; ``dX_b = dA_x W_x^T`` when ``need_dx``.
-    """
-    c = lo // CHUNK
+@_internal
+def _backward_end(
+    c, lo, hi, padded, X, lengths, W_x, dA_x, h_prev, dA_h, x_masked, dX, need_dx, parts
+):
+    """Finish block ``c`` going back: ``parts[0][c] = X_b^T dA_x``,
+    ``parts[1][c] = h_prev_b^T dA_h`` over its (sample, step) rows, and its rows
+    ``dX_b = dA_x W_x^T`` when ``need_dx``. Padded steps get no gradient, and the
+    products read a copy of X with its padding zeroed (0 * NaN would be NaN)."""
     T, d = X.shape[1], X.shape[2]
-    H, GH = h_prev.shape[2], dA_x.shape[2]
-    rows = (hi - lo) * T
-    Ax = dA_x[lo:hi].reshape(rows, GH)
-    np.dot(X[lo:hi].reshape(rows, d).T, Ax, dW_x_parts[c])
-    np.dot(h_prev[lo:hi].reshape(rows, H).T, dA_h[lo:hi].reshape(rows, GH), dW_h_parts[c])
+    zero = X.dtype.type(0.0)
+    X_b = X
+    if padded:
+        for s in range(lo, hi):
+            L = lengths[s]
+            dA_x[s, L:] = zero
+            dA_h[s, L:] = zero
+            for t in range(T):
+                for k in range(d):
+                    x_masked[s, t, k] = X[s, t, k] if t < L else zero
+        X_b = x_masked
+    Ax = _mat(dA_x, lo, hi, False)
+    gemm(_mat(X_b, lo, hi, True), Ax, _mat(parts[0], c, c + 1, False), 1.0, 0.0)
+    Ah = _mat(dA_h, lo, hi, False)
+    gemm(_mat(h_prev, lo, hi, True), Ah, _mat(parts[1], c, c + 1, False), 1.0, 0.0)
     if need_dx:
-        np.dot(Ax, W_x.T, dX[lo:hi].reshape(rows, d))
+        gemm(Ax, _mat(W_x, 0, d, True), _mat(dX, lo, hi, False), 1.0, 0.0)
 
 
-@jit
+@_internal
 def _block_column_sums(lo, hi, A, parts):
     """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
     c = lo // CHUNK
-    T, G = A.shape[1], A.shape[2]
-    A2 = A[lo:hi].reshape((hi - lo) * T, G)
+    G = A.shape[2]
+    A2 = _mat(A, lo, hi, False)
     out = parts[c]
     for j in range(G):
         out[j] = A2[0, j]
@@ -838,15 +865,339 @@ def _block_column_sums(lo, hi, A, parts):
             out[j] += A2[r, j]
 
 
-@jit
-def _sum_vector_blocks(parts, n_parts, out):
-    """``out = parts[0] + ... + parts[n_parts - 1]`` in block order; parts (B, N), out (N,)."""
-    sum_blocks(
-        parts.reshape(parts.shape[0], 1, parts.shape[1]), n_parts, out.reshape(1, out.shape[0])
+@_internal
+def _elman_forward_block(c, packed, args_type):
+    """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
+    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps):
+        if t > 0:  # h_{t-1} W_h
+            gemm(step_h, W_h, step_a, 1.0, 0.0)
+        else:
+            step_a[:] = 0.0
+        _elman_forward_step(lo, hi, t, lengths, p, Hs, cache)
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@_internal
+def _lstm_forward_block(c, packed, args_type):
+    """The LSTM's forward pass over block ``c``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
+    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps):
+        if t > 0:  # h_{t-1} W_h
+            gemm(step_h, W_h, step_a, 1.0, 0.0)
+        else:
+            step_a[:] = 0.0
+        _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache)
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@_internal
+def _gru_forward_block(c, packed, args_type):
+    """The GRU's forward pass over block ``c``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
+    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps):
+        if t > 0:  # h_{t-1} W_h
+            gemm(step_h, W_h, step_a, 1.0, 0.0)
+        else:
+            step_a[:] = 0.0
+        _gru_forward_step(lo, hi, t, lengths, p, Hs, cache)
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@_internal
+def _elman_backward_block(c, packed, args_type):
+    """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _backward_start(
+        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
+    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps - 1, -1, -1):
+        _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
+        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
+            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+    parts = (work.dW_x_parts, work.dW_h_parts)
+    _backward_end(
+        c,
+        lo,
+        hi,
+        padded,
+        X,
+        lengths,
+        p.W_x,
+        work.dA_x,
+        work.h_prev,
+        work.dA_h,
+        work.x_masked,
+        dX,
+        need_dx,
+        parts,
+    )
+    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+
+
+@_internal
+def _lstm_backward_block(c, packed, args_type):
+    """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _backward_start(
+        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
+    )
+    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps - 1, -1, -1):
+        _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
+        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
+            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+    parts = (work.dW_x_parts, work.dW_h_parts)
+    _backward_end(
+        c,
+        lo,
+        hi,
+        padded,
+        X,
+        lengths,
+        p.W_x,
+        work.dA_x,
+        work.h_prev,
+        work.dA_h,
+        work.x_masked,
+        dX,
+        need_dx,
+        parts,
+    )
+    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+
+
+@_internal
+def _gru_backward_block(c, packed, args_type):
+    """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    lo, hi, steps, padded = _backward_start(
+        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
+    )
+    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps - 1, -1, -1):
+        _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
+        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
+            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+    parts = (work.dW_x_parts, work.dW_h_parts)
+    _backward_end(
+        c,
+        lo,
+        hi,
+        padded,
+        X,
+        lengths,
+        p.W_x,
+        work.dA_x,
+        work.h_prev,
+        work.dA_h,
+        work.x_masked,
+        dX,
+        need_dx,
+        parts,
+    )
+    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+    _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
+
+
+def _sum_grads(work, n_parts, grads):
+    """The gradients in ``grads`` from the per-block sums, in block order (``sum_blocks``
+    from Python: one compiled signature per dtype, the bias sums as (B, 1, N) -> (1, N)
+    views)."""
+    sum_blocks(work.dW_x_parts, n_parts, grads.W_x)
+    sum_blocks(work.dW_h_parts, n_parts, grads.W_h)
+    if isinstance(grads, GRUParams):
+        sum_blocks(work.db_x_parts[:, None], n_parts, grads.b_x[None])
+        sum_blocks(work.db_h_parts[:, None], n_parts, grads.b_h[None])
+    else:
+        sum_blocks(work.db_x_parts[:, None], n_parts, grads.b[None])
+
+
+for _name, _fwd, _bwd in (
+    ("rnn", _elman_forward_block, _elman_backward_block),
+    ("lstm", _lstm_forward_block, _lstm_backward_block),
+    ("gru", _gru_forward_block, _gru_backward_block),
+):
+    CELLS[_name] = CELLS[_name]._replace(forward_block=_fwd, backward_block=_bwd)
+_BY_PARAMS = {cell.params: cell for cell in CELLS.values()}
+
+
+# --------------------------------------------------------------------------------------
+# Blocks in parallel: one small parallel kernel calls the compiled block function
+# through its address
+# --------------------------------------------------------------------------------------
+# numba links every function a kernel calls into the kernel's own machine code, and
+# optimises and generates code for it again there; a ``prange`` loop adds three such
+# layers (the loop body, its gufunc wrapper, the kernel), so a cell's whole block code
+# was optimised and generated about five times per kernel. ``_run_blocks`` calls the
+# block function through the address of its compiled code instead (numba's native
+# calling convention, as numba's own calls), with the block's arguments packed in a
+# buffer (``_pack``): the block code is compiled once, and the parallel kernel is one
+# loop of calls, the same for every cell and dtype (its arguments are two integers and
+# the buffer). Addresses are run-time values (the on-disk cache stays valid across
+# processes), looked up by the key of the packed argument types, which ``_pack``
+# returns: a block function is only ever called with the argument types it was
+# compiled for.
+_PACK_BYTES = 4096  # room for a block's packed arguments
+
+
+def _types_key(argtype):
+    """A key of a numba type, the same in every process."""
+    return zlib.crc32(str(argtype).encode())
+
+
+@intrinsic
+def _pack_into(typingctx, buf, args):
+    """Store the value of the tuple ``args`` at the start of ``buf`` (uint8) and return
+    the ``_types_key`` of its type, or -1 (storing nothing) when ``buf`` is too small.
+    No references are taken: ``args`` must outlive the buffer's use."""
+    if not isinstance(args, types.BaseTuple):
+        raise TypingError("_pack_into: args must be a tuple")
+    key = _types_key(args)
+
+    def unowned(context, builder, ty, value):
+        # the value without references: array meminfos (and parents) null, so that
+        # unpacking and dropping it touch no reference count (the arrays stay owned by
+        # the caller, which holds ``args``)
+        if isinstance(ty, types.Array):
+            ary = context.make_array(ty)(context, builder, value)
+            ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+            ary.parent = cgutils.get_null_value(ary.parent.type)
+            return ary._getvalue()
+        if isinstance(ty, types.BaseTuple):
+            for i, member in enumerate(ty.types):
+                item = unowned(context, builder, member, builder.extract_value(value, i))
+                value = builder.insert_value(value, item, i)
+        return value
+
+    def codegen(context, builder, sig, llargs):
+        ty = context.get_value_type(args)
+        arr = context.make_array(buf)(context, builder, llargs[0])
+        size = context.get_constant(types.intp, context.get_abi_sizeof(ty))
+        result = cgutils.alloca_once_value(builder, context.get_constant(types.int64, -1))
+        with builder.if_then(builder.icmp_signed(">=", arr.nitems, size)):
+            value = unowned(context, builder, args, llargs[1])
+            builder.store(value, builder.bitcast(arr.data, ty.as_pointer()))
+            builder.store(context.get_constant(types.int64, key), result)
+        return builder.load(result)
+
+    return types.int64(buf, args), codegen
+
+
+@jit
+def _pack(buf, args):
+    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
+    return _pack_into(buf, args)
+
+
+@intrinsic
+def _unpack(typingctx, packed, args_type):
+    """The tuple of type ``args_type`` stored at address ``packed`` by ``_pack``."""
+    tup = args_type.instance_type
+
+    def codegen(context, builder, sig, llargs):
+        ptr = builder.inttoptr(llargs[0], context.get_value_type(tup).as_pointer())
+        return impl_ret_borrowed(context, builder, tup, builder.load(ptr))
+
+    return tup(types.int64, args_type), codegen
+
+
+# a block function's arguments: block index, address of its packed arguments, their type
+_BLOCK_ARGS = (types.int64, types.int64, types.TypeRef(types.none))
+
+
+@intrinsic
+def _call_block(typingctx, address, c, packed):
+    """Call the compiled block function at ``address`` with ``(c, packed, <type>)``
+    (numba's native calling convention; the type argument is a null pointer at run
+    time); its errors propagate."""
+    if (address, c, packed) != (types.int64,) * 3:
+        raise TypingError("_call_block: address, c and packed must be int64")
+
+    def codegen(context, builder, sig, llargs):
+        conv = context.call_conv
+        fnty = conv.get_function_type(types.none, _BLOCK_ARGS)
+        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
+        values = [llargs[1], llargs[2], cgutils.voidptr_t(None)]
+        retty = conv.get_return_type(types.none).pointee
+        ret = cgutils.alloca_once(builder, retty)
+        builder.store(cgutils.get_null_value(retty), ret)
+        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
+        args = list(conv._get_arg_packer(_BLOCK_ARGS).as_arguments(builder, values))
+        code = builder.call(fn, [ret, excinfo] + args)
+        status = conv._get_return_status(builder, code, builder.load(excinfo))
+        with cgutils.if_unlikely(builder, status.is_error):
+            conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, c, packed), codegen
+
+
+@intrinsic
+def _address(typingctx, buf):
+    """The address of the data of the array ``buf``."""
+
+    def codegen(context, builder, sig, llargs):
+        data = context.make_array(buf)(context, builder, llargs[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.int64(buf), codegen
 
 
 @jit_parallel
+def _run_blocks(address, n_blocks, buf):
+    """``block(c, <arguments packed in buf>)`` for every block ``c`` in parallel,
+    ``block`` the compiled function at ``address``."""
+    packed = _address(buf)
+    for c in prange(n_blocks):
+        _call_block(address, np.int64(c), packed)
+
+
+_ENTRIES = {}  # (block, types key) -> address
+# empty backward arguments for the forward blocks, per (cell, dtype): the forward and
+# backward blocks of a cell take the same arguments, so they share one ``_pack``
+_NO_GRADIENTS = {}
+
+
+def _resolve(block, args, key):
+    """The address of ``block`` compiled (or loaded) for arguments ``args``."""
+    args_type = typeof(args)
+    if _types_key(args_type) != key:  # pragma: no cover (a bug)
+        raise RuntimeError("recurrent kernels: argument types differ from the packed ones")
+    sig = (types.int64, types.int64, types.TypeRef(args_type))
+    block.compile(sig)
+    cres = block.overloads[sig]
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+
+
+def _blocks(block, args):
+    """Run ``block`` over every block of ``CHUNK`` samples of ``args[0]``, in parallel."""
+    buf = np.empty(_PACK_BYTES, np.uint8)
+    key = _pack(buf, args)
+    if key < 0:  # pragma: no cover (a bug)
+        raise RuntimeError("recurrent kernels: packed arguments larger than the buffer")
+    address = _ENTRIES.get((block, key))
+    if address is None:
+        address = _ENTRIES[block, key] = _resolve(block, args, key)
+    _run_blocks(address, n_blocks(args[0].shape[0]), buf)
+
+
 def recurrent_forward(batch, p, Hs, cache):
     """Run a recurrent cell over whole sequences; the cell is the one of ``type(p)``.
 
@@ -861,33 +1212,18 @@ def recurrent_forward(batch, p, Hs, cache):
 
     The gate equations are in the cell's ``_*_forward_step``. A block of samples runs
     its time loop to its longest sequence only: the cost follows the real steps when the
-    caller batches sequences of similar lengths together.
+    caller batches sequences of similar lengths together. The blocks run in parallel
+    (``_run_blocks``), each in ``_forward_block``.
     """
-    X, lengths = batch.X, batch.lengths
-    n, T = X.shape[0], X.shape[1]
-    zero = Hs.dtype.type(0.0)
-    # Arrays come out of the tuples before the prange: numba's parfor pass miscompiled a
-    # slice assignment to a tuple's field inside the loop (LSTM gradients came out wrong).
-    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h
-    A = _projection_target(Hs, cache)
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        lo = np.int64(c) * CHUNK
-        hi = min(lo + CHUNK, n)
-        steps = _block_steps(lengths, lo, hi)
-        padded = _any_padding(lengths, lo, hi, T)
-        _input_projection(lo, hi, X, lengths, W_x, A, padded)  # A[s, t] = x_t W_x
-        step_h[lo:hi] = zero  # h_{-1}
-        for t in range(steps):
-            if t > 0:
-                np.dot(step_h[lo:hi], W_h, step_a[lo:hi])  # h_{t-1} W_h
-            else:
-                step_a[lo:hi] = zero
-            _forward_step(lo, hi, t, lengths, p, Hs, cache)
-        if padded:
-            _zero_padding(lo, hi, lengths, Hs)
+    cell = _BY_PARAMS[type(p)]
+    dtype = batch.X.dtype
+    key = (cell, dtype)
+    if key not in _NO_GRADIENTS:
+        none = np.empty((0, 0, 0), dtype)
+        _NO_GRADIENTS[key] = (none, none, False, cell.work.empty(0, 0, 0, 0, dtype))
+    _blocks(cell.forward_block, (batch.X, batch.lengths, p, Hs, cache) + _NO_GRADIENTS[key])
 
 
-@jit_parallel
 def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     """Backpropagation through time for ``recurrent_forward``.
 
@@ -910,61 +1246,24 @@ def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     need_dx : bool.
     work : the cell's ``Work``.
     """
-    X, lengths = batch.X, batch.lengths
-    n, T = X.shape[0], X.shape[1]
-    B = (n + CHUNK - 1) // CHUNK
-    zero = Hs.dtype.type(0.0)
-    W_x, W_h, step_a, step_h = p.W_x, p.W_h, cache.step_a, cache.step_h  # (see the forward)
-    dA_x, dA_h, h_prev, carry = work.dA_x, work.dA_h, work.h_prev, work.carry
-    dW_x_parts, dW_h_parts, x_masked = work.dW_x_parts, work.dW_h_parts, work.x_masked
-    for c in prange(B):
-        lo = np.int64(c) * CHUNK
-        hi = min(lo + CHUNK, n)
-        steps = _block_steps(lengths, lo, hi)
-        padded = _any_padding(lengths, lo, hi, T)
-        for s in range(lo, hi):
-            h_prev[s, 0] = zero  # h_{-1}
-            for t in range(1, T):
-                _copy(Hs[s, t - 1], h_prev[s, t])  # Hs is zero on padded steps
-        step_h[lo:hi] = zero  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
-        carry[lo:hi] = zero
-        for t in range(steps - 1, -1, -1):
-            _backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-            if t > 0:
-                np.dot(step_a[lo:hi], W_h.T, step_h[lo:hi])
-        X_b = X
-        if padded:
-            # padded steps get no gradient, and the weight-gradient GEMMs read a copy of
-            # X with its padding zeroed (0 * NaN would be NaN)
-            _zero_padding(lo, hi, lengths, dA_x)
-            _zero_padding(lo, hi, lengths, dA_h)
-            _masked_copy(lo, hi, X, lengths, x_masked)
-            X_b = x_masked
-        _block_grads(lo, hi, X_b, W_x, dA_x, h_prev, dA_h, dX, need_dx, dW_x_parts, dW_h_parts)
-        _bias_block_sums(lo, hi, work)
-    sum_blocks(dW_x_parts, B, grads.W_x)
-    sum_blocks(dW_h_parts, B, grads.W_h)
-    _sum_bias_blocks(work, B, grads)
+    args = (batch.X, batch.lengths, p, Hs, cache, dHs, dX, bool(need_dx), work)
+    _blocks(_BY_PARAMS[type(p)].backward_block, args)
+    _sum_grads(work, n_blocks(batch.X.shape[0]), grads)
 
 
-@jit
 def last_states(Hs, lengths, out):
     """``out[s] = Hs[s, lengths[s] - 1]``: each sequence's state at its last real step.
 
-    Hs (n, T, H), lengths (n,), out (n, H).
+    Hs (n, T, H), lengths (n,), out (n, H). A NumPy gather (nothing to compile).
     """
-    for s in range(Hs.shape[0]):
-        _copy(Hs[s, lengths[s] - 1], out[s])
+    out[...] = Hs[np.arange(Hs.shape[0]), lengths - 1]
 
 
-@jit
 def last_states_backward(dY, lengths, dHs):
     """The gradient of :func:`last_states`: ``dHs[s, lengths[s] - 1] = dY[s]``, zero
     elsewhere. dY (n, H), lengths (n,), dHs (n, T, H) overwritten."""
-    zero = dHs.dtype.type(0.0)
-    for s in range(dHs.shape[0]):
-        dHs[s] = zero
-        _copy(dY[s], dHs[s, lengths[s] - 1])
+    dHs[...] = 0.0
+    dHs[np.arange(dHs.shape[0]), lengths - 1] = dY
 
 
 @jit
