@@ -66,15 +66,16 @@ count (m*n*k <= 65536*4), the earlier safeguard, meant GEMMs of one or two rows 
 FCN's layers (128-256 channels, 150-500 steps): 5-25x slower than the whole product.
 """
 
+import operator
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import prange
 
-from sknet._config import jit, jit_parallel
+from sknet._config import jit
 from sknet.kernels.blas import gemm
 from sknet.kernels.blocks import CHUNK
+from sknet.kernels.runner import internal, run_blocks, unpack
 
 __all__ = [
     "CHUNK",
@@ -267,7 +268,52 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
 # --------------------------------------------------------------------------------------
 
 
-@jit_parallel
+def _check(name, arrays, ints, ws):
+    """ValueError / TypeError for arguments the kernels cannot take: ``arrays`` (name,
+    array, ndim) of one float dtype, C-contiguous (the workspace's too), ``ints`` (name,
+    value, minimum) integers; returns the ints as Python ints."""
+    dtype = arrays[0][1].dtype if isinstance(arrays[0][1], np.ndarray) else None
+    if dtype not in _DTYPES:
+        raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
+    if not isinstance(ws, Conv2dWorkspace):
+        raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
+    for label, v, ndim in arrays + (
+        ("ws.cols", ws.cols, 3),
+        ("ws.kept", ws.kept, 3),
+        ("ws.W2b", ws.W2b, 2),
+        ("ws.dW_chunks", ws.dW_chunks, 3),
+    ):
+        if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
+            raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
+        if not v.flags.c_contiguous:
+            raise ValueError(f"{name}: {label} must be C-contiguous")
+    values = []
+    for label, v, low in ints:
+        try:
+            v = operator.index(v)
+        except TypeError:
+            raise TypeError(f"{name}: {label} must be an integer") from None
+        if v < low:
+            raise ValueError(f"{name}: {label} must be >= {low}")
+        values.append(v)
+    return values
+
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w):
+    """The integer arguments for ``_check``: name, value, minimum."""
+    return (
+        ("stride_h", stride_h, 1),
+        ("stride_w", stride_w, 1),
+        ("pad_h", pad_h, 0),
+        ("pad_w", pad_w, 0),
+        ("dil_h", dil_h, 1),
+        ("dil_w", dil_w, 1),
+    )
+
+
 def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws):
     """Y = conv2d(X, Wt) + b, written into ``Y``.
 
@@ -284,33 +330,41 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
     ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
         ``ws.kept`` are used here).
+
+    The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
+    kernel family shares), each in ``_forward_block``.
     """
-    F, C, kh, kw = Wt.shape
+    name = "conv2d_forward"
+    geom = _check(
+        name,
+        (("X", X, 4), ("Wt", Wt, 4), ("b", b, 1), ("Y", Y, 4)),
+        _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w),
+        ws,
+    )
+    n, C = X.shape[:2]
+    F, _, kh, kw = Wt.shape
     K = C * kh * kw
-    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
-        raise ValueError("conv2d_forward: workspace made for other shapes")
+    if Wt.shape[1] != C or b.shape[0] != F or Y.shape[:2] != (n, F):
+        raise ValueError(f"{name}: X, Wt, b and Y do not fit together")
+    if ws.cols.shape[1:] != (K + 1, Y.shape[2] * Y.shape[3]) or ws.W2b.shape != (F, K + 1):
+        raise ValueError(f"{name}: workspace made for other shapes")
     _fill_w2b(Wt, b, ws.W2b)
-    n_slots = ws.cols.shape[0]
-    keep = ws.kept.shape[0] >= X.shape[0]
-    for t in prange(n_slots):
-        _forward_slot(
-            X,
-            ws.W2b,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            pad_h,
-            pad_w,
-            dil_h,
-            dil_w,
-            Y,
-            ws.cols[t],
-            ws.kept,
-            keep,
-            numba.int64(t),  # one signature: t is int64 when typed, uint64 in the gufunc
-            n_slots,
-        )
+    keep = ws.kept.shape[0] >= n
+    args = (X, ws.W2b, Y, (kh, kw, *geom), Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
+    run_blocks(_forward_block, args, ws.cols.shape[0])
+
+
+# the convolution's block functions (slots) take the same packed arguments, forward and
+# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, (kh, kw, sh, sw, ph,
+# pw, dh, dw), dX, need_dx, cols, kept, keep, dW_chunks, chunk)
+
+
+@internal
+def _forward_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_forward`."""
+    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols[t], kept, keep, t, cols.shape[0])
 
 
 @jit
@@ -340,7 +394,6 @@ def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t
         gemm(W2b, cs, Y[s].reshape(F, P))
 
 
-@jit_parallel
 def conv2d_backward(
     X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dW, db, dX, need_dx, ws
 ):
@@ -365,47 +418,95 @@ def conv2d_backward(
     [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
     order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
     partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
+    The slots run in parallel through ``runner.run_blocks``, each in
+    ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
     """
-    n = X.shape[0]
-    F, C, kh, kw = Wt.shape
+    name = "conv2d_backward"
+    need_dx = bool(need_dx)
+    arrays = (("X", X, 4), ("Wt", Wt, 4), ("dY", dY, 4), ("dW", dW, 4), ("db", db, 1))
+    geom = _check(
+        name,
+        arrays + ((("dX", dX, 4),) if need_dx else ()),
+        _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w),
+        ws,
+    )
+    if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
+        dX = dY
+    n, C = X.shape[:2]
+    F, _, kh, kw = Wt.shape
     K = C * kh * kw
+    if (
+        Wt.shape[1] != C
+        or dY.shape[:2] != (n, F)
+        or dW.shape != Wt.shape
+        or db.shape[0] != F
+        or (need_dx and dX.shape != X.shape)
+    ):
+        raise ValueError(f"{name}: X, Wt, dY, dW, db and dX do not fit together")
     chunk = ws.chunk
     n_chunks = (n + chunk - 1) // chunk
-    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
-        raise ValueError("conv2d_backward: workspace made for other shapes")
+    if ws.cols.shape[1:] != (K + 1, dY.shape[2] * dY.shape[3]) or ws.W2b.shape != (F, K + 1):
+        raise ValueError(f"{name}: workspace made for other shapes")
+    if ws.dW_chunks.shape[1:] != (K + 1, F):
+        raise ValueError(f"{name}: workspace made for other shapes")
     if n_chunks > ws.dW_chunks.shape[0]:
-        raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
+        raise ValueError(f"{name}: workspace has too few chunks for this batch")
     _fill_w2b(Wt, db, ws.W2b)
-    for f in range(F):  # bias column 0: dcols' last row is 0
-        ws.W2b[_u(f), _u(K)] = 0
-    n_slots = ws.cols.shape[0]
+    ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
     keep = ws.kept.shape[0] >= n
-    for t in prange(n_slots):
-        _backward_slot(
-            X,
-            ws.W2b,
-            dY,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            pad_h,
-            pad_w,
-            dil_h,
-            dil_w,
-            dX,
-            need_dx,
-            ws.cols[t],
-            ws.kept,
-            keep,
-            ws.dW_chunks,
-            chunk,
-            numba.int64(t),
-            n_slots,
-        )
-    # the chunk sums are (K + 1, F), [dW2.T; db]: added in chunk order
-    parts = ws.dW_chunks
-    W2 = dW.reshape(F, K)
+    args = (
+        X,
+        ws.W2b,
+        dY,
+        (kh, kw, *geom),
+        dX,
+        need_dx,
+        ws.cols,
+        ws.kept,
+        keep,
+        ws.dW_chunks,
+        chunk,
+    )
+    run_blocks(_backward_block, args, ws.cols.shape[0])
+    _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
+
+
+@internal
+def _backward_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_backward`."""
+    X, W2b, dY, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    n_slots = cols.shape[0]
+    _backward_slot(
+        X,
+        W2b,
+        dY,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        dh,
+        dw,
+        dX,
+        need_dx,
+        cols[t],
+        kept,
+        keep,
+        dW_chunks,
+        chunk,
+        t,
+        n_slots,
+    )
+
+
+@jit
+def _sum_chunks(parts, n_chunks, W2, db):
+    """The chunk sums (K + 1, F), [dW2.T; db], added in chunk order into W2 (F, K) and
+    db (F,)."""
+    K1, F = parts.shape[1], parts.shape[2]
+    K = K1 - 1
     for k in range(K + 1):
         uk = _u(k)
         for f in range(F):
