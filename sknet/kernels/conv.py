@@ -268,49 +268,56 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
 # --------------------------------------------------------------------------------------
 
 
-def _check(name, arrays, ints, ws):
-    """ValueError / TypeError for arguments the kernels cannot take: ``arrays`` (name,
-    array, ndim) of one float dtype, C-contiguous (the workspace's too), ``ints`` (name,
-    value, minimum) integers; returns the ints as Python ints."""
-    dtype = arrays[0][1].dtype if isinstance(arrays[0][1], np.ndarray) else None
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_types(args, name="conv2d kernels"):
+    """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
+    block function (see ``_forward_block``) are of types the kernels take."""
+    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = args
+    dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
-    if not isinstance(ws, Conv2dWorkspace):
-        raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
-    for label, v, ndim in arrays + (
-        ("ws.cols", ws.cols, 3),
-        ("ws.kept", ws.kept, 3),
-        ("ws.W2b", ws.W2b, 2),
-        ("ws.dW_chunks", ws.dW_chunks, 3),
-    ):
+    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
+    arrays += (("ws.cols", cols, 3), ("ws.kept", kept, 3), ("ws.dW_chunks", dW_chunks, 3))
+    for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    values = []
-    for label, v, low in ints:
+    for v in geom + (chunk,):
         try:
-            v = operator.index(v)
+            operator.index(v)
         except TypeError:
-            raise TypeError(f"{name}: {label} must be an integer") from None
-        if v < low:
-            raise ValueError(f"{name}: {label} must be >= {low}")
-        values.append(v)
-    return values
+            raise TypeError(f"{name}: strides, paddings and dilations must be integers") from None
 
 
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+def _forward_types(args):
+    _check_types(args, "conv2d_forward")
 
 
-def _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w):
-    """The integer arguments for ``_check``: name, value, minimum."""
-    return (
-        ("stride_h", stride_h, 1),
-        ("stride_w", stride_w, 1),
-        ("pad_h", pad_h, 0),
-        ("pad_w", pad_w, 0),
-        ("dil_h", dil_h, 1),
-        ("dil_w", dil_w, 1),
+def _backward_types(args):
+    _check_types(args, "conv2d_backward")
+
+
+def _check(name, args, b, dW, Wt, raw):
+    """The clear error for arguments ``conv2d_forward`` / ``conv2d_backward`` reject
+    (``args``: X, W2b, Y or dY, geometry, dX, need_dx, cols, ws)."""
+    X, _, Y, _, dX, need_dx, _, ws = args
+    if not isinstance(ws, Conv2dWorkspace):
+        raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
+    arrays = (("b / db", b, 1), ("Wt", Wt, 4)) + ((("dW", dW, 4),) if dW is not None else ())
+    for label, v, ndim in arrays:
+        if not isinstance(v, np.ndarray) or v.ndim != ndim:
+            raise TypeError(f"{name}: {label} must be a {ndim}-D ndarray")
+        if ndim == 4 and not v.flags.c_contiguous:
+            raise ValueError(f"{name}: {label} must be C-contiguous")
+    _check_types((X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.kept, True, ws.dW_chunks, 0), name)
+    if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
+        raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
+    raise ValueError(  # the shapes
+        f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
+        " (or ws has too few chunks for the batch)"
     )
 
 
@@ -334,24 +341,31 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
     kernel family shares), each in ``_forward_block``.
     """
-    name = "conv2d_forward"
-    geom = _check(
-        name,
-        (("X", X, 4), ("Wt", Wt, 4), ("b", b, 1), ("Y", Y, 4)),
-        _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w),
-        ws,
-    )
-    n, C = X.shape[:2]
-    F, _, kh, kw = Wt.shape
-    K = C * kh * kw
-    if Wt.shape[1] != C or b.shape[0] != F or Y.shape[:2] != (n, F):
-        raise ValueError(f"{name}: X, Wt, b and Y do not fit together")
-    if ws.cols.shape[1:] != (K + 1, Y.shape[2] * Y.shape[3]) or ws.W2b.shape != (F, K + 1):
-        raise ValueError(f"{name}: workspace made for other shapes")
+    try:  # shapes and values per call; types once per combination (``_check_types``)
+        n, C = X.shape[:2]
+        F, C2, kh, kw = Wt.shape
+        K = C * kh * kw
+        ok = (
+            C2 == C
+            and Wt.flags.c_contiguous
+            and b.shape == (F,)
+            and Y.shape[:2] == (n, F)
+            and ws.cols.shape[1:] == (K + 1, Y.shape[2] * Y.shape[3])
+            and ws.W2b.shape == (F, K + 1)
+            and min(stride_h, stride_w, dil_h, dil_w) >= 1
+            and min(pad_h, pad_w) >= 0
+        )
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
+    args = (X, ws.W2b if ok else None, Y, geom, Y, False, ws.cols if ok else None)
+    if not ok:
+        raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+        _check("conv2d_forward", args + (ws,), b, None, Wt, raw)
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] >= n
-    args = (X, ws.W2b, Y, (kh, kw, *geom), Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
-    run_blocks(_forward_block, args, ws.cols.shape[0])
+    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
+    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
 
 
 # the convolution's block functions (slots) take the same packed arguments, forward and
@@ -421,53 +435,41 @@ def conv2d_backward(
     The slots run in parallel through ``runner.run_blocks``, each in
     ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
     """
-    name = "conv2d_backward"
     need_dx = bool(need_dx)
-    arrays = (("X", X, 4), ("Wt", Wt, 4), ("dY", dY, 4), ("dW", dW, 4), ("db", db, 1))
-    geom = _check(
-        name,
-        arrays + ((("dX", dX, 4),) if need_dx else ()),
-        _geometry(stride_h, stride_w, pad_h, pad_w, dil_h, dil_w),
-        ws,
-    )
     if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
         dX = dY
-    n, C = X.shape[:2]
-    F, _, kh, kw = Wt.shape
-    K = C * kh * kw
-    if (
-        Wt.shape[1] != C
-        or dY.shape[:2] != (n, F)
-        or dW.shape != Wt.shape
-        or db.shape[0] != F
-        or (need_dx and dX.shape != X.shape)
-    ):
-        raise ValueError(f"{name}: X, Wt, dY, dW, db and dX do not fit together")
-    chunk = ws.chunk
-    n_chunks = (n + chunk - 1) // chunk
-    if ws.cols.shape[1:] != (K + 1, dY.shape[2] * dY.shape[3]) or ws.W2b.shape != (F, K + 1):
-        raise ValueError(f"{name}: workspace made for other shapes")
-    if ws.dW_chunks.shape[1:] != (K + 1, F):
-        raise ValueError(f"{name}: workspace made for other shapes")
-    if n_chunks > ws.dW_chunks.shape[0]:
-        raise ValueError(f"{name}: workspace has too few chunks for this batch")
+    try:  # shapes and values per call; types once per combination (``_check_types``)
+        n, C = X.shape[:2]
+        F, C2, kh, kw = Wt.shape
+        K = C * kh * kw
+        chunk = ws.chunk
+        n_chunks = (n + chunk - 1) // chunk
+        ok = (
+            C2 == C
+            and dY.shape[:2] == (n, F)
+            and dW.shape == Wt.shape
+            and dW.flags.c_contiguous
+            and Wt.flags.c_contiguous
+            and db.shape == (F,)
+            and (not need_dx or dX.shape == X.shape)
+            and ws.cols.shape[1:] == (K + 1, dY.shape[2] * dY.shape[3])
+            and ws.W2b.shape == (F, K + 1)
+            and ws.dW_chunks.shape[1:] == (K + 1, F)
+            and n_chunks <= ws.dW_chunks.shape[0]
+            and min(stride_h, stride_w, dil_h, dil_w) >= 1
+            and min(pad_h, pad_w) >= 0
+        )
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
+    if not ok:
+        raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+        _check("conv2d_backward", (X, None, dY, geom, dX, need_dx, None, ws), db, dW, Wt, raw)
     _fill_w2b(Wt, db, ws.W2b)
     ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
     keep = ws.kept.shape[0] >= n
-    args = (
-        X,
-        ws.W2b,
-        dY,
-        (kh, kw, *geom),
-        dX,
-        need_dx,
-        ws.cols,
-        ws.kept,
-        keep,
-        ws.dW_chunks,
-        chunk,
-    )
-    run_blocks(_backward_block, args, ws.cols.shape[0])
+    args = (X, ws.W2b, dY, geom, dX, need_dx, ws.cols, ws.kept, keep, ws.dW_chunks, chunk)
+    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
 

@@ -176,19 +176,51 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     fills db before the last two. Arrays of other dtypes, dimensions or layouts, or
     shapes that do not fit, raise ValueError / TypeError.
     """
-    task, code = operator.index(task), operator.index(code)
-    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD):
-        raise ValueError(f"dense_blocks: unknown task {task}")
-    arrays = (x, w, b, a, delta, dw, dx)
-    for name, v, ndim in zip(
-        ("x", "w", "b", "a", "delta", "dw", "dx"), arrays, (2, 2, 1, 2, 2, 2, 2)
-    ):
+    args = (task, x, w, b, code, a, delta, dw, dx)
+    try:  # the shapes, per call (the types: ``_check_types``, once per combination)
+        n, d = x.shape
+        k = w.shape[1]
+        if task == FORWARD:
+            ok = a.shape == (n, k)
+        elif task == WEIGHT_GRAD:
+            ok = delta.shape == (n, k) and dw.shape == (d, k)
+        else:
+            ok = task == INPUT_GRAD and delta.shape == (n, k) and dx.shape == (n, d)
+        ok = ok and w.shape == (d, k) and b.shape == (k,)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    if not ok:
+        _check(args)
+    run_blocks(_dense_blocks_block, args, PARTS, _check_types)
+
+
+def _check_types(args):
+    """TypeError / ValueError unless ``args`` are types ``dense_blocks`` takes."""
+    task, x, w, b, code, a, delta, dw, dx = args
+    for name, v in (("task", task), ("code", code)):
+        try:
+            operator.index(v)
+        except TypeError:
+            raise TypeError(f"dense_blocks: {name} must be an integer") from None
+    arrays = zip(
+        ("x", "w", "b", "a", "delta", "dw", "dx"), args[1:4] + args[5:], (2, 2, 1, 2, 2, 2, 2)
+    )
+    dtype = getattr(x, "dtype", None)
+    for name, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim:
             raise TypeError(f"dense_blocks: {name} must be a {ndim}-D ndarray")
-        if v.dtype != x.dtype or x.dtype not in _DTYPES:
+        if v.dtype != dtype or dtype not in _DTYPES:
             raise TypeError(f"dense_blocks: {name} must be float32 or float64, as x")
         if not v.flags.c_contiguous:
             raise ValueError(f"dense_blocks: {name} must be C-contiguous")
+
+
+def _check(args):
+    """The clear error for arguments of wrong types or shapes."""
+    _check_types(args)
+    task, x, w, b, code, a, delta, dw, dx = args
+    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD):
+        raise ValueError(f"dense_blocks: unknown task {task}")
     n, d = x.shape
     k = w.shape[1]
     shapes = {"w": (w.shape, (d, k)), "b": (b.shape, (k,))}
@@ -203,4 +235,4 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     for name, (shape, expected) in shapes.items():
         if shape != expected:
             raise ValueError(f"dense_blocks: {name} has shape {shape}, expected {expected}")
-    run_blocks(_dense_blocks_block, (task, x, w, b, code, a, delta, dw, dx), PARTS)
+    raise AssertionError("dense_blocks: arguments rejected and accepted")  # pragma: no cover

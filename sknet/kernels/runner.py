@@ -181,15 +181,28 @@ def _resolve(block, args, key):
     return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
 
 
-def run_blocks(block, args, n):
+def run_blocks(block, args, n, check=None):
     """``block(c, args)`` for every block ``c`` in ``range(n)``, in parallel (numba's
     threads); ``block`` an :func:`internal` function of ``(c, packed, args_type)`` that
-    starts with ``unpack(packed, args_type)``, ``args`` a tuple."""
+    starts with ``unpack(packed, args_type)``, ``args`` a tuple.
+
+    ``check(args)``, if given, runs before ``block`` is first compiled or loaded for a
+    new combination of argument types (dtypes, dimensions, layouts): the place for the
+    caller's type checks (clear errors instead of numba's), paid once per combination
+    rather than per call.
+    """
     buf = np.empty(_PACK_BYTES, np.uint8)
-    key = _pack(buf, args)
+    try:
+        key = _pack(buf, args)
+    except Exception:  # numba cannot type an argument: the caller's error if it has one
+        if check is not None:
+            check(args)
+        raise
     if key < 0:  # pragma: no cover (a bug)
         raise RuntimeError("run_blocks: packed arguments larger than the buffer")
     address = _ENTRIES.get((block, key))
     if address is None:
+        if check is not None:
+            check(args)
         address = _ENTRIES[block, key] = _resolve(block, args, key)
     _run_blocks(address, n, buf)
