@@ -36,8 +36,11 @@ so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, 
 (the bias is added inside the forward GEMM and db is the last row of the weight-gradient
 GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
 (:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
-the chunk's weight gradient accumulated by BLAS with beta = 1), called inside a single
-``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
+the chunk's weight gradient accumulated by BLAS with beta = 1), called from one serial
+block function per pass (``_forward_block``, ``_backward_block``) run in parallel over
+workspace slots (one per thread) by :func:`sknet.kernels.runner.run_blocks`, the parallel
+loop every kernel family shares (no parallel kernel of the convolutions' own to compile:
+``bench_compile.py --jobs convnet`` 10.8-11.4 -> 7.2-8.0 CPU s). Callers run BLAS single-threaded
 around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
 starts its own threads inside numba's (nested pools made the backward pass slower at 2
 threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
