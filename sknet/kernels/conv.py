@@ -36,8 +36,11 @@ so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, 
 (the bias is added inside the forward GEMM and db is the last row of the weight-gradient
 GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
 (:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
-the chunk's weight gradient accumulated by BLAS with beta = 1), called inside a single
-``prange`` over workspace slots (one per thread). Callers run BLAS single-threaded
+the chunk's weight gradient accumulated by BLAS with beta = 1), called from one serial
+block function per pass (``_forward_block``, ``_backward_block``) run in parallel over
+workspace slots (one per thread) by :func:`sknet.kernels.runner.run_blocks`, the parallel
+loop every kernel family shares (no parallel kernel of the convolutions' own to compile:
+``bench_compile.py --jobs convnet`` 10.8-11.4 -> 7.2-8.0 CPU s). Callers run BLAS single-threaded
 around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
 starts its own threads inside numba's (nested pools made the backward pass slower at 2
 threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
@@ -66,15 +69,16 @@ count (m*n*k <= 65536*4), the earlier safeguard, meant GEMMs of one or two rows 
 FCN's layers (128-256 channels, 150-500 steps): 5-25x slower than the whole product.
 """
 
+import operator
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import prange
 
-from sknet._config import jit, jit_parallel
+from sknet._config import jit
 from sknet.kernels.blas import gemm
 from sknet.kernels.blocks import CHUNK
+from sknet.kernels.runner import internal, run_blocks, unpack
 
 __all__ = [
     "CHUNK",
@@ -267,7 +271,59 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
 # --------------------------------------------------------------------------------------
 
 
-@jit_parallel
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_types(args, name="conv2d kernels"):
+    """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
+    block function (see ``_forward_block``) are of types the kernels take."""
+    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = args
+    dtype = getattr(X, "dtype", None)
+    if dtype not in _DTYPES:
+        raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
+    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
+    arrays += (("ws.cols", cols, 3), ("ws.kept", kept, 3), ("ws.dW_chunks", dW_chunks, 3))
+    for label, v, ndim in arrays:
+        if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
+            raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
+        if not v.flags.c_contiguous:
+            raise ValueError(f"{name}: {label} must be C-contiguous")
+    for v in geom + (chunk,):
+        try:
+            operator.index(v)
+        except TypeError:
+            raise TypeError(f"{name}: strides, paddings and dilations must be integers") from None
+
+
+def _forward_types(args):
+    _check_types(args, "conv2d_forward")
+
+
+def _backward_types(args):
+    _check_types(args, "conv2d_backward")
+
+
+def _check(name, args, b, dW, Wt, raw):
+    """The clear error for arguments ``conv2d_forward`` / ``conv2d_backward`` reject
+    (``args``: X, W2b, Y or dY, geometry, dX, need_dx, cols, ws)."""
+    X, _, Y, _, dX, need_dx, _, ws = args
+    if not isinstance(ws, Conv2dWorkspace):
+        raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
+    arrays = (("b / db", b, 1), ("Wt", Wt, 4)) + ((("dW", dW, 4),) if dW is not None else ())
+    for label, v, ndim in arrays:
+        if not isinstance(v, np.ndarray) or v.ndim != ndim:
+            raise TypeError(f"{name}: {label} must be a {ndim}-D ndarray")
+        if ndim == 4 and not v.flags.c_contiguous:
+            raise ValueError(f"{name}: {label} must be C-contiguous")
+    _check_types((X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.kept, True, ws.dW_chunks, 0), name)
+    if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
+        raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
+    raise ValueError(  # the shapes
+        f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
+        " (or ws has too few chunks for the batch)"
+    )
+
+
 def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws):
     """Y = conv2d(X, Wt) + b, written into ``Y``.
 
@@ -284,33 +340,48 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
     ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
         ``ws.kept`` are used here).
+
+    The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
+    kernel family shares), each in ``_forward_block``.
     """
-    F, C, kh, kw = Wt.shape
-    K = C * kh * kw
-    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != Y.shape[2] * Y.shape[3]:
-        raise ValueError("conv2d_forward: workspace made for other shapes")
-    _fill_w2b(Wt, b, ws.W2b)
-    n_slots = ws.cols.shape[0]
-    keep = ws.kept.shape[0] >= X.shape[0]
-    for t in prange(n_slots):
-        _forward_slot(
-            X,
-            ws.W2b,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            pad_h,
-            pad_w,
-            dil_h,
-            dil_w,
-            Y,
-            ws.cols[t],
-            ws.kept,
-            keep,
-            numba.int64(t),  # one signature: t is int64 when typed, uint64 in the gufunc
-            n_slots,
+    try:  # shapes and values per call; types once per combination (``_check_types``)
+        n, C = X.shape[:2]
+        F, C2, kh, kw = Wt.shape
+        K = C * kh * kw
+        ok = (
+            C2 == C
+            and Wt.flags.c_contiguous
+            and b.shape == (F,)
+            and Y.shape[:2] == (n, F)
+            and ws.cols.shape[1:] == (K + 1, Y.shape[2] * Y.shape[3])
+            and ws.W2b.shape == (F, K + 1)
+            and min(stride_h, stride_w, dil_h, dil_w) >= 1
+            and min(pad_h, pad_w) >= 0
         )
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
+    args = (X, ws.W2b if ok else None, Y, geom, Y, False, ws.cols if ok else None)
+    if not ok:
+        raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+        _check("conv2d_forward", args + (ws,), b, None, Wt, raw)
+    _fill_w2b(Wt, b, ws.W2b)
+    keep = ws.kept.shape[0] >= n
+    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
+    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
+
+
+# the convolution's block functions (slots) take the same packed arguments, forward and
+# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, (kh, kw, sh, sw, ph,
+# pw, dh, dw), dX, need_dx, cols, kept, keep, dW_chunks, chunk)
+
+
+@internal
+def _forward_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_forward`."""
+    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols[t], kept, keep, t, cols.shape[0])
 
 
 @jit
@@ -340,7 +411,6 @@ def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t
         gemm(W2b, cs, Y[s].reshape(F, P))
 
 
-@jit_parallel
 def conv2d_backward(
     X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dW, db, dX, need_dx, ws
 ):
@@ -365,47 +435,83 @@ def conv2d_backward(
     [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
     order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
     partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
+    The slots run in parallel through ``runner.run_blocks``, each in
+    ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
     """
-    n = X.shape[0]
-    F, C, kh, kw = Wt.shape
-    K = C * kh * kw
-    chunk = ws.chunk
-    n_chunks = (n + chunk - 1) // chunk
-    if ws.cols.shape[1] != K + 1 or ws.cols.shape[2] != dY.shape[2] * dY.shape[3]:
-        raise ValueError("conv2d_backward: workspace made for other shapes")
-    if n_chunks > ws.dW_chunks.shape[0]:
-        raise ValueError("conv2d_backward: workspace has too few chunks for this batch")
-    _fill_w2b(Wt, db, ws.W2b)
-    for f in range(F):  # bias column 0: dcols' last row is 0
-        ws.W2b[_u(f), _u(K)] = 0
-    n_slots = ws.cols.shape[0]
-    keep = ws.kept.shape[0] >= n
-    for t in prange(n_slots):
-        _backward_slot(
-            X,
-            ws.W2b,
-            dY,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            pad_h,
-            pad_w,
-            dil_h,
-            dil_w,
-            dX,
-            need_dx,
-            ws.cols[t],
-            ws.kept,
-            keep,
-            ws.dW_chunks,
-            chunk,
-            numba.int64(t),
-            n_slots,
+    need_dx = bool(need_dx)
+    if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
+        dX = dY
+    try:  # shapes and values per call; types once per combination (``_check_types``)
+        n, C = X.shape[:2]
+        F, C2, kh, kw = Wt.shape
+        K = C * kh * kw
+        chunk = ws.chunk
+        n_chunks = (n + chunk - 1) // chunk
+        ok = (
+            C2 == C
+            and dY.shape[:2] == (n, F)
+            and dW.shape == Wt.shape
+            and dW.flags.c_contiguous
+            and Wt.flags.c_contiguous
+            and db.shape == (F,)
+            and (not need_dx or dX.shape == X.shape)
+            and ws.cols.shape[1:] == (K + 1, dY.shape[2] * dY.shape[3])
+            and ws.W2b.shape == (F, K + 1)
+            and ws.dW_chunks.shape[1:] == (K + 1, F)
+            and n_chunks <= ws.dW_chunks.shape[0]
+            and min(stride_h, stride_w, dil_h, dil_w) >= 1
+            and min(pad_h, pad_w) >= 0
         )
-    # the chunk sums are (K + 1, F), [dW2.T; db]: added in chunk order
-    parts = ws.dW_chunks
-    W2 = dW.reshape(F, K)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
+    if not ok:
+        raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+        _check("conv2d_backward", (X, None, dY, geom, dX, need_dx, None, ws), db, dW, Wt, raw)
+    _fill_w2b(Wt, db, ws.W2b)
+    ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
+    keep = ws.kept.shape[0] >= n
+    args = (X, ws.W2b, dY, geom, dX, need_dx, ws.cols, ws.kept, keep, ws.dW_chunks, chunk)
+    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
+    _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
+
+
+@internal
+def _backward_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_backward`."""
+    X, W2b, dY, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    n_slots = cols.shape[0]
+    _backward_slot(
+        X,
+        W2b,
+        dY,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        dh,
+        dw,
+        dX,
+        need_dx,
+        cols[t],
+        kept,
+        keep,
+        dW_chunks,
+        chunk,
+        t,
+        n_slots,
+    )
+
+
+@jit
+def _sum_chunks(parts, n_chunks, W2, db):
+    """The chunk sums (K + 1, F), [dW2.T; db], added in chunk order into W2 (F, K) and
+    db (F,)."""
+    K1, F = parts.shape[1], parts.shape[2]
+    K = K1 - 1
     for k in range(K + 1):
         uk = _u(k)
         for f in range(F):

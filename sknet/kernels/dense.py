@@ -16,25 +16,29 @@ Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
 
 Dense input (training and inference) runs the products through ``dense_blocks``: a
 product of at least ``BLOCK_MIN`` multiply-adds is cut into ``PARTS`` fixed blocks
-(forward and dX: row blocks of the batch; dW: column blocks of dZ) in ``prange``, each
-block a single-threaded BLAS call (``?gemm``; callers keep BLAS on one thread, as for
-the convolutions). The blocks never overlap, so nothing is summed across blocks, and
-the partition depends on the shapes only, not the thread count: results are
-bit-identical whatever the thread count. OpenBLAS's own threads are not: it rounds a
-product differently on one thread and on two (measured on the project machine for every
-product shape of the MNIST MLP benchmark), so a fit whose thread plan switched BLAS
-between 1 and 2 threads depended on timing. Blocked products do not give the bits of
-unblocked ones either. Sparse input keeps scipy's product and ``np.dot``, around the
-fused element-wise passes ``bias_activation_forward`` and
+(forward and dX: row blocks of the batch; dW: column blocks of dZ), run in parallel by
+``runner.run_blocks``, each block a single-threaded BLAS call (``?gemm``; callers keep
+BLAS on one thread, as for the convolutions). The blocks never overlap, so nothing is
+summed across blocks, and the partition depends on the shapes only, not the thread
+count: results are bit-identical whatever the thread count. OpenBLAS's own threads are
+not: it rounds a product differently on one thread and on two (measured on the project
+machine for every product shape of the MNIST MLP benchmark), so a fit whose thread plan
+switched BLAS between 1 and 2 threads depended on timing. Blocked products do not give
+the bits of unblocked ones either. Sparse input keeps scipy's product and ``np.dot``,
+around the fused element-wise passes ``bias_activation_forward`` and
 ``activation_backward_bias_grad`` (which dense input uses too).
 """
 
-import numba
+import operator
+
 import numpy as np
 
-from .._config import jit, jit_parallel
+from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
 from .blas import _xxgemm
+from .runner import internal, run_blocks, unpack
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: fixed number of row / column blocks of the products (two cores on the project
 #: machine; more blocks made each product slower: smaller GEMMs)
@@ -135,7 +139,7 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
         return
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
-    N, T = ord("n"), ord("t")
+    N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
     if task == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
         af = a.reshape(-1)
         xf = x.reshape(-1)
@@ -151,7 +155,13 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
         _xxgemm(T, N, d, hi - lo, k, one, w.reshape(-1), k, df[lo * k :], k, zero, dxf[lo * d :], d)
 
 
-@jit_parallel
+@internal
+def _dense_blocks_block(p, packed, args_type):
+    """Block ``p`` of ``dense_blocks`` (run by ``runner.run_blocks``)."""
+    task, x, w, b, code, a, delta, dw, dx = unpack(packed, args_type)
+    _dense_block(task, p, x, w, b, code, a, delta, dw, dx)
+
+
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     """One product of a dense layer in ``PARTS`` fixed blocks in parallel; all arrays
     C-contiguous, of one dtype (unused ones may be any such array):
@@ -160,8 +170,69 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
     * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d).
 
-    One compiled kernel serves the three (one parallel region to compile, not three);
-    ``activation_backward_bias_grad`` turns dA into dZ and fills db before the last two.
+    One compiled block function serves the three, run in parallel by
+    ``runner.run_blocks`` (the parallel loop every kernel family shares: no parallel
+    kernel of its own to compile); ``activation_backward_bias_grad`` turns dA into dZ and
+    fills db before the last two. Arrays of other dtypes, dimensions or layouts, or
+    shapes that do not fit, raise ValueError / TypeError.
     """
-    for p in numba.prange(PARTS):
-        _dense_block(task, p, x, w, b, code, a, delta, dw, dx)
+    args = (task, x, w, b, code, a, delta, dw, dx)
+    try:  # the shapes, per call (the types: ``_check_types``, once per combination)
+        n, d = x.shape
+        k = w.shape[1]
+        if task == FORWARD:
+            ok = a.shape == (n, k)
+        elif task == WEIGHT_GRAD:
+            ok = delta.shape == (n, k) and dw.shape == (d, k)
+        else:
+            ok = task == INPUT_GRAD and delta.shape == (n, k) and dx.shape == (n, d)
+        ok = ok and w.shape == (d, k) and b.shape == (k,)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        ok = False
+    if not ok:
+        _check(args)
+    run_blocks(_dense_blocks_block, args, PARTS, _check_types)
+
+
+def _check_types(args):
+    """TypeError / ValueError unless ``args`` are types ``dense_blocks`` takes."""
+    task, x, w, b, code, a, delta, dw, dx = args
+    for name, v in (("task", task), ("code", code)):
+        try:
+            operator.index(v)
+        except TypeError:
+            raise TypeError(f"dense_blocks: {name} must be an integer") from None
+    arrays = zip(
+        ("x", "w", "b", "a", "delta", "dw", "dx"), args[1:4] + args[5:], (2, 2, 1, 2, 2, 2, 2)
+    )
+    dtype = getattr(x, "dtype", None)
+    for name, v, ndim in arrays:
+        if not isinstance(v, np.ndarray) or v.ndim != ndim:
+            raise TypeError(f"dense_blocks: {name} must be a {ndim}-D ndarray")
+        if v.dtype != dtype or dtype not in _DTYPES:
+            raise TypeError(f"dense_blocks: {name} must be float32 or float64, as x")
+        if not v.flags.c_contiguous:
+            raise ValueError(f"dense_blocks: {name} must be C-contiguous")
+
+
+def _check(args):
+    """The clear error for arguments of wrong types or shapes."""
+    _check_types(args)
+    task, x, w, b, code, a, delta, dw, dx = args
+    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD):
+        raise ValueError(f"dense_blocks: unknown task {task}")
+    n, d = x.shape
+    k = w.shape[1]
+    shapes = {"w": (w.shape, (d, k)), "b": (b.shape, (k,))}
+    if task == FORWARD:
+        shapes["a"] = (a.shape, (n, k))
+    else:
+        shapes["delta"] = (delta.shape, (n, k))
+        if task == WEIGHT_GRAD:
+            shapes["dw"] = (dw.shape, (d, k))
+        else:
+            shapes["dx"] = (dx.shape, (n, d))
+    for name, (shape, expected) in shapes.items():
+        if shape != expected:
+            raise ValueError(f"dense_blocks: {name} has shape {shape}, expected {expected}")
+    raise AssertionError("dense_blocks: arguments rejected and accepted")  # pragma: no cover

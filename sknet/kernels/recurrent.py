@@ -54,7 +54,7 @@ states past it are zero in ``Hs``, its last state is ``Hs[s, lengths[s] - 1]``
 How the work is laid out
 ------------------------
 The batch is cut into blocks of ``CHUNK`` samples (:mod:`sknet.kernels.blocks`). Each
-pass is one ``prange`` over the blocks (``_run_blocks``, which calls the cell's block
+pass is one ``prange`` over the blocks (``runner.run_blocks``, which calls the cell's block
 function through the address of its compiled code, see there why); a block runs its
 whole time loop with BLAS calls on its own rows (``(S*T, d) @ W_x`` once, then
 ``(S, H) @ W_h`` per step), so no two tasks write the same memory. Weight gradients are
@@ -68,23 +68,21 @@ importing ``scipy.linalg``). Results are the same either way; speed is not.
 """
 
 import math
-import zlib
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import prange, typeof, types
+from numba import types
 from numba.core import cgutils
-from numba.core.callconv import excinfo_ptr_t
 from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
 
-from .._config import _FLAGS, jit, jit_parallel
+from .._config import _FLAGS, jit
 from .blas import gemm
 from .blocks import CHUNK, n_blocks, sum_blocks
+from .runner import _run_blocks, internal, run_blocks, unpack  # noqa: F401 (_run_blocks: tests)
 
 __all__ = [
     "ACTIVATIONS",
@@ -312,13 +310,6 @@ _B4 = np.float32(1.18534705686654e-04)
 _B6 = np.float32(1.19825839466702e-06)
 _CLAMP = np.float32(7.90531110763549805)
 _HALF32 = np.float32(0.5)
-
-
-def _internal(func):
-    """A kernel part called only from compiled code, never from Python: compiled with
-    the kernels' flags but without numba's Python and C entry wrappers (their code
-    took a good share of the compile time of functions with many tuple arguments)."""
-    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS)(func)
 
 
 def _inline(func):
@@ -764,7 +755,7 @@ def _copy(src, dst):
         dst[j] = src[j]
 
 
-@_internal
+@internal
 def _forward_start(c, X, lengths, W_x, A, step_h):
     """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
     its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
@@ -790,7 +781,7 @@ def _forward_start(c, X, lengths, W_x, A, step_h):
     return lo, hi, steps, padded
 
 
-@_internal
+@internal
 def _zero_padding(lo, hi, lengths, A):
     """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
     zero = A.dtype.type(0.0)
@@ -798,7 +789,7 @@ def _zero_padding(lo, hi, lengths, A):
         A[s, lengths[s] :] = zero
 
 
-@_internal
+@internal
 def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
     gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
@@ -823,7 +814,7 @@ def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     return lo, hi, steps, padded
 
 
-@_internal
+@internal
 def _backward_end(
     c, lo, hi, padded, X, lengths, W_x, dA_x, h_prev, dA_h, x_masked, dX, need_dx, parts
 ):
@@ -851,7 +842,7 @@ def _backward_end(
         gemm(Ax, _mat(W_x, 0, d, True), _mat(dX, lo, hi, False), 1.0, 0.0)
 
 
-@_internal
+@internal
 def _block_column_sums(lo, hi, A, parts):
     """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
     c = lo // CHUNK
@@ -865,10 +856,10 @@ def _block_column_sums(lo, hi, A, parts):
             out[j] += A2[r, j]
 
 
-@_internal
+@internal
 def _elman_forward_block(c, packed, args_type):
     """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -882,10 +873,10 @@ def _elman_forward_block(c, packed, args_type):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@_internal
+@internal
 def _lstm_forward_block(c, packed, args_type):
     """The LSTM's forward pass over block ``c``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -899,10 +890,10 @@ def _lstm_forward_block(c, packed, args_type):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@_internal
+@internal
 def _gru_forward_block(c, packed, args_type):
     """The GRU's forward pass over block ``c``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
     W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
     step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
@@ -916,10 +907,10 @@ def _gru_forward_block(c, packed, args_type):
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@_internal
+@internal
 def _elman_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -949,10 +940,10 @@ def _elman_backward_block(c, packed, args_type):
     _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@_internal
+@internal
 def _lstm_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -982,10 +973,10 @@ def _lstm_backward_block(c, packed, args_type):
     _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@_internal
+@internal
 def _gru_backward_block(c, packed, args_type):
     """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = _unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
@@ -1039,163 +1030,17 @@ _BY_PARAMS = {cell.params: cell for cell in CELLS.values()}
 
 
 # --------------------------------------------------------------------------------------
-# Blocks in parallel: one small parallel kernel calls the compiled block function
-# through its address
+# Blocks in parallel: ``runner.run_blocks``, the parallel loop shared with the other
+# kernel families, calls the compiled block function through its address (see there why)
 # --------------------------------------------------------------------------------------
-# numba links every function a kernel calls into the kernel's own machine code, and
-# optimises and generates code for it again there; a ``prange`` loop adds three such
-# layers (the loop body, its gufunc wrapper, the kernel), so a cell's whole block code
-# was optimised and generated about five times per kernel. ``_run_blocks`` calls the
-# block function through the address of its compiled code instead (numba's native
-# calling convention, as numba's own calls), with the block's arguments packed in a
-# buffer (``_pack``): the block code is compiled once, and the parallel kernel is one
-# loop of calls, the same for every cell and dtype (its arguments are two integers and
-# the buffer). Addresses are run-time values (the on-disk cache stays valid across
-# processes), looked up by the key of the packed argument types, which ``_pack``
-# returns: a block function is only ever called with the argument types it was
-# compiled for.
-_PACK_BYTES = 4096  # room for a block's packed arguments
-
-
-def _types_key(argtype):
-    """A key of a numba type, the same in every process."""
-    return zlib.crc32(str(argtype).encode())
-
-
-@intrinsic
-def _pack_into(typingctx, buf, args):
-    """Store the value of the tuple ``args`` at the start of ``buf`` (uint8) and return
-    the ``_types_key`` of its type, or -1 (storing nothing) when ``buf`` is too small.
-    No references are taken: ``args`` must outlive the buffer's use."""
-    if not isinstance(args, types.BaseTuple):
-        raise TypingError("_pack_into: args must be a tuple")
-    key = _types_key(args)
-
-    def unowned(context, builder, ty, value):
-        # the value without references: array meminfos (and parents) null, so that
-        # unpacking and dropping it touch no reference count (the arrays stay owned by
-        # the caller, which holds ``args``)
-        if isinstance(ty, types.Array):
-            ary = context.make_array(ty)(context, builder, value)
-            ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
-            ary.parent = cgutils.get_null_value(ary.parent.type)
-            return ary._getvalue()
-        if isinstance(ty, types.BaseTuple):
-            for i, member in enumerate(ty.types):
-                item = unowned(context, builder, member, builder.extract_value(value, i))
-                value = builder.insert_value(value, item, i)
-        return value
-
-    def codegen(context, builder, sig, llargs):
-        ty = context.get_value_type(args)
-        arr = context.make_array(buf)(context, builder, llargs[0])
-        size = context.get_constant(types.intp, context.get_abi_sizeof(ty))
-        result = cgutils.alloca_once_value(builder, context.get_constant(types.int64, -1))
-        with builder.if_then(builder.icmp_signed(">=", arr.nitems, size)):
-            value = unowned(context, builder, args, llargs[1])
-            builder.store(value, builder.bitcast(arr.data, ty.as_pointer()))
-            builder.store(context.get_constant(types.int64, key), result)
-        return builder.load(result)
-
-    return types.int64(buf, args), codegen
-
-
-@jit
-def _pack(buf, args):
-    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
-    return _pack_into(buf, args)
-
-
-@intrinsic
-def _unpack(typingctx, packed, args_type):
-    """The tuple of type ``args_type`` stored at address ``packed`` by ``_pack``."""
-    tup = args_type.instance_type
-
-    def codegen(context, builder, sig, llargs):
-        ptr = builder.inttoptr(llargs[0], context.get_value_type(tup).as_pointer())
-        return impl_ret_borrowed(context, builder, tup, builder.load(ptr))
-
-    return tup(types.int64, args_type), codegen
-
-
-# a block function's arguments: block index, address of its packed arguments, their type
-_BLOCK_ARGS = (types.int64, types.int64, types.TypeRef(types.none))
-
-
-@intrinsic
-def _call_block(typingctx, address, c, packed):
-    """Call the compiled block function at ``address`` with ``(c, packed, <type>)``
-    (numba's native calling convention; the type argument is a null pointer at run
-    time); its errors propagate."""
-    if (address, c, packed) != (types.int64,) * 3:
-        raise TypingError("_call_block: address, c and packed must be int64")
-
-    def codegen(context, builder, sig, llargs):
-        conv = context.call_conv
-        fnty = conv.get_function_type(types.none, _BLOCK_ARGS)
-        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
-        values = [llargs[1], llargs[2], cgutils.voidptr_t(None)]
-        retty = conv.get_return_type(types.none).pointee
-        ret = cgutils.alloca_once(builder, retty)
-        builder.store(cgutils.get_null_value(retty), ret)
-        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
-        args = list(conv._get_arg_packer(_BLOCK_ARGS).as_arguments(builder, values))
-        code = builder.call(fn, [ret, excinfo] + args)
-        status = conv._get_return_status(builder, code, builder.load(excinfo))
-        with cgutils.if_unlikely(builder, status.is_error):
-            conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
-
-    return types.none(address, c, packed), codegen
-
-
-@intrinsic
-def _address(typingctx, buf):
-    """The address of the data of the array ``buf``."""
-
-    def codegen(context, builder, sig, llargs):
-        data = context.make_array(buf)(context, builder, llargs[0]).data
-        return builder.ptrtoint(data, ir.IntType(64))
-
-    return types.int64(buf), codegen
-
-
-@jit_parallel
-def _run_blocks(address, n_blocks, buf):
-    """``block(c, <arguments packed in buf>)`` for every block ``c`` in parallel,
-    ``block`` the compiled function at ``address``."""
-    packed = _address(buf)
-    for c in prange(n_blocks):
-        _call_block(address, np.int64(c), packed)
-
-
-_ENTRIES = {}  # (block, types key) -> address
 # empty backward arguments for the forward blocks, per (cell, dtype): the forward and
 # backward blocks of a cell take the same arguments, so they share one ``_pack``
 _NO_GRADIENTS = {}
 
 
-def _resolve(block, args, key):
-    """The address of ``block`` compiled (or loaded) for arguments ``args``."""
-    args_type = typeof(args)
-    if _types_key(args_type) != key:  # pragma: no cover (a bug)
-        raise RuntimeError("recurrent kernels: argument types differ from the packed ones")
-    sig = (types.int64, types.int64, types.TypeRef(args_type))
-    block.compile(sig)
-    cres = block.overloads[sig]
-    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-
-
 def _blocks(block, args):
     """Run ``block`` over every block of ``CHUNK`` samples of ``args[0]``, in parallel."""
-    buf = np.empty(_PACK_BYTES, np.uint8)
-    key = _pack(buf, args)
-    if key < 0:  # pragma: no cover (a bug)
-        raise RuntimeError("recurrent kernels: packed arguments larger than the buffer")
-    address = _ENTRIES.get((block, key))
-    if address is None:
-        address = _ENTRIES[block, key] = _resolve(block, args, key)
-    _run_blocks(address, n_blocks(args[0].shape[0]), buf)
+    run_blocks(block, args, n_blocks(args[0].shape[0]))
 
 
 def recurrent_forward(batch, p, Hs, cache):

@@ -290,3 +290,51 @@ def test_conv2d_kept_im2col_is_bit_identical(
         np.testing.assert_array_equal(dW, dW_ref)
         np.testing.assert_array_equal(db, db_ref)
         np.testing.assert_array_equal(dX, dX_ref)
+
+
+def test_conv2d_bad_input_raises_clear_errors():
+    """The kernels are Python functions around compiled block functions: arguments they
+    cannot take raise ValueError / TypeError naming the problem, not a numba error."""
+    rng = np.random.default_rng(0)
+    X, Wt, b = make_conv2d(rng, 6, 6, (3, 3))
+    F, C, kh, kw = Wt.shape
+    ws = conv2d_workspace(C, F, (kh, kw), (4, 4), X.shape[0], X.dtype, 2, 3)
+    Y = np.empty((X.shape[0], F, 4, 4))
+    dY = rng.standard_normal(Y.shape)
+    dW, db, dX = np.empty_like(Wt), np.empty(F), np.empty_like(X)
+    geom = (1, 1, 0, 0, 1, 1)
+
+    def forward(X=X, Wt=Wt, b=b, geom=geom, Y=Y, ws=ws):
+        conv2d_forward(X, Wt, b, *geom, Y, ws)
+
+    def backward(X=X, dY=dY, geom=geom, dW=dW, dX=dX, ws=ws):
+        conv2d_backward(X, Wt, dY, *geom, dW, db, dX, True, ws)
+
+    forward()
+    backward()
+    with pytest.raises(TypeError, match="conv2d_forward: X must be a float32 or float64"):
+        forward(X=X.astype(np.int64))
+    with pytest.raises(TypeError, match="conv2d_forward: Y / dY must be a 4-D float64"):
+        forward(Y=Y.astype(np.float32))
+    with pytest.raises(ValueError, match="conv2d_forward: X must be C-contiguous"):
+        forward(X=np.asfortranarray(X))
+    with pytest.raises(TypeError, match="integers"):
+        forward(geom=(1.0, 1, 0, 0, 1, 1))
+    with pytest.raises(ValueError, match="strides and dilations must be >= 1"):
+        forward(geom=(0, 1, 0, 0, 1, 1))
+    with pytest.raises(ValueError, match="do not fit together"):
+        forward(Y=np.empty((X.shape[0], F, 5, 4)))
+    with pytest.raises(TypeError, match="ws must be a Conv2dWorkspace"):
+        forward(ws=tuple(ws))
+    with pytest.raises(ValueError, match="too few chunks"):
+        backward(ws=conv2d_workspace(C, F, (kh, kw), (4, 4), 2, X.dtype, 2, 1))
+    with pytest.raises(ValueError, match="dW must be C-contiguous"):
+        backward(dW=np.empty(Wt.shape[::-1]).T)
+    with pytest.raises(TypeError, match="dX must be a 4-D float64"):
+        backward(dX=dX.astype(np.float32))
+    with pytest.raises(ValueError, match="paddings >= 0"):
+        backward(geom=(1, 1, -1, 0, 1, 1))
+    # the valid calls still give the same results after the rejected ones
+    Y2 = np.empty_like(Y)
+    forward(Y=Y2)
+    np.testing.assert_array_equal(Y2, Y)

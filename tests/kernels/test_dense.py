@@ -333,3 +333,28 @@ def test_dense_blocks_bit_identical_across_thread_counts():
         numba.set_num_threads(old)
     for one, two in zip(*results):
         assert_array_equal(one, two)
+
+
+def test_dense_blocks_bad_input_raises_clear_errors():
+    """``dense_blocks`` is a Python function around a compiled block function: arguments
+    it cannot take raise ValueError / TypeError naming the problem, not a numba error."""
+    X, W, b, G = _blocked_case(5, 4, 3, "relu", np.float64)
+    code = ACTIVATIONS["relu"]
+    A = np.empty((5, 3))
+    dense_blocks(FORWARD, X, W, b, code, A, A, W, A)
+    with pytest.raises(TypeError, match="dense_blocks: w must be float32 or float64, as x"):
+        dense_blocks(FORWARD, X, W.astype(np.float32), b, code, A, A, W, A)
+    with pytest.raises(TypeError, match="dense_blocks: x must be a 2-D ndarray"):
+        dense_blocks(FORWARD, X.ravel(), W, b, code, A, A, W, A)
+    with pytest.raises(ValueError, match="dense_blocks: x must be C-contiguous"):
+        dense_blocks(FORWARD, np.asfortranarray(X), W, b, code, A, A, W, A)
+    with pytest.raises(ValueError, match=r"dense_blocks: a has shape \(5, 4\), expected"):
+        dense_blocks(FORWARD, X, W, b, code, np.empty((5, 4)), A, W, A)
+    with pytest.raises(ValueError, match="dense_blocks: unknown task 7"):
+        dense_blocks(7, X, W, b, code, A, A, W, A)
+    with pytest.raises(TypeError, match="dense_blocks: code must be an integer"):
+        dense_blocks(FORWARD, X, W, b, 1.5, A, A, W, A)
+    with pytest.raises(ValueError, match=r"dense_blocks: dx has shape"):
+        dense_blocks(INPUT_GRAD, X, W, b, code, A, A, W, np.empty((5, 5)))
+    with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
+        dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)

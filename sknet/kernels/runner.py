@@ -1,0 +1,208 @@
+"""Blocks in parallel: one small parallel kernel, shared by every kernel family, calls a
+serial block function through the address of its compiled code.
+
+numba links every function a kernel calls into the kernel's own machine code, and
+optimises and generates code for it again there; a ``prange`` loop adds three such
+layers (the loop body, its gufunc wrapper, the kernel), so a parallel kernel's whole
+block code was optimised and generated about five times, and each ``parallel=True``
+kernel cost ~1.5-3 s of compile. :func:`run_blocks` calls the block function through the
+address of its compiled code instead (numba's native calling convention, as numba's own
+calls), with the block's arguments packed in a buffer (``_pack``): the block code is
+compiled once, serially, and the parallel kernel ``_run_blocks`` is one loop of calls,
+the same for every block function, family (recurrent, conv, dense) and dtype (its
+arguments are two integers and the buffer): a process compiles it once. Addresses are
+run-time values (the on-disk cache stays valid across processes), looked up by the key
+of the packed argument types, which ``_pack`` returns: a block function is only ever
+called with the argument types it was compiled for.
+
+A block function is written as::
+
+    @internal
+    def _my_block(c, packed, args_type):
+        a, b, ... = unpack(packed, args_type)
+        ...  # the work of block c (serial; blocks must not write the same memory)
+
+and run as ``run_blocks(_my_block, (a, b, ...), n_blocks)``. The arguments must be values
+numba can type (arrays, numbers, bools, tuples and named tuples of them); they are stored
+without references, so they must stay alive during the call (``run_blocks`` holds them).
+Which block runs on which thread is numba's choice; results do not depend on it as long
+as each block's work is a function of ``c`` only.
+"""
+
+import zlib
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, typeof, types
+from numba.core import cgutils
+from numba.core.callconv import excinfo_ptr_t
+from numba.core.errors import TypingError
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+
+from .._config import _FLAGS, jit, jit_parallel
+
+__all__ = ["internal", "run_blocks", "unpack"]
+
+_PACK_BYTES = 4096  # room for a block's packed arguments
+
+
+def internal(func):
+    """A kernel part called only from compiled code, never from Python: compiled with
+    the kernels' flags but without numba's Python and C entry wrappers (their code
+    took a good share of the compile time of functions with many tuple arguments)."""
+    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS)(func)
+
+
+def _types_key(argtype):
+    """A key of a numba type, the same in every process."""
+    return zlib.crc32(str(argtype).encode())
+
+
+@intrinsic
+def _pack_into(typingctx, buf, args):
+    """Store the value of the tuple ``args`` at the start of ``buf`` (uint8) and return
+    the ``_types_key`` of its type, or -1 (storing nothing) when ``buf`` is too small.
+    No references are taken: ``args`` must outlive the buffer's use."""
+    if not isinstance(args, types.BaseTuple):
+        raise TypingError("_pack_into: args must be a tuple")
+    key = _types_key(args)
+
+    def unowned(context, builder, ty, value):
+        # the value without references: array meminfos (and parents) null, so that
+        # unpacking and dropping it touch no reference count (the arrays stay owned by
+        # the caller, which holds ``args``)
+        if isinstance(ty, types.Array):
+            ary = context.make_array(ty)(context, builder, value)
+            ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+            ary.parent = cgutils.get_null_value(ary.parent.type)
+            return ary._getvalue()
+        if isinstance(ty, types.BaseTuple):
+            for i, member in enumerate(ty.types):
+                item = unowned(context, builder, member, builder.extract_value(value, i))
+                value = builder.insert_value(value, item, i)
+        return value
+
+    def codegen(context, builder, sig, llargs):
+        ty = context.get_value_type(args)
+        arr = context.make_array(buf)(context, builder, llargs[0])
+        size = context.get_constant(types.intp, context.get_abi_sizeof(ty))
+        result = cgutils.alloca_once_value(builder, context.get_constant(types.int64, -1))
+        with builder.if_then(builder.icmp_signed(">=", arr.nitems, size)):
+            value = unowned(context, builder, args, llargs[1])
+            builder.store(value, builder.bitcast(arr.data, ty.as_pointer()))
+            builder.store(context.get_constant(types.int64, key), result)
+        return builder.load(result)
+
+    return types.int64(buf, args), codegen
+
+
+@jit
+def _pack(buf, args):
+    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
+    return _pack_into(buf, args)
+
+
+@intrinsic
+def unpack(typingctx, packed, args_type):
+    """The tuple of type ``args_type`` stored at address ``packed`` by ``_pack``."""
+    tup = args_type.instance_type
+
+    def codegen(context, builder, sig, llargs):
+        ptr = builder.inttoptr(llargs[0], context.get_value_type(tup).as_pointer())
+        return impl_ret_borrowed(context, builder, tup, builder.load(ptr))
+
+    return tup(types.int64, args_type), codegen
+
+
+# a block function's arguments: block index, address of its packed arguments, their type
+_BLOCK_ARGS = (types.int64, types.int64, types.TypeRef(types.none))
+
+
+@intrinsic
+def _call_block(typingctx, address, c, packed):
+    """Call the compiled block function at ``address`` with ``(c, packed, <type>)``
+    (numba's native calling convention; the type argument is a null pointer at run
+    time); its errors propagate."""
+    if (address, c, packed) != (types.int64,) * 3:
+        raise TypingError("_call_block: address, c and packed must be int64")
+
+    def codegen(context, builder, sig, llargs):
+        conv = context.call_conv
+        fnty = conv.get_function_type(types.none, _BLOCK_ARGS)
+        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
+        values = [llargs[1], llargs[2], cgutils.voidptr_t(None)]
+        retty = conv.get_return_type(types.none).pointee
+        ret = cgutils.alloca_once(builder, retty)
+        builder.store(cgutils.get_null_value(retty), ret)
+        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
+        args = list(conv._get_arg_packer(_BLOCK_ARGS).as_arguments(builder, values))
+        code = builder.call(fn, [ret, excinfo] + args)
+        status = conv._get_return_status(builder, code, builder.load(excinfo))
+        with cgutils.if_unlikely(builder, status.is_error):
+            conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(address, c, packed), codegen
+
+
+@intrinsic
+def _address(typingctx, buf):
+    """The address of the data of the array ``buf``."""
+
+    def codegen(context, builder, sig, llargs):
+        data = context.make_array(buf)(context, builder, llargs[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.int64(buf), codegen
+
+
+@jit_parallel
+def _run_blocks(address, n_blocks, buf):
+    """``block(c, <arguments packed in buf>)`` for every block ``c`` in parallel,
+    ``block`` the compiled function at ``address``."""
+    packed = _address(buf)
+    for c in prange(n_blocks):
+        _call_block(address, np.int64(c), packed)
+
+
+_ENTRIES = {}  # (block, types key) -> address
+
+
+def _resolve(block, args, key):
+    """The address of ``block`` compiled (or loaded) for arguments ``args``."""
+    args_type = typeof(args)
+    if _types_key(args_type) != key:  # pragma: no cover (a bug)
+        raise RuntimeError("run_blocks: argument types differ from the packed ones")
+    sig = (types.int64, types.int64, types.TypeRef(args_type))
+    block.compile(sig)
+    cres = block.overloads[sig]
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+
+
+def run_blocks(block, args, n, check=None):
+    """``block(c, args)`` for every block ``c`` in ``range(n)``, in parallel (numba's
+    threads); ``block`` an :func:`internal` function of ``(c, packed, args_type)`` that
+    starts with ``unpack(packed, args_type)``, ``args`` a tuple.
+
+    ``check(args)``, if given, runs before ``block`` is first compiled or loaded for a
+    new combination of argument types (dtypes, dimensions, layouts): the place for the
+    caller's type checks (clear errors instead of numba's), paid once per combination
+    rather than per call.
+    """
+    buf = np.empty(_PACK_BYTES, np.uint8)
+    try:
+        key = _pack(buf, args)
+    except Exception:  # numba cannot type an argument: the caller's error if it has one
+        if check is not None:
+            check(args)
+        raise
+    if key < 0:  # pragma: no cover (a bug)
+        raise RuntimeError("run_blocks: packed arguments larger than the buffer")
+    address = _ENTRIES.get((block, key))
+    if address is None:
+        if check is not None:
+            check(args)
+        address = _ENTRIES[block, key] = _resolve(block, args, key)
+    _run_blocks(address, n, buf)
