@@ -908,18 +908,8 @@ def _gru_forward_block(c, packed, args_type):
 
 
 @internal
-def _elman_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps - 1, -1, -1):
-        _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+def _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work):
+    """The end of every cell's backward block: its shares of dW_x, dW_h and db_x (and dX)."""
     parts = (work.dW_x_parts, work.dW_h_parts)
     _backward_end(
         c,
@@ -938,6 +928,22 @@ def _elman_backward_block(c, packed, args_type):
         parts,
     )
     _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+
+
+@internal
+def _elman_backward_block(c, packed, args_type):
+    """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _backward_start(
+        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
+    )
+    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
+    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
+    for t in range(steps - 1, -1, -1):
+        _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
+        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
+            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
 
 
 @internal
@@ -953,24 +959,7 @@ def _lstm_backward_block(c, packed, args_type):
         _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
         if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
             gemm(step_a, W_hT, step_h, 1.0, 0.0)
-    parts = (work.dW_x_parts, work.dW_h_parts)
-    _backward_end(
-        c,
-        lo,
-        hi,
-        padded,
-        X,
-        lengths,
-        p.W_x,
-        work.dA_x,
-        work.h_prev,
-        work.dA_h,
-        work.x_masked,
-        dX,
-        need_dx,
-        parts,
-    )
-    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
 
 
 @internal
@@ -986,24 +975,7 @@ def _gru_backward_block(c, packed, args_type):
         _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
         if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
             gemm(step_a, W_hT, step_h, 1.0, 0.0)
-    parts = (work.dW_x_parts, work.dW_h_parts)
-    _backward_end(
-        c,
-        lo,
-        hi,
-        padded,
-        X,
-        lengths,
-        p.W_x,
-        work.dA_x,
-        work.h_prev,
-        work.dA_h,
-        work.x_masked,
-        dX,
-        need_dx,
-        parts,
-    )
-    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
+    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
     _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
 
 
