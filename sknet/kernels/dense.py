@@ -191,7 +191,9 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
         ok = False
     if not ok:
         _check(args)
-    run_blocks(_dense_blocks_block, args, PARTS, _check_types)
+    # a product below BLOCK_MIN is one block (as ``_dense_block`` decides): no parallel region
+    parts = PARTS if n * d * k >= BLOCK_MIN else 1
+    run_blocks(_dense_blocks_block, args, parts, _check_types)
 
 
 def _check_types(args):

@@ -167,6 +167,13 @@ def _run_blocks(address, n_blocks, buf):
         _call_block(address, np.int64(c), packed)
 
 
+@jit
+def _run_one(address, buf):
+    """``block(0, <arguments packed in buf>)`` on the calling thread: one block needs no
+    parallel region (no thread wake-up, no barrier)."""
+    _call_block(address, np.int64(0), _address(buf))
+
+
 _ENTRIES = {}  # (block, types key) -> address
 
 
@@ -205,4 +212,7 @@ def run_blocks(block, args, n, check=None):
         if check is not None:
             check(args)
         address = _ENTRIES[block, key] = _resolve(block, args, key)
-    _run_blocks(address, n, buf)
+    if n == 1:
+        _run_one(address, buf)
+    else:
+        _run_blocks(address, n, buf)
