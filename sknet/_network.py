@@ -8,6 +8,7 @@ by layer (W1, b1, W2, b2, ...), so "all but the first k layers" is a contiguous 
 
 import numpy as np
 
+from ._layers.base import buffer
 from ._sequences import PaddedSequences
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
 from .kernels.dense import take_rows
@@ -338,19 +339,11 @@ class Network:
             or idx.dtype != np.int64
         ):
             return A[idx]
-        batches = self.__dict__.setdefault("_batches", {})
-        shape = (idx.shape[0],) + A.shape[1:]
-        buf = batches.get(key)
-        if (
-            buf is None
-            or buf.shape[0] < shape[0]
-            or buf.shape[1:] != shape[1:]
-            or (buf.dtype != A.dtype)
-        ):
-            buf = np.empty(shape, dtype=A.dtype)
-            batches[key] = buf
-        out = buf[: shape[0]]
-        take_rows(A.reshape(A.shape[0], -1), idx, out.reshape(shape[0], -1))
+        batches = getattr(self, "_batches", None)
+        if batches is None:
+            batches = self._batches = {}
+        out = buffer(batches, key, (idx.shape[0],) + A.shape[1:], A.dtype)
+        take_rows(A.reshape(A.shape[0], -1), idx, out.reshape(idx.shape[0], -1))
         return out
 
     def _ctx_ones(self, n):

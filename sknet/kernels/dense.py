@@ -32,6 +32,7 @@ around the fused element-wise passes ``bias_activation_forward`` and
 import operator
 
 import numpy as np
+from numba.extending import register_jitable
 
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
@@ -114,6 +115,13 @@ def take_rows(x, idx, out):
             out[i, j] = x[r, j]
 
 
+@register_jitable
+def n_parts(n, d, k):
+    """Blocks of a dense product of x (n, d) and w (d, k): ``PARTS`` from ``BLOCK_MIN``
+    multiply-adds on, else one (the same rule in Python and in the block kernel)."""
+    return PARTS if n * d * k >= BLOCK_MIN else 1
+
+
 #: tasks of ``dense_blocks``
 FORWARD = 0
 WEIGHT_GRAD = 1
@@ -131,7 +139,7 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
     n, d = x.shape
     k = w.shape[1]
     m = k if task == WEIGHT_GRAD else n
-    parts = PARTS if n * d * k >= BLOCK_MIN else 1
+    parts = n_parts(n, d, k)
     step = (m + parts - 1) // parts
     lo = min(p * step, m)
     hi = min(lo + step, m)
@@ -191,9 +199,8 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
         ok = False
     if not ok:
         _check(args)
-    # a product below BLOCK_MIN is one block (as ``_dense_block`` decides): no parallel region
-    parts = PARTS if n * d * k >= BLOCK_MIN else 1
-    run_blocks(_dense_blocks_block, args, parts, _check_types)
+    # a product below BLOCK_MIN is one block: no parallel region
+    run_blocks(_dense_blocks_block, args, n_parts(n, d, k), _check_types)
 
 
 def _check_types(args):
