@@ -11,6 +11,15 @@ take it explicitly). With pool size (kh, kw) and stride (sh, sw)::
           dX[s, c, y, x] = sum over windows (i, j) containing (y, x) of dY[s, c, i, j] / (kh*kw)
 
 Overlapping windows (stride < size) accumulate into dX in a fixed (i, j) order.
+
+Fast paths: the ConvNets' windows, 2 x 2 stride 2 (and 1 x 2 stride 2 of the 1-D
+wrappers), run max and average forward and average backward as one counted loop over j
+per output row, with unsigned indices and the per-window arithmetic written out in the
+(p, q) order of the generic loop, so LLVM vectorises it (stride-2 loads/stores) and the
+results are bit-identical to the generic loop's (same comparisons, ties, NaN handling and
+float64 sums). On a LeNet-like batch (128, 16, 24, 24) float32 this took max pooling
+forward from ~1.37 to ~0.15 ms. Max backward keeps its zero-fill and scatter: a one-pass
+select-and-store version measured 2-4x slower.
 The 1-D functions are the 2-D kernels on (n, C, 1, L) views.
 
 Every kernel here is serial (``jit``, no ``prange``): pooling is memory-bound and cheap
@@ -31,6 +40,9 @@ The average is summed in float64 (for float32 too) by a ``jit_reduce`` helper: t
 compiler may reassociate the sum to vectorise it, in one order fixed when the kernel is
 compiled.
 """
+
+import numpy as np
+from numba import uint64
 
 from sknet._config import jit
 
@@ -53,6 +65,12 @@ __all__ = [
 
 
 @jit
+def _fast(pool_h, pool_w, stride_h, stride_w):
+    """True for the windows with a fast path: 2 x 2 stride 2, and 1 x 2 stride (1, 2) (1-D)."""
+    return pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2)
+
+
+@jit
 def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     """Max pooling; overwrite ``Y`` and ``argmax``.
 
@@ -63,6 +81,46 @@ def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     """
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
+    if _fast(pool_h, pool_w, stride_h, stride_w):
+        # One counted loop over j per output row, unsigned indices and the compare/select
+        # chain written out in (p, q) order: LLVM vectorises it (stride-2 loads).
+        w0 = np.int32(W)
+        w1 = np.int32(W + 1)
+        one = np.int32(1)
+        nj = uint64(Wo)
+        for s in range(n):
+            for c in range(C):
+                for i in range(Ho):
+                    yr = Y[s, c, i]
+                    ar = argmax[s, c, i]
+                    if pool_h == 1:
+                        xr0 = X[s, c, i]
+                        base = np.int32(i * W)
+                        for j in range(nj):
+                            a = xr0[2 * j]
+                            b = xr0[2 * j + 1]
+                            g1 = b > a
+                            yr[j] = b if g1 else a
+                            ar[j] = base + np.int32(2 * j) + (one if g1 else np.int32(0))
+                    else:
+                        xr0 = X[s, c, 2 * i]
+                        xr1 = X[s, c, 2 * i + 1]
+                        base = np.int32(2 * i * W)
+                        for j in range(nj):
+                            a = xr0[2 * j]
+                            b = xr0[2 * j + 1]
+                            d = xr1[2 * j]
+                            e = xr1[2 * j + 1]
+                            g1 = b > a
+                            m1 = b if g1 else a
+                            k1 = one if g1 else np.int32(0)
+                            g2 = d > m1
+                            m2 = d if g2 else m1
+                            k2 = w0 if g2 else k1
+                            g3 = e > m2
+                            yr[j] = e if g3 else m2
+                            ar[j] = base + np.int32(2 * j) + (w1 if g3 else k2)
+        return
     for s in range(n):
         for c in range(C):
             xs = X[s, c]
@@ -103,10 +161,30 @@ def maxpool2d_backward(dY, argmax, dX):
 
 @jit
 def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
-    """Average pooling; overwrite Y (n, C, Ho, Wo) with the window means of X (n, C, H, W)."""
+    """Average pooling; overwrite Y (n, C, Ho, Wo) with the window means of X (n, C, H, W).
+
+    Each window is summed in float64 from 0.0 in (p, q) order, then scaled.
+    """
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
     scale = 1.0 / (pool_h * pool_w)
+    if _fast(pool_h, pool_w, stride_h, stride_w):
+        nj = uint64(Wo)
+        for s in range(n):
+            for c in range(C):
+                for i in range(Ho):
+                    yr = Y[s, c, i]
+                    if pool_h == 1:
+                        xr0 = X[s, c, i]
+                        for j in range(nj):
+                            yr[j] = (0.0 + xr0[2 * j] + xr0[2 * j + 1]) * scale
+                    else:
+                        xr0 = X[s, c, 2 * i]
+                        xr1 = X[s, c, 2 * i + 1]
+                        for j in range(nj):
+                            acc = 0.0 + xr0[2 * j] + xr0[2 * j + 1] + xr1[2 * j] + xr1[2 * j + 1]
+                            yr[j] = acc * scale
+        return
     for s in range(n):
         for c in range(C):
             xs = X[s, c]
@@ -126,7 +204,29 @@ def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
 def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
     """Overwrite dX (n, C, H, W): each dY[s, c, i, j] / (kh*kw) is added to its window."""
     n, C, Ho, Wo = dY.shape
+    H, W = dX.shape[2], dX.shape[3]
     scale = 1.0 / (pool_h * pool_w)
+    if _fast(pool_h, pool_w, stride_h, stride_w):
+        # disjoint windows: each covered element is 0 + its one share, the rest 0
+        zero = dX.dtype.type(0)
+        nj = uint64(Wo)
+        for s in range(n):
+            for c in range(C):
+                for i in range(Ho):
+                    gr = dY[s, c, i]
+                    for p in range(pool_h):
+                        dr = dX[s, c, pool_h * i + p]
+                        for j in range(nj):
+                            g = 0.0 + gr[j] * scale
+                            dr[2 * j] = g
+                            dr[2 * j + 1] = g
+                        for x in range(2 * Wo, W):
+                            dr[x] = zero
+                for y in range(pool_h * Ho, H):
+                    dr = dX[s, c, y]
+                    for x in range(W):
+                        dr[x] = zero
+        return
     for s in range(n):
         for c in range(C):
             d = dX[s, c]
