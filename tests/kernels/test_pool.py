@@ -27,6 +27,10 @@ CASES_2D = [
     pytest.param(7, 7, (3, 3), (2, 2), id="3x3-s2-overlap"),
     pytest.param(6, 7, (2, 3), (1, 2), id="2x3-s1x2-overlap"),
     pytest.param(9, 5, (3, 2), (3, 1), id="3x2-s3x1"),
+    # 2 x 2 stride 2 is a vectorised fast path: rows long enough for its vector loop,
+    # and floor sizes (odd H and W) whose last row / column no window reads
+    pytest.param(6, 40, (2, 2), (2, 2), id="2x2-s2-wide"),
+    pytest.param(5, 71, (2, 2), (2, 2), id="2x2-s2-wide-floor"),
 ]
 
 
@@ -96,7 +100,7 @@ def test_avgpool2d_backward_finite_differences(H, W, pool, stride):
 
 # ---- 1-D ---------------------------------------------------------------------------
 
-CASES_1D = [(8, 2, 2), (9, 2, 2), (9, 3, 2), (10, 3, 1), (10, 2, 3)]
+CASES_1D = [(8, 2, 2), (9, 2, 2), (9, 3, 2), (10, 3, 1), (10, 2, 3), (70, 2, 2), (71, 2, 2)]
 
 
 @pytest.mark.parametrize("L, pool, stride", CASES_1D)
@@ -127,6 +131,138 @@ def test_pool1d_forward_and_backward(L, pool, stride):
     assert_grad_close(lambda: np.sum(maxpool(X)[0] * R), X, dX)
     avgpool1d_backward(R, pool, stride, dX)
     assert_grad_close(lambda: np.sum(avgpool(X) * R), X, dX)
+
+
+# ---- exact semantics of the fast paths (2 x 2 stride 2; 1-D: size 2 stride 2) --------
+
+FAST_SHAPES = [
+    pytest.param((2, 3, 8, 6), id="even"),
+    pytest.param((2, 3, 7, 9), id="odd-floor"),
+    pytest.param((2, 3, 4, 70), id="wide"),
+    pytest.param((2, 3, 9, 67), id="wide-odd-floor"),
+    pytest.param((3, 2, 1, 70), id="1d-wide"),  # the 1-D wrappers' (n, C, 1, L) view
+    pytest.param((3, 2, 1, 9), id="1d-odd"),
+]
+
+
+def sequential_maxpool2d(X, pool, stride, size):
+    """The generic loop in Python: start at the window's first element, then replace the
+    running maximum when v > best, in (p, q) order (ties keep the first maximum; a NaN is
+    kept only where it starts the window, as ``v > NaN`` is false)."""
+    (kh, kw), (sh, sw), (Ho, Wo) = pool, stride, size
+    n, C, H, W = X.shape
+    Y = np.empty((n, C, Ho, Wo), X.dtype)
+    A = np.empty((n, C, Ho, Wo), np.int32)
+    for s, c, i, j in np.ndindex(n, C, Ho, Wo):
+        best, arg = X[s, c, i * sh, j * sw], i * sh * W + j * sw
+        for p in range(kh):
+            for q in range(kw):
+                v = X[s, c, i * sh + p, j * sw + q]
+                if v > best:
+                    best, arg = v, (i * sh + p) * W + j * sw + q
+        Y[s, c, i, j], A[s, c, i, j] = best, arg
+    return Y, A
+
+
+def fast_window(shape):
+    """(pool, stride, size) of the fast path for an (n, C, H, W) shape."""
+    H, W = shape[2:]
+    kh = 1 if H == 1 else 2
+    return (kh, 2), (kh, 2), (H // kh, W // 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", FAST_SHAPES)
+def test_fast_maxpool_ties_and_nan_match_the_generic_loop(shape, dtype):
+    rng = np.random.default_rng(9)
+    # few distinct values: many ties inside windows; NaNs at every window position
+    X = rng.integers(-2, 3, shape).astype(dtype)
+    X[rng.random(shape) < 0.05] = np.nan
+    pool, stride, size = fast_window(shape)
+    Y, A = maxpool2d(X, pool, stride, size)
+    Yr, Ar = sequential_maxpool2d(X, pool, stride, size)
+    np.testing.assert_array_equal(A, Ar)
+    assert Y.tobytes() == Yr.tobytes()
+    assert np.isnan(Y).any() and (A != A.flat[0]).any()  # the data did exercise NaNs
+    # an all-ties window picks its first element; so does one whose maximum repeats
+    X = np.zeros(shape, dtype)
+    Y, A = maxpool2d(X, pool, stride, size)
+    np.testing.assert_array_equal(A, sequential_maxpool2d(X, pool, stride, size)[1])
+    # the 1-D wrapper agrees with the 2-D kernel on its view
+    if shape[2] == 1:
+        Y1 = np.empty(shape[:2] + size[1:], dtype)
+        A1 = np.empty(shape[:2] + size[1:], np.int32)
+        maxpool1d_forward(X[:, :, 0], 2, 2, Y1, A1)
+        np.testing.assert_array_equal(A1, A[:, :, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", FAST_SHAPES)
+def test_fast_avgpool_bits_match_the_generic_sum(shape, dtype):
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal(shape).astype(dtype)
+    pool, stride, (Ho, Wo) = fast_window(shape)
+    kh = pool[0]
+    X[0, 0, :kh, :2] = -0.0  # a window of negative zeros: 0.0 + (-0.0) is +0.0
+    Y = avgpool2d(X, pool, stride, (Ho, Wo))
+    # the generic loop: acc = 0.0 (float64), += each element in (p, q) order, * 1/(kh*kw)
+    acc = np.zeros(shape[:2] + (Ho, Wo))
+    for p in range(kh):
+        for q in range(2):
+            acc = acc + X[:, :, p : kh * Ho : kh, q : 2 * Wo : 2].astype(np.float64)
+    assert Y.tobytes() == (acc * (1.0 / (kh * 2))).astype(dtype).tobytes()
+    # backward: 0 + dY / (kh*kw) on each window (float64, then the dtype), 0 elsewhere
+    dY = rng.standard_normal(shape[:2] + (Ho, Wo)).astype(dtype)
+    dY.flat[0] = -0.0
+    dX = np.full_like(X, np.nan)
+    avgpool2d_backward(dY, *pool, *stride, dX)
+    expected = np.zeros_like(X)
+    share = (0.0 + dY.astype(np.float64) * (1.0 / (kh * 2))).astype(dtype)
+    for p in range(kh):
+        for q in range(2):
+            expected[:, :, p : kh * Ho : kh, q : 2 * Wo : 2] = share
+    assert dX.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    "shape, pool, stride",
+    [
+        ((3, 2, 8, 6), 2, 2),
+        ((3, 2, 7, 41), 2, 2),
+        ((3, 2, 7, 7), 3, 2),
+        ((3, 2, 9, 8), 3, 3),
+        ((3, 2, 70), 2, 2),
+        ((3, 2, 71), 3, 2),
+    ],
+)
+def test_pool_matches_pytorch(shape, pool, stride):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(11)
+    X = distinct_input(rng, shape)  # tie-free: PyTorch may pick another maximum on ties
+    two_d = len(shape) == 4
+    out = tuple((d - pool) // stride + 1 for d in shape[2:])
+    dY = rng.standard_normal(shape[:2] + out)
+    Y, A, dX = np.empty(dY.shape), np.empty(dY.shape, np.int32), np.empty_like(X)
+    Ya, dXa = np.empty(dY.shape), np.empty_like(X)
+    if two_d:
+        maxpool2d_forward(X, pool, pool, stride, stride, Y, A)
+        maxpool2d_backward(dY, A, dX)
+        avgpool2d_forward(X, pool, pool, stride, stride, Ya)
+        avgpool2d_backward(dY, pool, pool, stride, stride, dXa)
+        tmax, tavg = F.max_pool2d, F.avg_pool2d
+    else:
+        maxpool1d_forward(X, pool, stride, Y, A)
+        maxpool1d_backward(dY, A, dX)
+        avgpool1d_forward(X, pool, stride, Ya)
+        avgpool1d_backward(dY, pool, stride, dXa)
+        tmax, tavg = F.max_pool1d, F.avg_pool1d
+    for ours, dours, op in ((Y, dX, tmax), (Ya, dXa, tavg)):
+        Xt = torch.from_numpy(X.copy()).requires_grad_(True)
+        Yt = op(Xt, pool, stride)
+        Yt.backward(torch.from_numpy(dY))
+        np.testing.assert_allclose(ours, Yt.detach().numpy(), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(dours, Xt.grad.numpy(), rtol=1e-14, atol=1e-15)
 
 
 # ---- determinism -------------------------------------------------------------------
