@@ -65,12 +65,6 @@ __all__ = [
 
 
 @jit
-def _fast(pool_h, pool_w, stride_h, stride_w):
-    """True for the windows with a fast path: 2 x 2 stride 2, and 1 x 2 stride (1, 2) (1-D)."""
-    return pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2)
-
-
-@jit
 def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     """Max pooling; overwrite ``Y`` and ``argmax``.
 
@@ -81,7 +75,8 @@ def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     """
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
-    if _fast(pool_h, pool_w, stride_h, stride_w):
+    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
+    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
         # One counted loop over j per output row, unsigned indices and the compare/select
         # chain written out in (p, q) order: LLVM vectorises it (stride-2 loads).
         w0 = np.int32(W)
@@ -172,7 +167,8 @@ def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
     scale = 1.0 / (pool_h * pool_w)
-    if _fast(pool_h, pool_w, stride_h, stride_w):
+    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
+    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
         nj = uint64(Wo)
         for s in range(n):
             for c in range(C):
@@ -210,9 +206,9 @@ def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
     n, C, Ho, Wo = dY.shape
     H, W = dX.shape[2], dX.shape[3]
     scale = 1.0 / (pool_h * pool_w)
-    if _fast(pool_h, pool_w, stride_h, stride_w):
+    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
+    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
         # disjoint windows: each covered element is 0 + its one share, the rest 0
-        zero = dX.dtype.type(0)
         nj = uint64(Wo)
         for s in range(n):
             for c in range(C):
@@ -225,11 +221,11 @@ def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
                             dr[2 * j] = g
                             dr[2 * j + 1] = g
                         for x in range(2 * Wo, W):
-                            dr[x] = zero
+                            dr[x] = 0.0
                 for y in range(pool_h * Ho, H):
                     dr = dX[s, c, y]
                     for x in range(W):
-                        dr[x] = zero
+                        dr[x] = 0.0
         return
     for s in range(n):
         for c in range(C):
