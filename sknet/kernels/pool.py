@@ -11,6 +11,7 @@ take it explicitly). With pool size (kh, kw) and stride (sh, sw)::
           dX[s, c, y, x] = sum over windows (i, j) containing (y, x) of dY[s, c, i, j] / (kh*kw)
 
 Overlapping windows (stride < size) accumulate into dX in a fixed (i, j) order.
+The 1-D functions are the 2-D kernels on (n, C, 1, L) views.
 
 Fast paths: the ConvNets' windows, 2 x 2 stride 2 (and 1 x 2 stride 2 of the 1-D
 wrappers), run max and average forward and average backward as one counted loop over j
@@ -20,7 +21,6 @@ results are bit-identical to the generic loop's (same comparisons, ties, NaN han
 float64 sums). On a LeNet-like batch (128, 16, 24, 24) float32 this took max pooling
 forward from ~1.37 to ~0.15 ms. Max backward keeps its zero-fill and scatter (a one-pass
 select-and-store version measured 2-4x slower), with one zero-fill per sample.
-The 1-D functions are the 2-D kernels on (n, C, 1, L) views.
 
 Every kernel here is serial (``jit``, no ``prange``): pooling is memory-bound and cheap
 next to the convolutions around it (a LeNet max pooling of 128 x 6 x 28 x 28 float64
