@@ -75,8 +75,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from sknet._config import jit
-from sknet.kernels.blas import gemm
+from sknet._config import _FLAGS, jit
+from sknet.kernels.activations import IDENTITY, LOGISTIC, RELU, TANH
 from sknet.kernels.blocks import CHUNK
 from sknet.kernels.runner import internal, run_blocks, unpack
 
@@ -95,25 +95,48 @@ __all__ = [
 class Conv2dWorkspace(NamedTuple):
     """Scratch buffers of one convolution, allocated once by the caller.
 
-    With K = C*kh*kw, P = Ho*Wo, n_slots parallel slots (normally numba's thread count;
-    any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
+    With K = C*kh*kw, P = Ho*Wo, G = ``group`` samples per GEMM, n_slots parallel slots
+    (normally numba's thread count; any value >= 1 gives the same results) and
+    n_chunks >= ceil(batch / chunk):
 
-    cols : (n_slots, K + 1, P); a slot's im2col matrix of one sample, its last row ones
-        (its dcols in backward).
+    cols : (n_slots, K + 1, G*P); a slot's im2col matrix of a group of G samples (sample
+        i of the group in columns i*P ... i*P + P - 1), its last row ones (its dcols in
+        backward).
+    out : (n_slots, F, G*P); a slot's GEMM output for a group (forward, G > 1) and its
+        gathered dY times the activation's derivative (backward).
     W2b : (F, K + 1); [W.reshape(F, K) | b] (forward), [W.reshape(F, K) | 0] (backward).
     dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
-    chunk : int; samples per chunk.
-    kept : (n_kept, K + 1, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
-        the im2col matrix of each sample s < n_kept here and the backward pass reads it
-        back instead of recomputing it. It ties a backward call to the last forward call
-        on this workspace (same X); a batch larger than n_kept recomputes as usual.
+    chunk : int; samples per chunk, a multiple of ``group``.
+    group : int; samples per GEMM (G).
+    kept : (n_kept, K + 1, G*P); with n_kept > 0 (``keep_cols=True``), the forward pass
+        writes the im2col matrix of each group g < n_kept (samples g*G ...) here and the
+        backward pass reads it back instead of recomputing it. It ties a backward call
+        to the last forward call on this workspace (same X); a batch larger than
+        n_kept*G recomputes as usual.
     """
 
     cols: np.ndarray
+    out: np.ndarray
     kept: np.ndarray
     W2b: np.ndarray
     dW_chunks: np.ndarray
     chunk: int
+    group: int
+
+
+#: im2col columns (G*P) a GEMM's group of samples aims at, and the largest group.
+GROUP_COLUMNS = 256
+MAX_GROUP = 16
+
+
+def auto_group(P):
+    """Samples per GEMM for P output positions per sample: the largest power of two
+    G <= MAX_GROUP with G*P <= GROUP_COLUMNS (at least 1). A function of the layer's
+    shape only, never of the thread count."""
+    g = 1
+    while g < MAX_GROUP and 2 * g * P <= GROUP_COLUMNS:
+        g *= 2
+    return g
 
 
 def conv2d_workspace(
@@ -124,29 +147,45 @@ def conv2d_workspace(
     max_batch,
     dtype,
     n_slots=None,
-    chunk=CHUNK,
+    chunk=None,
     keep_cols=False,
+    group=None,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
     ``kernel_size`` is (kh, kw), ``out_size`` is (Ho, Wo), ``max_batch`` the largest
     number of samples one call will get. ``n_slots`` defaults to numba's current thread
-    count; results do not depend on it, nor on ``max_batch``. ``keep_cols=True`` adds
-    room for ``max_batch`` im2col matrices (``kept``): backward then skips im2col,
-    bit-identically, at the cost of max_batch * (K + 1) * P values of memory.
+    count; results do not depend on it, nor on ``max_batch``. ``group`` (samples per
+    GEMM) defaults to :func:`auto_group` of Ho*Wo; ``chunk`` (samples per weight-gradient
+    partial sum) to the smallest multiple of the group >= ``CHUNK``. Given a ``chunk``,
+    the group is the largest divisor of it not above that default. Both change the
+    rounding only. ``keep_cols=True`` adds room for the im2col matrices of ``max_batch``
+    samples (``kept``): backward then skips im2col, bit-identically, at the cost of
+    about max_batch * (K + 1) * P values of memory.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
     K = in_channels * kh * kw
+    P = Ho * Wo
     if n_slots is None:
         n_slots = numba.get_num_threads()
+    cap = auto_group(P) if group is None else max(1, int(group))
+    if chunk is None:
+        chunk = -(-max(CHUNK, cap) // cap) * cap
+        group = cap
+    else:
+        chunk = int(chunk)
+        group = max(d for d in range(1, min(cap, chunk) + 1) if chunk % d == 0)
     n_chunks = max(1, -(-max_batch // chunk))
+    n_kept = -(-max_batch // group) if keep_cols else 0
     return Conv2dWorkspace(
-        cols=np.empty((n_slots, K + 1, Ho * Wo), dtype=dtype),
-        kept=np.empty((max_batch if keep_cols else 0, K + 1, Ho * Wo), dtype=dtype),
+        cols=np.empty((n_slots, K + 1, group * P), dtype=dtype),
+        out=np.empty((n_slots, out_channels, group * P), dtype=dtype),
+        kept=np.empty((n_kept, K + 1, group * P), dtype=dtype),
         W2b=np.empty((out_channels, K + 1), dtype=dtype),
         dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
-        chunk=int(chunk),
+        chunk=chunk,
+        group=group,
     )
 
 
@@ -158,8 +197,9 @@ def conv1d_workspace(
     max_batch,
     dtype,
     n_slots=None,
-    chunk=CHUNK,
+    chunk=None,
     keep_cols=False,
+    group=None,
 ):
     """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
     return conv2d_workspace(
@@ -172,17 +212,26 @@ def conv1d_workspace(
         n_slots,
         chunk,
         keep_cols,
+        group,
     )
 
 
 # --------------------------------------------------------------------------------------
-# helpers: valid index range, im2col / col2im of one sample, an ordered row sum
+# helpers: valid index range, im2col / col2im of one sample, the fused activation
 # --------------------------------------------------------------------------------------
 # Indices below are cast to unsigned (``_u``) right where they index: numba then drops
 # its negative-index wraparound test, which LLVM cannot remove when a loop starts at a
 # computed bound and which kept these copy loops scalar (im2col of LeNet's second layer
 # took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
 _u = numba.uint64
+
+#: The convolutions' own matrix product (``_mm``) is compiled with the kernels' flags and
+#: floating-point contraction: a*b + c becomes one FMA (one rounding instead of two).
+#: Deterministic (one fixed order of operations per compiled kernel, whatever the thread
+#: count); without it LLVM emits separate multiplies and adds, at half the speed.
+jit_fma = numba.njit(fastmath={"contract"}, **_FLAGS)
+#: ... and, for the weight gradient's sums (``_mm_nt``), reassociation so they vectorise.
+jit_fma_reduce = numba.njit(fastmath={"contract", "reassoc"}, **_FLAGS)
 
 
 @jit
@@ -206,11 +255,12 @@ def _valid_range(off, pw, sw, W, Wo):
 
 
 @jit
-def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
-    """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
+def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, o):
+    """Overwrite columns o ... o + Ho*Wo - 1 of ``cols`` (K + 1, >= o + Ho*Wo) with the
+    im2col matrix of sample ``s`` and its row of ones:
 
-    cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X.
+    cols[(c*kh + p)*kw + q, o + i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
+    or 0 where that index is outside X; cols[K, o + i*Wo + j] = 1.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
@@ -218,7 +268,7 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     us = _u(s)
     kb = _u(C * kh * kw)  # the row of ones, the bias's
     for t in range(P):
-        cols[kb, _u(t)] = 1
+        cols[kb, _u(o + t)] = 1
     for c in range(C):
         uc = _u(c)
         for p in range(kh):
@@ -228,20 +278,21 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
                 k = _u((c * kh + p) * kw + q)
                 if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:  # padding: zero first
                     for t in range(P):
-                        cols[k, _u(t)] = zero
+                        cols[k, _u(o + t)] = zero
                 x0 = q * dw - pw
                 for i in range(i0, i1):
                     y = _u(i * sh + p * dh - ph)
-                    d = i * Wo
+                    d = o + i * Wo
                     for j in range(j0, j1):
                         cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
 
 
 @jit
-def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
-    """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
+def _col2im_sample(dcols, o, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
+    """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to columns
+    o ... o + Ho*Wo - 1 of ``dcols``:
 
-    dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
+    dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, o + i*Wo + j]
                      over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
     added in the order of (c, p, q, i, j).
     """
@@ -261,9 +312,229 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
                 x0 = q * dw - pw
                 for i in range(i0, i1):
                     y = _u(i * sh + p * dh - ph)
-                    d = i * Wo
+                    d = o + i * Wo
                     for j in range(j0, j1):
                         dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
+
+
+@jit_fma
+def _mm(A, B, C3, s, N):
+    """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N): a row-major product written into
+    C3[s] (M, >= N), e.g. straight into one sample's Y[s] (F, P).
+
+    Rows of C in blocks of 4 and k in steps of 4: each pass over a row block of B adds 16
+    products to 4 rows of C (compiled with contraction: FMAs), and the inner loop over j
+    is contiguous in B and C, so LLVM vectorises it at the machine's full width. The
+    additions for C3[s, i, j] run in the order of k. (An inner loop split by sample,
+    writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
+    slower; hence one 2-D product and a copy for groups of samples.)
+    """
+    M, K = A.shape
+    K4 = K - K % 4
+    M4 = M - M % 4
+    us = _u(s)
+    for i in range(0, M4, 4):
+        i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
+        for j in range(N):
+            uj = _u(j)
+            C3[us, i0, uj] = 0
+            C3[us, i1, uj] = 0
+            C3[us, i2, uj] = 0
+            C3[us, i3, uj] = 0
+        for k in range(0, K4, 4):
+            k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
+            a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
+            a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
+            a20, a21, a22, a23 = A[i2, k0], A[i2, k1], A[i2, k2], A[i2, k3]
+            a30, a31, a32, a33 = A[i3, k0], A[i3, k1], A[i3, k2], A[i3, k3]
+            for j in range(N):
+                uj = _u(j)
+                b0, b1, b2, b3 = B[k0, uj], B[k1, uj], B[k2, uj], B[k3, uj]
+                C3[us, i0, uj] = C3[us, i0, uj] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
+                C3[us, i1, uj] = C3[us, i1, uj] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
+                C3[us, i2, uj] = C3[us, i2, uj] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
+                C3[us, i3, uj] = C3[us, i3, uj] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
+        for k in range(K4, K):
+            uk = _u(k)
+            a0, a1, a2, a3 = A[i0, uk], A[i1, uk], A[i2, uk], A[i3, uk]
+            for j in range(N):
+                uj = _u(j)
+                b = B[uk, uj]
+                C3[us, i0, uj] = C3[us, i0, uj] + a0 * b
+                C3[us, i1, uj] = C3[us, i1, uj] + a1 * b
+                C3[us, i2, uj] = C3[us, i2, uj] + a2 * b
+                C3[us, i3, uj] = C3[us, i3, uj] + a3 * b
+    for i in range(M4, M):
+        ui = _u(i)
+        for j in range(N):
+            C3[us, ui, _u(j)] = 0
+        for k in range(K):
+            uk = _u(k)
+            a = A[ui, uk]
+            for j in range(N):
+                uj = _u(j)
+                C3[us, ui, uj] = C3[us, ui, uj] + a * B[uk, uj]
+
+
+@jit_fma_reduce
+def _mm_nt(A, B, C, L, acc):
+    """C (M, N) = A[:, :L] @ B[:, :L].T, plus C's old value when ``acc``: A (M, >= L),
+    B (N, >= L), both read along their rows (e.g. a group's im2col matrix and its dZ:
+    the weight gradient [dW2.T; db] with no transposed copy).
+
+    Blocks of 4 x 4 outputs, each 16 sums over l kept in registers; compiled with
+    contraction (FMAs) and reassociation, so that LLVM vectorises the sums over l (one
+    fixed order of additions per compiled kernel, whatever the thread count).
+    """
+    M, N = C.shape
+    M4 = M - M % 4
+    N4 = N - N % 4
+    zero = C.dtype.type(0)
+    for i in range(0, M4, 4):
+        i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
+        for j in range(0, N4, 4):
+            j0, j1, j2, j3 = _u(j), _u(j + 1), _u(j + 2), _u(j + 3)
+            c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
+            c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = zero
+            for t in range(L):
+                ut = _u(t)
+                a0, a1, a2, a3 = A[i0, ut], A[i1, ut], A[i2, ut], A[i3, ut]
+                b0, b1, b2, b3 = B[j0, ut], B[j1, ut], B[j2, ut], B[j3, ut]
+                c00 += a0 * b0
+                c01 += a0 * b1
+                c02 += a0 * b2
+                c03 += a0 * b3
+                c10 += a1 * b0
+                c11 += a1 * b1
+                c12 += a1 * b2
+                c13 += a1 * b3
+                c20 += a2 * b0
+                c21 += a2 * b1
+                c22 += a2 * b2
+                c23 += a2 * b3
+                c30 += a3 * b0
+                c31 += a3 * b1
+                c32 += a3 * b2
+                c33 += a3 * b3
+            if acc:
+                c00 += C[i0, j0]
+                c01 += C[i0, j1]
+                c02 += C[i0, j2]
+                c03 += C[i0, j3]
+                c10 += C[i1, j0]
+                c11 += C[i1, j1]
+                c12 += C[i1, j2]
+                c13 += C[i1, j3]
+                c20 += C[i2, j0]
+                c21 += C[i2, j1]
+                c22 += C[i2, j2]
+                c23 += C[i2, j3]
+                c30 += C[i3, j0]
+                c31 += C[i3, j1]
+                c32 += C[i3, j2]
+                c33 += C[i3, j3]
+            C[i0, j0] = c00
+            C[i0, j1] = c01
+            C[i0, j2] = c02
+            C[i0, j3] = c03
+            C[i1, j0] = c10
+            C[i1, j1] = c11
+            C[i1, j2] = c12
+            C[i1, j3] = c13
+            C[i2, j0] = c20
+            C[i2, j1] = c21
+            C[i2, j2] = c22
+            C[i2, j3] = c23
+            C[i3, j0] = c30
+            C[i3, j1] = c31
+            C[i3, j2] = c32
+            C[i3, j3] = c33
+    # the rest: rows M4 ... M - 1 against every column, columns N4 ... N - 1 above M4
+    for i in range(M):
+        ui = _u(i)
+        for j in range(0 if i >= M4 else N4, N):
+            uj = _u(j)
+            c = zero
+            for t in range(L):
+                c += A[ui, _u(t)] * B[uj, _u(t)]
+            C[ui, uj] = c + C[ui, uj] if acc else c
+
+
+@jit
+def _store(src, Y3, s0, m, code):
+    """Y3[s0 + i, f, t] = act(src[f, i*P + t]) for the m samples of a group (``code``
+    an activation code of :mod:`sknet.kernels.activations`; the same expressions as
+    ``activation_forward``)."""
+    F, P = Y3.shape[1], Y3.shape[2]
+    for i in range(m):
+        s = _u(s0 + i)
+        for f in range(F):
+            uf = _u(f)
+            o = i * P
+            if code == RELU:
+                for t in range(P):
+                    v = src[uf, _u(o + t)]
+                    Y3[s, uf, _u(t)] = 0.0 if v < 0.0 else v
+            elif code == LOGISTIC:
+                for t in range(P):
+                    Y3[s, uf, _u(t)] = 1.0 / (1.0 + np.exp(-src[uf, _u(o + t)]))
+            elif code == TANH:
+                for t in range(P):
+                    Y3[s, uf, _u(t)] = np.tanh(src[uf, _u(o + t)])
+            else:
+                for t in range(P):
+                    Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
+
+
+@jit
+def _activate(Y3, s0, m, code):
+    """Y3[s0 + i] = act(Y3[s0 + i]) for i < m, in place (``code`` an activation code of
+    :mod:`sknet.kernels.activations`; the same expressions as ``activation_forward``)."""
+    F, P = Y3.shape[1], Y3.shape[2]
+    for i in range(m):
+        s = _u(s0 + i)
+        for f in range(F):
+            uf = _u(f)
+            if code == RELU:
+                for t in range(P):
+                    if Y3[s, uf, _u(t)] < 0.0:
+                        Y3[s, uf, _u(t)] = 0.0
+            elif code == LOGISTIC:
+                for t in range(P):
+                    Y3[s, uf, _u(t)] = 1.0 / (1.0 + np.exp(-Y3[s, uf, _u(t)]))
+            elif code == TANH:
+                for t in range(P):
+                    Y3[s, uf, _u(t)] = np.tanh(Y3[s, uf, _u(t)])
+
+
+@jit
+def _gather(dY3, A3, s0, m, code, dst):
+    """dst[f, i*P + t] = dY3[s0 + i, f, t] * act'(A3[s0 + i, f, t]) for the m samples of a
+    group, the derivative through the activation's output A (the same expressions as
+    ``activation_backward``)."""
+    F, P = dY3.shape[1], dY3.shape[2]
+    for i in range(m):
+        s = _u(s0 + i)
+        for f in range(F):
+            uf = _u(f)
+            o = i * P
+            if code == RELU:
+                for t in range(P):
+                    ut = _u(t)
+                    dst[uf, _u(o + t)] = 0.0 if A3[s, uf, ut] <= 0.0 else dY3[s, uf, ut]
+            elif code == LOGISTIC:
+                for t in range(P):
+                    ut = _u(t)
+                    a = A3[s, uf, ut]
+                    dst[uf, _u(o + t)] = dY3[s, uf, ut] * (a * (1.0 - a))
+            elif code == TANH:
+                for t in range(P):
+                    ut = _u(t)
+                    a = A3[s, uf, ut]
+                    dst[uf, _u(o + t)] = dY3[s, uf, ut] * (1.0 - a * a)
+            else:
+                for t in range(P):
+                    dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
 
 
 # --------------------------------------------------------------------------------------
@@ -272,23 +543,25 @@ def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
 
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CODES = (IDENTITY, LOGISTIC, TANH, RELU)
 
 
 def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_forward_block``) are of types the kernels take."""
-    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = args
+    X, W2b, Y, A, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code = args
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
-    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
-    arrays += (("ws.cols", cols, 3), ("ws.kept", kept, 3), ("ws.dW_chunks", dW_chunks, 3))
+    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("A", A, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
+    arrays += (("ws.cols", cols, 3), ("ws.out", out, 3), ("ws.kept", kept, 3))
+    arrays += (("ws.dW_chunks", dW_chunks, 3),)
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    for v in geom + (chunk,):
+    for v in geom + (chunk, group, code):
         try:
             operator.index(v)
         except TypeError:
@@ -303,29 +576,48 @@ def _backward_types(args):
     _check_types(args, "conv2d_backward")
 
 
-def _check(name, args, b, dW, Wt, raw):
+def _check(name, args, b, dW, Wt, raw, code):
     """The clear error for arguments ``conv2d_forward`` / ``conv2d_backward`` reject
-    (``args``: X, W2b, Y or dY, geometry, dX, need_dx, cols, ws)."""
-    X, _, Y, _, dX, need_dx, _, ws = args
+    (``args``: X, A, Y or dY, geometry, dX, need_dx, ws)."""
+    X, A, Y, _, dX, need_dx, ws = args
     if not isinstance(ws, Conv2dWorkspace):
         raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
+    if code not in _CODES or isinstance(code, bool):
+        raise ValueError(f"{name}: activation must be one of the codes {_CODES}, got {code!r}")
     arrays = (("b / db", b, 1), ("Wt", Wt, 4)) + ((("dW", dW, 4),) if dW is not None else ())
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim:
             raise TypeError(f"{name}: {label} must be a {ndim}-D ndarray")
         if ndim == 4 and not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    _check_types((X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.kept, True, ws.dW_chunks, 0), name)
+    args = (X, ws.W2b, Y, A, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
+    _check_types(args + (0, 0, 0), name)
     if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
         raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
     raise ValueError(  # the shapes
-        f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
+        f"{name}: the shapes of X, Wt, b / db, Y / dY, A, dW, dX and ws do not fit together"
         " (or ws has too few chunks for the batch)"
     )
 
 
-def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws):
-    """Y = conv2d(X, Wt) + b, written into ``Y``.
+def _ws_fits(ws, K, F, P):
+    """True when the workspace's buffers fit a convolution of these sizes."""
+    GP = ws.group * P
+    return (
+        ws.group >= 1
+        and ws.chunk % ws.group == 0
+        and ws.cols.shape[1:] == (K + 1, GP)
+        and ws.out.shape[1:] == (F, GP)
+        and ws.kept.shape[1:] == (K + 1, GP)
+        and ws.W2b.shape == (F, K + 1)
+        and ws.out.shape[0] == ws.cols.shape[0]
+    )
+
+
+def conv2d_forward(
+    X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws, activation=IDENTITY
+):
+    """Y = act(conv2d(X, Wt) + b), written into ``Y``.
 
     Parameters
     ----------
@@ -336,10 +628,13 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     pad_h, pad_w : int >= 0; zero padding on the top / left. The bottom / right padding
         is whatever (Ho, Wo) implies.
     dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
-    Y : (n, F, Ho, Wo), overwritten:
-        Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
-        ``ws.kept`` are used here).
+    Y : (n, F, Ho, Wo), overwritten with act(Z),
+        Z[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
+    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.out``, ``ws.W2b``
+        and ``ws.kept`` are used here).
+    activation : int, an activation code of :mod:`sknet.kernels.activations` (identity
+        by default), applied as ``activation_forward`` would, in the pass that moves
+        the GEMM's output into Y.
 
     The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
     kernel family shares), each in ``_forward_block``.
@@ -353,35 +648,36 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
             and Wt.flags.c_contiguous
             and b.shape == (F,)
             and Y.shape[:2] == (n, F)
-            and ws.cols.shape[1:] == (K + 1, Y.shape[2] * Y.shape[3])
-            and ws.W2b.shape == (F, K + 1)
+            and _ws_fits(ws, K, F, Y.shape[2] * Y.shape[3])
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
+            and activation in _CODES
+            and not isinstance(activation, bool)
         )
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
-    args = (X, ws.W2b if ok else None, Y, geom, Y, False, ws.cols if ok else None)
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        _check("conv2d_forward", args + (ws,), b, None, Wt, raw)
+        _check("conv2d_forward", (X, Y, Y, geom, Y, False, ws), b, None, Wt, raw, activation)
     _fill_w2b(Wt, b, ws.W2b)
-    keep = ws.kept.shape[0] >= n
-    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
+    keep = ws.kept.shape[0] * ws.group >= n
+    args = (X, ws.W2b, Y, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    args += (ws.chunk, ws.group, int(activation))
     run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
 
 
 # the convolution's block functions (slots) take the same packed arguments, forward and
-# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, (kh, kw, sh, sw, ph,
-# pw, dh, dw), dX, need_dx, cols, kept, keep, dW_chunks, chunk)
+# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, A, (kh, kw, sh, sw,
+# ph, pw, dh, dw), dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code)
 
 
 @internal
 def _forward_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward`."""
-    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
-    kh, kw, sh, sw, ph, pw, dh, dw = geom
-    _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols[t], kept, keep, t, cols.shape[0])
+    X, W2b, Y, _, geom, _, _, cols, out, kept, keep, _, _, group, code = unpack(packed, args_type)
+    n_slots = cols.shape[0]
+    _forward_slot(X, W2b, geom, Y, cols[t], out[t], kept, keep, group, code, t, n_slots)
 
 
 @jit
@@ -397,22 +693,50 @@ def _fill_w2b(Wt, b, W2b):
 
 
 @jit
-def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
-    """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
-    (in kept[s] when ``keep``); the bias comes in with the row of ones."""
+def _forward_slot(X, W2b, geom, Y, cols, out, kept, keep, group, code, t, n_slots):
+    """Slot t of :func:`conv2d_forward`: groups t, t + n_slots, ... of ``group`` samples,
+    their im2col in cols (in kept[g] when ``keep``), one product per group (``_mm``),
+    into ``out`` and then into Y with the activation (a group of one: straight into Y[s],
+    then the activation in place)."""
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
     n = X.shape[0]
     F = W2b.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
     P = Ho * Wo
-    for s in range(t, n, n_slots):
-        cs = kept[s] if keep else cols
-        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-        # Y[s, f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j] + b[f] * 1
-        gemm(W2b, cs, Y[s].reshape(F, P))
+    Y3 = Y.reshape(n, F, P)
+    n_groups = (n + group - 1) // group
+    for g in range(t, n_groups, n_slots):
+        s0 = g * group
+        m = min(group, n - s0)
+        cs = kept[g] if keep else cols
+        for i in range(m):
+            _im2col_sample(X, s0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs, i * P)
+        # Z[s0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1
+        if m == 1:  # straight into Y[s0]
+            _mm(W2b, cs, Y3, s0, P)
+            _activate(Y3, s0, 1, code)
+        else:  # into out (F, m*P), then moved into Y with the activation
+            _mm(W2b, cs, out.reshape(1, F, out.shape[1]), 0, m * P)
+            _store(out, Y3, s0, m, code)
 
 
 def conv2d_backward(
-    X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dW, db, dX, need_dx, ws
+    X,
+    Wt,
+    dY,
+    stride_h,
+    stride_w,
+    pad_h,
+    pad_w,
+    dil_h,
+    dil_w,
+    dW,
+    db,
+    dX,
+    need_dx,
+    ws,
+    A=None,
+    activation=IDENTITY,
 ):
     """Gradients of conv2d: overwrite ``dW``, ``db`` and, if ``need_dx``, ``dX``.
 
@@ -420,10 +744,11 @@ def conv2d_backward(
     ----------
     X, Wt, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w : as given to
         :func:`conv2d_forward`.
-    dY : (n, F, Ho, Wo), gradient of the loss with respect to Y.
+    dY : (n, F, Ho, Wo), gradient of the loss with respect to the output Y = act(Z)
+        (not modified).
     dW : (F, C, kh, kw), overwritten with
-        sum_{s,i,j} dY[s,f,i,j] Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    db : (F,), overwritten with sum_{s,i,j} dY[s,f,i,j].
+        sum_{s,i,j} dZ[s,f,i,j] Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
+    db : (F,), overwritten with sum_{s,i,j} dZ[s,f,i,j].
     dX : (n, C, H, W), overwritten with dL/dX when ``need_dx`` is True; not touched
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
     need_dx : bool; False for a network's first layer.
@@ -431,9 +756,14 @@ def conv2d_backward(
         im2col is recomputed here, unless ``ws.kept`` holds at least n samples: then it
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
         X left it).
+    A : (n, F, Ho, Wo), the forward pass's output act(Z); needed unless ``activation``
+        is the identity.
+    activation : int, the activation code given to :func:`conv2d_forward`;
+        dZ = dY * act'(Z), the derivative expressed through A as ``activation_backward``
+        does (identity: dZ = dY).
 
-    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
-    order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
+    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's groups, in
+    order, of cols_g @ dZ_g.T, accumulated by BLAS); db is the row of ones' product. (The
     partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
     The slots run in parallel through ``runner.run_blocks``, each in
     ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
@@ -441,6 +771,9 @@ def conv2d_backward(
     need_dx = bool(need_dx)
     if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
         dX = dY
+    identity = isinstance(activation, int) and activation == IDENTITY
+    if A is None and identity:  # A is not read: dY stands in for it
+        A = dY
     try:  # shapes and values per call; types once per combination (``_check_types``)
         n, C = X.shape[:2]
         F, C2, kh, kw = Wt.shape
@@ -450,28 +783,32 @@ def conv2d_backward(
         ok = (
             C2 == C
             and dY.shape[:2] == (n, F)
+            and A.shape == dY.shape
             and dW.shape == Wt.shape
             and dW.flags.c_contiguous
             and Wt.flags.c_contiguous
             and db.shape == (F,)
             and (not need_dx or dX.shape == X.shape)
-            and ws.cols.shape[1:] == (K + 1, dY.shape[2] * dY.shape[3])
-            and ws.W2b.shape == (F, K + 1)
+            and _ws_fits(ws, K, F, dY.shape[2] * dY.shape[3])
             and ws.dW_chunks.shape[1:] == (K + 1, F)
             and n_chunks <= ws.dW_chunks.shape[0]
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
+            and activation in _CODES
+            and not isinstance(activation, bool)
         )
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        _check("conv2d_backward", (X, None, dY, geom, dX, need_dx, None, ws), db, dW, Wt, raw)
+        args = (X, A, dY, geom, dX, need_dx, ws)
+        _check("conv2d_backward", args, db, dW, Wt, raw, activation)
     _fill_w2b(Wt, db, ws.W2b)
     ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
-    keep = ws.kept.shape[0] >= n
-    args = (X, ws.W2b, dY, geom, dX, need_dx, ws.cols, ws.kept, keep, ws.dW_chunks, chunk)
+    keep = ws.kept.shape[0] * ws.group >= n
+    args = (X, ws.W2b, dY, A, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    args += (chunk, ws.group, int(activation))
     run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
@@ -479,28 +816,25 @@ def conv2d_backward(
 @internal
 def _backward_block(t, packed, args_type):
     """Slot t of :func:`conv2d_backward`."""
-    X, W2b, dY, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
-    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    args = unpack(packed, args_type)
+    X, W2b, dY, A, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code = args
     n_slots = cols.shape[0]
     _backward_slot(
         X,
         W2b,
         dY,
-        kh,
-        kw,
-        sh,
-        sw,
-        ph,
-        pw,
-        dh,
-        dw,
+        A,
+        geom,
         dX,
         need_dx,
         cols[t],
+        out[t],
         kept,
         keep,
         dW_chunks,
         chunk,
+        group,
+        code,
         t,
         n_slots,
     )
@@ -530,50 +864,56 @@ def _backward_slot(
     X,
     W2b,
     dY,
-    kh,
-    kw,
-    sh,
-    sw,
-    ph,
-    pw,
-    dh,
-    dw,
+    A,
+    geom,
     dX,
     need_dx,
     cols,
+    out,
     kept,
     keep,
     dW_chunks,
     chunk,
+    group,
+    code,
     t,
     n_slots,
 ):
-    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
+    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., their groups of
+    ``group`` samples in order.
 
-    dW_chunks[ch] (K + 1, F) = sum_s cols_s @ dY_s.T (its last row, cols' row of ones
-    against dY_s, is db's partial sum).
+    dZ_g = dY_g * act'(A_g) gathered into ``out`` (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g
+    cols_g @ dZ_g.T (its last row, cols' row of ones against dZ_g, is db's partial sum);
+    dcols_g = W2.T @ dZ_g into ``cols``, then col2im sample by sample.
     """
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
     n = X.shape[0]
     F = W2b.shape[0]
     Ho, Wo = dY.shape[2], dY.shape[3]
     P = Ho * Wo
+    dY3 = dY.reshape(n, F, P)
+    A3 = A.reshape(n, F, P)
     n_chunks = (n + chunk - 1) // chunk
     for ch in range(t, n_chunks, n_slots):
         dWc = dW_chunks[ch]
         s0 = ch * chunk
-        for s in range(s0, min(n, s0 + chunk)):
+        s1 = min(n, s0 + chunk)
+        for g0 in range(s0, s1, group):
+            m = min(group, s1 - g0)
             if keep:
-                cs = kept[s]
+                cs = kept[g0 // group]
             else:
                 cs = cols
-                _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-            dYs = dY[s].reshape(F, P)
-            # dWc[k, f] (+)= sum_u cs[k, u] dYs[f, u]: BLAS accumulates (beta = 1)
-            gemm(cs, dYs.T, dWc, 1.0, 0.0 if s == s0 else 1.0)
+                for i in range(m):
+                    _im2col_sample(X, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs, i * P)
+            _gather(dY3, A3, g0, m, code, out)
+            # dWc[k, f] (+)= sum_u cs[k, u] dZ[f, u], dZ = out[:, :m*P]
+            _mm_nt(cs, out, dWc, m * P, g0 != s0)
             if need_dx:
-                # dcols = W2.T @ dYs over this sample's cols (its last row, 0, unused)
-                gemm(W2b.T, dYs, cols)
-                _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
+                # dcols = W2.T @ dZ over this slot's cols (its last row, 0, unused)
+                _mm(W2b.T, out, cols.reshape(1, cols.shape[0], cols.shape[1]), 0, m * P)
+                for i in range(m):
+                    _col2im_sample(cols, i * P, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 # --------------------------------------------------------------------------------------
@@ -581,13 +921,14 @@ def _backward_slot(
 # --------------------------------------------------------------------------------------
 
 
-def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1):
-    """Y = conv1d(X, Wt) + b, written into ``Y``.
+def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1, activation=IDENTITY):
+    """Y = act(conv1d(X, Wt) + b), written into ``Y``.
 
-    X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with
-    Y[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q*dilation],
+    X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with act(Z),
+    Z[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q*dilation],
     Xpad[s, c, x] = X[s, c, x - pad] inside X, 0 outside (left padding ``pad``; the right
-    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`.
+    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`; ``activation`` as
+    for :func:`conv2d_forward`.
 
     A plain-Python view change around :func:`conv2d_forward` on (n, C, 1, L): no second
     compiled kernel (a jitted wrapper would compile the parallel kernel again).
@@ -606,18 +947,23 @@ def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1):
         dilation,
         Y.reshape(n, F, 1, Y.shape[2]),
         ws,
+        activation,
     )
 
 
-def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1):
+def conv1d_backward(
+    X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1, A=None, activation=IDENTITY
+):
     """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``need_dx``,
-    dX (n, C, L). :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
+    dX (n, C, L); ``A`` (n, F, Lo) and ``activation`` as for :func:`conv2d_backward`.
+    :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
     n, C, L = X.shape
     F, _, k = Wt.shape
+    shape4 = (n, F, 1, dY.shape[2])
     conv2d_backward(
         X.reshape(n, C, 1, L),
         Wt.reshape(F, C, 1, k),
-        dY.reshape(n, F, 1, dY.shape[2]),
+        dY.reshape(shape4),
         1,
         stride,
         0,
@@ -629,4 +975,6 @@ def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1)
         dX[:, :, None, :],
         need_dx,
         ws,
+        None if A is None else A.reshape(shape4),
+        activation,
     )
