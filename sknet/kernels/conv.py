@@ -23,50 +23,64 @@ dY = dL/dY::
     dX[n, c, y, x] = sum over (f, p, q, i, j) with i*sh + p*dh = y + ph
                      and j*sw + q*dw = x + pw of W[f, c, p, q] * dY[n, f, i, j]
 
-How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
-and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s, with one more
-row of ones for the bias, is::
+How it is computed: im2col and matrix products of our own, parallel over groups of
+samples. With K = C*kh*kw, P = Ho*Wo and the row index k = (c*kh + p)*kw + q, the im2col
+matrix of sample s, with one more row of ones for the bias, is::
 
     cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw],  cols[K, :] = 1   (K + 1, P)
 
-so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, P)::
+Samples go in groups of G (``ws.group``, :func:`auto_group`: G*P about 256 columns,
+e.g. G = 1 for LeNet's first layer, 4 for its second, 16 for the 8x8 digits network's
+second; a function of the layer's shapes only), whose im2col matrices sit side by side
+in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1), A = act(Z)
+the layer's output and dZ_g = dY_g * act'(A_g) gathered as (F, G*P)::
 
-    Y[s] = W2b @ cols       [dW2.T; db] += cols @ dYs.T       dcols = W2.T @ dYs -> col2im
+    Z_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dZ_g.T     dcols_g = W2.T @ dZ_g -> col2im
 
-(the bias is added inside the forward GEMM and db is the last row of the weight-gradient
-GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
-(:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
-the chunk's weight gradient accumulated by BLAS with beta = 1), called from one serial
-block function per pass (``_forward_block``, ``_backward_block``) run in parallel over
-workspace slots (one per thread) by :func:`sknet.kernels.runner.run_blocks`, the parallel
-loop every kernel family shares (no parallel kernel of the convolutions' own to compile:
-``bench_compile.py --jobs convnet`` 10.8-11.4 -> 7.2-8.0 CPU s). Callers run BLAS single-threaded
-around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
-starts its own threads inside numba's (nested pools made the backward pass slower at 2
-threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
-of samples (backward) t, t + n_slots, ... and works in its own im2col buffer.
-Samples are grouped in fixed-size chunks of ``ws.chunk`` samples; a chunk's dW and db are
-summed serially over its samples into that chunk's own buffer, and the chunk buffers are
-added after the parallel loop in chunk order. Neither the chunk size nor any summation
-order depends on the thread count, so results are bit-identical whatever it is.
+(the bias is added inside the forward product and db is the last row of the
+weight-gradient product: no separate bias or row-sum passes). The forward product goes
+straight into Y[s] for a group of one, else into a slot buffer and then into Y; the
+activation (a code of :mod:`sknet.kernels.activations`) is applied in that pass, and its
+derivative in the pass that gathers dZ_g, so the layer needs no activation passes of
+its own.
+
+The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 4
+over contiguous rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register
+sums over rows of A and B), compiled with floating-point contraction (FMAs) and, for
+``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full
+width. On the project machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell
+kernels by ``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm
+(e.g. 16 x 26 x 576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs
+~80), and matched or beat it on the FCN's larger 1-D layers (128-256 channels, 500
+steps). Their order of operations is fixed per compiled kernel: results do not depend
+on the thread count, but differ from BLAS's in rounding.
+
+One serial block function per pass (``_forward_block``, ``_backward_block``) runs in
+parallel over workspace slots (one per thread) through
+:func:`sknet.kernels.runner.run_blocks`, the parallel loop every kernel family shares
+(no parallel kernel of the convolutions' own to compile). Slot t takes groups (forward)
+or chunks of samples (backward) t, t + n_slots, ... and works in its own buffers.
+Chunks are ``ws.chunk`` samples (a multiple of G); a chunk's dW and db are summed
+serially over its groups into that chunk's own buffer, and the chunk buffers are added
+after the parallel loop in chunk order. Neither the chunk size, nor G, nor any
+summation order depends on the thread count, so results are bit-identical whatever it is.
 
 im2col and col2im index with unsigned integers: numba then emits no negative-index
 wraparound test, which LLVM could not remove from loops that start at a computed bound
-and which kept those copy loops scalar; with it they took as long as the GEMMs (LeNet's
-second layer: im2col 3.7 ms per batch of 128 with signed indices, 0.7 ms unsigned).
+and which kept those copy loops scalar (LeNet's second layer: im2col 3.7 ms per batch
+of 128 with signed indices, 0.7 ms unsigned).
 
-Measured alternatives (LeNet-like layers, on a shared and noisy machine): a GEMM per
-chunk of 8 samples ((K, 8P) im2col blocks) instead of one per sample took the same time
-for LeNet's second layer and ~15% less for the 8x8 digits network's second (P = 16); not
-adopted, as Y and dY are stored per sample and would need copies around it. Stride-1
-copy loops and hand-unrolled copies gained nothing over the unsigned indices. One large
+Measured alternatives (LeNet-like layers, on a shared and noisy machine): OpenBLAS ?gemm
+per sample (the earlier algorithm) or per group: 60-90 GF/s at these shapes, where its
+packing of the large operand and the narrow F = 16-32 side cost most; grouping samples
+gained BLAS only 5-15%. Our ``_mm`` with its inner loop split by sample (writing each
+sample's columns into Y directly, no copy) did not vectorise and was 5-10x slower: one
+2-D product and a copy instead. Without contraction (the earlier hand-written loops)
+LLVM emits separate multiplies and adds, about 3x slower than BLAS. Stride-1 copy loops
+and hand-unrolled im2col copies gained nothing over the unsigned indices. One large
 GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
 and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
-numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
-slower than BLAS (without fast-math flags LLVM emits no FMA). Cutting each product into
-row blocks small enough for OpenBLAS to keep it on the calling thread at any thread
-count (m*n*k <= 65536*4), the earlier safeguard, meant GEMMs of one or two rows for the
-FCN's layers (128-256 channels, 150-500 steps): 5-25x slower than the whole product.
+numba's and OpenBLAS's thread pools collapsed).
 """
 
 import operator

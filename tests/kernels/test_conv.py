@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from sknet.kernels.activations import IDENTITY, LOGISTIC, RELU, TANH
 from sknet.kernels.conv import (
+    _mm,
+    _mm_nt,
+    auto_group,
     conv1d_backward,
     conv1d_forward,
     conv1d_workspace,
@@ -156,6 +160,97 @@ def test_conv2d_chunk_size_changes_only_rounding(chunk, n_slots):
     np.testing.assert_allclose(dW, dW3, rtol=1e-12)
     np.testing.assert_allclose(db, db3, rtol=1e-12)
     np.testing.assert_array_equal(dX, dX3)  # dX is per sample: no cross-chunk sum
+
+
+# ---- fused activation, groups of samples, the products' edge blocks -----------------
+
+ACTS = {  # code: (f(z), f'(z) through a = f(z))
+    IDENTITY: (lambda z: z, lambda a: np.ones_like(a)),
+    LOGISTIC: (lambda z: 1 / (1 + np.exp(-z)), lambda a: a * (1 - a)),
+    TANH: (np.tanh, lambda a: 1 - a * a),
+    RELU: (lambda z: np.maximum(z, 0), lambda a: (a > 0).astype(a.dtype)),
+}
+
+
+@pytest.mark.parametrize("code", list(ACTS))
+@pytest.mark.parametrize("group", [None, 1, 2, 5])
+def test_conv2d_fused_activation(code, group):
+    """activation=code gives act(conv) forward and dL/dZ = dY * act'(A) backward: against
+    the NumPy reference, central finite differences of sum(act(conv(X)) * R), and the
+    unfused kernels (identity) given dY * act'(A) themselves."""
+    f, df = ACTS[code]
+    rng = np.random.default_rng(11)
+    X, Wt, b = make_conv2d(rng, 7, 6, (3, 2), n=9, C=3, F=5)
+    stride, padding, out, dil = (1, 2), (1, 0), (7, 3), (1, 1)
+    R = rng.standard_normal((9, 5) + out)
+    F_, C, kh, kw = Wt.shape
+
+    def run(X=X, Wt=Wt, b=b):
+        ws = conv2d_workspace(C, F_, (kh, kw), out, 9, X.dtype, 2, group=group)
+        Y = np.empty((9, F_) + out)
+        conv2d_forward(X, Wt, b, *stride, *padding, *dil, Y, ws, code)
+        return Y, ws
+
+    Y, ws = run()
+    expected = f(ref.conv2d(X, Wt, b, stride, padding, out))
+    np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
+    dW, db, dX = np.empty_like(Wt), np.empty(F_), np.empty_like(X)
+    Rc = R.copy()
+    conv2d_backward(X, Wt, R, *stride, *padding, *dil, dW, db, dX, True, ws, Y, code)
+    np.testing.assert_array_equal(R, Rc)  # dY is not modified
+    dW0, db0, dX0 = backward2d(X, Wt, R * df(Y), stride, padding)
+    _assert_close(dW, dW0)
+    _assert_close(db, db0)
+    _assert_close(dX, dX0)
+    if code != RELU:  # relu's kink: finite differences only where smooth
+        assert_grad_close(lambda: np.sum(run()[0] * R), Wt, dW)
+        assert_grad_close(lambda: np.sum(run()[0] * R), X, dX)
+        assert_grad_close(lambda: np.sum(run()[0] * R), b, db)
+
+
+@pytest.mark.parametrize("group", [1, 2, 3, 4, 7, 16])
+def test_conv2d_group_sizes_change_only_rounding(group):
+    """Any group size (samples per product, the last group possibly partial) gives the
+    reference's results; the default workspace picks one from the output size."""
+    rng = np.random.default_rng(12)
+    X, Wt, b = make_conv2d(rng, 6, 6, (3, 3), n=11, C=3, F=6)
+    dY = rng.standard_normal((11, 6, 6, 6))
+    F, C, kh, kw = Wt.shape
+    ws = conv2d_workspace(C, F, (kh, kw), (6, 6), 11, X.dtype, 3, group=group)
+    assert ws.group == group and ws.chunk % group == 0
+    Y = np.empty((11, F, 6, 6))
+    conv2d_forward(X, Wt, b, 1, 1, 1, 1, 1, 1, Y, ws)
+    _assert_close(Y, ref.conv2d(X, Wt, b, (1, 1), (1, 1), (6, 6)))
+    dW, db, dX = np.empty_like(Wt), np.empty(F), np.empty_like(X)
+    conv2d_backward(X, Wt, dY, 1, 1, 1, 1, 1, 1, dW, db, dX, True, ws)
+    dW3, db3, dX3 = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=1)  # one sample per product
+    _assert_close(dW, dW3)
+    _assert_close(db, db3)
+    _assert_close(dX, dX3)
+    auto = conv2d_workspace(C, F, (kh, kw), (6, 6), 11, X.dtype)
+    assert auto.group == auto_group(36) == 4 and auto.chunk == 8
+    assert conv2d_workspace(C, F, (kh, kw), (24, 24), 11, X.dtype).group == 1
+
+
+@pytest.mark.parametrize("M, K, N", [(1, 1, 1), (3, 5, 7), (4, 4, 16), (9, 13, 33), (8, 3, 2)])
+def test_products_against_numpy(M, K, N):
+    """The convolution's own products, every edge of their 4 x 4 blocks included."""
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((M, K))
+    B = rng.standard_normal((K, N + 3))  # columns beyond N are not read
+    C3 = np.full((2, M, N + 2), np.nan)
+    _mm(A, B, C3, 1, N)
+    np.testing.assert_allclose(C3[1, :, :N], A @ B[:, :N], rtol=1e-12)
+    assert np.isnan(C3[0]).all() and np.isnan(C3[1, :, N:]).all()
+    _mm(np.ascontiguousarray(A.T).T, B, C3, 0, N)  # a transposed view, as W2b.T
+    np.testing.assert_allclose(C3[0, :, :N], A @ B[:, :N], rtol=1e-12)
+    Bt = rng.standard_normal((N, K + 2))
+    C = rng.standard_normal((M, N))
+    old = C.copy()
+    _mm_nt(A, Bt, C, K, True)
+    np.testing.assert_allclose(C, old + A @ Bt[:, :K].T, rtol=1e-12)
+    _mm_nt(A, Bt, C, K, False)
+    np.testing.assert_allclose(C, A @ Bt[:, :K].T, rtol=1e-12)
 
 
 # ---- conv1d ------------------------------------------------------------------------
@@ -334,6 +429,12 @@ def test_conv2d_bad_input_raises_clear_errors():
         backward(dX=dX.astype(np.float32))
     with pytest.raises(ValueError, match="paddings >= 0"):
         backward(geom=(1, 1, -1, 0, 1, 1))
+    with pytest.raises(ValueError, match="activation must be one of the codes"):
+        conv2d_forward(X, Wt, b, *geom, Y, ws, 7)
+    with pytest.raises(TypeError, match="A must be a 4-D float64"):  # relu' needs A
+        conv2d_backward(X, Wt, dY, *geom, dW, db, dX, True, ws, None, RELU)
+    with pytest.raises(ValueError, match="do not fit together"):
+        conv2d_backward(X, Wt, dY, *geom, dW, db, dX, True, ws, dY[:, :2].copy(), RELU)
     # the valid calls still give the same results after the rejected ones
     Y2 = np.empty_like(Y)
     forward(Y=Y2)
