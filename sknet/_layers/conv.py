@@ -1,10 +1,9 @@
 """Convolution and pooling layers for images (n, C, H, W) and signals (n, C, L).
 
 The arithmetic is in ``sknet.kernels.conv`` (im2col + BLAS, PyTorch's weight layout
-(F, C, kh, kw)) and ``sknet.kernels.pool``. A convolution fuses its activation into
-the kernels: the output is f(conv(X)), written in the pass that moves the GEMM's result
-into place, and backward multiplies dY by f' expressed through that output (as the dense
-layer does) in the pass that gathers dY for the GEMMs.
+(F, C, kh, kw)) and ``sknet.kernels.pool``. A convolution fuses its activation: the
+output is overwritten with f(conv(X)), and backward multiplies by f' expressed through
+that output, as the dense layer does.
 
 Output sizes, per spatial axis of size ``n_in``, kernel ``k``, stride ``s`` and dilation
 ``d`` (PyTorch's: kernel taps ``d`` apart), with the effective kernel size
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..kernels import conv as ck
 from ..kernels import pool as pk
-from ..kernels.activations import ACTIVATIONS
+from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from .base import Layer, buffer, option, positive_int, spatial_ndim, writable_c
 
 
@@ -155,11 +154,13 @@ class Conv(Layer):
         Y = buffer(ctx, "Y", (n,) + self.output_shape, X.dtype)
         ws = self._workspace(ctx, n_backward=n if training else 0)
         s, d = self.stride, self.dilation
-        W, b, code = params["W"], params["b"], self._code
         if self.ndim == 2:
-            ck.conv2d_forward(X, W, b, s, s, self._pads[0], self._pads[1], d, d, Y, ws, code)
+            ck.conv2d_forward(
+                X, params["W"], params["b"], s, s, self._pads[0], self._pads[1], d, d, Y, ws
+            )
         else:
-            ck.conv1d_forward(X, W, b, s, self._pads[0], Y, ws, d, code)
+            ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws, d)
+        activation_forward(Y.reshape(-1), self._code)
         if training:
             ctx["X"] = X
         return Y
@@ -168,7 +169,7 @@ class Conv(Layer):
         X = ctx["X"]
         n = X.shape[0]
         dY = np.ascontiguousarray(dY)
-        A = ctx["Y"][:n]  # the forward output act(Z): the kernel applies act' to dY
+        activation_backward(ctx["Y"][:n].reshape(-1), dY.reshape(-1), self._code)
         dX = buffer(ctx, "dX", X.shape, X.dtype)
         ws = self._workspace(ctx, n_backward=n)
         s, d = self.stride, self.dilation
@@ -188,13 +189,11 @@ class Conv(Layer):
                 dX,
                 need_dx,
                 ws,
-                A,
-                self._code,
             )
         else:
-            dW, db = grads["W"], grads["b"]
-            p = self._pads[0]
-            ck.conv1d_backward(X, params["W"], dY, s, p, dW, db, dX, need_dx, ws, d, A, self._code)
+            ck.conv1d_backward(
+                X, params["W"], dY, s, self._pads[0], grads["W"], grads["b"], dX, need_dx, ws, d
+            )
         return dX if need_dx else None
 
     def get_config(self):

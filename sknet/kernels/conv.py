@@ -90,7 +90,6 @@ import numba
 import numpy as np
 
 from sknet._config import _FLAGS, jit
-from sknet.kernels.activations import IDENTITY, LOGISTIC, RELU, TANH
 from sknet.kernels.blocks import CHUNK
 from sknet.kernels.runner import internal, run_blocks, unpack
 
@@ -116,9 +115,10 @@ class Conv2dWorkspace(NamedTuple):
     cols : (n_slots, K + 1, G*P); a slot's im2col matrix of a group of G samples (sample
         i of the group in columns i*P ... i*P + P - 1), its last row ones (its dcols in
         backward).
-    out : (n_slots, F, G*P); a slot's GEMM output for a group (forward, G > 1) and its
-        gathered dY times the activation's derivative (backward).
-    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward), [W.reshape(F, K) | 0] (backward).
+    out : (n_slots, F, G*P); a slot's product for a group (forward, G > 1) and its
+        gathered dY (backward).
+    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward).
+    W2T : (K + 1, F); [W.reshape(F, K).T; 0] (backward).
     dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
     chunk : int; samples per chunk, a multiple of ``group``.
     group : int; samples per GEMM (G).
@@ -133,6 +133,7 @@ class Conv2dWorkspace(NamedTuple):
     out: np.ndarray
     kept: np.ndarray
     W2b: np.ndarray
+    W2T: np.ndarray
     dW_chunks: np.ndarray
     chunk: int
     group: int
@@ -197,6 +198,7 @@ def conv2d_workspace(
         out=np.empty((n_slots, out_channels, group * P), dtype=dtype),
         kept=np.empty((n_kept, K + 1, group * P), dtype=dtype),
         W2b=np.empty((out_channels, K + 1), dtype=dtype),
+        W2T=np.empty((K + 1, out_channels), dtype=dtype),
         dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
         chunk=chunk,
         group=group,
@@ -475,80 +477,29 @@ def _mm_nt(A, B, C, L, acc):
 
 
 @jit
-def _store(src, Y3, s0, m, code):
-    """Y3[s0 + i, f, t] = act(src[f, i*P + t]) for the m samples of a group (``code``
-    an activation code of :mod:`sknet.kernels.activations`; the same expressions as
-    ``activation_forward``)."""
+def _copy_out(src, Y3, s0, m):
+    """Y3[s0 + i, f, t] = src[f, i*P + t] for the m samples of a group."""
     F, P = Y3.shape[1], Y3.shape[2]
     for i in range(m):
         s = _u(s0 + i)
         for f in range(F):
             uf = _u(f)
             o = i * P
-            if code == RELU:
-                for t in range(P):
-                    v = src[uf, _u(o + t)]
-                    Y3[s, uf, _u(t)] = 0.0 if v < 0.0 else v
-            elif code == LOGISTIC:
-                for t in range(P):
-                    Y3[s, uf, _u(t)] = 1.0 / (1.0 + np.exp(-src[uf, _u(o + t)]))
-            elif code == TANH:
-                for t in range(P):
-                    Y3[s, uf, _u(t)] = np.tanh(src[uf, _u(o + t)])
-            else:
-                for t in range(P):
-                    Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
+            for t in range(P):
+                Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
 
 
 @jit
-def _activate(Y3, s0, m, code):
-    """Y3[s0 + i] = act(Y3[s0 + i]) for i < m, in place (``code`` an activation code of
-    :mod:`sknet.kernels.activations`; the same expressions as ``activation_forward``)."""
-    F, P = Y3.shape[1], Y3.shape[2]
-    for i in range(m):
-        s = _u(s0 + i)
-        for f in range(F):
-            uf = _u(f)
-            if code == RELU:
-                for t in range(P):
-                    if Y3[s, uf, _u(t)] < 0.0:
-                        Y3[s, uf, _u(t)] = 0.0
-            elif code == LOGISTIC:
-                for t in range(P):
-                    Y3[s, uf, _u(t)] = 1.0 / (1.0 + np.exp(-Y3[s, uf, _u(t)]))
-            elif code == TANH:
-                for t in range(P):
-                    Y3[s, uf, _u(t)] = np.tanh(Y3[s, uf, _u(t)])
-
-
-@jit
-def _gather(dY3, A3, s0, m, code, dst):
-    """dst[f, i*P + t] = dY3[s0 + i, f, t] * act'(A3[s0 + i, f, t]) for the m samples of a
-    group, the derivative through the activation's output A (the same expressions as
-    ``activation_backward``)."""
+def _copy_in(dY3, s0, m, dst):
+    """dst[f, i*P + t] = dY3[s0 + i, f, t] for the m samples of a group."""
     F, P = dY3.shape[1], dY3.shape[2]
     for i in range(m):
         s = _u(s0 + i)
         for f in range(F):
             uf = _u(f)
             o = i * P
-            if code == RELU:
-                for t in range(P):
-                    ut = _u(t)
-                    dst[uf, _u(o + t)] = 0.0 if A3[s, uf, ut] <= 0.0 else dY3[s, uf, ut]
-            elif code == LOGISTIC:
-                for t in range(P):
-                    ut = _u(t)
-                    a = A3[s, uf, ut]
-                    dst[uf, _u(o + t)] = dY3[s, uf, ut] * (a * (1.0 - a))
-            elif code == TANH:
-                for t in range(P):
-                    ut = _u(t)
-                    a = A3[s, uf, ut]
-                    dst[uf, _u(o + t)] = dY3[s, uf, ut] * (1.0 - a * a)
-            else:
-                for t in range(P):
-                    dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
+            for t in range(P):
+                dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
 
 
 # --------------------------------------------------------------------------------------
@@ -557,17 +508,16 @@ def _gather(dY3, A3, s0, m, code, dst):
 
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_CODES = (IDENTITY, LOGISTIC, TANH, RELU)
 
 
 def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_forward_block``) are of types the kernels take."""
-    X, W2b, Y, A, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code = args
+    X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
-    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("A", A, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
+    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b / ws.W2T", Wm, 2))
     arrays += (("ws.cols", cols, 3), ("ws.out", out, 3), ("ws.kept", kept, 3))
     arrays += (("ws.dW_chunks", dW_chunks, 3),)
     for label, v, ndim in arrays:
@@ -575,7 +525,7 @@ def _check_types(args, name="conv2d kernels"):
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    for v in geom + (chunk, group, code):
+    for v in geom + (chunk, group):
         try:
             operator.index(v)
         except TypeError:
@@ -590,26 +540,24 @@ def _backward_types(args):
     _check_types(args, "conv2d_backward")
 
 
-def _check(name, args, b, dW, Wt, raw, code):
+def _check(name, args, b, dW, Wt, raw):
     """The clear error for arguments ``conv2d_forward`` / ``conv2d_backward`` reject
-    (``args``: X, A, Y or dY, geometry, dX, need_dx, ws)."""
-    X, A, Y, _, dX, need_dx, ws = args
+    (``args``: X, Y or dY, geometry, dX, need_dx, ws)."""
+    X, Y, _, dX, need_dx, ws = args
     if not isinstance(ws, Conv2dWorkspace):
         raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
-    if code not in _CODES or isinstance(code, bool):
-        raise ValueError(f"{name}: activation must be one of the codes {_CODES}, got {code!r}")
     arrays = (("b / db", b, 1), ("Wt", Wt, 4)) + ((("dW", dW, 4),) if dW is not None else ())
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim:
             raise TypeError(f"{name}: {label} must be a {ndim}-D ndarray")
         if ndim == 4 and not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    args = (X, ws.W2b, Y, A, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
-    _check_types(args + (0, 0, 0), name)
+    args = (X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
+    _check_types(args + (0, 0), name)
     if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
         raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
     raise ValueError(  # the shapes
-        f"{name}: the shapes of X, Wt, b / db, Y / dY, A, dW, dX and ws do not fit together"
+        f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
         " (or ws has too few chunks for the batch)"
     )
 
@@ -624,14 +572,13 @@ def _ws_fits(ws, K, F, P):
         and ws.out.shape[1:] == (F, GP)
         and ws.kept.shape[1:] == (K + 1, GP)
         and ws.W2b.shape == (F, K + 1)
+        and ws.W2T.shape == (K + 1, F)
         and ws.out.shape[0] == ws.cols.shape[0]
     )
 
 
-def conv2d_forward(
-    X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws, activation=IDENTITY
-):
-    """Y = act(conv2d(X, Wt) + b), written into ``Y``.
+def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, ws):
+    """Y = conv2d(X, Wt) + b, written into ``Y``.
 
     Parameters
     ----------
@@ -642,13 +589,10 @@ def conv2d_forward(
     pad_h, pad_w : int >= 0; zero padding on the top / left. The bottom / right padding
         is whatever (Ho, Wo) implies.
     dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
-    Y : (n, F, Ho, Wo), overwritten with act(Z),
-        Z[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
+    Y : (n, F, Ho, Wo), overwritten:
+        Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
     ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.out``, ``ws.W2b``
         and ``ws.kept`` are used here).
-    activation : int, an activation code of :mod:`sknet.kernels.activations` (identity
-        by default), applied as ``activation_forward`` would, in the pass that moves
-        the GEMM's output into Y.
 
     The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
     kernel family shares), each in ``_forward_block``.
@@ -665,33 +609,24 @@ def conv2d_forward(
             and _ws_fits(ws, K, F, Y.shape[2] * Y.shape[3])
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
-            and activation in _CODES
-            and not isinstance(activation, bool)
         )
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        _check("conv2d_forward", (X, Y, Y, geom, Y, False, ws), b, None, Wt, raw, activation)
+        _check("conv2d_forward", (X, Y, geom, Y, False, ws), b, None, Wt, raw)
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] * ws.group >= n
-    args = (X, ws.W2b, Y, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (ws.chunk, ws.group, int(activation))
-    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
+    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    run_blocks(_forward_block, args + (ws.chunk, ws.group), ws.cols.shape[0], _forward_types)
 
 
 # the convolution's block functions (slots) take the same packed arguments, forward and
-# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, A, (kh, kw, sh, sw,
-# ph, pw, dh, dw), dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code)
-
-
-@internal
-def _forward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_forward`."""
-    X, W2b, Y, _, geom, _, _, cols, out, kept, keep, _, _, group, code = unpack(packed, args_type)
-    n_slots = cols.shape[0]
-    _forward_slot(X, W2b, geom, Y, cols[t], out[t], kept, keep, group, code, t, n_slots)
+# backward (one ``_pack`` signature per dtype): (X, W2b (forward) or W2T (backward), Y or
+# dY, (kh, kw, sh, sw, ph, pw, dh, dw), dX, need_dx, cols, out, kept, keep, dW_chunks,
+# chunk, group). The block functions do their slot's work themselves (no serial slot
+# function in between: numba optimises a callee's code again inside every caller).
 
 
 @jit
@@ -707,12 +642,28 @@ def _fill_w2b(Wt, b, W2b):
 
 
 @jit
-def _forward_slot(X, W2b, geom, Y, cols, out, kept, keep, group, code, t, n_slots):
+def _fill_w2t(Wt, W2T):
+    """W2T[:K] = Wt.reshape(F, K).T, W2T[K] = 0 (so that dcols' row of the ones is 0)."""
+    K1, F = W2T.shape
+    W2 = Wt.reshape(F, K1 - 1)
+    for k in range(K1 - 1):
+        uk = _u(k)
+        for f in range(F):
+            W2T[uk, _u(f)] = W2[_u(f), uk]
+    for f in range(F):
+        W2T[_u(K1 - 1), _u(f)] = 0
+
+
+@internal
+def _forward_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward`: groups t, t + n_slots, ... of ``group`` samples,
-    their im2col in cols (in kept[g] when ``keep``), one product per group (``_mm``),
-    into ``out`` and then into Y with the activation (a group of one: straight into Y[s],
-    then the activation in place)."""
+    their im2col in cols[t] (in kept[g] when ``keep``), one product per group (``_mm``),
+    straight into Y[s] for a group of one, else into out[t] and then into Y."""
+    X, W2b, Y, geom, _, _, cols_all, out_all, kept, keep, _, _, group = unpack(packed, args_type)
     kh, kw, sh, sw, ph, pw, dh, dw = geom
+    n_slots = cols_all.shape[0]
+    cols = cols_all[t]
+    out3 = out_all[t].reshape(1, out_all.shape[1], out_all.shape[2])  # C layout, as Y3
     n = X.shape[0]
     F = W2b.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
@@ -725,32 +676,19 @@ def _forward_slot(X, W2b, geom, Y, cols, out, kept, keep, group, code, t, n_slot
         cs = kept[g] if keep else cols
         for i in range(m):
             _im2col_sample(X, s0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs, i * P)
-        # Z[s0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1
-        if m == 1:  # straight into Y[s0]
-            _mm(W2b, cs, Y3, s0, P)
-            _activate(Y3, s0, 1, code)
-        else:  # into out (F, m*P), then moved into Y with the activation
-            _mm(W2b, cs, out.reshape(1, F, out.shape[1]), 0, m * P)
-            _store(out, Y3, s0, m, code)
+        # Y[s0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight into Y for
+        # a group of one (one call site: numba would inline a second copy of _mm)
+        if m == 1:
+            dst, s_dst = Y3, s0
+        else:
+            dst, s_dst = out3, 0
+        _mm(W2b, cs, dst, s_dst, m * P)
+        if m > 1:
+            _copy_out(out3[0], Y3, s0, m)
 
 
 def conv2d_backward(
-    X,
-    Wt,
-    dY,
-    stride_h,
-    stride_w,
-    pad_h,
-    pad_w,
-    dil_h,
-    dil_w,
-    dW,
-    db,
-    dX,
-    need_dx,
-    ws,
-    A=None,
-    activation=IDENTITY,
+    X, Wt, dY, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, dW, db, dX, need_dx, ws
 ):
     """Gradients of conv2d: overwrite ``dW``, ``db`` and, if ``need_dx``, ``dX``.
 
@@ -758,11 +696,10 @@ def conv2d_backward(
     ----------
     X, Wt, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w : as given to
         :func:`conv2d_forward`.
-    dY : (n, F, Ho, Wo), gradient of the loss with respect to the output Y = act(Z)
-        (not modified).
+    dY : (n, F, Ho, Wo), gradient of the loss with respect to Y.
     dW : (F, C, kh, kw), overwritten with
-        sum_{s,i,j} dZ[s,f,i,j] Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    db : (F,), overwritten with sum_{s,i,j} dZ[s,f,i,j].
+        sum_{s,i,j} dY[s,f,i,j] Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
+    db : (F,), overwritten with sum_{s,i,j} dY[s,f,i,j].
     dX : (n, C, H, W), overwritten with dL/dX when ``need_dx`` is True; not touched
         otherwise (then any array of that dtype and ndim will do, e.g. shape (0, 0, 0, 0)).
     need_dx : bool; False for a network's first layer.
@@ -770,24 +707,16 @@ def conv2d_backward(
         im2col is recomputed here, unless ``ws.kept`` holds at least n samples: then it
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
         X left it).
-    A : (n, F, Ho, Wo), the forward pass's output act(Z); needed unless ``activation``
-        is the identity.
-    activation : int, the activation code given to :func:`conv2d_forward`;
-        dZ = dY * act'(Z), the derivative expressed through A as ``activation_backward``
-        does (identity: dZ = dY).
 
     [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's groups, in
-    order, of cols_g @ dZ_g.T, accumulated by BLAS); db is the row of ones' product. (The
-    partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
-    The slots run in parallel through ``runner.run_blocks``, each in
-    ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
+    order, of cols_g @ dY_g.T); db is the row of ones' product. (The partial sums are
+    kept transposed, (K + 1, F), so that row blocks stay contiguous.) The slots run in
+    parallel through ``runner.run_blocks``, each in ``_backward_block``; the chunk sums
+    are added after them (``_sum_chunks``).
     """
     need_dx = bool(need_dx)
     if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
         dX = dY
-    identity = isinstance(activation, int) and activation == IDENTITY
-    if A is None and identity:  # A is not read: dY stands in for it
-        A = dY
     try:  # shapes and values per call; types once per combination (``_check_types``)
         n, C = X.shape[:2]
         F, C2, kh, kw = Wt.shape
@@ -797,7 +726,6 @@ def conv2d_backward(
         ok = (
             C2 == C
             and dY.shape[:2] == (n, F)
-            and A.shape == dY.shape
             and dW.shape == Wt.shape
             and dW.flags.c_contiguous
             and Wt.flags.c_contiguous
@@ -808,50 +736,62 @@ def conv2d_backward(
             and n_chunks <= ws.dW_chunks.shape[0]
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
-            and activation in _CODES
-            and not isinstance(activation, bool)
         )
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        args = (X, A, dY, geom, dX, need_dx, ws)
-        _check("conv2d_backward", args, db, dW, Wt, raw, activation)
-    _fill_w2b(Wt, db, ws.W2b)
-    ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
+        _check("conv2d_backward", (X, dY, geom, dX, need_dx, ws), db, dW, Wt, raw)
+    _fill_w2t(Wt, ws.W2T)
     keep = ws.kept.shape[0] * ws.group >= n
-    args = (X, ws.W2b, dY, A, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (chunk, ws.group, int(activation))
-    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
+    args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    run_blocks(_backward_block, args + (chunk, ws.group), ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
 
 @internal
 def _backward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_backward`."""
+    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., their groups of
+    ``group`` samples in order.
+
+    dY_g gathered into out[t] (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g cols_g @ dY_g.T
+    (its last row, cols' row of ones against dY_g, is db's partial sum); dcols_g = W2.T @
+    dY_g into cols[t], then col2im sample by sample.
+    """
     args = unpack(packed, args_type)
-    X, W2b, dY, A, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group, code = args
-    n_slots = cols.shape[0]
-    _backward_slot(
-        X,
-        W2b,
-        dY,
-        A,
-        geom,
-        dX,
-        need_dx,
-        cols[t],
-        out[t],
-        kept,
-        keep,
-        dW_chunks,
-        chunk,
-        group,
-        code,
-        t,
-        n_slots,
-    )
+    X, W2T, dY, geom, dX, need_dx, cols_all, out_all, kept, keep, dW_chunks, chunk, group = args
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    n_slots = cols_all.shape[0]
+    cols = cols_all[t]
+    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
+    out = out_all[t]
+    n = X.shape[0]
+    F = W2T.shape[1]
+    Ho, Wo = dY.shape[2], dY.shape[3]
+    P = Ho * Wo
+    dY3 = dY.reshape(n, F, P)
+    n_chunks = (n + chunk - 1) // chunk
+    for ch in range(t, n_chunks, n_slots):
+        dWc = dW_chunks[ch]
+        s0 = ch * chunk
+        s1 = min(n, s0 + chunk)
+        for g0 in range(s0, s1, group):
+            m = min(group, s1 - g0)
+            if keep:
+                cs = kept[g0 // group]
+            else:
+                cs = cols
+                for i in range(m):
+                    _im2col_sample(X, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs, i * P)
+            _copy_in(dY3, g0, m, out)
+            # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
+            _mm_nt(cs, out, dWc, m * P, g0 != s0)
+            if need_dx:
+                # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
+                _mm(W2T, out, cols3, np.int64(0), m * P)
+                for i in range(m):
+                    _col2im_sample(cols, i * P, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 @jit
@@ -873,76 +813,18 @@ def _sum_chunks(parts, n_chunks, W2, db):
                 db[uf] = acc
 
 
-@jit
-def _backward_slot(
-    X,
-    W2b,
-    dY,
-    A,
-    geom,
-    dX,
-    need_dx,
-    cols,
-    out,
-    kept,
-    keep,
-    dW_chunks,
-    chunk,
-    group,
-    code,
-    t,
-    n_slots,
-):
-    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., their groups of
-    ``group`` samples in order.
-
-    dZ_g = dY_g * act'(A_g) gathered into ``out`` (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g
-    cols_g @ dZ_g.T (its last row, cols' row of ones against dZ_g, is db's partial sum);
-    dcols_g = W2.T @ dZ_g into ``cols``, then col2im sample by sample.
-    """
-    kh, kw, sh, sw, ph, pw, dh, dw = geom
-    n = X.shape[0]
-    F = W2b.shape[0]
-    Ho, Wo = dY.shape[2], dY.shape[3]
-    P = Ho * Wo
-    dY3 = dY.reshape(n, F, P)
-    A3 = A.reshape(n, F, P)
-    n_chunks = (n + chunk - 1) // chunk
-    for ch in range(t, n_chunks, n_slots):
-        dWc = dW_chunks[ch]
-        s0 = ch * chunk
-        s1 = min(n, s0 + chunk)
-        for g0 in range(s0, s1, group):
-            m = min(group, s1 - g0)
-            if keep:
-                cs = kept[g0 // group]
-            else:
-                cs = cols
-                for i in range(m):
-                    _im2col_sample(X, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs, i * P)
-            _gather(dY3, A3, g0, m, code, out)
-            # dWc[k, f] (+)= sum_u cs[k, u] dZ[f, u], dZ = out[:, :m*P]
-            _mm_nt(cs, out, dWc, m * P, g0 != s0)
-            if need_dx:
-                # dcols = W2.T @ dZ over this slot's cols (its last row, 0, unused)
-                _mm(W2b.T, out, cols.reshape(1, cols.shape[0], cols.shape[1]), 0, m * P)
-                for i in range(m):
-                    _col2im_sample(cols, i * P, g0 + i, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
-
-
 # --------------------------------------------------------------------------------------
 # conv1d: the 2-D kernels with H = 1
 # --------------------------------------------------------------------------------------
 
 
-def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1, activation=IDENTITY):
-    """Y = act(conv1d(X, Wt) + b), written into ``Y``.
+def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1):
+    """Y = conv1d(X, Wt) + b, written into ``Y``.
 
-    X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with act(Z),
-    Z[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q*dilation],
+    X (n, C, L), Wt (F, C, k), b (F,), Y (n, F, Lo) overwritten with
+    Y[s, f, i] = b[f] + sum_{c, q} Wt[f, c, q] * Xpad[s, c, i*stride + q*dilation],
     Xpad[s, c, x] = X[s, c, x - pad] inside X, 0 outside (left padding ``pad``; the right
-    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`; ``activation`` as
-    for :func:`conv2d_forward`.
+    padding is implied by Lo). ``ws`` from :func:`conv1d_workspace`.
 
     A plain-Python view change around :func:`conv2d_forward` on (n, C, 1, L): no second
     compiled kernel (a jitted wrapper would compile the parallel kernel again).
@@ -961,23 +843,18 @@ def conv1d_forward(X, Wt, b, stride, pad, Y, ws, dilation=1, activation=IDENTITY
         dilation,
         Y.reshape(n, F, 1, Y.shape[2]),
         ws,
-        activation,
     )
 
 
-def conv1d_backward(
-    X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1, A=None, activation=IDENTITY
-):
+def conv1d_backward(X, Wt, dY, stride, pad, dW, db, dX, need_dx, ws, dilation=1):
     """Gradients of conv1d: overwrite dW (F, C, k), db (F,) and, if ``need_dx``,
-    dX (n, C, L); ``A`` (n, F, Lo) and ``activation`` as for :func:`conv2d_backward`.
-    :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
+    dX (n, C, L). :func:`conv2d_backward` on (n, C, 1, L), as for :func:`conv1d_forward`."""
     n, C, L = X.shape
     F, _, k = Wt.shape
-    shape4 = (n, F, 1, dY.shape[2])
     conv2d_backward(
         X.reshape(n, C, 1, L),
         Wt.reshape(F, C, 1, k),
-        dY.reshape(shape4),
+        dY.reshape(n, F, 1, dY.shape[2]),
         1,
         stride,
         0,
@@ -989,6 +866,4 @@ def conv1d_backward(
         dX[:, :, None, :],
         need_dx,
         ws,
-        None if A is None else A.reshape(shape4),
-        activation,
     )
