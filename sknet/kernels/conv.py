@@ -108,21 +108,23 @@ __all__ = [
 class Conv2dWorkspace(NamedTuple):
     """Scratch buffers of one convolution, allocated once by the caller.
 
-    With K = C*kh*kw, P = Ho*Wo, G = ``group`` samples per GEMM, n_slots parallel slots
-    (normally numba's thread count; any value >= 1 gives the same results) and
-    n_chunks >= ceil(batch / chunk):
+    With K = C*kh*kw, P = Ho*Wo, G = ``group`` samples per product, n_slots parallel
+    slots (normally numba's thread count; any value >= 1 gives the same results),
+    n_chunks >= ceil(batch / chunk), and K1 = K + 1 and F rounded up to multiples of 4
+    (K4, F4: the products' inner dimensions, so that they need no remainder loop; the
+    padding rows and columns are zeros):
 
-    cols : (n_slots, K + 1, G*P); a slot's im2col matrix of a group of G samples (sample
-        i of the group in columns i*P ... i*P + P - 1), its last row ones (its dcols in
-        backward).
-    out : (n_slots, F, G*P); a slot's product for a group (forward, G > 1) and its
-        gathered dY (backward).
-    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward).
-    W2T : (K + 1, F); [W.reshape(F, K).T; 0] (backward).
-    dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
+    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of G samples (sample
+        i of the group in columns i*P ... i*P + P - 1), its row K ones, rows after it
+        zeros (its dcols in backward).
+    out : (n_slots, F4, G*P); a slot's product for a group (forward, G > 1) and its
+        gathered dY (backward); rows F ... F4 - 1 stay zero.
+    W2b : (F, K4); [W.reshape(F, K) | b | 0] (forward).
+    W2T : (K4, F4); [W.reshape(F, K).T; 0] with zero columns after F (backward).
+    dW_chunks : (n_chunks, K4, F); per-chunk [dW2.T; db; 0] partial sums (backward only).
     chunk : int; samples per chunk, a multiple of ``group``.
     group : int; samples per GEMM (G).
-    kept : (n_kept, K + 1, G*P); with n_kept > 0 (``keep_cols=True``), the forward pass
+    kept : (n_kept, K4, G*P); with n_kept > 0 (``keep_cols=True``), the forward pass
         writes the im2col matrix of each group g < n_kept (samples g*G ...) here and the
         backward pass reads it back instead of recomputing it. It ties a backward call
         to the last forward call on this workspace (same X); a batch larger than
@@ -152,6 +154,11 @@ def auto_group(P):
     while g < MAX_GROUP and 2 * g * P <= GROUP_COLUMNS:
         g *= 2
     return g
+
+
+def _round4(k):
+    """k rounded up to a multiple of 4."""
+    return (k + 3) // 4 * 4
 
 
 def conv2d_workspace(
@@ -193,13 +200,14 @@ def conv2d_workspace(
         group = max(d for d in range(1, min(cap, chunk) + 1) if chunk % d == 0)
     n_chunks = max(1, -(-max_batch // chunk))
     n_kept = -(-max_batch // group) if keep_cols else 0
+    K4, F4 = _round4(K + 1), _round4(out_channels)
     return Conv2dWorkspace(
-        cols=np.empty((n_slots, K + 1, group * P), dtype=dtype),
-        out=np.empty((n_slots, out_channels, group * P), dtype=dtype),
-        kept=np.empty((n_kept, K + 1, group * P), dtype=dtype),
-        W2b=np.empty((out_channels, K + 1), dtype=dtype),
-        W2T=np.empty((K + 1, out_channels), dtype=dtype),
-        dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
+        cols=np.zeros((n_slots, K4, group * P), dtype=dtype),
+        out=np.zeros((n_slots, F4, group * P), dtype=dtype),
+        kept=np.zeros((n_kept, K4, group * P), dtype=dtype),
+        W2b=np.zeros((out_channels, K4), dtype=dtype),
+        W2T=np.zeros((K4, F4), dtype=dtype),
+        dW_chunks=np.zeros((n_chunks, K4, out_channels), dtype=dtype),
         chunk=chunk,
         group=group,
     )
@@ -272,11 +280,11 @@ def _valid_range(off, pw, sw, W, Wo):
 
 @jit
 def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, o):
-    """Overwrite columns o ... o + Ho*Wo - 1 of ``cols`` (K + 1, >= o + Ho*Wo) with the
-    im2col matrix of sample ``s`` and its row of ones:
+    """Overwrite columns o ... o + Ho*Wo - 1 of ``cols`` (K4, >= o + Ho*Wo) with the
+    im2col matrix of sample ``s``, its row of ones and zero rows up to K4:
 
     cols[(c*kh + p)*kw + q, o + i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X; cols[K, o + i*Wo + j] = 1.
+    or 0 where that index is outside X; cols[K, o + i*Wo + j] = 1; cols[K + 1 :] = 0.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
@@ -285,6 +293,9 @@ def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, o):
     kb = _u(C * kh * kw)  # the row of ones, the bias's
     for t in range(P):
         cols[kb, _u(o + t)] = 1
+    for k in range(C * kh * kw + 1, cols.shape[0]):  # padding rows (dcols may have left
+        for t in range(P):  # other values there)
+            cols[_u(k), _u(o + t)] = zero
     for c in range(C):
         uc = _u(c)
         for p in range(kh):
@@ -335,8 +346,9 @@ def _col2im_sample(dcols, o, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
 
 @jit_fma
 def _mm(A, B, C3, s, N):
-    """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N): a row-major product written into
-    C3[s] (M, >= N), e.g. straight into one sample's Y[s] (F, P).
+    """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N), K a multiple of 4 (the workspace
+    pads it): a row-major product written into C3[s] (M, >= N), e.g. straight into one
+    sample's Y[s] (F, P).
 
     Rows of C in blocks of 4 and k in steps of 4: each pass over a row block of B adds 16
     products to 4 rows of C (compiled with contraction: FMAs), and the inner loop over j
@@ -345,8 +357,7 @@ def _mm(A, B, C3, s, N):
     writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
     slower; hence one 2-D product and a copy for groups of samples.)
     """
-    M, K = A.shape
-    K4 = K - K % 4
+    M, K = A.shape  # K a multiple of 4
     M4 = M - M % 4
     us = _u(s)
     for i in range(0, M4, 4):
@@ -357,7 +368,7 @@ def _mm(A, B, C3, s, N):
             C3[us, i1, uj] = 0
             C3[us, i2, uj] = 0
             C3[us, i3, uj] = 0
-        for k in range(0, K4, 4):
+        for k in range(0, K, 4):
             k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
             a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
             a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
@@ -370,16 +381,6 @@ def _mm(A, B, C3, s, N):
                 C3[us, i1, uj] = C3[us, i1, uj] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
                 C3[us, i2, uj] = C3[us, i2, uj] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
                 C3[us, i3, uj] = C3[us, i3, uj] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-        for k in range(K4, K):
-            uk = _u(k)
-            a0, a1, a2, a3 = A[i0, uk], A[i1, uk], A[i2, uk], A[i3, uk]
-            for j in range(N):
-                uj = _u(j)
-                b = B[uk, uj]
-                C3[us, i0, uj] = C3[us, i0, uj] + a0 * b
-                C3[us, i1, uj] = C3[us, i1, uj] + a1 * b
-                C3[us, i2, uj] = C3[us, i2, uj] + a2 * b
-                C3[us, i3, uj] = C3[us, i3, uj] + a3 * b
     for i in range(M4, M):
         ui = _u(i)
         for j in range(N):
@@ -568,11 +569,11 @@ def _ws_fits(ws, K, F, P):
     return (
         ws.group >= 1
         and ws.chunk % ws.group == 0
-        and ws.cols.shape[1:] == (K + 1, GP)
-        and ws.out.shape[1:] == (F, GP)
-        and ws.kept.shape[1:] == (K + 1, GP)
-        and ws.W2b.shape == (F, K + 1)
-        and ws.W2T.shape == (K + 1, F)
+        and ws.cols.shape[1:] == (_round4(K + 1), GP)
+        and ws.out.shape[1:] == (_round4(F), GP)
+        and ws.kept.shape[1:] == (_round4(K + 1), GP)
+        and ws.W2b.shape == (F, _round4(K + 1))
+        and ws.W2T.shape == (_round4(K + 1), _round4(F))
         and ws.out.shape[0] == ws.cols.shape[0]
     )
 
@@ -631,27 +632,28 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
 
 @jit
 def _fill_w2b(Wt, b, W2b):
-    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f]."""
-    F, K1 = W2b.shape
-    W2 = Wt.reshape(F, K1 - 1)
+    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f] (its columns after K stay 0)."""
+    F, C, kh, kw = Wt.shape
+    K = C * kh * kw
+    W2 = Wt.reshape(F, K)
     for f in range(F):
         uf = _u(f)
-        for k in range(K1 - 1):
+        for k in range(K):
             W2b[uf, _u(k)] = W2[uf, _u(k)]
-        W2b[uf, _u(K1 - 1)] = b[uf]
+        W2b[uf, _u(K)] = b[uf]
 
 
 @jit
 def _fill_w2t(Wt, W2T):
-    """W2T[:K] = Wt.reshape(F, K).T, W2T[K] = 0 (so that dcols' row of the ones is 0)."""
-    K1, F = W2T.shape
-    W2 = Wt.reshape(F, K1 - 1)
-    for k in range(K1 - 1):
+    """W2T[:K, :F] = Wt.reshape(F, K).T (its other rows and columns stay 0: dcols' row
+    of the ones and padding rows come out 0)."""
+    F, C, kh, kw = Wt.shape
+    K = C * kh * kw
+    W2 = Wt.reshape(F, K)
+    for k in range(K):
         uk = _u(k)
         for f in range(F):
             W2T[uk, _u(f)] = W2[_u(f), uk]
-    for f in range(F):
-        W2T[_u(K1 - 1), _u(f)] = 0
 
 
 @internal
@@ -732,7 +734,7 @@ def conv2d_backward(
             and db.shape == (F,)
             and (not need_dx or dX.shape == X.shape)
             and _ws_fits(ws, K, F, dY.shape[2] * dY.shape[3])
-            and ws.dW_chunks.shape[1:] == (K + 1, F)
+            and ws.dW_chunks.shape[1:] == (_round4(K + 1), F)
             and n_chunks <= ws.dW_chunks.shape[0]
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
@@ -767,7 +769,7 @@ def _backward_block(t, packed, args_type):
     cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
     out = out_all[t]
     n = X.shape[0]
-    F = W2T.shape[1]
+    F = dY.shape[1]
     Ho, Wo = dY.shape[2], dY.shape[3]
     P = Ho * Wo
     dY3 = dY.reshape(n, F, P)
@@ -796,10 +798,9 @@ def _backward_block(t, packed, args_type):
 
 @jit
 def _sum_chunks(parts, n_chunks, W2, db):
-    """The chunk sums (K + 1, F), [dW2.T; db], added in chunk order into W2 (F, K) and
+    """The chunk sums (K4, F), [dW2.T; db; 0], added in chunk order into W2 (F, K) and
     db (F,)."""
-    K1, F = parts.shape[1], parts.shape[2]
-    K = K1 - 1
+    F, K = W2.shape
     for k in range(K + 1):
         uk = _u(k)
         for f in range(F):
