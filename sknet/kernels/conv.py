@@ -32,17 +32,19 @@ matrix of sample s, with one more row of ones for the bias, is::
 Samples go in groups of G (``ws.group``, :func:`auto_group`: G*P about 256 columns,
 e.g. G = 1 for LeNet's first layer, 4 for its second, 16 for the 8x8 digits network's
 second; a function of the layer's shapes only), whose im2col matrices sit side by side
-in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1), A = act(Z)
-the layer's output and dZ_g = dY_g * act'(A_g) gathered as (F, G*P)::
+in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g
+the group's dY gathered as (F, G*P)::
 
-    Z_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dZ_g.T     dcols_g = W2.T @ dZ_g -> col2im
+    Y_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dY_g.T     dcols_g = W2.T @ dY_g -> col2im
 
 (the bias is added inside the forward product and db is the last row of the
 weight-gradient product: no separate bias or row-sum passes). The forward product goes
-straight into Y[s] for a group of one, else into a slot buffer and then into Y; the
-activation (a code of :mod:`sknet.kernels.activations`) is applied in that pass, and its
-derivative in the pass that gathers dZ_g, so the layer needs no activation passes of
-its own.
+straight into Y[s] for a group of one, else into a slot buffer and then into Y. The
+workspace pads K + 1 and F to multiples of 4 with zero rows and columns, so that the
+products' inner loops need no remainder. (Fusing the layer's activation into the copies
+into Y and out of dY, tried with BLAS products: no gain beyond the noise, and ~1.5 CPU s
+more cold compile for the activation variants; the layer applies it with the activation
+kernels the dense layers compile anyway.)
 
 The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 4
 over contiguous rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register
@@ -51,9 +53,10 @@ sums over rows of A and B), compiled with floating-point contraction (FMAs) and,
 width. On the project machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell
 kernels by ``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm
 (e.g. 16 x 26 x 576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs
-~80), and matched or beat it on the FCN's larger 1-D layers (128-256 channels, 500
-steps). Their order of operations is fixed per compiled kernel: results do not depend
-on the thread count, but differ from BLAS's in rounding.
+~80), and were about as fast or faster on the FCN's larger 1-D layers (128-256
+channels, 150-500 steps: 0.85-5x BLAS's speed in one loaded-machine run). Their order
+of operations is fixed per compiled kernel: results do not depend on the thread count,
+but differ from BLAS's in rounding.
 
 One serial block function per pass (``_forward_block``, ``_backward_block``) runs in
 parallel over workspace slots (one per thread) through
