@@ -369,3 +369,28 @@ def test_workspace_grows_with_the_batch_and_is_then_reused():
         assert ws.kept.shape[0] == 0
         assert ws.dW_chunks.shape[0] * ws.chunk >= n
     assert net._ctx[0]["ws"] is ws  # no reallocation per batch once grown
+
+
+@pytest.mark.parametrize("ndim, shape", [(2, (2, 8, 8)), (1, (2, 16))])
+def test_kept_im2col_store_changes_nothing(monkeypatch, ndim, shape):
+    """Small convolutions keep the forward pass's im2col matrices for the backward pass
+    (``KEEP_COLS_BYTES``); the loss and gradient are the same bits as recomputing them."""
+    from sknet._layers import Dense, Flatten
+    from sknet._layers import conv as conv_layers
+    from sknet._network import Network
+
+    rng = np.random.default_rng(0)
+    X = rng.random((10,) + shape)
+    Y = np.eye(3)[rng.integers(0, 3, 10)]
+    results = []
+    for limit in (conv_layers.KEEP_COLS_BYTES, 0):
+        monkeypatch.setattr(conv_layers, "KEEP_COLS_BYTES", limit)
+        layers = [Conv(3, 3, 1, "same", "tanh", ndim), Conv(2, 3, 1, "valid", "relu", ndim)]
+        net = Network(layers + [Flatten(), Dense(3)], "log_loss").build(shape, np.float64)
+        net.init_params(np.random.RandomState(0))
+        loss = net.loss_and_grad(X, Y, None, 0.0)
+        kept = [ctx["ws"].kept.shape[0] for ctx in net._ctx[:2]]
+        assert all(kept) if limit else not any(kept)
+        results.append((loss, net.grad.copy()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -26,6 +26,10 @@ from ..kernels import pool as pk
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from .base import Layer, buffer, option, positive_int, spatial_ndim, writable_c
 
+#: Largest store of a batch's im2col matrices a convolution keeps from its forward pass
+#: for its backward pass (bytes); larger layers recompute im2col.
+KEEP_COLS_BYTES = 2 << 20
+
 
 def conv_output_size(n_in, k, s, padding, dilation=1):
     """(output size, top/left padding) of one spatial axis.
@@ -133,18 +137,26 @@ class Conv(Layer):
         n_slots = numba.get_num_threads()
         C, F, k = self.input_shape[0], self.filters, self.kernel_size
         out = self.output_shape[1:]
-        # The backward pass recomputes im2col rather than reading back a store of the
-        # forward pass's matrices (the kernels' keep_cols): with im2col as cheap as it is
-        # now, the store's memory traffic cost more than it saved (LeNet-like layers,
-        # batch 128: conv fwd + bwd ~8% slower with it; the FCN's layers: no difference).
+        # The backward pass reads back the forward pass's im2col matrices (the kernels'
+        # keep_cols) only when they take at most KEEP_COLS_BYTES: for larger stores the
+        # memory traffic cost more than recomputing saved (LeNet-like layers, batch 128:
+        # conv fwd + bwd 14-22% slower with the store; the 8x8 digits network's layers,
+        # 0.4-1.2 MB: 20% faster with it). Results are the same bits either way.
         # The workspace never shrinks: it is sized for the largest batch seen.
         capacity = 0 if ws is None else ws.dW_chunks.shape[0] * ws.chunk
         if ws is None or ws.cols.shape[0] != n_slots or capacity < n_backward:
             n_backward = max(n_backward, capacity)
+            rows = C * k**self.ndim + 4  # im2col rows, padded
+            store = n_backward * rows * int(np.prod(out)) * np.dtype(self.dtype).itemsize
+            keep = 0 < store <= KEEP_COLS_BYTES
             if self.ndim == 2:
-                ws = ck.conv2d_workspace(C, F, (k, k), out, n_backward, self.dtype, n_slots)
+                ws = ck.conv2d_workspace(
+                    C, F, (k, k), out, n_backward, self.dtype, n_slots, keep_cols=keep
+                )
             else:
-                ws = ck.conv1d_workspace(C, F, k, out[0], n_backward, self.dtype, n_slots)
+                ws = ck.conv1d_workspace(
+                    C, F, k, out[0], n_backward, self.dtype, n_slots, keep_cols=keep
+                )
             ctx["ws"] = ws
         return ws
 

@@ -23,50 +23,67 @@ dY = dL/dY::
     dX[n, c, y, x] = sum over (f, p, q, i, j) with i*sh + p*dh = y + ph
                      and j*sw + q*dw = x + pw of W[f, c, p, q] * dY[n, f, i, j]
 
-How it is computed: im2col + BLAS, parallel over samples. With K = C*kh*kw, P = Ho*Wo
-and the row index k = (c*kh + p)*kw + q, the im2col matrix of sample s, with one more
-row of ones for the bias, is::
+How it is computed: im2col and matrix products of our own, parallel over groups of
+samples. With K = C*kh*kw, P = Ho*Wo and the row index k = (c*kh + p)*kw + q, the im2col
+matrix of sample s, with one more row of ones for the bias, is::
 
     cols[k, i*Wo + j] = Xpad[s, c, i*sh + p*dh, j*sw + q*dw],  cols[K, :] = 1   (K + 1, P)
 
-so that, with W2b = [W.reshape(F, K) | b] (F, K + 1) and dYs = dY[s].reshape(F, P)::
+Samples go in groups of G (``ws.group``, :func:`auto_group`: G*P about 256 columns,
+e.g. G = 1 for LeNet's first layer, 4 for its second, 16 for the 8x8 digits network's
+second; a function of the layer's shapes only), whose im2col matrices sit side by side
+in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g
+the group's dY gathered as (F, G*P)::
 
-    Y[s] = W2b @ cols       [dW2.T; db] += cols @ dYs.T       dcols = W2.T @ dYs -> col2im
+    Y_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dY_g.T     dcols_g = W2.T @ dY_g -> col2im
 
-(the bias is added inside the forward GEMM and db is the last row of the weight-gradient
-GEMM: no separate bias or row-sum passes). Each product is a whole GEMM per sample
-(:func:`sknet.kernels.blas.gemm`, OpenBLAS's ?gemm: transposed operands without copies,
-the chunk's weight gradient accumulated by BLAS with beta = 1), called from one serial
-block function per pass (``_forward_block``, ``_backward_block``) run in parallel over
-workspace slots (one per thread) by :func:`sknet.kernels.runner.run_blocks`, the parallel
-loop every kernel family shares (no parallel kernel of the convolutions' own to compile:
-``bench_compile.py --jobs convnet`` 10.8-11.4 -> 7.2-8.0 CPU s). Callers run BLAS single-threaded
-around these kernels (the estimators do, with ``one_blas_thread``), so that OpenBLAS never
-starts its own threads inside numba's (nested pools made the backward pass slower at 2
-threads than at 1); results do not depend on it. Slot t takes samples (forward) or chunks
-of samples (backward) t, t + n_slots, ... and works in its own im2col buffer.
-Samples are grouped in fixed-size chunks of ``ws.chunk`` samples; a chunk's dW and db are
-summed serially over its samples into that chunk's own buffer, and the chunk buffers are
-added after the parallel loop in chunk order. Neither the chunk size nor any summation
-order depends on the thread count, so results are bit-identical whatever it is.
+(the bias is added inside the forward product and db is the last row of the
+weight-gradient product: no separate bias or row-sum passes). The forward product goes
+straight into Y[s] for a group of one, else into a slot buffer and then into Y. The
+workspace pads K + 1 and F to multiples of 4 with zero rows and columns, so that the
+products' inner loops need no remainder. (Fusing the layer's activation into the copies
+into Y and out of dY, tried with BLAS products: no gain beyond the noise, and ~1.5 CPU s
+more cold compile for the activation variants; the layer applies it with the activation
+kernels the dense layers compile anyway.)
+
+The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 4
+over contiguous rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register
+sums over rows of A and B), compiled with floating-point contraction (FMAs) and, for
+``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full
+width. On the project machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell
+kernels by ``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm
+(e.g. 16 x 26 x 576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs
+~80), and were about as fast or faster on the FCN's larger 1-D layers (128-256
+channels, 150-500 steps: 0.85-5x BLAS's speed in one loaded-machine run). Their order
+of operations is fixed per compiled kernel: results do not depend on the thread count,
+but differ from BLAS's in rounding.
+
+One serial block function per pass (``_forward_block``, ``_backward_block``) runs in
+parallel over workspace slots (one per thread) through
+:func:`sknet.kernels.runner.run_blocks`, the parallel loop every kernel family shares
+(no parallel kernel of the convolutions' own to compile). Slot t takes groups (forward)
+or chunks of samples (backward) t, t + n_slots, ... and works in its own buffers.
+Chunks are ``ws.chunk`` samples (a multiple of G); a chunk's dW and db are summed
+serially over its groups into that chunk's own buffer, and the chunk buffers are added
+after the parallel loop in chunk order. Neither the chunk size, nor G, nor any
+summation order depends on the thread count, so results are bit-identical whatever it is.
 
 im2col and col2im index with unsigned integers: numba then emits no negative-index
 wraparound test, which LLVM could not remove from loops that start at a computed bound
-and which kept those copy loops scalar; with it they took as long as the GEMMs (LeNet's
-second layer: im2col 3.7 ms per batch of 128 with signed indices, 0.7 ms unsigned).
+and which kept those copy loops scalar (LeNet's second layer: im2col 3.7 ms per batch
+of 128 with signed indices, 0.7 ms unsigned).
 
-Measured alternatives (LeNet-like layers, on a shared and noisy machine): a GEMM per
-chunk of 8 samples ((K, 8P) im2col blocks) instead of one per sample took the same time
-for LeNet's second layer and ~15% less for the 8x8 digits network's second (P = 16); not
-adopted, as Y and dY are stored per sample and would need copies around it. Stride-1
-copy loops and hand-unrolled copies gained nothing over the unsigned indices. One large
+Measured alternatives (LeNet-like layers, on a shared and noisy machine): OpenBLAS ?gemm
+per sample (the earlier algorithm) or per group: 60-90 GF/s at these shapes, where its
+packing of the large operand and the narrow F = 16-32 side cost most; grouping samples
+gained BLAS only 5-15%. Our ``_mm`` with its inner loop split by sample (writing each
+sample's columns into Y directly, no copy) did not vectorise and was 5-10x slower: one
+2-D product and a copy instead. Without contraction (the earlier hand-written loops)
+LLVM emits separate multiplies and adds, about 3x slower than BLAS. Stride-1 copy loops
+and hand-unrolled im2col copies gained nothing over the unsigned indices. One large
 GEMM per chunk of samples, which BLAS threads itself, with ``prange`` only around im2col
 and col2im, was slower (big im2col blocks leave the cache, and at 2 threads alternating
-numba's and OpenBLAS's thread pools collapsed); hand-written GEMM loops were about 3x
-slower than BLAS (without fast-math flags LLVM emits no FMA). Cutting each product into
-row blocks small enough for OpenBLAS to keep it on the calling thread at any thread
-count (m*n*k <= 65536*4), the earlier safeguard, meant GEMMs of one or two rows for the
-FCN's layers (128-256 channels, 150-500 steps): 5-25x slower than the whole product.
+numba's and OpenBLAS's thread pools collapsed).
 """
 
 import operator
@@ -75,8 +92,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from sknet._config import jit
-from sknet.kernels.blas import gemm
+from sknet._config import _FLAGS, jit
 from sknet.kernels.blocks import CHUNK
 from sknet.kernels.runner import internal, run_blocks, unpack
 
@@ -95,25 +111,57 @@ __all__ = [
 class Conv2dWorkspace(NamedTuple):
     """Scratch buffers of one convolution, allocated once by the caller.
 
-    With K = C*kh*kw, P = Ho*Wo, n_slots parallel slots (normally numba's thread count;
-    any value >= 1 gives the same results) and n_chunks >= ceil(batch / chunk):
+    With K = C*kh*kw, P = Ho*Wo, G = ``group`` samples per product, n_slots parallel
+    slots (normally numba's thread count; any value >= 1 gives the same results),
+    n_chunks >= ceil(batch / chunk), and K1 = K + 1 and F rounded up to multiples of 4
+    (K4, F4: the products' inner dimensions, so that they need no remainder loop; the
+    padding rows and columns are zeros):
 
-    cols : (n_slots, K + 1, P); a slot's im2col matrix of one sample, its last row ones
-        (its dcols in backward).
-    W2b : (F, K + 1); [W.reshape(F, K) | b] (forward), [W.reshape(F, K) | 0] (backward).
-    dW_chunks : (n_chunks, K + 1, F); per-chunk [dW2.T; db] partial sums (backward only).
-    chunk : int; samples per chunk.
-    kept : (n_kept, K + 1, P); with n_kept > 0 (``keep_cols=True``), the forward pass writes
-        the im2col matrix of each sample s < n_kept here and the backward pass reads it
-        back instead of recomputing it. It ties a backward call to the last forward call
-        on this workspace (same X); a batch larger than n_kept recomputes as usual.
+    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of G samples (sample
+        i of the group in columns i*P ... i*P + P - 1), its row K ones, rows after it
+        zeros (its dcols in backward).
+    out : (n_slots, F4, G*P); a slot's product for a group (forward, G > 1) and its
+        gathered dY (backward); rows F ... F4 - 1 stay zero.
+    W2b : (F, K4); [W.reshape(F, K) | b | 0] (forward).
+    W2T : (K4, F4); [W.reshape(F, K).T; 0] with zero columns after F (backward).
+    dW_chunks : (n_chunks, K4, F); per-chunk [dW2.T; db; 0] partial sums (backward only).
+    chunk : int; samples per chunk, a multiple of ``group``.
+    group : int; samples per GEMM (G).
+    kept : (n_kept, K4, G*P); with n_kept > 0 (``keep_cols=True``), the forward pass
+        writes the im2col matrix of each group g < n_kept (samples g*G ...) here and the
+        backward pass reads it back instead of recomputing it. It ties a backward call
+        to the last forward call on this workspace (same X); a batch larger than
+        n_kept*G recomputes as usual.
     """
 
     cols: np.ndarray
+    out: np.ndarray
     kept: np.ndarray
     W2b: np.ndarray
+    W2T: np.ndarray
     dW_chunks: np.ndarray
     chunk: int
+    group: int
+
+
+#: im2col columns (G*P) a GEMM's group of samples aims at, and the largest group.
+GROUP_COLUMNS = 256
+MAX_GROUP = 16
+
+
+def auto_group(P):
+    """Samples per GEMM for P output positions per sample: the largest power of two
+    G <= MAX_GROUP with G*P <= GROUP_COLUMNS (at least 1). A function of the layer's
+    shape only, never of the thread count."""
+    g = 1
+    while g < MAX_GROUP and 2 * g * P <= GROUP_COLUMNS:
+        g *= 2
+    return g
+
+
+def _round4(k):
+    """k rounded up to a multiple of 4."""
+    return (k + 3) // 4 * 4
 
 
 def conv2d_workspace(
@@ -124,29 +172,47 @@ def conv2d_workspace(
     max_batch,
     dtype,
     n_slots=None,
-    chunk=CHUNK,
+    chunk=None,
     keep_cols=False,
+    group=None,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
     ``kernel_size`` is (kh, kw), ``out_size`` is (Ho, Wo), ``max_batch`` the largest
     number of samples one call will get. ``n_slots`` defaults to numba's current thread
-    count; results do not depend on it, nor on ``max_batch``. ``keep_cols=True`` adds
-    room for ``max_batch`` im2col matrices (``kept``): backward then skips im2col,
-    bit-identically, at the cost of max_batch * (K + 1) * P values of memory.
+    count; results do not depend on it, nor on ``max_batch``. ``group`` (samples per
+    GEMM) defaults to :func:`auto_group` of Ho*Wo; ``chunk`` (samples per weight-gradient
+    partial sum) to the smallest multiple of the group >= ``CHUNK``. Given a ``chunk``,
+    the group is the largest divisor of it not above that default. Both change the
+    rounding only. ``keep_cols=True`` adds room for the im2col matrices of ``max_batch``
+    samples (``kept``): backward then skips im2col, bit-identically, at the cost of
+    about max_batch * (K + 1) * P values of memory.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
     K = in_channels * kh * kw
+    P = Ho * Wo
     if n_slots is None:
         n_slots = numba.get_num_threads()
+    cap = auto_group(P) if group is None else max(1, int(group))
+    if chunk is None:
+        chunk = -(-max(CHUNK, cap) // cap) * cap
+        group = cap
+    else:
+        chunk = int(chunk)
+        group = max(d for d in range(1, min(cap, chunk) + 1) if chunk % d == 0)
     n_chunks = max(1, -(-max_batch // chunk))
+    n_kept = -(-max_batch // group) if keep_cols else 0
+    K4, F4 = _round4(K + 1), _round4(out_channels)
     return Conv2dWorkspace(
-        cols=np.empty((n_slots, K + 1, Ho * Wo), dtype=dtype),
-        kept=np.empty((max_batch if keep_cols else 0, K + 1, Ho * Wo), dtype=dtype),
-        W2b=np.empty((out_channels, K + 1), dtype=dtype),
-        dW_chunks=np.empty((n_chunks, K + 1, out_channels), dtype=dtype),
-        chunk=int(chunk),
+        cols=np.zeros((n_slots, K4, group * P), dtype=dtype),
+        out=np.zeros((n_slots, F4, group * P), dtype=dtype),
+        kept=np.zeros((n_kept, K4, group * P), dtype=dtype),
+        W2b=np.zeros((out_channels, K4), dtype=dtype),
+        W2T=np.zeros((K4, F4), dtype=dtype),
+        dW_chunks=np.zeros((n_chunks, K4, out_channels), dtype=dtype),
+        chunk=chunk,
+        group=group,
     )
 
 
@@ -158,8 +224,9 @@ def conv1d_workspace(
     max_batch,
     dtype,
     n_slots=None,
-    chunk=CHUNK,
+    chunk=None,
     keep_cols=False,
+    group=None,
 ):
     """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
     return conv2d_workspace(
@@ -172,17 +239,26 @@ def conv1d_workspace(
         n_slots,
         chunk,
         keep_cols,
+        group,
     )
 
 
 # --------------------------------------------------------------------------------------
-# helpers: valid index range, im2col / col2im of one sample, an ordered row sum
+# helpers: valid index range, im2col / col2im of one sample, the fused activation
 # --------------------------------------------------------------------------------------
 # Indices below are cast to unsigned (``_u``) right where they index: numba then drops
 # its negative-index wraparound test, which LLVM cannot remove when a loop starts at a
 # computed bound and which kept these copy loops scalar (im2col of LeNet's second layer
 # took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
 _u = numba.uint64
+
+#: The convolutions' own matrix product (``_mm``) is compiled with the kernels' flags and
+#: floating-point contraction: a*b + c becomes one FMA (one rounding instead of two).
+#: Deterministic (one fixed order of operations per compiled kernel, whatever the thread
+#: count); without it LLVM emits separate multiplies and adds, at half the speed.
+jit_fma = numba.njit(fastmath={"contract"}, **_FLAGS)
+#: ... and, for the weight gradient's sums (``_mm_nt``), reassociation so they vectorise.
+jit_fma_reduce = numba.njit(fastmath={"contract", "reassoc"}, **_FLAGS)
 
 
 @jit
@@ -206,64 +282,240 @@ def _valid_range(off, pw, sw, W, Wo):
 
 
 @jit
-def _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
-    """Overwrite ``cols`` (K, Ho*Wo) with the im2col matrix of sample ``s``.
+def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
+    """Overwrite columns 0 ... m*P - 1 of ``cols`` (K4, >= m*P) with the im2col matrices
+    of samples s0 ... s0 + m - 1 side by side (P = Ho*Wo), their row of ones and zero
+    rows up to K4: for sample s0 + s,
 
-    cols[(c*kh + p)*kw + q, i*Wo + j] = X[s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X.
+    cols[(c*kh + p)*kw + q, s*P + i*Wo + j] = X[s0 + s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
+    or 0 where that index is outside X; cols[K, :] = 1; cols[K + 1 :] = 0.
+
+    Row by row (the tap (p, q) outer, its valid output range computed once), all the
+    group's samples in each row: 2.2x faster than sample by sample for the 8x8 digits
+    network's 4 x 4 maps, 1.3x for LeNet's second layer.
     """
     C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
+    N = m * P
     zero = X.dtype.type(0)
-    us = _u(s)
-    kb = _u(C * kh * kw)  # the row of ones, the bias's
-    for t in range(P):
-        cols[kb, _u(t)] = 1
-    for c in range(C):
-        uc = _u(c)
-        for p in range(kh):
-            i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
-            for q in range(kw):
-                j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
+    K = C * kh * kw
+    for t in range(N):  # the row of ones, the bias's
+        cols[_u(K), _u(t)] = 1
+    for k in range(K + 1, cols.shape[0]):  # padding rows (dcols may have left values)
+        for t in range(N):
+            cols[_u(k), _u(t)] = zero
+    for p in range(kh):
+        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
+        for q in range(kw):
+            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
+            padded = i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo
+            x0 = q * dw - pw
+            for c in range(C):
+                uc = _u(c)
                 k = _u((c * kh + p) * kw + q)
-                if i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo:  # padding: zero first
-                    for t in range(P):
+                if padded:  # zero first
+                    for t in range(N):
                         cols[k, _u(t)] = zero
-                x0 = q * dw - pw
-                for i in range(i0, i1):
-                    y = _u(i * sh + p * dh - ph)
-                    d = i * Wo
-                    for j in range(j0, j1):
-                        cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
+                for s in range(m):
+                    us = _u(s0 + s)
+                    for i in range(i0, i1):
+                        y = _u(i * sh + p * dh - ph)
+                        d = s * P + i * Wo
+                        for j in range(j0, j1):
+                            cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
 
 
 @jit
-def _col2im_sample(dcols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
-    """Overwrite dX[s] with the adjoint of :func:`_im2col_sample` applied to ``dcols``.
+def _col2im_group(dcols, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
+    """Overwrite dX[s0 : s0 + m] with the adjoint of :func:`_im2col_group` applied to
+    ``dcols``: for sample s0 + s,
 
-    dX[s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, i*Wo + j]
-                     over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
-    added in the order of (c, p, q, i, j).
+    dX[s0 + s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, s*P + i*Wo + j]
+                          over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+    added in the order of (p, q) (then i, j), as sample by sample.
     """
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    us = _u(s)
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                dX[us, _u(c), _u(y), _u(x)] = 0
-    for c in range(C):
-        uc = _u(c)
-        for p in range(kh):
-            i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
-            for q in range(kw):
-                j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
+    P = Ho * Wo
+    for s in range(m):
+        us = _u(s0 + s)
+        for c in range(C):
+            for y in range(H):
+                for x in range(W):
+                    dX[us, _u(c), _u(y), _u(x)] = 0
+    for p in range(kh):
+        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
+        for q in range(kw):
+            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
+            x0 = q * dw - pw
+            for c in range(C):
+                uc = _u(c)
                 k = _u((c * kh + p) * kw + q)
-                x0 = q * dw - pw
-                for i in range(i0, i1):
-                    y = _u(i * sh + p * dh - ph)
-                    d = i * Wo
-                    for j in range(j0, j1):
-                        dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
+                for s in range(m):
+                    us = _u(s0 + s)
+                    for i in range(i0, i1):
+                        y = _u(i * sh + p * dh - ph)
+                        d = s * P + i * Wo
+                        for j in range(j0, j1):
+                            dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
+
+
+@jit_fma
+def _mm(A, B, C3, s, N):
+    """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N), K a multiple of 4 (the workspace
+    pads it): a row-major product written into C3[s] (M, >= N), e.g. straight into one
+    sample's Y[s] (F, P).
+
+    Rows of C in blocks of 4 and k in steps of 4: each pass over a row block of B adds 16
+    products to 4 rows of C (compiled with contraction: FMAs), and the inner loop over j
+    is contiguous in B and C, so LLVM vectorises it at the machine's full width. The
+    additions for C3[s, i, j] run in the order of k. (An inner loop split by sample,
+    writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
+    slower; hence one 2-D product and a copy for groups of samples.)
+    """
+    M, K = A.shape  # K a multiple of 4
+    M4 = M - M % 4
+    us = _u(s)
+    for i in range(0, M4, 4):
+        i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
+        for j in range(N):
+            uj = _u(j)
+            C3[us, i0, uj] = 0
+            C3[us, i1, uj] = 0
+            C3[us, i2, uj] = 0
+            C3[us, i3, uj] = 0
+        for k in range(0, K, 4):
+            k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
+            a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
+            a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
+            a20, a21, a22, a23 = A[i2, k0], A[i2, k1], A[i2, k2], A[i2, k3]
+            a30, a31, a32, a33 = A[i3, k0], A[i3, k1], A[i3, k2], A[i3, k3]
+            for j in range(N):
+                uj = _u(j)
+                b0, b1, b2, b3 = B[k0, uj], B[k1, uj], B[k2, uj], B[k3, uj]
+                C3[us, i0, uj] = C3[us, i0, uj] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
+                C3[us, i1, uj] = C3[us, i1, uj] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
+                C3[us, i2, uj] = C3[us, i2, uj] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
+                C3[us, i3, uj] = C3[us, i3, uj] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
+    for i in range(M4, M):
+        ui = _u(i)
+        for j in range(N):
+            C3[us, ui, _u(j)] = 0
+        for k in range(K):
+            uk = _u(k)
+            a = A[ui, uk]
+            for j in range(N):
+                uj = _u(j)
+                C3[us, ui, uj] = C3[us, ui, uj] + a * B[uk, uj]
+
+
+@jit_fma_reduce
+def _mm_nt(A, B, C, L, acc):
+    """C (M, N) = A[:, :L] @ B[:, :L].T, plus C's old value when ``acc``: A (M, >= L),
+    B (N, >= L), both read along their rows (e.g. a group's im2col matrix and its dZ:
+    the weight gradient [dW2.T; db] with no transposed copy).
+
+    Blocks of 4 x 4 outputs, each 16 sums over l kept in registers; compiled with
+    contraction (FMAs) and reassociation, so that LLVM vectorises the sums over l (one
+    fixed order of additions per compiled kernel, whatever the thread count).
+    """
+    M, N = C.shape
+    M4 = M - M % 4
+    N4 = N - N % 4
+    zero = C.dtype.type(0)
+    for i in range(0, M4, 4):
+        i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
+        for j in range(0, N4, 4):
+            j0, j1, j2, j3 = _u(j), _u(j + 1), _u(j + 2), _u(j + 3)
+            c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = zero
+            c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = zero
+            for t in range(L):
+                ut = _u(t)
+                a0, a1, a2, a3 = A[i0, ut], A[i1, ut], A[i2, ut], A[i3, ut]
+                b0, b1, b2, b3 = B[j0, ut], B[j1, ut], B[j2, ut], B[j3, ut]
+                c00 += a0 * b0
+                c01 += a0 * b1
+                c02 += a0 * b2
+                c03 += a0 * b3
+                c10 += a1 * b0
+                c11 += a1 * b1
+                c12 += a1 * b2
+                c13 += a1 * b3
+                c20 += a2 * b0
+                c21 += a2 * b1
+                c22 += a2 * b2
+                c23 += a2 * b3
+                c30 += a3 * b0
+                c31 += a3 * b1
+                c32 += a3 * b2
+                c33 += a3 * b3
+            if acc:
+                c00 += C[i0, j0]
+                c01 += C[i0, j1]
+                c02 += C[i0, j2]
+                c03 += C[i0, j3]
+                c10 += C[i1, j0]
+                c11 += C[i1, j1]
+                c12 += C[i1, j2]
+                c13 += C[i1, j3]
+                c20 += C[i2, j0]
+                c21 += C[i2, j1]
+                c22 += C[i2, j2]
+                c23 += C[i2, j3]
+                c30 += C[i3, j0]
+                c31 += C[i3, j1]
+                c32 += C[i3, j2]
+                c33 += C[i3, j3]
+            C[i0, j0] = c00
+            C[i0, j1] = c01
+            C[i0, j2] = c02
+            C[i0, j3] = c03
+            C[i1, j0] = c10
+            C[i1, j1] = c11
+            C[i1, j2] = c12
+            C[i1, j3] = c13
+            C[i2, j0] = c20
+            C[i2, j1] = c21
+            C[i2, j2] = c22
+            C[i2, j3] = c23
+            C[i3, j0] = c30
+            C[i3, j1] = c31
+            C[i3, j2] = c32
+            C[i3, j3] = c33
+    # the rest: rows M4 ... M - 1 against every column, columns N4 ... N - 1 above M4
+    for i in range(M):
+        ui = _u(i)
+        for j in range(0 if i >= M4 else N4, N):
+            uj = _u(j)
+            c = zero
+            for t in range(L):
+                c += A[ui, _u(t)] * B[uj, _u(t)]
+            C[ui, uj] = c + C[ui, uj] if acc else c
+
+
+@jit
+def _copy_out(src, Y3, s0, m):
+    """Y3[s0 + i, f, t] = src[f, i*P + t] for the m samples of a group."""
+    F, P = Y3.shape[1], Y3.shape[2]
+    for i in range(m):
+        s = _u(s0 + i)
+        for f in range(F):
+            uf = _u(f)
+            o = i * P
+            for t in range(P):
+                Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
+
+
+@jit
+def _copy_in(dY3, s0, m, dst):
+    """dst[f, i*P + t] = dY3[s0 + i, f, t] for the m samples of a group."""
+    F, P = dY3.shape[1], dY3.shape[2]
+    for i in range(m):
+        s = _u(s0 + i)
+        for f in range(F):
+            uf = _u(f)
+            o = i * P
+            for t in range(P):
+                dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
 
 
 # --------------------------------------------------------------------------------------
@@ -277,18 +529,19 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_forward_block``) are of types the kernels take."""
-    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = args
+    X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
-    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b", W2b, 2))
-    arrays += (("ws.cols", cols, 3), ("ws.kept", kept, 3), ("ws.dW_chunks", dW_chunks, 3))
+    arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b / ws.W2T", Wm, 2))
+    arrays += (("ws.cols", cols, 3), ("ws.out", out, 3), ("ws.kept", kept, 3))
+    arrays += (("ws.dW_chunks", dW_chunks, 3),)
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    for v in geom + (chunk,):
+    for v in geom + (chunk, group):
         try:
             operator.index(v)
         except TypeError:
@@ -305,8 +558,8 @@ def _backward_types(args):
 
 def _check(name, args, b, dW, Wt, raw):
     """The clear error for arguments ``conv2d_forward`` / ``conv2d_backward`` reject
-    (``args``: X, W2b, Y or dY, geometry, dX, need_dx, cols, ws)."""
-    X, _, Y, _, dX, need_dx, _, ws = args
+    (``args``: X, Y or dY, geometry, dX, need_dx, ws)."""
+    X, Y, _, dX, need_dx, ws = args
     if not isinstance(ws, Conv2dWorkspace):
         raise TypeError(f"{name}: ws must be a Conv2dWorkspace (conv2d_workspace)")
     arrays = (("b / db", b, 1), ("Wt", Wt, 4)) + ((("dW", dW, 4),) if dW is not None else ())
@@ -315,12 +568,28 @@ def _check(name, args, b, dW, Wt, raw):
             raise TypeError(f"{name}: {label} must be a {ndim}-D ndarray")
         if ndim == 4 and not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
-    _check_types((X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.kept, True, ws.dW_chunks, 0), name)
+    args = (X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
+    _check_types(args + (0, 0), name)
     if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
         raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
     raise ValueError(  # the shapes
         f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
         " (or ws has too few chunks for the batch)"
+    )
+
+
+def _ws_fits(ws, K, F, P):
+    """True when the workspace's buffers fit a convolution of these sizes."""
+    GP = ws.group * P
+    return (
+        ws.group >= 1
+        and ws.chunk % ws.group == 0
+        and ws.cols.shape[1:] == (_round4(K + 1), GP)
+        and ws.out.shape[1:] == (_round4(F), GP)
+        and ws.kept.shape[1:] == (_round4(K + 1), GP)
+        and ws.W2b.shape == (F, _round4(K + 1))
+        and ws.W2T.shape == (_round4(K + 1), _round4(F))
+        and ws.out.shape[0] == ws.cols.shape[0]
     )
 
 
@@ -338,8 +607,8 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     dil_h, dil_w : int >= 1; dilation (dh, dw), 1 for a plain convolution.
     Y : (n, F, Ho, Wo), overwritten:
         Y[s, f, i, j] = b[f] + sum_{c,p,q} Wt[f,c,p,q] * Xpad[s, c, i*sh + p*dh, j*sw + q*dw].
-    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.W2b`` and
-        ``ws.kept`` are used here).
+    ws : :class:`Conv2dWorkspace` for these shapes (``ws.cols``, ``ws.out``, ``ws.W2b``
+        and ``ws.kept`` are used here).
 
     The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
     kernel family shares), each in ``_forward_block``.
@@ -353,62 +622,85 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
             and Wt.flags.c_contiguous
             and b.shape == (F,)
             and Y.shape[:2] == (n, F)
-            and ws.cols.shape[1:] == (K + 1, Y.shape[2] * Y.shape[3])
-            and ws.W2b.shape == (F, K + 1)
+            and _ws_fits(ws, K, F, Y.shape[2] * Y.shape[3])
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
         )
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
-    args = (X, ws.W2b if ok else None, Y, geom, Y, False, ws.cols if ok else None)
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        _check("conv2d_forward", args + (ws,), b, None, Wt, raw)
+        _check("conv2d_forward", (X, Y, geom, Y, False, ws), b, None, Wt, raw)
     _fill_w2b(Wt, b, ws.W2b)
-    keep = ws.kept.shape[0] >= n
-    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.kept, keep, ws.dW_chunks, 0)
-    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
+    keep = ws.kept.shape[0] * ws.group >= n
+    args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    run_blocks(_forward_block, args + (ws.chunk, ws.group), ws.cols.shape[0], _forward_types)
 
 
 # the convolution's block functions (slots) take the same packed arguments, forward and
-# backward (one ``_pack`` signature per dtype): (X, W2b, Y or dY, (kh, kw, sh, sw, ph,
-# pw, dh, dw), dX, need_dx, cols, kept, keep, dW_chunks, chunk)
-
-
-@internal
-def _forward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_forward`."""
-    X, W2b, Y, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
-    kh, kw, sh, sw, ph, pw, dh, dw = geom
-    _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols[t], kept, keep, t, cols.shape[0])
+# backward (one ``_pack`` signature per dtype): (X, W2b (forward) or W2T (backward), Y or
+# dY, (kh, kw, sh, sw, ph, pw, dh, dw), dX, need_dx, cols, out, kept, keep, dW_chunks,
+# chunk, group). The block functions do their slot's work themselves (no serial slot
+# function in between: numba optimises a callee's code again inside every caller).
 
 
 @jit
 def _fill_w2b(Wt, b, W2b):
-    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f]."""
-    F, K1 = W2b.shape
-    W2 = Wt.reshape(F, K1 - 1)
+    """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f] (its columns after K stay 0)."""
+    F, C, kh, kw = Wt.shape
+    K = C * kh * kw
+    W2 = Wt.reshape(F, K)
     for f in range(F):
         uf = _u(f)
-        for k in range(K1 - 1):
+        for k in range(K):
             W2b[uf, _u(k)] = W2[uf, _u(k)]
-        W2b[uf, _u(K1 - 1)] = b[uf]
+        W2b[uf, _u(K)] = b[uf]
 
 
 @jit
-def _forward_slot(X, W2b, kh, kw, sh, sw, ph, pw, dh, dw, Y, cols, kept, keep, t, n_slots):
-    """Slot t of :func:`conv2d_forward`: samples t, t + n_slots, ... with im2col in cols
-    (in kept[s] when ``keep``); the bias comes in with the row of ones."""
+def _fill_w2t(Wt, W2T):
+    """W2T[:K, :F] = Wt.reshape(F, K).T (its other rows and columns stay 0: dcols' row
+    of the ones and padding rows come out 0)."""
+    F, C, kh, kw = Wt.shape
+    K = C * kh * kw
+    W2 = Wt.reshape(F, K)
+    for k in range(K):
+        uk = _u(k)
+        for f in range(F):
+            W2T[uk, _u(f)] = W2[_u(f), uk]
+
+
+@internal
+def _forward_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_forward`: groups t, t + n_slots, ... of ``group`` samples,
+    their im2col in cols[t] (in kept[g] when ``keep``), one product per group (``_mm``),
+    straight into Y[s] for a group of one, else into out[t] and then into Y."""
+    X, W2b, Y, geom, _, _, cols_all, out_all, kept, keep, _, _, group = unpack(packed, args_type)
+    kh, kw, sh, sw, ph, pw, dh, dw = geom
+    n_slots = cols_all.shape[0]
+    cols = cols_all[t]
+    out3 = out_all[t].reshape(1, out_all.shape[1], out_all.shape[2])  # C layout, as Y3
     n = X.shape[0]
     F = W2b.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
     P = Ho * Wo
-    for s in range(t, n, n_slots):
-        cs = kept[s] if keep else cols
-        _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-        # Y[s, f, i*Wo + j] = sum_k W2[f, k] cs[k, i*Wo + j] + b[f] * 1
-        gemm(W2b, cs, Y[s].reshape(F, P))
+    Y3 = Y.reshape(n, F, P)
+    n_groups = (n + group - 1) // group
+    for g in range(t, n_groups, n_slots):
+        s0 = g * group
+        m = min(group, n - s0)
+        cs = kept[g] if keep else cols
+        _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
+        # Y[s0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight into Y for
+        # a group of one (one call site: numba would inline a second copy of _mm)
+        if m == 1:
+            dst, s_dst = Y3, s0
+        else:
+            dst, s_dst = out3, 0
+        _mm(W2b, cs, dst, s_dst, m * P)
+        if m > 1:
+            _copy_out(out3[0], Y3, s0, m)
 
 
 def conv2d_backward(
@@ -432,11 +724,11 @@ def conv2d_backward(
         is read from there, as the last :func:`conv2d_forward` with this ``ws`` and this
         X left it).
 
-    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's samples, in
-    order, of cols @ dYs.T, accumulated by BLAS); db is the row of ones' product. (The
-    partial sums are kept transposed, (K + 1, F), so that row blocks stay contiguous.)
-    The slots run in parallel through ``runner.run_blocks``, each in
-    ``_backward_block``; the chunk sums are added after them (``_sum_chunks``).
+    [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's groups, in
+    order, of cols_g @ dY_g.T); db is the row of ones' product. (The partial sums are
+    kept transposed, (K + 1, F), so that row blocks stay contiguous.) The slots run in
+    parallel through ``runner.run_blocks``, each in ``_backward_block``; the chunk sums
+    are added after them (``_sum_chunks``).
     """
     need_dx = bool(need_dx)
     if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
@@ -455,9 +747,8 @@ def conv2d_backward(
             and Wt.flags.c_contiguous
             and db.shape == (F,)
             and (not need_dx or dX.shape == X.shape)
-            and ws.cols.shape[1:] == (K + 1, dY.shape[2] * dY.shape[3])
-            and ws.W2b.shape == (F, K + 1)
-            and ws.dW_chunks.shape[1:] == (K + 1, F)
+            and _ws_fits(ws, K, F, dY.shape[2] * dY.shape[3])
+            and ws.dW_chunks.shape[1:] == (_round4(K + 1), F)
             and n_chunks <= ws.dW_chunks.shape[0]
             and min(stride_h, stride_w, dil_h, dil_w) >= 1
             and min(pad_h, pad_w) >= 0
@@ -467,51 +758,61 @@ def conv2d_backward(
     geom = (kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w) if ok else ()
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
-        _check("conv2d_backward", (X, None, dY, geom, dX, need_dx, None, ws), db, dW, Wt, raw)
-    _fill_w2b(Wt, db, ws.W2b)
-    ws.W2b[:, K] = 0  # bias column 0: dcols' last row is 0
-    keep = ws.kept.shape[0] >= n
-    args = (X, ws.W2b, dY, geom, dX, need_dx, ws.cols, ws.kept, keep, ws.dW_chunks, chunk)
-    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
+        _check("conv2d_backward", (X, dY, geom, dX, need_dx, ws), db, dW, Wt, raw)
+    _fill_w2t(Wt, ws.W2T)
+    keep = ws.kept.shape[0] * ws.group >= n
+    args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
+    run_blocks(_backward_block, args + (chunk, ws.group), ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
 
 @internal
 def _backward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_backward`."""
-    X, W2b, dY, geom, dX, need_dx, cols, kept, keep, dW_chunks, chunk = unpack(packed, args_type)
+    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., their groups of
+    ``group`` samples in order.
+
+    dY_g gathered into out[t] (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g cols_g @ dY_g.T
+    (its last row, cols' row of ones against dY_g, is db's partial sum); dcols_g = W2.T @
+    dY_g into cols[t], then col2im sample by sample.
+    """
+    args = unpack(packed, args_type)
+    X, W2T, dY, geom, dX, need_dx, cols_all, out_all, kept, keep, dW_chunks, chunk, group = args
     kh, kw, sh, sw, ph, pw, dh, dw = geom
-    n_slots = cols.shape[0]
-    _backward_slot(
-        X,
-        W2b,
-        dY,
-        kh,
-        kw,
-        sh,
-        sw,
-        ph,
-        pw,
-        dh,
-        dw,
-        dX,
-        need_dx,
-        cols[t],
-        kept,
-        keep,
-        dW_chunks,
-        chunk,
-        t,
-        n_slots,
-    )
+    n_slots = cols_all.shape[0]
+    cols = cols_all[t]
+    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
+    out = out_all[t]
+    n = X.shape[0]
+    F = dY.shape[1]
+    Ho, Wo = dY.shape[2], dY.shape[3]
+    P = Ho * Wo
+    dY3 = dY.reshape(n, F, P)
+    n_chunks = (n + chunk - 1) // chunk
+    for ch in range(t, n_chunks, n_slots):
+        dWc = dW_chunks[ch]
+        s0 = ch * chunk
+        s1 = min(n, s0 + chunk)
+        for g0 in range(s0, s1, group):
+            m = min(group, s1 - g0)
+            if keep:
+                cs = kept[g0 // group]
+            else:
+                cs = cols
+                _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
+            _copy_in(dY3, g0, m, out)
+            # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
+            _mm_nt(cs, out, dWc, m * P, g0 != s0)
+            if need_dx:
+                # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
+                _mm(W2T, out, cols3, np.int64(0), m * P)
+                _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 @jit
 def _sum_chunks(parts, n_chunks, W2, db):
-    """The chunk sums (K + 1, F), [dW2.T; db], added in chunk order into W2 (F, K) and
+    """The chunk sums (K4, F), [dW2.T; db; 0], added in chunk order into W2 (F, K) and
     db (F,)."""
-    K1, F = parts.shape[1], parts.shape[2]
-    K = K1 - 1
+    F, K = W2.shape
     for k in range(K + 1):
         uk = _u(k)
         for f in range(F):
@@ -523,57 +824,6 @@ def _sum_chunks(parts, n_chunks, W2, db):
                 W2[uf, uk] = acc
             else:
                 db[uf] = acc
-
-
-@jit
-def _backward_slot(
-    X,
-    W2b,
-    dY,
-    kh,
-    kw,
-    sh,
-    sw,
-    ph,
-    pw,
-    dh,
-    dw,
-    dX,
-    need_dx,
-    cols,
-    kept,
-    keep,
-    dW_chunks,
-    chunk,
-    t,
-    n_slots,
-):
-    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., samples in order.
-
-    dW_chunks[ch] (K + 1, F) = sum_s cols_s @ dY_s.T (its last row, cols' row of ones
-    against dY_s, is db's partial sum).
-    """
-    n = X.shape[0]
-    F = W2b.shape[0]
-    Ho, Wo = dY.shape[2], dY.shape[3]
-    P = Ho * Wo
-    n_chunks = (n + chunk - 1) // chunk
-    for ch in range(t, n_chunks, n_slots):
-        dWc = dW_chunks[ch]
-        s0 = ch * chunk
-        for s in range(s0, min(n, s0 + chunk)):
-            if keep:
-                cs = kept[s]
-            else:
-                cs = cols
-                _im2col_sample(X, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-            dYs = dY[s].reshape(F, P)
-            # dWc[k, f] (+)= sum_u cs[k, u] dYs[f, u]: BLAS accumulates (beta = 1)
-            gemm(cs, dYs.T, dWc, 1.0, 0.0 if s == s0 else 1.0)
-            if need_dx:
-                # dcols = W2.T @ dYs over this sample's cols (its last row, 0, unused)
-                gemm(W2b.T, dYs, cols)
-                _col2im_sample(cols, s, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 # --------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from sknet.kernels.conv import (
+    _mm,
+    _mm_nt,
+    auto_group,
     conv1d_backward,
     conv1d_forward,
     conv1d_workspace,
@@ -158,6 +161,55 @@ def test_conv2d_chunk_size_changes_only_rounding(chunk, n_slots):
     np.testing.assert_array_equal(dX, dX3)  # dX is per sample: no cross-chunk sum
 
 
+# ---- groups of samples, the products' edge blocks -----------------------------------
+
+
+@pytest.mark.parametrize("group", [1, 2, 3, 4, 7, 16])
+def test_conv2d_group_sizes_change_only_rounding(group):
+    """Any group size (samples per product, the last group possibly partial) gives the
+    reference's results; the default workspace picks one from the output size."""
+    rng = np.random.default_rng(12)
+    X, Wt, b = make_conv2d(rng, 6, 6, (3, 3), n=11, C=3, F=6)
+    dY = rng.standard_normal((11, 6, 6, 6))
+    F, C, kh, kw = Wt.shape
+    ws = conv2d_workspace(C, F, (kh, kw), (6, 6), 11, X.dtype, 3, group=group)
+    assert ws.group == group and ws.chunk % group == 0
+    Y = np.empty((11, F, 6, 6))
+    conv2d_forward(X, Wt, b, 1, 1, 1, 1, 1, 1, Y, ws)
+    _assert_close(Y, ref.conv2d(X, Wt, b, (1, 1), (1, 1), (6, 6)))
+    dW, db, dX = np.empty_like(Wt), np.empty(F), np.empty_like(X)
+    conv2d_backward(X, Wt, dY, 1, 1, 1, 1, 1, 1, dW, db, dX, True, ws)
+    dW3, db3, dX3 = backward2d(X, Wt, dY, (1, 1), (1, 1), chunk=1)  # one sample per product
+    _assert_close(dW, dW3)
+    _assert_close(db, db3)
+    _assert_close(dX, dX3)
+    auto = conv2d_workspace(C, F, (kh, kw), (6, 6), 11, X.dtype)
+    assert auto.group == auto_group(36) == 4 and auto.chunk == 8
+    assert conv2d_workspace(C, F, (kh, kw), (24, 24), 11, X.dtype).group == 1
+
+
+@pytest.mark.parametrize("M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2)])
+def test_products_against_numpy(M, K, N):
+    """The convolution's own products, every edge of their 4 x 4 blocks included (_mm's
+    inner dimension is a multiple of 4: the workspace pads it)."""
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((M, K))
+    B = rng.standard_normal((K, N + 3))  # columns beyond N are not read
+    C3 = np.full((2, M, N + 2), np.nan)
+    _mm(A, B, C3, 1, N)
+    np.testing.assert_allclose(C3[1, :, :N], A @ B[:, :N], rtol=1e-12)
+    assert np.isnan(C3[0]).all() and np.isnan(C3[1, :, N:]).all()
+    _mm(np.ascontiguousarray(A.T).T, B, C3, 0, N)  # a transposed view, as W2b.T
+    np.testing.assert_allclose(C3[0, :, :N], A @ B[:, :N], rtol=1e-12)
+    Bt = rng.standard_normal((N, K + 2))
+    C = rng.standard_normal((M, N))
+    old = C.copy()
+    _mm_nt(A, Bt, C, K - 1, True)  # any length of the sums
+    np.testing.assert_allclose(C, old + A[:, : K - 1] @ Bt[:, : K - 1].T, rtol=1e-12)
+    _mm_nt(A, Bt, C, K, False)
+    np.testing.assert_allclose(C, A @ Bt[:, :K].T, rtol=1e-12)
+
+
 # ---- conv1d ------------------------------------------------------------------------
 
 # (L, kernel, stride, left padding, output size, dilation)
@@ -281,7 +333,7 @@ def test_conv2d_kept_im2col_is_bit_identical(
     dW_ref, db_ref, dX_ref = backward2d(X, Wt, dY, stride, padding, dilation=dilation)
     for max_batch in (X.shape[0], X.shape[0] + 5):
         ws = conv2d_workspace(C, F, (kh, kw), out_size, max_batch, dtype, 2, 3, keep_cols=True)
-        assert ws.kept.shape[0] == max_batch
+        assert ws.kept.shape[0] == -(-max_batch // ws.group)  # groups of samples
         Y = np.empty_like(Y_ref)
         conv2d_forward(X, Wt, b, *stride, *padding, *dilation, Y, ws)
         dW, db, dX = np.empty_like(Wt), np.empty(F, dtype), np.empty_like(X)
@@ -334,6 +386,10 @@ def test_conv2d_bad_input_raises_clear_errors():
         backward(dX=dX.astype(np.float32))
     with pytest.raises(ValueError, match="paddings >= 0"):
         backward(geom=(1, 1, -1, 0, 1, 1))
+    with pytest.raises(ValueError, match="do not fit together"):  # another group size
+        backward(
+            ws=conv2d_workspace(C, F, (kh, kw), (4, 4), 7, X.dtype, 2, group=2)._replace(group=3)
+        )
     # the valid calls still give the same results after the rejected ones
     Y2 = np.empty_like(Y)
     forward(Y=Y2)
