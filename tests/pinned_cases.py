@@ -137,7 +137,10 @@ def run_case(name, dtype):
 
 
 def environment():
-    """What the pinned bits depend on besides sknet: the BLAS kernel and the CPU."""
+    """What the pinned bits depend on besides sknet: the BLAS kernel and the CPU (its
+    kind as LLVM names it: numba compiles the kernels for it, and the vector width it
+    picks sets the order of the sums the conv products reassociate)."""
+    from llvmlite import binding
     from threadpoolctl import threadpool_info
 
     blas = sorted(
@@ -145,7 +148,7 @@ def environment():
         for i in threadpool_info()
         if i.get("user_api") == "blas"
     )
-    return ";".join([platform.machine(), np.__version__] + blas)
+    return ";".join([platform.machine(), binding.get_host_cpu_name(), np.__version__] + blas)
 
 
 def main(path="tests/data/pinned_predictions.npz"):
