@@ -208,16 +208,6 @@ def _gemm_at(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb,
     return sig, codegen
 
 
-@register_jitable
-def _gemm(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major ``?gemm`` through NumPy's OpenBLAS at ``address`` (see
-    ``_numpy_gemm``), or through scipy's (numba's bridge) when ``address`` is 0."""
-    if address != 0:
-        _gemm_at(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    else:
-        _xxgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-
 _GEMM_ADDRESSES = None
 
 
@@ -272,50 +262,48 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address):
     """Block ``p`` of ``nb`` of one ``dense_blocks`` task (rows of the batch, or columns
     of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both).
 
-    The products go straight to ``?gemm`` (``_gemm``) with the layouts spelled out, all
+    The products go straight to ``?gemm`` with the layouts spelled out, all
     operands as flat C arrays: one signature, no layout dispatch to compile. Row-major
-    ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``).
+    ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``). One call site
+    of each ``?gemm`` bridge (compile time).
     """
-    if task == BACKWARD:
-        if p == 0:
-            _product(WEIGHT_GRAD, 0, 1, x, w, b, code, a, delta, dw, dx, address)
-        if p == 1 or nb == 1:
-            _product(INPUT_GRAD, 0, 1, x, w, b, code, a, delta, dw, dx, address)
-        return
-    n, d = x.shape
-    parts = n_parts(n, d, w.shape[1])
-    _product(task, p, parts, x, w, b, code, a, delta, dw, dx, address)
-
-
-@register_jitable
-def _product(task, p, parts, x, w, b, code, a, delta, dw, dx, address):
-    """Part ``p`` of ``parts`` of one product (see ``_dense_block``)."""
     n, d = x.shape
     k = w.shape[1]
-    m = k if task == WEIGHT_GRAD else n
-    step = (m + parts - 1) // parts
-    lo = min(p * step, m)
-    hi = min(lo + step, m)
-    if lo >= hi:
-        return
+    first = last = task
+    parts = n_parts(n, d, k)
+    if task == BACKWARD:  # WEIGHT_GRAD and INPUT_GRAD (consecutive codes), each whole
+        first = WEIGHT_GRAD if p == 0 else INPUT_GRAD
+        last = INPUT_GRAD if p == 1 or nb == 1 else WEIGHT_GRAD
+        parts = 1
+        p = 0
+    N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
+    xf = x.reshape(-1)
+    wf = w.reshape(-1)
+    df = delta.reshape(-1)
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
-    N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
-    if task == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
-        af = a.reshape(-1)
-        xf = x.reshape(-1)
-        wf = w.reshape(-1)
-        _gemm(address, N, N, k, hi - lo, d, one, wf, k, xf[lo * d :], d, zero, af[lo * k :], k)
-        bias_activation_forward(a[lo:hi], b, code)
-    elif task == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
-        df = delta.reshape(-1)
-        dwf = dw.reshape(-1)
-        _gemm(address, N, T, hi - lo, d, n, one, df[lo:], k, x.reshape(-1), d, zero, dwf[lo:], k)
-    else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
-        df = delta.reshape(-1)
-        dxf = dx.reshape(-1)
-        wf = w.reshape(-1)
-        _gemm(address, T, N, d, hi - lo, k, one, wf, k, df[lo * k :], k, zero, dxf[lo * d :], d)
+    for t in range(first, last + 1):
+        m = k if t == WEIGHT_GRAD else n
+        step = (m + parts - 1) // parts
+        lo = min(p * step, m)
+        hi = min(lo + step, m)
+        if lo >= hi:
+            continue
+        if t == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
+            ta, tb, mm, nn, kk, lda, ldb, ldc = N, N, k, hi - lo, d, k, d, k
+            op_a, op_b, out = wf, xf[lo * d :], a.reshape(-1)[lo * k :]
+        elif t == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
+            ta, tb, mm, nn, kk, lda, ldb, ldc = N, T, hi - lo, d, n, k, d, k
+            op_a, op_b, out = df[lo:], xf, dw.reshape(-1)[lo:]
+        else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
+            ta, tb, mm, nn, kk, lda, ldb, ldc = T, N, d, hi - lo, k, k, k, d
+            op_a, op_b, out = wf, df[lo * k :], dx.reshape(-1)[lo * d :]
+        if address != 0:  # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
+            _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+        else:
+            _xxgemm(ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+        if t == FORWARD:
+            bias_activation_forward(a[lo:hi], b, code)
 
 
 @internal
