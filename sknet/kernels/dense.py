@@ -4,7 +4,7 @@ Shapes: X (n, d) inputs, W (d, k) weights, b (k,) bias, A (n, k) activations.
 
 Forward::
 
-    Z = X W + b          (GEMM through BLAS: np.dot into a preallocated buffer)
+    Z = X W + b          (GEMM through BLAS, into a preallocated buffer)
     A = f(Z)             (activation code, see kernels.activations)
 
 Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
@@ -24,9 +24,20 @@ count: results are bit-identical whatever the thread count. OpenBLAS's own threa
 not: it rounds a product differently on one thread and on two (measured on the project
 machine for every product shape of the MNIST MLP benchmark), so a fit whose thread plan
 switched BLAS between 1 and 2 threads depended on timing. Blocked products do not give
-the bits of unblocked ones either. Sparse input keeps scipy's product and ``np.dot``,
-around the fused element-wise passes ``bias_activation_forward`` and
-``activation_backward_bias_grad`` (which dense input uses too).
+the bits of unblocked ones either (measured: any row, column or inner split of the MNIST
+MLP's products changes some bits).
+
+A layer that needs dX runs its backward as one ``BACKWARD`` task: dW and dX, each one
+whole product, as two blocks side by side (two threads busy without cutting a product:
+no block edges, no shared operand packed twice; a split (256, 128) product costs 25-30%
+more on one thread than the whole one). Whether the two run in parallel or one after
+the other changes no bit: the same two calls.
+
+The ``?gemm`` called is that of the OpenBLAS NumPy's wheels bundle when there is one
+(``_numpy_gemm``: faster on these shapes than scipy's copy, which numba's bridge
+calls; the same bits on the project machine), else scipy's. Sparse input keeps scipy's
+product and ``np.dot``, around the fused element-wise passes ``bias_activation_forward``
+and ``activation_backward_bias_grad`` (which dense input uses too).
 """
 
 import ctypes
