@@ -19,6 +19,12 @@ process, before PyTorch starts its threads; sknet itself sets nothing), and in a
 process with ``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default (spinning threads).
 Both figures are printed.
 
+sknet's training epochs are timed in a fresh process of their own (``--sknet-peer``),
+with the environment this script was started with: without the ``PASSIVE`` setting,
+which made numba's OpenMP threads sleep between sknet's parallel regions (slower
+regions: a 2-thread (256, 128) epoch 0.67 s in this process, 0.40-0.43 s in a fresh
+one, idle machine). Each fresh process warms its kernels up first (numba's disk cache).
+
 Usage::
 
     python benchmarks/bench_mlp.py            # full run (several minutes)
@@ -37,6 +43,8 @@ import warnings
 import numpy as np
 
 warnings.filterwarnings("ignore")
+# the environment as started, for the --sknet-peer subprocesses
+_START_ENV = dict(os.environ)
 # passive OpenMP waiting in this process, for PyTorch too (set before it loads OpenMP);
 # the --torch-peer subprocess times PyTorch with ACTIVE, its own default
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -128,6 +136,36 @@ def torch_peer_main(spec):
         print(time_torch(X32, y, tuple(hidden), epochs, repeats))
 
 
+def sknet_peer_main(spec):
+    """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch
+    of ``MLPClassifier(hidden)`` on ``make_data(n)`` in ``dtype``."""
+    n, epochs, repeats, n_threads, dtype, *hidden = spec.split(",")
+    n, epochs, repeats, n_threads = (int(v) for v in (n, epochs, repeats, n_threads))
+    X32, y = make_data(n)
+    X = X32.astype(dtype)
+    hidden = tuple(int(h) for h in hidden)
+    set_threads(n_threads)
+    with threadpool_limits(n_threads):
+        print(time_estimator(lambda: MLPClassifier(hidden, **COMMON), X, y, epochs, repeats))
+
+
+def time_sknet(n, epochs, repeats, n_threads, dtype, hidden):
+    """sknet's seconds per epoch from a fresh ``--sknet-peer`` process started with the
+    environment this script was started with (no ``OMP_WAIT_POLICY`` of ours)."""
+    spec = ",".join(str(v) for v in (n, epochs, repeats, n_threads, dtype, *hidden))
+    out = subprocess.run(
+        [sys.executable, __file__, "--sknet-peer", spec],
+        env=_START_ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(out.split()[-1])
+
+
+COMMON = dict(activation="relu", solver="adam", batch_size=200, random_state=0)
+
+
 def make_data(n):
     rng = np.random.default_rng(0)
     return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
@@ -185,20 +223,24 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer repeats")
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. '2' or '1,2'")
     parser.add_argument("--torch-peer", help=argparse.SUPPRESS)
+    parser.add_argument("--sknet-peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_peer:
         return torch_peer_main(args.torch_peer)
+    if args.sknet_peer:
+        return sknet_peer_main(args.sknet_peer)
     n = 12_000 if args.quick else 60_000
     epochs, repeats = (1, 3) if args.quick else (2, 3)
     threads = [int(t) for t in args.threads.split(",")]
 
     X32, y = make_data(n)
     X64 = X32.astype(np.float64)
-    common = dict(activation="relu", solver="adam", batch_size=200, random_state=0)
+    common = COMMON
 
     print(
         f"# sknet MLP benchmark: {n} x 784, 10 classes, adam, batch 200; "
-        f"median of {repeats} runs of {epochs} epoch(s)"
+        f"median of {repeats} runs of {epochs} epoch(s); sknet in fresh processes "
+        f"(OMP_WAIT_POLICY={_START_ENV.get('OMP_WAIT_POLICY', 'unset')})"
     )
     print(f"# torch: {torch.__version__ if torch is not None else 'not installed'}")
     rows, torch_notes = [], []
@@ -208,9 +250,7 @@ def main():
             peak = gemm_peak(np.float32)
             for hidden in [(256, 128), (100,)]:
                 sk = time_estimator(lambda h=hidden: SkMLP(h, **common), X32, y, epochs, repeats)
-                me = time_estimator(
-                    lambda h=hidden: MLPClassifier(h, **common), X32, y, epochs, repeats
-                )
+                me = time_sknet(n, epochs, repeats, nt, "float32", hidden)
                 tt = float("nan")
                 if torch is not None:
                     tt_passive = time_torch(X32, y, hidden, epochs, repeats)
@@ -224,9 +264,7 @@ def main():
                 rows.append((f"{hidden} f32", nt, me, sk, tt, flops / me / 1e9 / peak))
             if nt == max(threads):
                 sk64 = time_estimator(lambda: SkMLP((256, 128), **common), X64, y, epochs, repeats)
-                me64 = time_estimator(
-                    lambda: MLPClassifier((256, 128), **common), X64, y, epochs, repeats
-                )
+                me64 = time_sknet(n, epochs, repeats, nt, "float64", (256, 128))
                 rows.append(("(256, 128) f64", nt, me64, sk64, float("nan"), float("nan")))
         print(f"# float32 GEMM peak at {nt} thread(s): {peak:.0f} GFLOP/s")
 

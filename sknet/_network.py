@@ -11,7 +11,7 @@ import numpy as np
 from ._layers.base import buffer
 from ._sequences import PaddedSequences
 from .kernels.activations import LOGISTIC, activation_forward, exp_forward, softmax_forward
-from .kernels.dense import take_rows
+from .kernels.dense import gather_rows
 from .kernels.losses import LOSSES, OUTPUT_ACTIVATIONS, loss_and_delta
 from .kernels.optim import l2_blocks, l2_penalty_grad, sum_squares
 
@@ -343,7 +343,7 @@ class Network:
         if batches is None:
             batches = self._batches = {}
         out = buffer(batches, key, (idx.shape[0],) + A.shape[1:], A.dtype)
-        take_rows(A.reshape(A.shape[0], -1), idx, out.reshape(idx.shape[0], -1))
+        gather_rows(A.reshape(A.shape[0], -1), idx, out.reshape(idx.shape[0], -1))
         return out
 
     def _ctx_ones(self, n):

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from ..kernels.dense import (
+    BACKWARD,
     FORWARD,
-    INPUT_GRAD,
     WEIGHT_GRAD,
     activation_backward_bias_grad,
     bias_activation_forward,
@@ -118,11 +118,12 @@ class Dense(Layer):
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
         W, dW, b = params["W"], grads["W"], params["b"]
         if dense:  # as the forward pass: blocks in numba's threads
-            dense_blocks(WEIGHT_GRAD, X, W, b, self._code, dY, dY, dW, dY)
             if not need_dx:
+                dense_blocks(WEIGHT_GRAD, X, W, b, self._code, dY, dY, dW, dY)
                 return None
+            # dW and dX side by side, each one whole product
             dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
-            dense_blocks(INPUT_GRAD, X, W, b, self._code, dY, dY, dW, dX)
+            dense_blocks(BACKWARD, X, W, b, self._code, dY, dY, dW, dX)
             return dX
         grads["W"][...] = X.T @ dY
         if not need_dx:

@@ -4,7 +4,7 @@ Shapes: X (n, d) inputs, W (d, k) weights, b (k,) bias, A (n, k) activations.
 
 Forward::
 
-    Z = X W + b          (GEMM through BLAS: np.dot into a preallocated buffer)
+    Z = X W + b          (GEMM through BLAS, into a preallocated buffer)
     A = f(Z)             (activation code, see kernels.activations)
 
 Backward, given dA = dL/dA (n, k), overwritten in place by dZ::
@@ -24,15 +24,34 @@ count: results are bit-identical whatever the thread count. OpenBLAS's own threa
 not: it rounds a product differently on one thread and on two (measured on the project
 machine for every product shape of the MNIST MLP benchmark), so a fit whose thread plan
 switched BLAS between 1 and 2 threads depended on timing. Blocked products do not give
-the bits of unblocked ones either. Sparse input keeps scipy's product and ``np.dot``,
-around the fused element-wise passes ``bias_activation_forward`` and
-``activation_backward_bias_grad`` (which dense input uses too).
+the bits of unblocked ones either (measured: any row, column or inner split of the MNIST
+MLP's products changes some bits).
+
+A layer that needs dX runs its backward as one ``BACKWARD`` task: dW and dX, each one
+whole product, as two blocks side by side (two threads busy without cutting a product:
+no block edges, no shared operand packed twice; a split (256, 128) product costs 25-30%
+more on one thread than the whole one). Whether the two run in parallel or one after
+the other changes no bit: the same two calls.
+
+The ``?gemm`` called is that of the OpenBLAS NumPy's wheels bundle when there is one
+(``_numpy_gemm``: faster on these shapes than scipy's copy, which numba's bridge
+calls; the same bits on the project machine), else scipy's. Sparse input keeps scipy's
+product and ``np.dot``, around the fused element-wise passes ``bias_activation_forward``
+and ``activation_backward_bias_grad`` (which dense input uses too).
 """
 
+import ctypes
+import glob
 import operator
+import os
 
+import numba
 import numpy as np
-from numba.extending import register_jitable
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, register_jitable
 
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
@@ -52,6 +71,10 @@ PARTS = 2
 #: the split itself, not the small products, costs most. A function of the shapes, so
 #: the partition still ignores the thread count.
 BLOCK_MIN = 1 << 23
+#: ``BACKWARD`` runs dW and dX (each one whole product) as two blocks in parallel from
+#: this many multiply-adds per product on; below, one after the other on the calling
+#: thread. Either way the same two calls: the bits do not depend on it.
+TASKS_MIN = 1 << 20
 
 
 @jit
@@ -115,6 +138,115 @@ def take_rows(x, idx, out):
             out[i, j] = x[r, j]
 
 
+#: gathers of at least this many bytes run in parallel (``gather_rows``)
+GATHER_MIN = 1 << 18
+
+
+@internal
+def _take_rows_block(p, packed, args_type):
+    """Part ``p`` of ``gather_rows``: the rows ``[p step, (p + 1) step)`` of ``out``."""
+    x, idx, out, parts = unpack(packed, args_type)
+    m = idx.shape[0]
+    step = (m + parts - 1) // parts
+    lo = min(p * step, m)
+    hi = min(lo + step, m)
+    take_rows(x, idx[lo:hi], out[lo:hi])
+
+
+@jit
+def _check_rows(idx, n):
+    """IndexError unless every index is in ``[0, n)`` (errors raised inside parallel
+    blocks do not reach the caller)."""
+    for i in range(idx.shape[0]):
+        if idx[i] < 0 or idx[i] >= n:
+            raise IndexError("take_rows: row index out of range")
+
+
+def gather_rows(x, idx, out):
+    """``take_rows(x, idx, out)``, cut in row parts over numba's threads when the
+    gather is large (a copy: the same values whatever the partition). A mini-batch of
+    200 MNIST rows (627 kB) from a 188 MB training set: 29 us per gather on one thread,
+    the rows' cache misses most of it."""
+    parts = min(numba.get_num_threads(), idx.shape[0])
+    if parts <= 1 or out.nbytes < GATHER_MIN:
+        take_rows(x, idx, out)
+    else:
+        _check_rows(idx, x.shape[0])
+        run_blocks(_take_rows_block, (x, idx, out, parts), parts)
+
+
+_I64 = ir.IntType(64)
+_VOIDP = ir.IntType(8).as_pointer()
+_FGEMM = ir.FunctionType(ir.VoidType(), [_VOIDP] * 13)
+
+
+@intrinsic
+def _gemm_at(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """``?gemm`` of the Fortran interface with 64-bit integers (ILP64) at ``address``:
+    column-major ``c = alpha op(a) op(b) + beta c``, arguments as for ``blas._xxgemm``.
+    The address is a run-time value (see ``_numpy_gemm``): the cached code stays valid."""
+    if alpha not in (types.float32, types.float64) or beta != alpha:
+        raise TypingError("_gemm_at: alpha and beta must be of the arrays' float type")
+    if any(not isinstance(x, types.Array) or x.dtype != alpha for x in (a, b, c)):
+        raise TypingError("_gemm_at: a, b and c must be arrays of one float dtype")
+    sig = types.void(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        addr, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
+        fn = builder.inttoptr(addr, _FGEMM.as_pointer())
+
+        def data(value, ty):
+            return builder.bitcast(context.make_array(ty)(context, builder, value).data, _VOIDP)
+
+        def slot(value, ty=None):
+            if ty is not None:  # an integer, as the 64-bit integer BLAS takes
+                value = builder.sext(value, _I64) if value.type.width < 64 else value
+            return builder.bitcast(cgutils.alloca_once_value(builder, value), _VOIDP)
+
+        def char(value):
+            return slot(builder.trunc(value, ir.IntType(8)))
+
+        ints = (m_, n_, k_)
+        builder.call(
+            fn,
+            [char(ta), char(tb)]
+            + [slot(v, _I64) for v in ints]
+            + [slot(al), data(a_, sig.args[7]), slot(lda_, _I64), data(b_, sig.args[9])]
+            + [slot(ldb_, _I64), slot(be), data(c_, sig.args[12]), slot(ldc_, _I64)],
+        )
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_GEMM_ADDRESSES = None
+
+
+def _numpy_gemm(dtype):
+    """Address of ``?gemm`` (64-bit integer Fortran interface) of the OpenBLAS NumPy's
+    wheels bundle (``numpy.libs/libscipy_openblas64_*``), 0 when there is none.
+
+    NumPy's copy (OpenBLAS 0.3.31 on the project machine) ran the MNIST MLP's products
+    12-35% faster on one thread than scipy's (0.3.30), which numba's ``np.dot`` bridge
+    calls: a one-thread (256, 128) epoch 0.61-0.64 -> 0.55-0.57 s. Other NumPy builds
+    (MKL, a system BLAS) fall back to scipy's ``?gemm`` through numba. Which library
+    runs depends on the installation only, not on the thread count.
+    """
+    global _GEMM_ADDRESSES
+    if _GEMM_ADDRESSES is None:
+        found = {np.dtype(np.float32): 0, np.dtype(np.float64): 0}
+        libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+        for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so")))[:1]:
+            try:
+                lib = ctypes.CDLL(path)
+                for dt, name in ((np.float32, "scipy_sgemm_64_"), (np.float64, "scipy_dgemm_64_")):
+                    found[np.dtype(dt)] = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+            except (OSError, AttributeError):  # pragma: no cover (another build)
+                found = dict.fromkeys(found, 0)
+        _GEMM_ADDRESSES = found
+    return _GEMM_ADDRESSES.get(dtype, 0)
+
+
 @register_jitable
 def n_parts(n, d, k):
     """Blocks of a dense product of x (n, d) and w (d, k): ``PARTS`` from ``BLOCK_MIN``
@@ -126,48 +258,70 @@ def n_parts(n, d, k):
 FORWARD = 0
 WEIGHT_GRAD = 1
 INPUT_GRAD = 2
+BACKWARD = 3  # WEIGHT_GRAD and INPUT_GRAD, each whole: two blocks
+
+
+def n_blocks(task, n, d, k):
+    """Blocks ``dense_blocks`` runs for ``task`` on x (n, d), w (d, k)."""
+    if task == BACKWARD:
+        return 2 if n * d * k >= TASKS_MIN else 1
+    return n_parts(n, d, k)
 
 
 @jit
-def _dense_block(task, p, x, w, b, code, a, delta, dw, dx):
-    """Block ``p`` of one ``dense_blocks`` task (rows of the batch, or columns of dZ).
+def _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address):
+    """Block ``p`` of ``nb`` of one ``dense_blocks`` task (rows of the batch, or columns
+    of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both).
 
-    The products go straight to ``?gemm`` (``blas._xxgemm``) with the layouts spelled
-    out, all operands as flat C arrays: one signature, no layout dispatch to compile.
-    Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``).
+    The products go straight to ``?gemm`` with the layouts spelled out, all
+    operands as flat C arrays: one signature, no layout dispatch to compile. Row-major
+    ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``). One call site
+    of each ``?gemm`` bridge (compile time).
     """
     n, d = x.shape
     k = w.shape[1]
-    m = k if task == WEIGHT_GRAD else n
+    first = last = task
     parts = n_parts(n, d, k)
-    step = (m + parts - 1) // parts
-    lo = min(p * step, m)
-    hi = min(lo + step, m)
-    if lo >= hi:
-        return
+    if task == BACKWARD:  # WEIGHT_GRAD and INPUT_GRAD (consecutive codes), each whole
+        first = WEIGHT_GRAD if p == 0 else INPUT_GRAD
+        last = INPUT_GRAD if p == 1 or nb == 1 else WEIGHT_GRAD
+        parts = 1
+        p = 0
+    N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
+    xf = x.reshape(-1)
+    wf = w.reshape(-1)
+    df = delta.reshape(-1)
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
-    N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
-    if task == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
-        af = a.reshape(-1)
-        xf = x.reshape(-1)
-        _xxgemm(N, N, k, hi - lo, d, one, w.reshape(-1), k, xf[lo * d :], d, zero, af[lo * k :], k)
-        bias_activation_forward(a[lo:hi], b, code)
-    elif task == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
-        df = delta.reshape(-1)
-        dwf = dw.reshape(-1)
-        _xxgemm(N, T, hi - lo, d, n, one, df[lo:], k, x.reshape(-1), d, zero, dwf[lo:], k)
-    else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
-        df = delta.reshape(-1)
-        dxf = dx.reshape(-1)
-        _xxgemm(T, N, d, hi - lo, k, one, w.reshape(-1), k, df[lo * k :], k, zero, dxf[lo * d :], d)
+    for t in range(first, last + 1):
+        m = k if t == WEIGHT_GRAD else n
+        step = (m + parts - 1) // parts
+        lo = min(p * step, m)
+        hi = min(lo + step, m)
+        if lo >= hi:
+            continue
+        if t == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
+            ta, tb, mm, nn, kk, lda, ldb, ldc = N, N, k, hi - lo, d, k, d, k
+            op_a, op_b, out = wf, xf[lo * d :], a.reshape(-1)[lo * k :]
+        elif t == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
+            ta, tb, mm, nn, kk, lda, ldb, ldc = N, T, hi - lo, d, n, k, d, k
+            op_a, op_b, out = df[lo:], xf, dw.reshape(-1)[lo:]
+        else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
+            ta, tb, mm, nn, kk, lda, ldb, ldc = T, N, d, hi - lo, k, k, k, d
+            op_a, op_b, out = wf, df[lo * k :], dx.reshape(-1)[lo * d :]
+        if address != 0:  # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
+            _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+        else:
+            _xxgemm(ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+        if t == FORWARD:
+            bias_activation_forward(a[lo:hi], b, code)
 
 
 @internal
 def _dense_blocks_block(p, packed, args_type):
     """Block ``p`` of ``dense_blocks`` (run by ``runner.run_blocks``)."""
-    task, x, w, b, code, a, delta, dw, dx = unpack(packed, args_type)
-    _dense_block(task, p, x, w, b, code, a, delta, dw, dx)
+    task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
+    _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address)
 
 
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
@@ -176,15 +330,16 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
 
     * ``FORWARD``: ``a = f(x w + b)`` (row blocks) - x (n, d), w (d, k), b (k,), a (n, k);
     * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
-    * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d).
+    * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d);
+    * ``BACKWARD``: both, each one whole product (no blocks: no block edges, no operand
+      packed twice), the two in parallel (``TASKS_MIN``).
 
-    One compiled block function serves the three, run in parallel by
+    One compiled block function serves them all, run in parallel by
     ``runner.run_blocks`` (the parallel loop every kernel family shares: no parallel
     kernel of its own to compile); ``activation_backward_bias_grad`` turns dA into dZ and
-    fills db before the last two. Arrays of other dtypes, dimensions or layouts, or
+    fills db before the backward tasks. Arrays of other dtypes, dimensions or layouts, or
     shapes that do not fit, raise ValueError / TypeError.
     """
-    args = (task, x, w, b, code, a, delta, dw, dx)
     try:  # the shapes, per call (the types: ``_check_types``, once per combination)
         n, d = x.shape
         k = w.shape[1]
@@ -192,27 +347,32 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
             ok = a.shape == (n, k)
         elif task == WEIGHT_GRAD:
             ok = delta.shape == (n, k) and dw.shape == (d, k)
+        elif task == INPUT_GRAD:
+            ok = delta.shape == (n, k) and dx.shape == (n, d)
         else:
-            ok = task == INPUT_GRAD and delta.shape == (n, k) and dx.shape == (n, d)
+            ok = task == BACKWARD and delta.shape == (n, k)
+            ok = ok and dw.shape == (d, k) and dx.shape == (n, d)
         ok = ok and w.shape == (d, k) and b.shape == (k,)
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     if not ok:
-        _check(args)
+        _check((task, x, w, b, code, a, delta, dw, dx))
     # a product below BLOCK_MIN is one block: no parallel region
-    run_blocks(_dense_blocks_block, args, n_parts(n, d, k), _check_types)
+    nb = n_blocks(task, n, d, k)
+    args = (task, x, w, b, code, a, delta, dw, dx, nb, _numpy_gemm(x.dtype))
+    run_blocks(_dense_blocks_block, args, nb, _check_types)
 
 
 def _check_types(args):
     """TypeError / ValueError unless ``args`` are types ``dense_blocks`` takes."""
-    task, x, w, b, code, a, delta, dw, dx = args
+    task, x, w, b, code, a, delta, dw, dx = args[:9]
     for name, v in (("task", task), ("code", code)):
         try:
             operator.index(v)
         except TypeError:
             raise TypeError(f"dense_blocks: {name} must be an integer") from None
     arrays = zip(
-        ("x", "w", "b", "a", "delta", "dw", "dx"), args[1:4] + args[5:], (2, 2, 1, 2, 2, 2, 2)
+        ("x", "w", "b", "a", "delta", "dw", "dx"), args[1:4] + args[5:9], (2, 2, 1, 2, 2, 2, 2)
     )
     dtype = getattr(x, "dtype", None)
     for name, v, ndim in arrays:
@@ -228,7 +388,7 @@ def _check(args):
     """The clear error for arguments of wrong types or shapes."""
     _check_types(args)
     task, x, w, b, code, a, delta, dw, dx = args
-    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD):
+    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD, BACKWARD):
         raise ValueError(f"dense_blocks: unknown task {task}")
     n, d = x.shape
     k = w.shape[1]
@@ -237,9 +397,9 @@ def _check(args):
         shapes["a"] = (a.shape, (n, k))
     else:
         shapes["delta"] = (delta.shape, (n, k))
-        if task == WEIGHT_GRAD:
+        if task in (WEIGHT_GRAD, BACKWARD):
             shapes["dw"] = (dw.shape, (d, k))
-        else:
+        if task in (INPUT_GRAD, BACKWARD):
             shapes["dx"] = (dx.shape, (n, d))
     for name, (shape, expected) in shapes.items():
         if shape != expected:

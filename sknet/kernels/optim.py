@@ -5,12 +5,13 @@ optimizer's state); scalars are passed in the arrays' dtype so float32 stays
 float32. Updates are element-wise, so splitting them over threads is deterministic.
 
 Each update is a serial kernel plus a ``*_parallel`` twin that runs it over fixed
-blocks of ``PARALLEL_BLOCK`` elements in ``prange``. Callers use the parallel twin only
-for vectors of at least ``PARALLEL_MIN`` elements: below that, waking threads costs more
-than the update (and on a busy machine, far more). Measured on the project machine (2
-cores, float32 Adam with the fused penalty): alone, the parallel twin breaks even near
-266k elements and halves the time at 1M; inside training, between BLAS calls, it lost
-at 266k (0.073 vs 0.050 s per MNIST epoch of the (256, 128) MLP), hence 2^19.
+blocks (``PARALLEL_BLOCK`` elements, or the ``l2_blocks``) in numba's threads, one part
+of the blocks per thread, through ``runner.run_blocks`` (the parallel loop every kernel
+family shares: no parallel kernel of its own to compile). Every element gets the same
+arithmetic whichever thread runs it, so the twins give the serial kernels' bits at any
+thread count. Callers use a twin only for vectors of at least ``PARALLEL_MIN`` elements.
+Measured on the project machine (2 cores, float32 Adam with the fused penalty, 235k
+parameters of the MNIST (256, 128) MLP): 47 us serial, 28 us on two threads.
 
 The ``*_l2`` variants fold the L2 penalty's gradient into the update: they walk the
 vector in cache-sized blocks (``l2_blocks``) and, for a block of penalised weights,
@@ -22,10 +23,11 @@ with the same arithmetic as ``l2_penalty_grad`` followed by the plain update.
 import numba
 import numpy as np
 
-from .._config import jit, jit_parallel, jit_reduce
+from .._config import jit, jit_reduce
+from .runner import internal, run_blocks, unpack
 
 PARALLEL_BLOCK = 1 << 15
-PARALLEL_MIN = 1 << 19
+PARALLEL_MIN = 1 << 17
 L2_BLOCK = 1 << 12
 
 
@@ -65,39 +67,6 @@ def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_m
         m[i] = mi
         v[i] = vi
         theta[i] -= lr_t * mi / (np.sqrt(vi) + eps)
-
-
-@jit_parallel
-def sgd_update_parallel(theta, grad, velocity, lr, momentum, nesterov):
-    """``sgd_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
-    n = theta.shape[0]
-    for k in numba.prange((n + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK):
-        lo = k * PARALLEL_BLOCK
-        hi = min(lo + PARALLEL_BLOCK, n)
-        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
-
-
-@jit_parallel
-def adam_update_parallel(
-    theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps
-):
-    """``adam_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
-    n = theta.shape[0]
-    for k in numba.prange((n + PARALLEL_BLOCK - 1) // PARALLEL_BLOCK):
-        lo = k * PARALLEL_BLOCK
-        hi = min(lo + PARALLEL_BLOCK, n)
-        adam_update(
-            theta[lo:hi],
-            grad[lo:hi],
-            m[lo:hi],
-            v[lo:hi],
-            lr_t,
-            beta_1,
-            one_minus_beta_1,
-            beta_2,
-            one_minus_beta_2,
-            eps,
-        )
 
 
 @jit_reduce
@@ -165,15 +134,6 @@ def sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sums
         sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
 
 
-@jit_parallel
-def sgd_update_l2_parallel(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq):
-    """``sgd_update_l2`` with the blocks spread over threads."""
-    for k in numba.prange(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
-
-
 @jit
 def adam_update_l2(
     theta,
@@ -209,7 +169,76 @@ def adam_update_l2(
         )
 
 
-@jit_parallel
+# ---------------------------------------------------------------- parallel twins
+@internal
+def _sgd_l2_block(p, packed, args_type):
+    """Part ``p`` of ``sgd_update_l2_parallel``: the blocks that start in it."""
+    theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, parts = unpack(
+        packed, args_type
+    )
+    n = theta.shape[0]
+    for k in range(blocks.shape[0]):
+        lo, hi = blocks[k, 0], blocks[k, 1]
+        if (lo * parts) // n != p:
+            continue
+        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
+
+
+@internal
+def _adam_l2_block(p, packed, args_type):
+    """Part ``p`` of ``adam_update_l2_parallel``: the blocks that start in it."""
+    args = unpack(packed, args_type)
+    theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = args[:9]
+    eps, c, blocks, sumsq, parts = args[9:]
+    n = theta.shape[0]
+    for k in range(blocks.shape[0]):
+        lo, hi = blocks[k, 0], blocks[k, 1]
+        if (lo * parts) // n != p:
+            continue
+        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        adam_update(
+            theta[lo:hi],
+            grad[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            lr_t,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            eps,
+        )
+
+
+def _parts(blocks):
+    """Parts of the blocks to run in parallel: one per thread (the partition changes
+    no result: every element's arithmetic is the same in any part)."""
+    return min(numba.get_num_threads(), blocks.shape[0])
+
+
+_PLAIN_BLOCKS = {}
+
+
+def _plain_blocks(n):
+    """``l2_blocks`` of ``PARALLEL_BLOCK`` elements, none penalised, over ``n``."""
+    blocks = _PLAIN_BLOCKS.get(n)
+    if blocks is None:
+        if len(_PLAIN_BLOCKS) > 16:
+            _PLAIN_BLOCKS.clear()
+        blocks = _PLAIN_BLOCKS[n] = l2_blocks([], 0, n, PARALLEL_BLOCK)
+    return blocks
+
+
+def sgd_update_l2_parallel(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq):
+    """``sgd_update_l2`` with the blocks spread over numba's threads."""
+    parts = _parts(blocks)
+    if parts <= 1:
+        return sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq)
+    args = (theta, grad, velocity, lr, momentum, bool(nesterov), c, blocks, sumsq, parts)
+    run_blocks(_sgd_l2_block, args, parts)
+
+
 def adam_update_l2_parallel(
     theta,
     grad,
@@ -225,19 +254,27 @@ def adam_update_l2_parallel(
     blocks,
     sumsq,
 ):
-    """``adam_update_l2`` with the blocks spread over threads."""
-    for k in numba.prange(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        adam_update(
-            theta[lo:hi],
-            grad[lo:hi],
-            m[lo:hi],
-            v[lo:hi],
-            lr_t,
-            beta_1,
-            one_minus_beta_1,
-            beta_2,
-            one_minus_beta_2,
-            eps,
-        )
+    """``adam_update_l2`` with the blocks spread over numba's threads."""
+    args = (theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps)
+    parts = _parts(blocks)
+    if parts <= 1:
+        return adam_update_l2(*args, c, blocks, sumsq)
+    run_blocks(_adam_l2_block, (*args, c, blocks, sumsq, parts), parts)
+
+
+def sgd_update_parallel(theta, grad, velocity, lr, momentum, nesterov):
+    """``sgd_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
+    blocks = _plain_blocks(theta.shape[0])
+    sumsq = np.empty(blocks.shape[0])
+    c = theta.dtype.type(0.0)
+    sgd_update_l2_parallel(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq)
+
+
+def adam_update_parallel(
+    theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps
+):
+    """``adam_update`` over fixed blocks of ``PARALLEL_BLOCK`` elements in parallel."""
+    blocks = _plain_blocks(theta.shape[0])
+    sumsq = np.empty(blocks.shape[0])
+    args = (theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps)
+    adam_update_l2_parallel(*args, theta.dtype.type(0.0), blocks, sumsq)

@@ -11,13 +11,17 @@ from threadpoolctl import threadpool_limits
 from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
 from sknet.kernels.dense import (
+    BACKWARD,
     BLOCK_MIN,
     FORWARD,
+    GATHER_MIN,
     INPUT_GRAD,
+    TASKS_MIN,
     WEIGHT_GRAD,
     activation_backward_bias_grad,
     bias_activation_forward,
     dense_blocks,
+    gather_rows,
     take_rows,
 )
 from tests.gradcheck import assert_grad_close
@@ -221,6 +225,25 @@ def test_take_rows_rejects_out_of_range_index():
             take_rows(x, np.array([0, bad], dtype=np.int64), out)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("rows", [3, 301])  # below GATHER_MIN: one part; above: parts
+def test_gather_rows_matches_fancy_indexing(rows, n_threads, rng):
+    x = rng.standard_normal((700, 300)).astype(np.float32)
+    idx = rng.integers(0, 700, rows).astype(np.int64)
+    out = np.full((rows, 300), np.nan, dtype=np.float32)
+    assert (out.nbytes >= GATHER_MIN) == (rows == 301)
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        gather_rows(x, idx, out)
+        assert_array_equal(out, x[idx])
+        idx[-1] = 700  # in the last part
+        with pytest.raises(IndexError, match="out of range"):
+            gather_rows(x, idx, out)
+    finally:
+        numba.set_num_threads(old)
+
+
 # ------------------------------------------------- the blocked training kernels
 def _blocked_case(n, d, k, name, dtype, seed=0):
     rng = np.random.default_rng(seed)
@@ -243,6 +266,9 @@ def _blocked_pass(X, W, b, G, name, need_dx=True):
     db = np.full(k, np.nan, X.dtype)
     dX = np.full((n, d), np.nan, X.dtype)
     activation_backward_bias_grad(A, delta, code, db)
+    if need_dx == "both":  # dW and dX in one call, as ``Dense`` runs them
+        dense_blocks(BACKWARD, X, W, b, code, delta, delta, dW, dX)
+        return A, dW, db, dX
     dense_blocks(WEIGHT_GRAD, X, W, b, code, delta, delta, dW, delta)
     if need_dx:
         dense_blocks(INPUT_GRAD, X, W, b, code, delta, delta, dW, dX)
@@ -276,16 +302,25 @@ def test_dense_blocks_match_reference(n, d, k, name, dtype):
     _, dW2, db2, _ = _blocked_pass(X, W, b, G, name, need_dx=False)
     assert_array_equal(dW2, dW)
     assert_array_equal(db2, db)
+    # BACKWARD (dW and dX side by side, each whole)
+    _, dW3, db3, dX3 = _blocked_pass(X, W, b, G, name, need_dx="both")
+    close(dW3, dW_ref)
+    close(dX3, dX_ref)
+    assert_array_equal(db3, db)
+    if n * d * k < BLOCK_MIN:  # one block per product either way: the same calls
+        assert_array_equal(dW3, dW)
+        assert_array_equal(dX3, dX)
 
 
+@pytest.mark.parametrize("need_dx", [True, "both"])
 @pytest.mark.parametrize("name", NAMES)
-def test_dense_blocks_gradcheck(name):
+def test_dense_blocks_gradcheck(name, need_dx):
     seed = 4
     X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
     while name == "relu" and np.abs(X @ W + b).min() < 1e-3:  # away from the kink
         seed += 1
         X, W, b, G = _blocked_case(5, 4, 3, name, np.float64, seed=seed)
-    _, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    _, dW, db, dX = _blocked_pass(X, W, b, G, name, need_dx=need_dx)
 
     def objective():
         A = np.empty((X.shape[0], W.shape[1]))
@@ -297,12 +332,13 @@ def test_dense_blocks_gradcheck(name):
     assert_grad_close(objective, X, dX)
 
 
+@pytest.mark.parametrize("need_dx", [True, "both"])
 @pytest.mark.parametrize("n, d, k", [(7, 5, 4), (201, 256, 165)])  # one block, PARTS blocks
 @pytest.mark.parametrize("name", NAMES)
-def test_dense_blocks_match_torch(name, n, d, k):
+def test_dense_blocks_match_torch(name, n, d, k, need_dx):
     torch = pytest.importorskip("torch")
     X, W, b, G = _blocked_case(n, d, k, name, np.float64, seed=5)
-    A, dW, db, dX = _blocked_pass(X, W, b, G, name)
+    A, dW, db, dX = _blocked_pass(X, W, b, G, name, need_dx=need_dx)
     Xt, Wt, bt = (torch.tensor(v, requires_grad=True) for v in (X, W, b))
     act = {
         "identity": lambda z: z,
@@ -319,16 +355,18 @@ def test_dense_blocks_match_torch(name, n, d, k):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_dense_blocks_bit_identical_across_thread_counts():
+@pytest.mark.parametrize("need_dx", [True, "both"])
+def test_dense_blocks_bit_identical_across_thread_counts(need_dx):
     X, W, b, G = _blocked_case(200, 256, 170, "relu", np.float32, seed=6)
     assert X.shape[0] * W.size >= BLOCK_MIN  # split in blocks
+    assert X.shape[0] * W.size >= TASKS_MIN  # BACKWARD: dW and dX in parallel
     old = numba.get_num_threads()
     results = []
     try:
         for n_threads in (1, 2):
             numba.set_num_threads(n_threads)
             with threadpool_limits(1, user_api="blas"):
-                results.append(_blocked_pass(X, W, b, G, "relu"))
+                results.append(_blocked_pass(X, W, b, G, "relu", need_dx=need_dx))
     finally:
         numba.set_num_threads(old)
     for one, two in zip(*results):
@@ -356,5 +394,7 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(FORWARD, X, W, b, 1.5, A, A, W, A)
     with pytest.raises(ValueError, match=r"dense_blocks: dx has shape"):
         dense_blocks(INPUT_GRAD, X, W, b, code, A, A, W, np.empty((5, 5)))
+    with pytest.raises(ValueError, match=r"dense_blocks: dw has shape"):
+        dense_blocks(BACKWARD, X, W, b, code, A, A, np.empty((3, 3)), np.empty((5, 4)))
     with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
         dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)
