@@ -73,14 +73,10 @@ from typing import NamedTuple
 import numba
 import numpy as np
 from numba import types
-from numba.core import cgutils
-from numba.core.errors import TypingError
-from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic, overload
-from numba.np.arrayobj import populate_array
+from numba.extending import overload
 
 from .._config import _FLAGS, jit
-from .blas import gemm
+from .blas import gemm_rows
 from .blocks import CHUNK, n_blocks, sum_blocks
 from .runner import _run_blocks, internal, run_blocks, unpack  # noqa: F401 (_run_blocks: tests)
 
@@ -703,65 +699,19 @@ CELLS = {
 # One block of samples, all its time steps: the loop every cell shares
 # --------------------------------------------------------------------------------------
 # Compile cost: numba optimises and generates the machine code of every function again
-# inside each function that calls it. So each cell has its own two block functions,
-# with its step functions inlined (numba ``inline='always'``, not compiled on their
-# own), around small shared helpers; every matrix product is one ``gemm`` call with one
-# signature per dtype (all operands viewed as 'A' arrays, ``x[::1]``). Copies are
-# element loops (an array-valued slice assignment would compile numba's shape-error
-# formatting, ~2 s).
-@intrinsic
-def _mat(typingctx, x, lo, hi, transpose):
-    """Rows ``lo:hi`` of ``x`` as a matrix, transposed when ``transpose``: a 2-D 'A' view
-    for ``gemm``, without numba's reshape and slicing code (whose compilation cost more
-    than the kernels' own). ``x`` C-contiguous, 3-D ``(n, T, k)`` (rows ``lo:hi`` are
-    the ``(hi - lo) * T`` (sample, step) rows) or 2-D ``(n, k)``; no bounds checks."""
-    if not (isinstance(x, types.Array) and x.ndim in (2, 3) and x.layout == "C"):
-        raise TypingError("_mat: x must be a C-contiguous 2-D or 3-D array")
-    ret = types.Array(x.dtype, 2, "A")
-
-    def codegen(context, builder, sig, args):
-        arr = context.make_array(x)(context, builder, args[0])
-        first, last, trans = args[1], args[2], args[3]
-        shape = cgutils.unpack_tuple(builder, arr.shape, x.ndim)
-        strides = cgutils.unpack_tuple(builder, arr.strides, x.ndim)
-        rows = builder.sub(last, first)
-        if x.ndim == 3:
-            rows = builder.mul(rows, shape[1])
-        cols = shape[-1]
-        row_step, col_step = strides[-2], strides[-1]
-        offset = builder.mul(first, strides[0])
-        data = builder.gep(builder.bitcast(arr.data, cgutils.voidptr_t), [offset])
-        out = context.make_array(ret)(context, builder)
-        populate_array(
-            out,
-            data=builder.bitcast(data, arr.data.type),
-            shape=[builder.select(trans, cols, rows), builder.select(trans, rows, cols)],
-            strides=[
-                builder.select(trans, col_step, row_step),
-                builder.select(trans, row_step, col_step),
-            ],
-            itemsize=arr.itemsize,
-            meminfo=arr.meminfo,
-            parent=arr.parent,
-        )
-        return impl_ret_borrowed(context, builder, ret, out._getvalue())
-
-    return ret(x, types.int64, types.int64, types.boolean), codegen
-
-
-@jit
-def _copy(src, dst):
-    for j in range(src.shape[0]):
-        dst[j] = src[j]
-
-
-@internal
-def _forward_start(c, X, lengths, W_x, A, step_h):
-    """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
-    its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
-    ``(lo, hi, steps, padded)``, ``steps`` the block's longest sequence, ``padded``
-    whether a sample is shorter than ``T``."""
-    n, T, d = X.shape
+# inside each function that calls it (a called function is compiled on its own, then
+# linked into its caller's module and optimised there once more, and again in the
+# caller's caller). So each cell has its own two block functions and everything they
+# run is inlined into them at numba's level (``inline='always'``: the shared start and
+# end of a block as well as the cell's steps), compiled once, inside the block; every
+# matrix product is ``blas.gemm_rows``, one call instruction (no compiled function).
+# Copies are element loops (an array-valued slice assignment would compile numba's
+# shape-error formatting, ~2 s).
+@_inline
+def _block_range(c, X, lengths):
+    """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
+    ``padded``, whether a sample is shorter than ``T``."""
+    n, T = X.shape[0], X.shape[1]
     lo = c * CHUNK
     hi = min(lo + CHUNK, n)
     steps = 0
@@ -770,18 +720,45 @@ def _forward_start(c, X, lengths, W_x, A, step_h):
         steps = max(steps, lengths[s])
         if lengths[s] < T:
             padded = True
-    W = _mat(W_x, 0, d, False)
+    return lo, hi, steps, padded
+
+
+@_inline
+def _forward_start(c, X, lengths, W_x, A, step_h):
+    """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
+    its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
+    ``(lo, hi, steps, padded)`` (``_block_range``)."""
+    T, d, GH = X.shape[1], X.shape[2], A.shape[2]
+    lo, hi, steps, padded = _block_range(c, X, lengths)
     if padded:  # one product per sample over its own steps
         for s in range(lo, hi):
-            L = lengths[s]
-            gemm(_mat(X[s], 0, L, False), W, _mat(A[s], 0, L, False), 1.0, 0.0)
+            gemm_rows(X, s * T * d, False, W_x, 0, False, A, s * T * GH, lengths[s], GH, d)
     else:  # one product over the block's (sample, step) rows
-        gemm(_mat(X, lo, hi, False), W, _mat(A, lo, hi, False), 1.0, 0.0)
+        gemm_rows(X, lo * T * d, False, W_x, 0, False, A, lo * T * GH, (hi - lo) * T, GH, d)
     step_h[lo:hi] = 0.0
     return lo, hi, steps, padded
 
 
-@internal
+@_inline
+def _recurrence_forward(lo, hi, t, W_h, step_h, step_a):
+    """``step_a = h_{t-1} W_h`` for samples ``lo <= s < hi`` (zero at ``t = 0``)."""
+    H, GH = W_h.shape[0], W_h.shape[1]
+    if t > 0:
+        gemm_rows(step_h, lo * H, False, W_h, 0, False, step_a, lo * GH, hi - lo, GH, H)
+    else:
+        step_a[lo:hi] = 0.0
+
+
+@_inline
+def _recurrence_backward(lo, hi, t, W_h, step_a, step_h):
+    """``step_h = dA_h[t] W_h^T`` for samples ``lo <= s < hi`` when ``t > 0``: the
+    gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``)."""
+    H, GH = W_h.shape[0], W_h.shape[1]
+    if t > 0:
+        gemm_rows(step_a, lo * GH, False, W_h, 0, True, step_h, lo * H, hi - lo, H, GH)
+
+
+@_inline
 def _zero_padding(lo, hi, lengths, A):
     """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
     zero = A.dtype.type(0.0)
@@ -789,20 +766,12 @@ def _zero_padding(lo, hi, lengths, A):
         A[s, lengths[s] :] = zero
 
 
-@internal
+@_inline
 def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
     gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
-    n, T = X.shape[0], X.shape[1]
-    H = Hs.shape[2]
-    lo = c * CHUNK
-    hi = min(lo + CHUNK, n)
-    steps = 0
-    padded = False
-    for s in range(lo, hi):
-        steps = max(steps, lengths[s])
-        if lengths[s] < T:
-            padded = True
+    T, H = X.shape[1], Hs.shape[2]
+    lo, hi, steps, padded = _block_range(c, X, lengths)
     for s in range(lo, hi):
         for j in range(H):
             h_prev[s, 0, j] = 0.0  # h_{-1}
@@ -814,15 +783,31 @@ def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
     return lo, hi, steps, padded
 
 
-@internal
-def _backward_end(
-    c, lo, hi, padded, X, lengths, W_x, dA_x, h_prev, dA_h, x_masked, dX, need_dx, parts
-):
-    """Finish block ``c`` going back: ``parts[0][c] = X_b^T dA_x``,
-    ``parts[1][c] = h_prev_b^T dA_h`` over its (sample, step) rows, and its rows
-    ``dX_b = dA_x W_x^T`` when ``need_dx``. Padded steps get no gradient, and the
-    products read a copy of X with its padding zeroed (0 * NaN would be NaN)."""
+@_inline
+def _column_sums(lo, hi, A, parts):
+    """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the
+    block, added in (sample, step) order."""
+    c = lo // CHUNK
+    T, G = A.shape[1], A.shape[2]
+    out = parts[c]
+    for j in range(G):
+        out[j] = A[lo, 0, j]
+    for s in range(lo, hi):
+        for t in range(1 if s == lo else 0, T):
+            for j in range(G):
+                out[j] += A[s, t, j]
+
+
+@_inline
+def _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work):
+    """The end of every cell's backward block ``c``: ``dW_x_parts[c] = X_b^T dA_x``,
+    ``dW_h_parts[c] = h_prev_b^T dA_h`` over its (sample, step) rows, ``db_x_parts[c]``
+    the column sums of ``dA_x``, and its rows ``dX_b = dA_x W_x^T`` when ``need_dx``.
+    Padded steps get no gradient, and the products read a copy of X with its padding
+    zeroed (0 * NaN would be NaN)."""
     T, d = X.shape[1], X.shape[2]
+    H, GH = p.W_h.shape[0], p.W_h.shape[1]
+    dA_x, dA_h, h_prev, x_masked = work.dA_x, work.dA_h, work.h_prev, work.x_masked
     zero = X.dtype.type(0.0)
     X_b = X
     if padded:
@@ -834,26 +819,16 @@ def _backward_end(
                 for k in range(d):
                     x_masked[s, t, k] = X[s, t, k] if t < L else zero
         X_b = x_masked
-    Ax = _mat(dA_x, lo, hi, False)
-    gemm(_mat(X_b, lo, hi, True), Ax, _mat(parts[0], c, c + 1, False), 1.0, 0.0)
-    Ah = _mat(dA_h, lo, hi, False)
-    gemm(_mat(h_prev, lo, hi, True), Ah, _mat(parts[1], c, c + 1, False), 1.0, 0.0)
+    R = (hi - lo) * T  # the block's (sample, step) rows
+    gemm_rows(
+        X_b, lo * T * d, True, dA_x, lo * T * GH, False, work.dW_x_parts, c * d * GH, d, GH, R
+    )
+    gemm_rows(
+        h_prev, lo * T * H, True, dA_h, lo * T * GH, False, work.dW_h_parts, c * H * GH, H, GH, R
+    )
     if need_dx:
-        gemm(Ax, _mat(W_x, 0, d, True), _mat(dX, lo, hi, False), 1.0, 0.0)
-
-
-@internal
-def _block_column_sums(lo, hi, A, parts):
-    """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
-    c = lo // CHUNK
-    G = A.shape[2]
-    A2 = _mat(A, lo, hi, False)
-    out = parts[c]
-    for j in range(G):
-        out[j] = A2[0, j]
-    for r in range(1, A2.shape[0]):
-        for j in range(G):
-            out[j] += A2[r, j]
+        gemm_rows(dA_x, lo * T * GH, False, p.W_x, 0, True, dX, lo * T * d, R, d, GH)
+    _column_sums(lo, hi, dA_x, work.db_x_parts)
 
 
 @internal
@@ -861,13 +836,8 @@ def _elman_forward_block(c, packed, args_type):
     """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
+        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
         _elman_forward_step(lo, hi, t, lengths, p, Hs, cache)
     if padded:
         _zero_padding(lo, hi, lengths, Hs)
@@ -878,13 +848,8 @@ def _lstm_forward_block(c, packed, args_type):
     """The LSTM's forward pass over block ``c``."""
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
+        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
         _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache)
     if padded:
         _zero_padding(lo, hi, lengths, Hs)
@@ -895,39 +860,11 @@ def _gru_forward_block(c, packed, args_type):
     """The GRU's forward pass over block ``c``."""
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
+        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
         _gru_forward_step(lo, hi, t, lengths, p, Hs, cache)
     if padded:
         _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
-def _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work):
-    """The end of every cell's backward block: its shares of dW_x, dW_h and db_x (and dX)."""
-    parts = (work.dW_x_parts, work.dW_h_parts)
-    _backward_end(
-        c,
-        lo,
-        hi,
-        padded,
-        X,
-        lengths,
-        p.W_x,
-        work.dA_x,
-        work.h_prev,
-        work.dA_h,
-        work.x_masked,
-        dX,
-        need_dx,
-        parts,
-    )
-    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
 @internal
@@ -937,12 +874,9 @@ def _elman_backward_block(c, packed, args_type):
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps - 1, -1, -1):
         _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
 
 
@@ -953,12 +887,9 @@ def _lstm_backward_block(c, packed, args_type):
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps - 1, -1, -1):
         _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
 
 
@@ -969,14 +900,11 @@ def _gru_backward_block(c, packed, args_type):
     lo, hi, steps, padded = _backward_start(
         c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
     )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
     for t in range(steps - 1, -1, -1):
         _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
+        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
-    _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
+    _column_sums(lo, hi, work.dA_h, work.db_h_parts)
 
 
 def _sum_grads(work, n_parts, grads):
@@ -1092,5 +1020,6 @@ def reverse_sequences(X, lengths, out):
     for s in range(X.shape[0]):
         L = lengths[s]
         for t in range(L):
-            _copy(X[s, L - 1 - t], out[s, t])
+            for k in range(X.shape[2]):
+                out[s, t, k] = X[s, L - 1 - t, k]
         out[s, L:] = zero
