@@ -16,17 +16,16 @@ Conventions shared by every cell
 
 Calling convention
 ------------------
-A cell is three NamedTuples, two step functions and two block functions, gathered in one
-row of :data:`CELLS`:
+A cell is three NamedTuples and two block functions, gathered in one row of
+:data:`CELLS`:
 
 * ``Params`` -- the parameter arrays by name (the layer's parameter names); the same type
   carries the gradients;
 * ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
 * ``Work`` -- the backward pass's work arrays, including per-block partial sums;
-* ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
-  of samples;
 * ``forward_block`` / ``backward_block`` -- one block of samples through all its time
-  steps (the shared loop around the cell's steps, which are inlined into it).
+  steps: the cell's gate equations (forward) and their derivatives (back), side by side
+  in ``_<cell>_forward_block`` / ``_<cell>_backward_block``.
 
 Every cell runs through the same two functions, which pick the cell's block functions by
 the type of ``p`` (one compiled block function per cell, direction and dtype)::
@@ -309,8 +308,8 @@ _HALF32 = np.float32(0.5)
 
 
 def _inline(func):
-    """A step function: inlined into its caller when that compiles (numba's
-    ``inline='always'``), never compiled on its own."""
+    """A part of the block functions: inlined into its caller when that compiles
+    (numba's ``inline='always'``), never compiled on its own."""
     return numba.njit(inline="always", **_FLAGS)(func)
 
 
@@ -377,336 +376,19 @@ def apply_sigmoid(x, out):
 
 
 # --------------------------------------------------------------------------------------
-# The cells: one step ``t`` of the gate equations, samples ``lo <= s < hi``
+# The parts every cell's block functions share
 # --------------------------------------------------------------------------------------
-# The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
-# ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
-# going forward, and ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at t = T - 1),
-# ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``h_t`` into
-# ``Hs[s, t]`` and ``cache.step_h[s]``; a backward step writes ``work.dA_x[s, t]`` and
-# ``work.dA_h[s, t]``, copies ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next
-# recurrence GEMM) and updates ``work.carry[s]``; the copies ride in the element-wise
-# loops rather than in a pass of their own. The element-wise loops index views from 0
-# and each touch few arrays: that keeps numba's negative-index handling and LLVM's
-# runtime alias checks out of the way of vectorisation.
-# Sequences end at their own length: a step ``t >= lengths[s]`` leaves sample ``s``
-# alone going forward (its state stays ``h_{L-1}``), and going back only zeroes
-# ``cache.step_a[s]``, so no gradient enters the sequence before its last real step.
-@_inline
-def _elman_forward_step(lo, hi, t, lengths, p, Hs, cache):
-    """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
-    (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        h = Hs[s, t]
-        a = cache.step_a[s]
-        b = p.b
-        if p.activation == ELMAN_RELU:
-            for j in range(H):
-                h[j] = max((h[j] + a[j]) + b[j], zero)
-        else:
-            for j in range(H):
-                h[j] = tanh((h[j] + a[j]) + b[j])
-        h_state = cache.step_h[s]
-        for j in range(H):
-            h_state[j] = h[j]
-
-
-@_inline
-def _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
-    """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
-    ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        h = Hs[s, t]
-        dh = cache.step_h[s]
-        da = work.dA_x[s, t]
-        dh_out = dHs[s, t]
-        if p.activation == ELMAN_RELU:
-            for j in range(H):
-                da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
-        else:
-            for j in range(H):
-                da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
-        da_step = cache.step_a[s]
-        for j in range(H):
-            da_step[j] = da[j]
-
-
-@_inline
-def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
-    """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
-
-        i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
-        g_t = tanh(a_t[2H:3H])       o_t = sigmoid(a_t[3H:4H])
-        c_t = f_t * c_{t-1} + i_t * g_t
-        h_t = o_t * tanh(c_t)        (c_{-1} = 0)
-
-    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit.
-    """
-    H = Hs.shape[2]
-    b = p.b
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        a = cache.gates[s, t]
-        r = cache.step_a[s]
-        a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
-        for j in range(2 * H):
-            a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
-        a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
-        for j in range(H):
-            a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
-        a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
-        for j in range(H):
-            a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
-        i_g = a[:H]
-        f_g = a[H : 2 * H]
-        g_g = a[2 * H : 3 * H]
-        o_g = a[3 * H :]
-        cell = cache.cells[s, t]
-        tc = cache.tanh_cells[s, t]
-        if t > 0:
-            c_prev = cache.cells[s, t - 1]
-            for j in range(H):
-                c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
-                cell[j] = c
-                tc[j] = tanh(c)
-        else:
-            for j in range(H):
-                c = i_g[j] * g_g[j]
-                cell[j] = c
-                tc[j] = tanh(c)
-        h = Hs[s, t]
-        h_state = cache.step_h[s]
-        for j in range(H):
-            v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
-            h[j] = v
-            h_state[j] = v
-
-
-@_inline
-def _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
-    """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
-    ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
-
-        da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
-        da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
-    """
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        a = cache.gates[s, t]
-        i_g = a[:H]
-        f_g = a[H : 2 * H]
-        g_g = a[2 * H : 3 * H]
-        o_g = a[3 * H :]
-        da = work.dA_x[s, t]
-        da_i = da[:H]
-        da_f = da[H : 2 * H]
-        da_g = da[2 * H : 3 * H]
-        da_o = da[3 * H :]
-        dh = cache.step_h[s]
-        dc = work.carry[s]
-        tc = cache.tanh_cells[s, t]
-        dh_out = dHs[s, t]
-        for j in range(H):
-            dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
-        for j in range(H):
-            o = o_g[j]
-            dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
-            da_o[j] = dh[j] * tc[j] * o * (one - o)
-        for j in range(H):
-            i = i_g[j]
-            g = g_g[j]
-            da_i[j] = dc[j] * g * i * (one - i)
-            da_g[j] = dc[j] * i * (one - g * g)
-        if t > 0:
-            c_prev = cache.cells[s, t - 1]
-            for j in range(H):
-                f = f_g[j]
-                da_f[j] = dc[j] * c_prev[j] * f * (one - f)
-        else:
-            for j in range(H):
-                da_f[j] = zero
-        for j in range(H):
-            dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
-        da_step = cache.step_a[s]
-        for j in range(4 * H):
-            da_step[j] = da[j]
-
-
-@_inline
-def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
-    """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
-    in three blocks of ``H`` columns::
-
-        r_t = sigmoid(u_t[0:H] + v_t[0:H])
-        z_t = sigmoid(u_t[H:2H] + v_t[H:2H])
-        n_t = tanh(u_t[2H:3H] + r_t * v_t[2H:3H])
-        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit;
-    ``cache.hn[s, t] = v_t[2H:3H]``.
-    """
-    H = Hs.shape[2]
-    b_x, b_h = p.b_x, p.b_h
-    b_xn = b_x[2 * H :]
-    b_hn = b_h[2 * H :]
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        a = cache.gates[s, t]  # x_t W_x, then r, z, n
-        v = cache.step_a[s]  # h_{t-1} W_h
-        for j in range(2 * H):
-            a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
-        r_g = a[:H]
-        z_g = a[H : 2 * H]
-        n_g = a[2 * H :]
-        v_n = v[2 * H :]
-        vn = cache.hn[s, t]
-        for j in range(H):
-            vn[j] = v_n[j] + b_hn[j]
-        for j in range(H):
-            n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
-        h = Hs[s, t]
-        h_state = cache.step_h[s]  # h_{t-1}, then h_t
-        for j in range(H):
-            n_t = n_g[j]
-            v = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
-            h[j] = v
-            h_state[j] = v
-
-
-@_inline
-def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
-    """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
-    ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
-
-        dan = dh_t * (1 - z_t) * (1 - n_t^2)
-        daz = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)
-        dar = dan * vn_t * r_t (1 - r_t)
-        du_t = [dar, daz, dan]            (dA_x: gradient w.r.t. u_t = x_t W_x + b_x)
-        dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
-    """
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
-    one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        a = cache.gates[s, t]
-        r_g = a[:H]
-        z_g = a[H : 2 * H]
-        n_g = a[2 * H :]
-        vn = cache.hn[s, t]
-        du = work.dA_x[s, t]
-        du_r = du[:H]
-        du_z = du[H : 2 * H]
-        du_n = du[2 * H :]
-        dh = cache.step_h[s]
-        dh_direct = work.carry[s]
-        dh_out = dHs[s, t]
-        hp = work.h_prev[s, t]
-        for j in range(H):
-            dh[j] += dh_out[j] + dh_direct[j]  # dh_t
-        for j in range(H):
-            z = z_g[j]
-            n_t = n_g[j]
-            du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
-            du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
-        for j in range(H):
-            r = r_g[j]
-            du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
-        for j in range(H):
-            dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
-        dv = work.dA_h[s, t]
-        dv_step = cache.step_a[s]
-        for j in range(2 * H):
-            dv[j] = du[j]
-            dv_step[j] = du[j]
-        dv_n = dv[2 * H :]
-        dv_step_n = dv_step[2 * H :]
-        for j in range(H):
-            g = du_n[j] * r_g[j]  # dan * r
-            dv_n[j] = g
-            dv_step_n[j] = g
-
-
-# --------------------------------------------------------------------------------------
-# The registry: one row per cell, read by the kernels, the layer, the tests and the
-# PyTorch exchange
-# --------------------------------------------------------------------------------------
-class Cell(NamedTuple):
-    """One recurrent cell: its gate count, its tuples and its step functions."""
-
-    gates: int  # G: W_x is (d, G*H), W_h (H, G*H), biases (G*H,)
-    params: type  # Params NamedTuple; its array fields are the layer's parameter names
-    cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
-    work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
-    forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), inlined in forward_block
-    backward_step: object  # (lo, hi, t, lengths, p, Hs, cache, dHs, work), likewise
-    # one block of samples through all its steps: (c, packed, args_type), the arguments
-    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``_pack``
-    forward_block: object = None
-    backward_block: object = None
-    unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
-
-    @property
-    def param_names(self):
-        """Names of the parameter arrays, weights first: ``W_x``, ``W_h``, then biases."""
-        return tuple(name for name in self.params._fields if name != "activation")
-
-    def make_params(self, arrays, activation="tanh"):
-        """The cell's ``Params`` from a mapping of arrays by name (values or gradients);
-        ``activation`` ('tanh' or 'relu') is read by cells that have that option."""
-        values = {name: arrays[name] for name in self.param_names}
-        if "activation" in self.params._fields:
-            values["activation"] = ACTIVATIONS[activation]
-        return self.params(**values)
-
-
-CELLS = {
-    "rnn": Cell(1, ElmanParams, ElmanCache, ElmanWork, _elman_forward_step, _elman_backward_step),
-    # the LSTM's forget gate starts open (bias 1), so early gradients flow through c_t
-    "lstm": Cell(
-        4,
-        LSTMParams,
-        LSTMCache,
-        LSTMWork,
-        _lstm_forward_step,
-        _lstm_backward_step,
-        unit_bias_gates=(1,),
-    ),
-    "gru": Cell(3, GRUParams, GRUCache, GRUWork, _gru_forward_step, _gru_backward_step),
-}
-
-
-# --------------------------------------------------------------------------------------
-# One block of samples, all its time steps: the loop every cell shares
-# --------------------------------------------------------------------------------------
-# Compile cost: numba optimises and generates the machine code of every function again
-# inside each function that calls it (a called function is compiled on its own, then
-# linked into its caller's module and optimised there once more, and again in the
-# caller's caller). So each cell has its own two block functions and everything they
-# run is inlined into them at numba's level (``inline='always'``: the shared start and
-# end of a block as well as the cell's steps), compiled once, inside the block; every
-# matrix product is ``blas.gemm_rows``, one call instruction (no compiled function).
-# Copies are element loops (an array-valued slice assignment would compile numba's
-# shape-error formatting, ~2 s).
+# Compile cost. numba optimises and generates the machine code of a called function
+# again inside each function that calls it (the callee is compiled on its own, then
+# linked into its caller's module and optimised there once more). So each cell's block
+# function holds its gate equations itself, and the small parts the cells share below
+# are inlined into it at numba's level (``inline='always'``): compiled once, inside the
+# block. Inlining copies the callee's IR block by block, each copy carrying the callee's
+# whole variable scope, at a cost of about (blocks x variables) of the callee: so these
+# parts stay small and none calls another. Every matrix product is ``blas.gemm_rows``,
+# one call instruction; no block function allocates, so they run without reference
+# counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
+# slice assignment would compile numba's shape-error formatting, ~2 s).
 @_inline
 def _block_range(c, X, lengths):
     """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
@@ -724,38 +406,27 @@ def _block_range(c, X, lengths):
 
 
 @_inline
-def _forward_start(c, X, lengths, W_x, A, step_h):
-    """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
-    its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
-    ``(lo, hi, steps, padded)`` (``_block_range``)."""
+def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h):
+    """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi`` (padding
+    is never read), and ``h_{-1} = 0`` in ``step_h``."""
     T, d, GH = X.shape[1], X.shape[2], A.shape[2]
-    lo, hi, steps, padded = _block_range(c, X, lengths)
     if padded:  # one product per sample over its own steps
         for s in range(lo, hi):
             gemm_rows(X, s * T * d, False, W_x, 0, False, A, s * T * GH, lengths[s], GH, d)
     else:  # one product over the block's (sample, step) rows
         gemm_rows(X, lo * T * d, False, W_x, 0, False, A, lo * T * GH, (hi - lo) * T, GH, d)
     step_h[lo:hi] = 0.0
-    return lo, hi, steps, padded
 
 
 @_inline
-def _recurrence_forward(lo, hi, t, W_h, step_h, step_a):
-    """``step_a = h_{t-1} W_h`` for samples ``lo <= s < hi`` (zero at ``t = 0``)."""
+def _hidden_product(lo, hi, t, W_h, step_h, step_a):
+    """Going forward: ``step_a = h_{t-1} W_h`` for samples ``lo <= s < hi`` (zero at
+    ``t = 0``), ``step_h`` holding ``h_{t-1}``."""
     H, GH = W_h.shape[0], W_h.shape[1]
     if t > 0:
         gemm_rows(step_h, lo * H, False, W_h, 0, False, step_a, lo * GH, hi - lo, GH, H)
     else:
         step_a[lo:hi] = 0.0
-
-
-@_inline
-def _recurrence_backward(lo, hi, t, W_h, step_a, step_h):
-    """``step_h = dA_h[t] W_h^T`` for samples ``lo <= s < hi`` when ``t > 0``: the
-    gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``)."""
-    H, GH = W_h.shape[0], W_h.shape[1]
-    if t > 0:
-        gemm_rows(step_a, lo * GH, False, W_h, 0, True, step_h, lo * H, hi - lo, H, GH)
 
 
 @_inline
@@ -767,11 +438,10 @@ def _zero_padding(lo, hi, lengths, A):
 
 
 @_inline
-def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
-    """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
-    gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
-    T, H = X.shape[1], Hs.shape[2]
-    lo, hi, steps, padded = _block_range(c, X, lengths)
+def _backward_start(lo, hi, Hs, h_prev, step_h, carry):
+    """``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``) for samples ``lo <= s < hi``, and no
+    gradient from later steps yet (``step_h``, ``carry``)."""
+    T, H = Hs.shape[1], Hs.shape[2]
     for s in range(lo, hi):
         for j in range(H):
             h_prev[s, 0, j] = 0.0  # h_{-1}
@@ -780,7 +450,47 @@ def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
                 h_prev[s, t, j] = Hs[s, t - 1, j]  # Hs is zero on padded steps
     step_h[lo:hi] = 0.0  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
     carry[lo:hi] = 0.0
-    return lo, hi, steps, padded
+
+
+@_inline
+def _hidden_gradient(lo, hi, t, W_h, step_a, step_h):
+    """Going back: ``step_h = dA_h[t] W_h^T`` for samples ``lo <= s < hi`` when ``t > 0``,
+    the gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``)."""
+    H, GH = W_h.shape[0], W_h.shape[1]
+    if t > 0:
+        gemm_rows(step_a, lo * GH, False, W_h, 0, True, step_h, lo * H, hi - lo, H, GH)
+
+
+@_inline
+def _mask_padding(lo, hi, lengths, X, dA_x, dA_h, x_masked):
+    """No gradient on padded steps (``dA_x``, ``dA_h`` zero there), and ``x_masked`` a copy
+    of X with its padding zeroed for the weight products (0 * NaN would be NaN)."""
+    T, d = X.shape[1], X.shape[2]
+    zero = X.dtype.type(0.0)
+    for s in range(lo, hi):
+        L = lengths[s]
+        dA_x[s, L:] = zero
+        dA_h[s, L:] = zero
+        for t in range(T):
+            for k in range(d):
+                x_masked[s, t, k] = X[s, t, k] if t < L else zero
+
+
+@_inline
+def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts):
+    """``dW_x_parts[c] = X_b^T dA_x`` and ``dW_h_parts[c] = h_prev^T dA_h`` over block
+    ``c``'s (sample, step) rows ``lo <= s < hi``."""
+    T, d, H, GH = X_b.shape[1], X_b.shape[2], h_prev.shape[2], dA_x.shape[2]
+    R = (hi - lo) * T
+    gemm_rows(X_b, lo * T * d, True, dA_x, lo * T * GH, False, dW_x_parts, c * d * GH, d, GH, R)
+    gemm_rows(h_prev, lo * T * H, True, dA_h, lo * T * GH, False, dW_h_parts, c * H * GH, H, GH, R)
+
+
+@_inline
+def _input_gradient(lo, hi, dA_x, W_x, dX):
+    """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi``."""
+    T, d, GH = dX.shape[1], dX.shape[2], dA_x.shape[2]
+    gemm_rows(dA_x, lo * T * GH, False, W_x, 0, True, dX, lo * T * d, (hi - lo) * T, d, GH)
 
 
 @_inline
@@ -798,113 +508,390 @@ def _column_sums(lo, hi, A, parts):
                 out[j] += A[s, t, j]
 
 
-@_inline
-def _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work):
-    """The end of every cell's backward block ``c``: ``dW_x_parts[c] = X_b^T dA_x``,
-    ``dW_h_parts[c] = h_prev_b^T dA_h`` over its (sample, step) rows, ``db_x_parts[c]``
-    the column sums of ``dA_x``, and its rows ``dX_b = dA_x W_x^T`` when ``need_dx``.
-    Padded steps get no gradient, and the products read a copy of X with its padding
-    zeroed (0 * NaN would be NaN)."""
-    T, d = X.shape[1], X.shape[2]
-    H, GH = p.W_h.shape[0], p.W_h.shape[1]
-    dA_x, dA_h, h_prev, x_masked = work.dA_x, work.dA_h, work.h_prev, work.x_masked
-    zero = X.dtype.type(0.0)
+# --------------------------------------------------------------------------------------
+# The cells: one block of samples through all its time steps, forward and back
+# --------------------------------------------------------------------------------------
+# A block function runs block ``c`` (samples ``lo <= s < hi``, see ``runner.run_blocks``
+# for ``packed``). Each time step ``t`` going forward: ``cache.step_a[s] = h_{t-1} W_h``
+# (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``, then the gate equations write
+# ``h_t`` into ``Hs[s, t]`` and ``cache.step_h[s]``. Going back:
+# ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at the last step), ``work.h_prev[s, t]
+# = h_{t-1}``; the equations write ``work.dA_x[s, t]`` and ``work.dA_h[s, t]``, copy
+# ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next recurrence product) and update
+# ``work.carry[s]``; the copies ride in the element-wise loops rather than in a pass of
+# their own. The element-wise loops index views from 0 and each touch few arrays: that
+# keeps numba's negative-index handling and LLVM's runtime alias checks out of the way
+# of vectorisation. Then the block's shares of the weight gradients (per-block sums,
+# added in block order by ``_sum_grads``) and its rows of dX.
+# Sequences end at their own length: a step ``t >= lengths[s]`` leaves sample ``s``
+# alone going forward (its state stays ``h_{L-1}``), and going back only zeroes
+# ``cache.step_a[s]``, so no gradient enters the sequence before its last real step.
+@internal(refcounts=False)
+def _elman_forward_block(c, packed, args_type):
+    """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
+    (``p.activation``); ``x_t W_x`` goes into ``Hs`` first."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, Hs, cache.step_h)
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    b = p.b
+    for t in range(steps):
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            h = Hs[s, t]
+            a = cache.step_a[s]
+            if p.activation == ELMAN_RELU:
+                for j in range(H):
+                    h[j] = max((h[j] + a[j]) + b[j], zero)
+            else:
+                for j in range(H):
+                    h[j] = tanh((h[j] + a[j]) + b[j])
+            h_state = cache.step_h[s]
+            for j in range(H):
+                h_state[j] = h[j]
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@internal(refcounts=False)
+def _elman_backward_block(c, packed, args_type):
+    """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
+    ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    one = Hs.dtype.type(1.0)
+    for t in range(steps - 1, -1, -1):
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                cache.step_a[s][:] = zero
+                continue
+            h = Hs[s, t]
+            dh = cache.step_h[s]
+            da = work.dA_x[s, t]
+            dh_out = dHs[s, t]
+            if p.activation == ELMAN_RELU:
+                for j in range(H):
+                    da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
+            else:
+                for j in range(H):
+                    da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
+            da_step = cache.step_a[s]
+            for j in range(H):
+                da_step[j] = da[j]
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     X_b = X
     if padded:
-        for s in range(lo, hi):
-            L = lengths[s]
-            dA_x[s, L:] = zero
-            dA_h[s, L:] = zero
-            for t in range(T):
-                for k in range(d):
-                    x_masked[s, t, k] = X[s, t, k] if t < L else zero
-        X_b = x_masked
-    R = (hi - lo) * T  # the block's (sample, step) rows
-    gemm_rows(
-        X_b, lo * T * d, True, dA_x, lo * T * GH, False, work.dW_x_parts, c * d * GH, d, GH, R
-    )
-    gemm_rows(
-        h_prev, lo * T * H, True, dA_h, lo * T * GH, False, work.dW_h_parts, c * H * GH, H, GH, R
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
     )
     if need_dx:
-        gemm_rows(dA_x, lo * T * GH, False, p.W_x, 0, True, dX, lo * T * d, R, d, GH)
-    _column_sums(lo, hi, dA_x, work.db_x_parts)
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@internal
-def _elman_forward_block(c, packed, args_type):
-    """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
-    for t in range(steps):
-        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
-        _elman_forward_step(lo, hi, t, lengths, p, Hs, cache)
-    if padded:
-        _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
+@internal(refcounts=False)
 def _lstm_forward_block(c, packed, args_type):
-    """The LSTM's forward pass over block ``c``."""
+    """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
+
+        i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
+        g_t = tanh(a_t[2H:3H])       o_t = sigmoid(a_t[3H:4H])
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)        (c_{-1} = 0)
+
+    ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates.
+    """
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
+    H = Hs.shape[2]
+    b = p.b
     for t in range(steps):
-        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
-        _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache)
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            a = cache.gates[s, t]
+            r = cache.step_a[s]
+            a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
+            for j in range(2 * H):
+                a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
+            a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
+            for j in range(H):
+                a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
+            a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
+            for j in range(H):
+                a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
+            i_g = a[:H]
+            f_g = a[H : 2 * H]
+            g_g = a[2 * H : 3 * H]
+            o_g = a[3 * H :]
+            cell = cache.cells[s, t]
+            tc = cache.tanh_cells[s, t]
+            if t > 0:
+                c_prev = cache.cells[s, t - 1]
+                for j in range(H):
+                    c_t = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
+                    cell[j] = c_t
+                    tc[j] = tanh(c_t)
+            else:
+                for j in range(H):
+                    c_t = i_g[j] * g_g[j]
+                    cell[j] = c_t
+                    tc[j] = tanh(c_t)
+            h = Hs[s, t]
+            h_state = cache.step_h[s]
+            for j in range(H):
+                v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+                h[j] = v
+                h_state[j] = v
     if padded:
         _zero_padding(lo, hi, lengths, Hs)
 
 
-@internal
-def _gru_forward_block(c, packed, args_type):
-    """The GRU's forward pass over block ``c``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
-    for t in range(steps):
-        _recurrence_forward(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
-        _gru_forward_step(lo, hi, t, lengths, p, Hs, cache)
-    if padded:
-        _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
-def _elman_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
-    for t in range(steps - 1, -1, -1):
-        _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
-
-
-@internal
+@internal(refcounts=False)
 def _lstm_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
+    """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
+    ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
+
+        da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
+        da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
+    """
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    one = Hs.dtype.type(1.0)
     for t in range(steps - 1, -1, -1):
-        _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                cache.step_a[s][:] = zero
+                continue
+            a = cache.gates[s, t]
+            i_g = a[:H]
+            f_g = a[H : 2 * H]
+            g_g = a[2 * H : 3 * H]
+            o_g = a[3 * H :]
+            da = work.dA_x[s, t]
+            da_i = da[:H]
+            da_f = da[H : 2 * H]
+            da_g = da[2 * H : 3 * H]
+            da_o = da[3 * H :]
+            dh = cache.step_h[s]
+            dc = work.carry[s]
+            tc = cache.tanh_cells[s, t]
+            dh_out = dHs[s, t]
+            for j in range(H):
+                dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
+            for j in range(H):
+                o = o_g[j]
+                dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
+                da_o[j] = dh[j] * tc[j] * o * (one - o)
+            for j in range(H):
+                i = i_g[j]
+                g = g_g[j]
+                da_i[j] = dc[j] * g * i * (one - i)
+                da_g[j] = dc[j] * i * (one - g * g)
+            if t > 0:
+                c_prev = cache.cells[s, t - 1]
+                for j in range(H):
+                    f = f_g[j]
+                    da_f[j] = dc[j] * c_prev[j] * f * (one - f)
+            else:
+                for j in range(H):
+                    da_f[j] = zero
+            for j in range(H):
+                dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
+            da_step = cache.step_a[s]
+            for j in range(4 * H):
+                da_step[j] = da[j]
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+    X_b = X
+    if padded:
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+    )
+    if need_dx:
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@internal
+@internal(refcounts=False)
+def _gru_forward_block(c, packed, args_type):
+    """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
+    in three blocks of ``H`` columns::
+
+        r_t = sigmoid(u_t[0:H] + v_t[0:H])
+        z_t = sigmoid(u_t[H:2H] + v_t[H:2H])
+        n_t = tanh(u_t[2H:3H] + r_t * v_t[2H:3H])
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates;
+    ``cache.hn[s, t] = v_t[2H:3H]``.
+    """
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
+    H = Hs.shape[2]
+    b_x, b_h = p.b_x, p.b_h
+    b_xn = b_x[2 * H :]
+    b_hn = b_h[2 * H :]
+    for t in range(steps):
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            a = cache.gates[s, t]  # x_t W_x, then r, z, n
+            v = cache.step_a[s]  # h_{t-1} W_h
+            for j in range(2 * H):
+                a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
+            r_g = a[:H]
+            z_g = a[H : 2 * H]
+            n_g = a[2 * H :]
+            v_n = v[2 * H :]
+            vn = cache.hn[s, t]
+            for j in range(H):
+                vn[j] = v_n[j] + b_hn[j]
+            for j in range(H):
+                n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
+            h = Hs[s, t]
+            h_state = cache.step_h[s]  # h_{t-1}, then h_t
+            for j in range(H):
+                n_t = n_g[j]
+                h_t = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
+                h[j] = h_t
+                h_state[j] = h_t
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
+
+
+@internal(refcounts=False)
 def _gru_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
+    """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
+    ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
+
+        dan = dh_t * (1 - z_t) * (1 - n_t^2)
+        daz = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)
+        dar = dan * vn_t * r_t (1 - r_t)
+        du_t = [dar, daz, dan]            (dA_x: gradient w.r.t. u_t = x_t W_x + b_x)
+        dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
+    """
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    H = Hs.shape[2]
+    zero = Hs.dtype.type(0.0)
+    one = Hs.dtype.type(1.0)
     for t in range(steps - 1, -1, -1):
-        _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        _recurrence_backward(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                cache.step_a[s][:] = zero
+                continue
+            a = cache.gates[s, t]
+            r_g = a[:H]
+            z_g = a[H : 2 * H]
+            n_g = a[2 * H :]
+            vn = cache.hn[s, t]
+            du = work.dA_x[s, t]
+            du_r = du[:H]
+            du_z = du[H : 2 * H]
+            du_n = du[2 * H :]
+            dh = cache.step_h[s]
+            dh_direct = work.carry[s]
+            dh_out = dHs[s, t]
+            hp = work.h_prev[s, t]
+            for j in range(H):
+                dh[j] += dh_out[j] + dh_direct[j]  # dh_t
+            for j in range(H):
+                z = z_g[j]
+                n_t = n_g[j]
+                du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
+                du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
+            for j in range(H):
+                r = r_g[j]
+                du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
+            for j in range(H):
+                dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
+            dv = work.dA_h[s, t]
+            dv_step = cache.step_a[s]
+            for j in range(2 * H):
+                dv[j] = du[j]
+                dv_step[j] = du[j]
+            dv_n = dv[2 * H :]
+            dv_step_n = dv_step[2 * H :]
+            for j in range(H):
+                g = du_n[j] * r_g[j]  # dan * r
+                dv_n[j] = g
+                dv_step_n[j] = g
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+    X_b = X
+    if padded:
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+    )
+    if need_dx:
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
     _column_sums(lo, hi, work.dA_h, work.db_h_parts)
+
+
+# --------------------------------------------------------------------------------------
+# The registry: one row per cell, read by the kernels, the layer, the tests and the
+# PyTorch exchange
+# --------------------------------------------------------------------------------------
+class Cell(NamedTuple):
+    """One recurrent cell: its gate count, its tuples and its block functions."""
+
+    gates: int  # G: W_x is (d, G*H), W_h (H, G*H), biases (G*H,)
+    params: type  # Params NamedTuple; its array fields are the layer's parameter names
+    cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
+    work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
+    # one block of samples through all its steps: (c, packed, args_type), the arguments
+    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``runner.run_blocks``
+    forward_block: object
+    backward_block: object
+    unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
+
+    @property
+    def param_names(self):
+        """Names of the parameter arrays, weights first: ``W_x``, ``W_h``, then biases."""
+        return tuple(name for name in self.params._fields if name != "activation")
+
+    def make_params(self, arrays, activation="tanh"):
+        """The cell's ``Params`` from a mapping of arrays by name (values or gradients);
+        ``activation`` ('tanh' or 'relu') is read by cells that have that option."""
+        values = {name: arrays[name] for name in self.param_names}
+        if "activation" in self.params._fields:
+            values["activation"] = ACTIVATIONS[activation]
+        return self.params(**values)
+
+
+CELLS = {
+    "rnn": Cell(1, ElmanParams, ElmanCache, ElmanWork, _elman_forward_block, _elman_backward_block),
+    # the LSTM's forget gate starts open (bias 1), so early gradients flow through c_t
+    "lstm": Cell(
+        4,
+        LSTMParams,
+        LSTMCache,
+        LSTMWork,
+        _lstm_forward_block,
+        _lstm_backward_block,
+        unit_bias_gates=(1,),
+    ),
+    "gru": Cell(3, GRUParams, GRUCache, GRUWork, _gru_forward_block, _gru_backward_block),
+}
 
 
 def _sum_grads(work, n_parts, grads):
@@ -920,12 +907,6 @@ def _sum_grads(work, n_parts, grads):
         sum_blocks(work.db_x_parts[:, None], n_parts, grads.b[None])
 
 
-for _name, _fwd, _bwd in (
-    ("rnn", _elman_forward_block, _elman_backward_block),
-    ("lstm", _lstm_forward_block, _lstm_backward_block),
-    ("gru", _gru_forward_block, _gru_backward_block),
-):
-    CELLS[_name] = CELLS[_name]._replace(forward_block=_fwd, backward_block=_bwd)
 _BY_PARAMS = {cell.params: cell for cell in CELLS.values()}
 
 
@@ -955,10 +936,10 @@ def recurrent_forward(batch, p, Hs, cache):
     Hs : (n, T, H) output, overwritten with ``h_t`` for ``t < lengths[s]`` and zero after.
     cache : the cell's ``Cache``, overwritten with what ``recurrent_backward`` needs.
 
-    The gate equations are in the cell's ``_*_forward_step``. A block of samples runs
-    its time loop to its longest sequence only: the cost follows the real steps when the
-    caller batches sequences of similar lengths together. The blocks run in parallel
-    (``_run_blocks``), each in ``_forward_block``.
+    The gate equations are in the cell's ``_*_forward_block``, which runs one block of
+    samples; the blocks run in parallel (``runner.run_blocks``). A block runs its time
+    loop to its longest sequence only: the cost follows the real steps when the caller
+    batches sequences of similar lengths together.
     """
     cell = _BY_PARAMS[type(p)]
     dtype = batch.X.dtype
@@ -972,7 +953,7 @@ def recurrent_forward(batch, p, Hs, cache):
 def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     """Backpropagation through time for ``recurrent_forward``.
 
-    The cell's ``_*_backward_step`` gives ``dA_x``, the gradient with respect to the
+    The cell's ``_*_backward_block`` gives ``dA_x``, the gradient with respect to the
     input side of the pre-activations (``u_t = x_t W_x + ...``), and ``dA_h``, with
     respect to the recurrent side (``h_{t-1} W_h + ...``; the same array except for the
     GRU); then ``dW_x = sum x_t^T dA_x``, ``dW_h = sum h_{t-1}^T dA_h``,
