@@ -313,7 +313,6 @@ def _inline(func):
     return numba.njit(inline="always", **_FLAGS)(func)
 
 
-@jit
 def _tanh_float32(x):
     """float32 tanh: x P(x^2) / Q(x^2) with x clamped to [-7.905, 7.905] (NaN stays NaN)."""
     x = _CLAMP if x > _CLAMP else x
@@ -324,13 +323,15 @@ def _tanh_float32(x):
     return p / q
 
 
-@jit
+def _tanh_float64(x):
+    return math.tanh(x)
+
+
 def _sigmoid_float32(x):
     """float32 sigmoid(x) = 0.5 + 0.5 tanh(x / 2)."""
-    return _HALF32 + _HALF32 * _tanh_float32(_HALF32 * x)
+    return _HALF32 + _HALF32 * tanh(_HALF32 * x)
 
 
-@jit
 def _sigmoid_float64(x):
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -345,20 +346,23 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-# Resolved by the argument's type when a kernel compiles; the jitted helpers carry the
-# project's flags (error_model='numpy', so the division does not block vectorisation).
-@overload(tanh)
+# Resolved by the argument's type when a kernel compiles: the implementations above
+# compile as the overloads themselves (not a lambda calling a jitted helper: one
+# function less each), without entry wrappers (called from kernels only), with the
+# project's error_model ('numpy': no zero-division check to block vectorisation).
+# (numba's inline='always' for these overloads gave wrong Elman relu results in a trial.)
+_ACTIVATION_OPTIONS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True, **_FLAGS}
+del _ACTIVATION_OPTIONS["cache"]  # compiled into the calling kernel, cached with it
+
+
+@overload(tanh, jit_options=_ACTIVATION_OPTIONS)
 def _tanh_overload(x):
-    if x == types.float32:
-        return lambda x: _tanh_float32(x)
-    return lambda x: math.tanh(x)
+    return _tanh_float32 if x == types.float32 else _tanh_float64
 
 
-@overload(sigmoid)
+@overload(sigmoid, jit_options=_ACTIVATION_OPTIONS)
 def _sigmoid_overload(x):
-    if x == types.float32:
-        return lambda x: _sigmoid_float32(x)
-    return lambda x: _sigmoid_float64(x)
+    return _sigmoid_float32 if x == types.float32 else _sigmoid_float64
 
 
 @jit
@@ -395,12 +399,14 @@ def _block_range(c, X, lengths):
     ``padded``, whether a sample is shorter than ``T``."""
     n, T = X.shape[0], X.shape[1]
     lo = c * CHUNK
-    hi = min(lo + CHUNK, n)
+    hi = lo + CHUNK if lo + CHUNK < n else n  # (no min/max: each compiles a function)
     steps = 0
     padded = False
     for s in range(lo, hi):
-        steps = max(steps, lengths[s])
-        if lengths[s] < T:
+        L = lengths[s]
+        if L > steps:
+            steps = L
+        if L < T:
             padded = True
     return lo, hi, steps, padded
 
