@@ -72,7 +72,9 @@ from typing import NamedTuple
 import numba
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, overload
 
 from .._config import _FLAGS, jit
 from .blas import gemm_rows
@@ -393,6 +395,52 @@ def apply_sigmoid(x, out):
 # one call instruction; no block function allocates, so they run without reference
 # counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
 # slice assignment would compile numba's shape-error formatting, ~2 s).
+def _flat_at(context, builder, ty, value, offset):
+    """The address of element ``offset`` of the C array ``value`` in memory order."""
+    data = context.make_array(ty)(context, builder, value).data
+    return builder.gep(data, [offset])
+
+
+def _check_c_arrays(name, *arrays):
+    if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
+        raise TypingError(f"{name}: C-contiguous arrays expected")
+    if any(x.dtype != arrays[0].dtype for x in arrays):
+        raise TypingError(f"{name}: arrays of one dtype expected")
+
+
+@intrinsic
+def _copy(typingctx, src, i, dst, j, count):
+    """``dst.flat[j : j + count] = src.flat[i : i + count]``: C arrays of one dtype, the
+    two ranges apart, in bounds (not checked). One ``memcpy``: no loop to compile."""
+    _check_c_arrays("_copy", src, dst)
+
+    def codegen(context, builder, sig, args):
+        ty = sig.args
+        item = context.get_abi_sizeof(context.get_data_type(ty[0].dtype))
+        to = _flat_at(context, builder, ty[2], args[2], args[3])
+        cgutils.raw_memcpy(
+            builder, to, _flat_at(context, builder, ty[0], args[0], args[1]), args[4], item
+        )
+        return context.get_dummy_value()
+
+    return types.none(src, i, dst, j, count), codegen
+
+
+@intrinsic
+def _zero(typingctx, dst, j, count):
+    """``dst.flat[j : j + count] = 0`` (+0.0): a C array, in bounds (not checked). One
+    ``memset``: no loop to compile."""
+    _check_c_arrays("_zero", dst)
+
+    def codegen(context, builder, sig, args):
+        item = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        size = builder.mul(args[2], context.get_constant(sig.args[2], item))
+        cgutils.memset(builder, _flat_at(context, builder, sig.args[0], args[0], args[1]), size, 0)
+        return context.get_dummy_value()
+
+    return types.none(dst, j, count), codegen
+
+
 @_inline
 def _block_range(c, X, lengths):
     """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
@@ -421,7 +469,8 @@ def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h):
             gemm_rows(X, s * T * d, False, W_x, 0, False, A, s * T * GH, lengths[s], GH, d)
     else:  # one product over the block's (sample, step) rows
         gemm_rows(X, lo * T * d, False, W_x, 0, False, A, lo * T * GH, (hi - lo) * T, GH, d)
-    step_h[lo:hi] = 0.0
+    H = step_h.shape[1]
+    _zero(step_h, lo * H, (hi - lo) * H)
 
 
 @_inline
@@ -432,15 +481,16 @@ def _hidden_product(lo, hi, t, W_h, step_h, step_a):
     if t > 0:
         gemm_rows(step_h, lo * H, False, W_h, 0, False, step_a, lo * GH, hi - lo, GH, H)
     else:
-        step_a[lo:hi] = 0.0
+        _zero(step_a, lo * GH, (hi - lo) * GH)
 
 
 @_inline
 def _zero_padding(lo, hi, lengths, A):
     """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
-    zero = A.dtype.type(0.0)
+    T, G = A.shape[1], A.shape[2]
     for s in range(lo, hi):
-        A[s, lengths[s] :] = zero
+        L = lengths[s]
+        _zero(A, (s * T + L) * G, (T - L) * G)
 
 
 @_inline
@@ -449,13 +499,11 @@ def _backward_start(lo, hi, Hs, h_prev, step_h, carry):
     gradient from later steps yet (``step_h``, ``carry``)."""
     T, H = Hs.shape[1], Hs.shape[2]
     for s in range(lo, hi):
-        for j in range(H):
-            h_prev[s, 0, j] = 0.0  # h_{-1}
-        for t in range(1, T):
-            for j in range(H):
-                h_prev[s, t, j] = Hs[s, t - 1, j]  # Hs is zero on padded steps
-    step_h[lo:hi] = 0.0  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
-    carry[lo:hi] = 0.0
+        _zero(h_prev, s * T * H, H)  # h_{-1}
+        _copy(Hs, s * T * H, h_prev, (s * T + 1) * H, (T - 1) * H)  # zero on padded steps
+    _zero(step_h, lo * H, (hi - lo) * H)  # dA_h[t+1] W_h^T, the gradient reaching h_t
+    C = carry.shape[1]
+    _zero(carry, lo * C, (hi - lo) * C)
 
 
 @_inline
@@ -471,15 +519,13 @@ def _hidden_gradient(lo, hi, t, W_h, step_a, step_h):
 def _mask_padding(lo, hi, lengths, X, dA_x, dA_h, x_masked):
     """No gradient on padded steps (``dA_x``, ``dA_h`` zero there), and ``x_masked`` a copy
     of X with its padding zeroed for the weight products (0 * NaN would be NaN)."""
-    T, d = X.shape[1], X.shape[2]
-    zero = X.dtype.type(0.0)
+    T, d, GH = X.shape[1], X.shape[2], dA_x.shape[2]
     for s in range(lo, hi):
         L = lengths[s]
-        dA_x[s, L:] = zero
-        dA_h[s, L:] = zero
-        for t in range(T):
-            for k in range(d):
-                x_masked[s, t, k] = X[s, t, k] if t < L else zero
+        _zero(dA_x, (s * T + L) * GH, (T - L) * GH)
+        _zero(dA_h, (s * T + L) * GH, (T - L) * GH)
+        _copy(X, s * T * d, x_masked, s * T * d, L * d)
+        _zero(x_masked, (s * T + L) * d, (T - L) * d)
 
 
 @_inline
@@ -539,7 +585,7 @@ def _elman_forward_block(c, packed, args_type):
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _forward_start(lo, hi, padded, X, lengths, p.W_x, Hs, cache.step_h)
-    H = Hs.shape[2]
+    T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     b = p.b
     for t in range(steps):
@@ -555,9 +601,7 @@ def _elman_forward_block(c, packed, args_type):
             else:
                 for j in range(H):
                     h[j] = tanh((h[j] + a[j]) + b[j])
-            h_state = cache.step_h[s]
-            for j in range(H):
-                h_state[j] = h[j]
+            _copy(Hs, (s * T + t) * H, cache.step_h, s * H, H)  # h_t, the next step's h_{t-1}
     if padded:
         _zero_padding(lo, hi, lengths, Hs)
 
@@ -569,13 +613,13 @@ def _elman_backward_block(c, packed, args_type):
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
-    H = Hs.shape[2]
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
     for t in range(steps - 1, -1, -1):
         for s in range(lo, hi):
             if t >= lengths[s]:  # past the end: nothing flows back through W_h
-                cache.step_a[s][:] = zero
+                _zero(cache.step_a, s * GH, GH)
                 continue
             h = Hs[s, t]
             dh = cache.step_h[s]
@@ -587,9 +631,7 @@ def _elman_backward_block(c, packed, args_type):
             else:
                 for j in range(H):
                     da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
-            da_step = cache.step_a[s]
-            for j in range(H):
-                da_step[j] = da[j]
+            _copy(work.dA_x, (s * T + t) * H, cache.step_a, s * H, H)  # for the product
         _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     X_b = X
     if padded:
@@ -673,13 +715,13 @@ def _lstm_backward_block(c, packed, args_type):
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
-    H = Hs.shape[2]
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
     for t in range(steps - 1, -1, -1):
         for s in range(lo, hi):
             if t >= lengths[s]:  # past the end: nothing flows back through W_h
-                cache.step_a[s][:] = zero
+                _zero(cache.step_a, s * GH, GH)
                 continue
             a = cache.gates[s, t]
             i_g = a[:H]
@@ -716,9 +758,7 @@ def _lstm_backward_block(c, packed, args_type):
                     da_f[j] = zero
             for j in range(H):
                 dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
-            da_step = cache.step_a[s]
-            for j in range(4 * H):
-                da_step[j] = da[j]
+            _copy(work.dA_x, (s * T + t) * GH, cache.step_a, s * GH, GH)  # for the product
         _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     X_b = X
     if padded:
@@ -795,13 +835,12 @@ def _gru_backward_block(c, packed, args_type):
     X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     one = Hs.dtype.type(1.0)
     for t in range(steps - 1, -1, -1):
         for s in range(lo, hi):
             if t >= lengths[s]:  # past the end: nothing flows back through W_h
-                cache.step_a[s][:] = zero
+                _zero(cache.step_a, s * GH, GH)
                 continue
             a = cache.gates[s, t]
             r_g = a[:H]
@@ -828,17 +867,12 @@ def _gru_backward_block(c, packed, args_type):
                 du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
             for j in range(H):
                 dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
-            dv = work.dA_h[s, t]
-            dv_step = cache.step_a[s]
-            for j in range(2 * H):
-                dv[j] = du[j]
-                dv_step[j] = du[j]
-            dv_n = dv[2 * H :]
-            dv_step_n = dv_step[2 * H :]
+            row = (s * T + t) * GH
+            _copy(work.dA_x, row, work.dA_h, row, 2 * H)  # dar, daz
+            dv_n = work.dA_h[s, t, 2 * H :]
             for j in range(H):
-                g = du_n[j] * r_g[j]  # dan * r
-                dv_n[j] = g
-                dv_step_n[j] = g
+                dv_n[j] = du_n[j] * r_g[j]  # dan * r
+            _copy(work.dA_h, row, cache.step_a, s * GH, GH)  # for the product
         _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
     X_b = X
     if padded:
