@@ -16,17 +16,16 @@ Conventions shared by every cell
 
 Calling convention
 ------------------
-A cell is three NamedTuples, two step functions and two block functions, gathered in one
-row of :data:`CELLS`:
+A cell is three NamedTuples and two block functions, gathered in one row of
+:data:`CELLS`:
 
 * ``Params`` -- the parameter arrays by name (the layer's parameter names); the same type
   carries the gradients;
 * ``Cache`` -- what the forward pass stores for the backward pass, plus per-step scratch;
 * ``Work`` -- the backward pass's work arrays, including per-block partial sums;
-* ``forward_step`` / ``backward_step`` -- one time step of the gate equations for a block
-  of samples;
 * ``forward_block`` / ``backward_block`` -- one block of samples through all its time
-  steps (the shared loop around the cell's steps, which are inlined into it).
+  steps: the cell's gate equations (forward) and their derivatives (back), side by side
+  in ``_<cell>_forward_block`` / ``_<cell>_backward_block``.
 
 Every cell runs through the same two functions, which pick the cell's block functions by
 the type of ``p`` (one compiled block function per cell, direction and dtype)::
@@ -75,12 +74,10 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
-from numba.np.arrayobj import populate_array
 
 from .._config import _FLAGS, jit
-from .blas import gemm
+from .blas import gemm_rows
 from .blocks import CHUNK, n_blocks, sum_blocks
 from .runner import _run_blocks, internal, run_blocks, unpack  # noqa: F401 (_run_blocks: tests)
 
@@ -313,12 +310,11 @@ _HALF32 = np.float32(0.5)
 
 
 def _inline(func):
-    """A step function: inlined into its caller when that compiles (numba's
-    ``inline='always'``), never compiled on its own."""
+    """A part of the block functions: inlined into its caller when that compiles
+    (numba's ``inline='always'``), never compiled on its own."""
     return numba.njit(inline="always", **_FLAGS)(func)
 
 
-@jit
 def _tanh_float32(x):
     """float32 tanh: x P(x^2) / Q(x^2) with x clamped to [-7.905, 7.905] (NaN stays NaN)."""
     x = _CLAMP if x > _CLAMP else x
@@ -329,13 +325,15 @@ def _tanh_float32(x):
     return p / q
 
 
-@jit
+def _tanh_float64(x):
+    return math.tanh(x)
+
+
 def _sigmoid_float32(x):
     """float32 sigmoid(x) = 0.5 + 0.5 tanh(x / 2)."""
-    return _HALF32 + _HALF32 * _tanh_float32(_HALF32 * x)
+    return _HALF32 + _HALF32 * tanh(_HALF32 * x)
 
 
-@jit
 def _sigmoid_float64(x):
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -350,20 +348,23 @@ def sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-# Resolved by the argument's type when a kernel compiles; the jitted helpers carry the
-# project's flags (error_model='numpy', so the division does not block vectorisation).
-@overload(tanh)
+# Resolved by the argument's type when a kernel compiles: the implementations above
+# compile as the overloads themselves (not a lambda calling a jitted helper: one
+# function less each), without entry wrappers (called from kernels only), with the
+# project's error_model ('numpy': no zero-division check to block vectorisation).
+# (numba's inline='always' for these overloads gave wrong Elman relu results in a trial.)
+_ACTIVATION_OPTIONS = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True, **_FLAGS}
+del _ACTIVATION_OPTIONS["cache"]  # compiled into the calling kernel, cached with it
+
+
+@overload(tanh, jit_options=_ACTIVATION_OPTIONS)
 def _tanh_overload(x):
-    if x == types.float32:
-        return lambda x: _tanh_float32(x)
-    return lambda x: math.tanh(x)
+    return _tanh_float32 if x == types.float32 else _tanh_float64
 
 
-@overload(sigmoid)
+@overload(sigmoid, jit_options=_ACTIVATION_OPTIONS)
 def _sigmoid_overload(x):
-    if x == types.float32:
-        return lambda x: _sigmoid_float32(x)
-    return lambda x: _sigmoid_float64(x)
+    return _sigmoid_float32 if x == types.float32 else _sigmoid_float64
 
 
 @jit
@@ -381,72 +382,271 @@ def apply_sigmoid(x, out):
 
 
 # --------------------------------------------------------------------------------------
-# The cells: one step ``t`` of the gate equations, samples ``lo <= s < hi``
+# The parts every cell's block functions share
 # --------------------------------------------------------------------------------------
-# The shared loop (in ``recurrent_forward`` / ``recurrent_backward``) calls these with
-# ``cache.step_a[s] = h_{t-1} W_h`` (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``
-# going forward, and ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at t = T - 1),
-# ``work.h_prev[s, t] = h_{t-1}`` going back. A forward step writes ``h_t`` into
-# ``Hs[s, t]`` and ``cache.step_h[s]``; a backward step writes ``work.dA_x[s, t]`` and
-# ``work.dA_h[s, t]``, copies ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next
-# recurrence GEMM) and updates ``work.carry[s]``; the copies ride in the element-wise
-# loops rather than in a pass of their own. The element-wise loops index views from 0
-# and each touch few arrays: that keeps numba's negative-index handling and LLVM's
-# runtime alias checks out of the way of vectorisation.
+# Compile cost. numba optimises and generates the machine code of a called function
+# again inside each function that calls it (the callee is compiled on its own, then
+# linked into its caller's module and optimised there once more). So each cell's block
+# function holds its gate equations itself, and the small parts the cells share below
+# are inlined into it at numba's level (``inline='always'``): compiled once, inside the
+# block. Inlining copies the callee's IR block by block, each copy carrying the callee's
+# whole variable scope, at a cost of about (blocks x variables) of the callee: so these
+# parts stay small and none calls another. Every matrix product is ``blas.gemm_rows``,
+# one call instruction; no block function allocates, so they run without reference
+# counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
+# slice assignment would compile numba's shape-error formatting, ~2 s).
+def _flat_at(context, builder, ty, value, offset):
+    """The address of element ``offset`` of the C array ``value`` in memory order."""
+    data = context.make_array(ty)(context, builder, value).data
+    return builder.gep(data, [offset])
+
+
+def _check_c_arrays(name, *arrays):
+    if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
+        raise TypingError(f"{name}: C-contiguous arrays expected")
+    if any(x.dtype != arrays[0].dtype for x in arrays):
+        raise TypingError(f"{name}: arrays of one dtype expected")
+
+
+@intrinsic
+def _copy(typingctx, src, i, dst, j, count):
+    """``dst.flat[j : j + count] = src.flat[i : i + count]``: C arrays of one dtype, the
+    two ranges apart, in bounds (not checked). One ``memcpy``: no loop to compile."""
+    _check_c_arrays("_copy", src, dst)
+
+    def codegen(context, builder, sig, args):
+        ty = sig.args
+        item = context.get_abi_sizeof(context.get_data_type(ty[0].dtype))
+        to = _flat_at(context, builder, ty[2], args[2], args[3])
+        cgutils.raw_memcpy(
+            builder, to, _flat_at(context, builder, ty[0], args[0], args[1]), args[4], item
+        )
+        return context.get_dummy_value()
+
+    return types.none(src, i, dst, j, count), codegen
+
+
+@intrinsic
+def _zero(typingctx, dst, j, count):
+    """``dst.flat[j : j + count] = 0`` (+0.0): a C array, in bounds (not checked). One
+    ``memset``: no loop to compile."""
+    _check_c_arrays("_zero", dst)
+
+    def codegen(context, builder, sig, args):
+        item = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        size = builder.mul(args[2], context.get_constant(sig.args[2], item))
+        cgutils.memset(builder, _flat_at(context, builder, sig.args[0], args[0], args[1]), size, 0)
+        return context.get_dummy_value()
+
+    return types.none(dst, j, count), codegen
+
+
+@_inline
+def _block_range(c, X, lengths):
+    """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
+    ``padded``, whether a sample is shorter than ``T``."""
+    n, T = X.shape[0], X.shape[1]
+    lo = c * CHUNK
+    hi = lo + CHUNK if lo + CHUNK < n else n  # (no min/max: each compiles a function)
+    steps = 0
+    padded = False
+    for s in range(lo, hi):
+        L = lengths[s]
+        if L > steps:
+            steps = L
+        if L < T:
+            padded = True
+    return lo, hi, steps, padded
+
+
+@_inline
+def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h):
+    """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi`` (padding
+    is never read), and ``h_{-1} = 0`` in ``step_h``."""
+    T, d, GH = X.shape[1], X.shape[2], A.shape[2]
+    if padded:  # one product per sample over its own steps
+        for s in range(lo, hi):
+            gemm_rows(X, s * T * d, False, W_x, 0, False, A, s * T * GH, lengths[s], GH, d)
+    else:  # one product over the block's (sample, step) rows
+        gemm_rows(X, lo * T * d, False, W_x, 0, False, A, lo * T * GH, (hi - lo) * T, GH, d)
+    H = step_h.shape[1]
+    _zero(step_h, lo * H, (hi - lo) * H)
+
+
+@_inline
+def _hidden_product(lo, hi, t, W_h, step_h, step_a):
+    """Going forward: ``step_a = h_{t-1} W_h`` for samples ``lo <= s < hi`` (zero at
+    ``t = 0``), ``step_h`` holding ``h_{t-1}``."""
+    H, GH = W_h.shape[0], W_h.shape[1]
+    if t > 0:
+        gemm_rows(step_h, lo * H, False, W_h, 0, False, step_a, lo * GH, hi - lo, GH, H)
+    else:
+        _zero(step_a, lo * GH, (hi - lo) * GH)
+
+
+@_inline
+def _zero_padding(lo, hi, lengths, A):
+    """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
+    T, G = A.shape[1], A.shape[2]
+    for s in range(lo, hi):
+        L = lengths[s]
+        _zero(A, (s * T + L) * G, (T - L) * G)
+
+
+@_inline
+def _backward_start(lo, hi, Hs, h_prev, step_h, carry):
+    """``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``) for samples ``lo <= s < hi``, and no
+    gradient from later steps yet (``step_h``, ``carry``)."""
+    T, H = Hs.shape[1], Hs.shape[2]
+    for s in range(lo, hi):
+        _zero(h_prev, s * T * H, H)  # h_{-1}
+        _copy(Hs, s * T * H, h_prev, (s * T + 1) * H, (T - 1) * H)  # zero on padded steps
+    _zero(step_h, lo * H, (hi - lo) * H)  # dA_h[t+1] W_h^T, the gradient reaching h_t
+    C = carry.shape[1]
+    _zero(carry, lo * C, (hi - lo) * C)
+
+
+@_inline
+def _hidden_gradient(lo, hi, t, W_h, step_a, step_h):
+    """Going back: ``step_h = dA_h[t] W_h^T`` for samples ``lo <= s < hi`` when ``t > 0``,
+    the gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``)."""
+    H, GH = W_h.shape[0], W_h.shape[1]
+    if t > 0:
+        gemm_rows(step_a, lo * GH, False, W_h, 0, True, step_h, lo * H, hi - lo, H, GH)
+
+
+@_inline
+def _mask_padding(lo, hi, lengths, X, dA_x, dA_h, x_masked):
+    """No gradient on padded steps (``dA_x``, ``dA_h`` zero there), and ``x_masked`` a copy
+    of X with its padding zeroed for the weight products (0 * NaN would be NaN)."""
+    T, d, GH = X.shape[1], X.shape[2], dA_x.shape[2]
+    for s in range(lo, hi):
+        L = lengths[s]
+        _zero(dA_x, (s * T + L) * GH, (T - L) * GH)
+        _zero(dA_h, (s * T + L) * GH, (T - L) * GH)
+        _copy(X, s * T * d, x_masked, s * T * d, L * d)
+        _zero(x_masked, (s * T + L) * d, (T - L) * d)
+
+
+@_inline
+def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts):
+    """``dW_x_parts[c] = X_b^T dA_x`` and ``dW_h_parts[c] = h_prev^T dA_h`` over block
+    ``c``'s (sample, step) rows ``lo <= s < hi``."""
+    T, d, H, GH = X_b.shape[1], X_b.shape[2], h_prev.shape[2], dA_x.shape[2]
+    R = (hi - lo) * T
+    gemm_rows(X_b, lo * T * d, True, dA_x, lo * T * GH, False, dW_x_parts, c * d * GH, d, GH, R)
+    gemm_rows(h_prev, lo * T * H, True, dA_h, lo * T * GH, False, dW_h_parts, c * H * GH, H, GH, R)
+
+
+@_inline
+def _input_gradient(lo, hi, dA_x, W_x, dX):
+    """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi``."""
+    T, d, GH = dX.shape[1], dX.shape[2], dA_x.shape[2]
+    gemm_rows(dA_x, lo * T * GH, False, W_x, 0, True, dX, lo * T * d, (hi - lo) * T, d, GH)
+
+
+@_inline
+def _column_sums(lo, hi, A, parts):
+    """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the
+    block, added in (sample, step) order."""
+    c = lo // CHUNK
+    T, G = A.shape[1], A.shape[2]
+    out = parts[c]
+    for j in range(G):
+        out[j] = A[lo, 0, j]
+    for s in range(lo, hi):
+        for t in range(1 if s == lo else 0, T):
+            for j in range(G):
+                out[j] += A[s, t, j]
+
+
+# --------------------------------------------------------------------------------------
+# The cells: one block of samples through all its time steps, forward and back
+# --------------------------------------------------------------------------------------
+# A block function runs block ``c`` (samples ``lo <= s < hi``, see ``runner.run_blocks``
+# for ``packed``). Each time step ``t`` going forward: ``cache.step_a[s] = h_{t-1} W_h``
+# (zero at t = 0) and ``cache.step_h[s] = h_{t-1}``, then the gate equations write
+# ``h_t`` into ``Hs[s, t]`` and ``cache.step_h[s]``. Going back:
+# ``cache.step_h[s] = dA_h[s, t+1] W_h^T`` (zero at the last step), ``work.h_prev[s, t]
+# = h_{t-1}``; the equations write ``work.dA_x[s, t]`` and ``work.dA_h[s, t]``, copy
+# ``dA_h[s, t]`` to ``cache.step_a[s]`` (for the next recurrence product) and update
+# ``work.carry[s]``; the copies ride in the element-wise loops rather than in a pass of
+# their own. The element-wise loops index views from 0 and each touch few arrays: that
+# keeps numba's negative-index handling and LLVM's runtime alias checks out of the way
+# of vectorisation. Then the block's shares of the weight gradients (per-block sums,
+# added in block order by ``_sum_grads``) and its rows of dX.
 # Sequences end at their own length: a step ``t >= lengths[s]`` leaves sample ``s``
 # alone going forward (its state stays ``h_{L-1}``), and going back only zeroes
 # ``cache.step_a[s]``, so no gradient enters the sequence before its last real step.
-@_inline
-def _elman_forward_step(lo, hi, t, lengths, p, Hs, cache):
+@internal(refcounts=False)
+def _elman_forward_block(c, packed, args_type):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
-    (``p.activation``); ``Hs[s, t]`` holds ``x_t W_x`` on entry."""
-    H = Hs.shape[2]
+    (``p.activation``); ``x_t W_x`` goes into ``Hs`` first."""
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, Hs, cache.step_h)
+    T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        h = Hs[s, t]
-        a = cache.step_a[s]
-        b = p.b
-        if p.activation == ELMAN_RELU:
-            for j in range(H):
-                h[j] = max((h[j] + a[j]) + b[j], zero)
-        else:
-            for j in range(H):
-                h[j] = tanh((h[j] + a[j]) + b[j])
-        h_state = cache.step_h[s]
-        for j in range(H):
-            h_state[j] = h[j]
+    b = p.b
+    for t in range(steps):
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            h = Hs[s, t]
+            a = cache.step_a[s]
+            if p.activation == ELMAN_RELU:
+                for j in range(H):
+                    h[j] = max((h[j] + a[j]) + b[j], zero)
+            else:
+                for j in range(H):
+                    h[j] = tanh((h[j] + a[j]) + b[j])
+            _copy(Hs, (s * T + t) * H, cache.step_h, s * H, H)  # h_t, the next step's h_{t-1}
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
 
 
-@_inline
-def _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
+@internal(refcounts=False)
+def _elman_backward_block(c, packed, args_type):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
-    H = Hs.shape[2]
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        h = Hs[s, t]
-        dh = cache.step_h[s]
-        da = work.dA_x[s, t]
-        dh_out = dHs[s, t]
-        if p.activation == ELMAN_RELU:
-            for j in range(H):
-                da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
-        else:
-            for j in range(H):
-                da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
-        da_step = cache.step_a[s]
-        for j in range(H):
-            da_step[j] = da[j]
+    for t in range(steps - 1, -1, -1):
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                _zero(cache.step_a, s * GH, GH)
+                continue
+            h = Hs[s, t]
+            dh = cache.step_h[s]
+            da = work.dA_x[s, t]
+            dh_out = dHs[s, t]
+            if p.activation == ELMAN_RELU:
+                for j in range(H):
+                    da[j] = (dh[j] + dh_out[j]) if h[j] > zero else zero
+            else:
+                for j in range(H):
+                    da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
+            _copy(work.dA_x, (s * T + t) * H, cache.step_a, s * H, H)  # for the product
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+    X_b = X
+    if padded:
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+    )
+    if need_dx:
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@_inline
-def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
+@internal(refcounts=False)
+def _lstm_forward_block(c, packed, args_type):
     """With ``a_t = x_t W_x + h_{t-1} W_h + b`` split in four blocks of ``H`` columns::
 
         i_t = sigmoid(a_t[0:H])      f_t = sigmoid(a_t[H:2H])
@@ -454,106 +654,126 @@ def _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache):
         c_t = f_t * c_{t-1} + i_t * g_t
         h_t = o_t * tanh(c_t)        (c_{-1} = 0)
 
-    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit.
+    ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates.
     """
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
     H = Hs.shape[2]
     b = p.b
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        a = cache.gates[s, t]
-        r = cache.step_a[s]
-        a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
-        for j in range(2 * H):
-            a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
-        a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
-        for j in range(H):
-            a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
-        a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
-        for j in range(H):
-            a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
-        i_g = a[:H]
-        f_g = a[H : 2 * H]
-        g_g = a[2 * H : 3 * H]
-        o_g = a[3 * H :]
-        cell = cache.cells[s, t]
-        tc = cache.tanh_cells[s, t]
-        if t > 0:
-            c_prev = cache.cells[s, t - 1]
+    for t in range(steps):
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            a = cache.gates[s, t]
+            r = cache.step_a[s]
+            a_if, r_if, b_if = a[: 2 * H], r[: 2 * H], b[: 2 * H]
+            for j in range(2 * H):
+                a_if[j] = sigmoid((a_if[j] + r_if[j]) + b_if[j])
+            a_g, r_g, b_g = a[2 * H : 3 * H], r[2 * H : 3 * H], b[2 * H : 3 * H]
             for j in range(H):
-                c = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
-                cell[j] = c
-                tc[j] = tanh(c)
-        else:
+                a_g[j] = tanh((a_g[j] + r_g[j]) + b_g[j])
+            a_o, r_o, b_o = a[3 * H :], r[3 * H :], b[3 * H :]
             for j in range(H):
-                c = i_g[j] * g_g[j]
-                cell[j] = c
-                tc[j] = tanh(c)
-        h = Hs[s, t]
-        h_state = cache.step_h[s]
-        for j in range(H):
-            v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
-            h[j] = v
-            h_state[j] = v
+                a_o[j] = sigmoid((a_o[j] + r_o[j]) + b_o[j])
+            i_g = a[:H]
+            f_g = a[H : 2 * H]
+            g_g = a[2 * H : 3 * H]
+            o_g = a[3 * H :]
+            cell = cache.cells[s, t]
+            tc = cache.tanh_cells[s, t]
+            if t > 0:
+                c_prev = cache.cells[s, t - 1]
+                for j in range(H):
+                    c_t = f_g[j] * c_prev[j] + i_g[j] * g_g[j]  # c_t = f c_{t-1} + i g
+                    cell[j] = c_t
+                    tc[j] = tanh(c_t)
+            else:
+                for j in range(H):
+                    c_t = i_g[j] * g_g[j]
+                    cell[j] = c_t
+                    tc[j] = tanh(c_t)
+            h = Hs[s, t]
+            h_state = cache.step_h[s]
+            for j in range(H):
+                v = o_g[j] * tc[j]  # h_t = o tanh(c_t)
+                h[j] = v
+                h_state[j] = v
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
 
 
-@_inline
-def _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
+@internal(refcounts=False)
+def _lstm_backward_block(c, packed, args_type):
     """With ``dh_t = dHs_t + da_{t+1} W_h^T`` and
     ``dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)`` (``work.carry``)::
 
         da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
         da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
     """
-    H = Hs.shape[2]
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     zero = Hs.dtype.type(0.0)
     one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        a = cache.gates[s, t]
-        i_g = a[:H]
-        f_g = a[H : 2 * H]
-        g_g = a[2 * H : 3 * H]
-        o_g = a[3 * H :]
-        da = work.dA_x[s, t]
-        da_i = da[:H]
-        da_f = da[H : 2 * H]
-        da_g = da[2 * H : 3 * H]
-        da_o = da[3 * H :]
-        dh = cache.step_h[s]
-        dc = work.carry[s]
-        tc = cache.tanh_cells[s, t]
-        dh_out = dHs[s, t]
-        for j in range(H):
-            dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
-        for j in range(H):
-            o = o_g[j]
-            dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
-            da_o[j] = dh[j] * tc[j] * o * (one - o)
-        for j in range(H):
-            i = i_g[j]
-            g = g_g[j]
-            da_i[j] = dc[j] * g * i * (one - i)
-            da_g[j] = dc[j] * i * (one - g * g)
-        if t > 0:
-            c_prev = cache.cells[s, t - 1]
+    for t in range(steps - 1, -1, -1):
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                _zero(cache.step_a, s * GH, GH)
+                continue
+            a = cache.gates[s, t]
+            i_g = a[:H]
+            f_g = a[H : 2 * H]
+            g_g = a[2 * H : 3 * H]
+            o_g = a[3 * H :]
+            da = work.dA_x[s, t]
+            da_i = da[:H]
+            da_f = da[H : 2 * H]
+            da_g = da[2 * H : 3 * H]
+            da_o = da[3 * H :]
+            dh = cache.step_h[s]
+            dc = work.carry[s]
+            tc = cache.tanh_cells[s, t]
+            dh_out = dHs[s, t]
             for j in range(H):
-                f = f_g[j]
-                da_f[j] = dc[j] * c_prev[j] * f * (one - f)
-        else:
+                dh[j] += dh_out[j]  # dh_t = dHs_t + da_{t+1} W_h^T
             for j in range(H):
-                da_f[j] = zero
-        for j in range(H):
-            dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
-        da_step = cache.step_a[s]
-        for j in range(4 * H):
-            da_step[j] = da[j]
+                o = o_g[j]
+                dc[j] += dh[j] * o * (one - tc[j] * tc[j])  # dc_t
+                da_o[j] = dh[j] * tc[j] * o * (one - o)
+            for j in range(H):
+                i = i_g[j]
+                g = g_g[j]
+                da_i[j] = dc[j] * g * i * (one - i)
+                da_g[j] = dc[j] * i * (one - g * g)
+            if t > 0:
+                c_prev = cache.cells[s, t - 1]
+                for j in range(H):
+                    f = f_g[j]
+                    da_f[j] = dc[j] * c_prev[j] * f * (one - f)
+            else:
+                for j in range(H):
+                    da_f[j] = zero
+            for j in range(H):
+                dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
+            _copy(work.dA_x, (s * T + t) * GH, cache.step_a, s * GH, GH)  # for the product
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+    X_b = X
+    if padded:
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+    )
+    if need_dx:
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
-@_inline
-def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
+@internal(refcounts=False)
+def _gru_forward_block(c, packed, args_type):
     """PyTorch's GRU. With ``u_t = x_t W_x + b_x`` and ``v_t = h_{t-1} W_h + b_h`` split
     in three blocks of ``H`` columns::
 
@@ -562,40 +782,47 @@ def _gru_forward_step(lo, hi, t, lengths, p, Hs, cache):
         n_t = tanh(u_t[2H:3H] + r_t * v_t[2H:3H])
         h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 
-    ``cache.gates[s, t]`` holds ``x_t W_x`` on entry, the activated gates on exit;
+    ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates;
     ``cache.hn[s, t] = v_t[2H:3H]``.
     """
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
     H = Hs.shape[2]
     b_x, b_h = p.b_x, p.b_h
     b_xn = b_x[2 * H :]
     b_hn = b_h[2 * H :]
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
-            continue
-        a = cache.gates[s, t]  # x_t W_x, then r, z, n
-        v = cache.step_a[s]  # h_{t-1} W_h
-        for j in range(2 * H):
-            a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
-        r_g = a[:H]
-        z_g = a[H : 2 * H]
-        n_g = a[2 * H :]
-        v_n = v[2 * H :]
-        vn = cache.hn[s, t]
-        for j in range(H):
-            vn[j] = v_n[j] + b_hn[j]
-        for j in range(H):
-            n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
-        h = Hs[s, t]
-        h_state = cache.step_h[s]  # h_{t-1}, then h_t
-        for j in range(H):
-            n_t = n_g[j]
-            v = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
-            h[j] = v
-            h_state[j] = v
+    for t in range(steps):
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
+                continue
+            a = cache.gates[s, t]  # x_t W_x, then r, z, n
+            v = cache.step_a[s]  # h_{t-1} W_h
+            for j in range(2 * H):
+                a[j] = sigmoid((a[j] + b_x[j]) + (v[j] + b_h[j]))  # r, z
+            r_g = a[:H]
+            z_g = a[H : 2 * H]
+            n_g = a[2 * H :]
+            v_n = v[2 * H :]
+            vn = cache.hn[s, t]
+            for j in range(H):
+                vn[j] = v_n[j] + b_hn[j]
+            for j in range(H):
+                n_g[j] = tanh((n_g[j] + b_xn[j]) + r_g[j] * vn[j])  # n
+            h = Hs[s, t]
+            h_state = cache.step_h[s]  # h_{t-1}, then h_t
+            for j in range(H):
+                n_t = n_g[j]
+                h_t = n_t + z_g[j] * (h_state[j] - n_t)  # (1 - z) n + z h_{t-1}
+                h[j] = h_t
+                h_state[j] = h_t
+    if padded:
+        _zero_padding(lo, hi, lengths, Hs)
 
 
-@_inline
-def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
+@internal(refcounts=False)
+def _gru_backward_block(c, packed, args_type):
     """With ``dh_t = dHs_t + dh_{t+1} z_{t+1} + dv_{t+1} W_h^T`` (the middle term is
     ``work.carry``) and ``vn_t = h_{t-1} W_hn + b_hn``::
 
@@ -605,49 +832,59 @@ def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
         du_t = [dar, daz, dan]            (dA_x: gradient w.r.t. u_t = x_t W_x + b_x)
         dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
     """
-    H = Hs.shape[2]
-    zero = Hs.dtype.type(0.0)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    lo, hi, steps, padded = _block_range(c, X, lengths)
+    _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
+    T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
     one = Hs.dtype.type(1.0)
-    for s in range(lo, hi):
-        if t >= lengths[s]:  # past the end: nothing flows back through W_h
-            cache.step_a[s][:] = zero
-            continue
-        a = cache.gates[s, t]
-        r_g = a[:H]
-        z_g = a[H : 2 * H]
-        n_g = a[2 * H :]
-        vn = cache.hn[s, t]
-        du = work.dA_x[s, t]
-        du_r = du[:H]
-        du_z = du[H : 2 * H]
-        du_n = du[2 * H :]
-        dh = cache.step_h[s]
-        dh_direct = work.carry[s]
-        dh_out = dHs[s, t]
-        hp = work.h_prev[s, t]
-        for j in range(H):
-            dh[j] += dh_out[j] + dh_direct[j]  # dh_t
-        for j in range(H):
-            z = z_g[j]
-            n_t = n_g[j]
-            du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
-            du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
-        for j in range(H):
-            r = r_g[j]
-            du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
-        for j in range(H):
-            dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
-        dv = work.dA_h[s, t]
-        dv_step = cache.step_a[s]
-        for j in range(2 * H):
-            dv[j] = du[j]
-            dv_step[j] = du[j]
-        dv_n = dv[2 * H :]
-        dv_step_n = dv_step[2 * H :]
-        for j in range(H):
-            g = du_n[j] * r_g[j]  # dan * r
-            dv_n[j] = g
-            dv_step_n[j] = g
+    for t in range(steps - 1, -1, -1):
+        for s in range(lo, hi):
+            if t >= lengths[s]:  # past the end: nothing flows back through W_h
+                _zero(cache.step_a, s * GH, GH)
+                continue
+            a = cache.gates[s, t]
+            r_g = a[:H]
+            z_g = a[H : 2 * H]
+            n_g = a[2 * H :]
+            vn = cache.hn[s, t]
+            du = work.dA_x[s, t]
+            du_r = du[:H]
+            du_z = du[H : 2 * H]
+            du_n = du[2 * H :]
+            dh = cache.step_h[s]
+            dh_direct = work.carry[s]
+            dh_out = dHs[s, t]
+            hp = work.h_prev[s, t]
+            for j in range(H):
+                dh[j] += dh_out[j] + dh_direct[j]  # dh_t
+            for j in range(H):
+                z = z_g[j]
+                n_t = n_g[j]
+                du_n[j] = dh[j] * (one - z) * (one - n_t * n_t)  # dan
+                du_z[j] = dh[j] * (hp[j] - n_t) * z * (one - z)  # daz
+            for j in range(H):
+                r = r_g[j]
+                du_r[j] = du_n[j] * vn[j] * r * (one - r)  # dar
+            for j in range(H):
+                dh_direct[j] = dh[j] * z_g[j]  # dh_t z_t, carried to step t - 1
+            row = (s * T + t) * GH
+            _copy(work.dA_x, row, work.dA_h, row, 2 * H)  # dar, daz
+            dv_n = work.dA_h[s, t, 2 * H :]
+            for j in range(H):
+                dv_n[j] = du_n[j] * r_g[j]  # dan * r
+            _copy(work.dA_h, row, cache.step_a, s * GH, GH)  # for the product
+        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+    X_b = X
+    if padded:
+        _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
+        X_b = work.x_masked
+    _weight_products(
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+    )
+    if need_dx:
+        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+    _column_sums(lo, hi, work.dA_x, work.db_x_parts)
+    _column_sums(lo, hi, work.dA_h, work.db_h_parts)
 
 
 # --------------------------------------------------------------------------------------
@@ -655,18 +892,16 @@ def _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work):
 # PyTorch exchange
 # --------------------------------------------------------------------------------------
 class Cell(NamedTuple):
-    """One recurrent cell: its gate count, its tuples and its step functions."""
+    """One recurrent cell: its gate count, its tuples and its block functions."""
 
     gates: int  # G: W_x is (d, G*H), W_h (H, G*H), biases (G*H,)
     params: type  # Params NamedTuple; its array fields are the layer's parameter names
     cache: type  # Cache NamedTuple, allocated by cache.empty(n, T, d, H, dtype)
     work: type  # Work NamedTuple, allocated by work.empty(n, T, d, H, dtype)
-    forward_step: object  # (lo, hi, t, lengths, p, Hs, cache), inlined in forward_block
-    backward_step: object  # (lo, hi, t, lengths, p, Hs, cache, dHs, work), likewise
     # one block of samples through all its steps: (c, packed, args_type), the arguments
-    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``_pack``
-    forward_block: object = None
-    backward_block: object = None
+    # (X, lengths, p, Hs, cache, dHs, dX, need_dx, work) packed by ``runner.run_blocks``
+    forward_block: object
+    backward_block: object
     unit_bias_gates: tuple = ()  # gate blocks whose (first) bias starts at 1
 
     @property
@@ -684,299 +919,19 @@ class Cell(NamedTuple):
 
 
 CELLS = {
-    "rnn": Cell(1, ElmanParams, ElmanCache, ElmanWork, _elman_forward_step, _elman_backward_step),
+    "rnn": Cell(1, ElmanParams, ElmanCache, ElmanWork, _elman_forward_block, _elman_backward_block),
     # the LSTM's forget gate starts open (bias 1), so early gradients flow through c_t
     "lstm": Cell(
         4,
         LSTMParams,
         LSTMCache,
         LSTMWork,
-        _lstm_forward_step,
-        _lstm_backward_step,
+        _lstm_forward_block,
+        _lstm_backward_block,
         unit_bias_gates=(1,),
     ),
-    "gru": Cell(3, GRUParams, GRUCache, GRUWork, _gru_forward_step, _gru_backward_step),
+    "gru": Cell(3, GRUParams, GRUCache, GRUWork, _gru_forward_block, _gru_backward_block),
 }
-
-
-# --------------------------------------------------------------------------------------
-# One block of samples, all its time steps: the loop every cell shares
-# --------------------------------------------------------------------------------------
-# Compile cost: numba optimises and generates the machine code of every function again
-# inside each function that calls it. So each cell has its own two block functions,
-# with its step functions inlined (numba ``inline='always'``, not compiled on their
-# own), around small shared helpers; every matrix product is one ``gemm`` call with one
-# signature per dtype (all operands viewed as 'A' arrays, ``x[::1]``). Copies are
-# element loops (an array-valued slice assignment would compile numba's shape-error
-# formatting, ~2 s).
-@intrinsic
-def _mat(typingctx, x, lo, hi, transpose):
-    """Rows ``lo:hi`` of ``x`` as a matrix, transposed when ``transpose``: a 2-D 'A' view
-    for ``gemm``, without numba's reshape and slicing code (whose compilation cost more
-    than the kernels' own). ``x`` C-contiguous, 3-D ``(n, T, k)`` (rows ``lo:hi`` are
-    the ``(hi - lo) * T`` (sample, step) rows) or 2-D ``(n, k)``; no bounds checks."""
-    if not (isinstance(x, types.Array) and x.ndim in (2, 3) and x.layout == "C"):
-        raise TypingError("_mat: x must be a C-contiguous 2-D or 3-D array")
-    ret = types.Array(x.dtype, 2, "A")
-
-    def codegen(context, builder, sig, args):
-        arr = context.make_array(x)(context, builder, args[0])
-        first, last, trans = args[1], args[2], args[3]
-        shape = cgutils.unpack_tuple(builder, arr.shape, x.ndim)
-        strides = cgutils.unpack_tuple(builder, arr.strides, x.ndim)
-        rows = builder.sub(last, first)
-        if x.ndim == 3:
-            rows = builder.mul(rows, shape[1])
-        cols = shape[-1]
-        row_step, col_step = strides[-2], strides[-1]
-        offset = builder.mul(first, strides[0])
-        data = builder.gep(builder.bitcast(arr.data, cgutils.voidptr_t), [offset])
-        out = context.make_array(ret)(context, builder)
-        populate_array(
-            out,
-            data=builder.bitcast(data, arr.data.type),
-            shape=[builder.select(trans, cols, rows), builder.select(trans, rows, cols)],
-            strides=[
-                builder.select(trans, col_step, row_step),
-                builder.select(trans, row_step, col_step),
-            ],
-            itemsize=arr.itemsize,
-            meminfo=arr.meminfo,
-            parent=arr.parent,
-        )
-        return impl_ret_borrowed(context, builder, ret, out._getvalue())
-
-    return ret(x, types.int64, types.int64, types.boolean), codegen
-
-
-@jit
-def _copy(src, dst):
-    for j in range(src.shape[0]):
-        dst[j] = src[j]
-
-
-@internal
-def _forward_start(c, X, lengths, W_x, A, step_h):
-    """Start block ``c`` going forward: ``A[s, t] = x_{s,t} W_x`` for the real steps of
-    its samples ``lo <= s < hi`` (padding is never read) and ``h_{-1} = 0``; returns
-    ``(lo, hi, steps, padded)``, ``steps`` the block's longest sequence, ``padded``
-    whether a sample is shorter than ``T``."""
-    n, T, d = X.shape
-    lo = c * CHUNK
-    hi = min(lo + CHUNK, n)
-    steps = 0
-    padded = False
-    for s in range(lo, hi):
-        steps = max(steps, lengths[s])
-        if lengths[s] < T:
-            padded = True
-    W = _mat(W_x, 0, d, False)
-    if padded:  # one product per sample over its own steps
-        for s in range(lo, hi):
-            L = lengths[s]
-            gemm(_mat(X[s], 0, L, False), W, _mat(A[s], 0, L, False), 1.0, 0.0)
-    else:  # one product over the block's (sample, step) rows
-        gemm(_mat(X, lo, hi, False), W, _mat(A, lo, hi, False), 1.0, 0.0)
-    step_h[lo:hi] = 0.0
-    return lo, hi, steps, padded
-
-
-@internal
-def _zero_padding(lo, hi, lengths, A):
-    """``A[s, t] = 0`` for the padded steps ``t >= lengths[s]`` of samples ``lo <= s < hi``."""
-    zero = A.dtype.type(0.0)
-    for s in range(lo, hi):
-        A[s, lengths[s] :] = zero
-
-
-@internal
-def _backward_start(c, X, lengths, Hs, h_prev, step_h, carry):
-    """Start block ``c`` going back: ``h_prev[s, t] = h_{t-1}`` (zero at ``t = 0``), no
-    gradient from later steps yet; returns ``(lo, hi, steps, padded)``."""
-    n, T = X.shape[0], X.shape[1]
-    H = Hs.shape[2]
-    lo = c * CHUNK
-    hi = min(lo + CHUNK, n)
-    steps = 0
-    padded = False
-    for s in range(lo, hi):
-        steps = max(steps, lengths[s])
-        if lengths[s] < T:
-            padded = True
-    for s in range(lo, hi):
-        for j in range(H):
-            h_prev[s, 0, j] = 0.0  # h_{-1}
-        for t in range(1, T):
-            for j in range(H):
-                h_prev[s, t, j] = Hs[s, t - 1, j]  # Hs is zero on padded steps
-    step_h[lo:hi] = 0.0  # dA_h[t+1] W_h^T, the gradient reaching h_t through W_h
-    carry[lo:hi] = 0.0
-    return lo, hi, steps, padded
-
-
-@internal
-def _backward_end(
-    c, lo, hi, padded, X, lengths, W_x, dA_x, h_prev, dA_h, x_masked, dX, need_dx, parts
-):
-    """Finish block ``c`` going back: ``parts[0][c] = X_b^T dA_x``,
-    ``parts[1][c] = h_prev_b^T dA_h`` over its (sample, step) rows, and its rows
-    ``dX_b = dA_x W_x^T`` when ``need_dx``. Padded steps get no gradient, and the
-    products read a copy of X with its padding zeroed (0 * NaN would be NaN)."""
-    T, d = X.shape[1], X.shape[2]
-    zero = X.dtype.type(0.0)
-    X_b = X
-    if padded:
-        for s in range(lo, hi):
-            L = lengths[s]
-            dA_x[s, L:] = zero
-            dA_h[s, L:] = zero
-            for t in range(T):
-                for k in range(d):
-                    x_masked[s, t, k] = X[s, t, k] if t < L else zero
-        X_b = x_masked
-    Ax = _mat(dA_x, lo, hi, False)
-    gemm(_mat(X_b, lo, hi, True), Ax, _mat(parts[0], c, c + 1, False), 1.0, 0.0)
-    Ah = _mat(dA_h, lo, hi, False)
-    gemm(_mat(h_prev, lo, hi, True), Ah, _mat(parts[1], c, c + 1, False), 1.0, 0.0)
-    if need_dx:
-        gemm(Ax, _mat(W_x, 0, d, True), _mat(dX, lo, hi, False), 1.0, 0.0)
-
-
-@internal
-def _block_column_sums(lo, hi, A, parts):
-    """``parts[c, j] = sum over samples lo <= s < hi and steps t of A[s, t, j]``, c the block."""
-    c = lo // CHUNK
-    G = A.shape[2]
-    A2 = _mat(A, lo, hi, False)
-    out = parts[c]
-    for j in range(G):
-        out[j] = A2[0, j]
-    for r in range(1, A2.shape[0]):
-        for j in range(G):
-            out[j] += A2[r, j]
-
-
-@internal
-def _elman_forward_block(c, packed, args_type):
-    """The Elman cell's forward pass over block ``c``: ``x_t W_x`` goes into ``Hs``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, Hs, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
-        _elman_forward_step(lo, hi, t, lengths, p, Hs, cache)
-    if padded:
-        _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
-def _lstm_forward_block(c, packed, args_type):
-    """The LSTM's forward pass over block ``c``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
-        _lstm_forward_step(lo, hi, t, lengths, p, Hs, cache)
-    if padded:
-        _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
-def _gru_forward_block(c, packed, args_type):
-    """The GRU's forward pass over block ``c``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _forward_start(c, X, lengths, p.W_x, cache.gates, cache.step_h)
-    W_h = _mat(p.W_h, 0, p.W_h.shape[0], False)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps):
-        if t > 0:  # h_{t-1} W_h
-            gemm(step_h, W_h, step_a, 1.0, 0.0)
-        else:
-            step_a[:] = 0.0
-        _gru_forward_step(lo, hi, t, lengths, p, Hs, cache)
-    if padded:
-        _zero_padding(lo, hi, lengths, Hs)
-
-
-@internal
-def _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work):
-    """The end of every cell's backward block: its shares of dW_x, dW_h and db_x (and dX)."""
-    parts = (work.dW_x_parts, work.dW_h_parts)
-    _backward_end(
-        c,
-        lo,
-        hi,
-        padded,
-        X,
-        lengths,
-        p.W_x,
-        work.dA_x,
-        work.h_prev,
-        work.dA_h,
-        work.x_masked,
-        dX,
-        need_dx,
-        parts,
-    )
-    _block_column_sums(lo, hi, work.dA_x, work.db_x_parts)
-
-
-@internal
-def _elman_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, Elman cell, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps - 1, -1, -1):
-        _elman_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
-
-
-@internal
-def _lstm_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, LSTM, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps - 1, -1, -1):
-        _lstm_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
-
-
-@internal
-def _gru_backward_block(c, packed, args_type):
-    """Backpropagation through block ``c``'s steps, GRU, and its gradient shares."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
-    lo, hi, steps, padded = _backward_start(
-        c, X, lengths, Hs, work.h_prev, cache.step_h, work.carry
-    )
-    W_hT = _mat(p.W_h, 0, p.W_h.shape[0], True)
-    step_a, step_h = _mat(cache.step_a, lo, hi, False), _mat(cache.step_h, lo, hi, False)
-    for t in range(steps - 1, -1, -1):
-        _gru_backward_step(lo, hi, t, lengths, p, Hs, cache, dHs, work)
-        if t > 0:  # dA_h[t] W_h^T, the gradient reaching h_{t-1}
-            gemm(step_a, W_hT, step_h, 1.0, 0.0)
-    _finish_backward(c, lo, hi, padded, X, lengths, p, dX, need_dx, work)
-    _block_column_sums(lo, hi, work.dA_h, work.db_h_parts)
 
 
 def _sum_grads(work, n_parts, grads):
@@ -992,12 +947,6 @@ def _sum_grads(work, n_parts, grads):
         sum_blocks(work.db_x_parts[:, None], n_parts, grads.b[None])
 
 
-for _name, _fwd, _bwd in (
-    ("rnn", _elman_forward_block, _elman_backward_block),
-    ("lstm", _lstm_forward_block, _lstm_backward_block),
-    ("gru", _gru_forward_block, _gru_backward_block),
-):
-    CELLS[_name] = CELLS[_name]._replace(forward_block=_fwd, backward_block=_bwd)
 _BY_PARAMS = {cell.params: cell for cell in CELLS.values()}
 
 
@@ -1027,10 +976,10 @@ def recurrent_forward(batch, p, Hs, cache):
     Hs : (n, T, H) output, overwritten with ``h_t`` for ``t < lengths[s]`` and zero after.
     cache : the cell's ``Cache``, overwritten with what ``recurrent_backward`` needs.
 
-    The gate equations are in the cell's ``_*_forward_step``. A block of samples runs
-    its time loop to its longest sequence only: the cost follows the real steps when the
-    caller batches sequences of similar lengths together. The blocks run in parallel
-    (``_run_blocks``), each in ``_forward_block``.
+    The gate equations are in the cell's ``_*_forward_block``, which runs one block of
+    samples; the blocks run in parallel (``runner.run_blocks``). A block runs its time
+    loop to its longest sequence only: the cost follows the real steps when the caller
+    batches sequences of similar lengths together.
     """
     cell = _BY_PARAMS[type(p)]
     dtype = batch.X.dtype
@@ -1044,7 +993,7 @@ def recurrent_forward(batch, p, Hs, cache):
 def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     """Backpropagation through time for ``recurrent_forward``.
 
-    The cell's ``_*_backward_step`` gives ``dA_x``, the gradient with respect to the
+    The cell's ``_*_backward_block`` gives ``dA_x``, the gradient with respect to the
     input side of the pre-activations (``u_t = x_t W_x + ...``), and ``dA_h``, with
     respect to the recurrent side (``h_{t-1} W_h + ...``; the same array except for the
     GRU); then ``dW_x = sum x_t^T dA_x``, ``dW_h = sum h_{t-1}^T dA_h``,
@@ -1092,5 +1041,6 @@ def reverse_sequences(X, lengths, out):
     for s in range(X.shape[0]):
         L = lengths[s]
         for t in range(L):
-            _copy(X[s, L - 1 - t], out[s, t])
+            for k in range(X.shape[2]):
+                out[s, t, k] = X[s, L - 1 - t, k]
         out[s, L:] = zero

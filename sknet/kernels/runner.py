@@ -48,11 +48,20 @@ __all__ = ["internal", "run_blocks", "unpack"]
 _PACK_BYTES = 4096  # room for a block's packed arguments
 
 
-def internal(func):
+def internal(func=None, *, refcounts=True):
     """A kernel part called only from compiled code, never from Python: compiled with
     the kernels' flags but without numba's Python and C entry wrappers (their code
-    took a good share of the compile time of functions with many tuple arguments)."""
-    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **_FLAGS)(func)
+    took a good share of the compile time of functions with many tuple arguments).
+
+    ``@internal(refcounts=False)`` compiles without numba's reference counting (NRT):
+    no ``NRT_incref``/``NRT_decref`` call around every array view the function makes
+    (a block's unpacked arrays carry no reference anyway, see ``_pack_into``); such a
+    function must not allocate arrays (``np.empty`` ...) nor return one.
+    """
+    if func is None:
+        return lambda func: internal(func, refcounts=refcounts)
+    options = {} if refcounts else {"_nrt": False}
+    return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options, **_FLAGS)(func)
 
 
 def _types_key(argtype):

@@ -1,11 +1,13 @@
-"""gemm against NumPy's matmul: layouts, transposes, blocks, alpha/beta, edge shapes."""
+"""gemm against NumPy's matmul: layouts, transposes, blocks, alpha/beta, edge shapes;
+gemm_rows against gemm, bit for bit."""
 
+import numba
 import numpy as np
 import pytest
 from numba.core.errors import TypingError
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
-from sknet.kernels.blas import gemm
+from sknet.kernels.blas import gemm, gemm_rows
 
 DTYPES = [np.float64, np.float32]
 
@@ -82,3 +84,38 @@ def test_gemm_bad_input(rng):
         gemm(np.ones((8, 6))[::2, ::2], np.ones((3, 2)), np.empty((4, 2)))
     with pytest.raises(TypingError, match="one float dtype"):
         gemm(a.astype(np.float32), np.ones((3, 2)), np.empty((4, 2)))
+
+
+@numba.njit
+def _gemm_rows(a, ia, ta, b, ib, tb, c, ic, m, n, k):
+    gemm_rows(a, ia, ta, b, ib, tb, c, ic, m, n, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("m, n, k", [(5, 4, 3), (1, 4, 3), (5, 1, 3), (5, 4, 1), (1, 1, 1)])
+def test_gemm_rows_is_gemm_on_the_same_views(m, n, k, ta, tb, dtype, rng):
+    """Matrices stored at offsets inside flat and 3-D C arrays: the same bits as gemm on
+    the equivalent (transposed) views, size-1 dimensions included."""
+    ia, ib, ic = 3, 7, 2
+    a = rng.normal(size=ia + m * k + 4).astype(dtype)
+    b = rng.normal(size=(2, ib + k * n + 1, 1)).astype(dtype)  # a 3-D C array
+    c = np.full(ic + m * n + 3, np.nan, dtype)
+    A = a[ia : ia + m * k].reshape((k, m)).T if ta else a[ia : ia + m * k].reshape((m, k))
+    flat_b = b.reshape(-1)
+    B = flat_b[ib : ib + k * n].reshape((n, k)).T if tb else flat_b[ib : ib + k * n].reshape((k, n))
+    _gemm_rows(a, ia, ta, b, ib, tb, c, ic, m, n, k)
+    expected = np.full((m, n), np.nan, dtype)
+    gemm(A, B, expected)
+    assert_array_equal(c[ic : ic + m * n].reshape(m, n), expected)
+    assert np.isnan(c[:ic]).all() and np.isnan(c[ic + m * n :]).all()  # nothing else written
+    assert_allclose(expected, A.astype(np.float64) @ B, **tol(dtype))
+
+
+def test_gemm_rows_bad_types():
+    a = np.ones(6)
+    with pytest.raises(TypingError, match="one float dtype"):
+        _gemm_rows(a.astype(np.float32), 0, False, a, 0, False, np.empty(4), 0, 2, 2, 3)
+    with pytest.raises(TypingError, match="C-contiguous"):
+        _gemm_rows(a[::2], 0, False, a, 0, False, np.empty(4), 0, 1, 2, 3)
