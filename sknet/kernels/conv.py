@@ -94,7 +94,7 @@ import numpy as np
 
 from sknet._config import _FLAGS, jit
 from sknet.kernels.blocks import CHUNK
-from sknet.kernels.runner import internal, run_blocks, unpack
+from sknet.kernels.runner import call_entry, entry, internal, run_blocks, unpack
 
 __all__ = [
     "CHUNK",
@@ -359,7 +359,7 @@ def _col2im_group(dcols, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
                             dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
 
 
-@jit_fma
+@internal(refcounts=False, fastmath={"contract"})
 def _mm(A, B, C3, s, N):
     """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N), K a multiple of 4 (the workspace
     pads it): a row-major product written into C3[s] (M, >= N), e.g. straight into one
@@ -408,7 +408,7 @@ def _mm(A, B, C3, s, N):
                 C3[us, ui, uj] = C3[us, ui, uj] + a * B[uk, uj]
 
 
-@jit_fma_reduce
+@internal(refcounts=False, fastmath={"contract", "reassoc"})
 def _mm_nt(A, B, C, L, acc):
     """C (M, N) = A[:, :L] @ B[:, :L].T, plus C's old value when ``acc``: A (M, >= L),
     B (N, >= L), both read along their rows (e.g. a group's im2col matrix and its dZ:
@@ -526,10 +526,30 @@ def _copy_in(dY3, s0, m, dst):
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+_NO_PRODUCTS = ((0, 0), (0, 0))  # for arguments the type checks reject
+_PRODUCTS = {}  # dtype -> entries of _mm and _mm_nt
+
+
+def _products(dtype):
+    """The entries (``runner.entry``) of ``_mm`` and ``_mm_nt`` for arrays of ``dtype``,
+    as the block functions call them (C-contiguous views of the workspace, Y and dY)."""
+    found = _PRODUCTS.get(dtype)
+    if found is None:
+        if dtype not in _DTYPES:
+            return _NO_PRODUCTS
+        nb = numba.from_dtype(dtype)
+        a2, a3 = numba.types.Array(nb, 2, "C"), numba.types.Array(nb, 3, "C")
+        i64, b1 = numba.types.int64, numba.types.boolean
+        mm = entry(_mm, (a2, a2, a3, i64, i64))
+        mm_nt = entry(_mm_nt, (a2, a2, a2, i64, b1))
+        found = _PRODUCTS[dtype] = (mm, mm_nt)
+    return found
+
+
 def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_forward_block``) are of types the kernels take."""
-    X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args
+    X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args[:13]
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
@@ -635,7 +655,8 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    run_blocks(_forward_block, args + (ws.chunk, ws.group), ws.cols.shape[0], _forward_types)
+    args += (ws.chunk, ws.group, _products(getattr(X, "dtype", None)))
+    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
 
 
 # the convolution's block functions (slots) take the same packed arguments, forward and
@@ -645,30 +666,19 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
 # function in between: numba optimises a callee's code again inside every caller).
 
 
-@jit
 def _fill_w2b(Wt, b, W2b):
     """W2b[f, :K] = Wt[f].ravel(); W2b[f, K] = b[f] (its columns after K stay 0)."""
-    F, C, kh, kw = Wt.shape
-    K = C * kh * kw
-    W2 = Wt.reshape(F, K)
-    for f in range(F):
-        uf = _u(f)
-        for k in range(K):
-            W2b[uf, _u(k)] = W2[uf, _u(k)]
-        W2b[uf, _u(K)] = b[uf]
+    F, K = W2b.shape[0], Wt[0].size
+    W2b[:, :K] = Wt.reshape(F, K)
+    W2b[:, K] = b
 
 
-@jit
 def _fill_w2t(Wt, W2T):
     """W2T[:K, :F] = Wt.reshape(F, K).T (its other rows and columns stay 0: dcols' row
     of the ones and padding rows come out 0)."""
-    F, C, kh, kw = Wt.shape
-    K = C * kh * kw
-    W2 = Wt.reshape(F, K)
-    for k in range(K):
-        uk = _u(k)
-        for f in range(F):
-            W2T[uk, _u(f)] = W2[_u(f), uk]
+    F = Wt.shape[0]
+    K = Wt[0].size
+    W2T[:K, :F] = Wt.reshape(F, K).T
 
 
 @internal
@@ -676,7 +686,8 @@ def _forward_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward`: groups t, t + n_slots, ... of ``group`` samples,
     their im2col in cols[t] (in kept[g] when ``keep``), one product per group (``_mm``),
     straight into Y[s] for a group of one, else into out[t] and then into Y."""
-    X, W2b, Y, geom, _, _, cols_all, out_all, kept, keep, _, _, group = unpack(packed, args_type)
+    args = unpack(packed, args_type)
+    X, W2b, Y, geom, _, _, cols_all, out_all, kept, keep, _, _, group, (mm, _) = args
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
@@ -698,7 +709,7 @@ def _forward_block(t, packed, args_type):
             dst, s_dst = Y3, s0
         else:
             dst, s_dst = out3, 0
-        _mm(W2b, cs, dst, s_dst, m * P)
+        call_entry(mm, (W2b, cs, dst, s_dst, m * P))
         if m > 1:
             _copy_out(out3[0], Y3, s0, m)
 
@@ -762,7 +773,8 @@ def conv2d_backward(
     _fill_w2t(Wt, ws.W2T)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    run_blocks(_backward_block, args + (chunk, ws.group), ws.cols.shape[0], _backward_types)
+    args += (chunk, ws.group, _products(getattr(X, "dtype", None)))
+    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
 
@@ -776,7 +788,8 @@ def _backward_block(t, packed, args_type):
     dY_g into cols[t], then col2im sample by sample.
     """
     args = unpack(packed, args_type)
-    X, W2T, dY, geom, dX, need_dx, cols_all, out_all, kept, keep, dW_chunks, chunk, group = args
+    X, W2T, dY, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
+    dW_chunks, chunk, group, (mm, mm_nt) = args[10:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
@@ -801,29 +814,28 @@ def _backward_block(t, packed, args_type):
                 _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
             _copy_in(dY3, g0, m, out)
             # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
-            _mm_nt(cs, out, dWc, m * P, g0 != s0)
+            call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
             if need_dx:
                 # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
-                _mm(W2T, out, cols3, np.int64(0), m * P)
+                call_entry(mm, (W2T, out, cols3, np.int64(0), m * P))
                 _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
-@jit
 def _sum_chunks(parts, n_chunks, W2, db):
     """The chunk sums (K4, F), [dW2.T; db; 0], added in chunk order into W2 (F, K) and
-    db (F,)."""
-    F, K = W2.shape
-    for k in range(K + 1):
-        uk = _u(k)
-        for f in range(F):
-            uf = _u(f)
-            acc = parts[0, uk, uf] if n_chunks > 0 else 0
-            for c in range(1, n_chunks):
-                acc += parts[_u(c), uk, uf]
-            if k < K:
-                W2[uf, uk] = acc
-            else:
-                db[uf] = acc
+    db (F,), in float64 (for float32 too), then rounded to their dtype.
+
+    NumPy's reduction over the outer axis of a C-contiguous array adds element-wise, one
+    chunk after the other (no pairwise summation: that is for the inner axis), so this
+    is the loop ``acc = parts[0]; acc += parts[c] ...`` (a test checks it), without a
+    compiled kernel (~0.2 CPU s of cold compile, as were the two copies of the weights)."""
+    K = W2.shape[1]
+    if n_chunks == 0:
+        acc = np.zeros(parts.shape[1:])
+    else:  # from -0.0, the exact identity (from 0.0, a sum of -0.0s would come out +0.0)
+        acc = np.add.reduce(parts[:n_chunks], axis=0, dtype=np.float64, initial=-0.0)
+    W2[...] = acc[:K].T
+    db[...] = acc[K]
 
 
 # --------------------------------------------------------------------------------------

@@ -20,7 +20,11 @@ per output row, with unsigned indices and the per-window arithmetic written out 
 results are bit-identical to the generic loop's (same comparisons, ties, NaN handling and
 float64 sums). On a LeNet-like batch (128, 16, 24, 24) float32 this took max pooling
 forward from ~1.37 to ~0.15 ms. Max backward keeps its zero-fill and scatter (a one-pass
-select-and-store version measured 2-4x slower), with one zero-fill per sample.
+select-and-store version measured 2-4x slower), with one zero-fill per sample. The fast
+paths are kernels of their own (max: one for 2 x 2, one for 1 x 2; average: one per
+direction), chosen in Python: a network compiles only the loops its windows use (the
+fast path inside the generic kernel took maxpool2d_forward's cold compile from ~0.3 to
+~1 CPU s).
 
 Every kernel here is serial (``jit``, no ``prange``): pooling is memory-bound and cheap
 next to the convolutions around it (a LeNet max pooling of 128 x 6 x 28 x 28 float64
@@ -64,7 +68,11 @@ __all__ = [
 ]
 
 
-@jit
+def _pair_window(pool_h, pool_w, stride_h, stride_w):
+    """True for the fast paths' windows: 2 x 2 stride 2, or 1 x 2 stride (1, 2)."""
+    return pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2)
+
+
 def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     """Max pooling; overwrite ``Y`` and ``argmax``.
 
@@ -72,50 +80,83 @@ def maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
     Y : (n, C, Ho, Wo), same dtype, overwritten with the window maxima.
     argmax : (n, C, Ho, Wo) int32, overwritten with y*W + x of each maximum in its
         (H, W) plane, for :func:`maxpool2d_backward`.
+
+    The fast paths (2 x 2 stride 2, 1 x 2 stride (1, 2)) are kernels of their own,
+    chosen here: a network compiles only the one it uses (the generic loop and the fast
+    path in one kernel cost ~0.7 s more cold compile).
     """
+    if _pair_window(pool_h, pool_w, stride_h, stride_w):
+        if pool_h == 2:
+            _maxpool_2x2_forward(X, Y, argmax)
+        else:
+            _maxpool_1x2_forward(X, Y, argmax)
+    else:
+        _maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax)
+
+
+@jit
+def _maxpool_2x2_forward(X, Y, argmax):
+    """:func:`maxpool2d_forward` with 2 x 2 windows, stride 2: one counted loop over j
+    per output row, unsigned indices and the compare/select chain written out in (p, q)
+    order, so that LLVM vectorises it (stride-2 loads)."""
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
-    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
-    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
-        # One counted loop over j per output row, unsigned indices and the compare/select
-        # chain written out in (p, q) order: LLVM vectorises it (stride-2 loads).
-        w0 = np.int32(W)
-        w1 = np.int32(W + 1)
-        one = np.int32(1)
-        nj = uint64(Wo)
-        for s in range(n):
-            for c in range(C):
-                for i in range(Ho):
-                    yr = Y[s, c, i]
-                    ar = argmax[s, c, i]
-                    if pool_h == 1:
-                        xr0 = X[s, c, i]
-                        base = np.int32(i * W)
-                        for j in range(nj):
-                            a = xr0[2 * j]
-                            b = xr0[2 * j + 1]
-                            g1 = b > a
-                            yr[j] = b if g1 else a
-                            ar[j] = base + np.int32(2 * j) + (one if g1 else np.int32(0))
-                    else:
-                        xr0 = X[s, c, 2 * i]
-                        xr1 = X[s, c, 2 * i + 1]
-                        base = np.int32(2 * i * W)
-                        for j in range(nj):
-                            a = xr0[2 * j]
-                            b = xr0[2 * j + 1]
-                            d = xr1[2 * j]
-                            e = xr1[2 * j + 1]
-                            g1 = b > a
-                            m1 = b if g1 else a
-                            k1 = one if g1 else np.int32(0)
-                            g2 = d > m1
-                            m2 = d if g2 else m1
-                            k2 = w0 if g2 else k1
-                            g3 = e > m2
-                            yr[j] = e if g3 else m2
-                            ar[j] = base + np.int32(2 * j) + (w1 if g3 else k2)
-        return
+    w0 = np.int32(W)
+    w1 = np.int32(W + 1)
+    one = np.int32(1)
+    nj = uint64(Wo)
+    for s in range(n):
+        for c in range(C):
+            for i in range(Ho):
+                yr = Y[s, c, i]
+                ar = argmax[s, c, i]
+                xr0 = X[s, c, 2 * i]
+                xr1 = X[s, c, 2 * i + 1]
+                base = np.int32(2 * i * W)
+                for j in range(nj):
+                    a = xr0[2 * j]
+                    b = xr0[2 * j + 1]
+                    d = xr1[2 * j]
+                    e = xr1[2 * j + 1]
+                    g1 = b > a
+                    m1 = b if g1 else a
+                    k1 = one if g1 else np.int32(0)
+                    g2 = d > m1
+                    m2 = d if g2 else m1
+                    k2 = w0 if g2 else k1
+                    g3 = e > m2
+                    yr[j] = e if g3 else m2
+                    ar[j] = base + np.int32(2 * j) + (w1 if g3 else k2)
+
+
+@jit
+def _maxpool_1x2_forward(X, Y, argmax):
+    """:func:`maxpool2d_forward` with 1 x 2 windows, stride (1, 2) (the 1-D wrappers'
+    pairs), written as the 2 x 2 path."""
+    n, C, H, W = X.shape
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    one = np.int32(1)
+    nj = uint64(Wo)
+    for s in range(n):
+        for c in range(C):
+            for i in range(Ho):
+                yr = Y[s, c, i]
+                ar = argmax[s, c, i]
+                xr0 = X[s, c, i]
+                base = np.int32(i * W)
+                for j in range(nj):
+                    a = xr0[2 * j]
+                    b = xr0[2 * j + 1]
+                    g1 = b > a
+                    yr[j] = b if g1 else a
+                    ar[j] = base + np.int32(2 * j) + (one if g1 else np.int32(0))
+
+
+@jit
+def _maxpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y, argmax):
+    """:func:`maxpool2d_forward`, any window: the generic loop."""
+    n, C, H, W = X.shape
+    Ho, Wo = Y.shape[2], Y.shape[3]
     for s in range(n):
         for c in range(C):
             xs = X[s, c]
@@ -158,33 +199,48 @@ def maxpool2d_backward(dY, argmax, dX):
                     ds[off + uint64(argmax[s, c, i, j])] += dY[s, c, i, j]
 
 
-@jit
 def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
     """Average pooling; overwrite Y (n, C, Ho, Wo) with the window means of X (n, C, H, W).
 
-    Each window is summed in float64 from 0.0 in (p, q) order, then scaled.
+    Each window is summed in float64 from 0.0 in (p, q) order, then scaled. The fast
+    path (2 x 2 stride 2, 1 x 2 stride (1, 2)) is a kernel of its own, chosen here.
     """
+    if _pair_window(pool_h, pool_w, stride_h, stride_w):
+        _avgpool_pairs_forward(X, pool_h, Y)
+    else:
+        _avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y)
+
+
+@jit
+def _avgpool_pairs_forward(X, pool_h, Y):
+    """:func:`avgpool2d_forward` with pool_h x 2 windows, stride (pool_h, 2), pool_h 1
+    or 2: one counted loop over j per output row (LLVM vectorises it), the same sums."""
+    n, C, H, W = X.shape
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    scale = 1.0 / (pool_h * 2)
+    nj = uint64(Wo)
+    for s in range(n):
+        for c in range(C):
+            for i in range(Ho):
+                yr = Y[s, c, i]
+                if pool_h == 1:
+                    xr0 = X[s, c, i]
+                    for j in range(nj):
+                        yr[j] = (0.0 + xr0[2 * j] + xr0[2 * j + 1]) * scale
+                else:
+                    xr0 = X[s, c, 2 * i]
+                    xr1 = X[s, c, 2 * i + 1]
+                    for j in range(nj):
+                        acc = 0.0 + xr0[2 * j] + xr0[2 * j + 1] + xr1[2 * j] + xr1[2 * j + 1]
+                        yr[j] = acc * scale
+
+
+@jit
+def _avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
+    """:func:`avgpool2d_forward`, any window: the generic loop."""
     n, C, H, W = X.shape
     Ho, Wo = Y.shape[2], Y.shape[3]
     scale = 1.0 / (pool_h * pool_w)
-    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
-    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
-        nj = uint64(Wo)
-        for s in range(n):
-            for c in range(C):
-                for i in range(Ho):
-                    yr = Y[s, c, i]
-                    if pool_h == 1:
-                        xr0 = X[s, c, i]
-                        for j in range(nj):
-                            yr[j] = (0.0 + xr0[2 * j] + xr0[2 * j + 1]) * scale
-                    else:
-                        xr0 = X[s, c, 2 * i]
-                        xr1 = X[s, c, 2 * i + 1]
-                        for j in range(nj):
-                            acc = 0.0 + xr0[2 * j] + xr0[2 * j + 1] + xr1[2 * j] + xr1[2 * j + 1]
-                            yr[j] = acc * scale
-        return
     for s in range(n):
         for c in range(C):
             xs = X[s, c]
@@ -200,33 +256,46 @@ def avgpool2d_forward(X, pool_h, pool_w, stride_h, stride_w, Y):
                     Y[s, c, i, j] = acc * scale
 
 
-@jit
 def avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
-    """Overwrite dX (n, C, H, W): each dY[s, c, i, j] / (kh*kw) is added to its window."""
+    """Overwrite dX (n, C, H, W): each dY[s, c, i, j] / (kh*kw) is added to its window.
+    The fast path (2 x 2 stride 2, 1 x 2 stride (1, 2)) is a kernel of its own."""
+    if _pair_window(pool_h, pool_w, stride_h, stride_w):
+        _avgpool_pairs_backward(dY, pool_h, dX)
+    else:
+        _avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX)
+
+
+@jit
+def _avgpool_pairs_backward(dY, pool_h, dX):
+    """:func:`avgpool2d_backward` with pool_h x 2 windows, stride (pool_h, 2): disjoint
+    windows, so each covered element is 0 + its one share, the rest 0."""
     n, C, Ho, Wo = dY.shape
     H, W = dX.shape[2], dX.shape[3]
-    scale = 1.0 / (pool_h * pool_w)
-    # fast path: 2 x 2 stride 2, or 1 x 2 stride (1, 2) (the 1-D wrappers)
-    if pool_w == 2 and stride_w == 2 and pool_h == stride_h and (pool_h == 1 or pool_h == 2):
-        # disjoint windows: each covered element is 0 + its one share, the rest 0
-        nj = uint64(Wo)
-        for s in range(n):
-            for c in range(C):
-                for i in range(Ho):
-                    gr = dY[s, c, i]
-                    for p in range(pool_h):
-                        dr = dX[s, c, pool_h * i + p]
-                        for j in range(nj):
-                            g = 0.0 + gr[j] * scale
-                            dr[2 * j] = g
-                            dr[2 * j + 1] = g
-                        for x in range(2 * Wo, W):
-                            dr[x] = 0.0
-                for y in range(pool_h * Ho, H):
-                    dr = dX[s, c, y]
-                    for x in range(W):
+    scale = 1.0 / (pool_h * 2)
+    nj = uint64(Wo)
+    for s in range(n):
+        for c in range(C):
+            for i in range(Ho):
+                gr = dY[s, c, i]
+                for p in range(pool_h):
+                    dr = dX[s, c, pool_h * i + p]
+                    for j in range(nj):
+                        g = 0.0 + gr[j] * scale
+                        dr[2 * j] = g
+                        dr[2 * j + 1] = g
+                    for x in range(2 * Wo, W):
                         dr[x] = 0.0
-        return
+            for y in range(pool_h * Ho, H):
+                dr = dX[s, c, y]
+                for x in range(W):
+                    dr[x] = 0.0
+
+
+@jit
+def _avgpool2d_backward(dY, pool_h, pool_w, stride_h, stride_w, dX):
+    """:func:`avgpool2d_backward`, any window: the generic loop."""
+    n, C, Ho, Wo = dY.shape
+    scale = 1.0 / (pool_h * pool_w)
     for s in range(n):
         for c in range(C):
             d = dX[s, c]

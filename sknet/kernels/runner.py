@@ -43,12 +43,12 @@ from numba.extending import intrinsic
 
 from .._config import _FLAGS, jit, jit_parallel
 
-__all__ = ["internal", "run_blocks", "unpack"]
+__all__ = ["call_entry", "entry", "internal", "run_blocks", "unpack"]
 
 _PACK_BYTES = 4096  # room for a block's packed arguments
 
 
-def internal(func=None, *, refcounts=True):
+def internal(func=None, *, refcounts=True, fastmath=None):
     """A kernel part called only from compiled code, never from Python: compiled with
     the kernels' flags but without numba's Python and C entry wrappers (their code
     took a good share of the compile time of functions with many tuple arguments).
@@ -56,11 +56,14 @@ def internal(func=None, *, refcounts=True):
     ``@internal(refcounts=False)`` compiles without numba's reference counting (NRT):
     no ``NRT_incref``/``NRT_decref`` call around every array view the function makes
     (a block's unpacked arrays carry no reference anyway, see ``_pack_into``); such a
-    function must not allocate arrays (``np.empty`` ...) nor return one.
+    function must not allocate arrays (``np.empty`` ...) nor return one. ``fastmath``
+    goes to numba as it is (e.g. ``{"contract"}``).
     """
     if func is None:
-        return lambda func: internal(func, refcounts=refcounts)
+        return lambda func: internal(func, refcounts=refcounts, fastmath=fastmath)
     options = {} if refcounts else {"_nrt": False}
+    if fastmath is not None:
+        options["fastmath"] = fastmath
     return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options, **_FLAGS)(func)
 
 
@@ -154,6 +157,61 @@ def _call_block(typingctx, address, c, packed):
         return context.get_dummy_value()
 
     return types.none(address, c, packed), codegen
+
+
+def entry(func, argtypes):
+    """``(address, key)`` of the :func:`internal` function ``func`` compiled (or loaded
+    from the cache) for the numba types ``argtypes``, for :func:`call_entry`.
+
+    A kernel that calls a function through its entry, rather than by name, does not get
+    that function's code linked into its own and optimised again there (numba links a
+    callee's code into every caller): a large callee (a matrix product) is then
+    compiled once per process, however many kernels call it.
+    """
+    argtypes = tuple(argtypes)
+    key = _types_key(types.Tuple(argtypes))
+    found = _ENTRIES.get((func, key))
+    if found is None:
+        func.compile(argtypes)
+        cres = func.overloads[argtypes]
+        address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+        found = _ENTRIES[func, key] = (address, key)
+    return found
+
+
+@intrinsic
+def call_entry(typingctx, fn, args):
+    """``func(*args)`` for ``fn = entry(func, <the types of args>)``, a function of no
+    return value, called through its address (numba's native calling convention); its
+    errors propagate. RuntimeError if ``fn`` was made for other argument types (its key
+    is checked at each call: a mismatch would otherwise pass arguments wrongly)."""
+    if fn != types.UniTuple(types.int64, 2) or not isinstance(args, types.BaseTuple):
+        raise TypingError("call_entry: fn must be an entry(...), args a tuple")
+    argtypes = tuple(args.types)
+    key = _types_key(types.Tuple(argtypes))
+
+    def codegen(context, builder, sig, llargs):
+        conv = context.call_conv
+        got = builder.extract_value(llargs[0], 1)
+        wrong = builder.icmp_signed("!=", got, context.get_constant(types.int64, key))
+        with cgutils.if_unlikely(builder, wrong):
+            msg = "call_entry: the entry was compiled for other argument types"
+            conv.return_user_exc(builder, RuntimeError, (msg,))
+        fnty = conv.get_function_type(types.none, argtypes)
+        fnptr = builder.inttoptr(builder.extract_value(llargs[0], 0), fnty.as_pointer())
+        values = [builder.extract_value(llargs[1], i) for i in range(len(argtypes))]
+        retty = conv.get_return_type(types.none).pointee
+        ret = cgutils.alloca_once(builder, retty)
+        builder.store(cgutils.get_null_value(retty), ret)
+        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
+        packed = list(conv._get_arg_packer(argtypes).as_arguments(builder, values))
+        code = builder.call(fnptr, [ret, excinfo] + packed)
+        status = conv._get_return_status(builder, code, builder.load(excinfo))
+        with cgutils.if_unlikely(builder, status.is_error):
+            conv.return_status_propagate(builder, status)
+        return context.get_dummy_value()
+
+    return types.none(fn, args), codegen
 
 
 @intrinsic

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from sknet.kernels import conv
 from sknet.kernels.conv import (
     _mm,
     _mm_nt,
@@ -14,6 +15,7 @@ from sknet.kernels.conv import (
     conv2d_forward,
     conv2d_workspace,
 )
+from sknet.kernels.runner import call_entry, entry
 from tests.gradcheck import assert_grad_close
 from tests.kernels import reference_conv as ref
 
@@ -188,6 +190,17 @@ def test_conv2d_group_sizes_change_only_rounding(group):
     assert conv2d_workspace(C, F, (kh, kw), (24, 24), 11, X.dtype).group == 1
 
 
+@numba.njit
+def _call(fn, args):
+    call_entry(fn, args)
+
+
+def _run(func, *args):
+    """``func(*args)`` through its entry (compiled code called by address), as the
+    convolution's block functions call the products."""
+    _call(entry(func, [numba.typeof(a) for a in args]), args)
+
+
 @pytest.mark.parametrize("M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2)])
 def test_products_against_numpy(M, K, N):
     """The convolution's own products, every edge of their 4 x 4 blocks included (_mm's
@@ -196,18 +209,48 @@ def test_products_against_numpy(M, K, N):
     A = rng.standard_normal((M, K))
     B = rng.standard_normal((K, N + 3))  # columns beyond N are not read
     C3 = np.full((2, M, N + 2), np.nan)
-    _mm(A, B, C3, 1, N)
+    _run(_mm, A, B, C3, 1, N)
     np.testing.assert_allclose(C3[1, :, :N], A @ B[:, :N], rtol=1e-12)
     assert np.isnan(C3[0]).all() and np.isnan(C3[1, :, N:]).all()
-    _mm(np.ascontiguousarray(A.T).T, B, C3, 0, N)  # a transposed view, as W2b.T
+    _run(_mm, np.ascontiguousarray(A.T).T, B, C3, 0, N)  # a transposed view, as W2b.T
     np.testing.assert_allclose(C3[0, :, :N], A @ B[:, :N], rtol=1e-12)
     Bt = rng.standard_normal((N, K + 2))
     C = rng.standard_normal((M, N))
     old = C.copy()
-    _mm_nt(A, Bt, C, K - 1, True)  # any length of the sums
+    _run(_mm_nt, A, Bt, C, K - 1, True)  # any length of the sums
     np.testing.assert_allclose(C, old + A[:, : K - 1] @ Bt[:, : K - 1].T, rtol=1e-12)
-    _mm_nt(A, Bt, C, K, False)
+    _run(_mm_nt, A, Bt, C, K, False)
     np.testing.assert_allclose(C, A @ Bt[:, :K].T, rtol=1e-12)
+
+
+def test_entry_of_other_argument_types_is_refused():
+    """An entry called with arguments of other types than it was compiled for raises
+    (instead of passing them wrongly)."""
+    A, B, C3 = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((1, 4, 4))
+    fn = entry(_mm, [numba.typeof(a) for a in (A, B, C3, 0, 4)])
+    with pytest.raises(RuntimeError, match="other argument types"):
+        _call(fn, (A.astype(np.float32), B.astype(np.float32), C3.astype(np.float32), 0, 4))
+    _call(fn, (A, B, C3, 0, 4))  # the right ones
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunk_sums_are_added_in_chunk_order(dtype):
+    """_sum_chunks (a NumPy reduction) adds the chunks one after the other, in float64:
+    the order the compiled loop it replaced had (values of very different magnitudes,
+    so that another order would round differently)."""
+    rng = np.random.default_rng(5)
+    K, F = 9, 6
+    for n_chunks in (0, 1, 2, 9, 40):
+        parts = rng.standard_normal((max(n_chunks, 1), 12, F)) * 10.0 ** rng.integers(-8, 9)
+        parts = parts.astype(dtype)
+        parts[:, 0, 0] = -0.0  # a sum of negative zeros stays -0.0
+        W2, db = np.full((F, K), np.nan, dtype), np.full(F, np.nan, dtype)
+        conv._sum_chunks(parts, n_chunks, W2, db)
+        acc = parts[0].astype(np.float64) if n_chunks else np.zeros((12, F))
+        for c in range(1, n_chunks):
+            acc = acc + parts[c].astype(np.float64)
+        assert W2.tobytes() == acc[:K].T.astype(dtype).tobytes()
+        assert db.tobytes() == acc[K].astype(dtype).tobytes()
 
 
 # ---- conv1d ------------------------------------------------------------------------
