@@ -638,8 +638,8 @@ def test_read_only_input_compiles_no_extra_kernel():
         frozen = data.copy()
         frozen.flags.writeable = False
         assert_array_equal(est.predict(frozen), est.predict(data))
-    # conv1d runs conv2d, whose slots run in ck._forward_block (its arguments: X, ...)
-    assert not any("readonly" in str(sig) for sig in ck._forward_block.signatures)
+    # conv1d runs conv2d, whose slots run in ck._conv_block (its arguments: X, ...)
+    assert not any("readonly" in str(sig) for sig in ck._conv_block.signatures)
     for kernel in (pk._maxpool_2x2_forward, pk._maxpool_1x2_forward, pk._maxpool2d_forward):
         assert not any("readonly" in str(sig[0]) for sig in kernel.signatures)
 

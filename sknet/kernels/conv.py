@@ -58,7 +58,7 @@ channels, 150-500 steps: 0.85-5x BLAS's speed in one loaded-machine run). Their 
 of operations is fixed per compiled kernel: results do not depend on the thread count,
 but differ from BLAS's in rounding.
 
-One serial block function per pass (``_forward_block``, ``_backward_block``) runs in
+One serial block function for both passes (``_conv_block``) runs in
 parallel over workspace slots (one per thread) through
 :func:`sknet.kernels.runner.run_blocks`, the parallel loop every kernel family shares
 (no parallel kernel of the convolutions' own to compile). Slot t takes groups (forward)
@@ -548,7 +548,7 @@ def _products(dtype):
 
 def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
-    block function (see ``_forward_block``) are of types the kernels take."""
+    block function (see ``_conv_block``) are of types the kernels take."""
     X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args[:13]
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
@@ -631,7 +631,7 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
         and ``ws.kept`` are used here).
 
     The slots run in parallel through ``runner.run_blocks`` (the parallel loop every
-    kernel family shares), each in ``_forward_block``.
+    kernel family shares), each in ``_conv_block``.
     """
     try:  # shapes and values per call; types once per combination (``_check_types``)
         n, C = X.shape[:2]
@@ -655,15 +655,17 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (ws.chunk, ws.group, _products(getattr(X, "dtype", None)))
-    run_blocks(_forward_block, args, ws.cols.shape[0], _forward_types)
+    args += (ws.chunk, ws.group, _products(getattr(X, "dtype", None)), True)
+    run_blocks(_conv_block, args, ws.cols.shape[0], _forward_types)
 
 
-# the convolution's block functions (slots) take the same packed arguments, forward and
-# backward (one ``_pack`` signature per dtype): (X, W2b (forward) or W2T (backward), Y or
-# dY, (kh, kw, sh, sw, ph, pw, dh, dw), dX, need_dx, cols, out, kept, keep, dW_chunks,
-# chunk, group). The block functions do their slot's work themselves (no serial slot
-# function in between: numba optimises a callee's code again inside every caller).
+# the convolution's block function (slots) takes the same packed arguments, forward and
+# backward (one ``_pack`` signature and one block signature per dtype): (X, W2b (forward)
+# or W2T (backward), Y or dY, (kh, kw, sh, sw, ph, pw, dh, dw), dX, need_dx, cols, out,
+# kept, keep, dW_chunks, chunk, group, the entries of _mm and _mm_nt, forward). It does
+# its slot's work itself (no serial slot function in between: numba optimises a callee's
+# code again inside every caller); the products, the largest code, are called through
+# their compiled entries (``runner.entry``): compiled once, not again in the block.
 
 
 def _fill_w2b(Wt, b, W2b):
@@ -682,36 +684,63 @@ def _fill_w2t(Wt, W2T):
 
 
 @internal
-def _forward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_forward`: groups t, t + n_slots, ... of ``group`` samples,
-    their im2col in cols[t] (in kept[g] when ``keep``), one product per group (``_mm``),
-    straight into Y[s] for a group of one, else into out[t] and then into Y."""
+def _conv_block(t, packed, args_type):
+    """Slot t of :func:`conv2d_forward` (``forward`` True) or :func:`conv2d_backward`:
+    one block function for both passes, so that the code they share (im2col, the
+    unpacking) is compiled once.
+
+    Forward: groups t, t + n_slots, ... of ``group`` samples, their im2col in cols[t]
+    (in kept[g] when ``keep``), one product per group (``_mm``), straight into Y[s] for
+    a group of one, else into out[t] and then into Y.
+
+    Backward: chunks t, t + n_slots, ..., their groups of ``group`` samples in order.
+    dY_g gathered into out[t] (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g cols_g @ dY_g.T
+    (its last row, cols' row of ones against dY_g, is db's partial sum); dcols_g = W2.T @
+    dY_g into cols[t], then col2im sample by sample.
+    """
     args = unpack(packed, args_type)
-    X, W2b, Y, geom, _, _, cols_all, out_all, kept, keep, _, _, group, (mm, _) = args
+    X, Wm, Y, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
+    dW_chunks, chunk, group, (mm, mm_nt), forward = args[10:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
-    out3 = out_all[t].reshape(1, out_all.shape[1], out_all.shape[2])  # C layout, as Y3
+    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
+    out = out_all[t]
+    out3 = out.reshape(1, out.shape[0], out.shape[1])  # C layout, as Y3
     n = X.shape[0]
-    F = W2b.shape[0]
+    F = Y.shape[1]
     Ho, Wo = Y.shape[2], Y.shape[3]
     P = Ho * Wo
-    Y3 = Y.reshape(n, F, P)
-    n_groups = (n + group - 1) // group
-    for g in range(t, n_groups, n_slots):
-        s0 = g * group
-        m = min(group, n - s0)
-        cs = kept[g] if keep else cols
-        _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-        # Y[s0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight into Y for
-        # a group of one (one call site: numba would inline a second copy of _mm)
-        if m == 1:
-            dst, s_dst = Y3, s0
-        else:
-            dst, s_dst = out3, 0
-        call_entry(mm, (W2b, cs, dst, s_dst, m * P))
-        if m > 1:
-            _copy_out(out3[0], Y3, s0, m)
+    Y3 = Y.reshape(n, F, P)  # Y (forward) or dY (backward)
+    unit = group if forward else chunk  # samples per slot task: a group, or a chunk
+    n_units = (n + unit - 1) // unit
+    for ch in range(t, n_units, n_slots):
+        s0 = ch * unit
+        s1 = min(n, s0 + unit)
+        for g0 in range(s0, s1, group):
+            m = min(group, s1 - g0)
+            cs = kept[g0 // group] if keep else cols
+            if forward or not keep:  # (one call site: numba would inline a second copy)
+                _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
+            if forward:
+                # Y[g0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight
+                # into Y for a group of one
+                if m == 1:
+                    dst, s_dst = Y3, g0
+                else:
+                    dst, s_dst = out3, 0
+                call_entry(mm, (Wm, cs, dst, s_dst, m * P))
+                if m > 1:
+                    _copy_out(out, Y3, g0, m)
+            else:
+                dWc = dW_chunks[ch]
+                _copy_in(Y3, g0, m, out)
+                # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
+                call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
+                if need_dx:
+                    # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
+                    call_entry(mm, (Wm, out, cols3, np.int64(0), m * P))
+                    _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 def conv2d_backward(
@@ -738,7 +767,7 @@ def conv2d_backward(
     [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's groups, in
     order, of cols_g @ dY_g.T); db is the row of ones' product. (The partial sums are
     kept transposed, (K + 1, F), so that row blocks stay contiguous.) The slots run in
-    parallel through ``runner.run_blocks``, each in ``_backward_block``; the chunk sums
+    parallel through ``runner.run_blocks``, each in ``_conv_block``; the chunk sums
     are added after them (``_sum_chunks``).
     """
     need_dx = bool(need_dx)
@@ -773,52 +802,9 @@ def conv2d_backward(
     _fill_w2t(Wt, ws.W2T)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (chunk, ws.group, _products(getattr(X, "dtype", None)))
-    run_blocks(_backward_block, args, ws.cols.shape[0], _backward_types)
+    args += (chunk, ws.group, _products(getattr(X, "dtype", None)), False)
+    run_blocks(_conv_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
-
-
-@internal
-def _backward_block(t, packed, args_type):
-    """Slot t of :func:`conv2d_backward`: chunks t, t + n_slots, ..., their groups of
-    ``group`` samples in order.
-
-    dY_g gathered into out[t] (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g cols_g @ dY_g.T
-    (its last row, cols' row of ones against dY_g, is db's partial sum); dcols_g = W2.T @
-    dY_g into cols[t], then col2im sample by sample.
-    """
-    args = unpack(packed, args_type)
-    X, W2T, dY, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
-    dW_chunks, chunk, group, (mm, mm_nt) = args[10:]
-    kh, kw, sh, sw, ph, pw, dh, dw = geom
-    n_slots = cols_all.shape[0]
-    cols = cols_all[t]
-    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
-    out = out_all[t]
-    n = X.shape[0]
-    F = dY.shape[1]
-    Ho, Wo = dY.shape[2], dY.shape[3]
-    P = Ho * Wo
-    dY3 = dY.reshape(n, F, P)
-    n_chunks = (n + chunk - 1) // chunk
-    for ch in range(t, n_chunks, n_slots):
-        dWc = dW_chunks[ch]
-        s0 = ch * chunk
-        s1 = min(n, s0 + chunk)
-        for g0 in range(s0, s1, group):
-            m = min(group, s1 - g0)
-            if keep:
-                cs = kept[g0 // group]
-            else:
-                cs = cols
-                _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
-            _copy_in(dY3, g0, m, out)
-            # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
-            call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
-            if need_dx:
-                # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
-                call_entry(mm, (W2T, out, cols3, np.int64(0), m * P))
-                _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
 
 
 def _sum_chunks(parts, n_chunks, W2, db):
