@@ -92,7 +92,6 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from sknet._config import _FLAGS, jit
 from sknet.kernels.blocks import CHUNK
 from sknet.kernels.runner import call_entry, entry, internal, run_blocks, unpack
 
@@ -252,16 +251,16 @@ def conv1d_workspace(
 # took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
 _u = numba.uint64
 
-#: The convolutions' own matrix product (``_mm``) is compiled with the kernels' flags and
-#: floating-point contraction: a*b + c becomes one FMA (one rounding instead of two).
-#: Deterministic (one fixed order of operations per compiled kernel, whatever the thread
-#: count); without it LLVM emits separate multiplies and adds, at half the speed.
-jit_fma = numba.njit(fastmath={"contract"}, **_FLAGS)
-#: ... and, for the weight gradient's sums (``_mm_nt``), reassociation so they vectorise.
-jit_fma_reduce = numba.njit(fastmath={"contract", "reassoc"}, **_FLAGS)
+# The convolutions' own matrix product (``_mm``) is compiled with the kernels' flags and
+# floating-point contraction: a*b + c becomes one FMA (one rounding instead of two).
+# Deterministic (one fixed order of operations per compiled kernel, whatever the thread
+# count); without it LLVM emits separate multiplies and adds, at half the speed. The
+# weight gradient's sums (``_mm_nt``) also allow reassociation, so that they vectorise.
+# Both are internal functions (no Python entry) called through their compiled entries.
+# The other helpers here are internal too: only ``_conv_block`` calls them.
 
 
-@jit
+@internal(refcounts=False)
 def _valid_range(off, pw, sw, W, Wo):
     """Output columns j in [j0, j1) whose input column x = j*sw + off - pw is in [0, W).
 
@@ -281,7 +280,7 @@ def _valid_range(off, pw, sw, W, Wo):
     return j0, j1
 
 
-@jit
+@internal(refcounts=False)
 def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
     """Overwrite columns 0 ... m*P - 1 of ``cols`` (K4, >= m*P) with the im2col matrices
     of samples s0 ... s0 + m - 1 side by side (P = Ho*Wo), their row of ones and zero
@@ -325,7 +324,7 @@ def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
                             cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
 
 
-@jit
+@internal(refcounts=False)
 def _col2im_group(dcols, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
     """Overwrite dX[s0 : s0 + m] with the adjoint of :func:`_im2col_group` applied to
     ``dcols``: for sample s0 + s,
@@ -492,7 +491,7 @@ def _mm_nt(A, B, C, L, acc):
             C[ui, uj] = c + C[ui, uj] if acc else c
 
 
-@jit
+@internal(refcounts=False)
 def _copy_out(src, Y3, s0, m):
     """Y3[s0 + i, f, t] = src[f, i*P + t] for the m samples of a group."""
     F, P = Y3.shape[1], Y3.shape[2]
@@ -505,7 +504,7 @@ def _copy_out(src, Y3, s0, m):
                 Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
 
 
-@jit
+@internal(refcounts=False)
 def _copy_in(dY3, s0, m, dst):
     """dst[f, i*P + t] = dY3[s0 + i, f, t] for the m samples of a group."""
     F, P = dY3.shape[1], dY3.shape[2]
