@@ -27,6 +27,13 @@ numba can type (arrays, numbers, bools, tuples and named tuples of them); they a
 without references, so they must stay alive during the call (``run_blocks`` holds them).
 Which block runs on which thread is numba's choice; results do not depend on it as long
 as each block's work is a function of ``c`` only.
+
+The same address mechanism serves any :func:`internal` function a kernel calls:
+``fn = entry(func, argtypes)`` compiles ``func`` once for those numba types and returns
+its address with the types' key, and ``call_entry(fn, args)`` inside a kernel calls it
+(checking the key at each call). The callee is then compiled once per process instead
+of being linked into, and optimised again in, every kernel that calls it (the
+convolutions' matrix products, ``kernels.conv``).
 """
 
 import zlib
