@@ -125,13 +125,63 @@ def l2_blocks(ranges, start, stop, block=L2_BLOCK):
 
 
 @jit
+def _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts):
+    """The blocks of ``sgd_update_l2`` that start in part ``p`` of ``parts`` equal parts
+    of theta (all of them for ``parts = 1``)."""
+    n = theta.shape[0]
+    for k in range(blocks.shape[0]):
+        lo, hi = blocks[k, 0], blocks[k, 1]
+        if parts > 1 and (lo * parts) // n != p:
+            continue
+        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
+
+
+@jit
+def _adam_l2_part(
+    theta,
+    grad,
+    m,
+    v,
+    lr_t,
+    beta_1,
+    one_minus_beta_1,
+    beta_2,
+    one_minus_beta_2,
+    eps,
+    c,
+    blocks,
+    sumsq,
+    p,
+    parts,
+):
+    """The blocks of ``adam_update_l2`` that start in part ``p`` of ``parts`` equal parts
+    of theta (all of them for ``parts = 1``)."""
+    n = theta.shape[0]
+    for k in range(blocks.shape[0]):
+        lo, hi = blocks[k, 0], blocks[k, 1]
+        if parts > 1 and (lo * parts) // n != p:
+            continue
+        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        adam_update(
+            theta[lo:hi],
+            grad[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            lr_t,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            eps,
+        )
+
+
+@jit
 def sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq):
     """``sgd_update`` block by block, penalised blocks first getting ``grad += c theta``
     (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised)."""
-    for k in range(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
+    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, 0, 1)
 
 
 @jit
@@ -152,21 +202,23 @@ def adam_update_l2(
 ):
     """``adam_update`` block by block, penalised blocks first getting ``grad += c theta``
     (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised)."""
-    for k in range(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        adam_update(
-            theta[lo:hi],
-            grad[lo:hi],
-            m[lo:hi],
-            v[lo:hi],
-            lr_t,
-            beta_1,
-            one_minus_beta_1,
-            beta_2,
-            one_minus_beta_2,
-            eps,
-        )
+    _adam_l2_part(
+        theta,
+        grad,
+        m,
+        v,
+        lr_t,
+        beta_1,
+        one_minus_beta_1,
+        beta_2,
+        one_minus_beta_2,
+        eps,
+        c,
+        blocks,
+        sumsq,
+        0,
+        1,
+    )
 
 
 # ---------------------------------------------------------------- parallel twins
@@ -176,39 +228,14 @@ def _sgd_l2_block(p, packed, args_type):
     theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, parts = unpack(
         packed, args_type
     )
-    n = theta.shape[0]
-    for k in range(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        if (lo * parts) // n != p:
-            continue
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        sgd_update(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
+    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts)
 
 
 @internal
 def _adam_l2_block(p, packed, args_type):
     """Part ``p`` of ``adam_update_l2_parallel``: the blocks that start in it."""
     args = unpack(packed, args_type)
-    theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = args[:9]
-    eps, c, blocks, sumsq, parts = args[9:]
-    n = theta.shape[0]
-    for k in range(blocks.shape[0]):
-        lo, hi = blocks[k, 0], blocks[k, 1]
-        if (lo * parts) // n != p:
-            continue
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
-        adam_update(
-            theta[lo:hi],
-            grad[lo:hi],
-            m[lo:hi],
-            v[lo:hi],
-            lr_t,
-            beta_1,
-            one_minus_beta_1,
-            beta_2,
-            one_minus_beta_2,
-            eps,
-        )
+    _adam_l2_part(*args[:13], p, args[13])
 
 
 def _parts(blocks):
