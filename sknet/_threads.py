@@ -189,10 +189,13 @@ def work_per_sample(layers):
     return work
 
 
-#: below this many multiply-adds per mini-batch a fit runs on one thread. On the project
-#: machine (2 cores, shared) an MLP on digits (64 -> 128 -> 10, batches of 200: 2e6) ran
-#: 5x faster on one thread than on two even with no other process of ours running.
-SMALL_WORK = 1 << 24
+#: below this many multiply-adds per mini-batch a fit runs on one thread, untimed. On the
+#: project machine (2 cores, shared) an MLP on digits (64 -> 128 -> 10, batches of 200:
+#: 2e6) ran 5x faster on one thread than on two even with no other process of ours
+#: running; the 8x8 digits ConvNet of ``benchmarks/bench_convnet.py`` (1.3e7 per batch of
+#: 128) ran 1.4x faster on two (0.066-0.074 vs 0.10 s per epoch). Above it the timed
+#: comparison decides.
+SMALL_WORK = 1 << 22
 
 _ACTIVE = threading.local()
 
@@ -202,7 +205,10 @@ class _ThreadPlan:
     numba count, and a one-thread BLAS limit while it runs on one thread.
 
     With ``adaptive``, the training steps are timed in windows (at least ``MIN_STEPS``
-    steps and ``MIN_SECONDS``) and their cost per sample compared: one window on one
+    steps and ``MIN_SECONDS``; the first step after a change of thread count is not
+    counted: it pays the change, e.g. waking or launching the threads) and their cost per
+    sample (the median over the window's steps, so that one slow step does not decide)
+    compared: one window on one
     thread, one on ``n_max`` threads, then the faster runs. On ``n_max`` threads, a
     window ``SLOWDOWN`` times slower than when chosen starts a new comparison; on one
     thread, every thread is tried again after ``backoff`` times the duration of its last
@@ -225,7 +231,7 @@ class _ThreadPlan:
         self.n = 1 if self.adaptive else n_max
         self._blas_limited = False
         self._warm = self.WARM_STEPS
-        self._window = [0.0, 0, 0]  # seconds, samples, steps
+        self._window = [0.0, 0, []]  # seconds, samples, each step's seconds per sample
         self._cost = {}  # thread count -> seconds per sample in its last window
         self._next = n_max  # the count to time next in a comparison (None: decide)
         self._comparing = self.adaptive
@@ -239,6 +245,7 @@ class _ThreadPlan:
     def _apply(self, n):
         if n != self.n:
             self.history.append(n)
+            self._warm = max(self._warm, 1)  # the first step pays the switch
         self.n = n
         numba.set_num_threads(n)
         if n == 1 and not self._blas_limited:
@@ -272,11 +279,11 @@ class _ThreadPlan:
         window = self._window
         window[0] += seconds
         window[1] += n_samples
-        window[2] += 1
-        if window[2] < self.MIN_STEPS or window[0] < self.MIN_SECONDS:
+        window[2].append(seconds / max(n_samples, 1))
+        if len(window[2]) < self.MIN_STEPS or window[0] < self.MIN_SECONDS:
             return
-        spent, cost = window[0], window[0] / max(window[1], 1)
-        self._window = [0.0, 0, 0]
+        spent, cost = window[0], float(np.median(window[2]))
+        self._window = [0.0, 0, []]
         n = self.n
         self._cost[n] = cost
         if n > 1:
