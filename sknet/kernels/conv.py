@@ -116,9 +116,10 @@ class Conv2dWorkspace(NamedTuple):
     (K4, F4: the products' inner dimensions, so that they need no remainder loop; the
     padding rows and columns are zeros):
 
-    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of G samples (sample
-        i of the group in columns i*P ... i*P + P - 1), its row K ones, rows after it
-        zeros (its dcols in backward).
+    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of m <= G samples, its
+        row K ones, rows after it zeros (its dcols in backward). Its columns are
+        sample-major (sample s of the group in columns s*P ... s*P + P - 1) or, with
+        ``minor``, sample-minor (position u of sample s in column u*m + s).
     out : (n_slots, F4, G*P); a slot's product for a group (forward, G > 1) and its
         gathered dY (backward); rows F ... F4 - 1 stay zero.
     W2b : (F, K4); [W.reshape(F, K) | b | 0] (forward).
@@ -131,16 +132,23 @@ class Conv2dWorkspace(NamedTuple):
         backward pass reads it back instead of recomputing it. It ties a backward call
         to the last forward call on this workspace (same X); a batch larger than
         n_kept*G recomputes as usual.
+    minor : bool; sample-minor columns (for G > 1; a group of one is the same either
+        way). They change the rounding of dW and db only.
+    xt : (n_slots, C*Hr*Wr*G) with ``minor``, else (n_slots, 0); a slot's group of input
+        samples in the sample-minor layout, (C, Hr, Wr, G) (its dX in backward), Hr and
+        Wr the rows and columns the convolution reads (at most H, W).
     """
 
     cols: np.ndarray
     out: np.ndarray
     kept: np.ndarray
+    xt: np.ndarray
     W2b: np.ndarray
     W2T: np.ndarray
     dW_chunks: np.ndarray
     chunk: int
     group: int
+    minor: bool
 
 
 #: im2col columns (G*P) a GEMM's group of samples aims at, and the largest group.
@@ -156,6 +164,27 @@ def auto_group(P):
     while g < MAX_GROUP and 2 * g * P <= GROUP_COLUMNS:
         g *= 2
     return g
+
+
+def auto_minor(in_channels, out_channels, kernel_size, in_size, out_size, group):
+    """Sample-minor im2col columns for this layer? A function of its shapes only.
+
+    The sample-minor layout copies each input row of a group as one contiguous run of
+    (j1 - j0)*G values (im2col, col2im) instead of G runs of at most Wo, at the price of
+    transposing the group's input, output and gradients (C*H*W + 2*F*P values per
+    sample, C*H*W more backward) with scalar loops. Chosen for groups of several
+    samples with output rows shorter than 8 values (runs no vector loop covers) and an
+    im2col matrix (K*P values per sample) at least twice those transpositions: the 8x8
+    digits network's second layer (4 x 4 maps, K*P = 2304 against 1536: its conv
+    forward + backward ~30% faster); not its first layer (8 x 8 maps, 576 against
+    2112) nor LeNet's layers (8 x 8 and 24 x 24 maps; the second layer measured about
+    the same either way).
+    """
+    kh, kw = kernel_size
+    K = in_channels * kh * kw
+    P = out_size[0] * out_size[1]
+    moved = in_channels * in_size[0] * in_size[1] + out_channels * P
+    return group > 1 and out_size[1] < 8 and K * P >= 2 * moved
 
 
 def _round4(k):
@@ -174,6 +203,8 @@ def conv2d_workspace(
     chunk=None,
     keep_cols=False,
     group=None,
+    in_size=None,
+    minor=None,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
@@ -185,7 +216,11 @@ def conv2d_workspace(
     the group is the largest divisor of it not above that default. Both change the
     rounding only. ``keep_cols=True`` adds room for the im2col matrices of ``max_batch``
     samples (``kept``): backward then skips im2col, bit-identically, at the cost of
-    about max_batch * (K + 1) * P values of memory.
+    about max_batch * (K + 1) * P values of memory. ``in_size`` (H, W), the input's
+    size, sizes the sample-minor input buffers (``xt``) for any stride and dilation;
+    without it they have room for stride 1 and dilation 1, and a call with a larger
+    stride or dilation allocates its own. ``minor`` (the im2col columns' layout)
+    defaults to :func:`auto_minor`; it changes the rounding of dW and db only.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
@@ -203,15 +238,22 @@ def conv2d_workspace(
     n_chunks = max(1, -(-max_batch // chunk))
     n_kept = -(-max_batch // group) if keep_cols else 0
     K4, F4 = _round4(K + 1), _round4(out_channels)
+    H, W = (Ho + kh - 1, Wo + kw - 1) if in_size is None else in_size  # stride 1: Hr, Wr
+    if minor is None:
+        minor = auto_minor(in_channels, out_channels, kernel_size, (H, W), out_size, group)
+    minor = bool(minor) and group > 1
+    n_xt = in_channels * H * W * group if minor else 0
     return Conv2dWorkspace(
         cols=np.zeros((n_slots, K4, group * P), dtype=dtype),
         out=np.zeros((n_slots, F4, group * P), dtype=dtype),
         kept=np.zeros((n_kept, K4, group * P), dtype=dtype),
+        xt=np.zeros((n_slots, n_xt), dtype=dtype),
         W2b=np.zeros((out_channels, K4), dtype=dtype),
         W2T=np.zeros((K4, F4), dtype=dtype),
         dW_chunks=np.zeros((n_chunks, K4, out_channels), dtype=dtype),
         chunk=chunk,
         group=group,
+        minor=minor,
     )
 
 
@@ -226,8 +268,11 @@ def conv1d_workspace(
     chunk=None,
     keep_cols=False,
     group=None,
+    in_size=None,
+    minor=None,
 ):
-    """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
+    """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo,
+    ``in_size`` L or None)."""
     return conv2d_workspace(
         in_channels,
         out_channels,
@@ -239,6 +284,8 @@ def conv1d_workspace(
         chunk,
         keep_cols,
         group,
+        None if in_size is None else (1, in_size),
+        minor,
     )
 
 
@@ -281,81 +328,133 @@ def _valid_range(off, pw, sw, W, Wo):
 
 
 @internal(refcounts=False)
-def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
-    """Overwrite columns 0 ... m*P - 1 of ``cols`` (K4, >= m*P) with the im2col matrices
-    of samples s0 ... s0 + m - 1 side by side (P = Ho*Wo), their row of ones and zero
-    rows up to K4: for sample s0 + s,
+def _im2col_group(src, base, m, C, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, col0):
+    """Overwrite columns col0 ... col0 + m*P - 1 of ``cols`` (K4, >= col0 + m*P) with the
+    im2col matrix of m samples, its columns position-major and sample-minor (P = Ho*Wo), its
+    row of ones and zero rows up to K4. The group's input is ``src`` in the same
+    sample-minor layout: value (c, y, x) of sample s at src[base + ((c*Hs + y)*Ws + x)*m
+    + s] (the samples' rows and columns y < Hs, x < Ws; X's own memory for m = 1)::
 
-    cols[(c*kh + p)*kw + q, s*P + i*Wo + j] = X[s0 + s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X; cols[K, :] = 1; cols[K + 1 :] = 0.
+        cols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s] = src[.. c, i*sh + p*dh - ph,
+                                                         j*sw + q*dw - pw, s ..],
+        or 0 where that row or column is outside [0, Hs) x [0, Ws);
+        cols[K, col0 ...] = 1; cols[K + 1 :, col0 ...] = 0.
 
-    Row by row (the tap (p, q) outer, its valid output range computed once), all the
-    group's samples in each row: 2.2x faster than sample by sample for the 8x8 digits
-    network's 4 x 4 maps, 1.3x for LeNet's second layer.
+    Row by row (the tap (p, q) outer, its valid output range computed once); at stride 1
+    the columns of one output row are one contiguous run of (j1 - j0)*m values in both
+    (8x8 digits network's second layer, 4 x 4 maps, groups of 16: ~8x faster than the
+    sample-major layout's runs of at most Wo values, transposition included).
     """
-    C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
     N = m * P
-    zero = X.dtype.type(0)
+    zero = cols.dtype.type(0)
     K = C * kh * kw
-    for t in range(N):  # the row of ones, the bias's
+    for t in range(col0, col0 + N):  # the row of ones, the bias's
         cols[_u(K), _u(t)] = 1
     for k in range(K + 1, cols.shape[0]):  # padding rows (dcols may have left values)
-        for t in range(N):
+        for t in range(col0, col0 + N):
             cols[_u(k), _u(t)] = zero
     for p in range(kh):
-        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
+        i0, i1 = _valid_range(p * dh, ph, sh, Hs, Ho)
         for q in range(kw):
-            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
+            j0, j1 = _valid_range(q * dw, pw, sw, Ws, Wo)
             padded = i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo
             x0 = q * dw - pw
+            run = (j1 - j0) * m
             for c in range(C):
-                uc = _u(c)
                 k = _u((c * kh + p) * kw + q)
                 if padded:  # zero first
-                    for t in range(N):
+                    for t in range(col0, col0 + N):
                         cols[k, _u(t)] = zero
-                for s in range(m):
-                    us = _u(s0 + s)
-                    for i in range(i0, i1):
-                        y = _u(i * sh + p * dh - ph)
-                        d = s * P + i * Wo
-                        for j in range(j0, j1):
-                            cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
+                for i in range(i0, i1):
+                    d = col0 + (i * Wo + j0) * m
+                    r = base + ((c * Hs + i * sh + p * dh - ph) * Ws + j0 * sw + x0) * m
+                    if sw == 1:
+                        for t in range(run):
+                            cols[k, _u(d + t)] = src[_u(r + t)]
+                    else:
+                        for j in range(j1 - j0):
+                            dj = d + j * m
+                            rj = r + j * sw * m
+                            for s in range(m):
+                                cols[k, _u(dj + s)] = src[_u(rj + s)]
 
 
 @internal(refcounts=False)
-def _col2im_group(dcols, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
-    """Overwrite dX[s0 : s0 + m] with the adjoint of :func:`_im2col_group` applied to
-    ``dcols``: for sample s0 + s,
+def _col2im_group(dcols, col0, dst, base, m, C, Hs, Ws, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """Overwrite the group's m samples in ``dst`` (the layout of :func:`_im2col_group`'s
+    ``src``: dst[base + ((c*Hs + y)*Ws + x)*m + s]) with the adjoint of
+    :func:`_im2col_group` applied to ``dcols`` (from column col0)::
 
-    dX[s0 + s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, s*P + i*Wo + j]
-                          over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
-    added in the order of (p, q) (then i, j), as sample by sample.
+        dst[.. c, y, x, s ..] = sum of dcols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s]
+                                over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+
+    added in the order of (p, q), whatever the layout (the same bits as sample by
+    sample).
     """
+    for t in range(C * Hs * Ws * m):
+        dst[_u(base + t)] = 0
+    for p in range(kh):
+        i0, i1 = _valid_range(p * dh, ph, sh, Hs, Ho)
+        for q in range(kw):
+            j0, j1 = _valid_range(q * dw, pw, sw, Ws, Wo)
+            x0 = q * dw - pw
+            run = (j1 - j0) * m
+            for c in range(C):
+                k = _u((c * kh + p) * kw + q)
+                for i in range(i0, i1):
+                    d = col0 + (i * Wo + j0) * m
+                    r = base + ((c * Hs + i * sh + p * dh - ph) * Ws + j0 * sw + x0) * m
+                    if sw == 1:
+                        for t in range(run):
+                            dst[_u(r + t)] += dcols[k, _u(d + t)]
+                    else:
+                        for j in range(j1 - j0):
+                            dj = d + j * m
+                            rj = r + j * sw * m
+                            for s in range(m):
+                                dst[_u(rj + s)] += dcols[k, _u(dj + s)]
+
+
+@internal(refcounts=False)
+def _to_minor(X, s0, m, Hs, Ws, xt):
+    """xt[((c*Hs + y)*Ws + x)*m + s] = X[s0 + s, c, y, x] for y < Hs, x < Ws, s < m: a
+    group's input in the sample-minor layout :func:`_im2col_group` reads."""
+    C = X.shape[1]
+    r = 0
+    for c in range(C):
+        uc = _u(c)
+        for y in range(Hs):
+            uy = _u(y)
+            for x in range(Ws):
+                ux = _u(x)
+                for s in range(m):
+                    xt[_u(r + s)] = X[_u(s0 + s), uc, uy, ux]
+                r += m
+
+
+@internal(refcounts=False)
+def _from_minor(xt, s0, m, Hs, Ws, dX):
+    """dX[s0 + s, c, y, x] = xt[((c*Hs + y)*Ws + x)*m + s] for y < Hs, x < Ws, else 0:
+    the inverse of :func:`_to_minor` (rows and columns past Hs, Ws are never read by
+    the convolution: their gradient is 0)."""
     C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    P = Ho * Wo
+    zero = dX.dtype.type(0)
     for s in range(m):
         us = _u(s0 + s)
         for c in range(C):
+            uc = _u(c)
             for y in range(H):
-                for x in range(W):
-                    dX[us, _u(c), _u(y), _u(x)] = 0
-    for p in range(kh):
-        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
-        for q in range(kw):
-            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-            x0 = q * dw - pw
-            for c in range(C):
-                uc = _u(c)
-                k = _u((c * kh + p) * kw + q)
-                for s in range(m):
-                    us = _u(s0 + s)
-                    for i in range(i0, i1):
-                        y = _u(i * sh + p * dh - ph)
-                        d = s * P + i * Wo
-                        for j in range(j0, j1):
-                            dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
+                uy = _u(y)
+                if y < Hs:
+                    r = (c * Hs + y) * Ws * m + s
+                    for x in range(Ws):
+                        dX[us, uc, uy, _u(x)] = xt[_u(r + x * m)]
+                    for x in range(Ws, W):
+                        dX[us, uc, uy, _u(x)] = zero
+                else:
+                    for x in range(W):
+                        dX[us, uc, uy, _u(x)] = zero
 
 
 @internal(refcounts=False, fastmath={"contract"})
@@ -492,29 +591,38 @@ def _mm_nt(A, B, C, L, acc):
 
 
 @internal(refcounts=False)
-def _copy_out(src, Y3, s0, m):
-    """Y3[s0 + i, f, t] = src[f, i*P + t] for the m samples of a group."""
+def _copy_out(src, Y3, s0, m, cs, cu):
+    """Y3[s0 + s, f, u] = src[f, s*cs + u*cu] for the m samples of a group: (cs, cu) =
+    (1, m) for sample-minor columns, (P, 1) for sample-major ones."""
     F, P = Y3.shape[1], Y3.shape[2]
-    for i in range(m):
-        s = _u(s0 + i)
+    for s in range(m):
+        us = _u(s0 + s)
         for f in range(F):
             uf = _u(f)
-            o = i * P
-            for t in range(P):
-                Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
+            o = s * cs
+            if cu == 1:
+                for u in range(P):
+                    Y3[us, uf, _u(u)] = src[uf, _u(o + u)]
+            else:
+                for u in range(P):
+                    Y3[us, uf, _u(u)] = src[uf, _u(o + u * cu)]
 
 
 @internal(refcounts=False)
-def _copy_in(dY3, s0, m, dst):
-    """dst[f, i*P + t] = dY3[s0 + i, f, t] for the m samples of a group."""
+def _copy_in(dY3, s0, m, dst, cs, cu):
+    """dst[f, s*cs + u*cu] = dY3[s0 + s, f, u] for the m samples of a group."""
     F, P = dY3.shape[1], dY3.shape[2]
-    for i in range(m):
-        s = _u(s0 + i)
+    for s in range(m):
+        us = _u(s0 + s)
         for f in range(F):
             uf = _u(f)
-            o = i * P
-            for t in range(P):
-                dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
+            o = s * cs
+            if cu == 1:
+                for u in range(P):
+                    dst[uf, _u(o + u)] = dY3[us, uf, _u(u)]
+            else:
+                for u in range(P):
+                    dst[uf, _u(o + u * cu)] = dY3[us, uf, _u(u)]
 
 
 # --------------------------------------------------------------------------------------
@@ -549,17 +657,20 @@ def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_conv_block``) are of types the kernels take."""
     X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args[:13]
+    minor, xt = args[13:15]
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
     arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b / ws.W2T", Wm, 2))
     arrays += (("ws.cols", cols, 3), ("ws.out", out, 3), ("ws.kept", kept, 3))
-    arrays += (("ws.dW_chunks", dW_chunks, 3),)
+    arrays += (("ws.dW_chunks", dW_chunks, 3), ("ws.xt", xt, 2))
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
+    if not isinstance(minor, bool):
+        raise TypeError(f"{name}: ws.minor must be a bool")
     for v in geom + (chunk, group):
         try:
             operator.index(v)
@@ -588,13 +699,38 @@ def _check(name, args, b, dW, Wt, raw):
         if ndim == 4 and not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
     args = (X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
-    _check_types(args + (0, 0), name)
+    _check_types(args + (0, 0, ws.minor, ws.xt), name)
     if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
         raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
     raise ValueError(  # the shapes
         f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
         " (or ws has too few chunks for the batch)"
     )
+
+
+def _rows_read(k, s, d, H, Ho):
+    """Rows 0 ... Hr - 1 hold every input row a convolution reads (kernel k, stride s,
+    dilation d, input H, output Ho rows; any padding): Hr = min(H, (Ho - 1)*s +
+    (k - 1)*d + 1). (Also for columns.)"""
+    return max(0, min(H, (Ho - 1) * s + (k - 1) * d + 1))
+
+
+_rows_read_c = internal(refcounts=False)(_rows_read)
+
+
+def _xt(ws, X, geom, Y):
+    """The slots' sample-minor input buffers (n_slots, >= C*Hr*Wr*G): ``ws.xt``, or, for
+    a geometry it has no room for (a strided or dilated convolution whose workspace was
+    made without ``in_size``), new ones."""
+    xt = ws.xt
+    if ws.minor and ws.group > 1:
+        kh, kw, sh, sw, _, _, dh, dw = geom
+        need = X.shape[1] * ws.group
+        need *= _rows_read(kh, sh, dh, X.shape[2], Y.shape[2])
+        need *= _rows_read(kw, sw, dw, X.shape[3], Y.shape[3])
+        if xt.shape[1] < need:
+            xt = np.zeros((xt.shape[0], need), dtype=xt.dtype)
+    return xt
 
 
 def _ws_fits(ws, K, F, P):
@@ -609,6 +745,7 @@ def _ws_fits(ws, K, F, P):
         and ws.W2b.shape == (F, _round4(K + 1))
         and ws.W2T.shape == (_round4(K + 1), _round4(F))
         and ws.out.shape[0] == ws.cols.shape[0]
+        and ws.xt.shape[0] == ws.cols.shape[0]
     )
 
 
@@ -654,7 +791,8 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (ws.chunk, ws.group, _products(getattr(X, "dtype", None)), True)
+    args += (ws.chunk, ws.group, ws.minor, _xt(ws, X, geom, Y))
+    args += (_products(getattr(X, "dtype", None)), True)
     run_blocks(_conv_block, args, ws.cols.shape[0], _forward_types)
 
 
@@ -699,10 +837,11 @@ def _conv_block(t, packed, args_type):
     """
     args = unpack(packed, args_type)
     X, Wm, Y, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
-    dW_chunks, chunk, group, (mm, mm_nt), forward = args[10:]
+    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt), forward = args[10:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
+    xt = xt_all[t]
     cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
     out = out_all[t]
     out3 = out.reshape(1, out.shape[0], out.shape[1])  # C layout, as Y3
@@ -711,6 +850,11 @@ def _conv_block(t, packed, args_type):
     Ho, Wo = Y.shape[2], Y.shape[3]
     P = Ho * Wo
     Y3 = Y.reshape(n, F, P)  # Y (forward) or dY (backward)
+    C, H, W = X.shape[1], X.shape[2], X.shape[3]
+    CHW = C * H * W
+    Xf = X.reshape(n * CHW)  # a sample's own memory is its sample-minor layout for m = 1
+    dXf = dX.reshape(dX.size)
+    Hr, Wr = _rows_read_c(kh, sh, dh, H, Ho), _rows_read_c(kw, sw, dw, W, Wo)  # xt's
     unit = group if forward else chunk  # samples per slot task: a group, or a chunk
     n_units = (n + unit - 1) // unit
     for ch in range(t, n_units, n_slots):
@@ -719,8 +863,38 @@ def _conv_block(t, packed, args_type):
         for g0 in range(s0, s1, group):
             m = min(group, s1 - g0)
             cs = kept[g0 // group] if keep else cols
+            # sample-minor columns (u*m + s) from xt, or sample-major ones (s*P + u),
+            # sample by sample from X's own memory (the same for a group of one)
+            mi = minor and m > 1
+            if mi:
+                n_s, m_s, src, step, Hs, Ws, ccs, ccu = 1, m, xt, 0, Hr, Wr, 1, m
+            else:
+                n_s, m_s, src, step, Hs, Ws, ccs, ccu = m, 1, Xf, CHW, H, W, P, 1
             if forward or not keep:  # (one call site: numba would inline a second copy)
-                _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
+                if mi:
+                    _to_minor(X, g0, m, Hr, Wr, xt)
+                base = 0 if mi else g0 * CHW
+                for s in range(n_s):
+                    _im2col_group(
+                        src,
+                        base + s * step,
+                        m_s,
+                        C,
+                        Hs,
+                        Ws,
+                        kh,
+                        kw,
+                        sh,
+                        sw,
+                        ph,
+                        pw,
+                        dh,
+                        dw,
+                        Ho,
+                        Wo,
+                        cs,
+                        s * P,
+                    )
             if forward:
                 # Y[g0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight
                 # into Y for a group of one
@@ -730,16 +904,40 @@ def _conv_block(t, packed, args_type):
                     dst, s_dst = out3, 0
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
                 if m > 1:
-                    _copy_out(out, Y3, g0, m)
+                    _copy_out(out, Y3, g0, m, ccs, ccu)
             else:
                 dWc = dW_chunks[ch]
-                _copy_in(Y3, g0, m, out)
+                _copy_in(Y3, g0, m, out, ccs, ccu)
                 # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
                     # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
                     call_entry(mm, (Wm, out, cols3, np.int64(0), m * P))
-                    _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
+                    dst = xt if mi else dXf
+                    base = 0 if mi else g0 * CHW
+                    for s in range(n_s):
+                        _col2im_group(
+                            cols,
+                            s * P,
+                            dst,
+                            base + s * step,
+                            m_s,
+                            C,
+                            Hs,
+                            Ws,
+                            kh,
+                            kw,
+                            sh,
+                            sw,
+                            ph,
+                            pw,
+                            dh,
+                            dw,
+                            Ho,
+                            Wo,
+                        )
+                    if mi:
+                        _from_minor(xt, g0, m, Hr, Wr, dX)
 
 
 def conv2d_backward(
@@ -801,7 +999,8 @@ def conv2d_backward(
     _fill_w2t(Wt, ws.W2T)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (chunk, ws.group, _products(getattr(X, "dtype", None)), False)
+    args += (chunk, ws.group, ws.minor, _xt(ws, X, geom, dY))
+    args += (_products(getattr(X, "dtype", None)), False)
     run_blocks(_conv_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 
