@@ -32,7 +32,15 @@ matrix of sample s, with one more row of ones for the bias, is::
 Samples go in groups of G (``ws.group``, :func:`auto_group`: G*P about 256 columns,
 e.g. G = 1 for LeNet's first layer, 4 for its second, 16 for the 8x8 digits network's
 second; a function of the layer's shapes only), whose im2col matrices sit side by side
-in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g
+in one (K + 1, G*P) matrix cols_g: sample-major (sample s in columns s*P ... s*P + P - 1)
+or, for small maps (``ws.minor``, :func:`auto_minor`: the 8x8 digits network's second
+layer), sample-minor (position u of sample s in column u*G + s). The sample-minor
+layout first transposes the group's input to (C, H, W, G) (``ws.xt``), so that im2col
+and col2im copy each input row of the group as one contiguous run of (j1 - j0)*G values
+instead of G runs of at most Wo values (4 on 4 x 4 maps: no vector loop covers them),
+at the price of transposed copies into Y and out of dY (its conv forward + backward on
+4 x 4 maps ~30% faster). The layout changes the rounding of dW and db only (their sums
+run over the columns); Y and dX are the same bits either way. With W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g
 the group's dY gathered as (F, G*P)::
 
     Y_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dY_g.T     dcols_g = W2.T @ dY_g -> col2im

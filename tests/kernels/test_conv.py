@@ -395,7 +395,7 @@ def test_conv1d_matches_pytorch_autograd(L, k, stride, pad, Lo, dilation):
 # ---- determinism -------------------------------------------------------------------
 
 
-def _lenet_conv2(threads):
+def _lenet_conv2(threads, minor=None):
     """Forward + backward of a LeNet-like second conv, float32, at a given thread count."""
     rng = np.random.default_rng(6)
     X, Wt, b = make_conv2d(rng, 12, 12, (5, 5), n=50, C=4, F=8, dtype=np.float32)
@@ -405,16 +405,17 @@ def _lenet_conv2(threads):
     try:
         with threadpool_limits(threads):
             # n_slots=None: as many workspace slots as threads
-            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8, n_slots=None)
-            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8, n_slots=None)
+            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8, n_slots=None, minor=minor)
+            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8, n_slots=None, minor=minor)
     finally:
         numba.set_num_threads(old)
     return (Y,) + grads
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_conv2d_bit_identical_across_thread_counts():
-    one, two = _lenet_conv2(1), _lenet_conv2(2)
+@pytest.mark.parametrize("minor", LAYOUTS)
+def test_conv2d_bit_identical_across_thread_counts(minor):
+    one, two = _lenet_conv2(1, minor), _lenet_conv2(2, minor)
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
 
