@@ -260,7 +260,9 @@ def _run(func, *args):
     _call(entry(func, [numba.typeof(a) for a in args]), args)
 
 
-@pytest.mark.parametrize("M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2)])
+@pytest.mark.parametrize(
+    "M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2), (12, 16, 5)]
+)
 def test_products_against_numpy(M, K, N):
     """The convolution's own products, every edge of their 4 x 4 blocks included (_mm's
     inner dimension is a multiple of 4: the workspace pads it)."""
