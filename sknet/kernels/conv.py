@@ -54,7 +54,7 @@ into Y and out of dY, tried with BLAS products: no gain beyond the noise, and ~1
 more cold compile for the activation variants; the layer applies it with the activation
 kernels the dense layers compile anyway.)
 
-The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 8
+The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 4
 over contiguous rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register
 sums over rows of A and B), compiled with floating-point contraction (FMAs) and, for
 ``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full
@@ -457,19 +457,17 @@ def _mm(A, B, C3, s, N):
     pads it): a row-major product written into C3[s] (M, >= N), e.g. straight into one
     sample's Y[s] (F, P).
 
-    Rows of C in blocks of 4 and k in steps of 8 (then one step of 4 if K is not a
-    multiple of 8): each pass over a row block of B adds 32 products to 4 rows of C
-    (compiled with contraction: FMAs), and the inner loop over j is contiguous in B and
-    C, so LLVM vectorises it at the machine's full width. The additions for C3[s, i, j]
-    run in the order of k, one FMA after the other, whatever the step: steps of 8
-    rather than 4 (half the loads and stores of C per product) gave the same bits,
-    10-40% faster on the convolutions' shapes. (An inner loop split by sample, writing a
-    group's columns into each sample's Y directly, did not vectorise: 5-10x slower;
-    hence one 2-D product and a copy for groups of samples.)
+    Rows of C in blocks of 4 and k in steps of 4: each pass over a row block of B adds 16
+    products to 4 rows of C (compiled with contraction: FMAs), and the inner loop over j
+    is contiguous in B and C, so LLVM vectorises it at the machine's full width. The
+    additions for C3[s, i, j] run in the order of k. (An inner loop split by sample,
+    writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
+    slower; hence one 2-D product and a copy for groups of samples. Steps of 8 in k
+    gave the same bits, 10-40% faster alone on these shapes but no gain measurable in
+    the digits network's fit, for ~0.3 CPU s more cold compile.)
     """
     M, K = A.shape  # K a multiple of 4
     M4 = M - M % 4
-    K8 = K - K % 8
     us = _u(s)
     for i in range(0, M4, 4):
         i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
@@ -479,30 +477,7 @@ def _mm(A, B, C3, s, N):
             C3[us, i1, uj] = 0
             C3[us, i2, uj] = 0
             C3[us, i3, uj] = 0
-        for k in range(0, K8, 8):
-            k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
-            k4, k5, k6, k7 = _u(k + 4), _u(k + 5), _u(k + 6), _u(k + 7)
-            a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
-            a04, a05, a06, a07 = A[i0, k4], A[i0, k5], A[i0, k6], A[i0, k7]
-            a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
-            a14, a15, a16, a17 = A[i1, k4], A[i1, k5], A[i1, k6], A[i1, k7]
-            a20, a21, a22, a23 = A[i2, k0], A[i2, k1], A[i2, k2], A[i2, k3]
-            a24, a25, a26, a27 = A[i2, k4], A[i2, k5], A[i2, k6], A[i2, k7]
-            a30, a31, a32, a33 = A[i3, k0], A[i3, k1], A[i3, k2], A[i3, k3]
-            a34, a35, a36, a37 = A[i3, k4], A[i3, k5], A[i3, k6], A[i3, k7]
-            for j in range(N):
-                uj = _u(j)
-                b0, b1, b2, b3 = B[k0, uj], B[k1, uj], B[k2, uj], B[k3, uj]
-                b4, b5, b6, b7 = B[k4, uj], B[k5, uj], B[k6, uj], B[k7, uj]
-                c = C3[us, i0, uj] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-                C3[us, i0, uj] = c + a04 * b4 + a05 * b5 + a06 * b6 + a07 * b7
-                c = C3[us, i1, uj] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-                C3[us, i1, uj] = c + a14 * b4 + a15 * b5 + a16 * b6 + a17 * b7
-                c = C3[us, i2, uj] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-                C3[us, i2, uj] = c + a24 * b4 + a25 * b5 + a26 * b6 + a27 * b7
-                c = C3[us, i3, uj] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-                C3[us, i3, uj] = c + a34 * b4 + a35 * b5 + a36 * b6 + a37 * b7
-        for k in range(K8, K, 4):
+        for k in range(0, K, 4):
             k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
             a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
             a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
@@ -612,38 +587,24 @@ def _mm_nt(A, B, C, L, acc):
 
 
 @internal(refcounts=False)
-def _copy_out(src, Y3, s0, m, cs, cu):
-    """Y3[s0 + s, f, u] = src[f, s*cs + u*cu] for the m samples of a group: (cs, cu) =
-    (1, m) for sample-minor columns, (P, 1) for sample-major ones."""
+def _copy_group(buf, Y3, s0, m, cs, cu, into_y):
+    """Y3[s0 + s, f, u] = buf[f, s*cs + u*cu] for the m samples of a group when
+    ``into_y`` (the forward product into Y), else the other way (dY gathered into buf):
+    (cs, cu) = (1, m) for sample-minor columns, (P, 1) for sample-major ones. (One
+    function for both directions and layouts: LLVM versions the loops for a unit stride
+    cu itself, and each function compiled costs ~0.25 CPU s.)"""
     F, P = Y3.shape[1], Y3.shape[2]
     for s in range(m):
         us = _u(s0 + s)
         for f in range(F):
             uf = _u(f)
             o = s * cs
-            if cu == 1:
+            if into_y:
                 for u in range(P):
-                    Y3[us, uf, _u(u)] = src[uf, _u(o + u)]
+                    Y3[us, uf, _u(u)] = buf[uf, _u(o + u * cu)]
             else:
                 for u in range(P):
-                    Y3[us, uf, _u(u)] = src[uf, _u(o + u * cu)]
-
-
-@internal(refcounts=False)
-def _copy_in(dY3, s0, m, dst, cs, cu):
-    """dst[f, s*cs + u*cu] = dY3[s0 + s, f, u] for the m samples of a group."""
-    F, P = dY3.shape[1], dY3.shape[2]
-    for s in range(m):
-        us = _u(s0 + s)
-        for f in range(F):
-            uf = _u(f)
-            o = s * cs
-            if cu == 1:
-                for u in range(P):
-                    dst[uf, _u(o + u)] = dY3[us, uf, _u(u)]
-            else:
-                for u in range(P):
-                    dst[uf, _u(o + u * cu)] = dY3[us, uf, _u(u)]
+                    buf[uf, _u(o + u * cu)] = Y3[us, uf, _u(u)]
 
 
 # --------------------------------------------------------------------------------------
@@ -899,10 +860,10 @@ def _conv_block(t, packed, args_type):
                     dst, s_dst = out3, 0
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
                 if m > 1:
-                    _copy_out(out, Y3, g0, m, ccs, ccu)
+                    _copy_group(out, Y3, g0, m, ccs, ccu, forward)
             else:
                 dWc = dW_chunks[ch]
-                _copy_in(Y3, g0, m, out, ccs, ccu)
+                _copy_group(out, Y3, g0, m, ccs, ccu, forward)
                 # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
