@@ -39,7 +39,7 @@ layout first transposes the group's input to (C, H, W, G) (``ws.xt``), so that i
 and col2im copy each input row of the group as one contiguous run of (j1 - j0)*G values
 instead of G runs of at most Wo values (4 on 4 x 4 maps: no vector loop covers them),
 at the price of transposed copies into Y and out of dY (its conv forward + backward on
-4 x 4 maps ~30% faster). The layout changes the rounding of dW and db only (their sums
+4 x 4 maps 20-30% faster). The layout changes the rounding of dW and db only (their sums
 run over the columns); Y and dX are the same bits either way. With
 W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g the group's dY gathered as (F, G*P)::
 
@@ -183,8 +183,8 @@ def auto_minor(in_channels, out_channels, kernel_size, in_size, out_size, group)
     samples with output rows shorter than 8 values (runs no vector loop covers) and an
     im2col matrix (K*P values per sample) at least twice those transpositions: the 8x8
     digits network's second layer (4 x 4 maps, K*P = 2304 against 1536: its conv
-    forward + backward ~30% faster); not its first layer (8 x 8 maps, 576 against
-    2112) nor LeNet's layers (8 x 8 and 24 x 24 maps; the second layer measured about
+    forward + backward 20-30% faster); not its first layer (8 x 8 maps, 576 against
+    2176) nor LeNet's layers (8 x 8 and 24 x 24 maps; the second layer measured about
     the same either way).
     """
     kh, kw = kernel_size
