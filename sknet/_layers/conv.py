@@ -149,13 +149,22 @@ class Conv(Layer):
             rows = C * k**self.ndim + 4  # im2col rows, padded
             store = n_backward * rows * int(np.prod(out)) * np.dtype(self.dtype).itemsize
             keep = 0 < store <= KEEP_COLS_BYTES
+            size = self.input_shape[1:]
             if self.ndim == 2:
                 ws = ck.conv2d_workspace(
-                    C, F, (k, k), out, n_backward, self.dtype, n_slots, keep_cols=keep
+                    C, F, (k, k), out, n_backward, self.dtype, n_slots, keep_cols=keep, in_size=size
                 )
             else:
                 ws = ck.conv1d_workspace(
-                    C, F, k, out[0], n_backward, self.dtype, n_slots, keep_cols=keep
+                    C,
+                    F,
+                    k,
+                    out[0],
+                    n_backward,
+                    self.dtype,
+                    n_slots,
+                    keep_cols=keep,
+                    in_size=size[0],
                 )
             ctx["ws"] = ws
         return ws

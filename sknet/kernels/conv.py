@@ -32,8 +32,16 @@ matrix of sample s, with one more row of ones for the bias, is::
 Samples go in groups of G (``ws.group``, :func:`auto_group`: G*P about 256 columns,
 e.g. G = 1 for LeNet's first layer, 4 for its second, 16 for the 8x8 digits network's
 second; a function of the layer's shapes only), whose im2col matrices sit side by side
-in one (K + 1, G*P) matrix cols_g. With W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g
-the group's dY gathered as (F, G*P)::
+in one (K + 1, G*P) matrix cols_g: sample-major (sample s in columns s*P ... s*P + P - 1)
+or, for small maps (``ws.minor``, :func:`auto_minor`: the 8x8 digits network's second
+layer), sample-minor (position u of sample s in column u*G + s). The sample-minor
+layout first transposes the group's input to (C, H, W, G) (``ws.xt``), so that im2col
+and col2im copy each input row of the group as one contiguous run of (j1 - j0)*G values
+instead of G runs of at most Wo values (4 on 4 x 4 maps: no vector loop covers them),
+at the price of transposed copies into Y and out of dY (its conv forward + backward on
+4 x 4 maps 20-30% faster). The layout changes the rounding of dW and db only (their sums
+run over the columns); Y and dX are the same bits either way. With
+W2b = [W.reshape(F, K) | b] (F, K + 1) and dY_g the group's dY gathered as (F, G*P)::
 
     Y_g = W2b @ cols_g     [dW2.T; db] += cols_g @ dY_g.T     dcols_g = W2.T @ dY_g -> col2im
 
@@ -116,9 +124,10 @@ class Conv2dWorkspace(NamedTuple):
     (K4, F4: the products' inner dimensions, so that they need no remainder loop; the
     padding rows and columns are zeros):
 
-    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of G samples (sample
-        i of the group in columns i*P ... i*P + P - 1), its row K ones, rows after it
-        zeros (its dcols in backward).
+    cols : (n_slots, K4, G*P); a slot's im2col matrix of a group of m <= G samples, its
+        row K ones, rows after it zeros (its dcols in backward). Its columns are
+        sample-major (sample s of the group in columns s*P ... s*P + P - 1) or, with
+        ``minor``, sample-minor (position u of sample s in column u*m + s).
     out : (n_slots, F4, G*P); a slot's product for a group (forward, G > 1) and its
         gathered dY (backward); rows F ... F4 - 1 stay zero.
     W2b : (F, K4); [W.reshape(F, K) | b | 0] (forward).
@@ -131,16 +140,22 @@ class Conv2dWorkspace(NamedTuple):
         backward pass reads it back instead of recomputing it. It ties a backward call
         to the last forward call on this workspace (same X); a batch larger than
         n_kept*G recomputes as usual.
+    minor : bool; sample-minor columns (for G > 1; a group of one is the same either
+        way). They change the rounding of dW and db only.
+    xt : (n_slots, C*H*W*G) with ``minor``, else (n_slots, 0); a slot's group of input
+        samples in the sample-minor layout, (C, H, W, G) (its dX in backward).
     """
 
     cols: np.ndarray
     out: np.ndarray
     kept: np.ndarray
+    xt: np.ndarray
     W2b: np.ndarray
     W2T: np.ndarray
     dW_chunks: np.ndarray
     chunk: int
     group: int
+    minor: bool
 
 
 #: im2col columns (G*P) a GEMM's group of samples aims at, and the largest group.
@@ -156,6 +171,27 @@ def auto_group(P):
     while g < MAX_GROUP and 2 * g * P <= GROUP_COLUMNS:
         g *= 2
     return g
+
+
+def auto_minor(in_channels, out_channels, kernel_size, in_size, out_size, group):
+    """Sample-minor im2col columns for this layer? A function of its shapes only.
+
+    The sample-minor layout copies each input row of a group as one contiguous run of
+    (j1 - j0)*G values (im2col, col2im) instead of G runs of at most Wo, at the price of
+    transposing the group's input, output and gradients (C*H*W + 2*F*P values per
+    sample, C*H*W more backward) with scalar loops. Chosen for groups of several
+    samples with output rows shorter than 8 values (runs no vector loop covers) and an
+    im2col matrix (K*P values per sample) at least twice those transpositions: the 8x8
+    digits network's second layer (4 x 4 maps, K*P = 2304 against 1536: its conv
+    forward + backward 20-30% faster); not its first layer (8 x 8 maps, 576 against
+    2176) nor LeNet's layers (8 x 8 and 24 x 24 maps; the second layer measured about
+    the same either way).
+    """
+    kh, kw = kernel_size
+    K = in_channels * kh * kw
+    P = out_size[0] * out_size[1]
+    moved = in_channels * in_size[0] * in_size[1] + out_channels * P
+    return group > 1 and out_size[1] < 8 and K * P >= 2 * moved
 
 
 def _round4(k):
@@ -174,6 +210,8 @@ def conv2d_workspace(
     chunk=None,
     keep_cols=False,
     group=None,
+    in_size=None,
+    minor=None,
 ):
     """Allocate the :class:`Conv2dWorkspace` of a 2-D convolution.
 
@@ -185,7 +223,11 @@ def conv2d_workspace(
     the group is the largest divisor of it not above that default. Both change the
     rounding only. ``keep_cols=True`` adds room for the im2col matrices of ``max_batch``
     samples (``kept``): backward then skips im2col, bit-identically, at the cost of
-    about max_batch * (K + 1) * P values of memory.
+    about max_batch * (K + 1) * P values of memory. ``in_size`` (H, W), the input's
+    size, sizes the sample-minor input buffers (``xt``) for any stride and dilation;
+    without it they have room for stride 1 and dilation 1, and a call with a larger
+    stride or dilation allocates its own. ``minor`` (the im2col columns' layout)
+    defaults to :func:`auto_minor`; it changes the rounding of dW and db only.
     """
     kh, kw = kernel_size
     Ho, Wo = out_size
@@ -203,15 +245,22 @@ def conv2d_workspace(
     n_chunks = max(1, -(-max_batch // chunk))
     n_kept = -(-max_batch // group) if keep_cols else 0
     K4, F4 = _round4(K + 1), _round4(out_channels)
+    H, W = (Ho + kh - 1, Wo + kw - 1) if in_size is None else in_size  # >= at stride 1
+    if minor is None:
+        minor = auto_minor(in_channels, out_channels, kernel_size, (H, W), out_size, group)
+    minor = bool(minor) and group > 1
+    n_xt = in_channels * H * W * group if minor else 0
     return Conv2dWorkspace(
         cols=np.zeros((n_slots, K4, group * P), dtype=dtype),
         out=np.zeros((n_slots, F4, group * P), dtype=dtype),
         kept=np.zeros((n_kept, K4, group * P), dtype=dtype),
+        xt=np.zeros((n_slots, n_xt), dtype=dtype),
         W2b=np.zeros((out_channels, K4), dtype=dtype),
         W2T=np.zeros((K4, F4), dtype=dtype),
         dW_chunks=np.zeros((n_chunks, K4, out_channels), dtype=dtype),
         chunk=chunk,
         group=group,
+        minor=minor,
     )
 
 
@@ -226,8 +275,11 @@ def conv1d_workspace(
     chunk=None,
     keep_cols=False,
     group=None,
+    in_size=None,
+    minor=None,
 ):
-    """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo)."""
+    """Allocate the workspace of a 1-D convolution (``kernel_size`` k, ``out_size`` Lo,
+    ``in_size`` L or None)."""
     return conv2d_workspace(
         in_channels,
         out_channels,
@@ -239,6 +291,8 @@ def conv1d_workspace(
         chunk,
         keep_cols,
         group,
+        None if in_size is None else (1, in_size),
+        minor,
     )
 
 
@@ -281,27 +335,31 @@ def _valid_range(off, pw, sw, W, Wo):
 
 
 @internal(refcounts=False)
-def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
-    """Overwrite columns 0 ... m*P - 1 of ``cols`` (K4, >= m*P) with the im2col matrices
-    of samples s0 ... s0 + m - 1 side by side (P = Ho*Wo), their row of ones and zero
-    rows up to K4: for sample s0 + s,
+def _im2col_group(src, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, col0):
+    """Overwrite columns col0 ... col0 + m*P - 1 of ``cols`` (K4, >= col0 + m*P) with the
+    im2col matrix of m samples, its columns position-major and sample-minor (P = Ho*Wo), its
+    row of ones and zero rows up to K4. The group's input is ``src`` in the same
+    sample-minor layout: value (c, y, x) of sample s at src[base + ((c*H + y)*W + x)*m
+    + s] (X's own memory for m = 1)::
 
-    cols[(c*kh + p)*kw + q, s*P + i*Wo + j] = X[s0 + s, c, i*sh + p*dh - ph, j*sw + q*dw - pw],
-    or 0 where that index is outside X; cols[K, :] = 1; cols[K + 1 :] = 0.
+        cols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s] = src[.. c, i*sh + p*dh - ph,
+                                                         j*sw + q*dw - pw, s ..],
+        or 0 where that row or column is outside [0, H) x [0, W);
+        cols[K, col0 ...] = 1; cols[K + 1 :, col0 ...] = 0.
 
-    Row by row (the tap (p, q) outer, its valid output range computed once), all the
-    group's samples in each row: 2.2x faster than sample by sample for the 8x8 digits
-    network's 4 x 4 maps, 1.3x for LeNet's second layer.
+    Row by row (the tap (p, q) outer, its valid output range computed once); at stride 1
+    the columns of one output row are one contiguous run of (j1 - j0)*m values in both
+    (8x8 digits network's second layer, 4 x 4 maps, groups of 16: ~8x faster than the
+    sample-major layout's runs of at most Wo values, transposition included).
     """
-    C, H, W = X.shape[1], X.shape[2], X.shape[3]
     P = Ho * Wo
     N = m * P
-    zero = X.dtype.type(0)
+    zero = cols.dtype.type(0)
     K = C * kh * kw
-    for t in range(N):  # the row of ones, the bias's
+    for t in range(col0, col0 + N):  # the row of ones, the bias's
         cols[_u(K), _u(t)] = 1
     for k in range(K + 1, cols.shape[0]):  # padding rows (dcols may have left values)
-        for t in range(N):
+        for t in range(col0, col0 + N):
             cols[_u(k), _u(t)] = zero
     for p in range(kh):
         i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
@@ -309,53 +367,88 @@ def _im2col_group(X, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
             j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
             padded = i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo
             x0 = q * dw - pw
+            run = (j1 - j0) * m
             for c in range(C):
-                uc = _u(c)
                 k = _u((c * kh + p) * kw + q)
                 if padded:  # zero first
-                    for t in range(N):
+                    for t in range(col0, col0 + N):
                         cols[k, _u(t)] = zero
-                for s in range(m):
-                    us = _u(s0 + s)
-                    for i in range(i0, i1):
-                        y = _u(i * sh + p * dh - ph)
-                        d = s * P + i * Wo
-                        for j in range(j0, j1):
-                            cols[k, _u(d + j)] = X[us, uc, y, _u(j * sw + x0)]
+                for i in range(i0, i1):
+                    d = col0 + (i * Wo + j0) * m
+                    r = base + ((c * H + i * sh + p * dh - ph) * W + j0 * sw + x0) * m
+                    if sw == 1:
+                        for t in range(run):
+                            cols[k, _u(d + t)] = src[_u(r + t)]
+                    else:
+                        for j in range(j1 - j0):
+                            dj = d + j * m
+                            rj = r + j * sw * m
+                            for s in range(m):
+                                cols[k, _u(dj + s)] = src[_u(rj + s)]
 
 
 @internal(refcounts=False)
-def _col2im_group(dcols, s0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX):
-    """Overwrite dX[s0 : s0 + m] with the adjoint of :func:`_im2col_group` applied to
-    ``dcols``: for sample s0 + s,
+def _col2im_group(dcols, col0, dst, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """Overwrite the group's m samples in ``dst`` (the layout of :func:`_im2col_group`'s
+    ``src``: dst[base + ((c*H + y)*W + x)*m + s]) with the adjoint of
+    :func:`_im2col_group` applied to ``dcols`` (from column col0)::
 
-    dX[s0 + s, c, y, x] = sum of dcols[(c*kh + p)*kw + q, s*P + i*Wo + j]
-                          over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
-    added in the order of (p, q) (then i, j), as sample by sample.
+        dst[.. c, y, x, s ..] = sum of dcols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s]
+                                over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+
+    added in the order of (p, q), whatever the layout (the same bits as sample by
+    sample).
     """
-    C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    P = Ho * Wo
-    for s in range(m):
-        us = _u(s0 + s)
-        for c in range(C):
-            for y in range(H):
-                for x in range(W):
-                    dX[us, _u(c), _u(y), _u(x)] = 0
+    for t in range(C * H * W * m):
+        dst[_u(base + t)] = 0
     for p in range(kh):
         i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
         for q in range(kw):
             j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
             x0 = q * dw - pw
+            run = (j1 - j0) * m
             for c in range(C):
-                uc = _u(c)
                 k = _u((c * kh + p) * kw + q)
+                for i in range(i0, i1):
+                    d = col0 + (i * Wo + j0) * m
+                    r = base + ((c * H + i * sh + p * dh - ph) * W + j0 * sw + x0) * m
+                    if sw == 1:
+                        for t in range(run):
+                            dst[_u(r + t)] += dcols[k, _u(d + t)]
+                    else:
+                        for j in range(j1 - j0):
+                            dj = d + j * m
+                            rj = r + j * sw * m
+                            for s in range(m):
+                                dst[_u(rj + s)] += dcols[k, _u(dj + s)]
+
+
+@internal(refcounts=False)
+def _to_minor(X, s0, m, xt):
+    """xt[((c*H + y)*W + x)*m + s] = X[s0 + s, c, y, x] for s < m: a group's input in
+    the sample-minor layout :func:`_im2col_group` reads."""
+    C, H, W = X.shape[1], X.shape[2], X.shape[3]
+    r = 0
+    for c in range(C):
+        for y in range(H):
+            for x in range(W):
                 for s in range(m):
-                    us = _u(s0 + s)
-                    for i in range(i0, i1):
-                        y = _u(i * sh + p * dh - ph)
-                        d = s * P + i * Wo
-                        for j in range(j0, j1):
-                            dX[us, uc, y, _u(j * sw + x0)] += dcols[k, _u(d + j)]
+                    xt[_u(r + s)] = X[_u(s0 + s), _u(c), _u(y), _u(x)]
+                r += m
+
+
+@internal(refcounts=False)
+def _from_minor(xt, s0, m, dX):
+    """dX[s0 + s, c, y, x] = xt[((c*H + y)*W + x)*m + s]: the inverse of
+    :func:`_to_minor`."""
+    C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
+    r = 0
+    for c in range(C):
+        for y in range(H):
+            for x in range(W):
+                for s in range(m):
+                    dX[_u(s0 + s), _u(c), _u(y), _u(x)] = xt[_u(r + s)]
+                r += m
 
 
 @internal(refcounts=False, fastmath={"contract"})
@@ -369,7 +462,9 @@ def _mm(A, B, C3, s, N):
     is contiguous in B and C, so LLVM vectorises it at the machine's full width. The
     additions for C3[s, i, j] run in the order of k. (An inner loop split by sample,
     writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
-    slower; hence one 2-D product and a copy for groups of samples.)
+    slower; hence one 2-D product and a copy for groups of samples. Steps of 8 in k
+    gave the same bits, 10-40% faster alone on these shapes but no gain measurable in
+    the digits network's fit, for ~0.3 CPU s more cold compile.)
     """
     M, K = A.shape  # K a multiple of 4
     M4 = M - M % 4
@@ -492,29 +587,24 @@ def _mm_nt(A, B, C, L, acc):
 
 
 @internal(refcounts=False)
-def _copy_out(src, Y3, s0, m):
-    """Y3[s0 + i, f, t] = src[f, i*P + t] for the m samples of a group."""
+def _copy_group(buf, Y3, s0, m, cs, cu, into_y):
+    """Y3[s0 + s, f, u] = buf[f, s*cs + u*cu] for the m samples of a group when
+    ``into_y`` (the forward product into Y), else the other way (dY gathered into buf):
+    (cs, cu) = (1, m) for sample-minor columns, (P, 1) for sample-major ones. (One
+    function for both directions and layouts: LLVM versions the loops for a unit stride
+    cu itself, and each function compiled costs ~0.25 CPU s.)"""
     F, P = Y3.shape[1], Y3.shape[2]
-    for i in range(m):
-        s = _u(s0 + i)
+    for s in range(m):
+        us = _u(s0 + s)
         for f in range(F):
             uf = _u(f)
-            o = i * P
-            for t in range(P):
-                Y3[s, uf, _u(t)] = src[uf, _u(o + t)]
-
-
-@internal(refcounts=False)
-def _copy_in(dY3, s0, m, dst):
-    """dst[f, i*P + t] = dY3[s0 + i, f, t] for the m samples of a group."""
-    F, P = dY3.shape[1], dY3.shape[2]
-    for i in range(m):
-        s = _u(s0 + i)
-        for f in range(F):
-            uf = _u(f)
-            o = i * P
-            for t in range(P):
-                dst[uf, _u(o + t)] = dY3[s, uf, _u(t)]
+            o = s * cs
+            if into_y:
+                for u in range(P):
+                    Y3[us, uf, _u(u)] = buf[uf, _u(o + u * cu)]
+            else:
+                for u in range(P):
+                    buf[uf, _u(o + u * cu)] = Y3[us, uf, _u(u)]
 
 
 # --------------------------------------------------------------------------------------
@@ -525,13 +615,16 @@ def _copy_in(dY3, s0, m, dst):
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-_NO_PRODUCTS = ((0, 0), (0, 0))  # for arguments the type checks reject
+_NO_PRODUCTS = ((0, 0),) * 4  # for arguments the type checks reject
 _PRODUCTS = {}  # dtype -> entries of _mm and _mm_nt
 
 
 def _products(dtype):
-    """The entries (``runner.entry``) of ``_mm`` and ``_mm_nt`` for arrays of ``dtype``,
-    as the block functions call them (C-contiguous views of the workspace, Y and dY)."""
+    """The entries (``runner.entry``) of ``_mm``, ``_mm_nt``, ``_im2col_group`` and
+    ``_col2im_group`` for arrays of ``dtype``, as the block functions call them
+    (C-contiguous views of the workspace, X, Y and dY). (Called through their entries,
+    im2col and col2im are not optimised again inside the block: ~0.4 CPU s less cold
+    compile.)"""
     found = _PRODUCTS.get(dtype)
     if found is None:
         if dtype not in _DTYPES:
@@ -541,7 +634,10 @@ def _products(dtype):
         i64, b1 = numba.types.int64, numba.types.boolean
         mm = entry(_mm, (a2, a2, a3, i64, i64))
         mm_nt = entry(_mm_nt, (a2, a2, a2, i64, b1))
-        found = _PRODUCTS[dtype] = (mm, mm_nt)
+        a1 = numba.types.Array(nb, 1, "C")
+        im2col = entry(_im2col_group, (a1,) + (i64,) * 15 + (a2, i64))
+        col2im = entry(_col2im_group, (a2, i64, a1) + (i64,) * 15)
+        found = _PRODUCTS[dtype] = (mm, mm_nt, im2col, col2im)
     return found
 
 
@@ -549,17 +645,20 @@ def _check_types(args, name="conv2d kernels"):
     """TypeError / ValueError unless the packed arguments ``args`` of a convolution's
     block function (see ``_conv_block``) are of types the kernels take."""
     X, Wm, Y, geom, dX, need_dx, cols, out, kept, keep, dW_chunks, chunk, group = args[:13]
+    minor, xt = args[13:15]
     dtype = getattr(X, "dtype", None)
     if dtype not in _DTYPES:
         raise TypeError(f"{name}: X must be a float32 or float64 ndarray")
     arrays = (("X", X, 4), ("Y / dY", Y, 4), ("dX", dX, 4), ("ws.W2b / ws.W2T", Wm, 2))
     arrays += (("ws.cols", cols, 3), ("ws.out", out, 3), ("ws.kept", kept, 3))
-    arrays += (("ws.dW_chunks", dW_chunks, 3),)
+    arrays += (("ws.dW_chunks", dW_chunks, 3), ("ws.xt", xt, 2))
     for label, v, ndim in arrays:
         if not isinstance(v, np.ndarray) or v.ndim != ndim or v.dtype != dtype:
             raise TypeError(f"{name}: {label} must be a {ndim}-D {dtype} ndarray, as X")
         if not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
+    if not isinstance(minor, bool):
+        raise TypeError(f"{name}: ws.minor must be a bool")
     for v in geom + (chunk, group):
         try:
             operator.index(v)
@@ -588,13 +687,25 @@ def _check(name, args, b, dW, Wt, raw):
         if ndim == 4 and not v.flags.c_contiguous:
             raise ValueError(f"{name}: {label} must be C-contiguous")
     args = (X, ws.W2b, Y, raw, dX, need_dx, ws.cols, ws.out, ws.kept, True, ws.dW_chunks)
-    _check_types(args + (0, 0), name)
+    _check_types(args + (0, 0, ws.minor, ws.xt), name)
     if min(raw[0], raw[1], raw[4], raw[5]) < 1 or min(raw[2], raw[3]) < 0:
         raise ValueError(f"{name}: strides and dilations must be >= 1, paddings >= 0")
     raise ValueError(  # the shapes
         f"{name}: the shapes of X, Wt, b / db, Y / dY, dW, dX and ws do not fit together"
         " (or ws has too few chunks for the batch)"
     )
+
+
+def _xt(ws, X):
+    """The slots' sample-minor input buffers (n_slots, >= C*H*W*G): ``ws.xt``, or, for
+    an input larger than it has room for (a strided convolution whose workspace was
+    made without ``in_size``), new ones."""
+    xt = ws.xt
+    if ws.minor:
+        need = X.shape[1] * X.shape[2] * X.shape[3] * ws.group
+        if xt.shape[1] < need:
+            xt = np.zeros((xt.shape[0], need), dtype=xt.dtype)
+    return xt
 
 
 def _ws_fits(ws, K, F, P):
@@ -609,6 +720,7 @@ def _ws_fits(ws, K, F, P):
         and ws.W2b.shape == (F, _round4(K + 1))
         and ws.W2T.shape == (_round4(K + 1), _round4(F))
         and ws.out.shape[0] == ws.cols.shape[0]
+        and ws.xt.shape[0] == ws.cols.shape[0]
     )
 
 
@@ -654,7 +766,8 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     _fill_w2b(Wt, b, ws.W2b)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (ws.chunk, ws.group, _products(getattr(X, "dtype", None)), True)
+    args += (ws.chunk, ws.group, ws.minor, _xt(ws, X))
+    args += (_products(getattr(X, "dtype", None)), True)
     run_blocks(_conv_block, args, ws.cols.shape[0], _forward_types)
 
 
@@ -699,10 +812,11 @@ def _conv_block(t, packed, args_type):
     """
     args = unpack(packed, args_type)
     X, Wm, Y, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
-    dW_chunks, chunk, group, (mm, mm_nt), forward = args[10:]
+    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt, im2col, col2im), forward = args[10:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
+    xt = xt_all[t]
     cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
     out = out_all[t]
     out3 = out.reshape(1, out.shape[0], out.shape[1])  # C layout, as Y3
@@ -711,6 +825,10 @@ def _conv_block(t, packed, args_type):
     Ho, Wo = Y.shape[2], Y.shape[3]
     P = Ho * Wo
     Y3 = Y.reshape(n, F, P)  # Y (forward) or dY (backward)
+    C, H, W = X.shape[1], X.shape[2], X.shape[3]
+    CHW = C * H * W
+    Xf = X.reshape(n * CHW)  # a sample's own memory is its sample-minor layout for m = 1
+    dXf = dX.reshape(dX.size)
     unit = group if forward else chunk  # samples per slot task: a group, or a chunk
     n_units = (n + unit - 1) // unit
     for ch in range(t, n_units, n_slots):
@@ -719,8 +837,20 @@ def _conv_block(t, packed, args_type):
         for g0 in range(s0, s1, group):
             m = min(group, s1 - g0)
             cs = kept[g0 // group] if keep else cols
+            # sample-minor columns (u*m + s) from xt, or sample-major ones (s*P + u),
+            # sample by sample from X's own memory (the same for a group of one)
+            mi = minor and m > 1
+            if mi:
+                n_s, m_s, src, step, ccs, ccu = 1, m, xt, 0, 1, m
+            else:
+                n_s, m_s, src, step, ccs, ccu = m, 1, Xf, CHW, P, 1
             if forward or not keep:  # (one call site: numba would inline a second copy)
-                _im2col_group(X, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cs)
+                if mi:
+                    _to_minor(X, g0, m, xt)
+                base = 0 if mi else g0 * CHW
+                for s in range(n_s):
+                    args_i = (src, base + s * step, m_s, C, H, W) + geom
+                    call_entry(im2col, args_i + (Ho, Wo, cs, s * P))
             if forward:
                 # Y[g0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight
                 # into Y for a group of one
@@ -730,16 +860,22 @@ def _conv_block(t, packed, args_type):
                     dst, s_dst = out3, 0
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
                 if m > 1:
-                    _copy_out(out, Y3, g0, m)
+                    _copy_group(out, Y3, g0, m, ccs, ccu, forward)
             else:
                 dWc = dW_chunks[ch]
-                _copy_in(Y3, g0, m, out)
+                _copy_group(out, Y3, g0, m, ccs, ccu, forward)
                 # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
                     # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
                     call_entry(mm, (Wm, out, cols3, np.int64(0), m * P))
-                    _col2im_group(cols, g0, m, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dX)
+                    dst = xt if mi else dXf
+                    base = 0 if mi else g0 * CHW
+                    for s in range(n_s):
+                        args_c = (cols, s * P, dst, base + s * step, m_s, C, H, W)
+                        call_entry(col2im, args_c + geom + (Ho, Wo))
+                    if mi:
+                        _from_minor(xt, g0, m, dX)
 
 
 def conv2d_backward(
@@ -801,7 +937,8 @@ def conv2d_backward(
     _fill_w2t(Wt, ws.W2T)
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (chunk, ws.group, _products(getattr(X, "dtype", None)), False)
+    args += (chunk, ws.group, ws.minor, _xt(ws, X))
+    args += (_products(getattr(X, "dtype", None)), False)
     run_blocks(_conv_block, args, ws.cols.shape[0], _backward_types)
     _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
 

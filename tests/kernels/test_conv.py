@@ -50,17 +50,23 @@ def make_conv2d(rng, H, W, kernel, n=7, C=2, F=3, dtype=np.float64):
     return X, Wt, b
 
 
-def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2, dilation=(1, 1)):
+def forward2d(X, Wt, b, stride, padding, out_size, chunk=3, n_slots=2, dilation=(1, 1), minor=None):
     F, C, kh, kw = Wt.shape
     Y = np.empty((X.shape[0], F) + out_size, dtype=X.dtype)
-    ws = conv2d_workspace(C, F, (kh, kw), out_size, X.shape[0], X.dtype, n_slots, chunk)
+    ws = conv2d_workspace(
+        C, F, (kh, kw), out_size, X.shape[0], X.dtype, n_slots, chunk, minor=minor
+    )
     conv2d_forward(X, Wt, b, *stride, *padding, *dilation, Y, ws)
     return Y
 
 
-def backward2d(X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2, dilation=(1, 1)):
+def backward2d(
+    X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2, dilation=(1, 1), minor=None
+):
     F, C, kh, kw = Wt.shape
-    ws = conv2d_workspace(C, F, (kh, kw), dY.shape[2:], X.shape[0], X.dtype, n_slots, chunk)
+    ws = conv2d_workspace(
+        C, F, (kh, kw), dY.shape[2:], X.shape[0], X.dtype, n_slots, chunk, minor=minor
+    )
     dW = np.full_like(Wt, np.nan)
     db = np.full(F, np.nan, dtype=X.dtype)
     dX = np.full_like(X, np.nan) if need_dx else np.empty((0, 0, 0, 0), X.dtype)
@@ -68,14 +74,19 @@ def backward2d(X, Wt, dY, stride, padding, chunk=3, need_dx=True, n_slots=2, dil
     return dW, db, dX
 
 
+# the im2col columns' layouts: sample-major, sample-minor (groups of 3 samples, chunk=3)
+LAYOUTS = [pytest.param(False, id="major"), pytest.param(True, id="minor")]
+
+
+@pytest.mark.parametrize("minor", LAYOUTS)
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
 def test_conv2d_forward_matches_reference(
-    H, W, kernel, stride, padding, out_size, dilation, dtype, rtol
+    H, W, kernel, stride, padding, out_size, dilation, dtype, rtol, minor
 ):
     rng = np.random.default_rng(0)
     X, Wt, b = make_conv2d(rng, H, W, kernel, dtype=dtype)
-    Y = forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation)
+    Y = forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation, minor=minor)
     expected = ref.conv2d(
         X.astype(np.float64), Wt.astype(np.float64), b, stride, padding, out_size, dilation
     )
@@ -83,8 +94,11 @@ def test_conv2d_forward_matches_reference(
     np.testing.assert_allclose(Y, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("minor", LAYOUTS)
 @pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
-def test_conv2d_backward_finite_differences(H, W, kernel, stride, padding, out_size, dilation):
+def test_conv2d_backward_finite_differences(
+    H, W, kernel, stride, padding, out_size, dilation, minor
+):
     rng = np.random.default_rng(1)
     X, Wt, b = make_conv2d(rng, H, W, kernel, n=4)
     R = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size)
@@ -92,7 +106,7 @@ def test_conv2d_backward_finite_differences(H, W, kernel, stride, padding, out_s
     def loss():
         return np.sum(forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation) * R)
 
-    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation)
+    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation, minor=minor)
     assert_grad_close(loss, Wt, dW)
     assert_grad_close(loss, b, db)
     assert_grad_close(loss, X, dX)
@@ -123,16 +137,18 @@ def _assert_close(actual, expected, rtol=1e-12):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("minor", LAYOUTS)
 @pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
-def test_conv2d_matches_pytorch_autograd(H, W, kernel, stride, padding, out_size, dilation):
+def test_conv2d_matches_pytorch_autograd(H, W, kernel, stride, padding, out_size, dilation, minor):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     X, Wt, b = make_conv2d(rng, H, W, kernel, n=4)
     R = rng.standard_normal((X.shape[0], Wt.shape[0]) + out_size)
     Y_t, dW_t, db_t, dX_t = _torch_conv(torch, X, Wt, b, R, stride, padding, out_size, dilation)
     assert Y_t.shape == (X.shape[0], Wt.shape[0]) + out_size
-    _assert_close(forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation), Y_t)
-    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation)
+    Y = forward2d(X, Wt, b, stride, padding, out_size, dilation=dilation, minor=minor)
+    _assert_close(Y, Y_t)
+    dW, db, dX = backward2d(X, Wt, R, stride, padding, dilation=dilation, minor=minor)
     _assert_close(dW, dW_t)
     _assert_close(db, db_t)
     _assert_close(dX, dX_t)
@@ -190,6 +206,49 @@ def test_conv2d_group_sizes_change_only_rounding(group):
     assert conv2d_workspace(C, F, (kh, kw), (24, 24), 11, X.dtype).group == 1
 
 
+@pytest.mark.parametrize("H, W, kernel, stride, padding, out_size, dilation", CASES_2D)
+def test_conv2d_layouts_give_the_same_y_and_dx(H, W, kernel, stride, padding, out_size, dilation):
+    """Sample-minor and sample-major im2col columns: the same Y and dX bits (the same
+    sums in the same order per value), dW and db up to rounding (their sums run over
+    the columns); buffers sized from in_size or not (a strided or dilated call then
+    allocates its own) change nothing; a group of one is the same either way."""
+    rng = np.random.default_rng(13)
+    X, Wt, b = make_conv2d(rng, H, W, kernel, n=11, C=3, F=5, dtype=np.float32)
+    F, C, kh, kw = Wt.shape
+    dY = rng.standard_normal((11, F) + out_size).astype(np.float32)
+    results = {}
+    for minor, in_size in [(False, None), (True, None), (True, (H, W))]:
+        ws = conv2d_workspace(
+            C, F, (kh, kw), out_size, 11, X.dtype, 2, group=4, in_size=in_size, minor=minor
+        )
+        assert ws.minor == minor and ws.group == 4
+        assert ws.xt.shape[0] == 2 and (in_size is None or ws.xt.shape[1] == C * H * W * 4)
+        Y = np.empty((11, F) + out_size, np.float32)
+        conv2d_forward(X, Wt, b, *stride, *padding, *dilation, Y, ws)
+        dW, db, dX = np.empty_like(Wt), np.empty_like(b), np.empty_like(X)
+        conv2d_backward(X, Wt, dY, *stride, *padding, *dilation, dW, db, dX, True, ws)
+        results[minor, in_size] = Y, dW, db, dX
+    Y0, dW0, db0, dX0 = results[False, None]
+    Y1, dW1, db1, dX1 = results[True, None]
+    for got, want in zip(results[True, (H, W)], results[True, None]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(Y1, Y0)
+    np.testing.assert_array_equal(dX1, dX0)
+    _assert_close(dW1, dW0, rtol=1e-5)
+    _assert_close(db1, db0, rtol=1e-5)
+    one = conv2d_workspace(C, F, (kh, kw), out_size, 11, X.dtype, 2, group=1, minor=True)
+    assert not one.minor and one.xt.shape == (2, 0)
+
+
+def test_auto_minor_picks_small_maps():
+    """The default layout, from the layer's shapes: sample-minor for the 8x8 digits
+    network's second layer only, of the ConvNet benchmarks' layers."""
+    assert conv2d_workspace(16, 32, (3, 3), (4, 4), 8, np.float32, 1, in_size=(4, 4)).minor
+    assert not conv2d_workspace(1, 16, (3, 3), (8, 8), 8, np.float32, 1, in_size=(8, 8)).minor
+    assert not conv2d_workspace(16, 32, (5, 5), (8, 8), 8, np.float32, 1).minor
+    assert not conv2d_workspace(1, 16, (5, 5), (24, 24), 8, np.float32, 1).minor
+
+
 @numba.njit
 def _call(fn, args):
     call_entry(fn, args)
@@ -201,7 +260,9 @@ def _run(func, *args):
     _call(entry(func, [numba.typeof(a) for a in args]), args)
 
 
-@pytest.mark.parametrize("M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2)])
+@pytest.mark.parametrize(
+    "M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2), (12, 16, 5)]
+)
 def test_products_against_numpy(M, K, N):
     """The convolution's own products, every edge of their 4 x 4 blocks included (_mm's
     inner dimension is a multiple of 4: the workspace pads it)."""
@@ -336,7 +397,7 @@ def test_conv1d_matches_pytorch_autograd(L, k, stride, pad, Lo, dilation):
 # ---- determinism -------------------------------------------------------------------
 
 
-def _lenet_conv2(threads):
+def _lenet_conv2(threads, minor=None):
     """Forward + backward of a LeNet-like second conv, float32, at a given thread count."""
     rng = np.random.default_rng(6)
     X, Wt, b = make_conv2d(rng, 12, 12, (5, 5), n=50, C=4, F=8, dtype=np.float32)
@@ -346,16 +407,17 @@ def _lenet_conv2(threads):
     try:
         with threadpool_limits(threads):
             # n_slots=None: as many workspace slots as threads
-            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8, n_slots=None)
-            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8, n_slots=None)
+            Y = forward2d(X, Wt, b, (1, 1), (0, 0), (8, 8), chunk=8, n_slots=None, minor=minor)
+            grads = backward2d(X, Wt, dY, (1, 1), (0, 0), chunk=8, n_slots=None, minor=minor)
     finally:
         numba.set_num_threads(old)
     return (Y,) + grads
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_conv2d_bit_identical_across_thread_counts():
-    one, two = _lenet_conv2(1), _lenet_conv2(2)
+@pytest.mark.parametrize("minor", LAYOUTS)
+def test_conv2d_bit_identical_across_thread_counts(minor):
+    one, two = _lenet_conv2(1, minor), _lenet_conv2(2, minor)
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
 
