@@ -56,7 +56,7 @@ from numba.extending import intrinsic, register_jitable
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
 from .blas import _xxgemm
-from .runner import internal, run_blocks, unpack
+from .runner import inline, internal, run_blocks, unpack
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -77,9 +77,10 @@ BLOCK_MIN = 1 << 23
 TASKS_MIN = 1 << 20
 
 
-@jit
-def bias_activation_forward(z, b, code):
-    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
+@inline
+def _bias_activation(z, b, code):
+    """``bias_activation_forward``'s loops, inlined into its callers' code (the kernel and
+    the dense block function: no separately compiled callee)."""
     n, k = z.shape
     if code == RELU:
         for i in range(n):
@@ -100,12 +101,9 @@ def bias_activation_forward(z, b, code):
                 z[i, j] += b[j]
 
 
-@jit
-def activation_backward_bias_grad(a, delta, code, db):
-    """``delta *= f'(a)`` in place, then ``db = sum_i delta_i``.
-
-    a, delta (n, k); db (k,) overwritten. f' is expressed through the output a.
-    """
+@inline
+def _activation_backward_bias_grad(a, delta, code, db):
+    """``activation_backward_bias_grad``'s loops, inlined into its callers' code."""
     n, k = a.shape
     for j in range(k):
         db[j] = 0.0
@@ -122,6 +120,21 @@ def activation_backward_bias_grad(a, delta, code, db):
                 delta[i, j] *= a[i, j] * (1.0 - a[i, j])
         for j in range(k):
             db[j] += delta[i, j]
+
+
+@jit
+def bias_activation_forward(z, b, code):
+    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
+    _bias_activation(z, b, code)
+
+
+@jit
+def activation_backward_bias_grad(a, delta, code, db):
+    """``delta *= f'(a)`` in place, then ``db = sum_i delta_i``.
+
+    a, delta (n, k); db (k,) overwritten. f' is expressed through the output a.
+    """
+    _activation_backward_bias_grad(a, delta, code, db)
 
 
 @jit
@@ -259,25 +272,39 @@ FORWARD = 0
 WEIGHT_GRAD = 1
 INPUT_GRAD = 2
 BACKWARD = 3  # WEIGHT_GRAD and INPUT_GRAD, each whole: two blocks
+#: alone: ``delta *= f'(a)`` and ``b = sum_i delta_i`` (dA to dZ and db), one block;
+#: added to a backward task (``BIAS_GRAD + BACKWARD``): that first, then the task
+BIAS_GRAD = 4
 
 
 def n_blocks(task, n, d, k):
-    """Blocks ``dense_blocks`` runs for ``task`` on x (n, d), w (d, k)."""
+    """Blocks ``dense_blocks`` runs for ``task`` (without ``BIAS_GRAD``) on x (n, d),
+    w (d, k)."""
+    if task == BIAS_GRAD:
+        return 1
     if task == BACKWARD:
         return 2 if n * d * k >= TASKS_MIN else 1
     return n_parts(n, d, k)
 
 
-@jit
-def _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address):
+@internal
+def _dense_blocks_block(p, packed, args_type):
     """Block ``p`` of ``nb`` of one ``dense_blocks`` task (rows of the batch, or columns
-    of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both).
+    of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both), run by
+    ``runner.run_blocks``. With ``BIAS_GRAD`` (one block), dZ and db first.
 
     The products go straight to ``?gemm`` with the layouts spelled out, all
     operands as flat C arrays: one signature, no layout dispatch to compile. Row-major
     ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``). One call site
-    of each ``?gemm`` bridge (compile time).
+    of each ``?gemm`` bridge (compile time). The element-wise passes are inlined here:
+    a dense layer's whole step is this one compiled function.
     """
+    task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
+    if task >= BIAS_GRAD:
+        _activation_backward_bias_grad(a, delta, code, b)
+        task -= BIAS_GRAD
+        if task == FORWARD:  # BIAS_GRAD alone
+            return
     n, d = x.shape
     k = w.shape[1]
     first = last = task
@@ -314,14 +341,7 @@ def _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address):
         else:
             _xxgemm(ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
         if t == FORWARD:
-            bias_activation_forward(a[lo:hi], b, code)
-
-
-@internal
-def _dense_blocks_block(p, packed, args_type):
-    """Block ``p`` of ``dense_blocks`` (run by ``runner.run_blocks``)."""
-    task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
-    _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address)
+            _bias_activation(a[lo:hi], b, code)
 
 
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
@@ -332,34 +352,46 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
     * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d);
     * ``BACKWARD``: both, each one whole product (no blocks: no block edges, no operand
-      packed twice), the two in parallel (``TASKS_MIN``).
+      packed twice), the two in parallel (``TASKS_MIN``);
+    * ``BIAS_GRAD``: ``delta *= f'(a)`` in place (dA to dZ, a (n, k) the forward's
+      output) and ``b = sum_i delta_i`` (b receives db); added to a backward task
+      (``BIAS_GRAD + WEIGHT_GRAD``, ``BIAS_GRAD + BACKWARD``), that first, then the task.
 
     One compiled block function serves them all, run in parallel by
     ``runner.run_blocks`` (the parallel loop every kernel family shares: no parallel
-    kernel of its own to compile); ``activation_backward_bias_grad`` turns dA into dZ and
-    fills db before the backward tasks. Arrays of other dtypes, dimensions or layouts, or
+    kernel of its own to compile). Arrays of other dtypes, dimensions or layouts, or
     shapes that do not fit, raise ValueError / TypeError.
     """
     try:  # the shapes, per call (the types: ``_check_types``, once per combination)
         n, d = x.shape
         k = w.shape[1]
-        if task == FORWARD:
+        base = task - BIAS_GRAD if BIAS_GRAD < task < 2 * BIAS_GRAD else task
+        if base == FORWARD:
             ok = a.shape == (n, k)
-        elif task == WEIGHT_GRAD:
+        elif base == WEIGHT_GRAD:
             ok = delta.shape == (n, k) and dw.shape == (d, k)
-        elif task == INPUT_GRAD:
+        elif base == INPUT_GRAD:
             ok = delta.shape == (n, k) and dx.shape == (n, d)
-        else:
-            ok = task == BACKWARD and delta.shape == (n, k)
+        elif base == BACKWARD:
+            ok = delta.shape == (n, k)
             ok = ok and dw.shape == (d, k) and dx.shape == (n, d)
+        else:
+            ok = base == BIAS_GRAD and delta.shape == (n, k)
+        if task >= BIAS_GRAD:
+            ok = ok and a.shape == (n, k)
         ok = ok and w.shape == (d, k) and b.shape == (k,)
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     if not ok:
         _check((task, x, w, b, code, a, delta, dw, dx))
     # a product below BLOCK_MIN is one block: no parallel region
-    nb = n_blocks(task, n, d, k)
-    args = (task, x, w, b, code, a, delta, dw, dx, nb, _numpy_gemm(x.dtype))
+    nb = n_blocks(base, n, d, k)
+    address = _numpy_gemm(x.dtype)
+    if task != base and nb > 1:  # dZ, db on their own first: both blocks need dZ
+        args = (BIAS_GRAD, x, w, b, code, a, delta, dw, dx, 1, address)
+        run_blocks(_dense_blocks_block, args, 1, _check_types)
+        task = base
+    args = (task, x, w, b, code, a, delta, dw, dx, nb, address)
     run_blocks(_dense_blocks_block, args, nb, _check_types)
 
 
@@ -388,11 +420,15 @@ def _check(args):
     """The clear error for arguments of wrong types or shapes."""
     _check_types(args)
     task, x, w, b, code, a, delta, dw, dx = args
-    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD, BACKWARD):
+    tasks = (FORWARD, WEIGHT_GRAD, INPUT_GRAD, BACKWARD, BIAS_GRAD)
+    if task not in tasks + tuple(BIAS_GRAD + t for t in tasks[1:4]):
         raise ValueError(f"dense_blocks: unknown task {task}")
     n, d = x.shape
     k = w.shape[1]
     shapes = {"w": (w.shape, (d, k)), "b": (b.shape, (k,))}
+    if task >= BIAS_GRAD:  # a is the forward's output
+        shapes["a"] = (a.shape, (n, k))
+    task = task - BIAS_GRAD if task > BIAS_GRAD else task
     if task == FORWARD:
         shapes["a"] = (a.shape, (n, k))
     else:
