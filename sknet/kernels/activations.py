@@ -31,33 +31,40 @@ ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu":
 
 
 @jit
+def _activation(a, delta, code, backward):
+    """Forward (``a = f(a)`` in place) or backward (``delta *= f'(a)`` in place): one
+    compiled kernel for both directions (compile time)."""
+    if backward:
+        if code == LOGISTIC:
+            for i in range(a.shape[0]):
+                delta[i] *= a[i] * (1.0 - a[i])
+        elif code == TANH:
+            for i in range(a.shape[0]):
+                delta[i] *= 1.0 - a[i] * a[i]
+        elif code == RELU:
+            for i in range(a.shape[0]):
+                if a[i] <= 0.0:
+                    delta[i] = 0.0
+    elif code == LOGISTIC:
+        for i in range(a.shape[0]):
+            a[i] = 1.0 / (1.0 + np.exp(-a[i]))
+    elif code == TANH:
+        for i in range(a.shape[0]):
+            a[i] = np.tanh(a[i])
+    elif code == RELU:
+        for i in range(a.shape[0]):
+            if a[i] < 0.0:
+                a[i] = 0.0
+
+
 def activation_forward(z, code):
     """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
-    if code == LOGISTIC:
-        for i in range(z.shape[0]):
-            z[i] = 1.0 / (1.0 + np.exp(-z[i]))
-    elif code == TANH:
-        for i in range(z.shape[0]):
-            z[i] = np.tanh(z[i])
-    elif code == RELU:
-        for i in range(z.shape[0]):
-            if z[i] < 0.0:
-                z[i] = 0.0
+    _activation(z, z, code, False)
 
 
-@jit
 def activation_backward(a, delta, code):
     """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
-    if code == LOGISTIC:
-        for i in range(a.shape[0]):
-            delta[i] *= a[i] * (1.0 - a[i])
-    elif code == TANH:
-        for i in range(a.shape[0]):
-            delta[i] *= 1.0 - a[i] * a[i]
-    elif code == RELU:
-        for i in range(a.shape[0]):
-            if a[i] <= 0.0:
-                delta[i] = 0.0
+    _activation(a, delta, code, True)
 
 
 def softmax_forward(z):

@@ -55,7 +55,7 @@ from numba.extending import intrinsic, register_jitable
 
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
-from .blas import _xxgemm
+from .blas import _call_xxgemm
 from .runner import inline, internal, run_blocks, unpack
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -78,25 +78,26 @@ TASKS_MIN = 1 << 20
 
 
 @inline
-def _bias_activation(z, b, code):
-    """``bias_activation_forward``'s loops, inlined into its callers' code (the kernel and
-    the dense block function: no separately compiled callee)."""
-    n, k = z.shape
+def _bias_activation(z, b, code, lo, hi):
+    """``bias_activation_forward``'s loops on the rows ``[lo, hi)``, inlined into its
+    callers' code (the kernel and the dense block function: no separately compiled
+    callee)."""
+    k = z.shape[1]
     if code == RELU:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 v = z[i, j] + b[j]
                 z[i, j] = v if v > 0.0 else 0.0
     elif code == TANH:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] = np.tanh(z[i, j] + b[j])
     elif code == LOGISTIC:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] = 1.0 / (1.0 + np.exp(-(z[i, j] + b[j])))
     else:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] += b[j]
 
@@ -125,7 +126,7 @@ def _activation_backward_bias_grad(a, delta, code, db):
 @jit
 def bias_activation_forward(z, b, code):
     """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
-    _bias_activation(z, b, code)
+    _bias_activation(z, b, code, 0, z.shape[0])
 
 
 @jit
@@ -176,13 +177,19 @@ def _check_rows(idx, n):
 
 
 def gather_rows(x, idx, out):
-    """``take_rows(x, idx, out)``, cut in row parts over numba's threads when the
-    gather is large (a copy: the same values whatever the partition). A mini-batch of
-    200 MNIST rows (627 kB) from a 188 MB training set: 29 us per gather on one thread,
-    the rows' cache misses most of it."""
+    """``out = x[idx]``: the rows ``idx`` (int64) of the 2-D C-contiguous ``x`` into the
+    C-contiguous ``out`` (len(idx), d), IndexError for an index outside ``[0, len(x))``.
+
+    Small gathers (a mini-batch) run in ``np.take``: no compiled kernel (~0.13 s of every
+    family's cold compile for ``take_rows``), ~2-3 us more per gather. Large ones are cut
+    in row parts over numba's threads (a copy: the same values whatever the partition). A
+    mini-batch of 200 MNIST rows (627 kB) from a 188 MB training set: 29 us per gather
+    on one thread, the rows' cache misses most of it."""
     parts = min(numba.get_num_threads(), idx.shape[0])
     if parts <= 1 or out.nbytes < GATHER_MIN:
-        take_rows(x, idx, out)
+        if idx.shape[0] and (idx.min() < 0 or idx.max() >= x.shape[0]):
+            raise IndexError("take_rows: row index out of range")
+        np.take(x, idx, axis=0, out=out, mode="clip")  # indices checked: no buffering
     else:
         _check_rows(idx, x.shape[0])
         run_blocks(_take_rows_block, (x, idx, out, parts), parts)
@@ -194,39 +201,65 @@ _FGEMM = ir.FunctionType(ir.VoidType(), [_VOIDP] * 13)
 
 
 @intrinsic
-def _gemm_at(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """``?gemm`` of the Fortran interface with 64-bit integers (ILP64) at ``address``:
-    column-major ``c = alpha op(a) op(b) + beta c``, arguments as for ``blas._xxgemm``.
-    The address is a run-time value (see ``_numpy_gemm``): the cached code stays valid."""
+def _gemm_at(
+    typingctx, address, transa, transb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc
+):
+    """Column-major ``c = alpha op(a) op(b) + beta c`` (``?gemm``) on the matrices starting
+    at element ``ia``, ``ib``, ``ic`` of the C arrays ``a``, ``b``, ``c`` (any
+    dimensions, memory order; offsets not checked), ``transa``/``transb`` ``ord('n')`` or
+    ``ord('t')``: the Fortran interface with 64-bit integers (ILP64) at ``address`` (a
+    run-time value, see ``_numpy_gemm``: the cached code stays valid), or scipy's
+    ``?gemm`` through numba's bridge (``blas._xxgemm``'s call) when ``address`` is 0.
+
+    Offsets instead of flat views: no ``reshape`` or slice to compile in the caller."""
     if alpha not in (types.float32, types.float64) or beta != alpha:
         raise TypingError("_gemm_at: alpha and beta must be of the arrays' float type")
     if any(not isinstance(x, types.Array) or x.dtype != alpha for x in (a, b, c)):
         raise TypingError("_gemm_at: a, b and c must be arrays of one float dtype")
-    sig = types.void(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    sig = types.void(
+        address, transa, transb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc
+    )
 
     def codegen(context, builder, sig, args):
-        addr, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
-        fn = builder.inttoptr(addr, _FGEMM.as_pointer())
+        addr, ta, tb, m_, n_, k_, al, a_, ia_, lda_, b_, ib_, ldb_, be, c_, ic_, ldc_ = args
 
-        def data(value, ty):
-            return builder.bitcast(context.make_array(ty)(context, builder, value).data, _VOIDP)
+        def i64(value):
+            return builder.sext(value, _I64) if value.type.width < 64 else value
 
-        def slot(value, ty=None):
-            if ty is not None:  # an integer, as the 64-bit integer BLAS takes
-                value = builder.sext(value, _I64) if value.type.width < 64 else value
+        def at(index, value, offset):
+            data = context.make_array(sig.args[index])(context, builder, value).data
+            return builder.bitcast(builder.gep(data, [i64(offset)]), _VOIDP)
+
+        def slot(value):
             return builder.bitcast(cgutils.alloca_once_value(builder, value), _VOIDP)
 
-        def char(value):
-            return slot(builder.trunc(value, ir.IntType(8)))
-
-        ints = (m_, n_, k_)
-        builder.call(
-            fn,
-            [char(ta), char(tb)]
-            + [slot(v, _I64) for v in ints]
-            + [slot(al), data(a_, sig.args[7]), slot(lda_, _I64), data(b_, sig.args[9])]
-            + [slot(ldb_, _I64), slot(be), data(c_, sig.args[12]), slot(ldc_, _I64)],
-        )
+        ptrs = (at(7, a_, ia_), at(10, b_, ib_), at(14, c_, ic_))
+        flags = (builder.trunc(ta, ir.IntType(8)), builder.trunc(tb, ir.IntType(8)))
+        ints = [i64(v) for v in (m_, n_, k_, lda_, ldb_, ldc_)]
+        with builder.if_else(builder.icmp_signed("!=", addr, ir.Constant(addr.type, 0))) as (
+            numpy_blas,
+            scipy_blas,
+        ):
+            with numpy_blas:
+                fn = builder.inttoptr(addr, _FGEMM.as_pointer())
+                builder.call(
+                    fn,
+                    [slot(flags[0]), slot(flags[1])]
+                    + [slot(v) for v in ints[:3]]
+                    + [slot(al), ptrs[0], slot(ints[3]), ptrs[1], slot(ints[4]), slot(be)]
+                    + [ptrs[2], slot(ints[5])],
+                )
+            with scipy_blas:
+                _call_xxgemm(
+                    context,
+                    builder,
+                    sig.args[6],
+                    flags,
+                    ints[:3],
+                    ((ptrs[0], ints[3]), (ptrs[1], ints[4]), (ptrs[2], ints[5])),
+                    al,
+                    be,
+                )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -287,17 +320,18 @@ def n_blocks(task, n, d, k):
     return n_parts(n, d, k)
 
 
-@internal
+@internal(refcounts=False)
 def _dense_blocks_block(p, packed, args_type):
     """Block ``p`` of ``nb`` of one ``dense_blocks`` task (rows of the batch, or columns
     of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both), run by
     ``runner.run_blocks``. With ``BIAS_GRAD`` (one block), dZ and db first.
 
-    The products go straight to ``?gemm`` with the layouts spelled out, all
-    operands as flat C arrays: one signature, no layout dispatch to compile. Row-major
-    ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``). One call site
-    of each ``?gemm`` bridge (compile time). The element-wise passes are inlined here:
-    a dense layer's whole step is this one compiled function.
+    The products go straight to ``?gemm`` with the layouts spelled out, operands as
+    C arrays and element offsets (``_gemm_at``): no layout dispatch, no reshape or slice
+    to compile. Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see
+    ``kernels.blas``). One call site of ``_gemm_at`` (compile time). The element-wise
+    passes are inlined here: a dense layer's whole step is this one compiled function,
+    without reference counting (it makes no array).
     """
     task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
     if task >= BIAS_GRAD:
@@ -315,33 +349,29 @@ def _dense_blocks_block(p, packed, args_type):
         parts = 1
         p = 0
     N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
-    xf = x.reshape(-1)
-    wf = w.reshape(-1)
-    df = delta.reshape(-1)
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
     for t in range(first, last + 1):
         m = k if t == WEIGHT_GRAD else n
         step = (m + parts - 1) // parts
-        lo = min(p * step, m)
-        hi = min(lo + step, m)
+        lo = p * step
+        lo = lo if lo < m else m  # (no min: it compiles a function)
+        hi = lo + step if lo + step < m else m
         if lo >= hi:
             continue
         if t == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
             ta, tb, mm, nn, kk, lda, ldb, ldc = N, N, k, hi - lo, d, k, d, k
-            op_a, op_b, out = wf, xf[lo * d :], a.reshape(-1)[lo * k :]
+            op_a, ia, op_b, ib, out, ic = w, 0, x, lo * d, a, lo * k
         elif t == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
             ta, tb, mm, nn, kk, lda, ldb, ldc = N, T, hi - lo, d, n, k, d, k
-            op_a, op_b, out = df[lo:], xf, dw.reshape(-1)[lo:]
+            op_a, ia, op_b, ib, out, ic = delta, lo, x, 0, dw, lo
         else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
             ta, tb, mm, nn, kk, lda, ldb, ldc = T, N, d, hi - lo, k, k, k, d
-            op_a, op_b, out = wf, df[lo * k :], dx.reshape(-1)[lo * d :]
-        if address != 0:  # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
-            _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
-        else:
-            _xxgemm(ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+            op_a, ia, op_b, ib, out, ic = w, 0, delta, lo * k, dx, lo * d
+        # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
+        _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, ia, lda, op_b, ib, ldb, zero, out, ic, ldc)
         if t == FORWARD:
-            _bias_activation(a[lo:hi], b, code)
+            _bias_activation(a, b, code, lo, hi)
 
 
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):

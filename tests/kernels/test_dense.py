@@ -433,3 +433,24 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(BACKWARD, X, W, b, code, A, A, np.empty((3, 3)), np.empty((5, 4)))
     with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
         dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_blocks_scipy_blas_fallback(dtype, monkeypatch):
+    """Without NumPy's bundled OpenBLAS (``_numpy_gemm`` 0) the block function calls
+    scipy's ``?gemm`` through numba's bridge: the same compiled code, the same results up
+    to the libraries' rounding, for every task."""
+    from sknet.kernels import dense as dense_kernels
+
+    results = []
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(
+                dense_kernels, "_GEMM_ADDRESSES", dict.fromkeys(dense_kernels._DTYPES, 0)
+            )
+        assert (dense_kernels._numpy_gemm(np.dtype(dtype)) == 0) == fallback
+        X, W, b, G = _blocked_case(201, 256, 165, "tanh", dtype)  # products in blocks
+        results.append(_blocked_pass(X, W, b, G, "tanh", need_dx="both"))
+        results.append(_blocked_pass(X, W, b, G, "tanh", need_dx=True))
+    for one, two in zip(results[0] + results[1], results[2] + results[3]):
+        assert_allclose(one, two, **tol(dtype))
