@@ -51,7 +51,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic
 
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
@@ -293,10 +293,9 @@ def _numpy_gemm(dtype):
     return _GEMM_ADDRESSES.get(dtype, 0)
 
 
-@register_jitable
 def n_parts(n, d, k):
     """Blocks of a dense product of x (n, d) and w (d, k): ``PARTS`` from ``BLOCK_MIN``
-    multiply-adds on, else one (the same rule in Python and in the block kernel)."""
+    multiply-adds on, else one (the same rule, written out, in the block kernel)."""
     return PARTS if n * d * k >= BLOCK_MIN else 1
 
 
@@ -342,7 +341,7 @@ def _dense_blocks_block(p, packed, args_type):
     n, d = x.shape
     k = w.shape[1]
     first = last = task
-    parts = n_parts(n, d, k)
+    parts = PARTS if n * d * k >= BLOCK_MIN else 1  # ``n_parts`` (no function to compile)
     if task == BACKWARD:  # WEIGHT_GRAD and INPUT_GRAD (consecutive codes), each whole
         first = WEIGHT_GRAD if p == 0 else INPUT_GRAD
         last = INPUT_GRAD if p == 1 or nb == 1 else WEIGHT_GRAD
