@@ -37,7 +37,8 @@ The ``?gemm`` called is that of the OpenBLAS NumPy's wheels bundle when there is
 (``_numpy_gemm``: faster on these shapes than scipy's copy, which numba's bridge
 calls; the same bits on the project machine), else scipy's. Sparse input keeps scipy's
 product and ``np.dot``, around the fused element-wise passes ``bias_activation_forward``
-and ``activation_backward_bias_grad`` (which dense input uses too).
+and ``activation_backward_bias_grad``; dense input runs the same loops inside the block
+function (``FORWARD``, ``BIAS_GRAD``): a dense layer compiles one function.
 """
 
 import ctypes

@@ -17,7 +17,9 @@ The ``*_l2`` variants fold the L2 penalty's gradient into the update: they walk 
 vector in cache-sized blocks (``l2_blocks``) and, for a block of penalised weights,
 first add ``c * theta`` to the gradient (returning the block's sum of squares for the
 loss) while the block is in cache, then update it. One pass over memory instead of two,
-with the same arithmetic as ``l2_penalty_grad`` followed by the plain update.
+with the same arithmetic as ``l2_penalty_grad`` followed by the plain update. The serial
+``*_l2`` functions run the parallel twins' part function with one part: one compiled
+kernel for both paths (compile time), the element loops inlined into it.
 """
 
 import numba
