@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from ..kernels.activations import ACTIVATIONS, activation_backward, activation_forward
 from ..kernels.dense import (
     BACKWARD,
+    BIAS_GRAD,
     FORWARD,
     WEIGHT_GRAD,
     activation_backward_bias_grad,
@@ -111,20 +112,20 @@ class Dense(Layer):
 
     def _backward_rows(self, dY, params, grads, ctx, need_dx):
         X = ctx["X"]
-        dense = isinstance(X, np.ndarray)
-        if dense:
+        W, dW = params["W"], grads["W"]
+        if isinstance(X, np.ndarray):  # as the forward pass: blocks in numba's threads
             dY = np.ascontiguousarray(dY)
+            # dZ = dA * f'(A) in place and db = column sums of dZ (``BIAS_GRAD``), then
+            # dW alone or dW and dX side by side, each one whole product
+            A, db = ctx["A_out"], grads["b"]
+            if not need_dx:
+                dense_blocks(BIAS_GRAD + WEIGHT_GRAD, X, W, db, self._code, A, dY, dW, dY)
+                return None
+            dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
+            dense_blocks(BIAS_GRAD + BACKWARD, X, W, db, self._code, A, dY, dW, dX)
+            return dX
         # dZ = dA * f'(A) in place, db = column sums of dZ
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
-        W, dW, b = params["W"], grads["W"], params["b"]
-        if dense:  # as the forward pass: blocks in numba's threads
-            if not need_dx:
-                dense_blocks(WEIGHT_GRAD, X, W, b, self._code, dY, dY, dW, dY)
-                return None
-            # dW and dX side by side, each one whole product
-            dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
-            dense_blocks(BACKWARD, X, W, b, self._code, dY, dY, dW, dX)
-            return dX
         grads["W"][...] = X.T @ dY
         if not need_dx:
             return None

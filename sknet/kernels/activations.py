@@ -20,6 +20,7 @@ Python; kernels branch on the code (never receive a function).
 import numpy as np
 
 from .._config import jit
+from .losses import log_loss_softmax
 
 IDENTITY = 0
 LOGISTIC = 1
@@ -30,55 +31,54 @@ ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu":
 
 
 @jit
+def _activation(a, delta, code, backward):
+    """Forward (``a = f(a)`` in place) or backward (``delta *= f'(a)`` in place): one
+    compiled kernel for both directions (compile time)."""
+    if backward:
+        if code == LOGISTIC:
+            for i in range(a.shape[0]):
+                delta[i] *= a[i] * (1.0 - a[i])
+        elif code == TANH:
+            for i in range(a.shape[0]):
+                delta[i] *= 1.0 - a[i] * a[i]
+        elif code == RELU:
+            for i in range(a.shape[0]):
+                if a[i] <= 0.0:
+                    delta[i] = 0.0
+    elif code == LOGISTIC:
+        for i in range(a.shape[0]):
+            a[i] = 1.0 / (1.0 + np.exp(-a[i]))
+    elif code == TANH:
+        for i in range(a.shape[0]):
+            a[i] = np.tanh(a[i])
+    elif code == RELU:
+        for i in range(a.shape[0]):
+            if a[i] < 0.0:
+                a[i] = 0.0
+
+
 def activation_forward(z, code):
     """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
-    if code == LOGISTIC:
-        for i in range(z.shape[0]):
-            z[i] = 1.0 / (1.0 + np.exp(-z[i]))
-    elif code == TANH:
-        for i in range(z.shape[0]):
-            z[i] = np.tanh(z[i])
-    elif code == RELU:
-        for i in range(z.shape[0]):
-            if z[i] < 0.0:
-                z[i] = 0.0
+    _activation(z, z, code, False)
 
 
-@jit
 def activation_backward(a, delta, code):
     """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
-    if code == LOGISTIC:
-        for i in range(a.shape[0]):
-            delta[i] *= a[i] * (1.0 - a[i])
-    elif code == TANH:
-        for i in range(a.shape[0]):
-            delta[i] *= 1.0 - a[i] * a[i]
-    elif code == RELU:
-        for i in range(a.shape[0]):
-            if a[i] <= 0.0:
-                delta[i] = 0.0
+    _activation(a, delta, code, True)
 
 
-@jit
 def softmax_forward(z):
     """Row-wise softmax of ``z`` (n, k) in place, shifted by the row max for stability.
 
     p_ij = exp(z_ij - m_i) / sum_l exp(z_il - m_i),  m_i = max_l z_il
+
+    Computed by the training loss kernel ``losses.log_loss_softmax`` with zero targets
+    and unit weights, writing its gradient ``p - 0`` over ``z``: the same arithmetic
+    (bit for bit) without a second compiled kernel.
     """
-    n, k = z.shape
-    for i in range(n):
-        m = z[i, 0]
-        for j in range(1, k):
-            if z[i, j] > m:
-                m = z[i, j]
-        s = 0.0
-        for j in range(k):
-            e = np.exp(z[i, j] - m)
-            z[i, j] = e
-            s += e
-        inv = 1.0 / s
-        for j in range(k):
-            z[i, j] *= inv
+    n = z.shape[0]
+    dtype = z.dtype.type
+    log_loss_softmax(z, np.zeros_like(z), np.ones(n, dtype=z.dtype), dtype(1.0), z)
 
 
 @jit

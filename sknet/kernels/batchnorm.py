@@ -52,10 +52,10 @@ channels innermost (contiguous, vectorised), which adds in the same per-channel 
 The kernels are serial (``jit``): batch normalization is memory-bound and cheap next to
 the convolution or product before it (128 channels x 64 samples x 150 steps: ~1 ms
 forward, ~2 ms backward on one core), while a ``prange`` kernel costs ~1.5 s more to
-compile. Two kernels per pass, one for L = 1 and one for L > 1, chosen in Python, so that
-a network compiles only the one its layout needs; training and inference share the forward
-kernel (a flag), so fit and predict compile it once. Serial kernels are trivially
-bit-identical for any thread count.
+compile. One kernel per layout, for L = 1 and for L > 1, chosen in Python, so that a
+network compiles only the one its layout needs; it runs every pass (training and inference
+forward, backward: a flag), so a fit and its predictions compile one function. Serial
+kernels are trivially bit-identical for any thread count.
 
 Preconditions (checked by the layer, not here): X, Y, dY, dX are C-contiguous (n, C, L)
 arrays of one dtype, float32 or float64; gamma, beta, dgamma, dbeta and the running
@@ -68,9 +68,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sknet._config import jit, jit_reduce
+from sknet._config import jit
 
 from .blocks import row_sum
+from .runner import inline, internal
+
+#: ``jit_reduce``'s flags, for the row sums called only from the kernels (compiled
+#: without entry wrappers)
+_REDUCE = {"reassoc", "nsz"}
+
+# pass of the one kernel per layout (``_channels`` for L > 1, ``_dense`` for L = 1)
+_INFERENCE = 0
+_TRAINING = 1
+_BACKWARD = 2  # without dX
+_BACKWARD_DX = 3
 
 __all__ = [
     "BatchNormCache",
@@ -121,7 +132,7 @@ def batchnorm_cache(n_channels):
 # --------------------------------------------------------------------------------------
 
 
-@jit_reduce
+@internal(fastmath=_REDUCE)
 def _row_sq_dev(x, mean):
     """sum_t (x[t] - mean)^2 in float64. x (L,), mean float64."""
     acc = 0.0
@@ -131,7 +142,7 @@ def _row_sq_dev(x, mean):
     return acc
 
 
-@jit_reduce
+@internal(fastmath=_REDUCE)
 def _row_grad_sums(dy, x, mean):
     """(sum_t dy[t], sum_t dy[t] * (x[t] - mean)) in float64. dy, x (L,), mean float64."""
     a = 0.0
@@ -147,6 +158,35 @@ def _row_grad_sums(dy, x, mean):
 # kernels: serial, two per pass, the Python wrappers choosing by L (so a fit compiles only
 # the one its layout uses); training and inference share the forward kernel
 # --------------------------------------------------------------------------------------
+
+
+@jit
+def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
+    """Every pass for L > 1 (one channel after the other); ``mode``:
+
+    * ``_TRAINING`` / ``_INFERENCE``: :func:`batchnorm_forward` /
+      :func:`batchnorm_forward_inference` of ``X`` into ``Y``, ``stats`` the running
+      statistics (``dX`` unused);
+    * ``_BACKWARD`` / ``_BACKWARD_DX``: :func:`batchnorm_backward`, ``Y`` holding dY,
+      ``stats`` the gradients as ``RunningStats(dgamma, dbeta)``, ``dX`` written with
+      ``_BACKWARD_DX`` only (``beta``, ``momentum`` and ``eps`` unused).
+
+    One kernel for both directions (the passes inlined): a fit compiles one function
+    and one entry wrapper per layout instead of two.
+    """
+    if mode >= _BACKWARD:
+        _backward_channels(X, Y, gamma, cache, stats.mean, stats.var, dX, mode == _BACKWARD_DX)
+    else:
+        _forward_channels(X, gamma, beta, stats, momentum, eps, mode == _TRAINING, Y, cache)
+
+
+@jit
+def _dense(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
+    """``_channels`` for L = 1 (channels innermost: contiguous, vectorised)."""
+    if mode >= _BACKWARD:
+        _backward_dense(X, Y, gamma, cache, stats.mean, stats.var, dX, mode == _BACKWARD_DX)
+    else:
+        _forward_dense(X, gamma, beta, stats, momentum, eps, mode == _TRAINING, Y, cache)
 
 
 def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
@@ -166,8 +206,8 @@ def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
         backward pass needs the original X.
     cache : :class:`BatchNormCache`, overwritten with the batch mean and inv_std (float64).
     """
-    kernel = _forward_dense if X.shape[2] == 1 else _forward_channels
-    kernel(X, gamma, beta, running, float(momentum), float(eps), True, Y, cache)
+    kernel = _dense if X.shape[2] == 1 else _channels
+    kernel(_TRAINING, X, Y, Y, gamma, beta, running, float(momentum), float(eps), cache)
 
 
 def batchnorm_forward_inference(X, gamma, beta, running, eps, Y, cache=None):
@@ -184,11 +224,11 @@ def batchnorm_forward_inference(X, gamma, beta, running, eps, Y, cache=None):
     """
     if cache is None:
         cache = batchnorm_cache(X.shape[1])
-    kernel = _forward_dense if X.shape[2] == 1 else _forward_channels
-    kernel(X, gamma, beta, running, 0.0, float(eps), False, Y, cache)
+    kernel = _dense if X.shape[2] == 1 else _channels
+    kernel(_INFERENCE, X, Y, Y, gamma, beta, running, 0.0, float(eps), cache)
 
 
-@jit
+@inline
 def _forward_channels(X, gamma, beta, running, momentum, eps, training, Y, cache):
     """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
     L > 1, one channel after the other."""
@@ -221,7 +261,7 @@ def _forward_channels(X, gamma, beta, running, momentum, eps, training, Y, cache
                 yr[t] = g * ((xr[t] - mean) * inv_std) + b
 
 
-@jit
+@inline
 def _forward_dense(X, gamma, beta, running, momentum, eps, training, Y, cache):
     """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
     L = 1, channels innermost (contiguous, vectorised).
@@ -280,11 +320,13 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
         which is (gamma * inv_std / m) * (m*dY - sum(dY) - x_hat * sum(dY * x_hat)).
     need_dx : bool; False skips dX (a first layer).
     """
-    kernel = _backward_dense if X.shape[2] == 1 else _backward_channels
-    kernel(X, dY, gamma, cache, dgamma, dbeta, dX, bool(need_dx))
+    kernel = _dense if X.shape[2] == 1 else _channels
+    mode = _BACKWARD_DX if need_dx else _BACKWARD
+    # the gradients travel in the running statistics' place (a RunningStats of them)
+    kernel(mode, X, dY, dX, gamma, gamma, RunningStats(dgamma, dbeta), 0.0, 0.0, cache)
 
 
-@jit
+@inline
 def _backward_channels(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     """:func:`batchnorm_backward` for L > 1, one channel after the other."""
     n, C, L = X.shape
@@ -314,7 +356,7 @@ def _backward_channels(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
                     dr[t] = k * (gr[t] - mean_dy - x_hat * mean_dy_xhat)
 
 
-@jit
+@inline
 def _backward_dense(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     """:func:`batchnorm_backward` for L = 1, channels innermost; the same arithmetic per
     channel as :func:`_backward_channels`, accumulating in cache.work."""

@@ -37,7 +37,8 @@ The ``?gemm`` called is that of the OpenBLAS NumPy's wheels bundle when there is
 (``_numpy_gemm``: faster on these shapes than scipy's copy, which numba's bridge
 calls; the same bits on the project machine), else scipy's. Sparse input keeps scipy's
 product and ``np.dot``, around the fused element-wise passes ``bias_activation_forward``
-and ``activation_backward_bias_grad`` (which dense input uses too).
+and ``activation_backward_bias_grad``; dense input runs the same loops inside the block
+function (``FORWARD``, ``BIAS_GRAD``): a dense layer compiles one function.
 """
 
 import ctypes
@@ -51,12 +52,12 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, register_jitable
+from numba.extending import intrinsic
 
 from .._config import jit
 from .activations import LOGISTIC, RELU, TANH
-from .blas import _xxgemm
-from .runner import internal, run_blocks, unpack
+from .blas import _call_xxgemm
+from .runner import inline, internal, run_blocks, unpack
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -77,35 +78,34 @@ BLOCK_MIN = 1 << 23
 TASKS_MIN = 1 << 20
 
 
-@jit
-def bias_activation_forward(z, b, code):
-    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
-    n, k = z.shape
+@inline
+def _bias_activation(z, b, code, lo, hi):
+    """``bias_activation_forward``'s loops on the rows ``[lo, hi)``, inlined into its
+    callers' code (the kernel and the dense block function: no separately compiled
+    callee)."""
+    k = z.shape[1]
     if code == RELU:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 v = z[i, j] + b[j]
                 z[i, j] = v if v > 0.0 else 0.0
     elif code == TANH:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] = np.tanh(z[i, j] + b[j])
     elif code == LOGISTIC:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] = 1.0 / (1.0 + np.exp(-(z[i, j] + b[j])))
     else:
-        for i in range(n):
+        for i in range(lo, hi):
             for j in range(k):
                 z[i, j] += b[j]
 
 
-@jit
-def activation_backward_bias_grad(a, delta, code, db):
-    """``delta *= f'(a)`` in place, then ``db = sum_i delta_i``.
-
-    a, delta (n, k); db (k,) overwritten. f' is expressed through the output a.
-    """
+@inline
+def _activation_backward_bias_grad(a, delta, code, db):
+    """``activation_backward_bias_grad``'s loops, inlined into its callers' code."""
     n, k = a.shape
     for j in range(k):
         db[j] = 0.0
@@ -122,6 +122,21 @@ def activation_backward_bias_grad(a, delta, code, db):
                 delta[i, j] *= a[i, j] * (1.0 - a[i, j])
         for j in range(k):
             db[j] += delta[i, j]
+
+
+@jit
+def bias_activation_forward(z, b, code):
+    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
+    _bias_activation(z, b, code, 0, z.shape[0])
+
+
+@jit
+def activation_backward_bias_grad(a, delta, code, db):
+    """``delta *= f'(a)`` in place, then ``db = sum_i delta_i``.
+
+    a, delta (n, k); db (k,) overwritten. f' is expressed through the output a.
+    """
+    _activation_backward_bias_grad(a, delta, code, db)
 
 
 @jit
@@ -163,13 +178,19 @@ def _check_rows(idx, n):
 
 
 def gather_rows(x, idx, out):
-    """``take_rows(x, idx, out)``, cut in row parts over numba's threads when the
-    gather is large (a copy: the same values whatever the partition). A mini-batch of
-    200 MNIST rows (627 kB) from a 188 MB training set: 29 us per gather on one thread,
-    the rows' cache misses most of it."""
+    """``out = x[idx]``: the rows ``idx`` (int64) of the 2-D C-contiguous ``x`` into the
+    C-contiguous ``out`` (len(idx), d), IndexError for an index outside ``[0, len(x))``.
+
+    Small gathers (a mini-batch) run in ``np.take``: no compiled kernel (~0.13 s of every
+    family's cold compile for ``take_rows``), ~2-3 us more per gather. Large ones are cut
+    in row parts over numba's threads (a copy: the same values whatever the partition). A
+    mini-batch of 200 MNIST rows (627 kB) from a 188 MB training set: 29 us per gather
+    on one thread, the rows' cache misses most of it."""
     parts = min(numba.get_num_threads(), idx.shape[0])
     if parts <= 1 or out.nbytes < GATHER_MIN:
-        take_rows(x, idx, out)
+        if idx.shape[0] and (idx.min() < 0 or idx.max() >= x.shape[0]):
+            raise IndexError("take_rows: row index out of range")
+        np.take(x, idx, axis=0, out=out, mode="clip")  # indices checked: no buffering
     else:
         _check_rows(idx, x.shape[0])
         run_blocks(_take_rows_block, (x, idx, out, parts), parts)
@@ -181,39 +202,65 @@ _FGEMM = ir.FunctionType(ir.VoidType(), [_VOIDP] * 13)
 
 
 @intrinsic
-def _gemm_at(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """``?gemm`` of the Fortran interface with 64-bit integers (ILP64) at ``address``:
-    column-major ``c = alpha op(a) op(b) + beta c``, arguments as for ``blas._xxgemm``.
-    The address is a run-time value (see ``_numpy_gemm``): the cached code stays valid."""
+def _gemm_at(
+    typingctx, address, transa, transb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc
+):
+    """Column-major ``c = alpha op(a) op(b) + beta c`` (``?gemm``) on the matrices starting
+    at element ``ia``, ``ib``, ``ic`` of the C arrays ``a``, ``b``, ``c`` (any
+    dimensions, memory order; offsets not checked), ``transa``/``transb`` ``ord('n')`` or
+    ``ord('t')``: the Fortran interface with 64-bit integers (ILP64) at ``address`` (a
+    run-time value, see ``_numpy_gemm``: the cached code stays valid), or scipy's
+    ``?gemm`` through numba's bridge (``blas._xxgemm``'s call) when ``address`` is 0.
+
+    Offsets instead of flat views: no ``reshape`` or slice to compile in the caller."""
     if alpha not in (types.float32, types.float64) or beta != alpha:
         raise TypingError("_gemm_at: alpha and beta must be of the arrays' float type")
     if any(not isinstance(x, types.Array) or x.dtype != alpha for x in (a, b, c)):
         raise TypingError("_gemm_at: a, b and c must be arrays of one float dtype")
-    sig = types.void(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    sig = types.void(
+        address, transa, transb, m, n, k, alpha, a, ia, lda, b, ib, ldb, beta, c, ic, ldc
+    )
 
     def codegen(context, builder, sig, args):
-        addr, ta, tb, m_, n_, k_, al, a_, lda_, b_, ldb_, be, c_, ldc_ = args
-        fn = builder.inttoptr(addr, _FGEMM.as_pointer())
+        addr, ta, tb, m_, n_, k_, al, a_, ia_, lda_, b_, ib_, ldb_, be, c_, ic_, ldc_ = args
 
-        def data(value, ty):
-            return builder.bitcast(context.make_array(ty)(context, builder, value).data, _VOIDP)
+        def i64(value):
+            return builder.sext(value, _I64) if value.type.width < 64 else value
 
-        def slot(value, ty=None):
-            if ty is not None:  # an integer, as the 64-bit integer BLAS takes
-                value = builder.sext(value, _I64) if value.type.width < 64 else value
+        def at(index, value, offset):
+            data = context.make_array(sig.args[index])(context, builder, value).data
+            return builder.bitcast(builder.gep(data, [i64(offset)]), _VOIDP)
+
+        def slot(value):
             return builder.bitcast(cgutils.alloca_once_value(builder, value), _VOIDP)
 
-        def char(value):
-            return slot(builder.trunc(value, ir.IntType(8)))
-
-        ints = (m_, n_, k_)
-        builder.call(
-            fn,
-            [char(ta), char(tb)]
-            + [slot(v, _I64) for v in ints]
-            + [slot(al), data(a_, sig.args[7]), slot(lda_, _I64), data(b_, sig.args[9])]
-            + [slot(ldb_, _I64), slot(be), data(c_, sig.args[12]), slot(ldc_, _I64)],
-        )
+        ptrs = (at(7, a_, ia_), at(10, b_, ib_), at(14, c_, ic_))
+        flags = (builder.trunc(ta, ir.IntType(8)), builder.trunc(tb, ir.IntType(8)))
+        ints = [i64(v) for v in (m_, n_, k_, lda_, ldb_, ldc_)]
+        with builder.if_else(builder.icmp_signed("!=", addr, ir.Constant(addr.type, 0))) as (
+            numpy_blas,
+            scipy_blas,
+        ):
+            with numpy_blas:
+                fn = builder.inttoptr(addr, _FGEMM.as_pointer())
+                builder.call(
+                    fn,
+                    [slot(flags[0]), slot(flags[1])]
+                    + [slot(v) for v in ints[:3]]
+                    + [slot(al), ptrs[0], slot(ints[3]), ptrs[1], slot(ints[4]), slot(be)]
+                    + [ptrs[2], slot(ints[5])],
+                )
+            with scipy_blas:
+                _call_xxgemm(
+                    context,
+                    builder,
+                    sig.args[6],
+                    flags,
+                    ints[:3],
+                    ((ptrs[0], ints[3]), (ptrs[1], ints[4]), (ptrs[2], ints[5])),
+                    al,
+                    be,
+                )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -247,10 +294,9 @@ def _numpy_gemm(dtype):
     return _GEMM_ADDRESSES.get(dtype, 0)
 
 
-@register_jitable
 def n_parts(n, d, k):
     """Blocks of a dense product of x (n, d) and w (d, k): ``PARTS`` from ``BLOCK_MIN``
-    multiply-adds on, else one (the same rule in Python and in the block kernel)."""
+    multiply-adds on, else one (the same rule, written out, in the block kernel)."""
     return PARTS if n * d * k >= BLOCK_MIN else 1
 
 
@@ -259,69 +305,73 @@ FORWARD = 0
 WEIGHT_GRAD = 1
 INPUT_GRAD = 2
 BACKWARD = 3  # WEIGHT_GRAD and INPUT_GRAD, each whole: two blocks
+#: alone: ``delta *= f'(a)`` and ``b = sum_i delta_i`` (dA to dZ and db), one block;
+#: added to a backward task (``BIAS_GRAD + BACKWARD``): that first, then the task
+BIAS_GRAD = 4
 
 
 def n_blocks(task, n, d, k):
-    """Blocks ``dense_blocks`` runs for ``task`` on x (n, d), w (d, k)."""
+    """Blocks ``dense_blocks`` runs for ``task`` (without ``BIAS_GRAD``) on x (n, d),
+    w (d, k)."""
+    if task == BIAS_GRAD:
+        return 1
     if task == BACKWARD:
         return 2 if n * d * k >= TASKS_MIN else 1
     return n_parts(n, d, k)
 
 
-@jit
-def _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address):
+@internal(refcounts=False)
+def _dense_blocks_block(p, packed, args_type):
     """Block ``p`` of ``nb`` of one ``dense_blocks`` task (rows of the batch, or columns
-    of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both).
+    of dZ; for ``BACKWARD`` block 0 is dW, block 1 dX, one block both), run by
+    ``runner.run_blocks``. With ``BIAS_GRAD`` (one block), dZ and db first.
 
-    The products go straight to ``?gemm`` with the layouts spelled out, all
-    operands as flat C arrays: one signature, no layout dispatch to compile. Row-major
-    ``C = A B`` is column-major ``C^T = B^T A^T`` (see ``kernels.blas``). One call site
-    of each ``?gemm`` bridge (compile time).
+    The products go straight to ``?gemm`` with the layouts spelled out, operands as
+    C arrays and element offsets (``_gemm_at``): no layout dispatch, no reshape or slice
+    to compile. Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see
+    ``kernels.blas``). One call site of ``_gemm_at`` (compile time). The element-wise
+    passes are inlined here: a dense layer's whole step is this one compiled function,
+    without reference counting (it makes no array).
     """
+    task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
+    if task >= BIAS_GRAD:
+        _activation_backward_bias_grad(a, delta, code, b)
+        task -= BIAS_GRAD
+        if task == FORWARD:  # BIAS_GRAD alone
+            return
     n, d = x.shape
     k = w.shape[1]
     first = last = task
-    parts = n_parts(n, d, k)
+    parts = PARTS if n * d * k >= BLOCK_MIN else 1  # ``n_parts`` (no function to compile)
     if task == BACKWARD:  # WEIGHT_GRAD and INPUT_GRAD (consecutive codes), each whole
         first = WEIGHT_GRAD if p == 0 else INPUT_GRAD
         last = INPUT_GRAD if p == 1 or nb == 1 else WEIGHT_GRAD
         parts = 1
         p = 0
     N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
-    xf = x.reshape(-1)
-    wf = w.reshape(-1)
-    df = delta.reshape(-1)
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
     for t in range(first, last + 1):
         m = k if t == WEIGHT_GRAD else n
         step = (m + parts - 1) // parts
-        lo = min(p * step, m)
-        hi = min(lo + step, m)
+        lo = p * step
+        lo = lo if lo < m else m  # (no min: it compiles a function)
+        hi = lo + step if lo + step < m else m
         if lo >= hi:
             continue
         if t == FORWARD:  # a[lo:hi] = x[lo:hi] w  <=>  a^T = w^T x^T
             ta, tb, mm, nn, kk, lda, ldb, ldc = N, N, k, hi - lo, d, k, d, k
-            op_a, op_b, out = wf, xf[lo * d :], a.reshape(-1)[lo * k :]
+            op_a, ia, op_b, ib, out, ic = w, 0, x, lo * d, a, lo * k
         elif t == WEIGHT_GRAD:  # dw[:, lo:hi] = x^T delta[:, lo:hi]  <=>  dw^T = delta^T x
             ta, tb, mm, nn, kk, lda, ldb, ldc = N, T, hi - lo, d, n, k, d, k
-            op_a, op_b, out = df[lo:], xf, dw.reshape(-1)[lo:]
+            op_a, ia, op_b, ib, out, ic = delta, lo, x, 0, dw, lo
         else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
             ta, tb, mm, nn, kk, lda, ldb, ldc = T, N, d, hi - lo, k, k, k, d
-            op_a, op_b, out = wf, df[lo * k :], dx.reshape(-1)[lo * d :]
-        if address != 0:  # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
-            _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
-        else:
-            _xxgemm(ta, tb, mm, nn, kk, one, op_a, lda, op_b, ldb, zero, out, ldc)
+            op_a, ia, op_b, ib, out, ic = w, 0, delta, lo * k, dx, lo * d
+        # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
+        _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, ia, lda, op_b, ib, ldb, zero, out, ic, ldc)
         if t == FORWARD:
-            bias_activation_forward(a[lo:hi], b, code)
-
-
-@internal
-def _dense_blocks_block(p, packed, args_type):
-    """Block ``p`` of ``dense_blocks`` (run by ``runner.run_blocks``)."""
-    task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
-    _dense_block(task, p, x, w, b, code, a, delta, dw, dx, nb, address)
+            _bias_activation(a, b, code, lo, hi)
 
 
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
@@ -332,34 +382,46 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     * ``WEIGHT_GRAD``: ``dw = x^T delta`` (column blocks) - delta (n, k) = dZ, dw (d, k);
     * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d);
     * ``BACKWARD``: both, each one whole product (no blocks: no block edges, no operand
-      packed twice), the two in parallel (``TASKS_MIN``).
+      packed twice), the two in parallel (``TASKS_MIN``);
+    * ``BIAS_GRAD``: ``delta *= f'(a)`` in place (dA to dZ, a (n, k) the forward's
+      output) and ``b = sum_i delta_i`` (b receives db); added to a backward task
+      (``BIAS_GRAD + WEIGHT_GRAD``, ``BIAS_GRAD + BACKWARD``), that first, then the task.
 
     One compiled block function serves them all, run in parallel by
     ``runner.run_blocks`` (the parallel loop every kernel family shares: no parallel
-    kernel of its own to compile); ``activation_backward_bias_grad`` turns dA into dZ and
-    fills db before the backward tasks. Arrays of other dtypes, dimensions or layouts, or
+    kernel of its own to compile). Arrays of other dtypes, dimensions or layouts, or
     shapes that do not fit, raise ValueError / TypeError.
     """
     try:  # the shapes, per call (the types: ``_check_types``, once per combination)
         n, d = x.shape
         k = w.shape[1]
-        if task == FORWARD:
+        base = task - BIAS_GRAD if BIAS_GRAD < task < 2 * BIAS_GRAD else task
+        if base == FORWARD:
             ok = a.shape == (n, k)
-        elif task == WEIGHT_GRAD:
+        elif base == WEIGHT_GRAD:
             ok = delta.shape == (n, k) and dw.shape == (d, k)
-        elif task == INPUT_GRAD:
+        elif base == INPUT_GRAD:
             ok = delta.shape == (n, k) and dx.shape == (n, d)
-        else:
-            ok = task == BACKWARD and delta.shape == (n, k)
+        elif base == BACKWARD:
+            ok = delta.shape == (n, k)
             ok = ok and dw.shape == (d, k) and dx.shape == (n, d)
+        else:
+            ok = base == BIAS_GRAD and delta.shape == (n, k)
+        if task >= BIAS_GRAD:
+            ok = ok and a.shape == (n, k)
         ok = ok and w.shape == (d, k) and b.shape == (k,)
     except (AttributeError, TypeError, ValueError, IndexError):
         ok = False
     if not ok:
         _check((task, x, w, b, code, a, delta, dw, dx))
     # a product below BLOCK_MIN is one block: no parallel region
-    nb = n_blocks(task, n, d, k)
-    args = (task, x, w, b, code, a, delta, dw, dx, nb, _numpy_gemm(x.dtype))
+    nb = n_blocks(base, n, d, k)
+    address = _numpy_gemm(x.dtype)
+    if task != base and nb > 1:  # dZ, db on their own first: both blocks need dZ
+        args = (BIAS_GRAD, x, w, b, code, a, delta, dw, dx, 1, address)
+        run_blocks(_dense_blocks_block, args, 1, _check_types)
+        task = base
+    args = (task, x, w, b, code, a, delta, dw, dx, nb, address)
     run_blocks(_dense_blocks_block, args, nb, _check_types)
 
 
@@ -388,11 +450,15 @@ def _check(args):
     """The clear error for arguments of wrong types or shapes."""
     _check_types(args)
     task, x, w, b, code, a, delta, dw, dx = args
-    if task not in (FORWARD, WEIGHT_GRAD, INPUT_GRAD, BACKWARD):
+    tasks = (FORWARD, WEIGHT_GRAD, INPUT_GRAD, BACKWARD, BIAS_GRAD)
+    if task not in tasks + tuple(BIAS_GRAD + t for t in tasks[1:4]):
         raise ValueError(f"dense_blocks: unknown task {task}")
     n, d = x.shape
     k = w.shape[1]
     shapes = {"w": (w.shape, (d, k)), "b": (b.shape, (k,))}
+    if task >= BIAS_GRAD:  # a is the forward's output
+        shapes["a"] = (a.shape, (n, k))
+    task = task - BIAS_GRAD if task > BIAS_GRAD else task
     if task == FORWARD:
         shapes["a"] = (a.shape, (n, k))
     else:

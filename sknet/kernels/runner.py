@@ -50,7 +50,7 @@ from numba.extending import intrinsic
 
 from .._config import _FLAGS, jit, jit_parallel
 
-__all__ = ["call_entry", "entry", "internal", "run_blocks", "unpack"]
+__all__ = ["call_entry", "entry", "inline", "internal", "run_blocks", "unpack"]
 
 _PACK_BYTES = 4096  # room for a block's packed arguments
 
@@ -72,6 +72,15 @@ def internal(func=None, *, refcounts=True, fastmath=None):
     if fastmath is not None:
         options["fastmath"] = fastmath
     return numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options, **_FLAGS)(func)
+
+
+def inline(func):
+    """A kernel part inlined into its callers when they compile (numba's
+    ``inline='always'``, on numba's IR before typing): never compiled on its own, no
+    function of its own to optimise and link (unlike a jitted callee, compiled with its
+    wrappers and then optimised again inside every caller). For element-wise passes
+    shared by a Python-facing kernel and a block function."""
+    return numba.njit(inline="always", **_FLAGS)(func)
 
 
 def _types_key(argtype):

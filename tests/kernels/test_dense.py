@@ -12,6 +12,7 @@ from sknet._layers import Activation, Dense, Flatten
 from sknet.kernels.activations import ACTIVATIONS
 from sknet.kernels.dense import (
     BACKWARD,
+    BIAS_GRAD,
     BLOCK_MIN,
     FORWARD,
     GATHER_MIN,
@@ -373,6 +374,38 @@ def test_dense_blocks_bit_identical_across_thread_counts(need_dx):
         assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("task", [BIAS_GRAD, WEIGHT_GRAD, BACKWARD])
+@pytest.mark.parametrize("n, d, k", [(5, 4, 3), (201, 256, 165)])
+def test_bias_grad_tasks_equal_separate_passes(n, d, k, task, name, dtype):
+    """``BIAS_GRAD`` (dZ and db inside the block function, alone or before a backward
+    task, in one block or before the parallel blocks of a large product) gives the bits
+    of ``activation_backward_bias_grad`` followed by the plain task."""
+    X, W, b, G = _blocked_case(n, d, k, name, dtype, seed=3)
+    code = ACTIVATIONS[name]
+    A = np.empty((n, k), dtype)
+    dense_blocks(FORWARD, X, W, b, code, A, A, W, A)
+    outs = []
+    for fused in (False, True):
+        delta = G.copy()
+        db = np.full(k, np.nan, dtype)
+        dW = np.full((d, k), np.nan, dtype)
+        dX = np.full((n, d), np.nan, dtype)
+        if fused:
+            dense_blocks(BIAS_GRAD + task % BIAS_GRAD, X, W, db, code, A, delta, dW, dX)
+        else:
+            activation_backward_bias_grad(A, delta, code, db)
+            if task != BIAS_GRAD:
+                dense_blocks(task, X, W, b, code, delta, delta, dW, dX)
+        outs.append((delta, db, dW, dX))
+    for one, two in zip(*outs):
+        assert_array_equal(one, two)
+    assert not np.isnan(outs[1][1]).any()
+    if task != BIAS_GRAD:
+        assert not np.isnan(outs[1][2]).any()
+
+
 def test_dense_blocks_bad_input_raises_clear_errors():
     """``dense_blocks`` is a Python function around a compiled block function: arguments
     it cannot take raise ValueError / TypeError naming the problem, not a numba error."""
@@ -388,8 +421,10 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(FORWARD, np.asfortranarray(X), W, b, code, A, A, W, A)
     with pytest.raises(ValueError, match=r"dense_blocks: a has shape \(5, 4\), expected"):
         dense_blocks(FORWARD, X, W, b, code, np.empty((5, 4)), A, W, A)
-    with pytest.raises(ValueError, match="dense_blocks: unknown task 7"):
-        dense_blocks(7, X, W, b, code, A, A, W, A)
+    with pytest.raises(ValueError, match="dense_blocks: unknown task 9"):
+        dense_blocks(9, X, W, b, code, A, A, W, A)
+    with pytest.raises(ValueError, match=r"dense_blocks: a has shape \(5, 4\), expected"):
+        dense_blocks(BIAS_GRAD + WEIGHT_GRAD, X, W, b, code, np.empty((5, 4)), A, W, A)
     with pytest.raises(TypeError, match="dense_blocks: code must be an integer"):
         dense_blocks(FORWARD, X, W, b, 1.5, A, A, W, A)
     with pytest.raises(ValueError, match=r"dense_blocks: dx has shape"):
@@ -398,3 +433,24 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(BACKWARD, X, W, b, code, A, A, np.empty((3, 3)), np.empty((5, 4)))
     with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
         dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_blocks_scipy_blas_fallback(dtype, monkeypatch):
+    """Without NumPy's bundled OpenBLAS (``_numpy_gemm`` 0) the block function calls
+    scipy's ``?gemm`` through numba's bridge: the same compiled code, the same results up
+    to the libraries' rounding, for every task."""
+    from sknet.kernels import dense as dense_kernels
+
+    results = []
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(
+                dense_kernels, "_GEMM_ADDRESSES", dict.fromkeys(dense_kernels._DTYPES, 0)
+            )
+        assert (dense_kernels._numpy_gemm(np.dtype(dtype)) == 0) == fallback
+        X, W, b, G = _blocked_case(201, 256, 165, "tanh", dtype)  # products in blocks
+        results.append(_blocked_pass(X, W, b, G, "tanh", need_dx="both"))
+        results.append(_blocked_pass(X, W, b, G, "tanh", need_dx=True))
+    for one, two in zip(results[0] + results[1], results[2] + results[3]):
+        assert_allclose(one, two, **tol(dtype))
