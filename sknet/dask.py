@@ -296,17 +296,29 @@ class _ResilientDaskBackend(_JoblibDaskBackend):
     indices of each CV split) to *one* worker. Scattered data cannot be recomputed, so
     when that worker dies every task needing it is cancelled and the search fails
     (dask/distributed#3149). Here arguments travel inside the task instead, so the
-    scheduler can rerun a lost task elsewhere; data named in ``scatter`` is broadcast
-    to every worker, so one loss leaves replicas.
+    scheduler can rerun a lost task elsewhere. Data named in ``scatter`` becomes the
+    result of a task that holds it (``client.submit``), copied to every worker: a
+    scattered copy cannot be recomputed, and replicas alone do not last (Dask's active
+    memory manager drops extra replicas every few seconds: ``ReduceReplicas``, on by
+    default, does not know about ``replicate``; dask/distributed#6578). A search here
+    once failed with ``FutureCancelledError`` that way. A task's result is recomputed
+    from the task (which the scheduler keeps) when its last copy is lost.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.data_futures:
-            # scatter(broadcast=True) reaches the workers the scheduler knew at that
-            # moment; replicate to every worker now so that losing one never loses the
-            # only copy (seen when a worker had just restarted)
-            self.client.replicate(list(self.data_futures.values()))
+    def __init__(self, *args, scatter=None, **kwargs):
+        super().__init__(*args, scatter=None, **kwargs)
+        if scatter is not None and not isinstance(scatter, (list, tuple)):
+            raise TypeError(f"scatter must be a list or tuple, got {type(scatter).__name__}")
+        if scatter:
+            self._scatter = list(scatter)  # keeps the objects, so their ids stay unique
+            self.data_futures = {
+                id(x): self.client.submit(_same, x, pure=False) for x in self._scatter
+            }
+            from distributed import wait
+
+            futures = list(self.data_futures.values())
+            wait(futures)
+            self.client.replicate(futures)  # one copy per worker to start with
 
     def start_call(self):
         super().start_call()
@@ -320,6 +332,11 @@ class _ResilientDaskBackend(_JoblibDaskBackend):
         return (_ResilientDaskBackend, ())
 
 
+def _same(x):
+    """The task whose result is ``x`` (see ``_ResilientDaskBackend``)."""
+    return x
+
+
 def resilient_backend(scatter=None, client=None, **kwargs):
     """joblib's Dask backend, made to survive the loss of a worker.
 
@@ -327,16 +344,18 @@ def resilient_backend(scatter=None, client=None, **kwargs):
     ``cross_validate`` call. With joblib's own backend, killing a worker in the middle
     of a search cancels it (``FutureCancelledError: ... cancelled for reason: already
     forgotten``): joblib scatters each large argument to a single worker, and scattered
-    data cannot be recomputed. This backend sends arguments inside the tasks and
-    broadcasts the arrays named in ``scatter`` to every worker, so Dask reschedules
-    the lost tasks and the search completes.
+    data cannot be recomputed. This backend sends arguments inside the tasks and makes
+    the arrays named in ``scatter`` the results of tasks that hold them (recomputed
+    when lost), copied to every worker, so Dask reschedules the lost tasks and the
+    search completes.
 
     Parameters
     ----------
     scatter : list of objects, default=None
-        Large inputs used by every task (``[X, y]``), copied once to every worker.
-        Others travel with each task, so pass the data here when it is more than a
-        few megabytes.
+        Large inputs used by every task (``[X, y]``), copied once to every worker
+        (and kept by the scheduler inside the task that makes them: Dask may warn of
+        a large graph). Others travel with each task, so pass the data here when it
+        is more than a few megabytes.
     client : distributed.Client, default=None
         The client to submit to; None uses the current default client.
     **kwargs

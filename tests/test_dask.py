@@ -245,6 +245,29 @@ def test_killed_worker_mid_search():
             assert outcome["search"].best_params_ == local.best_params_
 
 
+def test_resilient_data_outlives_its_last_copy():
+    """Dask's active memory manager drops extra replicas (``ReduceReplicas``); when the
+    worker with the last copy of the data dies, tasks still get it (recomputed from
+    the task that holds it; a scattered copy would be lost: FutureCancelledError)."""
+    pytest.importorskip("distributed")
+    from sknet.dask import _ResilientDaskBackend
+
+    X = np.arange(2000.0).reshape(200, 10)
+    with _local_cluster() as client:
+        client.wait_for_workers(2, timeout=60)
+        backend = _ResilientDaskBackend(scatter=[X], client=client)
+        future = backend.data_futures[id(X)]
+        assert len(client.who_has([future])[future.key]) == 2  # a copy on each worker
+        client.amm.run_once()  # what the scheduler does every 2 s by default
+        deadline = time.monotonic() + 30
+        while len(client.who_has([future])[future.key]) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (holder,) = client.who_has([future])[future.key]
+        os.kill(client.run(os.getpid)[holder], signal.SIGKILL)
+        total = client.submit(np.sum, future, pure=False).result(timeout=60)
+        assert total == X.sum()
+
+
 # ---------------------------------------------------------------- out of core
 def _split_memmap(tmp_path, n=4000, seed=0):
     X, y = make_classification(n_samples=n, n_features=20, n_informative=10, random_state=seed)
