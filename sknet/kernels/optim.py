@@ -203,14 +203,41 @@ def sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sums
     _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, 0, 1)
 
 
-def adam_update_l2(*args):
+def adam_update_l2(
+    theta,
+    grad,
+    m,
+    v,
+    lr_t,
+    beta_1,
+    one_minus_beta_1,
+    beta_2,
+    one_minus_beta_2,
+    eps,
+    c,
+    blocks,
+    sumsq,
+):
     """``adam_update`` block by block, penalised blocks first getting ``grad += c theta``
-    (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised).
-
-    Arguments ``(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2,
-    one_minus_beta_2, eps, c, blocks, sumsq)``: the part function with one part (one
-    compiled kernel for the serial and parallel paths)."""
-    _adam_l2_part(*args, 0, 1)
+    (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised): the
+    part function with one part (one compiled kernel for the serial and parallel paths)."""
+    _adam_l2_part(
+        theta,
+        grad,
+        m,
+        v,
+        lr_t,
+        beta_1,
+        one_minus_beta_1,
+        beta_2,
+        one_minus_beta_2,
+        eps,
+        c,
+        blocks,
+        sumsq,
+        0,
+        1,
+    )
 
 
 # ---------------------------------------------------------------- parallel twins

@@ -157,22 +157,29 @@ def _call_block(typingctx, address, c, packed):
         raise TypingError("_call_block: address, c and packed must be int64")
 
     def codegen(context, builder, sig, llargs):
-        conv = context.call_conv
-        fnty = conv.get_function_type(types.none, _BLOCK_ARGS)
-        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
         values = [llargs[1], llargs[2], cgutils.voidptr_t(None)]
-        retty = conv.get_return_type(types.none).pointee
-        ret = cgutils.alloca_once(builder, retty)
-        builder.store(cgutils.get_null_value(retty), ret)
-        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
-        args = list(conv._get_arg_packer(_BLOCK_ARGS).as_arguments(builder, values))
-        code = builder.call(fn, [ret, excinfo] + args)
-        status = conv._get_return_status(builder, code, builder.load(excinfo))
-        with cgutils.if_unlikely(builder, status.is_error):
-            conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
+        return _native_call(context, builder, llargs[0], _BLOCK_ARGS, values)
 
     return types.none(address, c, packed), codegen
+
+
+def _native_call(context, builder, address, argtypes, values):
+    """Code calling the function of no return value at ``address`` (an int64 value)
+    with ``values`` of ``argtypes``, numba's native calling convention; its errors
+    propagate to the caller (the code :func:`_call_block` and :func:`call_entry` emit)."""
+    conv = context.call_conv
+    fnty = conv.get_function_type(types.none, argtypes)
+    fn = builder.inttoptr(address, fnty.as_pointer())
+    retty = conv.get_return_type(types.none).pointee
+    ret = cgutils.alloca_once(builder, retty)
+    builder.store(cgutils.get_null_value(retty), ret)
+    excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
+    args = list(conv._get_arg_packer(argtypes).as_arguments(builder, values))
+    code = builder.call(fn, [ret, excinfo] + args)
+    status = conv._get_return_status(builder, code, builder.load(excinfo))
+    with cgutils.if_unlikely(builder, status.is_error):
+        conv.return_status_propagate(builder, status)
+    return context.get_dummy_value()
 
 
 def entry(func, argtypes):
@@ -213,19 +220,9 @@ def call_entry(typingctx, fn, args):
         with cgutils.if_unlikely(builder, wrong):
             msg = "call_entry: the entry was compiled for other argument types"
             conv.return_user_exc(builder, RuntimeError, (msg,))
-        fnty = conv.get_function_type(types.none, argtypes)
-        fnptr = builder.inttoptr(builder.extract_value(llargs[0], 0), fnty.as_pointer())
+        address = builder.extract_value(llargs[0], 0)
         values = [builder.extract_value(llargs[1], i) for i in range(len(argtypes))]
-        retty = conv.get_return_type(types.none).pointee
-        ret = cgutils.alloca_once(builder, retty)
-        builder.store(cgutils.get_null_value(retty), ret)
-        excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
-        packed = list(conv._get_arg_packer(argtypes).as_arguments(builder, values))
-        code = builder.call(fnptr, [ret, excinfo] + packed)
-        status = conv._get_return_status(builder, code, builder.load(excinfo))
-        with cgutils.if_unlikely(builder, status.is_error):
-            conv.return_status_propagate(builder, status)
-        return context.get_dummy_value()
+        return _native_call(context, builder, address, argtypes, values)
 
     return types.none(fn, args), codegen
 
