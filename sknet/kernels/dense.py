@@ -67,11 +67,14 @@ PARTS = 2
 #: products of fewer multiply-adds run in one block, on one thread: the constant cost of
 #: each BLAS call (packing the shared operand again, small edge blocks) makes a split
 #: small product dearer. Measured (CPU time, one thread, MNIST (256, 128) MLP epoch, on
-#: a loaded machine): every product in 2 blocks +14% over unblocked; with this limit
-#: (only the 784 x 256 layer's products split) +11% (median of 6, 0.723 vs 0.652 s), so
-#: the split itself, not the small products, costs most. A function of the shapes, so
-#: the partition still ignores the thread count.
-BLOCK_MIN = 1 << 23
+#: a loaded machine): every product in 2 blocks +14% over unblocked; only the 784 x 256
+#: layer's products split +11%, so the split itself, not the small products, costs most.
+#: From 2^22 on (2^23 before), the 256 x 128 layer's forward (200 x 256 x 128 = 6.6e6)
+#: splits too: forced to 2 threads, fresh processes, three rounds alternating,
+#: 0.334-0.353 s per epoch against 0.346-0.456 with it serial, and on one thread
+#: 0.59-0.62 s either way (2026-12-03 14:20). A function of the shapes, so the
+#: partition still ignores the thread count.
+BLOCK_MIN = 1 << 22
 #: ``BACKWARD`` runs dW and dX (each one whole product) as two blocks in parallel from
 #: this many multiply-adds per product on; below, one after the other on the calling
 #: thread. Either way the same two calls: the bits do not depend on it.
