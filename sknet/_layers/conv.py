@@ -169,6 +169,11 @@ class Conv(Layer):
             ctx["ws"] = ws
         return ws
 
+    def _geom(self):
+        """The 2-D kernels' geometry (kh, kw, sh, sw, ph, pw, dh, dw)."""
+        k, s, d = self.kernel_size, self.stride, self.dilation
+        return (k, k, s, s, self._pads[0], self._pads[1], d, d)
+
     def forward(self, X, params, ctx, training, rng):
         X = writable_c(X)
         n = X.shape[0]
@@ -176,9 +181,8 @@ class Conv(Layer):
         ws = self._workspace(ctx, n_backward=n if training else 0)
         s, d = self.stride, self.dilation
         if self.ndim == 2:
-            ck.conv2d_forward(
-                X, params["W"], params["b"], s, s, self._pads[0], self._pads[1], d, d, Y, ws
-            )
+            # the shapes fit by construction: the kernel without its per-call checks
+            ck._forward(X, params["W"], params["b"], self._geom(), Y, ws)
         else:
             ck.conv1d_forward(X, params["W"], params["b"], s, self._pads[0], Y, ws, d)
         activation_forward(Y.reshape(-1), self._code)
@@ -195,20 +199,17 @@ class Conv(Layer):
         ws = self._workspace(ctx, n_backward=n)
         s, d = self.stride, self.dilation
         if self.ndim == 2:
-            ck.conv2d_backward(
+            # as forward; dY stands in for an unused dX (the public kernel does the same)
+            need = bool(need_dx)
+            ck._backward(
                 X,
                 params["W"],
                 dY,
-                s,
-                s,
-                self._pads[0],
-                self._pads[1],
-                d,
-                d,
+                self._geom(),
                 grads["W"],
                 grads["b"],
-                dX,
-                need_dx,
+                dX if need else dY,
+                need,
                 ws,
             )
         else:

@@ -763,11 +763,18 @@ def conv2d_forward(X, Wt, b, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, Y, 
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
         _check("conv2d_forward", (X, Y, geom, Y, False, ws), b, None, Wt, raw)
+    _forward(X, Wt, b, geom, Y, ws)
+
+
+def _forward(X, Wt, b, geom, Y, ws):
+    """:func:`conv2d_forward` after its checks, ``geom`` = (kh, kw, sh, sw, ph, pw, dh,
+    dw): for callers whose arguments fit by construction (the Conv layer: ~5 us less per
+    call; the block function's argument types are still checked once per combination)."""
     _fill_w2b(Wt, b, ws.W2b)
-    keep = ws.kept.shape[0] * ws.group >= n
+    keep = ws.kept.shape[0] * ws.group >= X.shape[0]
     args = (X, ws.W2b, Y, geom, Y, False, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
     args += (ws.chunk, ws.group, ws.minor, _xt(ws, X))
-    args += (_products(getattr(X, "dtype", None)), True)
+    args += (_products(getattr(X, "dtype", None)), True, 0, ws.W2T, ws.W2b.reshape(-1))
     run_blocks(_conv_block, args, ws.cols.shape[0], _forward_types)
 
 
@@ -795,6 +802,11 @@ def _fill_w2t(Wt, W2T):
     W2T[:K, :F] = Wt.reshape(F, K).T
 
 
+#: ``sums`` of :func:`_conv_block`: add the weight-gradient chunk sums into dW and db
+#: after the slot's own work (a single slot), or do only that.
+SUM_AFTER, SUM_ONLY = 1, 2
+
+
 @internal
 def _conv_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward` (``forward`` True) or :func:`conv2d_backward`:
@@ -809,10 +821,15 @@ def _conv_block(t, packed, args_type):
     dY_g gathered into out[t] (F, G*P); dW_chunks[ch] (K + 1, F) = sum_g cols_g @ dY_g.T
     (its last row, cols' row of ones against dY_g, is db's partial sum); dcols_g = W2.T @
     dY_g into cols[t], then col2im sample by sample.
+
+    ``sums`` (backward): ``SUM_AFTER``, the slot then adds the chunk sums into W2 (F, K)
+    and db (F,), as :func:`_sum_chunks` (a single slot, which did all the chunks);
+    ``SUM_ONLY``, it does only that (one block after the slots' run); 0, neither.
     """
     args = unpack(packed, args_type)
     X, Wm, Y, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
-    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt, im2col, col2im), forward = args[10:]
+    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt, im2col, col2im) = args[10:16]
+    forward, sums, W2, db = args[16:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
@@ -831,7 +848,7 @@ def _conv_block(t, packed, args_type):
     dXf = dX.reshape(dX.size)
     unit = group if forward else chunk  # samples per slot task: a group, or a chunk
     n_units = (n + unit - 1) // unit
-    for ch in range(t, n_units, n_slots):
+    for ch in range(t, n_units if sums != SUM_ONLY else 0, n_slots):
         s0 = ch * unit
         s1 = min(n, s0 + unit)
         for g0 in range(s0, s1, group):
@@ -876,6 +893,19 @@ def _conv_block(t, packed, args_type):
                         call_entry(col2im, args_c + geom + (Ho, Wo))
                     if mi:
                         _from_minor(xt, g0, m, dX)
+    if sums != 0:
+        # [dW2.T; db] = sum over chunks in chunk order, in float64 from -0.0 (the
+        # exact identity), as _sum_chunks; +0.0 for no chunk
+        K = W2.shape[1]
+        for k in range(K + 1):
+            for f in range(F):
+                acc = -0.0 if n_units > 0 else 0.0
+                for c in range(n_units):
+                    acc += dW_chunks[c, k, f]
+                if k < K:
+                    W2[f, k] = acc
+                else:
+                    db[f] = acc
 
 
 def conv2d_backward(
@@ -902,8 +932,8 @@ def conv2d_backward(
     [dW2.T; db] = sum over chunks, in chunk order, of (sum over the chunk's groups, in
     order, of cols_g @ dY_g.T); db is the row of ones' product. (The partial sums are
     kept transposed, (K + 1, F), so that row blocks stay contiguous.) The slots run in
-    parallel through ``runner.run_blocks``, each in ``_conv_block``; the chunk sums
-    are added after them (``_sum_chunks``).
+    parallel through ``runner.run_blocks``, each in ``_conv_block``, which then adds the
+    chunk sums into dW and db (the last slot's work for one slot, else one more block).
     """
     need_dx = bool(need_dx)
     if not need_dx:  # dX is not touched: dY stands in for it (one set of argument types)
@@ -934,13 +964,39 @@ def conv2d_backward(
     if not ok:
         raw = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
         _check("conv2d_backward", (X, dY, geom, dX, need_dx, ws), db, dW, Wt, raw)
+    _backward(X, Wt, dY, geom, dW, db, dX, need_dx, ws)
+
+
+def _backward(X, Wt, dY, geom, dW, db, dX, need_dx, ws):
+    """:func:`conv2d_backward` after its checks (``need_dx`` a bool, ``dX`` = dY when it
+    is False), as :func:`_forward`."""
     _fill_w2t(Wt, ws.W2T)
+    n = X.shape[0]
+    F = Wt.shape[0]
+    K = Wt[0].size
     keep = ws.kept.shape[0] * ws.group >= n
     args = (X, ws.W2T, dY, geom, dX, need_dx, ws.cols, ws.out, ws.kept, keep, ws.dW_chunks)
-    args += (chunk, ws.group, ws.minor, _xt(ws, X))
-    args += (_products(getattr(X, "dtype", None)), False)
-    run_blocks(_conv_block, args, ws.cols.shape[0], _backward_types)
-    _sum_chunks(ws.dW_chunks, n_chunks, dW.reshape(F, K), db)
+    args += (ws.chunk, ws.group, ws.minor, _xt(ws, X), _products(getattr(X, "dtype", None)))
+    n_slots = ws.cols.shape[0]
+    W2 = dW.reshape(F, K)
+    # the chunk sums in the block function (one slot: at the end of its work; several:
+    # one more block after them), into dW and db of X's dtype (db C-contiguous); else
+    # in NumPy
+    compiled = (
+        dW.dtype == X.dtype == db.dtype
+        and db.flags.c_contiguous
+        and dW.flags.writeable
+        and db.flags.writeable
+    )
+    if compiled:
+        tail = (False, SUM_AFTER if n_slots == 1 else 0, W2, db)
+    else:
+        tail = (False, 0, ws.W2T, ws.W2b.reshape(-1))
+    run_blocks(_conv_block, args + tail, n_slots, _backward_types)
+    if not compiled:
+        _sum_chunks(ws.dW_chunks, (n + ws.chunk - 1) // ws.chunk, W2, db)
+    elif n_slots > 1:
+        run_blocks(_conv_block, args + (False, SUM_ONLY, W2, db), 1, _backward_types)
 
 
 def _sum_chunks(parts, n_chunks, W2, db):
@@ -949,8 +1005,11 @@ def _sum_chunks(parts, n_chunks, W2, db):
 
     NumPy's reduction over the outer axis of a C-contiguous array adds element-wise, one
     chunk after the other (no pairwise summation: that is for the inner axis), so this
-    is the loop ``acc = parts[0]; acc += parts[c] ...`` (a test checks it), without a
-    compiled kernel (~0.2 CPU s of cold compile, as were the two copies of the weights)."""
+    is the loop ``acc = parts[0]; acc += parts[c] ...`` (a test checks it). The block
+    function runs the same loop itself (``sums``; a compiled kernel of its own cost ~0.2
+    CPU s of cold compile): ~25 us less per backward pass than this reduction on the 8x8
+    digits network's second layer (its float32 -> float64 casts). This function remains
+    for a db that is not C-contiguous or dW, db of another dtype than X."""
     K = W2.shape[1]
     if n_chunks == 0:
         acc = np.zeros(parts.shape[1:])

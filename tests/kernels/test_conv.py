@@ -314,6 +314,33 @@ def test_chunk_sums_are_added_in_chunk_order(dtype):
         assert db.tobytes() == acc[K].astype(dtype).tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_chunk_sums_match_the_numpy_ones(dtype):
+    """conv2d_backward adds the weight-gradient chunk sums in its block function (one
+    slot: after its chunks; several: one more block), in chunk order in float64, as
+    _sum_chunks does (the path taken for a db that is not C-contiguous): the same bits,
+    whatever the slot count, on chunks of very different magnitudes."""
+    rng = np.random.default_rng(7)
+    X, Wt, _ = make_conv2d(rng, 6, 6, (3, 3), n=23, C=2, F=5, dtype=dtype)
+    X *= (10.0 ** rng.integers(-6, 7, 23)).astype(dtype)[:, None, None, None]
+    dY = rng.standard_normal((23, 5, 6, 6)).astype(dtype)
+    results = []
+    for n_slots, strided_db in ((1, False), (2, False), (3, False), (1, True)):
+        ws = conv2d_workspace(2, 5, (3, 3), (6, 6), 23, dtype, n_slots, chunk=3)
+        dW = np.full_like(Wt, np.nan)
+        db = np.full(10, np.nan, dtype)[::2] if strided_db else np.full(5, np.nan, dtype)
+        dX = np.empty_like(X)
+        conv2d_backward(X, Wt, dY, 1, 1, 1, 1, 1, 1, dW, db, dX, True, ws)
+        n_chunks = -(-23 // 3)
+        acc = ws.dW_chunks[0].astype(np.float64)
+        for c in range(1, n_chunks):
+            acc = acc + ws.dW_chunks[c].astype(np.float64)
+        assert dW.reshape(5, 18).tobytes() == acc[:18].T.astype(dtype).tobytes()
+        assert db.tobytes() == acc[18].astype(dtype).tobytes()
+        results.append((dW.tobytes(), db.tobytes(), dX.tobytes()))
+    assert all(r == results[0] for r in results)
+
+
 # ---- conv1d ------------------------------------------------------------------------
 
 # (L, kernel, stride, left padding, output size, dilation)

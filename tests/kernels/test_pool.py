@@ -402,3 +402,34 @@ def test_global_pool_bit_identical_across_thread_counts():
         numba.set_num_threads(old)
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (3, 4, 9, 7), (2, 3, 24, 26)])
+def test_maxpool2d_non_contiguous_arrays_match_contiguous(shape):
+    """The fast paths run on flat views of C-contiguous arrays; other layouts (strided X,
+    Y, argmax, dY, dX) take the generic loop (forward) or contiguous copies (backward):
+    the same values and indices."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal(shape).astype(np.float32)
+    pool, stride, size = fast_window(shape)
+    Y, A = maxpool2d(X, pool, stride, size)  # contiguous: a fast path
+    if size[1] < 8:  # the short-rows kernel ran; the generic loop agrees
+        Yr, Ar = sequential_maxpool2d(X, pool, stride, size)
+        np.testing.assert_array_equal(A, Ar)
+        assert Y.tobytes() == Yr.tobytes()
+    Xs = np.empty(shape[:3] + (2 * shape[3],), np.float32)[..., ::2]
+    Xs[...] = X
+    Ys = np.empty(shape[:2] + (size[0], 2 * size[1]), np.float32)[..., ::2]
+    As = np.empty(shape[:2] + (size[0], 2 * size[1]), np.int32)[..., ::2]
+    maxpool2d_forward(Xs, *pool, *stride, Ys, As)
+    np.testing.assert_array_equal(As, A)
+    assert np.ascontiguousarray(Ys).tobytes() == Y.tobytes()
+    dY = rng.standard_normal(Y.shape).astype(np.float32)
+    dX = np.full_like(X, np.nan)
+    maxpool2d_backward(dY, A, dX)
+    dXs = np.full(shape[:3] + (2 * shape[3],), np.nan, np.float32)[..., ::2]
+    dYs = np.empty(Ys.shape[:3] + (2 * size[1],), np.float32)[..., ::2]
+    dYs[...] = dY
+    maxpool2d_backward(dYs, As, dXs)
+    assert np.ascontiguousarray(dXs).tobytes() == dX.tobytes()
+    assert np.count_nonzero(dX) == dY.size  # one maximum per disjoint window
