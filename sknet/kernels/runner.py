@@ -48,7 +48,7 @@ from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from .._config import _FLAGS, jit, jit_parallel
+from .._config import _FLAGS, jit_parallel
 
 __all__ = ["call_entry", "entry", "inline", "internal", "run_blocks", "unpack"]
 
@@ -126,7 +126,13 @@ def _pack_into(typingctx, buf, args):
     return types.int64(buf, args), codegen
 
 
-@jit
+def _jit_norc(func):
+    """``jit`` without numba's reference counting: for the entry points below, which make
+    no array (a little less code to compile per signature; the caller holds the arrays)."""
+    return numba.njit(_nrt=False, **_FLAGS)(func)
+
+
+@_jit_norc
 def _pack(buf, args):
     """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
     return _pack_into(buf, args)
@@ -247,7 +253,7 @@ def _run_blocks(address, n_blocks, buf):
         _call_block(address, np.int64(c), packed)
 
 
-@jit
+@_jit_norc
 def _run_one(address, buf):
     """``block(0, <arguments packed in buf>)`` on the calling thread: one block needs no
     parallel region (no thread wake-up, no barrier)."""
