@@ -2,7 +2,9 @@
 
 Every activation works on arrays of any rank through a flat 1-D view (the caller
 passes ``Z.reshape(-1)`` of a C-contiguous array), so dense (n, k), sequence
-(n, T, k) and image (n, C, H, W) activations share one compiled kernel per dtype.
+(n, T, k) and image (n, C, H, W) activations share one compiled kernel per dtype: the
+dense layers' block function (``dense.activation_pass``), whose element-wise loops a
+network compiles anyway (one function less to compile than a kernel of their own).
 
 Derivatives are written in terms of the activation's *output* ``a`` (as
 scikit-learn's ``inplace_*_derivative`` do), so the forward pass overwrites ``Z``
@@ -30,41 +32,19 @@ RELU = 3
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
 
-@jit
-def _activation(a, delta, code, backward):
-    """Forward (``a = f(a)`` in place) or backward (``delta *= f'(a)`` in place): one
-    compiled kernel for both directions (compile time)."""
-    if backward:
-        if code == LOGISTIC:
-            for i in range(a.shape[0]):
-                delta[i] *= a[i] * (1.0 - a[i])
-        elif code == TANH:
-            for i in range(a.shape[0]):
-                delta[i] *= 1.0 - a[i] * a[i]
-        elif code == RELU:
-            for i in range(a.shape[0]):
-                if a[i] <= 0.0:
-                    delta[i] = 0.0
-    elif code == LOGISTIC:
-        for i in range(a.shape[0]):
-            a[i] = 1.0 / (1.0 + np.exp(-a[i]))
-    elif code == TANH:
-        for i in range(a.shape[0]):
-            a[i] = np.tanh(a[i])
-    elif code == RELU:
-        for i in range(a.shape[0]):
-            if a[i] < 0.0:
-                a[i] = 0.0
-
-
 def activation_forward(z, code):
     """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
-    _activation(z, z, code, False)
+    _dense.activation_pass(z, z, code, False)
 
 
 def activation_backward(a, delta, code):
     """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
-    _activation(a, delta, code, True)
+    _dense.activation_pass(a, delta, code, True)
+
+
+# the loops are the dense block function's (``dense.activation_pass``: one compiled
+# function for the dense layers and every activation); dense imports this module's codes
+from . import dense as _dense  # noqa: E402
 
 
 def softmax_forward(z):
