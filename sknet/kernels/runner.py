@@ -169,14 +169,15 @@ def _call_block(typingctx, address, c, packed):
     return types.none(address, c, packed), codegen
 
 
-def _native_call(context, builder, address, argtypes, values):
-    """Code calling the function of no return value at ``address`` (an int64 value)
+def _native_call(context, builder, address, argtypes, values, restype=types.none):
+    """Code calling the function returning ``restype`` at ``address`` (an int64 value)
     with ``values`` of ``argtypes``, numba's native calling convention; its errors
-    propagate to the caller (the code :func:`_call_block` and :func:`call_entry` emit)."""
+    propagate to the caller (the code :func:`_call_block` and :func:`call_entry` emit).
+    Returns the function's value (a dummy value for ``types.none``)."""
     conv = context.call_conv
-    fnty = conv.get_function_type(types.none, argtypes)
+    fnty = conv.get_function_type(restype, argtypes)
     fn = builder.inttoptr(address, fnty.as_pointer())
-    retty = conv.get_return_type(types.none).pointee
+    retty = conv.get_return_type(restype).pointee
     ret = cgutils.alloca_once(builder, retty)
     builder.store(cgutils.get_null_value(retty), ret)
     excinfo = cgutils.alloca_once(builder, excinfo_ptr_t, name="excinfo")
@@ -185,12 +186,18 @@ def _native_call(context, builder, address, argtypes, values):
     status = conv._get_return_status(builder, code, builder.load(excinfo))
     with cgutils.if_unlikely(builder, status.is_error):
         conv.return_status_propagate(builder, status)
-    return context.get_dummy_value()
+    if restype == types.none:
+        return context.get_dummy_value()
+    return context.get_returned_value(builder, restype, builder.load(ret))
 
 
 def entry(func, argtypes):
     """``(address, key)`` of the :func:`internal` function ``func`` compiled (or loaded
-    from the cache) for the numba types ``argtypes``, for :func:`call_entry`.
+    from the cache) for the numba types ``argtypes``, for :func:`call_entry`; for a
+    function that returns a number, ``(address, key, zero)``, ``zero`` of the return
+    type (the type tells :func:`call_entry` what the call returns). ``func`` may also be
+    a jitted kernel (Python entry) called from compiled code too: one compiled copy
+    runs for both (a reduction's rounding then does not depend on the caller).
 
     A kernel that calls a function through its entry, rather than by name, does not get
     that function's code linked into its own and optimised again there (numba links a
@@ -204,17 +211,32 @@ def entry(func, argtypes):
         func.compile(argtypes)
         cres = func.overloads[argtypes]
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-        found = _ENTRIES[func, key] = (address, key)
+        restype = cres.signature.return_type
+        if restype == types.none:
+            found = (address, key)
+        elif isinstance(restype, types.Number):
+            found = (address, key, np.dtype(str(restype)).type(0))
+        else:  # pragma: no cover (not needed yet)
+            raise TypeError(f"entry: {func.__name__} returns {restype}, not a number")
+        _ENTRIES[func, key] = found
     return found
 
 
 @intrinsic
 def call_entry(typingctx, fn, args):
-    """``func(*args)`` for ``fn = entry(func, <the types of args>)``, a function of no
-    return value, called through its address (numba's native calling convention); its
-    errors propagate. RuntimeError if ``fn`` was made for other argument types (its key
-    is checked at each call: a mismatch would otherwise pass arguments wrongly)."""
-    if fn != types.UniTuple(types.int64, 2) or not isinstance(args, types.BaseTuple):
+    """``func(*args)`` for ``fn = entry(func, <the types of args>)``, called through its
+    address (numba's native calling convention); returns what ``func`` returns (nothing,
+    or a number: the type of ``fn``'s third item); its errors propagate. RuntimeError if
+    ``fn`` was made for other argument types (its key is checked at each call: a
+    mismatch would otherwise pass arguments wrongly)."""
+    restype = types.none
+    if isinstance(fn, types.BaseTuple) and len(fn) == 3 and isinstance(fn[2], types.Number):
+        restype = fn[2]
+    elif fn != types.UniTuple(types.int64, 2):
+        restype = None
+    if restype is None or tuple(fn)[:2] != (types.int64,) * 2:
+        raise TypingError("call_entry: fn must be an entry(...), args a tuple")
+    if not isinstance(args, types.BaseTuple):
         raise TypingError("call_entry: fn must be an entry(...), args a tuple")
     argtypes = tuple(args.types)
     key = _types_key(types.Tuple(argtypes))
@@ -228,9 +250,9 @@ def call_entry(typingctx, fn, args):
             conv.return_user_exc(builder, RuntimeError, (msg,))
         address = builder.extract_value(llargs[0], 0)
         values = [builder.extract_value(llargs[1], i) for i in range(len(argtypes))]
-        return _native_call(context, builder, address, argtypes, values)
+        return _native_call(context, builder, address, argtypes, values, restype)
 
-    return types.none(fn, args), codegen
+    return restype(fn, args), codegen
 
 
 @intrinsic
