@@ -10,7 +10,9 @@ address of its compiled code instead (numba's native calling convention, as numb
 calls), with the block's arguments packed in a buffer (``_pack``): the block code is
 compiled once, serially, and the parallel kernel ``_run_blocks`` is one loop of calls,
 the same for every block function, family (recurrent, conv, dense) and dtype (its
-arguments are two integers and the buffer): a process compiles it once. Addresses are
+arguments are two integers and the buffer): a process compiles it once. A single block
+runs inside ``_pack`` itself, on the calling thread, once the block's address is known
+(no parallel region, no second compiled function). Addresses are
 run-time values (the on-disk cache stays valid across processes), looked up by the key
 of the packed argument types, which ``_pack`` returns: a block function is only ever
 called with the argument types it was compiled for.
@@ -133,9 +135,15 @@ def _jit_norc(func):
 
 
 @_jit_norc
-def _pack(buf, args):
-    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key."""
-    return _pack_into(buf, args)
+def _pack(buf, args, address, key):
+    """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key; with
+    ``address`` not 0 and ``key`` the arguments' key, also ``block(0, <buf>)`` for the
+    block function at ``address``, on the calling thread (one block needs no parallel
+    region: no thread wake-up, no barrier; and no second compiled function and call)."""
+    got = _pack_into(buf, args)
+    if address != 0 and got == key:
+        _call_block(address, np.int64(0), _address(buf))
+    return got
 
 
 @intrinsic
@@ -275,14 +283,8 @@ def _run_blocks(address, n_blocks, buf):
         _call_block(address, np.int64(c), packed)
 
 
-@_jit_norc
-def _run_one(address, buf):
-    """``block(0, <arguments packed in buf>)`` on the calling thread: one block needs no
-    parallel region (no thread wake-up, no barrier)."""
-    _call_block(address, np.int64(0), _address(buf))
-
-
 _ENTRIES = {}  # (block, types key) -> address
+_LAST = {}  # block -> (address, types key) of its last run with one block
 
 
 def _resolve(block, args, key):
@@ -307,20 +309,26 @@ def run_blocks(block, args, n, check=None):
     rather than per call.
     """
     buf = np.empty(_PACK_BYTES, np.uint8)
+    # one block: packed and run in one call when the argument types are those of the
+    # block's last run (``_pack`` checks the key), else packed, then run once resolved
+    address, key = _LAST.get(block, (0, 0)) if n == 1 else (0, 0)
     try:
-        key = _pack(buf, args)
-    except Exception:  # numba cannot type an argument: the caller's error if it has one
-        if check is not None:
+        got = _pack(buf, args, address, key)
+    except Exception:  # numba cannot type an argument (or the block raised): the
+        if check is not None:  # caller's error if it has one
             check(args)
         raise
-    if key < 0:  # pragma: no cover (a bug)
+    if address != 0 and got == key:
+        return
+    if got < 0:  # pragma: no cover (a bug)
         raise RuntimeError("run_blocks: packed arguments larger than the buffer")
-    address = _ENTRIES.get((block, key))
+    address = _ENTRIES.get((block, got))
     if address is None:
         if check is not None:
             check(args)
-        address = _ENTRIES[block, key] = _resolve(block, args, key)
+        address = _ENTRIES[block, got] = _resolve(block, args, got)
     if n == 1:
-        _run_one(address, buf)
+        _LAST[block] = (address, got)
+        _pack(buf, args, address, got)
     else:
         _run_blocks(address, n, buf)
