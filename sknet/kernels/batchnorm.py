@@ -66,25 +66,14 @@ m = n*L >= 2 in training (PyTorch refuses m = 1 too); eps > 0.
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
-from sknet._config import _FLAGS
-
 from .blocks import row_sum
-from .runner import internal
+from .runner import internal, jit_views
 
 #: ``jit_reduce``'s flags, for the row sums called only from the kernels (compiled
 #: without entry wrappers)
 _REDUCE = {"reassoc", "nsz"}
-
-
-def _jit_norc(func):
-    """``jit`` without numba's reference counting (as ``runner.internal(refcounts=False)``
-    but with the Python entry): the kernels make views, never arrays, and their callers
-    hold every array; no ``NRT_incref``/``NRT_decref`` around each row view (~0.03 s
-    less compile per kernel)."""
-    return numba.njit(_nrt=False, **_FLAGS)(func)
 
 
 # pass of the one kernel per layout (``_channels`` for L > 1, ``_dense`` for L = 1)
@@ -170,7 +159,7 @@ def _row_grad_sums(dy, x, mean):
 # --------------------------------------------------------------------------------------
 
 
-@_jit_norc
+@jit_views
 def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
     """Every pass for L > 1 (one channel after the other); ``mode``:
 
@@ -245,7 +234,7 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
                 yr[t] = g * ((xr[t] - mean) * inv_std) + b
 
 
-@_jit_norc
+@jit_views
 def _dense(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
     """``_channels`` for L = 1 (channels innermost: contiguous, vectorised)."""
     if mode >= _BACKWARD:  # batchnorm_backward, accumulating in cache.work

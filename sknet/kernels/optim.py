@@ -26,8 +26,8 @@ import numba
 import numpy as np
 from numba import types
 
-from .._config import jit, jit_reduce
-from .runner import call_entry, entry, inline, internal, run_blocks, unpack
+from .._config import jit_reduce
+from .runner import call_entry, entry, inline, internal, jit_views, run_blocks, unpack
 
 PARALLEL_BLOCK = 1 << 15
 PARALLEL_MIN = 1 << 17
@@ -63,7 +63,7 @@ def _adam_elements(
         theta[i] -= lr_t * mi / (np.sqrt(vi) + eps)
 
 
-@jit
+@jit_views
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     """SGD with (Nesterov) momentum, as scikit-learn's ``SGDOptimizer``::
 
@@ -74,7 +74,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     _sgd_elements(theta, grad, velocity, lr, momentum, nesterov)
 
 
-@jit
+@jit_views
 def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps):
     """Adam (Kingma & Ba), bias correction folded into ``lr_t``::
 
@@ -132,7 +132,7 @@ def sum_squares(x):
     return np.float64(s)
 
 
-@jit
+@jit_views
 def clip_by_norm(grad, max_norm):
     """Rescale ``grad`` (n,) in place so that ``||grad||_2 <= max_norm``; return the norm
     before clipping (float64). A non-finite norm is returned unchanged (no rescale)."""
@@ -163,7 +163,7 @@ def l2_blocks(ranges, start, stop, block=L2_BLOCK):
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-@jit
+@jit_views
 def _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts, l2):
     """The blocks of ``sgd_update_l2`` that start in part ``p`` of ``parts`` equal parts
     of theta (all of them for ``parts = 1``); ``l2`` is ``_l2_entry``'s."""
@@ -176,7 +176,7 @@ def _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq
         _sgd_elements(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
 
 
-@jit
+@jit_views
 def _adam_l2_part(
     theta,
     grad,

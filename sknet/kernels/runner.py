@@ -52,7 +52,7 @@ from numba.extending import intrinsic
 
 from .._config import _FLAGS, jit_parallel
 
-__all__ = ["call_entry", "entry", "inline", "internal", "run_blocks", "unpack"]
+__all__ = ["call_entry", "entry", "inline", "internal", "jit_views", "run_blocks", "unpack"]
 
 _PACK_BYTES = 4096  # room for a block's packed arguments
 
@@ -128,13 +128,16 @@ def _pack_into(typingctx, buf, args):
     return types.int64(buf, args), codegen
 
 
-def _jit_norc(func):
-    """``jit`` without numba's reference counting: for the entry points below, which make
-    no array (a little less code to compile per signature; the caller holds the arrays)."""
+def jit_views(func):
+    """``jit`` (a kernel with its Python entry) without numba's reference counting, for a
+    kernel that makes no array (views and scalars only) nor returns one: no
+    ``NRT_incref``/``NRT_decref`` around every view it makes, less code to compile
+    (measured ~0.03 s less per kernel: ``log_loss_softmax``, ``_adam_l2_part``); the
+    caller holds the arrays."""
     return numba.njit(_nrt=False, **_FLAGS)(func)
 
 
-@_jit_norc
+@jit_views
 def _pack(buf, args, address, key):
     """``_pack_into(buf, args)``: the block's arguments in a buffer, and their key; with
     ``address`` not 0 and ``key`` the arguments' key, also ``block(0, <buf>)`` for the
