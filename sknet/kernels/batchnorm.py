@@ -132,24 +132,22 @@ def batchnorm_cache(n_channels):
 
 
 @internal(fastmath=_REDUCE)
-def _row_sq_dev(x, mean):
-    """sum_t (x[t] - mean)^2 in float64. x (L,), mean float64."""
-    acc = 0.0
-    for t in range(x.shape[0]):
-        d = x[t] - mean
-        acc += d * d
-    return acc
-
-
-@internal(fastmath=_REDUCE)
-def _row_grad_sums(dy, x, mean):
-    """(sum_t dy[t], sum_t dy[t] * (x[t] - mean)) in float64. dy, x (L,), mean float64."""
+def _row_sums(dy, x, mean, grad):
+    """Row sums in float64 of dy, x (L,) and the float64 ``mean``: with ``grad``,
+    (sum_t dy[t], sum_t dy[t] * (x[t] - mean)); else (sum_t (x[t] - mean)^2, 0), dy
+    unused. One compiled function for the forward's and the backward's sums (each call
+    site passes a constant ``grad``: its loop alone remains once inlined)."""
     a = 0.0
     b = 0.0
-    for t in range(x.shape[0]):
-        g = np.float64(dy[t])
-        a += g
-        b += g * (x[t] - mean)
+    if grad:
+        for t in range(x.shape[0]):
+            g = np.float64(dy[t])
+            a += g
+            b += g * (x[t] - mean)
+    else:
+        for t in range(x.shape[0]):
+            d = x[t] - mean
+            a += d * d
     return a, b
 
 
@@ -184,7 +182,7 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
             sum_dy = 0.0
             sum_dy_dev = 0.0  # sum dY * (X - mean)
             for s in range(n):
-                a, b = _row_grad_sums(dY[s, c], X[s, c], mean)
+                a, b = _row_sums(dY[s, c], X[s, c], mean, True)
                 sum_dy += a
                 sum_dy_dev += b
             sum_dy_xhat = sum_dy_dev * inv_std
@@ -215,7 +213,7 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
             mean = acc / m
             sq = 0.0
             for s in range(n):
-                sq += _row_sq_dev(X[s, c], mean)
+                sq += _row_sums(X[s, c], X[s, c], mean, False)[0]
             var = sq / m
             inv_std = 1.0 / math.sqrt(var + eps)
             running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
