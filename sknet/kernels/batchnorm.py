@@ -172,7 +172,10 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
     inlining cost ~0.06 s of compile): a fit compiles one function and one entry wrapper
     per layout instead of two.
     """
-    if mode >= _BACKWARD:  # batchnorm_backward, one channel after the other
+    # (a run-time bool, not the constants True / False: a literal argument would compile
+    # _row_sums once for each)
+    backward = mode >= _BACKWARD
+    if backward:  # batchnorm_backward, one channel after the other
         dY, dgamma, dbeta, need_dx = Y, stats.mean, stats.var, mode == _BACKWARD_DX
         n, C, L = X.shape
         m = n * L
@@ -182,7 +185,7 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
             sum_dy = 0.0
             sum_dy_dev = 0.0  # sum dY * (X - mean)
             for s in range(n):
-                a, b = _row_sums(dY[s, c], X[s, c], mean, True)
+                a, b = _row_sums(dY[s, c], X[s, c], mean, backward)
                 sum_dy += a
                 sum_dy_dev += b
             sum_dy_xhat = sum_dy_dev * inv_std
@@ -213,7 +216,7 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
             mean = acc / m
             sq = 0.0
             for s in range(n):
-                sq += _row_sums(X[s, c], X[s, c], mean, False)[0]
+                sq += _row_sums(X[s, c], X[s, c], mean, backward)[0]
             var = sq / m
             inv_std = 1.0 / math.sqrt(var + eps)
             running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
