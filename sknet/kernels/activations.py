@@ -22,29 +22,31 @@ Python; kernels branch on the code (never receive a function).
 import numpy as np
 
 from .._config import jit
+from ._codes import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
+from .dense import activation_pass
 from .losses import log_loss_softmax
 
-IDENTITY = 0
-LOGISTIC = 1
-TANH = 2
-RELU = 3
-
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+__all__ = [
+    "ACTIVATIONS",
+    "IDENTITY",
+    "LOGISTIC",
+    "RELU",
+    "TANH",
+    "activation_backward",
+    "activation_forward",
+    "exp_forward",
+    "softmax_forward",
+]
 
 
 def activation_forward(z, code):
     """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
-    _dense.activation_pass(z, z, code, False)
+    activation_pass(z, z, code, False)
 
 
 def activation_backward(a, delta, code):
     """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
-    _dense.activation_pass(a, delta, code, True)
-
-
-# the loops are the dense block function's (``dense.activation_pass``: one compiled
-# function for the dense layers and every activation); dense imports this module's codes
-from . import dense as _dense  # noqa: E402
+    activation_pass(a, delta, code, True)
 
 
 def softmax_forward(z):
