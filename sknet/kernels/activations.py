@@ -2,9 +2,7 @@
 
 Every activation works on arrays of any rank through a flat 1-D view (the caller
 passes ``Z.reshape(-1)`` of a C-contiguous array), so dense (n, k), sequence
-(n, T, k) and image (n, C, H, W) activations share one compiled kernel per dtype: the
-dense layers' block function (``dense.activation_pass``), whose element-wise loops a
-network compiles anyway (one function less to compile than a kernel of their own).
+(n, T, k) and image (n, C, H, W) activations share one compiled kernel per dtype.
 
 Derivatives are written in terms of the activation's *output* ``a`` (as
 scikit-learn's ``inplace_*_derivative`` do), so the forward pass overwrites ``Z``
@@ -23,8 +21,8 @@ import numpy as np
 
 from .._config import jit
 from ._codes import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
-from .dense import activation_pass
 from .losses import log_loss_softmax
+from .runner import jit_views
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,14 +37,42 @@ __all__ = [
 ]
 
 
+@jit_views
+def _activation(a, delta, code, backward):
+    """Forward (``a = f(a)`` in place) or backward (``delta *= f'(a)`` in place): one
+    compiled kernel for both directions, without reference counting nor C wrapper
+    (``runner.jit_views``; compile time)."""
+    if backward:
+        if code == LOGISTIC:
+            for i in range(a.shape[0]):
+                delta[i] *= a[i] * (1.0 - a[i])
+        elif code == TANH:
+            for i in range(a.shape[0]):
+                delta[i] *= 1.0 - a[i] * a[i]
+        elif code == RELU:
+            for i in range(a.shape[0]):
+                if a[i] <= 0.0:
+                    delta[i] = 0.0
+    elif code == LOGISTIC:
+        for i in range(a.shape[0]):
+            a[i] = 1.0 / (1.0 + np.exp(-a[i]))
+    elif code == TANH:
+        for i in range(a.shape[0]):
+            a[i] = np.tanh(a[i])
+    elif code == RELU:
+        for i in range(a.shape[0]):
+            if a[i] < 0.0:
+                a[i] = 0.0
+
+
 def activation_forward(z, code):
     """Apply activation ``code`` in place to the 1-D array ``z`` (n,)."""
-    activation_pass(z, z, code, False)
+    _activation(z, z, code, False)
 
 
 def activation_backward(a, delta, code):
     """Multiply ``delta`` (n,) in place by the derivative at output ``a`` (n,)."""
-    activation_pass(a, delta, code, True)
+    _activation(a, delta, code, True)
 
 
 def softmax_forward(z):

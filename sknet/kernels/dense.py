@@ -110,28 +110,6 @@ def activation_backward_bias_grad(a, delta, code, db):
     run_blocks(_dense_blocks_block, args, 1, _check_types)
 
 
-def activation_pass(a, delta, code, backward):
-    """``a = f(a)`` in place (``backward`` false; ``delta`` unused, may be ``a``) or
-    ``delta *= f'(a)`` in place, f' expressed through the output ``a``: a, delta 1-D
-    C-contiguous arrays of one shape and dtype (``activations.activation_forward`` and
-    ``activation_backward``, any layer's flat activations).
-
-    Run by the dense block function (``ACTIVATION_FORWARD`` / ``ACTIVATION_BACKWARD``):
-    no kernel of its own to compile (~0.2 s of cold compile per family saved, ~1 us more
-    per call)."""
-    if not (
-        isinstance(a, np.ndarray)
-        and a.ndim == 1
-        and isinstance(delta, np.ndarray)
-        and delta.shape == a.shape
-    ):
-        raise TypeError("activation: a and delta must be 1-D ndarrays of one shape")
-    a2 = a.reshape(1, -1)
-    d2 = delta.reshape(1, -1)
-    task = ACTIVATION_BACKWARD if backward else ACTIVATION_FORWARD
-    run_blocks(_dense_blocks_block, (task, a2, a2, a, code, a2, d2, a2, a2, 1, 0), 1, _check_types)
-
-
 def _is_2d(x):
     return isinstance(x, np.ndarray) and x.ndim == 2
 
@@ -308,10 +286,6 @@ BIAS_GRAD = 4
 #: internal (``bias_activation_forward``): ``FORWARD``'s ``a = f(a + b)`` without the
 #: product, on all rows of ``a``
 BIAS_ACTIVATION = 8
-#: internal (``activation_pass``): ``a = f(a)``, or ``delta *= f'(a)``, on the flat
-#: arrays ``a[0]``, ``delta[0]`` (``a``, ``delta`` (1, N) views)
-ACTIVATION_FORWARD = 9
-ACTIVATION_BACKWARD = 10
 
 
 def n_blocks(task, n, d, k):
@@ -339,31 +313,6 @@ def _dense_blocks_block(p, packed, args_type):
     ``FORWARD``'s element-wise pass alone, for ``bias_activation_forward``.
     """
     task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
-    if task >= ACTIVATION_FORWARD:  # activation_pass: 1-D loops on the flat arrays
-        av = a[0]
-        dv = delta[0]
-        if task == ACTIVATION_BACKWARD:
-            if code == LOGISTIC:
-                for i in range(av.shape[0]):
-                    dv[i] *= av[i] * (1.0 - av[i])
-            elif code == TANH:
-                for i in range(av.shape[0]):
-                    dv[i] *= 1.0 - av[i] * av[i]
-            elif code == RELU:
-                for i in range(av.shape[0]):
-                    if av[i] <= 0.0:
-                        dv[i] = 0.0
-        elif code == LOGISTIC:
-            for i in range(av.shape[0]):
-                av[i] = 1.0 / (1.0 + np.exp(-av[i]))
-        elif code == TANH:
-            for i in range(av.shape[0]):
-                av[i] = np.tanh(av[i])
-        elif code == RELU:
-            for i in range(av.shape[0]):
-                if av[i] < 0.0:
-                    av[i] = 0.0
-        return
     product = task != BIAS_ACTIVATION
     if not product:
         task = FORWARD
