@@ -92,7 +92,7 @@ def _cache_dir():
 
     if not _config.CACHE:
         return None
-    path = getattr(dense.bias_activation_forward._cache, "cache_path", None)
+    path = getattr(dense.take_rows._cache, "cache_path", None)
     if path is None:
         return None
     try:

@@ -219,7 +219,7 @@ def cache_info():
     from . import _config
     from .kernels import dense
 
-    path = getattr(dense.bias_activation_forward._cache, "cache_path", None)
+    path = getattr(dense.take_rows._cache, "cache_path", None)
     info = {
         "enabled": bool(_config.CACHE) and path is not None,
         "path": path,

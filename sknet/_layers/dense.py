@@ -124,7 +124,9 @@ class Dense(Layer):
             dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
             dense_blocks(BIAS_GRAD + BACKWARD, X, W, db, self._code, A, dY, dW, dX)
             return dX
-        # dZ = dA * f'(A) in place, db = column sums of dZ
+        # dZ = dA * f'(A) in place, db = column sums of dZ (C-contiguous arrays: the
+        # dense block function's loops)
+        dY = np.ascontiguousarray(dY)
         activation_backward_bias_grad(ctx["A_out"], dY, self._code, grads["b"])
         grads["W"][...] = X.T @ dY
         if not need_dx:

@@ -20,20 +20,28 @@ Python; kernels branch on the code (never receive a function).
 import numpy as np
 
 from .._config import jit
+from ._codes import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
 from .losses import log_loss_softmax
+from .runner import jit_views
 
-IDENTITY = 0
-LOGISTIC = 1
-TANH = 2
-RELU = 3
+__all__ = [
+    "ACTIVATIONS",
+    "IDENTITY",
+    "LOGISTIC",
+    "RELU",
+    "TANH",
+    "activation_backward",
+    "activation_forward",
+    "exp_forward",
+    "softmax_forward",
+]
 
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
-
-@jit
+@jit_views
 def _activation(a, delta, code, backward):
     """Forward (``a = f(a)`` in place) or backward (``delta *= f'(a)`` in place): one
-    compiled kernel for both directions (compile time)."""
+    compiled kernel for both directions, without reference counting nor C wrapper
+    (``runner.jit_views``; compile time)."""
     if backward:
         if code == LOGISTIC:
             for i in range(a.shape[0]):

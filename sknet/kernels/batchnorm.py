@@ -68,14 +68,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sknet._config import jit
-
 from .blocks import row_sum
-from .runner import inline, internal
+from .runner import internal, jit_views
 
 #: ``jit_reduce``'s flags, for the row sums called only from the kernels (compiled
 #: without entry wrappers)
 _REDUCE = {"reassoc", "nsz"}
+
 
 # pass of the one kernel per layout (``_channels`` for L > 1, ``_dense`` for L = 1)
 _INFERENCE = 0
@@ -133,24 +132,22 @@ def batchnorm_cache(n_channels):
 
 
 @internal(fastmath=_REDUCE)
-def _row_sq_dev(x, mean):
-    """sum_t (x[t] - mean)^2 in float64. x (L,), mean float64."""
-    acc = 0.0
-    for t in range(x.shape[0]):
-        d = x[t] - mean
-        acc += d * d
-    return acc
-
-
-@internal(fastmath=_REDUCE)
-def _row_grad_sums(dy, x, mean):
-    """(sum_t dy[t], sum_t dy[t] * (x[t] - mean)) in float64. dy, x (L,), mean float64."""
+def _row_sums(dy, x, mean, grad):
+    """Row sums in float64 of dy, x (L,) and the float64 ``mean``: with ``grad``,
+    (sum_t dy[t], sum_t dy[t] * (x[t] - mean)); else (sum_t (x[t] - mean)^2, 0), dy
+    unused. One compiled function for the forward's and the backward's sums (each call
+    site passes a constant ``grad``: its loop alone remains once inlined)."""
     a = 0.0
     b = 0.0
-    for t in range(x.shape[0]):
-        g = np.float64(dy[t])
-        a += g
-        b += g * (x[t] - mean)
+    if grad:
+        for t in range(x.shape[0]):
+            g = np.float64(dy[t])
+            a += g
+            b += g * (x[t] - mean)
+    else:
+        for t in range(x.shape[0]):
+            d = x[t] - mean
+            a += d * d
     return a, b
 
 
@@ -160,7 +157,7 @@ def _row_grad_sums(dy, x, mean):
 # --------------------------------------------------------------------------------------
 
 
-@jit
+@jit_views
 def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
     """Every pass for L > 1 (one channel after the other); ``mode``:
 
@@ -171,22 +168,148 @@ def _channels(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
       ``stats`` the gradients as ``RunningStats(dgamma, dbeta)``, ``dX`` written with
       ``_BACKWARD_DX`` only (``beta``, ``momentum`` and ``eps`` unused).
 
-    One kernel for both directions (the passes inlined): a fit compiles one function
-    and one entry wrapper per layout instead of two.
+    One kernel for both directions (both passes written in it, not numba-inlined helpers:
+    inlining cost ~0.06 s of compile): a fit compiles one function and one entry wrapper
+    per layout instead of two.
     """
-    if mode >= _BACKWARD:
-        _backward_channels(X, Y, gamma, cache, stats.mean, stats.var, dX, mode == _BACKWARD_DX)
-    else:
-        _forward_channels(X, gamma, beta, stats, momentum, eps, mode == _TRAINING, Y, cache)
+    # (a run-time bool, not the constants True / False: a literal argument would compile
+    # _row_sums once for each)
+    backward = mode >= _BACKWARD
+    if backward:  # batchnorm_backward, one channel after the other
+        dY, dgamma, dbeta, need_dx = Y, stats.mean, stats.var, mode == _BACKWARD_DX
+        n, C, L = X.shape
+        m = n * L
+        for c in range(C):
+            mean = cache.mean[c]
+            inv_std = cache.inv_std[c]
+            sum_dy = 0.0
+            sum_dy_dev = 0.0  # sum dY * (X - mean)
+            for s in range(n):
+                a, b = _row_sums(dY[s, c], X[s, c], mean, backward)
+                sum_dy += a
+                sum_dy_dev += b
+            sum_dy_xhat = sum_dy_dev * inv_std
+            dgamma[c] = sum_dy_xhat
+            dbeta[c] = sum_dy
+            if need_dx:
+                k = np.float64(gamma[c]) * inv_std
+                mean_dy = sum_dy / m
+                mean_dy_xhat = sum_dy_xhat / m
+                for s in range(n):
+                    xr = X[s, c]
+                    gr = dY[s, c]
+                    dr = dX[s, c]
+                    for t in range(L):
+                        x_hat = (xr[t] - mean) * inv_std
+                        dr[t] = k * (gr[t] - mean_dy - x_hat * mean_dy_xhat)
+        return
+    # batchnorm_forward (training) or batchnorm_forward_inference, one channel after the
+    # other
+    running, training = stats, mode == _TRAINING
+    n, C, L = X.shape
+    m = n * L
+    for c in range(C):
+        if training:
+            acc = 0.0
+            for s in range(n):
+                acc += row_sum(X[s, c])
+            mean = acc / m
+            sq = 0.0
+            for s in range(n):
+                sq += _row_sums(X[s, c], X[s, c], mean, backward)[0]
+            var = sq / m
+            inv_std = 1.0 / math.sqrt(var + eps)
+            running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
+            running.var[c] = (1.0 - momentum) * running.var[c] + momentum * (sq / (m - 1))
+        else:
+            mean = np.float64(running.mean[c])
+            inv_std = 1.0 / math.sqrt(np.float64(running.var[c]) + eps)
+        cache.mean[c] = mean
+        cache.inv_std[c] = inv_std
+        g = np.float64(gamma[c])
+        b = np.float64(beta[c])
+        for s in range(n):
+            xr = X[s, c]
+            yr = Y[s, c]
+            for t in range(L):
+                yr[t] = g * ((xr[t] - mean) * inv_std) + b
 
 
-@jit
+@jit_views
 def _dense(mode, X, Y, dX, gamma, beta, stats, momentum, eps, cache):
     """``_channels`` for L = 1 (channels innermost: contiguous, vectorised)."""
-    if mode >= _BACKWARD:
-        _backward_dense(X, Y, gamma, cache, stats.mean, stats.var, dX, mode == _BACKWARD_DX)
+    if mode >= _BACKWARD:  # batchnorm_backward, accumulating in cache.work
+        dY, dgamma, dbeta, need_dx = Y, stats.mean, stats.var, mode == _BACKWARD_DX
+        n, C, _ = X.shape
+        X2 = X.reshape(n, C)
+        dY2 = dY.reshape(n, C)
+        mean = cache.mean
+        inv_std = cache.inv_std
+        sum_dy = cache.work[0]
+        sum_dy_dev = cache.work[1]  # sum dY * (X - mean), then sum dY * x_hat
+        sum_dy[:] = 0.0
+        sum_dy_dev[:] = 0.0
+        for s in range(n):
+            xs = X2[s]
+            gs = dY2[s]
+            for j in range(C):
+                gj = np.float64(gs[j])
+                sum_dy[j] += gj
+                sum_dy_dev[j] += gj * (xs[j] - mean[j])
+        for j in range(C):
+            sum_dy_dev[j] = sum_dy_dev[j] * inv_std[j]
+            dgamma[j] = sum_dy_dev[j]
+            dbeta[j] = sum_dy[j]
+        if need_dx:
+            dX2 = dX.reshape(n, C)
+            for s in range(n):
+                xs = X2[s]
+                gs = dY2[s]
+                ds = dX2[s]
+                for j in range(C):
+                    x_hat = (xs[j] - mean[j]) * inv_std[j]
+                    k = np.float64(gamma[j]) * inv_std[j]
+                    ds[j] = k * (gs[j] - sum_dy[j] / n - x_hat * (sum_dy_dev[j] / n))
+        return
+    # the forward passes (the sums run over the samples in order, as ``_channels``), with
+    # cache.mean and cache.inv_std as the per-channel accumulators (the sum, then the sum
+    # of squared deviations)
+    running, training = stats, mode == _TRAINING
+    n, C, _ = X.shape
+    X2 = X.reshape(n, C)
+    Y2 = Y.reshape(n, C)
+    mean = cache.mean
+    inv_std = cache.inv_std
+    run_mean = running.mean
+    run_var = running.var
+    if training:
+        mean[:] = 0.0
+        inv_std[:] = 0.0
+        for s in range(n):
+            xs = X2[s]
+            for j in range(C):
+                mean[j] += xs[j]
+        for j in range(C):
+            mean[j] = mean[j] / n
+        for s in range(n):
+            xs = X2[s]
+            for j in range(C):
+                d = xs[j] - mean[j]
+                inv_std[j] += d * d
+        for j in range(C):
+            sq = inv_std[j]
+            inv_std[j] = 1.0 / math.sqrt(sq / n + eps)
+            run_mean[j] = (1.0 - momentum) * run_mean[j] + momentum * mean[j]
+            run_var[j] = (1.0 - momentum) * run_var[j] + momentum * (sq / (n - 1))
     else:
-        _forward_dense(X, gamma, beta, stats, momentum, eps, mode == _TRAINING, Y, cache)
+        for j in range(C):
+            mean[j] = np.float64(run_mean[j])
+            inv_std[j] = 1.0 / math.sqrt(np.float64(run_var[j]) + eps)
+    for s in range(n):
+        xs = X2[s]
+        ys = Y2[s]
+        for j in range(C):
+            ys[j] = np.float64(gamma[j]) * ((xs[j] - mean[j]) * inv_std[j]) + np.float64(beta[j])
 
 
 def batchnorm_forward(X, gamma, beta, running, momentum, eps, Y, cache):
@@ -228,85 +351,6 @@ def batchnorm_forward_inference(X, gamma, beta, running, eps, Y, cache=None):
     kernel(_INFERENCE, X, Y, Y, gamma, beta, running, 0.0, float(eps), cache)
 
 
-@inline
-def _forward_channels(X, gamma, beta, running, momentum, eps, training, Y, cache):
-    """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
-    L > 1, one channel after the other."""
-    n, C, L = X.shape
-    m = n * L
-    for c in range(C):
-        if training:
-            acc = 0.0
-            for s in range(n):
-                acc += row_sum(X[s, c])
-            mean = acc / m
-            sq = 0.0
-            for s in range(n):
-                sq += _row_sq_dev(X[s, c], mean)
-            var = sq / m
-            inv_std = 1.0 / math.sqrt(var + eps)
-            running.mean[c] = (1.0 - momentum) * running.mean[c] + momentum * mean
-            running.var[c] = (1.0 - momentum) * running.var[c] + momentum * (sq / (m - 1))
-        else:
-            mean = np.float64(running.mean[c])
-            inv_std = 1.0 / math.sqrt(np.float64(running.var[c]) + eps)
-        cache.mean[c] = mean
-        cache.inv_std[c] = inv_std
-        g = np.float64(gamma[c])
-        b = np.float64(beta[c])
-        for s in range(n):
-            xr = X[s, c]
-            yr = Y[s, c]
-            for t in range(L):
-                yr[t] = g * ((xr[t] - mean) * inv_std) + b
-
-
-@inline
-def _forward_dense(X, gamma, beta, running, momentum, eps, training, Y, cache):
-    """:func:`batchnorm_forward` (``training``) or :func:`batchnorm_forward_inference` for
-    L = 1, channels innermost (contiguous, vectorised).
-
-    The same arithmetic per channel as :func:`_forward_channels` (the sums run over the
-    samples in order), with cache.mean and cache.inv_std as the per-channel accumulators
-    (the sum, then the sum of squared deviations).
-    """
-    n, C, _ = X.shape
-    X2 = X.reshape(n, C)
-    Y2 = Y.reshape(n, C)
-    mean = cache.mean
-    inv_std = cache.inv_std
-    run_mean = running.mean
-    run_var = running.var
-    if training:
-        mean[:] = 0.0
-        inv_std[:] = 0.0
-        for s in range(n):
-            xs = X2[s]
-            for j in range(C):
-                mean[j] += xs[j]
-        for j in range(C):
-            mean[j] = mean[j] / n
-        for s in range(n):
-            xs = X2[s]
-            for j in range(C):
-                d = xs[j] - mean[j]
-                inv_std[j] += d * d
-        for j in range(C):
-            sq = inv_std[j]
-            inv_std[j] = 1.0 / math.sqrt(sq / n + eps)
-            run_mean[j] = (1.0 - momentum) * run_mean[j] + momentum * mean[j]
-            run_var[j] = (1.0 - momentum) * run_var[j] + momentum * (sq / (n - 1))
-    else:
-        for j in range(C):
-            mean[j] = np.float64(run_mean[j])
-            inv_std[j] = 1.0 / math.sqrt(np.float64(run_var[j]) + eps)
-    for s in range(n):
-        xs = X2[s]
-        ys = Y2[s]
-        for j in range(C):
-            ys[j] = np.float64(gamma[j]) * ((xs[j] - mean[j]) * inv_std[j]) + np.float64(beta[j])
-
-
 def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     """Gradients of :func:`batchnorm_forward`: overwrite dgamma, dbeta and, if asked, dX.
 
@@ -324,69 +368,3 @@ def batchnorm_backward(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
     mode = _BACKWARD_DX if need_dx else _BACKWARD
     # the gradients travel in the running statistics' place (a RunningStats of them)
     kernel(mode, X, dY, dX, gamma, gamma, RunningStats(dgamma, dbeta), 0.0, 0.0, cache)
-
-
-@inline
-def _backward_channels(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
-    """:func:`batchnorm_backward` for L > 1, one channel after the other."""
-    n, C, L = X.shape
-    m = n * L
-    for c in range(C):
-        mean = cache.mean[c]
-        inv_std = cache.inv_std[c]
-        sum_dy = 0.0
-        sum_dy_dev = 0.0  # sum dY * (X - mean)
-        for s in range(n):
-            a, b = _row_grad_sums(dY[s, c], X[s, c], mean)
-            sum_dy += a
-            sum_dy_dev += b
-        sum_dy_xhat = sum_dy_dev * inv_std
-        dgamma[c] = sum_dy_xhat
-        dbeta[c] = sum_dy
-        if need_dx:
-            k = np.float64(gamma[c]) * inv_std
-            mean_dy = sum_dy / m
-            mean_dy_xhat = sum_dy_xhat / m
-            for s in range(n):
-                xr = X[s, c]
-                gr = dY[s, c]
-                dr = dX[s, c]
-                for t in range(L):
-                    x_hat = (xr[t] - mean) * inv_std
-                    dr[t] = k * (gr[t] - mean_dy - x_hat * mean_dy_xhat)
-
-
-@inline
-def _backward_dense(X, dY, gamma, cache, dgamma, dbeta, dX, need_dx):
-    """:func:`batchnorm_backward` for L = 1, channels innermost; the same arithmetic per
-    channel as :func:`_backward_channels`, accumulating in cache.work."""
-    n, C, _ = X.shape
-    X2 = X.reshape(n, C)
-    dY2 = dY.reshape(n, C)
-    mean = cache.mean
-    inv_std = cache.inv_std
-    sum_dy = cache.work[0]
-    sum_dy_dev = cache.work[1]  # sum dY * (X - mean), then sum dY * x_hat
-    sum_dy[:] = 0.0
-    sum_dy_dev[:] = 0.0
-    for s in range(n):
-        xs = X2[s]
-        gs = dY2[s]
-        for j in range(C):
-            gj = np.float64(gs[j])
-            sum_dy[j] += gj
-            sum_dy_dev[j] += gj * (xs[j] - mean[j])
-    for j in range(C):
-        sum_dy_dev[j] = sum_dy_dev[j] * inv_std[j]
-        dgamma[j] = sum_dy_dev[j]
-        dbeta[j] = sum_dy[j]
-    if need_dx:
-        dX2 = dX.reshape(n, C)
-        for s in range(n):
-            xs = X2[s]
-            gs = dY2[s]
-            ds = dX2[s]
-            for j in range(C):
-                x_hat = (xs[j] - mean[j]) * inv_std[j]
-                k = np.float64(gamma[j]) * inv_std[j]
-                ds[j] = k * (gs[j] - sum_dy[j] / n - x_hat * (sum_dy_dev[j] / n))

@@ -37,8 +37,10 @@ The ``?gemm`` called is that of the OpenBLAS NumPy's wheels bundle when there is
 (``_numpy_gemm``: faster on these shapes than scipy's copy, which numba's bridge
 calls; the same bits on the project machine), else scipy's. Sparse input keeps scipy's
 product and ``np.dot``, around the fused element-wise passes ``bias_activation_forward``
-and ``activation_backward_bias_grad``; dense input runs the same loops inside the block
-function (``FORWARD``, ``BIAS_GRAD``): a dense layer compiles one function.
+and ``activation_backward_bias_grad``, which are the block function's own loops
+(``FORWARD`` without its product, ``BIAS_GRAD``): a dense layer compiles one function,
+with one copy of each loop written in it (not numba-inlined helpers: inlining cost
+~0.08 s of typing passes and ~0.1 s more lowering, for the same code).
 """
 
 import ctypes
@@ -55,9 +57,9 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from .._config import jit
-from .activations import LOGISTIC, RELU, TANH
+from ._codes import LOGISTIC, RELU, TANH
 from .blas import _call_xxgemm
-from .runner import inline, internal, run_blocks, unpack
+from .runner import internal, run_blocks, unpack
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -81,65 +83,38 @@ BLOCK_MIN = 1 << 22
 TASKS_MIN = 1 << 20
 
 
-@inline
-def _bias_activation(z, b, code, lo, hi):
-    """``bias_activation_forward``'s loops on the rows ``[lo, hi)``, inlined into its
-    callers' code (the kernel and the dense block function: no separately compiled
-    callee)."""
-    k = z.shape[1]
-    if code == RELU:
-        for i in range(lo, hi):
-            for j in range(k):
-                v = z[i, j] + b[j]
-                z[i, j] = v if v > 0.0 else 0.0
-    elif code == TANH:
-        for i in range(lo, hi):
-            for j in range(k):
-                z[i, j] = np.tanh(z[i, j] + b[j])
-    elif code == LOGISTIC:
-        for i in range(lo, hi):
-            for j in range(k):
-                z[i, j] = 1.0 / (1.0 + np.exp(-(z[i, j] + b[j])))
-    else:
-        for i in range(lo, hi):
-            for j in range(k):
-                z[i, j] += b[j]
-
-
-@inline
-def _activation_backward_bias_grad(a, delta, code, db):
-    """``activation_backward_bias_grad``'s loops, inlined into its callers' code."""
-    n, k = a.shape
-    for j in range(k):
-        db[j] = 0.0
-    for i in range(n):
-        if code == RELU:
-            for j in range(k):
-                if a[i, j] <= 0.0:
-                    delta[i, j] = 0.0
-        elif code == TANH:
-            for j in range(k):
-                delta[i, j] *= 1.0 - a[i, j] * a[i, j]
-        elif code == LOGISTIC:
-            for j in range(k):
-                delta[i, j] *= a[i, j] * (1.0 - a[i, j])
-        for j in range(k):
-            db[j] += delta[i, j]
-
-
-@jit
 def bias_activation_forward(z, b, code):
-    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,)."""
-    _bias_activation(z, b, code, 0, z.shape[0])
+    """``z = f(z + b)`` in place. z (n, k) C-contiguous, b (k,) of z's dtype.
+
+    The loops of ``dense_blocks``' ``FORWARD`` task on the whole of ``z`` (the block
+    function's ``BIAS_ACTIVATION``): one compiled copy of them (sparse input's product is
+    scipy's, then this)."""
+    args = (BIAS_ACTIVATION, z, z, b, code, z, z, z, z, 1, 0)
+    if not (_is_2d(z) and getattr(b, "shape", None) == (z.shape[1],)):
+        _check_types(args)
+        raise ValueError(f"bias_activation_forward: b must have shape ({z.shape[1]},)")
+    run_blocks(_dense_blocks_block, args, 1, _check_types)
 
 
-@jit
 def activation_backward_bias_grad(a, delta, code, db):
     """``delta *= f'(a)`` in place, then ``db = sum_i delta_i``.
 
-    a, delta (n, k); db (k,) overwritten. f' is expressed through the output a.
-    """
-    _activation_backward_bias_grad(a, delta, code, db)
+    a, delta (n, k) C-contiguous; db (k,) overwritten. f' is expressed through the output
+    a. ``dense_blocks``' ``BIAS_GRAD`` task alone (one compiled copy of its loops)."""
+    args = (BIAS_GRAD, a, a, db, code, a, delta, a, a, 1, 0)
+    shape = getattr(a, "shape", None)
+    if not (
+        _is_2d(a)
+        and getattr(delta, "shape", None) == shape
+        and getattr(db, "shape", 0) == shape[1:]
+    ):
+        _check_types(args)
+        raise ValueError("activation_backward_bias_grad: delta must have a's shape, db (k,)")
+    run_blocks(_dense_blocks_block, args, 1, _check_types)
+
+
+def _is_2d(x):
+    return isinstance(x, np.ndarray) and x.ndim == 2
 
 
 @jit
@@ -311,6 +286,9 @@ BACKWARD = 3  # WEIGHT_GRAD and INPUT_GRAD, each whole: two blocks
 #: alone: ``delta *= f'(a)`` and ``b = sum_i delta_i`` (dA to dZ and db), one block;
 #: added to a backward task (``BIAS_GRAD + BACKWARD``): that first, then the task
 BIAS_GRAD = 4
+#: internal (``bias_activation_forward``): ``FORWARD``'s ``a = f(a + b)`` without the
+#: product, on all rows of ``a``
+BIAS_ACTIVATION = 8
 
 
 def n_blocks(task, n, d, k):
@@ -333,12 +311,31 @@ def _dense_blocks_block(p, packed, args_type):
     C arrays and element offsets (``_gemm_at``): no layout dispatch, no reshape or slice
     to compile. Row-major ``C = A B`` is column-major ``C^T = B^T A^T`` (see
     ``kernels.blas``). One call site of ``_gemm_at`` (compile time). The element-wise
-    passes are inlined here: a dense layer's whole step is this one compiled function,
-    without reference counting (it makes no array).
+    passes are written here: a dense layer's whole step is this one compiled function,
+    without reference counting (it makes no array). ``BIAS_ACTIVATION`` (one block):
+    ``FORWARD``'s element-wise pass alone, for ``bias_activation_forward``.
     """
     task, x, w, b, code, a, delta, dw, dx, nb, address = unpack(packed, args_type)
-    if task >= BIAS_GRAD:
-        _activation_backward_bias_grad(a, delta, code, b)
+    product = task != BIAS_ACTIVATION
+    if not product:
+        task = FORWARD
+    if task >= BIAS_GRAD:  # dZ = dA * f'(A) in place, db = column sums of dZ
+        n, k = a.shape
+        for j in range(k):
+            b[j] = 0.0
+        for i in range(n):
+            if code == RELU:
+                for j in range(k):
+                    if a[i, j] <= 0.0:
+                        delta[i, j] = 0.0
+            elif code == TANH:
+                for j in range(k):
+                    delta[i, j] *= 1.0 - a[i, j] * a[i, j]
+            elif code == LOGISTIC:
+                for j in range(k):
+                    delta[i, j] *= a[i, j] * (1.0 - a[i, j])
+            for j in range(k):
+                b[j] += delta[i, j]
         task -= BIAS_GRAD
         if task == FORWARD:  # BIAS_GRAD alone
             return
@@ -351,6 +348,8 @@ def _dense_blocks_block(p, packed, args_type):
         last = INPUT_GRAD if p == 1 or nb == 1 else WEIGHT_GRAD
         parts = 1
         p = 0
+    if not product:  # (BIAS_ACTIVATION: one block, all rows)
+        parts = 1
     N, T = 110, 116  # ord("n"), ord("t"): no string code to compile
     one = x.dtype.type(1.0)
     zero = x.dtype.type(0.0)
@@ -371,10 +370,28 @@ def _dense_blocks_block(p, packed, args_type):
         else:  # dx[lo:hi] = delta[lo:hi] w^T  <=>  dx^T = w delta^T
             ta, tb, mm, nn, kk, lda, ldb, ldc = T, N, d, hi - lo, k, k, k, d
             op_a, ia, op_b, ib, out, ic = w, 0, delta, lo * k, dx, lo * d
-        # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
-        _gemm_at(address, ta, tb, mm, nn, kk, one, op_a, ia, lda, op_b, ib, ldb, zero, out, ic, ldc)
-        if t == FORWARD:
-            _bias_activation(a, b, code, lo, hi)
+        if product:  # NumPy's OpenBLAS (``_numpy_gemm``), else scipy's
+            _gemm_at(
+                address, ta, tb, mm, nn, kk, one, op_a, ia, lda, op_b, ib, ldb, zero, out, ic, ldc
+            )
+        if t == FORWARD:  # a = f(a + b) on the rows [lo, hi)
+            if code == RELU:
+                for i in range(lo, hi):
+                    for j in range(k):
+                        v = a[i, j] + b[j]
+                        a[i, j] = v if v > 0.0 else 0.0
+            elif code == TANH:
+                for i in range(lo, hi):
+                    for j in range(k):
+                        a[i, j] = np.tanh(a[i, j] + b[j])
+            elif code == LOGISTIC:
+                for i in range(lo, hi):
+                    for j in range(k):
+                        a[i, j] = 1.0 / (1.0 + np.exp(-(a[i, j] + b[j])))
+            else:
+                for i in range(lo, hi):
+                    for j in range(k):
+                        a[i, j] += b[j]
 
 
 def dense_blocks(task, x, w, b, code, a, delta, dw, dx):

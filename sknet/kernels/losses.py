@@ -26,7 +26,7 @@ is finite and exact where a probability underflows.
 
 import numpy as np
 
-from .._config import jit
+from .runner import jit_views
 
 LOG_LOSS = 0
 BINARY_LOG_LOSS = 1
@@ -49,7 +49,7 @@ OUTPUT_ACTIVATIONS = {
 }
 
 
-@jit
+@jit_views
 def log_loss_softmax(z, y, sw, c, delta):
     """Softmax cross-entropy. z, y, delta (n, k); sw (n,). Returns sum_i sw_i l_i."""
     n, k = z.shape
@@ -77,7 +77,7 @@ def log_loss_softmax(z, y, sw, c, delta):
     return total
 
 
-@jit
+@jit_views
 def log_loss_logistic(z, y, sw, c, delta):
     """Independent logistic outputs (binary / multilabel). Shapes as ``log_loss_softmax``.
 
@@ -98,7 +98,7 @@ def log_loss_logistic(z, y, sw, c, delta):
     return total
 
 
-@jit
+@jit_views
 def squared_error_loss(z, y, sw, c, delta):
     """Half squared error averaged over the k outputs. Shapes as ``log_loss_softmax``."""
     n, k = z.shape
@@ -115,7 +115,7 @@ def squared_error_loss(z, y, sw, c, delta):
     return total
 
 
-@jit
+@jit_views
 def poisson_loss(z, y, sw, c, delta):
     """Half Poisson deviance with log link, mu = exp(z). Shapes as ``log_loss_softmax``.
 

@@ -24,9 +24,10 @@ kernel for both paths (compile time), the element loops inlined into it.
 
 import numba
 import numpy as np
+from numba import types
 
-from .._config import jit, jit_reduce
-from .runner import inline, internal, run_blocks, unpack
+from .._config import jit_reduce
+from .runner import call_entry, entry, inline, internal, jit_views, run_blocks, unpack
 
 PARALLEL_BLOCK = 1 << 15
 PARALLEL_MIN = 1 << 17
@@ -62,7 +63,7 @@ def _adam_elements(
         theta[i] -= lr_t * mi / (np.sqrt(vi) + eps)
 
 
-@jit
+@jit_views
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     """SGD with (Nesterov) momentum, as scikit-learn's ``SGDOptimizer``::
 
@@ -73,7 +74,7 @@ def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     _sgd_elements(theta, grad, velocity, lr, momentum, nesterov)
 
 
-@jit
+@jit_views
 def adam_update(theta, grad, m, v, lr_t, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, eps):
     """Adam (Kingma & Ba), bias correction folded into ``lr_t``::
 
@@ -103,6 +104,25 @@ def l2_penalty_grad(theta, grad, c):
     return np.float64(s)
 
 
+_L2_ENTRIES = {}
+
+
+def _l2_entry(dtype):
+    """``runner.entry`` of :func:`l2_penalty_grad` for 1-D C arrays of ``dtype``: the
+    fused updates call the penalty through it, so the fused and the unfused paths run one
+    compiled copy of its (reassociated, vectorised) sum. Linked into each update kernel
+    instead, the copy there was optimised again with the caller and could round the sum
+    differently; which copy ran then depended on the JIT's symbol resolution (the same
+    float64 Adam update gave a different last bit of a block's sum of squares in a
+    process that compiled it and in one that loaded it from the cache)."""
+    fn = _L2_ENTRIES.get(dtype)
+    if fn is None:
+        scalar = numba.from_dtype(dtype)
+        array = types.Array(scalar, 1, "C")
+        fn = _L2_ENTRIES[dtype] = entry(l2_penalty_grad, (array, array, scalar))
+    return fn
+
+
 @jit_reduce
 def sum_squares(x):
     """``sum(x ** 2)`` of a 1-D array (vectorised, accumulated in x's dtype)."""
@@ -112,7 +132,7 @@ def sum_squares(x):
     return np.float64(s)
 
 
-@jit
+@jit_views
 def clip_by_norm(grad, max_norm):
     """Rescale ``grad`` (n,) in place so that ``||grad||_2 <= max_norm``; return the norm
     before clipping (float64). A non-finite norm is returned unchanged (no rescale)."""
@@ -143,20 +163,20 @@ def l2_blocks(ranges, start, stop, block=L2_BLOCK):
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-@jit
-def _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts):
+@jit_views
+def _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts, l2):
     """The blocks of ``sgd_update_l2`` that start in part ``p`` of ``parts`` equal parts
-    of theta (all of them for ``parts = 1``)."""
+    of theta (all of them for ``parts = 1``); ``l2`` is ``_l2_entry``'s."""
     n = theta.shape[0]
     for k in range(blocks.shape[0]):
         lo, hi = blocks[k, 0], blocks[k, 1]
         if parts > 1 and (lo * parts) // n != p:
             continue
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        sumsq[k] = call_entry(l2, (theta[lo:hi], grad[lo:hi], c)) if blocks[k, 2] else 0.0
         _sgd_elements(theta[lo:hi], grad[lo:hi], velocity[lo:hi], lr, momentum, nesterov)
 
 
-@jit
+@jit_views
 def _adam_l2_part(
     theta,
     grad,
@@ -173,15 +193,16 @@ def _adam_l2_part(
     sumsq,
     p,
     parts,
+    l2,
 ):
     """The blocks of ``adam_update_l2`` that start in part ``p`` of ``parts`` equal parts
-    of theta (all of them for ``parts = 1``)."""
+    of theta (all of them for ``parts = 1``); ``l2`` is ``_l2_entry``'s."""
     n = theta.shape[0]
     for k in range(blocks.shape[0]):
         lo, hi = blocks[k, 0], blocks[k, 1]
         if parts > 1 and (lo * parts) // n != p:
             continue
-        sumsq[k] = l2_penalty_grad(theta[lo:hi], grad[lo:hi], c) if blocks[k, 2] else 0.0
+        sumsq[k] = call_entry(l2, (theta[lo:hi], grad[lo:hi], c)) if blocks[k, 2] else 0.0
         _adam_elements(
             theta[lo:hi],
             grad[lo:hi],
@@ -200,7 +221,8 @@ def sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sums
     """``sgd_update`` block by block, penalised blocks first getting ``grad += c theta``
     (``sumsq[k]`` receives block k's sum of squared weights, 0 if not penalised): the
     part function with one part (one compiled kernel for the serial and parallel paths)."""
-    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, 0, 1)
+    l2 = _l2_entry(theta.dtype)
+    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, 0, 1, l2)
 
 
 def adam_update_l2(
@@ -237,6 +259,7 @@ def adam_update_l2(
         sumsq,
         0,
         1,
+        _l2_entry(theta.dtype),
     )
 
 
@@ -244,17 +267,17 @@ def adam_update_l2(
 @internal
 def _sgd_l2_block(p, packed, args_type):
     """Part ``p`` of ``sgd_update_l2_parallel``: the blocks that start in it."""
-    theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, parts = unpack(
+    theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, parts, l2 = unpack(
         packed, args_type
     )
-    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts)
+    _sgd_l2_part(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq, p, parts, l2)
 
 
 @internal
 def _adam_l2_block(p, packed, args_type):
     """Part ``p`` of ``adam_update_l2_parallel``: the blocks that start in it."""
     args = unpack(packed, args_type)
-    _adam_l2_part(*args[:13], p, args[13])
+    _adam_l2_part(*args[:13], p, args[13], args[14])
 
 
 def _parts(blocks):
@@ -282,7 +305,7 @@ def sgd_update_l2_parallel(theta, grad, velocity, lr, momentum, nesterov, c, blo
     if parts <= 1:
         return sgd_update_l2(theta, grad, velocity, lr, momentum, nesterov, c, blocks, sumsq)
     args = (theta, grad, velocity, lr, momentum, bool(nesterov), c, blocks, sumsq, parts)
-    run_blocks(_sgd_l2_block, args, parts)
+    run_blocks(_sgd_l2_block, (*args, _l2_entry(theta.dtype)), parts)
 
 
 def adam_update_l2_parallel(
@@ -305,7 +328,7 @@ def adam_update_l2_parallel(
     parts = _parts(blocks)
     if parts <= 1:
         return adam_update_l2(*args, c, blocks, sumsq)
-    run_blocks(_adam_l2_block, (*args, c, blocks, sumsq, parts), parts)
+    run_blocks(_adam_l2_block, (*args, c, blocks, sumsq, parts, _l2_entry(theta.dtype)), parts)
 
 
 def sgd_update_parallel(theta, grad, velocity, lr, momentum, nesterov):

@@ -435,6 +435,44 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)
 
 
+def test_element_wise_passes_bad_input_and_large_arrays():
+    """``bias_activation_forward`` and ``activation_backward_bias_grad`` run the dense
+    block function's loops (its internal task 8 and ``BIAS_GRAD``): clear errors for bad
+    arguments, every row processed even for arrays a product would split in blocks, and
+    ``dense_blocks`` itself rejects the internal task."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 3))
+    with pytest.raises(ValueError, match=r"bias_activation_forward: b must have shape \(3,\)"):
+        bias_activation_forward(z, np.zeros(4), ACTIVATIONS["relu"])
+    with pytest.raises(TypeError, match="dense_blocks: b must be float32 or float64, as x"):
+        bias_activation_forward(z, np.zeros(3, np.float32), ACTIVATIONS["relu"])
+    with pytest.raises(ValueError, match="dense_blocks: x must be C-contiguous"):
+        bias_activation_forward(np.asfortranarray(z), np.zeros(3), ACTIVATIONS["relu"])
+    with pytest.raises(ValueError, match="activation_backward_bias_grad: delta must have"):
+        activation_backward_bias_grad(z, z[:4], ACTIVATIONS["tanh"], np.zeros(3))
+    with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
+        activation_backward_bias_grad(z, z.copy(), ACTIVATIONS["tanh"], [0.0, 0.0, 0.0])
+    with pytest.raises(TypeError, match="dense_blocks: x must be a 2-D ndarray"):
+        activation_backward_bias_grad(z.ravel(), z.ravel(), ACTIVATIONS["tanh"], np.zeros(3))
+    X, W, b, _ = _blocked_case(5, 4, 3, "relu", np.float64)
+    with pytest.raises(ValueError, match="dense_blocks: unknown task 8"):
+        dense_blocks(8, X, W, b, 0, z, z, W, X)
+    n, k = 1024, 128  # n k k >= BLOCK_MIN: a product of these shapes runs in 2 blocks
+    assert n * k * k >= BLOCK_MIN
+    for name in NAMES:
+        z = rng.normal(size=(n, k)).astype(np.float32)
+        b = rng.normal(size=k).astype(np.float32)
+        out = z.copy()
+        bias_activation_forward(out, b, ACTIVATIONS[name])
+        assert_allclose(out, ref.activation(name, z + b), rtol=1e-5, atol=1e-6)
+        a, g = out, rng.normal(size=(n, k)).astype(np.float32)
+        delta, db = g.copy(), np.full(k, np.nan, np.float32)
+        activation_backward_bias_grad(a, delta, ACTIVATIONS[name], db)
+        deriv = {"identity": 1.0, "logistic": a * (1 - a), "tanh": 1 - a * a, "relu": a > 0}
+        assert_allclose(delta, g * deriv[name], rtol=1e-5, atol=1e-6)
+        assert_allclose(db, delta.sum(axis=0, dtype=np.float64), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dense_blocks_scipy_blas_fallback(dtype, monkeypatch):
     """Without NumPy's bundled OpenBLAS (``_numpy_gemm`` 0) the block function calls

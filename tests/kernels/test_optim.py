@@ -1,5 +1,9 @@
 """Optimizer kernels and state holders against scikit-learn's SGD / Adam formulas."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -7,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer as SkAdam
 from sklearn.neural_network._stochastic_optimizers import SGDOptimizer as SkSGD
 
+from sknet import _config
 from sknet._solvers import AdamOptimizer, SGDOptimizer
 from sknet.kernels import optim
 from tests.kernels import reference_dense as ref
@@ -235,3 +240,60 @@ def test_fused_l2_updates_equal_penalty_then_update(solver, dtype, n_threads, rn
             sum(float((theta0[a:b].astype(np.float64) ** 2).sum()) for a, b in ranges),
             rel=1e-12 if dtype == np.float64 else 1e-5,
         )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_penalty_sums_are_l2_penalty_grad_bits(dtype):
+    """The fused updates (serial and parallel twins, Adam and SGD) call the one compiled
+    ``l2_penalty_grad`` (``optim._l2_entry``): each penalised block's sum of squares and
+    gradient are bit for bit those of ``l2_penalty_grad`` on that block, the unfused
+    path's (a copy linked into the update kernel could round the sum differently)."""
+    rng = np.random.default_rng(0)
+    n = 20000
+    blocks = optim.l2_blocks([(100, 9000), (12000, 15000)], 0, n)
+    theta = rng.normal(size=n).astype(dtype)
+    grad0 = rng.normal(size=n).astype(dtype)
+    c = dtype(1e-4)
+    expected, grads = [], grad0.copy()
+    for lo, hi, pen in blocks:
+        expected.append(optim.l2_penalty_grad(theta[lo:hi], grads[lo:hi], c) if pen else 0.0)
+    f = dtype
+    adam = (f(1e-3), f(0.9), f(0.1), f(0.999), f(0.001), f(1e-8))
+    for update, state in (
+        (optim.adam_update_l2, adam),
+        (optim.adam_update_l2_parallel, adam),
+        (optim.sgd_update_l2, (f(1e-2), f(0.9), True)),
+        (optim.sgd_update_l2_parallel, (f(1e-2), f(0.9), True)),
+    ):
+        th, g, sumsq = theta.copy(), grad0.copy(), np.empty(len(blocks))
+        moments = [np.zeros(n, dtype) for _ in range(2 if len(state) == 6 else 1)]
+        update(th, g, *moments, *state, c, blocks, sumsq)
+        assert_array_equal(sumsq, np.array(expected), err_msg=update.__name__)
+        assert_array_equal(g, grads, err_msg=update.__name__)
+
+
+_FUSED = """
+import numpy as np
+from sknet.kernels import optim
+n = 20000
+blocks = optim.l2_blocks([(100, 9000), (12000, 15000)], 0, n)
+rng = np.random.default_rng(0)
+for dt in (np.float32, np.float64):
+    theta, grad = rng.normal(size=n).astype(dt), rng.normal(size=n).astype(dt)
+    sumsq = np.empty(len(blocks))
+    state = [dt(v) for v in (1e-3, 0.9, 0.1, 0.999, 0.001, 1e-8, 1e-4)]
+    optim.adam_update_l2(theta, grad, np.zeros(n, dt), np.ones(n, dt), *state, blocks, sumsq)
+    print(*[float(s).hex() for s in sumsq])
+"""
+
+
+@pytest.mark.skipif(not _config.CACHE, reason="numba's on-disk cache is off")
+def test_fused_penalty_same_bits_compiled_and_loaded(tmp_path):
+    """A process that compiles the fused Adam update and one that loads it from the
+    cache get the same sums of squares (before ``optim._l2_entry``, the float64 one of
+    block [100, 4196) differed in its last bit: two copies of the penalty's sum)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    cmd = [sys.executable, "-c", _FUSED]
+    runs = [subprocess.run(cmd, env=env, capture_output=True, text=True, check=True) for _ in "ab"]
+    assert runs[0].stdout == runs[1].stdout
+    assert len(runs[0].stdout.split()) == 2 * 8
