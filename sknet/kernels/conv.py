@@ -423,34 +423,6 @@ def _col2im_group(dcols, col0, dst, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh
                                 dst[_u(rj + s)] += dcols[k, _u(dj + s)]
 
 
-@internal(refcounts=False)
-def _to_minor(X, s0, m, xt):
-    """xt[((c*H + y)*W + x)*m + s] = X[s0 + s, c, y, x] for s < m: a group's input in
-    the sample-minor layout :func:`_im2col_group` reads."""
-    C, H, W = X.shape[1], X.shape[2], X.shape[3]
-    r = 0
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                for s in range(m):
-                    xt[_u(r + s)] = X[_u(s0 + s), _u(c), _u(y), _u(x)]
-                r += m
-
-
-@internal(refcounts=False)
-def _from_minor(xt, s0, m, dX):
-    """dX[s0 + s, c, y, x] = xt[((c*H + y)*W + x)*m + s]: the inverse of
-    :func:`_to_minor`."""
-    C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    r = 0
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                for s in range(m):
-                    dX[_u(s0 + s), _u(c), _u(y), _u(x)] = xt[_u(r + s)]
-                r += m
-
-
 @internal(refcounts=False, fastmath={"contract"})
 def _mm(A, B, C3, s, N):
     """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N), K a multiple of 4 (the workspace
@@ -584,27 +556,6 @@ def _mm_nt(A, B, C, L, acc):
             for t in range(L):
                 c += A[ui, _u(t)] * B[uj, _u(t)]
             C[ui, uj] = c + C[ui, uj] if acc else c
-
-
-@internal(refcounts=False)
-def _copy_group(buf, Y3, s0, m, cs, cu, into_y):
-    """Y3[s0 + s, f, u] = buf[f, s*cs + u*cu] for the m samples of a group when
-    ``into_y`` (the forward product into Y), else the other way (dY gathered into buf):
-    (cs, cu) = (1, m) for sample-minor columns, (P, 1) for sample-major ones. (One
-    function for both directions and layouts: LLVM versions the loops for a unit stride
-    cu itself, and each function compiled costs ~0.25 CPU s.)"""
-    F, P = Y3.shape[1], Y3.shape[2]
-    for s in range(m):
-        us = _u(s0 + s)
-        for f in range(F):
-            uf = _u(f)
-            o = s * cs
-            if into_y:
-                for u in range(P):
-                    Y3[us, uf, _u(u)] = buf[uf, _u(o + u * cu)]
-            else:
-                for u in range(P):
-                    buf[uf, _u(o + u * cu)] = Y3[us, uf, _u(u)]
 
 
 # --------------------------------------------------------------------------------------
@@ -807,7 +758,7 @@ def _fill_w2t(Wt, W2T):
 SUM_AFTER, SUM_ONLY = 1, 2
 
 
-@internal
+@internal(refcounts=False)
 def _conv_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward` (``forward`` True) or :func:`conv2d_backward`:
     one block function for both passes, so that the code they share (im2col, the
@@ -862,8 +813,11 @@ def _conv_block(t, packed, args_type):
             else:
                 n_s, m_s, src, step, ccs, ccu = m, 1, Xf, CHW, P, 1
             if forward or not keep:  # (one call site: numba would inline a second copy)
-                if mi:
-                    _to_minor(X, g0, m, xt)
+                if mi:  # xt[((c*H + y)*W + x)*m + s] = X[g0 + s, c, y, x]
+                    for s in range(m):
+                        xo = (g0 + s) * CHW
+                        for r in range(CHW):
+                            xt[_u(r * m + s)] = Xf[_u(xo + r)]
                 base = 0 if mi else g0 * CHW
                 for s in range(n_s):
                     args_i = (src, base + s * step, m_s, C, H, W) + geom
@@ -876,11 +830,21 @@ def _conv_block(t, packed, args_type):
                 else:
                     dst, s_dst = out3, 0
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
-                if m > 1:
-                    _copy_group(out, Y3, g0, m, ccs, ccu, forward)
+                if m > 1:  # Y3[g0 + s, f, u] = out[f, s*ccs + u*ccu]
+                    for s in range(m):
+                        us = _u(g0 + s)
+                        for f in range(F):
+                            uf = _u(f)
+                            for u in range(P):
+                                Y3[us, uf, _u(u)] = out[uf, _u(s * ccs + u * ccu)]
             else:
                 dWc = dW_chunks[ch]
-                _copy_group(out, Y3, g0, m, ccs, ccu, forward)
+                for s in range(m):  # dY_g gathered: out[f, s*ccs + u*ccu] = dY3[g0 + s, f, u]
+                    us = _u(g0 + s)
+                    for f in range(F):
+                        uf = _u(f)
+                        for u in range(P):
+                            out[uf, _u(s * ccs + u * ccu)] = Y3[us, uf, _u(u)]
                 # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
@@ -891,8 +855,11 @@ def _conv_block(t, packed, args_type):
                     for s in range(n_s):
                         args_c = (cols, s * P, dst, base + s * step, m_s, C, H, W)
                         call_entry(col2im, args_c + geom + (Ho, Wo))
-                    if mi:
-                        _from_minor(xt, g0, m, dX)
+                    if mi:  # dX[g0 + s, c, y, x] = xt[((c*H + y)*W + x)*m + s]
+                        for s in range(m):
+                            xo = (g0 + s) * CHW
+                            for r in range(CHW):
+                                dXf[_u(xo + r)] = xt[_u(r * m + s)]
     if sums != 0:
         # [dW2.T; db] = sum over chunks in chunk order, in float64 from -0.0 (the
         # exact identity), as _sum_chunks; +0.0 for no chunk
