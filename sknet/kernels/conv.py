@@ -760,9 +760,7 @@ def _conv_block(t, packed, args_type):
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
     xt = xt_all[t]
-    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
     out = out_all[t]
-    out3 = out.reshape(1, out.shape[0], out.shape[1])  # C layout, as Y3
     n = X.shape[0]
     F = Y.shape[1]
     Ho, Wo = Y.shape[2], Y.shape[3]
@@ -803,7 +801,7 @@ def _conv_block(t, packed, args_type):
                 if m == 1:
                     dst, s_dst = Y3, g0
                 else:
-                    dst, s_dst = out3, 0
+                    dst, s_dst = out_all, t  # out[t] (C layout, as Y3)
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
                 if m > 1:  # Y3[g0 + s, f, u] = out[f, s*ccs + u*ccu]
                     for s in range(m):
@@ -824,7 +822,7 @@ def _conv_block(t, packed, args_type):
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
                     # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
-                    call_entry(mm, (Wm, out, cols3, np.int64(0), m * P))
+                    call_entry(mm, (Wm, out, cols_all, t, m * P))
                     dst = xt if mi else dXf
                     base = 0 if mi else g0 * CHW
                     for s in range(n_s):
