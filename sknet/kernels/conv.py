@@ -774,9 +774,9 @@ def _conv_block(t, packed, args_type):
     n_units = (n + unit - 1) // unit
     for ch in range(t, n_units if sums != SUM_ONLY else 0, n_slots):
         s0 = ch * unit
-        s1 = min(n, s0 + unit)
+        s1 = n if s0 + unit > n else s0 + unit  # (no min: one overload less to compile)
         for g0 in range(s0, s1, group):
-            m = min(group, s1 - g0)
+            m = group if s1 - g0 > group else s1 - g0
             cs = kept[g0 // group] if keep else cols
             # sample-minor columns (u*m + s) from xt, or sample-major ones (s*P + u),
             # sample by sample from X's own memory (the same for a group of one)
