@@ -315,40 +315,33 @@ _u = numba.uint64
 
 
 @internal(refcounts=False)
-def _valid_range(off, pw, sw, W, Wo):
-    """Output columns j in [j0, j1) whose input column x = j*sw + off - pw is in [0, W).
+def _cols(flat, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, col0, to_cols):
+    """im2col (``to_cols``) or its adjoint col2im, for m samples of a group (one function
+    for both: one compile, the same index arithmetic).
 
-    ``off`` is a kernel tap's offset q*dw. Also used for rows: _valid_range(p*dh, ph, sh,
-    H, Ho).
-    """
-    if off >= pw:
-        j0 = 0
-    else:
-        j0 = (pw - off + sw - 1) // sw  # ceil((pw - off) / sw)
-    t = W - 1 + pw - off
-    j1 = t // sw + 1 if t >= 0 else 0
-    if j1 > Wo:
-        j1 = Wo
-    if j0 > j1:
-        j0 = j1
-    return j0, j1
+    im2col overwrites columns col0 ... col0 + m*P - 1 of ``cols`` (K4, >= col0 + m*P)
+    with the im2col matrix of m samples, its columns position-major and sample-minor
+    (P = Ho*Wo), its row of ones and zero rows up to K4. The group's input is ``flat``
+    in the same sample-minor layout: value (c, y, x) of sample s at flat[base + ((c*H +
+    y)*W + x)*m + s] (X's own memory for m = 1)::
 
-
-@internal(refcounts=False)
-def _im2col_group(src, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, col0):
-    """Overwrite columns col0 ... col0 + m*P - 1 of ``cols`` (K4, >= col0 + m*P) with the
-    im2col matrix of m samples, its columns position-major and sample-minor (P = Ho*Wo), its
-    row of ones and zero rows up to K4. The group's input is ``src`` in the same
-    sample-minor layout: value (c, y, x) of sample s at src[base + ((c*H + y)*W + x)*m
-    + s] (X's own memory for m = 1)::
-
-        cols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s] = src[.. c, i*sh + p*dh - ph,
-                                                         j*sw + q*dw - pw, s ..],
+        cols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s] = flat[.. c, i*sh + p*dh - ph,
+                                                          j*sw + q*dw - pw, s ..],
         or 0 where that row or column is outside [0, H) x [0, W);
         cols[K, col0 ...] = 1; cols[K + 1 :, col0 ...] = 0.
 
-    Row by row (the tap (p, q) outer, its valid output range computed once); at stride 1
-    the columns of one output row are one contiguous run of (j1 - j0)*m values in both
+    col2im overwrites the group's m samples in ``flat`` (that layout) with the adjoint
+    applied to ``cols`` (dcols, from column col0)::
+
+        flat[.. c, y, x, s ..] = sum of dcols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s]
+                                 over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
+
+    added in the order of (p, q), whatever the layout (the same bits as sample by
+    sample).
+
+    Row by row (the tap (p, q) outer, its valid output rows [i0, i1) and columns
+    [j0, j1), those whose input row / column is inside X, computed once); at stride 1 the
+    columns of one output row are one contiguous run of (j1 - j0)*m values in both
     (8x8 digits network's second layer, 4 x 4 maps, groups of 16: ~8x faster than the
     sample-major layout's runs of at most Wo values, transposition included).
     """
@@ -356,99 +349,55 @@ def _im2col_group(src, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
     N = m * P
     zero = cols.dtype.type(0)
     K = C * kh * kw
-    for t in range(col0, col0 + N):  # the row of ones, the bias's
-        cols[_u(K), _u(t)] = 1
-    for k in range(K + 1, cols.shape[0]):  # padding rows (dcols may have left values)
-        for t in range(col0, col0 + N):
-            cols[_u(k), _u(t)] = zero
+    if to_cols:
+        for t in range(col0, col0 + N):  # the row of ones, the bias's
+            cols[_u(K), _u(t)] = 1
+        for k in range(K + 1, cols.shape[0]):  # padding rows (dcols may have left values)
+            for t in range(col0, col0 + N):
+                cols[_u(k), _u(t)] = zero
+    else:
+        for t in range(C * H * W * m):
+            flat[_u(base + t)] = zero
     for p in range(kh):
-        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
+        # output rows i whose input row i*sh + p*dh - ph is in [0, H)
+        y0 = p * dh - ph
+        i0 = 0 if y0 >= 0 else (sh - 1 - y0) // sh  # ceil(-y0 / sh)
+        i1 = (H - 1 - y0) // sh + 1 if H - 1 - y0 >= 0 else 0
+        i1 = Ho if i1 > Ho else i1
+        i0 = i1 if i0 > i1 else i0
         for q in range(kw):
-            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-            padded = i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo
             x0 = q * dw - pw
+            j0 = 0 if x0 >= 0 else (sw - 1 - x0) // sw
+            j1 = (W - 1 - x0) // sw + 1 if W - 1 - x0 >= 0 else 0
+            j1 = Wo if j1 > Wo else j1
+            j0 = j1 if j0 > j1 else j0
+            padded = i0 > 0 or i1 < Ho or j0 > 0 or j1 < Wo
             run = (j1 - j0) * m
             for c in range(C):
                 k = _u((c * kh + p) * kw + q)
-                if padded:  # zero first
+                if to_cols and padded:  # zero first
                     for t in range(col0, col0 + N):
                         cols[k, _u(t)] = zero
                 for i in range(i0, i1):
                     d = col0 + (i * Wo + j0) * m
-                    r = base + ((c * H + i * sh + p * dh - ph) * W + j0 * sw + x0) * m
+                    r = base + ((c * H + i * sh + y0) * W + j0 * sw + x0) * m
                     if sw == 1:
-                        for t in range(run):
-                            cols[k, _u(d + t)] = src[_u(r + t)]
+                        if to_cols:
+                            for t in range(run):
+                                cols[k, _u(d + t)] = flat[_u(r + t)]
+                        else:
+                            for t in range(run):
+                                flat[_u(r + t)] += cols[k, _u(d + t)]
                     else:
                         for j in range(j1 - j0):
                             dj = d + j * m
                             rj = r + j * sw * m
-                            for s in range(m):
-                                cols[k, _u(dj + s)] = src[_u(rj + s)]
-
-
-@internal(refcounts=False)
-def _col2im_group(dcols, col0, dst, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo):
-    """Overwrite the group's m samples in ``dst`` (the layout of :func:`_im2col_group`'s
-    ``src``: dst[base + ((c*H + y)*W + x)*m + s]) with the adjoint of
-    :func:`_im2col_group` applied to ``dcols`` (from column col0)::
-
-        dst[.. c, y, x, s ..] = sum of dcols[(c*kh + p)*kw + q, col0 + (i*Wo + j)*m + s]
-                                over i*sh + p*dh - ph = y, j*sw + q*dw - pw = x,
-
-    added in the order of (p, q), whatever the layout (the same bits as sample by
-    sample).
-    """
-    for t in range(C * H * W * m):
-        dst[_u(base + t)] = 0
-    for p in range(kh):
-        i0, i1 = _valid_range(p * dh, ph, sh, H, Ho)
-        for q in range(kw):
-            j0, j1 = _valid_range(q * dw, pw, sw, W, Wo)
-            x0 = q * dw - pw
-            run = (j1 - j0) * m
-            for c in range(C):
-                k = _u((c * kh + p) * kw + q)
-                for i in range(i0, i1):
-                    d = col0 + (i * Wo + j0) * m
-                    r = base + ((c * H + i * sh + p * dh - ph) * W + j0 * sw + x0) * m
-                    if sw == 1:
-                        for t in range(run):
-                            dst[_u(r + t)] += dcols[k, _u(d + t)]
-                    else:
-                        for j in range(j1 - j0):
-                            dj = d + j * m
-                            rj = r + j * sw * m
-                            for s in range(m):
-                                dst[_u(rj + s)] += dcols[k, _u(dj + s)]
-
-
-@internal(refcounts=False)
-def _to_minor(X, s0, m, xt):
-    """xt[((c*H + y)*W + x)*m + s] = X[s0 + s, c, y, x] for s < m: a group's input in
-    the sample-minor layout :func:`_im2col_group` reads."""
-    C, H, W = X.shape[1], X.shape[2], X.shape[3]
-    r = 0
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                for s in range(m):
-                    xt[_u(r + s)] = X[_u(s0 + s), _u(c), _u(y), _u(x)]
-                r += m
-
-
-@internal(refcounts=False)
-def _from_minor(xt, s0, m, dX):
-    """dX[s0 + s, c, y, x] = xt[((c*H + y)*W + x)*m + s]: the inverse of
-    :func:`_to_minor`."""
-    C, H, W = dX.shape[1], dX.shape[2], dX.shape[3]
-    r = 0
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
-                for s in range(m):
-                    dX[_u(s0 + s), _u(c), _u(y), _u(x)] = xt[_u(r + s)]
-                r += m
+                            if to_cols:
+                                for s in range(m):
+                                    cols[k, _u(dj + s)] = flat[_u(rj + s)]
+                            else:
+                                for s in range(m):
+                                    flat[_u(rj + s)] += cols[k, _u(dj + s)]
 
 
 @internal(refcounts=False, fastmath={"contract"})
@@ -586,27 +535,6 @@ def _mm_nt(A, B, C, L, acc):
             C[ui, uj] = c + C[ui, uj] if acc else c
 
 
-@internal(refcounts=False)
-def _copy_group(buf, Y3, s0, m, cs, cu, into_y):
-    """Y3[s0 + s, f, u] = buf[f, s*cs + u*cu] for the m samples of a group when
-    ``into_y`` (the forward product into Y), else the other way (dY gathered into buf):
-    (cs, cu) = (1, m) for sample-minor columns, (P, 1) for sample-major ones. (One
-    function for both directions and layouts: LLVM versions the loops for a unit stride
-    cu itself, and each function compiled costs ~0.25 CPU s.)"""
-    F, P = Y3.shape[1], Y3.shape[2]
-    for s in range(m):
-        us = _u(s0 + s)
-        for f in range(F):
-            uf = _u(f)
-            o = s * cs
-            if into_y:
-                for u in range(P):
-                    Y3[us, uf, _u(u)] = buf[uf, _u(o + u * cu)]
-            else:
-                for u in range(P):
-                    buf[uf, _u(o + u * cu)] = Y3[us, uf, _u(u)]
-
-
 # --------------------------------------------------------------------------------------
 # conv2d
 # --------------------------------------------------------------------------------------
@@ -615,16 +543,15 @@ def _copy_group(buf, Y3, s0, m, cs, cu, into_y):
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-_NO_PRODUCTS = ((0, 0),) * 4  # for arguments the type checks reject
+_NO_PRODUCTS = ((0, 0),) * 3  # for arguments the type checks reject
 _PRODUCTS = {}  # dtype -> entries of _mm and _mm_nt
 
 
 def _products(dtype):
-    """The entries (``runner.entry``) of ``_mm``, ``_mm_nt``, ``_im2col_group`` and
-    ``_col2im_group`` for arrays of ``dtype``, as the block functions call them
-    (C-contiguous views of the workspace, X, Y and dY). (Called through their entries,
-    im2col and col2im are not optimised again inside the block: ~0.4 CPU s less cold
-    compile.)"""
+    """The entries (``runner.entry``) of ``_mm``, ``_mm_nt`` and ``_cols`` (im2col and
+    col2im) for arrays of ``dtype``, as the block functions call them (C-contiguous views
+    of the workspace, X, Y and dY). (Called through their entries, they are not optimised
+    again inside the block: ~0.4 CPU s less cold compile for im2col and col2im.)"""
     found = _PRODUCTS.get(dtype)
     if found is None:
         if dtype not in _DTYPES:
@@ -635,9 +562,8 @@ def _products(dtype):
         mm = entry(_mm, (a2, a2, a3, i64, i64))
         mm_nt = entry(_mm_nt, (a2, a2, a2, i64, b1))
         a1 = numba.types.Array(nb, 1, "C")
-        im2col = entry(_im2col_group, (a1,) + (i64,) * 15 + (a2, i64))
-        col2im = entry(_col2im_group, (a2, i64, a1) + (i64,) * 15)
-        found = _PRODUCTS[dtype] = (mm, mm_nt, im2col, col2im)
+        cols = entry(_cols, (a1,) + (i64,) * 15 + (a2, i64, b1))
+        found = _PRODUCTS[dtype] = (mm, mm_nt, cols)
     return found
 
 
@@ -807,7 +733,7 @@ def _fill_w2t(Wt, W2T):
 SUM_AFTER, SUM_ONLY = 1, 2
 
 
-@internal
+@internal(refcounts=False)
 def _conv_block(t, packed, args_type):
     """Slot t of :func:`conv2d_forward` (``forward`` True) or :func:`conv2d_backward`:
     one block function for both passes, so that the code they share (im2col, the
@@ -828,15 +754,13 @@ def _conv_block(t, packed, args_type):
     """
     args = unpack(packed, args_type)
     X, Wm, Y, geom, dX, need_dx, cols_all, out_all, kept, keep = args[:10]
-    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt, im2col, col2im) = args[10:16]
+    dW_chunks, chunk, group, minor, xt_all, (mm, mm_nt, im2col) = args[10:16]
     forward, sums, W2, db = args[16:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
     cols = cols_all[t]
     xt = xt_all[t]
-    cols3 = cols.reshape(1, cols.shape[0], cols.shape[1])
     out = out_all[t]
-    out3 = out.reshape(1, out.shape[0], out.shape[1])  # C layout, as Y3
     n = X.shape[0]
     F = Y.shape[1]
     Ho, Wo = Y.shape[2], Y.shape[3]
@@ -850,9 +774,9 @@ def _conv_block(t, packed, args_type):
     n_units = (n + unit - 1) // unit
     for ch in range(t, n_units if sums != SUM_ONLY else 0, n_slots):
         s0 = ch * unit
-        s1 = min(n, s0 + unit)
+        s1 = n if s0 + unit > n else s0 + unit  # (no min: one overload less to compile)
         for g0 in range(s0, s1, group):
-            m = min(group, s1 - g0)
+            m = group if s1 - g0 > group else s1 - g0
             cs = kept[g0 // group] if keep else cols
             # sample-minor columns (u*m + s) from xt, or sample-major ones (s*P + u),
             # sample by sample from X's own memory (the same for a group of one)
@@ -862,37 +786,53 @@ def _conv_block(t, packed, args_type):
             else:
                 n_s, m_s, src, step, ccs, ccu = m, 1, Xf, CHW, P, 1
             if forward or not keep:  # (one call site: numba would inline a second copy)
-                if mi:
-                    _to_minor(X, g0, m, xt)
+                if mi:  # xt[((c*H + y)*W + x)*m + s] = X[g0 + s, c, y, x]
+                    for s in range(m):
+                        xo = (g0 + s) * CHW
+                        for r in range(CHW):
+                            xt[_u(r * m + s)] = Xf[_u(xo + r)]
                 base = 0 if mi else g0 * CHW
                 for s in range(n_s):
                     args_i = (src, base + s * step, m_s, C, H, W) + geom
-                    call_entry(im2col, args_i + (Ho, Wo, cs, s * P))
+                    call_entry(im2col, args_i + (Ho, Wo, cs, s * P, True))
             if forward:
                 # Y[g0 + i, f, u] = sum_k W2[f, k] cs[k, i*P + u] + b[f] * 1, straight
                 # into Y for a group of one
                 if m == 1:
                     dst, s_dst = Y3, g0
                 else:
-                    dst, s_dst = out3, 0
+                    dst, s_dst = out_all, t  # out[t] (C layout, as Y3)
                 call_entry(mm, (Wm, cs, dst, s_dst, m * P))
-                if m > 1:
-                    _copy_group(out, Y3, g0, m, ccs, ccu, forward)
+                if m > 1:  # Y3[g0 + s, f, u] = out[f, s*ccs + u*ccu]
+                    for s in range(m):
+                        us = _u(g0 + s)
+                        for f in range(F):
+                            uf = _u(f)
+                            for u in range(P):
+                                Y3[us, uf, _u(u)] = out[uf, _u(s * ccs + u * ccu)]
             else:
                 dWc = dW_chunks[ch]
-                _copy_group(out, Y3, g0, m, ccs, ccu, forward)
+                for s in range(m):  # dY_g gathered: out[f, s*ccs + u*ccu] = dY3[g0 + s, f, u]
+                    us = _u(g0 + s)
+                    for f in range(F):
+                        uf = _u(f)
+                        for u in range(P):
+                            out[uf, _u(s * ccs + u * ccu)] = Y3[us, uf, _u(u)]
                 # dWc[k, f] (+)= sum_u cs[k, u] dY_g[f, u], dY_g = out[:, :m*P]
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
                     # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
-                    call_entry(mm, (Wm, out, cols3, np.int64(0), m * P))
+                    call_entry(mm, (Wm, out, cols_all, t, m * P))
                     dst = xt if mi else dXf
                     base = 0 if mi else g0 * CHW
                     for s in range(n_s):
-                        args_c = (cols, s * P, dst, base + s * step, m_s, C, H, W)
-                        call_entry(col2im, args_c + geom + (Ho, Wo))
-                    if mi:
-                        _from_minor(xt, g0, m, dX)
+                        args_c = (dst, base + s * step, m_s, C, H, W) + geom
+                        call_entry(im2col, args_c + (Ho, Wo, cols, s * P, False))
+                    if mi:  # dX[g0 + s, c, y, x] = xt[((c*H + y)*W + x)*m + s]
+                        for s in range(m):
+                            xo = (g0 + s) * CHW
+                            for r in range(CHW):
+                                dXf[_u(xo + r)] = xt[_u(r * m + s)]
     if sums != 0:
         # [dW2.T; db] = sum over chunks in chunk order, in float64 from -0.0 (the
         # exact identity), as _sum_chunks; +0.0 for no chunk
