@@ -21,8 +21,11 @@ the convolution and pooling kernels per dtype (a fresh process with an empty
 ``NUMBA_CACHE_DIR``) next to the time to load them from a warm cache.
 
 PyTorch is timed twice and its faster time is the peer's figure: in this process, where
-OpenMP waits passively (as sknet sets on import), and in a fresh process with
-``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default. Both are printed.
+OpenMP waits passively (as sknet set on import before 0.2), and in a fresh process with
+``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default. Both are printed. sknet is timed in a
+fresh process of its own (``--sknet-peer``) started with the environment this script was
+started with: passive waiting makes every one of sknet's parallel regions wake its
+threads, which a user's process does not pay (``OMP_WAIT_POLICY`` unset).
 
 Usage::
 
@@ -42,9 +45,12 @@ import warnings
 import numpy as np
 
 warnings.filterwarnings("ignore")
+# the environment as started, for the --sknet-peer subprocesses
+_START_ENV = dict(os.environ)
 # passive OpenMP waiting in this process, for PyTorch too (set before it loads OpenMP);
 # the --torch-peer subprocess times PyTorch with ACTIVE, its own default
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "--sknet-peer" not in sys.argv:  # the sknet peer keeps the environment as started
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import torch
@@ -191,19 +197,44 @@ def torch_runner(X, y, job, alpha=1e-4):
 
 
 def measure(X, y, job, numba_threads, blas_threads, torch_threads, epochs, repeats):
-    """Median seconds per epoch of sknet and PyTorch, runs alternating."""
-    numba.set_num_threads(numba_threads)
+    """Median seconds per epoch of sknet (a fresh ``--sknet-peer`` process) and of
+    PyTorch (this process), runs alternating."""
     if torch is not None:
         torch.set_num_threads(torch_threads)
-    with threadpool_limits(blas_threads):
-        me_run = sknet_runner(X, y, job)
+    me, tt = [], []
+    with threadpool_limits(torch_threads):
         tt_run = torch_runner(X, y, job) if torch is not None else None
-        me, tt = [], []
         for _ in range(repeats):
-            me.append(me_run(epochs))
+            spec = (JOBS.index(job), numba_threads, blas_threads, epochs, 1)
+            me.append(_peer("--sknet-peer", spec, _START_ENV)[0])
             if tt_run is not None:
                 tt.append(tt_run(epochs))
     return float(np.median(me)), float(np.median(tt)) if tt else float("nan")
+
+
+def _peer(flag, spec, env):
+    """The numbers printed by ``python this_script flag spec`` in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, __file__, flag, ",".join(str(v) for v in spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [float(v) for v in out.split()]
+
+
+def sknet_peer_main(spec):
+    """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch
+    (median of ``repeats`` fits after a warm-up)."""
+    job_index, numba_threads, blas_threads, epochs, repeats = (int(v) for v in spec.split(","))
+    rng = np.random.default_rng(0)
+    data = [load_images(job[1], rng) for job in JOBS]  # same draws as the main process
+    X, y, _ = data[job_index]
+    numba.set_num_threads(numba_threads)
+    with threadpool_limits(blas_threads):
+        run = sknet_runner(X, y, JOBS[job_index])
+        print(float(np.median([run(epochs) for _ in range(repeats)])))
 
 
 def torch_peer_main(spec):
@@ -274,9 +305,12 @@ def main():
     parser.add_argument("--jobs", default="lenet,digits", help="'lenet', 'digits' or both")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile timing")
     parser.add_argument("--torch-peer", help=argparse.SUPPRESS)
+    parser.add_argument("--sknet-peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_peer:
         return torch_peer_main(args.torch_peer)
+    if args.sknet_peer:
+        return sknet_peer_main(args.sknet_peer)
     epochs, repeats = (1, 3) if args.quick else (2, 3)
     jobs = [j for j, key in zip(JOBS, ("lenet", "digits")) if key in args.jobs]
     n_cpu = len(os.sched_getaffinity(0))
@@ -289,7 +323,8 @@ def main():
     print(f"# sknet ConvNet benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {n_cpu} cores, {load()}")
     print(
         f"# float32, Adam, batch {BATCH}, {N_IMAGES} images; median of {repeats} runs of "
-        f"{epochs} epoch(s), sknet and torch alternating"
+        f"{epochs} epoch(s), sknet (fresh processes, OMP_WAIT_POLICY as started) and torch "
+        "alternating"
     )
     print(
         f"# torch: {torch.__version__ if torch is not None else 'not installed'}, "

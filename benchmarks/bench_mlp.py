@@ -47,7 +47,8 @@ warnings.filterwarnings("ignore")
 _START_ENV = dict(os.environ)
 # passive OpenMP waiting in this process, for PyTorch too (set before it loads OpenMP);
 # the --torch-peer subprocess times PyTorch with ACTIVE, its own default
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "--sknet-peer" not in sys.argv:  # the sknet peer keeps the environment as started
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import torch
