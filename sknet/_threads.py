@@ -205,7 +205,9 @@ class _ThreadPlan:
     numba count, and a one-thread BLAS limit while it runs on one thread.
 
     With ``adaptive``, the training steps are timed in windows (at least ``MIN_STEPS``
-    steps and ``MIN_SECONDS``; the first step after a change of thread count is not
+    steps and ``MIN_SECONDS``, or any steps adding up to ``LONG_WINDOW``: a fit of a few
+    long steps, e.g. a 1-D convolution network on long series, would otherwise spend
+    most of them choosing; the first step after a change of thread count is not
     counted: it pays the change, e.g. waking or launching the threads) and their cost per
     sample (the median over the window's steps, so that one slow step does not decide)
     compared: one window on one
@@ -217,6 +219,8 @@ class _ThreadPlan:
 
     MIN_STEPS = 3
     MIN_SECONDS = 0.01
+    #: a window of fewer steps closes once they add up to this many seconds
+    LONG_WINDOW = 0.2
     #: steps run before timing starts (compiling or loading kernels, first allocations)
     WARM_STEPS = 2
     SLOWDOWN = 1.5
@@ -280,7 +284,9 @@ class _ThreadPlan:
         window[0] += seconds
         window[1] += n_samples
         window[2].append(seconds / max(n_samples, 1))
-        if len(window[2]) < self.MIN_STEPS or window[0] < self.MIN_SECONDS:
+        if window[0] < self.LONG_WINDOW and (
+            len(window[2]) < self.MIN_STEPS or window[0] < self.MIN_SECONDS
+        ):
             return
         spent, cost = window[0], float(np.median(window[2]))
         self._window = [0.0, 0, []]

@@ -200,6 +200,28 @@ def test_timed_choice_ignores_the_switch_and_one_slow_step(monkeypatch, restore_
 
 
 @TWO
+def test_long_steps_choose_within_a_few_steps(monkeypatch, restore_threads):
+    """Steps of 0.3 s (a 1-D convolution network on 500-step series, batch 64): steps
+    adding up to ``LONG_WINDOW`` are a window, so a fit of 8 steps runs most of them on
+    the faster count instead of spending 2 + 3 + 1 + 3 steps choosing."""
+    clock = _Clock()
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    numba.set_num_threads(2)
+    with _threads._ThreadPlan(2, adaptive=True) as plan:
+        counts = []
+        for _ in range(8):
+            counts.append(plan.n)
+            clock.t += 0.3 / plan.n
+            plan.step_done(64)
+        # 2 steps before timing, 1 timed on one thread, then two threads
+        assert counts == [1, 1, 1, 2, 2, 2, 2, 2]
+        assert plan.n == 2 and plan.history == [1, 2]
+    with _threads._ThreadPlan(2, adaptive=True) as plan:  # two threads slower: back to one
+        _drive(plan, clock, lambda n: 0.03 if n == 1 else 0.05, 8)
+        assert plan.n == 1 and plan.history == [1, 2, 1]
+
+
+@TWO
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_switching_threads_during_a_fit_does_not_change_results(monkeypatch, restore_threads):
     """The plan may change the thread count between any two steps."""
