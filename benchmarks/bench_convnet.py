@@ -224,13 +224,18 @@ def _peer(flag, spec, env):
     return [float(v) for v in out.split()]
 
 
+def _peer_data(job_index):
+    """The images and labels of job ``job_index``, the same draws as the main process."""
+    rng = np.random.default_rng(0)
+    data = [load_images(job[1], rng) for job in JOBS]
+    return data[job_index][:2]
+
+
 def sknet_peer_main(spec):
     """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch
     (median of ``repeats`` fits after a warm-up)."""
     job_index, numba_threads, blas_threads, epochs, repeats = (int(v) for v in spec.split(","))
-    rng = np.random.default_rng(0)
-    data = [load_images(job[1], rng) for job in JOBS]  # same draws as the main process
-    X, y, _ = data[job_index]
+    X, y = _peer_data(job_index)
     numba.set_num_threads(numba_threads)
     with threadpool_limits(blas_threads):
         run = sknet_runner(X, y, JOBS[job_index])
@@ -240,9 +245,7 @@ def sknet_peer_main(spec):
 def torch_peer_main(spec):
     """Entry point of the ``--torch-peer`` subprocess: print seconds per epoch."""
     job_index, torch_threads, epochs, repeats = (int(v) for v in spec.split(","))
-    rng = np.random.default_rng(0)
-    data = [load_images(job[1], rng) for job in JOBS]  # same draws as the main process
-    X, y, _ = data[job_index]
+    X, y = _peer_data(job_index)
     torch.set_num_threads(torch_threads)
     with threadpool_limits(torch_threads):
         run = torch_runner(X, y, JOBS[job_index])
