@@ -20,7 +20,6 @@ Python; kernels branch on the code (never receive a function).
 import numpy as np
 
 from .._config import jit
-from ._codes import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
 from .losses import log_loss_softmax
 from .runner import jit_views
 
@@ -35,6 +34,13 @@ __all__ = [
     "exp_forward",
     "softmax_forward",
 ]
+
+IDENTITY = 0
+LOGISTIC = 1
+TANH = 2
+RELU = 3
+
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
 
 
 @jit_views

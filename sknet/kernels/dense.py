@@ -57,7 +57,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from .._config import jit
-from ._codes import LOGISTIC, RELU, TANH
+from .activations import LOGISTIC, RELU, TANH
 from .blas import _call_xxgemm
 from .runner import internal, run_blocks, unpack
 

@@ -241,14 +241,15 @@ def call_entry(typingctx, fn, args):
     or a number: the type of ``fn``'s third item); its errors propagate. RuntimeError if
     ``fn`` was made for other argument types (its key is checked at each call: a
     mismatch would otherwise pass arguments wrongly)."""
-    restype = types.none
-    if isinstance(fn, types.BaseTuple) and len(fn) == 3 and isinstance(fn[2], types.Number):
-        restype = fn[2]
-    elif fn != types.UniTuple(types.int64, 2):
+    head = (types.int64, types.int64)  # (address, key), then a zero of the return type
+    fields = tuple(fn) if isinstance(fn, types.BaseTuple) else ()
+    if fields == head:
+        restype = types.none
+    elif len(fields) == 3 and fields[:2] == head and isinstance(fields[2], types.Number):
+        restype = fields[2]
+    else:
         restype = None
-    if restype is None or tuple(fn)[:2] != (types.int64,) * 2:
-        raise TypingError("call_entry: fn must be an entry(...), args a tuple")
-    if not isinstance(args, types.BaseTuple):
+    if restype is None or not isinstance(args, types.BaseTuple):
         raise TypingError("call_entry: fn must be an entry(...), args a tuple")
     argtypes = tuple(args.types)
     key = _types_key(types.Tuple(argtypes))
