@@ -27,12 +27,19 @@ Usage::
     python benchmarks/bench_compile.py --jobs convnet lstm --dtypes float32
     python benchmarks/bench_compile.py --gridsearch
     python benchmarks/bench_compile.py --jobs resnet --dtypes float64 --exclusive
+    python benchmarks/bench_compile.py --repeats 3      # medians of 3 cold processes
+
+With ``--repeats N``, each job and dtype runs N cold processes (each with its own empty
+cache; the rounds go through every job before the next round starts, so that a change
+in the machine's speed spreads over the jobs) and the figures are their medians, with
+the range of ``cpu s`` in brackets: single runs on a shared machine vary by 0.3-0.7 s.
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -176,6 +183,9 @@ def main():
         "the top-level kernel whose compile first compiled it",
     )
     parser.add_argument("--gridsearch-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="cold processes per job and dtype (medians)"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_job(*args.child)))
@@ -211,17 +221,28 @@ def main():
         f"{'job':8s} {'dtype':8s} {'cold s':>7s} {'cpu s':>6s} {'warm s':>7s} {'kernels':>8s} "
         f"{'import s':>8s}  slowest kernels (CPU s, inclusive)"
     )
-    for job in args.jobs:
-        for dtype in args.dtypes:
+    pairs = [(job, dtype) for job in args.jobs for dtype in args.dtypes]
+    runs = {pair: [] for pair in pairs}  # (cold, warm) of each round
+    for round_ in range(args.repeats):
+        for job, dtype in pairs:
             with tempfile.TemporaryDirectory(prefix="sknet-compile-") as cache_dir:
                 cold = _child(job, dtype, cache_dir)
                 warm = _child(job, dtype, cache_dir)
-            cold_s = cold["first"] - cold["second"]
-            warm_s = warm["first"] - warm["second"]
+            runs[job, dtype].append((cold, warm))
+            if round_ < args.repeats - 1:
+                continue
+            colds = [c for c, _ in runs[job, dtype]]
+            cold_s = statistics.median(c["first"] - c["second"] for c in colds)
+            warm_s = statistics.median(w["first"] - w["second"] for _, w in runs[job, dtype])
+            cpus = [c["cpu"] for c in colds]
+            cpu_s = f"{statistics.median(cpus):6.2f}"
+            if args.repeats > 1:
+                cpu_s += f" [{min(cpus):.2f}-{max(cpus):.2f}]"
+            import_s = statistics.median(c["import"] for c in colds)
             top = ", ".join(f"{name} {s:.1f}" for name, s in cold["top"])
             print(
-                f"{job:8s} {dtype:8s} {cold_s:7.2f} {cold['cpu']:6.2f} {warm_s:7.2f} "
-                f"{cold['stats']['cache_misses']:8d} {cold['import']:8.2f}  {top}",
+                f"{job:8s} {dtype:8s} {cold_s:7.2f} {cpu_s} {warm_s:7.2f} "
+                f"{cold['stats']['cache_misses']:8d} {import_s:8.2f}  {top}",
                 flush=True,
             )
             if args.exclusive:

@@ -57,7 +57,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
-from _peers import time_torch_active
+from _peers import run_peer, time_torch_active
 from sklearn.neural_network import MLPClassifier as SkMLP
 from threadpoolctl import threadpool_limits
 
@@ -153,15 +153,8 @@ def sknet_peer_main(spec):
 def time_sknet(n, epochs, repeats, n_threads, dtype, hidden):
     """sknet's seconds per epoch from a fresh ``--sknet-peer`` process started with the
     environment this script was started with (no ``OMP_WAIT_POLICY`` of ours)."""
-    spec = ",".join(str(v) for v in (n, epochs, repeats, n_threads, dtype, *hidden))
-    out = subprocess.run(
-        [sys.executable, __file__, "--sknet-peer", spec],
-        env=_START_ENV,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(out.split()[-1])
+    spec = (n, epochs, repeats, n_threads, dtype, *hidden)
+    return run_peer(__file__, "--sknet-peer", spec, _START_ENV)
 
 
 COMMON = dict(activation="relu", solver="adam", batch_size=200, random_state=0)

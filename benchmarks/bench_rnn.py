@@ -15,10 +15,12 @@ passes because its kernels call BLAS from numba's parallel loop).
 
 OpenMP: PyTorch is timed twice and its faster time is the peer's figure: in this process
 with passive waiting (``OMP_WAIT_POLICY=PASSIVE``, set here before PyTorch loads its
-OpenMP runtime; sknet sets the same default on import), and in a fresh process with
-``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own default. (On a shared, loaded machine active
-spin-waiting made PyTorch's 2-thread epochs 10-17x slower in a probe; on a quiet one it
-can be faster.) Both are printed.
+OpenMP runtime), and in a fresh process with ``OMP_WAIT_POLICY=ACTIVE``, PyTorch's own
+default. (On a shared, loaded machine active spin-waiting made PyTorch's 2-thread epochs
+10-17x slower in a probe; on a quiet one it can be faster.) Both are printed. sknet is
+timed in a fresh process of its own (``--sknet-peer``) with the environment this script
+was started with (sknet itself sets no OpenMP setting); each such process loads its
+kernels from numba's disk cache in a warm-up fit first.
 
 Then the cold compile time of the recurrent kernels per dtype: a fresh interpreter with
 an empty ``NUMBA_CACHE_DIR`` runs one forward and one backward pass of a ``Recurrent``
@@ -39,7 +41,10 @@ import textwrap
 import time
 import warnings
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / numba load OpenMP
+# the environment as started, for the --sknet-peer subprocesses
+_START_ENV = dict(os.environ)
+if "--sknet-peer" not in sys.argv:  # the sknet peer keeps the environment as started
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / numba load OpenMP
 
 import numpy as np
 
@@ -52,7 +57,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
-from _peers import time_torch_active
+from _peers import run_peer, time_torch_active
 from threadpoolctl import threadpool_limits
 
 from sknet import RNNRegressor
@@ -135,6 +140,16 @@ def time_torch(cell, hidden, X, y, epochs, repeats, batch_size=64, lr=1e-3):
     return float(np.median([one_run(epochs, len(X)) for _ in range(repeats)]))
 
 
+def sknet_peer_main(spec):
+    """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch."""
+    cell, *rest = spec.split(",")
+    hidden, n, epochs, repeats, n_threads = (int(v) for v in rest)
+    X, y = make_data(n)
+    set_threads(n_threads)
+    with threadpool_limits(n_threads):
+        print(time_sknet(cell, hidden, X, y, epochs, repeats))
+
+
 def torch_peer_main(spec):
     """Entry point of the ``--torch-peer`` subprocess: print seconds per epoch."""
     cell, *rest = spec.split(",")
@@ -199,9 +214,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip the compile timing")
     parser.add_argument("--torch-peer", help=argparse.SUPPRESS)
+    parser.add_argument("--sknet-peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_peer:
         return torch_peer_main(args.torch_peer)
+    if args.sknet_peer:
+        return sknet_peer_main(args.sknet_peer)
     n = 4_000 if args.quick else 20_000
     epochs = 1 if args.quick else 2
     threads = [int(t) for t in args.threads.split(",")]
@@ -217,7 +235,10 @@ def main():
         f"# torch: {torch.__version__ if torch is not None else 'not installed (skipped)'}; "
         f"numba {numba.__version__}; numba threading layer after the run is printed below"
     )
-    print(f"# OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+    print(
+        f"# OMP_WAIT_POLICY: {os.environ['OMP_WAIT_POLICY']} for PyTorch in this process, "
+        f"{_START_ENV.get('OMP_WAIT_POLICY', 'unset')} for sknet (as started)"
+    )
     print(
         f"# load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
         f"on {os.cpu_count()} cores"
@@ -228,7 +249,8 @@ def main():
         with threadpool_limits(nt):
             for hidden in hiddens:
                 for cell in cells:
-                    me = time_sknet(cell, hidden, X, y, epochs, args.repeats)
+                    spec = (cell, hidden, n, epochs, args.repeats, nt)
+                    me = run_peer(__file__, "--sknet-peer", spec, _START_ENV)
                     tt = tt_active = float("nan")
                     if torch is not None:
                         tt = time_torch(cell, hidden, X, y, epochs, args.repeats)

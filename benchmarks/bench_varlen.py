@@ -22,6 +22,9 @@ Seconds per epoch (median of the repeats), each configuration in a fresh process
 both directions' final states, ``h_n``; padded to 500, its reverse direction starts on
 the padding, which costs the same).
 
+Every configuration runs with the environment this script was started with (no
+``OMP_WAIT_POLICY`` of ours: sknet sets none, and PyTorch keeps its own default).
+
 Printed: the seconds and the ratios measured in this one run (absolute seconds drift
 between runs on a shared machine). ``real/padded steps`` is the ratio the cost should
 follow.
@@ -34,13 +37,10 @@ Usage::
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 import warnings
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / numba load OpenMP
 
 import numpy as np
 

@@ -24,8 +24,10 @@ process-wide setting other code relies on:
 * A larger fit times its training steps: a few on one thread, a few on the whole
   budget, and keeps the faster; it compares again when the steps get much slower
   (another process took a core) or, after a growing interval, while it runs on one
-  thread (the core may be free again). Results do not depend on the thread count, so
-  switching changes only speed.
+  thread (the core may be free again). A fit whose mini-batches are large work
+  (``LARGE_WORK``: a 1-D convolution network on long series) starts on the whole
+  budget and times it first, so that its few long choosing steps run mostly there.
+  Results do not depend on the thread count, so switching changes only speed.
 
 The numba count is set for the calling thread only (numba keeps one per Python thread)
 and restored after the fit. The BLAS limit is process-wide in OpenBLAS; sknet lowers it
@@ -196,6 +198,11 @@ def work_per_sample(layers):
 #: 128) ran 1.4x faster on two (0.066-0.074 vs 0.10 s per epoch). Above it the timed
 #: comparison decides.
 SMALL_WORK = 1 << 22
+#: from this many multiply-adds per mini-batch on, a fit starts on every thread (its
+#: warm-up steps too) and times them first: the FCN of ``benchmarks/bench_fcn.py`` on
+#: GunPoint (batches of 16 series of 150 steps: 6e8) ran 1.6x faster on two threads
+#: (27 vs 43 ms per batch), on 500-step series (batch 64: 5e9) 1.8x (0.23 vs 0.42 s).
+LARGE_WORK = 1 << 28
 
 _ACTIVE = threading.local()
 
@@ -211,7 +218,10 @@ class _ThreadPlan:
     counted: it pays the change, e.g. waking or launching the threads) and their cost per
     sample (the median over the window's steps, so that one slow step does not decide)
     compared: one window on one
-    thread, one on ``n_max`` threads, then the faster runs. On ``n_max`` threads, a
+    thread, one on ``n_max`` threads (in the other order with ``start_max``), then the
+    faster runs. The first step after a change is counted when the steps are long
+    (``LONG_STEP``) and the change launches no threads (to one thread, or to a count
+    that ran before in this fit): then the change costs little of the step. On ``n_max`` threads, a
     window ``SLOWDOWN`` times slower than when chosen starts a new comparison; on one
     thread, every thread is tried again after ``backoff`` times the duration of its last
     window (doubling each time it loses), so trying costs a bounded share of the fit.
@@ -223,21 +233,27 @@ class _ThreadPlan:
     LONG_WINDOW = 0.2
     #: steps run before timing starts (compiling or loading kernels, first allocations)
     WARM_STEPS = 2
+    #: steps this long count from the first after a change of thread count, unless the
+    #: change launches threads
+    LONG_STEP = 0.05
     SLOWDOWN = 1.5
     #: every thread is kept only when at least this much faster than one (one thread is
     #: kinder to the rest of the machine)
     MARGIN = 0.9
     BACKOFF = 20.0
 
-    def __init__(self, n_max, adaptive):
+    def __init__(self, n_max, adaptive, start_max=False):
         self.n_max = n_max
         self.adaptive = adaptive and n_max > 1
-        self.n = 1 if self.adaptive else n_max
+        self.n = 1 if self.adaptive and not start_max else n_max
         self._blas_limited = False
         self._warm = self.WARM_STEPS
         self._window = [0.0, 0, []]  # seconds, samples, each step's seconds per sample
         self._cost = {}  # thread count -> seconds per sample in its last window
-        self._next = n_max  # the count to time next in a comparison (None: decide)
+        # the count to time next in a comparison (None: decide)
+        self._next = 1 if self.n > 1 else n_max
+        self._ran = {self.n}  # the counts run in this fit
+        self._last = 0.0  # seconds of the last step
         self._comparing = self.adaptive
         self._ref = None  # cost of the count chosen, when chosen
         self._wait = 0.0  # seconds on one thread before trying every thread again
@@ -249,7 +265,9 @@ class _ThreadPlan:
     def _apply(self, n):
         if n != self.n:
             self.history.append(n)
-            self._warm = max(self._warm, 1)  # the first step pays the switch
+            if self._last < self.LONG_STEP or (n > 1 and n not in self._ran):
+                self._warm = max(self._warm, 1)  # the first step pays the switch
+            self._ran.add(n)
         self.n = n
         numba.set_num_threads(n)
         if n == 1 and not self._blas_limited:
@@ -275,6 +293,7 @@ class _ThreadPlan:
     def step_done(self, n_samples):
         now = time.perf_counter()
         seconds, self._tick = now - self._tick, now
+        self._last = seconds
         if not self.adaptive:
             return
         if self._warm:
@@ -338,9 +357,10 @@ def fit_threads(network, n_samples, batch_size, adaptive=True):
     else:
         batch = max(1, min(int(batch_size), n_samples))
     n_max = available_threads()
-    if n_max > 1 and work_per_sample(network.layers) * batch < SMALL_WORK:
+    work = work_per_sample(network.layers) * batch
+    if n_max > 1 and work < SMALL_WORK:
         n_max = 1
-    plan = _ThreadPlan(n_max, adaptive)
+    plan = _ThreadPlan(n_max, adaptive, start_max=work >= LARGE_WORK)
     stack = getattr(_ACTIVE, "plans", None)
     if stack is None:
         stack = _ACTIVE.plans = []

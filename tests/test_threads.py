@@ -222,6 +222,53 @@ def test_long_steps_choose_within_a_few_steps(monkeypatch, restore_threads):
 
 
 @TWO
+def test_large_work_starts_on_every_thread(monkeypatch, restore_threads):
+    """Batches of large work (the FCN on 500-step series: 0.42 s on one thread, 0.23 on
+    two) start on every thread and time it first; the step after the change to one
+    thread counts (long steps, no threads to launch), so choosing costs one slow step
+    of eight instead of three."""
+    clock = _Clock()
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    numba.set_num_threads(2)
+    with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:
+        counts = []
+        for _ in range(8):
+            counts.append(plan.n)
+            clock.t += 0.42 if plan.n == 1 else 0.23
+            plan.step_done(64)
+        assert counts == [2, 2, 2, 1, 2, 2, 2, 2]
+        assert plan.history == [2, 1, 2]
+    with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:  # one is faster
+        _drive(plan, clock, lambda n: 0.03 if n == 1 else 0.05, 8)
+        assert plan.n == 1 and plan.history == [2, 1]
+    # short steps: the first step after a change is not counted (it pays the change)
+    with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:
+        counts = []
+        for _ in range(12):
+            counts.append(plan.n)
+            clock.t += 0.03 if plan.n == 1 else 0.02
+            plan.step_done(64)
+        assert counts == [2] * 5 + [1] * 4 + [2] * 3
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_starts_on_every_thread_only_for_large_work(restore_threads):
+    X = np.random.default_rng(0).normal(size=(20, 1, 8, 8))
+    net = ConvNetClassifier((4,), hidden_layer_sizes=(), max_iter=1).fit(X, X[:, 0, 0, 0] > 0)
+    net = net._network
+    per_sample = _threads.work_per_sample(net.layers)
+    numba.set_num_threads(_threads._pool_size())
+    n_max = _threads.available_threads()
+    large = -(-_threads.LARGE_WORK // per_sample)  # a batch of that many samples is large
+    with _threads.fit_threads(net, 10 * large, large) as plan:
+        assert plan.n == n_max
+    medium = (_threads.LARGE_WORK - 1) // per_sample
+    assert medium * per_sample >= _threads.SMALL_WORK
+    with _threads.fit_threads(net, 10 * medium, medium) as plan:
+        assert plan.n == 1
+
+
+@TWO
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_switching_threads_during_a_fit_does_not_change_results(monkeypatch, restore_threads):
     """The plan may change the thread count between any two steps."""
