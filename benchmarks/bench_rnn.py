@@ -10,8 +10,9 @@ mini-batches of 64, shuffled every epoch. sknet trains with ``RNNRegressor.fit``
 penalty and no gradient clipping, as in the PyTorch loop); PyTorch with a plain loop
 (``randperm``, ``zero_grad``, ``backward``, ``step``). Seconds per epoch are the median of
 the repeats, at 1 and 2 threads (numba's threads and PyTorch's intra-op threads; the BLAS
-limit of threadpoolctl too, though RNNRegressor runs BLAS single-threaded inside its own
-passes because its kernels call BLAS from numba's parallel loop).
+limit of threadpoolctl too, though RNNRegressor runs BLAS single-threaded inside its
+passes: its dense output layer calls BLAS from numba's threads; the recurrent kernels
+run products of their own).
 
 OpenMP: PyTorch is timed twice and its faster time is the peer's figure: in this process
 with passive waiting (``OMP_WAIT_POLICY=PASSIVE``, set here before PyTorch loads its

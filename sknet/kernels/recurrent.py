@@ -55,15 +55,25 @@ How the work is laid out
 The batch is cut into blocks of ``CHUNK`` samples (:mod:`sknet.kernels.blocks`). Each
 pass is one ``prange`` over the blocks (``runner.run_blocks``, which calls the cell's block
 function through the address of its compiled code, see there why); a block runs its
-whole time loop with BLAS calls on its own rows (``(S*T, d) @ W_x`` once, then
+whole time loop with matrix products on its own rows (``(S*T, d) @ W_x`` once, then
 ``(S, H) @ W_h`` per step), so no two tasks write the same memory. Weight gradients are
-per-block GEMMs over the block's (sample, step) rows, written to per-block buffers and
+per-block products over the block's (sample, step) rows, written to per-block buffers and
 summed in block order after the parallel loop (``_sum_grads``). The partition does not
 depend on the thread count, so neither do the results (bit for bit).
 
-The BLAS calls are small; they must run single-threaded inside the ``prange`` (limit
-OpenBLAS to one thread, e.g. ``threadpoolctl.threadpool_limits(1, "blas")`` after
-importing ``scipy.linalg``). Results are the same either way; speed is not.
+The products are our own (``_product``, compiled once per dtype and called through its
+entry, as the convolutions' ``_mm``), not BLAS: these shapes are small (a block's 8 rows
+against a 128 x 512 ``W_h`` per step), and OpenBLAS's kernel for them depends on the
+machine and its environment: on the project's AMD Zen 5 kind, whose environment pins
+OpenBLAS to its Haswell kernels (``OPENBLAS_CORETYPE``), the LSTM's products ran 3-5x
+slower than with OpenBLAS's own choice. Compiled with contraction (FMAs), LLVM
+vectorises them at the machine's full width; every output adds its products in a fixed
+order, so the results do not depend on the thread count. Measured (LSTM layer, 64
+sequences x 50 steps, float32, 1 thread, forward / backward per batch): 128 units
+16.1 / 23.3 ms with OpenBLAS (Haswell) -> 5.2 / 10.8 ms; 32 units 1.6 / 2.7 -> 0.45 /
+0.85 ms. The product with a transposed right operand (``dA_h W_h^T``, ``dA_x W_x^T``)
+uses a transposed copy of the weights (``Work.W_hT``, ``Work.W_xT``, made once per
+backward pass), so one loop nest serves every product.
 """
 
 import math
@@ -74,12 +84,19 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 
 from .._config import _FLAGS, jit
-from .blas import gemm_rows
 from .blocks import CHUNK, n_blocks, sum_blocks
-from .runner import _run_blocks, internal, run_blocks, unpack  # noqa: F401 (_run_blocks: tests)
+from .runner import (  # noqa: F401 (_run_blocks: tests)
+    _run_blocks,
+    call_entry,
+    entry,
+    internal,
+    run_blocks,
+    unpack,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -155,6 +172,8 @@ class ElmanWork(NamedTuple):
     dW_x_parts: np.ndarray  # (B, d, H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, H)
     db_x_parts: np.ndarray  # (B, H)
+    W_xT: np.ndarray  # (H, d)  W_x transposed, for the input gradient
+    W_hT: np.ndarray  # (H, H)  W_h transposed, for the gradient through time
 
     @classmethod
     def empty(cls, n, T, d, H, dtype, arena=None):
@@ -200,6 +219,8 @@ class LSTMWork(NamedTuple):
     dW_x_parts: np.ndarray  # (B, d, 4H)  per-block sums, B = n_blocks(n)
     dW_h_parts: np.ndarray  # (B, H, 4H)
     db_x_parts: np.ndarray  # (B, 4H)
+    W_xT: np.ndarray  # (4H, d)  W_x transposed, for the input gradient
+    W_hT: np.ndarray  # (4H, H)  W_h transposed, for the gradient through time
 
     @classmethod
     def empty(cls, n, T, d, H, dtype, arena=None):
@@ -245,6 +266,8 @@ class GRUWork(NamedTuple):
     dW_h_parts: np.ndarray  # (B, H, 3H)
     db_x_parts: np.ndarray  # (B, 3H)
     db_h_parts: np.ndarray  # (B, 3H)
+    W_xT: np.ndarray  # (3H, d)  W_x transposed, for the input gradient
+    W_hT: np.ndarray  # (3H, H)  W_h transposed, for the gradient through time
 
     @classmethod
     def empty(cls, n, T, d, H, dtype, arena=None):
@@ -275,6 +298,8 @@ def _empty_work(cls, n, T, d, H, G, dtype, arena=None, own_dA_h=False, carry=Non
         "dW_h_parts": (B, H, GH),
         "db_x_parts": (B, GH),
         "db_h_parts": (B, GH),
+        "W_xT": (GH, d),
+        "W_hT": (GH, H),
     }
     if own_dA_h:
         shapes["dA_h"] = (n, T, GH)
@@ -391,8 +416,9 @@ def apply_sigmoid(x, out):
 # are inlined into it at numba's level (``inline='always'``): compiled once, inside the
 # block. Inlining copies the callee's IR block by block, each copy carrying the callee's
 # whole variable scope, at a cost of about (blocks x variables) of the callee: so these
-# parts stay small and none calls another. Every matrix product is ``blas.gemm_rows``,
-# one call instruction; no block function allocates, so they run without reference
+# parts stay small and none calls another. Every matrix product is a call of
+# ``_product`` through its entry (not linked in); no block function allocates, so they
+# run without reference
 # counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
 # slice assignment would compile numba's shape-error formatting, ~2 s).
 def _flat_at(context, builder, ty, value, offset):
@@ -441,6 +467,114 @@ def _zero(typingctx, dst, j, count):
     return types.none(dst, j, count), codegen
 
 
+_u = numba.uint64  # unsigned indices: no negative-index wraparound code (vectorises)
+
+
+@internal(refcounts=False, fastmath={"contract"})
+def _product(a, ia, ta, b, ib, c, ic, m, n, k):
+    """``c = op(a) @ b`` on row-major matrices inside the 1-D arrays ``a``, ``b``, ``c``
+    (flat views), from element offsets ``ia``, ``ib``, ``ic``: ``c`` (m, n), ``b`` (k, n);
+    ``op(a)`` (m, k) is ``a`` stored (m, k), or, when ``ta``, the transpose of ``a``
+    stored (k, m). ``m, n, k >= 1``, operands in bounds and ``c`` apart from them (not
+    checked). (Products with a transposed right operand use a transposed copy of it,
+    ``Work.W_hT`` / ``W_xT``: one loop nest to compile.)
+
+    Rows of ``c`` in blocks of 4 and l in steps of 4, the inner loop over the contiguous
+    j of ``b`` and ``c`` (vectorised over j, FMAs); the rows past the last block of 4
+    one at a time. Each ``c[i, j]`` adds its k products in the order of l, one FMA each,
+    whichever the path: the same bits for a row in a block of 4 or alone.
+    """
+    zero = c.dtype.type(0)
+    si = 1 if ta else k  # op(a)[i, l] = a[ia + i*si + l*sl]
+    sl = m if ta else 1
+    m4 = m - m % 4
+    k4 = k - k % 4
+    for i in range(0, m4, 4):
+        r0 = ic + i * n
+        r1, r2, r3 = r0 + n, r0 + 2 * n, r0 + 3 * n
+        p0 = ia + i * si
+        p1, p2, p3 = p0 + si, p0 + 2 * si, p0 + 3 * si
+        for j in range(n):
+            c[_u(r0 + j)] = zero
+            c[_u(r1 + j)] = zero
+            c[_u(r2 + j)] = zero
+            c[_u(r3 + j)] = zero
+        for t in range(0, k4, 4):
+            q0 = ib + t * n
+            q1, q2, q3 = q0 + n, q0 + 2 * n, q0 + 3 * n
+            l0, l1, l2, l3 = t * sl, (t + 1) * sl, (t + 2) * sl, (t + 3) * sl
+            a00, a01, a02, a03 = a[_u(p0 + l0)], a[_u(p0 + l1)], a[_u(p0 + l2)], a[_u(p0 + l3)]
+            a10, a11, a12, a13 = a[_u(p1 + l0)], a[_u(p1 + l1)], a[_u(p1 + l2)], a[_u(p1 + l3)]
+            a20, a21, a22, a23 = a[_u(p2 + l0)], a[_u(p2 + l1)], a[_u(p2 + l2)], a[_u(p2 + l3)]
+            a30, a31, a32, a33 = a[_u(p3 + l0)], a[_u(p3 + l1)], a[_u(p3 + l2)], a[_u(p3 + l3)]
+            for j in range(n):
+                b0, b1, b2, b3 = b[_u(q0 + j)], b[_u(q1 + j)], b[_u(q2 + j)], b[_u(q3 + j)]
+                c[_u(r0 + j)] = c[_u(r0 + j)] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
+                c[_u(r1 + j)] = c[_u(r1 + j)] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
+                c[_u(r2 + j)] = c[_u(r2 + j)] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
+                c[_u(r3 + j)] = c[_u(r3 + j)] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
+        for t in range(k4, k):
+            q0 = ib + t * n
+            lt = t * sl
+            x0, x1, x2, x3 = a[_u(p0 + lt)], a[_u(p1 + lt)], a[_u(p2 + lt)], a[_u(p3 + lt)]
+            for j in range(n):
+                y = b[_u(q0 + j)]
+                c[_u(r0 + j)] = c[_u(r0 + j)] + x0 * y
+                c[_u(r1 + j)] = c[_u(r1 + j)] + x1 * y
+                c[_u(r2 + j)] = c[_u(r2 + j)] + x2 * y
+                c[_u(r3 + j)] = c[_u(r3 + j)] + x3 * y
+    for i in range(m4, m):
+        r0 = ic + i * n
+        p0 = ia + i * si
+        for j in range(n):
+            c[_u(r0 + j)] = zero
+        for t in range(k):
+            q0 = ib + t * n
+            x0 = a[_u(p0 + t * sl)]
+            for j in range(n):
+                c[_u(r0 + j)] = c[_u(r0 + j)] + x0 * b[_u(q0 + j)]
+
+
+@intrinsic
+def _flat(typingctx, arr):
+    """The 1-D view of the whole C array ``arr`` (no copy), for ``_product``."""
+    _check_c_arrays("_flat", arr)
+    out = types.Array(arr.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        dst = context.make_array(out)(context, builder)
+        item = context.get_constant(
+            types.intp, context.get_abi_sizeof(context.get_data_type(arr.dtype))
+        )
+        context.populate_array(
+            dst,
+            data=src.data,
+            shape=cgutils.pack_array(builder, [src.nitems]),
+            strides=cgutils.pack_array(builder, [item]),
+            itemsize=item,
+            meminfo=src.meminfo,
+            parent=src.parent,
+        )
+        return impl_ret_borrowed(context, builder, out, dst._getvalue())
+
+    return out(arr), codegen
+
+
+_PRODUCTS = {}
+
+
+def _product_entry(dtype):
+    """The entry (``runner.entry``) of ``_product`` for ``dtype`` (float32 / float64)."""
+    found = _PRODUCTS.get(dtype)
+    if found is None:
+        a1 = types.Array(numba.from_dtype(dtype), 1, "C")
+        i64, b1 = types.int64, types.boolean
+        argtypes = (a1, i64, b1, a1, i64, a1, i64, i64, i64, i64)
+        found = _PRODUCTS[dtype] = entry(_product, argtypes)
+    return found
+
+
 @_inline
 def _block_range(c, X, lengths):
     """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
@@ -460,26 +594,68 @@ def _block_range(c, X, lengths):
 
 
 @_inline
-def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h):
+def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h, prod):
     """``A[s, t] = x_{s,t} W_x`` for the real steps of samples ``lo <= s < hi`` (padding
     is never read), and ``h_{-1} = 0`` in ``step_h``."""
     T, d, GH = X.shape[1], X.shape[2], A.shape[2]
     if padded:  # one product per sample over its own steps
         for s in range(lo, hi):
-            gemm_rows(X, s * T * d, False, W_x, 0, False, A, s * T * GH, lengths[s], GH, d)
+            call_entry(
+                prod,
+                (
+                    _flat(X),
+                    s * T * d,
+                    False,
+                    _flat(W_x),
+                    0,
+                    _flat(A),
+                    s * T * GH,
+                    lengths[s],
+                    GH,
+                    d,
+                ),
+            )
     else:  # one product over the block's (sample, step) rows
-        gemm_rows(X, lo * T * d, False, W_x, 0, False, A, lo * T * GH, (hi - lo) * T, GH, d)
+        call_entry(
+            prod,
+            (
+                _flat(X),
+                lo * T * d,
+                False,
+                _flat(W_x),
+                0,
+                _flat(A),
+                lo * T * GH,
+                (hi - lo) * T,
+                GH,
+                d,
+            ),
+        )
     H = step_h.shape[1]
     _zero(step_h, lo * H, (hi - lo) * H)
 
 
 @_inline
-def _hidden_product(lo, hi, t, W_h, step_h, step_a):
+def _hidden_product(lo, hi, t, W_h, step_h, step_a, prod):
     """Going forward: ``step_a = h_{t-1} W_h`` for samples ``lo <= s < hi`` (zero at
     ``t = 0``), ``step_h`` holding ``h_{t-1}``."""
     H, GH = W_h.shape[0], W_h.shape[1]
     if t > 0:
-        gemm_rows(step_h, lo * H, False, W_h, 0, False, step_a, lo * GH, hi - lo, GH, H)
+        call_entry(
+            prod,
+            (
+                _flat(step_h),
+                lo * H,
+                False,
+                _flat(W_h),
+                0,
+                _flat(step_a),
+                lo * GH,
+                hi - lo,
+                GH,
+                H,
+            ),
+        )
     else:
         _zero(step_a, lo * GH, (hi - lo) * GH)
 
@@ -507,12 +683,27 @@ def _backward_start(lo, hi, Hs, h_prev, step_h, carry):
 
 
 @_inline
-def _hidden_gradient(lo, hi, t, W_h, step_a, step_h):
+def _hidden_gradient(lo, hi, t, W_hT, step_a, step_h, prod):
     """Going back: ``step_h = dA_h[t] W_h^T`` for samples ``lo <= s < hi`` when ``t > 0``,
-    the gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``)."""
-    H, GH = W_h.shape[0], W_h.shape[1]
+    the gradient reaching ``h_{t-1}`` through ``W_h`` (``step_a`` holds ``dA_h[t]``;
+    ``W_hT`` is ``W_h``'s transpose, (GH, H), made once per pass)."""
+    GH, H = W_hT.shape[0], W_hT.shape[1]
     if t > 0:
-        gemm_rows(step_a, lo * GH, False, W_h, 0, True, step_h, lo * H, hi - lo, H, GH)
+        call_entry(
+            prod,
+            (
+                _flat(step_a),
+                lo * GH,
+                False,
+                _flat(W_hT),
+                0,
+                _flat(step_h),
+                lo * H,
+                hi - lo,
+                H,
+                GH,
+            ),
+        )
 
 
 @_inline
@@ -529,20 +720,63 @@ def _mask_padding(lo, hi, lengths, X, dA_x, dA_h, x_masked):
 
 
 @_inline
-def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts):
+def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts, prod):
     """``dW_x_parts[c] = X_b^T dA_x`` and ``dW_h_parts[c] = h_prev^T dA_h`` over block
     ``c``'s (sample, step) rows ``lo <= s < hi``."""
     T, d, H, GH = X_b.shape[1], X_b.shape[2], h_prev.shape[2], dA_x.shape[2]
     R = (hi - lo) * T
-    gemm_rows(X_b, lo * T * d, True, dA_x, lo * T * GH, False, dW_x_parts, c * d * GH, d, GH, R)
-    gemm_rows(h_prev, lo * T * H, True, dA_h, lo * T * GH, False, dW_h_parts, c * H * GH, H, GH, R)
+    call_entry(
+        prod,
+        (
+            _flat(X_b),
+            lo * T * d,
+            True,
+            _flat(dA_x),
+            lo * T * GH,
+            _flat(dW_x_parts),
+            c * d * GH,
+            d,
+            GH,
+            R,
+        ),
+    )
+    call_entry(
+        prod,
+        (
+            _flat(h_prev),
+            lo * T * H,
+            True,
+            _flat(dA_h),
+            lo * T * GH,
+            _flat(dW_h_parts),
+            c * H * GH,
+            H,
+            GH,
+            R,
+        ),
+    )
 
 
 @_inline
-def _input_gradient(lo, hi, dA_x, W_x, dX):
-    """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi``."""
+def _input_gradient(lo, hi, dA_x, W_xT, dX, prod):
+    """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi`` (``W_xT``:
+    ``W_x``'s transpose, (GH, d))."""
     T, d, GH = dX.shape[1], dX.shape[2], dA_x.shape[2]
-    gemm_rows(dA_x, lo * T * GH, False, W_x, 0, True, dX, lo * T * d, (hi - lo) * T, d, GH)
+    call_entry(
+        prod,
+        (
+            _flat(dA_x),
+            lo * T * GH,
+            False,
+            _flat(W_xT),
+            0,
+            _flat(dX),
+            lo * T * d,
+            (hi - lo) * T,
+            d,
+            GH,
+        ),
+    )
 
 
 @_inline
@@ -582,14 +816,14 @@ def _column_sums(lo, hi, A, parts):
 def _elman_forward_block(c, packed, args_type):
     """``h_t = act(x_t W_x + h_{t-1} W_h + b)``, ``act = tanh`` or ``relu``
     (``p.activation``); ``x_t W_x`` goes into ``Hs`` first."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
-    _forward_start(lo, hi, padded, X, lengths, p.W_x, Hs, cache.step_h)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, Hs, cache.step_h, prod)
     T, H = Hs.shape[1], Hs.shape[2]
     zero = Hs.dtype.type(0.0)
     b = p.b
     for t in range(steps):
-        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a, prod)
         for s in range(lo, hi):
             if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
                 continue
@@ -610,7 +844,7 @@ def _elman_forward_block(c, packed, args_type):
 def _elman_backward_block(c, packed, args_type):
     """``da_t = dh_t * act'(a_t)`` with ``dh_t = dHs_t + da_{t+1} W_h^T``,
     ``tanh' = 1 - h_t^2`` and ``relu' = [h_t > 0]``."""
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
     T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
@@ -632,16 +866,16 @@ def _elman_backward_block(c, packed, args_type):
                 for j in range(H):
                     da[j] = (dh[j] + dh_out[j]) * (one - h[j] * h[j])
             _copy(work.dA_x, (s * T + t) * H, cache.step_a, s * H, H)  # for the product
-        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+        _hidden_gradient(lo, hi, t, work.W_hT, cache.step_a, cache.step_h, prod)
     X_b = X
     if padded:
         _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
         X_b = work.x_masked
     _weight_products(
-        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts, prod
     )
     if need_dx:
-        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+        _input_gradient(lo, hi, work.dA_x, work.W_xT, dX, prod)
     _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
@@ -656,13 +890,13 @@ def _lstm_forward_block(c, packed, args_type):
 
     ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates.
     """
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
-    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h, prod)
     H = Hs.shape[2]
     b = p.b
     for t in range(steps):
-        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a, prod)
         for s in range(lo, hi):
             if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
                 continue
@@ -712,7 +946,7 @@ def _lstm_backward_block(c, packed, args_type):
         da_i = dc_t * g_t * i_t (1 - i_t)        da_f = dc_t * c_{t-1} * f_t (1 - f_t)
         da_g = dc_t * i_t * (1 - g_t^2)          da_o = dh_t * tanh(c_t) * o_t (1 - o_t)
     """
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
     T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
@@ -759,16 +993,16 @@ def _lstm_backward_block(c, packed, args_type):
             for j in range(H):
                 dc[j] *= f_g[j]  # dc_t f_t, carried to step t - 1
             _copy(work.dA_x, (s * T + t) * GH, cache.step_a, s * GH, GH)  # for the product
-        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+        _hidden_gradient(lo, hi, t, work.W_hT, cache.step_a, cache.step_h, prod)
     X_b = X
     if padded:
         _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
         X_b = work.x_masked
     _weight_products(
-        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts, prod
     )
     if need_dx:
-        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+        _input_gradient(lo, hi, work.dA_x, work.W_xT, dX, prod)
     _column_sums(lo, hi, work.dA_x, work.db_x_parts)
 
 
@@ -785,15 +1019,15 @@ def _gru_forward_block(c, packed, args_type):
     ``cache.gates[s, t]`` holds ``x_t W_x``, then the activated gates;
     ``cache.hn[s, t] = v_t[2H:3H]``.
     """
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
-    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h)
+    _forward_start(lo, hi, padded, X, lengths, p.W_x, cache.gates, cache.step_h, prod)
     H = Hs.shape[2]
     b_x, b_h = p.b_x, p.b_h
     b_xn = b_x[2 * H :]
     b_hn = b_h[2 * H :]
     for t in range(steps):
-        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a)
+        _hidden_product(lo, hi, t, p.W_h, cache.step_h, cache.step_a, prod)
         for s in range(lo, hi):
             if t >= lengths[s]:  # past this sequence's end: h stays h_{L-1}
                 continue
@@ -832,7 +1066,7 @@ def _gru_backward_block(c, packed, args_type):
         du_t = [dar, daz, dan]            (dA_x: gradient w.r.t. u_t = x_t W_x + b_x)
         dv_t = [dar, daz, dan * r_t]      (dA_h: gradient w.r.t. v_t = h_{t-1} W_h + b_h)
     """
-    X, lengths, p, Hs, cache, dHs, dX, need_dx, work = unpack(packed, args_type)
+    X, lengths, p, Hs, cache, dHs, dX, need_dx, work, prod = unpack(packed, args_type)
     lo, hi, steps, padded = _block_range(c, X, lengths)
     _backward_start(lo, hi, Hs, work.h_prev, cache.step_h, work.carry)
     T, H, GH = Hs.shape[1], Hs.shape[2], cache.step_a.shape[1]
@@ -873,16 +1107,16 @@ def _gru_backward_block(c, packed, args_type):
             for j in range(H):
                 dv_n[j] = du_n[j] * r_g[j]  # dan * r
             _copy(work.dA_h, row, cache.step_a, s * GH, GH)  # for the product
-        _hidden_gradient(lo, hi, t, p.W_h, cache.step_a, cache.step_h)
+        _hidden_gradient(lo, hi, t, work.W_hT, cache.step_a, cache.step_h, prod)
     X_b = X
     if padded:
         _mask_padding(lo, hi, lengths, X, work.dA_x, work.dA_h, work.x_masked)
         X_b = work.x_masked
     _weight_products(
-        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts
+        c, lo, hi, X_b, work.dA_x, work.h_prev, work.dA_h, work.dW_x_parts, work.dW_h_parts, prod
     )
     if need_dx:
-        _input_gradient(lo, hi, work.dA_x, p.W_x, dX)
+        _input_gradient(lo, hi, work.dA_x, work.W_xT, dX, prod)
     _column_sums(lo, hi, work.dA_x, work.db_x_parts)
     _column_sums(lo, hi, work.dA_h, work.db_h_parts)
 
@@ -987,7 +1221,8 @@ def recurrent_forward(batch, p, Hs, cache):
     if key not in _NO_GRADIENTS:
         none = np.empty((0, 0, 0), dtype)
         _NO_GRADIENTS[key] = (none, none, False, cell.work.empty(0, 0, 0, 0, dtype))
-    _blocks(cell.forward_block, (batch.X, batch.lengths, p, Hs, cache) + _NO_GRADIENTS[key])
+    args = (batch.X, batch.lengths, p, Hs, cache) + _NO_GRADIENTS[key]
+    _blocks(cell.forward_block, args + (_product_entry(dtype),))
 
 
 def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
@@ -1012,8 +1247,10 @@ def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     need_dx : bool.
     work : the cell's ``Work``.
     """
+    work.W_xT[...] = p.W_x.T  # the products' right operands, transposed once
+    work.W_hT[...] = p.W_h.T
     args = (batch.X, batch.lengths, p, Hs, cache, dHs, dX, bool(need_dx), work)
-    _blocks(_BY_PARAMS[type(p)].backward_block, args)
+    _blocks(_BY_PARAMS[type(p)].backward_block, args + (_product_entry(batch.X.dtype),))
     _sum_grads(work, n_blocks(batch.X.shape[0]), grads)
 
 

@@ -296,3 +296,46 @@ def test_gate_order_round_trip():
     to_sknet = torch_interop._gates_to_sknet(a, order)
     np.testing.assert_array_equal(to_sknet[:2], a[4:])  # sknet block 0 = torch block 2
     np.testing.assert_array_equal(torch_interop._gates_to_torch(to_sknet, order), a)
+
+
+# ------------------------------------------------------------------ the products
+@numba.njit
+def _call_product(a, ia, ta, b, ib, c, ic, m, n, k):
+    R._product(a, ia, ta, b, ib, c, ic, m, n, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize(
+    "m, n, k",
+    # the recurrent kernels' shapes (a block of 8 rows against W_h and against W_h's
+    # transpose, the weight gradients over a block's 8 x 50 rows, univariate inputs),
+    # and sizes off the blocks of 4
+    [(1, 1, 1), (3, 5, 2), (4, 4, 4), (9, 7, 13), (8, 512, 128), (8, 128, 512), (1, 512, 400)],
+)
+def test_product_against_numpy(dtype, ta, m, n, k):
+    """``_product`` (the recurrent kernels' matrix products) against NumPy, on operands
+    at offsets inside larger arrays whose other elements are NaN (a read outside an
+    operand would show), and nothing written outside ``c``'s block; a row's values do not
+    depend on whether it falls in a block of 4 rows or after the last one."""
+    rng = np.random.default_rng(m * 1000 + n * 10 + k)
+    A = rng.normal(size=(k, m) if ta else (m, k)).astype(dtype)
+    B = rng.normal(size=(k, n)).astype(dtype)
+    a = np.full(A.size + 7, np.nan, dtype)
+    b = np.full(B.size + 5, np.nan, dtype)
+    c = np.full(m * n + 9, -3.0, dtype)
+    a[3 : 3 + A.size] = A.ravel()
+    b[2 : 2 + B.size] = B.ravel()
+    _call_product(a, 3, ta, b, 2, c, 4, m, n, k)
+    op_a = A.T if ta else A
+    expected = op_a.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    got = c[4 : 4 + m * n].reshape(m, n)
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * k)
+    assert (c[:4] == -3.0).all() and (c[4 + m * n :] == -3.0).all()
+    # each row alone (m = 1: the path after the blocks of 4) gives the same bits
+    row = np.empty(n, dtype)
+    for i in range(m):
+        a_row = np.ascontiguousarray(op_a[i])  # (k,) as a (1, k) matrix
+        _call_product(a_row, 0, False, B.ravel(), 0, row, 0, 1, n, k)
+        np.testing.assert_array_equal(row, got[i])
