@@ -120,8 +120,9 @@ def one_blas_thread():
     thread, ``runner.run_blocks``); a multi-threaded BLAS under them oversubscribes the
     cores (measured when the recurrent and convolution kernels called BLAS that way too:
     1.7-1.9x slower RNN epochs with 2 numba x 2 BLAS threads on 2 cores, 3-7x for
-    ConvNets on a loaded machine). Results do not depend on it. Reference-counted: with several fits running in threads of one process, the
-    limits set before the first one come back when the last one ends.
+    ConvNets on a loaded machine). Results do not depend on it. Reference-counted: with
+    several fits running in threads of one process, the limits set before the first one
+    come back when the last one ends.
     """
     _one_blas_enter()
     try:
