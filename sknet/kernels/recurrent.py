@@ -84,14 +84,13 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 
 from .._config import _FLAGS, jit
 from .blocks import CHUNK, n_blocks, sum_blocks
 from .runner import (  # noqa: F401 (_run_blocks: tests)
+    _native_call,
     _run_blocks,
-    call_entry,
     entry,
     internal,
     run_blocks,
@@ -417,7 +416,7 @@ def apply_sigmoid(x, out):
 # block. Inlining copies the callee's IR block by block, each copy carrying the callee's
 # whole variable scope, at a cost of about (blocks x variables) of the callee: so these
 # parts stay small and none calls another. Every matrix product is a call of
-# ``_product`` through its entry (not linked in); no block function allocates, so they
+# ``_product`` through its entry (``_mul``; not linked in); no block function allocates, so they
 # run without reference
 # counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
 # slice assignment would compile numba's shape-error formatting, ~2 s).
@@ -535,30 +534,47 @@ def _product(a, ia, ta, b, ib, c, ic, m, n, k):
                 c[_u(r0 + j)] = c[_u(r0 + j)] + x0 * b[_u(q0 + j)]
 
 
+def _flat_view(context, builder, ty, value):
+    """The 1-D C array (its LLVM value) over all of the C array ``value`` of type ``ty``."""
+    src = context.make_array(ty)(context, builder, value)
+    dst = context.make_array(types.Array(ty.dtype, 1, "C"))(context, builder)
+    item = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ty.dtype)))
+    context.populate_array(
+        dst,
+        data=src.data,
+        shape=cgutils.pack_array(builder, [src.nitems]),
+        strides=cgutils.pack_array(builder, [item]),
+        itemsize=item,
+        meminfo=src.meminfo,
+        parent=src.parent,
+    )
+    return dst._getvalue()
+
+
 @intrinsic
-def _flat(typingctx, arr):
-    """The 1-D view of the whole C array ``arr`` (no copy), for ``_product``."""
-    _check_c_arrays("_flat", arr)
-    out = types.Array(arr.dtype, 1, "C")
+def _mul(typingctx, prod, a, ia, ta, b, ib, c, ic, m, n, k):
+    """``_product(flat(a), ia, ta, flat(b), ib, flat(c), ic, m, n, k)`` through its entry
+    ``prod`` (``_product_entry``), ``flat`` the 1-D view of a whole C array: one call
+    instruction at each call site (no views, tuple or key check for numba to type and
+    lower there)."""
+    _check_c_arrays("_mul", a, b, c)
+    flat = types.Array(a.dtype, 1, "C")
+    i64 = types.int64
+    argtypes = (flat, i64, types.boolean, flat, i64, flat, i64, i64, i64, i64)
+    sig = types.none(prod, a, ia, ta, b, ib, c, ic, m, n, k)
 
     def codegen(context, builder, sig, args):
-        src = context.make_array(sig.args[0])(context, builder, args[0])
-        dst = context.make_array(out)(context, builder)
-        item = context.get_constant(
-            types.intp, context.get_abi_sizeof(context.get_data_type(arr.dtype))
-        )
-        context.populate_array(
-            dst,
-            data=src.data,
-            shape=cgutils.pack_array(builder, [src.nitems]),
-            strides=cgutils.pack_array(builder, [item]),
-            itemsize=item,
-            meminfo=src.meminfo,
-            parent=src.parent,
-        )
-        return impl_ret_borrowed(context, builder, out, dst._getvalue())
+        ty = sig.args
+        values = []
+        for i, want in zip(range(1, 11), argtypes):
+            if i in (1, 4, 6):
+                values.append(_flat_view(context, builder, ty[i], args[i]))
+            else:
+                values.append(context.cast(builder, args[i], ty[i], want))
+        address = builder.extract_value(args[0], 0)
+        return _native_call(context, builder, address, argtypes, values)
 
-    return out(arr), codegen
+    return sig, codegen
 
 
 _PRODUCTS = {}
@@ -600,37 +616,9 @@ def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h, prod):
     T, d, GH = X.shape[1], X.shape[2], A.shape[2]
     if padded:  # one product per sample over its own steps
         for s in range(lo, hi):
-            call_entry(
-                prod,
-                (
-                    _flat(X),
-                    s * T * d,
-                    False,
-                    _flat(W_x),
-                    0,
-                    _flat(A),
-                    s * T * GH,
-                    lengths[s],
-                    GH,
-                    d,
-                ),
-            )
+            _mul(prod, X, s * T * d, False, W_x, 0, A, s * T * GH, lengths[s], GH, d)
     else:  # one product over the block's (sample, step) rows
-        call_entry(
-            prod,
-            (
-                _flat(X),
-                lo * T * d,
-                False,
-                _flat(W_x),
-                0,
-                _flat(A),
-                lo * T * GH,
-                (hi - lo) * T,
-                GH,
-                d,
-            ),
-        )
+        _mul(prod, X, lo * T * d, False, W_x, 0, A, lo * T * GH, (hi - lo) * T, GH, d)
     H = step_h.shape[1]
     _zero(step_h, lo * H, (hi - lo) * H)
 
@@ -641,21 +629,7 @@ def _hidden_product(lo, hi, t, W_h, step_h, step_a, prod):
     ``t = 0``), ``step_h`` holding ``h_{t-1}``."""
     H, GH = W_h.shape[0], W_h.shape[1]
     if t > 0:
-        call_entry(
-            prod,
-            (
-                _flat(step_h),
-                lo * H,
-                False,
-                _flat(W_h),
-                0,
-                _flat(step_a),
-                lo * GH,
-                hi - lo,
-                GH,
-                H,
-            ),
-        )
+        _mul(prod, step_h, lo * H, False, W_h, 0, step_a, lo * GH, hi - lo, GH, H)
     else:
         _zero(step_a, lo * GH, (hi - lo) * GH)
 
@@ -689,21 +663,7 @@ def _hidden_gradient(lo, hi, t, W_hT, step_a, step_h, prod):
     ``W_hT`` is ``W_h``'s transpose, (GH, H), made once per pass)."""
     GH, H = W_hT.shape[0], W_hT.shape[1]
     if t > 0:
-        call_entry(
-            prod,
-            (
-                _flat(step_a),
-                lo * GH,
-                False,
-                _flat(W_hT),
-                0,
-                _flat(step_h),
-                lo * H,
-                hi - lo,
-                H,
-                GH,
-            ),
-        )
+        _mul(prod, step_a, lo * GH, False, W_hT, 0, step_h, lo * H, hi - lo, H, GH)
 
 
 @_inline
@@ -725,36 +685,8 @@ def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts,
     ``c``'s (sample, step) rows ``lo <= s < hi``."""
     T, d, H, GH = X_b.shape[1], X_b.shape[2], h_prev.shape[2], dA_x.shape[2]
     R = (hi - lo) * T
-    call_entry(
-        prod,
-        (
-            _flat(X_b),
-            lo * T * d,
-            True,
-            _flat(dA_x),
-            lo * T * GH,
-            _flat(dW_x_parts),
-            c * d * GH,
-            d,
-            GH,
-            R,
-        ),
-    )
-    call_entry(
-        prod,
-        (
-            _flat(h_prev),
-            lo * T * H,
-            True,
-            _flat(dA_h),
-            lo * T * GH,
-            _flat(dW_h_parts),
-            c * H * GH,
-            H,
-            GH,
-            R,
-        ),
-    )
+    _mul(prod, X_b, lo * T * d, True, dA_x, lo * T * GH, dW_x_parts, c * d * GH, d, GH, R)
+    _mul(prod, h_prev, lo * T * H, True, dA_h, lo * T * GH, dW_h_parts, c * H * GH, H, GH, R)
 
 
 @_inline
@@ -762,21 +694,7 @@ def _input_gradient(lo, hi, dA_x, W_xT, dX, prod):
     """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi`` (``W_xT``:
     ``W_x``'s transpose, (GH, d))."""
     T, d, GH = dX.shape[1], dX.shape[2], dA_x.shape[2]
-    call_entry(
-        prod,
-        (
-            _flat(dA_x),
-            lo * T * GH,
-            False,
-            _flat(W_xT),
-            0,
-            _flat(dX),
-            lo * T * d,
-            (hi - lo) * T,
-            d,
-            GH,
-        ),
-    )
+    _mul(prod, dA_x, lo * T * GH, False, W_xT, 0, dX, lo * T * d, (hi - lo) * T, d, GH)
 
 
 @_inline
