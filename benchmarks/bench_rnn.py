@@ -141,24 +141,15 @@ def time_torch(cell, hidden, X, y, epochs, repeats, batch_size=64, lr=1e-3):
     return float(np.median([one_run(epochs, len(X)) for _ in range(repeats)]))
 
 
-def sknet_peer_main(spec):
-    """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch."""
+def peer_main(spec, timer):
+    """Entry point of the ``--sknet-peer`` / ``--torch-peer`` subprocesses: print the
+    seconds per epoch ``timer`` (``time_sknet`` or ``time_torch``) measures."""
     cell, *rest = spec.split(",")
     hidden, n, epochs, repeats, n_threads = (int(v) for v in rest)
     X, y = make_data(n)
     set_threads(n_threads)
     with threadpool_limits(n_threads):
-        print(time_sknet(cell, hidden, X, y, epochs, repeats))
-
-
-def torch_peer_main(spec):
-    """Entry point of the ``--torch-peer`` subprocess: print seconds per epoch."""
-    cell, *rest = spec.split(",")
-    hidden, n, epochs, repeats, n_threads = (int(v) for v in rest)
-    X, y = make_data(n)
-    set_threads(n_threads)
-    with threadpool_limits(n_threads):
-        print(time_torch(cell, hidden, X, y, epochs, repeats))
+        print(timer(cell, hidden, X, y, epochs, repeats))
 
 
 def set_threads(n):
@@ -218,9 +209,9 @@ def main():
     parser.add_argument("--sknet-peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_peer:
-        return torch_peer_main(args.torch_peer)
+        return peer_main(args.torch_peer, time_torch)
     if args.sknet_peer:
-        return sknet_peer_main(args.sknet_peer)
+        return peer_main(args.sknet_peer, time_sknet)
     n = 4_000 if args.quick else 20_000
     epochs = 1 if args.quick else 2
     threads = [int(t) for t in args.threads.split(",")]

@@ -146,6 +146,16 @@ class _Clock:
         return self.t
 
 
+def _counts(plan, clock, seconds, steps):
+    """Run ``steps`` steps of ``seconds(n_threads)`` each; the thread count of each."""
+    counts = []
+    for _ in range(steps):
+        counts.append(plan.n)
+        clock.t += seconds(plan.n)
+        plan.step_done(64)
+    return counts
+
+
 def _drive(plan, clock, cost, steps, rows=10):
     """Run ``steps`` steps whose seconds per sample is ``cost(n_threads)``."""
     for _ in range(steps):
@@ -208,11 +218,7 @@ def test_long_steps_choose_within_a_few_steps(monkeypatch, restore_threads):
     monkeypatch.setattr(_threads.time, "perf_counter", clock)
     numba.set_num_threads(2)
     with _threads._ThreadPlan(2, adaptive=True) as plan:
-        counts = []
-        for _ in range(8):
-            counts.append(plan.n)
-            clock.t += 0.3 / plan.n
-            plan.step_done(64)
+        counts = _counts(plan, clock, lambda n: 0.3 / n, 8)
         # 2 steps before timing, 1 timed on one thread, then two threads
         assert counts == [1, 1, 1, 2, 2, 2, 2, 2]
         assert plan.n == 2 and plan.history == [1, 2]
@@ -231,11 +237,7 @@ def test_large_work_starts_on_every_thread(monkeypatch, restore_threads):
     monkeypatch.setattr(_threads.time, "perf_counter", clock)
     numba.set_num_threads(2)
     with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:
-        counts = []
-        for _ in range(8):
-            counts.append(plan.n)
-            clock.t += 0.42 if plan.n == 1 else 0.23
-            plan.step_done(64)
+        counts = _counts(plan, clock, lambda n: 0.42 if n == 1 else 0.23, 8)
         assert counts == [2, 2, 2, 1, 2, 2, 2, 2]
         assert plan.history == [2, 1, 2]
     with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:  # one is faster
@@ -243,11 +245,7 @@ def test_large_work_starts_on_every_thread(monkeypatch, restore_threads):
         assert plan.n == 1 and plan.history == [2, 1]
     # short steps: the first step after a change is not counted (it pays the change)
     with _threads._ThreadPlan(2, adaptive=True, start_max=True) as plan:
-        counts = []
-        for _ in range(12):
-            counts.append(plan.n)
-            clock.t += 0.03 if plan.n == 1 else 0.02
-            plan.step_done(64)
+        counts = _counts(plan, clock, lambda n: 0.03 if n == 1 else 0.02, 12)
         assert counts == [2] * 5 + [1] * 4 + [2] * 3
 
 
