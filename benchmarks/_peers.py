@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 
-def run_peer(script, flag, spec, env):
-    """Seconds per epoch from ``python script flag spec`` in a fresh process with the
-    environment ``env``; the script prints the time last."""
+def peer_numbers(script, flag, spec, env):
+    """The numbers ``python script flag spec`` prints, run in a fresh process with the
+    environment ``env``."""
     out = subprocess.run(
         [sys.executable, script, flag, ",".join(str(v) for v in spec)],
         env=env,
@@ -15,7 +15,13 @@ def run_peer(script, flag, spec, env):
         text=True,
         check=True,
     ).stdout
-    return float(out.split()[-1])
+    return [float(v) for v in out.split()]
+
+
+def run_peer(script, flag, spec, env):
+    """Seconds per epoch from ``python script flag spec`` in a fresh process with the
+    environment ``env``; the script prints the time last."""
+    return peer_numbers(script, flag, spec, env)[-1]
 
 
 def time_torch_active(script, *spec):

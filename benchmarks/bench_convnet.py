@@ -59,7 +59,7 @@ except ImportError:  # torch is an optional peer
 
 import numba
 import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS before limiting threads)
-from _peers import time_torch_active
+from _peers import peer_numbers, time_torch_active
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
@@ -206,22 +206,10 @@ def measure(X, y, job, numba_threads, blas_threads, torch_threads, epochs, repea
         tt_run = torch_runner(X, y, job) if torch is not None else None
         for _ in range(repeats):
             spec = (JOBS.index(job), numba_threads, blas_threads, epochs, 1)
-            me.append(_peer("--sknet-peer", spec, _START_ENV)[0])
+            me.append(peer_numbers(__file__, "--sknet-peer", spec, _START_ENV)[0])
             if tt_run is not None:
                 tt.append(tt_run(epochs))
     return float(np.median(me)), float(np.median(tt)) if tt else float("nan")
-
-
-def _peer(flag, spec, env):
-    """The numbers printed by ``python this_script flag spec`` in a fresh process."""
-    out = subprocess.run(
-        [sys.executable, __file__, flag, ",".join(str(v) for v in spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [float(v) for v in out.split()]
 
 
 def _peer_data(job_index):
