@@ -92,8 +92,7 @@ class Dense(Layer):
             Z = np.ascontiguousarray(X @ W, dtype=W.dtype)
             bias_activation_forward(Z, params["b"], self._code)
         else:
-            # fixed row blocks in numba's threads, BLAS on one thread per block (the
-            # estimators keep BLAS single-threaded: ``layers.Dense._blas_in_threads``)
+            # fixed row blocks in numba's threads (``kernels.dense.dense_blocks``)
             X = np.ascontiguousarray(X)
             Z = buffer(ctx, "A", (n, self.units), W.dtype)
             dense_blocks(FORWARD, X, W, params["b"], self._code, Z, Z, W, Z)

@@ -54,17 +54,18 @@ into Y and out of dY, tried with BLAS products: no gain beyond the noise, and ~1
 more cold compile for the activation variants; the layer applies it with the activation
 kernels the dense layers compile anyway.)
 
-The products are ours (``_mm``: C = A @ B, rows of C in blocks of 4 and k in steps of 4
-over contiguous rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register
-sums over rows of A and B), compiled with floating-point contraction (FMAs) and, for
-``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full
-width. On the project machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell
-kernels by ``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm
-(e.g. 16 x 26 x 576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs
-~80), and were about as fast or faster on the FCN's larger 1-D layers (128-256
-channels, 150-500 steps: 0.85-5x BLAS's speed in one loaded-machine run). Their order
-of operations is fixed per compiled kernel: results do not depend on the thread count,
-but differ from BLAS's in rounding.
+The products are ours (``kernels.product``, shared with the dense layers and the
+recurrent cells: C = A @ B, rows of C in blocks of 4 and k in steps of 4 over contiguous
+rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register sums over rows of
+A and B), compiled with floating-point contraction (FMAs) and, for ``_mm_nt``'s sums,
+reassociation, so that LLVM vectorises them at the machine's full width. On the project
+machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell kernels by
+``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm (e.g. 16 x 26 x
+576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs ~80), and were
+about as fast or faster on the FCN's larger 1-D layers (128-256 channels, 150-500 steps:
+0.85-5x BLAS's speed in one loaded-machine run). Their order of operations is fixed per
+compiled kernel: results do not depend on the thread count, but differ from BLAS's in
+rounding.
 
 One serial block function for both passes (``_conv_block``) runs in
 parallel over workspace slots (one per thread) through
@@ -84,7 +85,7 @@ of 128 with signed indices, 0.7 ms unsigned).
 Measured alternatives (LeNet-like layers, on a shared and noisy machine): OpenBLAS ?gemm
 per sample (the earlier algorithm) or per group: 60-90 GF/s at these shapes, where its
 packing of the large operand and the narrow F = 16-32 side cost most; grouping samples
-gained BLAS only 5-15%. Our ``_mm`` with its inner loop split by sample (writing each
+gained BLAS only 5-15%. Our product with its inner loop split by sample (writing each
 sample's columns into Y directly, no copy) did not vectorise and was 5-10x slower: one
 2-D product and a copy instead. Without contraction (the earlier hand-written loops)
 LLVM emits separate multiplies and adds, about 3x slower than BLAS. Stride-1 copy loops
@@ -101,6 +102,7 @@ import numba
 import numpy as np
 
 from sknet.kernels.blocks import CHUNK
+from sknet.kernels.product import mul, product_entry
 from sknet.kernels.runner import call_entry, entry, internal, run_blocks, unpack
 
 __all__ = [
@@ -305,12 +307,13 @@ def conv1d_workspace(
 # took ~8x longer with signed indices). Every value cast is a valid, non-negative index.
 _u = numba.uint64
 
-# The convolutions' own matrix product (``_mm``) is compiled with the kernels' flags and
-# floating-point contraction: a*b + c becomes one FMA (one rounding instead of two).
-# Deterministic (one fixed order of operations per compiled kernel, whatever the thread
-# count); without it LLVM emits separate multiplies and adds, at half the speed. The
-# weight gradient's sums (``_mm_nt``) also allow reassociation, so that they vectorise.
-# Both are internal functions (no Python entry) called through their compiled entries.
+# The convolutions' own matrix products (``kernels.product``, ``_mm_nt``) are compiled
+# with the kernels' flags and floating-point contraction: a*b + c becomes one FMA (one
+# rounding instead of two). Deterministic (one fixed order of operations per compiled
+# kernel, whatever the thread count); without it LLVM emits separate multiplies and
+# adds, at half the speed. The weight gradient's sums (``_mm_nt``) also allow
+# reassociation, so that they vectorise. Both are internal functions (no Python entry)
+# called through their compiled entries.
 # The other helpers here are internal too: only ``_conv_block`` calls them.
 
 
@@ -398,57 +401,6 @@ def _cols(flat, base, m, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols, 
                             else:
                                 for s in range(m):
                                     flat[_u(rj + s)] += cols[k, _u(dj + s)]
-
-
-@internal(refcounts=False, fastmath={"contract"})
-def _mm(A, B, C3, s, N):
-    """C3[s, :, :N] = A (M, K) @ B[:, :N] (K, >= N), K a multiple of 4 (the workspace
-    pads it): a row-major product written into C3[s] (M, >= N), e.g. straight into one
-    sample's Y[s] (F, P).
-
-    Rows of C in blocks of 4 and k in steps of 4: each pass over a row block of B adds 16
-    products to 4 rows of C (compiled with contraction: FMAs), and the inner loop over j
-    is contiguous in B and C, so LLVM vectorises it at the machine's full width. The
-    additions for C3[s, i, j] run in the order of k. (An inner loop split by sample,
-    writing a group's columns into each sample's Y directly, did not vectorise: 5-10x
-    slower; hence one 2-D product and a copy for groups of samples. Steps of 8 in k
-    gave the same bits, 10-40% faster alone on these shapes but no gain measurable in
-    the digits network's fit, for ~0.3 CPU s more cold compile.)
-    """
-    M, K = A.shape  # K a multiple of 4
-    M4 = M - M % 4
-    us = _u(s)
-    for i in range(0, M4, 4):
-        i0, i1, i2, i3 = _u(i), _u(i + 1), _u(i + 2), _u(i + 3)
-        for j in range(N):
-            uj = _u(j)
-            C3[us, i0, uj] = 0
-            C3[us, i1, uj] = 0
-            C3[us, i2, uj] = 0
-            C3[us, i3, uj] = 0
-        for k in range(0, K, 4):
-            k0, k1, k2, k3 = _u(k), _u(k + 1), _u(k + 2), _u(k + 3)
-            a00, a01, a02, a03 = A[i0, k0], A[i0, k1], A[i0, k2], A[i0, k3]
-            a10, a11, a12, a13 = A[i1, k0], A[i1, k1], A[i1, k2], A[i1, k3]
-            a20, a21, a22, a23 = A[i2, k0], A[i2, k1], A[i2, k2], A[i2, k3]
-            a30, a31, a32, a33 = A[i3, k0], A[i3, k1], A[i3, k2], A[i3, k3]
-            for j in range(N):
-                uj = _u(j)
-                b0, b1, b2, b3 = B[k0, uj], B[k1, uj], B[k2, uj], B[k3, uj]
-                C3[us, i0, uj] = C3[us, i0, uj] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-                C3[us, i1, uj] = C3[us, i1, uj] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-                C3[us, i2, uj] = C3[us, i2, uj] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-                C3[us, i3, uj] = C3[us, i3, uj] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-    for i in range(M4, M):
-        ui = _u(i)
-        for j in range(N):
-            C3[us, ui, _u(j)] = 0
-        for k in range(K):
-            uk = _u(k)
-            a = A[ui, uk]
-            for j in range(N):
-                uj = _u(j)
-                C3[us, ui, uj] = C3[us, ui, uj] + a * B[uk, uj]
 
 
 @internal(refcounts=False, fastmath={"contract", "reassoc"})
@@ -557,9 +509,9 @@ def _products(dtype):
         if dtype not in _DTYPES:
             return _NO_PRODUCTS
         nb = numba.from_dtype(dtype)
-        a2, a3 = numba.types.Array(nb, 2, "C"), numba.types.Array(nb, 3, "C")
+        a2 = numba.types.Array(nb, 2, "C")
         i64, b1 = numba.types.int64, numba.types.boolean
-        mm = entry(_mm, (a2, a2, a3, i64, i64))
+        mm = product_entry(dtype)
         mm_nt = entry(_mm_nt, (a2, a2, a2, i64, b1))
         a1 = numba.types.Array(nb, 1, "C")
         cols = entry(_cols, (a1,) + (i64,) * 15 + (a2, i64, b1))
@@ -740,7 +692,7 @@ def _conv_block(t, packed, args_type):
     unpacking) is compiled once.
 
     Forward: groups t, t + n_slots, ... of ``group`` samples, their im2col in cols[t]
-    (in kept[g] when ``keep``), one product per group (``_mm``), straight into Y[s] for
+    (in kept[g] when ``keep``), one product per group (``kernels.product``), straight into Y[s] for
     a group of one, else into out[t] and then into Y.
 
     Backward: chunks t, t + n_slots, ..., their groups of ``group`` samples in order.
@@ -758,6 +710,7 @@ def _conv_block(t, packed, args_type):
     forward, sums, W2, db = args[16:]
     kh, kw, sh, sw, ph, pw, dh, dw = geom
     n_slots = cols_all.shape[0]
+    MW, KW = Wm.shape  # the products' (M, K): W2b forward, W2T backward
     cols = cols_all[t]
     xt = xt_all[t]
     out = out_all[t]
@@ -802,7 +755,9 @@ def _conv_block(t, packed, args_type):
                     dst, s_dst = Y3, g0
                 else:
                     dst, s_dst = out_all, t  # out[t] (C layout, as Y3)
-                call_entry(mm, (Wm, cs, dst, s_dst, m * P))
+                ldc = dst.shape[2]
+                ic = s_dst * dst.shape[1] * ldc
+                mul(mm, Wm, 0, KW, False, cs, 0, cs.shape[1], dst, ic, ldc, MW, m * P, KW)
                 if m > 1:  # Y3[g0 + s, f, u] = out[f, s*ccs + u*ccu]
                     for s in range(m):
                         us = _u(g0 + s)
@@ -822,7 +777,10 @@ def _conv_block(t, packed, args_type):
                 call_entry(mm_nt, (cs, out, dWc, m * P, g0 != s0))
                 if need_dx:
                     # dcols = W2.T @ dY_g into this slot's cols (its last row, 0, unused)
-                    call_entry(mm, (Wm, out, cols_all, t, m * P))
+                    ldc = cols_all.shape[2]
+                    ic = t * cols_all.shape[1] * ldc
+                    ldb = out.shape[1]
+                    mul(mm, Wm, 0, KW, False, out, 0, ldb, cols_all, ic, ldc, MW, m * P, KW)
                     dst = xt if mi else dXf
                     base = 0 if mi else g0 * CHW
                     for s in range(n_s):

@@ -61,8 +61,8 @@ per-block products over the block's (sample, step) rows, written to per-block bu
 summed in block order after the parallel loop (``_sum_grads``). The partition does not
 depend on the thread count, so neither do the results (bit for bit).
 
-The products are our own (``_product``, compiled once per dtype and called through its
-entry, as the convolutions' ``_mm``), not BLAS: these shapes are small (a block's 8 rows
+The products are the kernels' own (``kernels.product``, compiled once per dtype and called
+through its entry), not BLAS: these shapes are small (a block's 8 rows
 against a 128 x 512 ``W_h`` per step), and OpenBLAS's kernel for them depends on the
 machine and its environment: on the project's AMD Zen 5 kind, whose environment pins
 OpenBLAS to its Haswell kernels (``OPENBLAS_CORETYPE``), the LSTM's products ran 3-5x
@@ -88,10 +88,9 @@ from numba.extending import intrinsic, overload
 
 from .._config import _FLAGS, jit
 from .blocks import CHUNK, n_blocks, sum_blocks
+from .product import mul_packed, product_entry
 from .runner import (  # noqa: F401 (_run_blocks: tests)
-    _native_call,
     _run_blocks,
-    entry,
     internal,
     run_blocks,
     unpack,
@@ -416,10 +415,10 @@ def apply_sigmoid(x, out):
 # block. Inlining copies the callee's IR block by block, each copy carrying the callee's
 # whole variable scope, at a cost of about (blocks x variables) of the callee: so these
 # parts stay small and none calls another. Every matrix product is a call of
-# ``_product`` through its entry (``_mul``; not linked in); no block function allocates, so they
-# run without reference
-# counting (``internal(refcounts=False)``). Copies are element loops (an array-valued
-# slice assignment would compile numba's shape-error formatting, ~2 s).
+# ``kernels.product`` through its entry (``mul_packed``; not linked in); no block function
+# allocates, so they run without reference counting (``internal(refcounts=False)``).
+# Copies are element loops (an array-valued slice assignment would compile numba's
+# shape-error formatting, ~2 s).
 def _flat_at(context, builder, ty, value, offset):
     """The address of element ``offset`` of the C array ``value`` in memory order."""
     data = context.make_array(ty)(context, builder, value).data
@@ -466,131 +465,6 @@ def _zero(typingctx, dst, j, count):
     return types.none(dst, j, count), codegen
 
 
-_u = numba.uint64  # unsigned indices: no negative-index wraparound code (vectorises)
-
-
-@internal(refcounts=False, fastmath={"contract"})
-def _product(a, ia, ta, b, ib, c, ic, m, n, k):
-    """``c = op(a) @ b`` on row-major matrices inside the 1-D arrays ``a``, ``b``, ``c``
-    (flat views), from element offsets ``ia``, ``ib``, ``ic``: ``c`` (m, n), ``b`` (k, n);
-    ``op(a)`` (m, k) is ``a`` stored (m, k), or, when ``ta``, the transpose of ``a``
-    stored (k, m). ``m, n, k >= 1``, operands in bounds and ``c`` apart from them (not
-    checked). (Products with a transposed right operand use a transposed copy of it,
-    ``Work.W_hT`` / ``W_xT``: one loop nest to compile.)
-
-    Rows of ``c`` in blocks of 4 and l in steps of 4, the inner loop over the contiguous
-    j of ``b`` and ``c`` (vectorised over j, FMAs); the rows past the last block of 4
-    one at a time. Each ``c[i, j]`` adds its k products in the order of l, one FMA each,
-    whichever the path: the same bits for a row in a block of 4 or alone.
-    """
-    zero = c.dtype.type(0)
-    si = 1 if ta else k  # op(a)[i, l] = a[ia + i*si + l*sl]
-    sl = m if ta else 1
-    m4 = m - m % 4
-    k4 = k - k % 4
-    for i in range(0, m4, 4):
-        r0 = ic + i * n
-        r1, r2, r3 = r0 + n, r0 + 2 * n, r0 + 3 * n
-        p0 = ia + i * si
-        p1, p2, p3 = p0 + si, p0 + 2 * si, p0 + 3 * si
-        for j in range(n):
-            c[_u(r0 + j)] = zero
-            c[_u(r1 + j)] = zero
-            c[_u(r2 + j)] = zero
-            c[_u(r3 + j)] = zero
-        for t in range(0, k4, 4):
-            q0 = ib + t * n
-            q1, q2, q3 = q0 + n, q0 + 2 * n, q0 + 3 * n
-            l0, l1, l2, l3 = t * sl, (t + 1) * sl, (t + 2) * sl, (t + 3) * sl
-            a00, a01, a02, a03 = a[_u(p0 + l0)], a[_u(p0 + l1)], a[_u(p0 + l2)], a[_u(p0 + l3)]
-            a10, a11, a12, a13 = a[_u(p1 + l0)], a[_u(p1 + l1)], a[_u(p1 + l2)], a[_u(p1 + l3)]
-            a20, a21, a22, a23 = a[_u(p2 + l0)], a[_u(p2 + l1)], a[_u(p2 + l2)], a[_u(p2 + l3)]
-            a30, a31, a32, a33 = a[_u(p3 + l0)], a[_u(p3 + l1)], a[_u(p3 + l2)], a[_u(p3 + l3)]
-            for j in range(n):
-                b0, b1, b2, b3 = b[_u(q0 + j)], b[_u(q1 + j)], b[_u(q2 + j)], b[_u(q3 + j)]
-                c[_u(r0 + j)] = c[_u(r0 + j)] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-                c[_u(r1 + j)] = c[_u(r1 + j)] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-                c[_u(r2 + j)] = c[_u(r2 + j)] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-                c[_u(r3 + j)] = c[_u(r3 + j)] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-        for t in range(k4, k):
-            q0 = ib + t * n
-            lt = t * sl
-            x0, x1, x2, x3 = a[_u(p0 + lt)], a[_u(p1 + lt)], a[_u(p2 + lt)], a[_u(p3 + lt)]
-            for j in range(n):
-                y = b[_u(q0 + j)]
-                c[_u(r0 + j)] = c[_u(r0 + j)] + x0 * y
-                c[_u(r1 + j)] = c[_u(r1 + j)] + x1 * y
-                c[_u(r2 + j)] = c[_u(r2 + j)] + x2 * y
-                c[_u(r3 + j)] = c[_u(r3 + j)] + x3 * y
-    for i in range(m4, m):
-        r0 = ic + i * n
-        p0 = ia + i * si
-        for j in range(n):
-            c[_u(r0 + j)] = zero
-        for t in range(k):
-            q0 = ib + t * n
-            x0 = a[_u(p0 + t * sl)]
-            for j in range(n):
-                c[_u(r0 + j)] = c[_u(r0 + j)] + x0 * b[_u(q0 + j)]
-
-
-def _flat_view(context, builder, ty, value):
-    """The 1-D C array (its LLVM value) over all of the C array ``value`` of type ``ty``."""
-    src = context.make_array(ty)(context, builder, value)
-    dst = context.make_array(types.Array(ty.dtype, 1, "C"))(context, builder)
-    item = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ty.dtype)))
-    context.populate_array(
-        dst,
-        data=src.data,
-        shape=cgutils.pack_array(builder, [src.nitems]),
-        strides=cgutils.pack_array(builder, [item]),
-        itemsize=item,
-        meminfo=src.meminfo,
-        parent=src.parent,
-    )
-    return dst._getvalue()
-
-
-@intrinsic
-def _mul(typingctx, prod, a, ia, ta, b, ib, c, ic, m, n, k):
-    """``_product(flat(a), ia, ta, flat(b), ib, flat(c), ic, m, n, k)`` through its entry
-    ``prod`` (``_product_entry``), ``flat`` the 1-D view of a whole C array: one call
-    instruction at each call site (no views, tuple or key check for numba to type and
-    lower there)."""
-    _check_c_arrays("_mul", a, b, c)
-    flat = types.Array(a.dtype, 1, "C")
-    i64 = types.int64
-    argtypes = (flat, i64, types.boolean, flat, i64, flat, i64, i64, i64, i64)
-    sig = types.none(prod, a, ia, ta, b, ib, c, ic, m, n, k)
-
-    def codegen(context, builder, sig, args):
-        ty = sig.args
-        values = []
-        for i, want in zip(range(1, 11), argtypes):
-            if i in (1, 4, 6):
-                values.append(_flat_view(context, builder, ty[i], args[i]))
-            else:
-                values.append(context.cast(builder, args[i], ty[i], want))
-        address = builder.extract_value(args[0], 0)
-        return _native_call(context, builder, address, argtypes, values)
-
-    return sig, codegen
-
-
-_PRODUCTS = {}
-
-
-def _product_entry(dtype):
-    """The entry (``runner.entry``) of ``_product`` for ``dtype`` (float32 / float64)."""
-    found = _PRODUCTS.get(dtype)
-    if found is None:
-        a1 = types.Array(numba.from_dtype(dtype), 1, "C")
-        i64, b1 = types.int64, types.boolean
-        argtypes = (a1, i64, b1, a1, i64, a1, i64, i64, i64, i64)
-        found = _PRODUCTS[dtype] = entry(_product, argtypes)
-    return found
-
-
 @_inline
 def _block_range(c, X, lengths):
     """Samples ``lo <= s < hi`` of block ``c``, its longest sequence ``steps``, and
@@ -616,9 +490,9 @@ def _forward_start(lo, hi, padded, X, lengths, W_x, A, step_h, prod):
     T, d, GH = X.shape[1], X.shape[2], A.shape[2]
     if padded:  # one product per sample over its own steps
         for s in range(lo, hi):
-            _mul(prod, X, s * T * d, False, W_x, 0, A, s * T * GH, lengths[s], GH, d)
+            mul_packed(prod, X, s * T * d, False, W_x, 0, A, s * T * GH, lengths[s], GH, d)
     else:  # one product over the block's (sample, step) rows
-        _mul(prod, X, lo * T * d, False, W_x, 0, A, lo * T * GH, (hi - lo) * T, GH, d)
+        mul_packed(prod, X, lo * T * d, False, W_x, 0, A, lo * T * GH, (hi - lo) * T, GH, d)
     H = step_h.shape[1]
     _zero(step_h, lo * H, (hi - lo) * H)
 
@@ -629,7 +503,7 @@ def _hidden_product(lo, hi, t, W_h, step_h, step_a, prod):
     ``t = 0``), ``step_h`` holding ``h_{t-1}``."""
     H, GH = W_h.shape[0], W_h.shape[1]
     if t > 0:
-        _mul(prod, step_h, lo * H, False, W_h, 0, step_a, lo * GH, hi - lo, GH, H)
+        mul_packed(prod, step_h, lo * H, False, W_h, 0, step_a, lo * GH, hi - lo, GH, H)
     else:
         _zero(step_a, lo * GH, (hi - lo) * GH)
 
@@ -663,7 +537,7 @@ def _hidden_gradient(lo, hi, t, W_hT, step_a, step_h, prod):
     ``W_hT`` is ``W_h``'s transpose, (GH, H), made once per pass)."""
     GH, H = W_hT.shape[0], W_hT.shape[1]
     if t > 0:
-        _mul(prod, step_a, lo * GH, False, W_hT, 0, step_h, lo * H, hi - lo, H, GH)
+        mul_packed(prod, step_a, lo * GH, False, W_hT, 0, step_h, lo * H, hi - lo, H, GH)
 
 
 @_inline
@@ -685,8 +559,8 @@ def _weight_products(c, lo, hi, X_b, dA_x, h_prev, dA_h, dW_x_parts, dW_h_parts,
     ``c``'s (sample, step) rows ``lo <= s < hi``."""
     T, d, H, GH = X_b.shape[1], X_b.shape[2], h_prev.shape[2], dA_x.shape[2]
     R = (hi - lo) * T
-    _mul(prod, X_b, lo * T * d, True, dA_x, lo * T * GH, dW_x_parts, c * d * GH, d, GH, R)
-    _mul(prod, h_prev, lo * T * H, True, dA_h, lo * T * GH, dW_h_parts, c * H * GH, H, GH, R)
+    mul_packed(prod, X_b, lo * T * d, True, dA_x, lo * T * GH, dW_x_parts, c * d * GH, d, GH, R)
+    mul_packed(prod, h_prev, lo * T * H, True, dA_h, lo * T * GH, dW_h_parts, c * H * GH, H, GH, R)
 
 
 @_inline
@@ -694,7 +568,7 @@ def _input_gradient(lo, hi, dA_x, W_xT, dX, prod):
     """``dX_b = dA_x W_x^T`` over the (sample, step) rows ``lo <= s < hi`` (``W_xT``:
     ``W_x``'s transpose, (GH, d))."""
     T, d, GH = dX.shape[1], dX.shape[2], dA_x.shape[2]
-    _mul(prod, dA_x, lo * T * GH, False, W_xT, 0, dX, lo * T * d, (hi - lo) * T, d, GH)
+    mul_packed(prod, dA_x, lo * T * GH, False, W_xT, 0, dX, lo * T * d, (hi - lo) * T, d, GH)
 
 
 @_inline
@@ -1140,7 +1014,7 @@ def recurrent_forward(batch, p, Hs, cache):
         none = np.empty((0, 0, 0), dtype)
         _NO_GRADIENTS[key] = (none, none, False, cell.work.empty(0, 0, 0, 0, dtype))
     args = (batch.X, batch.lengths, p, Hs, cache) + _NO_GRADIENTS[key]
-    _blocks(cell.forward_block, args + (_product_entry(dtype),))
+    _blocks(cell.forward_block, args + (product_entry(dtype),))
 
 
 def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
@@ -1168,7 +1042,7 @@ def recurrent_backward(batch, p, Hs, cache, dHs, grads, dX, need_dx, work):
     work.W_xT[...] = p.W_x.T  # the products' right operands, transposed once
     work.W_hT[...] = p.W_h.T
     args = (batch.X, batch.lengths, p, Hs, cache, dHs, dX, bool(need_dx), work)
-    _blocks(_BY_PARAMS[type(p)].backward_block, args + (_product_entry(batch.X.dtype),))
+    _blocks(_BY_PARAMS[type(p)].backward_block, args + (product_entry(batch.X.dtype),))
     _sum_grads(work, n_blocks(batch.X.shape[0]), grads)
 
 

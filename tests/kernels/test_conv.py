@@ -5,7 +5,6 @@ from threadpoolctl import threadpool_limits
 
 from sknet.kernels import conv
 from sknet.kernels.conv import (
-    _mm,
     _mm_nt,
     auto_group,
     conv1d_backward,
@@ -263,18 +262,11 @@ def _run(func, *args):
 @pytest.mark.parametrize(
     "M, K, N", [(1, 4, 1), (3, 8, 7), (4, 4, 16), (9, 12, 33), (8, 20, 2), (12, 16, 5)]
 )
-def test_products_against_numpy(M, K, N):
-    """The convolution's own products, every edge of their 4 x 4 blocks included (_mm's
-    inner dimension is a multiple of 4: the workspace pads it)."""
+def test_weight_gradient_product_against_numpy(M, K, N):
+    """The weight gradient's product (``_mm_nt``), every edge of its 4 x 4 blocks
+    included. (The other products are ``kernels.product``'s: tests/kernels/test_product.)"""
     rng = np.random.default_rng(13)
     A = rng.standard_normal((M, K))
-    B = rng.standard_normal((K, N + 3))  # columns beyond N are not read
-    C3 = np.full((2, M, N + 2), np.nan)
-    _run(_mm, A, B, C3, 1, N)
-    np.testing.assert_allclose(C3[1, :, :N], A @ B[:, :N], rtol=1e-12)
-    assert np.isnan(C3[0]).all() and np.isnan(C3[1, :, N:]).all()
-    _run(_mm, np.ascontiguousarray(A.T).T, B, C3, 0, N)  # a transposed view, as W2b.T
-    np.testing.assert_allclose(C3[0, :, :N], A @ B[:, :N], rtol=1e-12)
     Bt = rng.standard_normal((N, K + 2))
     C = rng.standard_normal((M, N))
     old = C.copy()
@@ -287,11 +279,11 @@ def test_products_against_numpy(M, K, N):
 def test_entry_of_other_argument_types_is_refused():
     """An entry called with arguments of other types than it was compiled for raises
     (instead of passing them wrongly)."""
-    A, B, C3 = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((1, 4, 4))
-    fn = entry(_mm, [numba.typeof(a) for a in (A, B, C3, 0, 4)])
+    A, B, C = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4))
+    fn = entry(_mm_nt, [numba.typeof(a) for a in (A, B, C, 4, True)])
     with pytest.raises(RuntimeError, match="other argument types"):
-        _call(fn, (A.astype(np.float32), B.astype(np.float32), C3.astype(np.float32), 0, 4))
-    _call(fn, (A, B, C3, 0, 4))  # the right ones
+        _call(fn, (A.astype(np.float32), B.astype(np.float32), C.astype(np.float32), 4, True))
+    _call(fn, (A, B, C, 4, True))  # the right ones
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
