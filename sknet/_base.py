@@ -47,7 +47,7 @@ from ._network import Network
 from ._progress import ProgressReporter
 from ._solvers import AdamOptimizer, SGDOptimizer, minimize_lbfgs
 from ._summary import summary as _summary
-from ._threads import fit_threads, one_blas_thread, step_done
+from ._threads import fit_threads, step_done
 from .kernels.optim import clip_by_norm
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -225,8 +225,8 @@ class BaseNetworkEstimator(
       y, encode the targets, set ``classes_``, ``n_outputs_`` ..., build the network and
       draw its initial weights from ``random_state``), and no training.
     - :meth:`forward` ``(X, *, stop=None, output_activation=False)``: validate X, cast
-      it to the network's dtype and run the first ``stop`` layers (with one BLAS thread
-      for the families whose kernels need it). ``predict`` and ``transform`` use it.
+      it to the network's dtype and run the first ``stop`` layers. ``predict`` and
+      ``transform`` use it.
     - :meth:`fit_from` ``(X, y, weights, *, first_trainable=0, sample_weight=None,
       state=None)``: ``fit``, with the first layers starting from given weights (and
       non-trainable state) and the layers before ``first_trainable`` frozen.
@@ -1228,9 +1228,8 @@ class BaseNetworkEstimator(
     def forward(self, X, *, stop=None, output_activation=False):
         """Outputs of the network's first ``stop`` layers for X (dropout off).
 
-        X is validated as for ``predict`` and cast to the network's dtype; families
-        whose kernels call BLAS from numba's threads run with one BLAS thread.
-        ``predict`` and ``transform`` are built on this.
+        X is validated as for ``predict`` and cast to the network's dtype. ``predict``
+        and ``transform`` are built on this.
 
         Parameters
         ----------
@@ -1309,22 +1308,6 @@ class BaseNetworkEstimator(
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
-
-
-class OneBlasThreadMixin:
-    """Single-threaded BLAS around every pass through the network (fit, and through
-    ``forward`` predict, transform and the features), for families whose kernels call
-    BLAS from inside numba's ``prange``."""
-
-    def _fit(self, *args, **kwargs):
-        with one_blas_thread():
-            return super()._fit(*args, **kwargs)
-
-    def forward(self, X, *, stop=None, output_activation=False):
-        with one_blas_thread():
-            return super().forward(X, stop=stop, output_activation=output_activation)
-
-    forward.__doc__ = BaseNetworkEstimator.forward.__doc__
 
 
 class NetworkClassifierMixin:

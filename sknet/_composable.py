@@ -15,7 +15,6 @@ from ._base import (
 from ._compat import StrOptions
 from ._convnet import warn_if_channels_last
 from ._layers import Dense, Flatten
-from ._threads import one_blas_thread
 
 _SAMPLES, _FIX = "samples: all samples need the same shape", "pad or resize them first"
 
@@ -67,9 +66,6 @@ class BaseNetwork(BaseNetworkEstimator):
                 return layout
         return "features"
 
-    def _blas_in_threads(self):
-        return any(self._spec_values("_blas_in_threads"))
-
     def _fit_lbfgs(self, X, Y, sample_weight):
         if self._uses_dropout():
             raise ValueError(
@@ -79,21 +75,6 @@ class BaseNetwork(BaseNetworkEstimator):
                 "(layers__<name>__rate=0)."
             )
         return super()._fit_lbfgs(X, Y, sample_weight)
-
-    # -- one BLAS thread when the layers call BLAS from numba's threads --------------
-    def _fit(self, *args, **kwargs):
-        if not self._blas_in_threads():
-            return super()._fit(*args, **kwargs)
-        with one_blas_thread():
-            return super()._fit(*args, **kwargs)
-
-    def forward(self, X, *, stop=None, output_activation=False):
-        if not self._blas_in_threads():
-            return super().forward(X, stop=stop, output_activation=output_activation)
-        with one_blas_thread():
-            return super().forward(X, stop=stop, output_activation=output_activation)
-
-    forward.__doc__ = BaseNetworkEstimator.forward.__doc__
 
     # -- shapes and validation --------------------------------------------------------
     def _sample_shape(self, X):

@@ -12,7 +12,6 @@ from ._base import (
     BaseNetworkEstimator,
     NetworkClassifierMixin,
     NetworkRegressorMixin,
-    OneBlasThreadMixin,
     as_rectangular,
     layer_sizes,
 )
@@ -76,13 +75,8 @@ def _warn_if_image_read_as_signal(shape):
     )
 
 
-class BaseConvNet(OneBlasThreadMixin, BaseNetworkEstimator):
+class BaseConvNet(BaseNetworkEstimator):
     """Convolution + pooling blocks, then dense layers. Not for direct use.
-
-    BLAS runs single-threaded during fit, predict and transform: the convolutions call
-    small GEMMs from numba's parallel loop, and alternating numba's thread pool with a
-    multi-threaded OpenBLAS (for the dense layers) oversubscribed the two cores (measured
-    on a loaded machine: 3-7x slower epochs than with one BLAS thread).
 
     Input: 4-D (n, channels, height, width), 3-D (n, height, width) (or (n, channels,
     length) signals with ``input_shape=(channels, length)``), or 2-D rows that

@@ -9,17 +9,13 @@ from ._base import (
     BaseNetworkEstimator,
     NetworkClassifierMixin,
     NetworkRegressorMixin,
-    OneBlasThreadMixin,
 )
 from ._compat import StrOptions
 from ._layers import Dense
 
 
-class BaseMLP(OneBlasThreadMixin, BaseNetworkEstimator):
-    """Dense layers on 2-D (optionally sparse) input. Not for direct use.
-
-    The dense kernels cut every product into fixed blocks in numba's threads, so BLAS
-    runs single-threaded around fit and prediction (``OneBlasThreadMixin``)."""
+class BaseMLP(BaseNetworkEstimator):
+    """Dense layers on 2-D (optionally sparse) input. Not for direct use."""
 
     def _validate_input(self, X, y, reset):
         return validate_data(

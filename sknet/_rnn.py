@@ -20,7 +20,6 @@ from ._base import (
     BaseNetworkEstimator,
     NetworkClassifierMixin,
     NetworkRegressorMixin,
-    OneBlasThreadMixin,
     _check_solver,
     as_rectangular,
     layer_sizes,
@@ -40,7 +39,7 @@ from ._sequences import (
 _CELLS = {"lstm": specs.LSTM, "gru": specs.GRU}
 
 
-class BaseRNN(OneBlasThreadMixin, BaseNetworkEstimator):
+class BaseRNN(BaseNetworkEstimator):
     """Stacked recurrent layers, optional dense layers, a linear output. Not for direct use.
 
     X is (n_samples, n_timesteps, n_features), or (n_samples, n_timesteps) read as a

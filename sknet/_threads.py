@@ -1,10 +1,9 @@
 """Thread-pool controls: the leaf the estimators and :mod:`sknet.parallel` share.
 
 numba's pool size, the cores this process may use, the BLAS controller (both OpenBLAS
-copies, numpy's and scipy's), the one-BLAS-thread guard of the families whose kernels
-call BLAS from inside numba's ``prange``, and the thread plan of a fit
-(:func:`fit_threads`). Imports nothing from sknet, so that ``_base`` can use it without
-importing :mod:`sknet.parallel` (which imports the estimators for its warm-up).
+copies, numpy's and scipy's) and the thread plan of a fit (:func:`fit_threads`). Imports
+nothing from sknet, so that ``_base`` can use it without importing :mod:`sknet.parallel`
+(which imports the estimators for its warm-up).
 
 How a fit chooses its thread count (:func:`fit_threads`), without changing any
 process-wide setting other code relies on:
@@ -30,10 +29,12 @@ process-wide setting other code relies on:
   Results do not depend on the thread count, so switching changes only speed.
 
 The numba count is set for the calling thread only (numba keeps one per Python thread)
-and restored after the fit. The BLAS limit is process-wide in OpenBLAS; sknet lowers it
-to one thread only inside a fit, reference-counted across concurrent fits, and restores
-the previous limits when the last one ends (as scikit-learn's KMeans does around its
-iterations).
+and restored after the fit. No kernel calls BLAS (their matrix products are
+``kernels.product``); BLAS runs only in NumPy / SciPy code around them (sparse input,
+L-BFGS). Its limit is process-wide in OpenBLAS; sknet lowers it to one thread only while
+a fit runs on one thread (so that "one thread" holds for the whole fit), reference-counted
+across concurrent fits, and restores the previous limits when the last one ends (as
+scikit-learn's KMeans does around its iterations).
 """
 
 import os
@@ -94,6 +95,8 @@ _BLAS_LIMITER = None
 
 
 def _one_blas_enter():
+    """Limit BLAS to one thread until the matching :func:`_one_blas_exit` (reference
+    counted: the limits from before the first enter come back after the last exit)."""
     global _BLAS_CONTROLLER, _BLAS_USERS, _BLAS_LIMITER
     with _BLAS_LOCK:
         if _BLAS_CONTROLLER is None:
@@ -110,25 +113,6 @@ def _one_blas_exit():
         if _BLAS_USERS == 0:
             _BLAS_LIMITER.restore_original_limits()
             _BLAS_LIMITER = None
-
-
-@contextmanager
-def one_blas_thread():
-    """Run BLAS single-threaded inside the block (the previous limits come back after).
-
-    The dense layers' products call BLAS from inside numba's threads (one block per
-    thread, ``runner.run_blocks``); a multi-threaded BLAS under them oversubscribes the
-    cores (measured when the recurrent and convolution kernels called BLAS that way too:
-    1.7-1.9x slower RNN epochs with 2 numba x 2 BLAS threads on 2 cores, 3-7x for
-    ConvNets on a loaded machine). Results do not depend on it. Reference-counted: with
-    several fits running in threads of one process, the limits set before the first one
-    come back when the last one ends.
-    """
-    _one_blas_enter()
-    try:
-        yield
-    finally:
-        _one_blas_exit()
 
 
 def _env_thread_limit(name="OMP_NUM_THREADS"):

@@ -67,9 +67,6 @@ class LayerSpec(BaseEstimator):
     #: "channels1d" (a one-channel signal), "time" (a univariate sequence),
     #: "channels2d" (needs ``input_shape``), or None (decided by the next layer)
     _input_layout = "features"
-    #: the layer's kernels call BLAS from numba's threads (the estimator then runs BLAS
-    #: single-threaded, see ``OneBlasThreadMixin``)
-    _blas_in_threads = False
 
     def build_layer(self):
         """A fresh, unbuilt network layer from this specification (the estimator builds
@@ -104,8 +101,6 @@ class Dense(LayerSpec):
     [(64,), (32,), (2,)]
     """
 
-    _blas_in_threads = True
-
     def __init__(self, units=100, activation="relu"):
         self.units = units
         self.activation = activation
@@ -116,7 +111,6 @@ class Dense(LayerSpec):
 
 class _Conv(LayerSpec):
     _ndim = 1
-    _blas_in_threads = True
 
     def __init__(
         self, filters=32, kernel_size=3, *, stride=1, padding="same", dilation=1, activation="relu"
@@ -380,7 +374,6 @@ class Flatten(LayerSpec):
 class _Recurrent(LayerSpec):
     _cell = "lstm"
     _input_layout = "time"
-    _blas_in_threads = True
 
     def __init__(self, units=32, *, return_sequences=False, bidirectional=False):
         self.units = units
@@ -685,10 +678,6 @@ class Residual(LayerSpec):
             if spec._input_layout is not None:
                 return spec._input_layout
         return None
-
-    @property
-    def _blas_in_threads(self):
-        return any(s._blas_in_threads for _, s in named_layers(self.layers, "Residual.layers"))
 
     def get_params(self, deep=True):
         out = super().get_params(deep=False)

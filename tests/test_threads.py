@@ -286,15 +286,14 @@ def test_switching_threads_during_a_fit_does_not_change_results(monkeypatch, res
     np.testing.assert_array_equal(one.predict_proba(X), switched.predict_proba(X))
 
 
-def test_one_blas_thread_is_reference_counted(restore_threads):
+def test_one_blas_limit_is_reference_counted(restore_threads):
     """Overlapping fits (threads of one process): the limits from before the first come
     back after the last, whatever the order they end in."""
     ThreadpoolController().limit(limits=2, user_api="blas")
-    first, second = _threads.one_blas_thread(), _threads.one_blas_thread()
-    first.__enter__()
-    second.__enter__()
+    _threads._one_blas_enter()  # a fit on one thread
+    _threads._one_blas_enter()  # another one, in another thread of the process
     assert _blas_threads() == [1]
-    first.__exit__(None, None, None)  # the first fit ends while the second runs
+    _threads._one_blas_exit()  # the first fit ends while the second runs
     assert _blas_threads() == [1]
-    second.__exit__(None, None, None)
+    _threads._one_blas_exit()
     assert _blas_threads() == [2]

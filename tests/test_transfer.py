@@ -145,32 +145,6 @@ def test_features_every_estimator(name):
     Pipeline([("f", clone(feats)), ("head", head)]).fit(X, y).predict(X)
 
 
-@pytest.mark.parametrize(
-    "name", ["RNNClassifier", "RNNRegressor", "ConvNetClassifier", "ConvNetRegressor"]
-)
-def test_features_run_with_one_blas_thread_like_the_estimator(name, monkeypatch):
-    """The families whose kernels call BLAS from numba's threads get the same
-    one-BLAS-thread guard in NetworkFeatures as in predict (no oversubscription)."""
-    import scipy.linalg  # noqa: F401  (load scipy's OpenBLAS, which numba uses)
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    from sknet._network import Network
-
-    est, X, _ = fitted(estimator_class(name))
-    seen = []
-    original = Network.predict
-
-    def recording(self, *args, **kwargs):
-        seen.append({d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"})
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Network, "predict", recording)
-    with threadpool_limits(2, user_api="blas"):
-        NetworkFeatures(est).fit(X).transform(X)
-        NetworkFeatures(est, layer=0).fit(X).transform(X)
-    assert seen == [{1}, {1}]
-
-
 # ======================================================================================
 # FineTuner
 # ======================================================================================
