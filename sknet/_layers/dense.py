@@ -121,7 +121,8 @@ class Dense(Layer):
                 dense_blocks(BIAS_GRAD + WEIGHT_GRAD, X, W, db, self._code, A, dY, dW, dY)
                 return None
             dX = buffer(ctx, "dX", (dY.shape[0], self.input_shape[-1]), dY.dtype)
-            dense_blocks(BIAS_GRAD + BACKWARD, X, W, db, self._code, A, dY, dW, dX)
+            wt = buffer(ctx, "WT", W.shape[::-1], W.dtype)  # W^T for dX, kept between steps
+            dense_blocks(BIAS_GRAD + BACKWARD, X, W, db, self._code, A, dY, dW, dX, wt)
             return dX
         # dZ = dA * f'(A) in place, db = column sums of dZ (C-contiguous arrays: the
         # dense block function's loops)

@@ -299,7 +299,7 @@ def _dense_blocks_block(p, packed, args_type):
                         a[i, j] += b[j]
 
 
-def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
+def dense_blocks(task, x, w, b, code, a, delta, dw, dx, wt=None):
     """One product of a dense layer in ``PARTS`` fixed blocks in parallel; all arrays
     C-contiguous, of one dtype (unused ones may be any such array):
 
@@ -307,6 +307,8 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     * ``WEIGHT_GRAD``: ``dw = x^T delta`` (row blocks of dw) - delta (n, k) = dZ, dw (d, k);
     * ``INPUT_GRAD``: ``dx = delta w^T`` (row blocks) - dx (n, d);
     * ``BACKWARD``: both, each one whole product, the two in parallel (``TASKS_MIN``);
+      dX multiplies by W^T, copied into ``wt`` (k, d) (a buffer the caller keeps
+      between steps, else a new one);
     * ``BIAS_GRAD``: ``delta *= f'(a)`` in place (dA to dZ, a (n, k) the forward's
       output) and ``b = sum_i delta_i`` (b receives db); added to a backward task
       (``BIAS_GRAD + WEIGHT_GRAD``, ``BIAS_GRAD + BACKWARD``), that first, then the task.
@@ -342,7 +344,17 @@ def dense_blocks(task, x, w, b, code, a, delta, dw, dx):
     nb = n_blocks(base, n, d, k)
     prod = product_entry(x.dtype)
     if base in (INPUT_GRAD, BACKWARD):  # w^T for dX (BACKWARD: made by dX's block)
-        wt = np.empty((k, d), x.dtype)
+        if wt is None:
+            wt = np.empty((k, d), x.dtype)
+        elif not (
+            isinstance(wt, np.ndarray)
+            and wt.shape == (k, d)
+            and wt.dtype == x.dtype
+            and wt.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"dense_blocks: wt must be a C-contiguous ({k}, {d}) array of x's dtype"
+            )
         if base == INPUT_GRAD:
             np.copyto(wt, w.T)
     else:

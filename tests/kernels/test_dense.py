@@ -434,6 +434,22 @@ def test_dense_blocks_bad_input_raises_clear_errors():
         dense_blocks(BACKWARD, X, W, b, code, A, A, np.empty((3, 3)), np.empty((5, 4)))
     with pytest.raises(TypeError, match="dense_blocks: b must be a 1-D ndarray"):
         dense_blocks(FORWARD, X, W, [0.0, 0.0, 0.0], code, A, A, W, A)
+    with pytest.raises(ValueError, match=r"dense_blocks: wt must be a C-contiguous \(3, 4\)"):
+        dense_blocks(BACKWARD, X, W, b, code, A, A, W, np.empty((5, 4)), np.empty((4, 3)))
+
+
+@pytest.mark.parametrize("task", [BACKWARD, INPUT_GRAD])
+def test_dense_blocks_wt_buffer(task):
+    """dX through the caller's W^T buffer (kept between steps, its old contents
+    overwritten) gives the bits of a fresh one."""
+    X, W, b, G = _blocked_case(201, 256, 165, "tanh", np.float32)
+    dX = [np.full(X.shape, np.nan, np.float32) for _ in range(2)]
+    dW = [np.full(W.shape, np.nan, np.float32) for _ in range(2)]
+    wt = np.full(W.shape[::-1], np.nan, np.float32)
+    dense_blocks(task, X, W, b, 0, G, G, dW[0], dX[0])
+    dense_blocks(task, X, W, b, 0, G, G, dW[1], dX[1], wt)
+    assert_array_equal(dX[1], dX[0])
+    assert_array_equal(wt, W.T)
 
 
 def test_element_wise_passes_bad_input_and_large_arrays():
