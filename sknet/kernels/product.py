@@ -27,9 +27,6 @@ from .runner import _native_call, entry, internal
 __all__ = ["mul", "mul_packed", "product", "product_entry"]
 
 _u = numba.uint64  # unsigned indices: no negative-index wraparound code (vectorises)
-#: elements of b's rows in one panel of :func:`product` (kept in cache while the rows of
-#: c pass over it)
-PANEL = 1 << 15
 
 
 @internal(refcounts=False, fastmath={"contract"})
@@ -46,47 +43,39 @@ def product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
     j of ``b`` and ``c`` (vectorised over j, FMAs); the rows past the last block of 4
     one at a time. Each ``c[i, j]`` adds its k products in the order of l, one FMA each,
     whichever the path: the same bits for a row in a block of 4 or alone, and for any
-    cut of the columns.
+    cut of the columns. (Panels of b's rows kept in cache while every row block passes,
+    tried: no faster on the MLP's, the convolutions' and the LSTM's shapes, interleaved
+    timings in one process; slower for the cells' 8-row blocks.)
     """
     zero = c.dtype.type(0)
     si = 1 if ta else lda  # op(a)[i, l] = a[ia + i*si + l*sl]
     sl = lda if ta else 1
     m4 = m - m % 4
     k4 = k - k % 4
-    # l in panels of kc (a multiple of 4) rows of b, each kept in cache while every
-    # block of 4 rows of c passes over it
-    kc = PANEL // n - (PANEL // n) % 4
-    kc = kc if kc >= 4 else 4
-    for i in range(0, m4):
-        r0 = ic + i * ldc
-        for j in range(n):
-            c[_u(r0 + j)] = zero
-    for t0 in range(0, k4, kc):
-        t1 = t0 + kc if t0 + kc < k4 else k4
-        for i in range(0, m4, 4):
-            r0 = ic + i * ldc
-            r1, r2, r3 = r0 + ldc, r0 + 2 * ldc, r0 + 3 * ldc
-            p0 = ia + i * si
-            p1, p2, p3 = p0 + si, p0 + 2 * si, p0 + 3 * si
-            for t in range(t0, t1, 4):
-                q0 = ib + t * ldb
-                q1, q2, q3 = q0 + ldb, q0 + 2 * ldb, q0 + 3 * ldb
-                l0, l1, l2, l3 = t * sl, (t + 1) * sl, (t + 2) * sl, (t + 3) * sl
-                a00, a01, a02, a03 = a[_u(p0 + l0)], a[_u(p0 + l1)], a[_u(p0 + l2)], a[_u(p0 + l3)]
-                a10, a11, a12, a13 = a[_u(p1 + l0)], a[_u(p1 + l1)], a[_u(p1 + l2)], a[_u(p1 + l3)]
-                a20, a21, a22, a23 = a[_u(p2 + l0)], a[_u(p2 + l1)], a[_u(p2 + l2)], a[_u(p2 + l3)]
-                a30, a31, a32, a33 = a[_u(p3 + l0)], a[_u(p3 + l1)], a[_u(p3 + l2)], a[_u(p3 + l3)]
-                for j in range(n):
-                    b0, b1, b2, b3 = b[_u(q0 + j)], b[_u(q1 + j)], b[_u(q2 + j)], b[_u(q3 + j)]
-                    c[_u(r0 + j)] = c[_u(r0 + j)] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-                    c[_u(r1 + j)] = c[_u(r1 + j)] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-                    c[_u(r2 + j)] = c[_u(r2 + j)] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-                    c[_u(r3 + j)] = c[_u(r3 + j)] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
     for i in range(0, m4, 4):
         r0 = ic + i * ldc
         r1, r2, r3 = r0 + ldc, r0 + 2 * ldc, r0 + 3 * ldc
         p0 = ia + i * si
         p1, p2, p3 = p0 + si, p0 + 2 * si, p0 + 3 * si
+        for j in range(n):
+            c[_u(r0 + j)] = zero
+            c[_u(r1 + j)] = zero
+            c[_u(r2 + j)] = zero
+            c[_u(r3 + j)] = zero
+        for t in range(0, k4, 4):
+            q0 = ib + t * ldb
+            q1, q2, q3 = q0 + ldb, q0 + 2 * ldb, q0 + 3 * ldb
+            l0, l1, l2, l3 = t * sl, (t + 1) * sl, (t + 2) * sl, (t + 3) * sl
+            a00, a01, a02, a03 = a[_u(p0 + l0)], a[_u(p0 + l1)], a[_u(p0 + l2)], a[_u(p0 + l3)]
+            a10, a11, a12, a13 = a[_u(p1 + l0)], a[_u(p1 + l1)], a[_u(p1 + l2)], a[_u(p1 + l3)]
+            a20, a21, a22, a23 = a[_u(p2 + l0)], a[_u(p2 + l1)], a[_u(p2 + l2)], a[_u(p2 + l3)]
+            a30, a31, a32, a33 = a[_u(p3 + l0)], a[_u(p3 + l1)], a[_u(p3 + l2)], a[_u(p3 + l3)]
+            for j in range(n):
+                b0, b1, b2, b3 = b[_u(q0 + j)], b[_u(q1 + j)], b[_u(q2 + j)], b[_u(q3 + j)]
+                c[_u(r0 + j)] = c[_u(r0 + j)] + a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
+                c[_u(r1 + j)] = c[_u(r1 + j)] + a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
+                c[_u(r2 + j)] = c[_u(r2 + j)] + a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
+                c[_u(r3 + j)] = c[_u(r3 + j)] + a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
         for t in range(k4, k):
             q0 = ib + t * ldb
             lt = t * sl
