@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 
 from .runner import _native_call, entry, internal
 
-__all__ = ["mul", "mul_packed", "product", "product_entry"]
+__all__ = ["check_c_arrays", "mul", "mul_packed", "product", "product_entry"]
 
 _u = numba.uint64  # unsigned indices: no negative-index wraparound code (vectorises)
 
@@ -135,11 +135,19 @@ def _flat_view(context, builder, ty, value):
     return dst._getvalue()
 
 
+def check_c_arrays(name, *arrays):
+    """TypingError unless the numba types ``arrays`` are C-contiguous arrays of one
+    dtype (the intrinsics' argument check)."""
+    if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
+        raise TypingError(f"{name}: C-contiguous arrays expected")
+    if any(x.dtype != arrays[0].dtype for x in arrays):
+        raise TypingError(f"{name}: arrays of one dtype expected")
+
+
 def _check_operands(name, a, b, c):
-    if not all(isinstance(x, types.Array) and x.layout == "C" for x in (a, b, c)):
-        raise TypingError(f"{name}: a, b and c must be C-contiguous arrays")
-    if not (a.dtype == b.dtype == c.dtype and a.dtype in (types.float32, types.float64)):
-        raise TypingError(f"{name}: a, b and c must be arrays of one float dtype")
+    check_c_arrays(name, a, b, c)
+    if a.dtype not in (types.float32, types.float64):
+        raise TypingError(f"{name}: float32 or float64 arrays expected")
 
 
 def _call(context, builder, prod, a_ty, values):

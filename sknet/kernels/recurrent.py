@@ -83,12 +83,11 @@ import numba
 import numpy as np
 from numba import types
 from numba.core import cgutils
-from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
 from .._config import _FLAGS, jit
 from .blocks import CHUNK, n_blocks, sum_blocks
-from .product import mul_packed, product_entry
+from .product import check_c_arrays, mul_packed, product_entry
 from .runner import (  # noqa: F401 (_run_blocks: tests)
     _run_blocks,
     internal,
@@ -425,18 +424,11 @@ def _flat_at(context, builder, ty, value, offset):
     return builder.gep(data, [offset])
 
 
-def _check_c_arrays(name, *arrays):
-    if not all(isinstance(x, types.Array) and x.layout == "C" for x in arrays):
-        raise TypingError(f"{name}: C-contiguous arrays expected")
-    if any(x.dtype != arrays[0].dtype for x in arrays):
-        raise TypingError(f"{name}: arrays of one dtype expected")
-
-
 @intrinsic
 def _copy(typingctx, src, i, dst, j, count):
     """``dst.flat[j : j + count] = src.flat[i : i + count]``: C arrays of one dtype, the
     two ranges apart, in bounds (not checked). One ``memcpy``: no loop to compile."""
-    _check_c_arrays("_copy", src, dst)
+    check_c_arrays("_copy", src, dst)
 
     def codegen(context, builder, sig, args):
         ty = sig.args
@@ -454,7 +446,7 @@ def _copy(typingctx, src, i, dst, j, count):
 def _zero(typingctx, dst, j, count):
     """``dst.flat[j : j + count] = 0`` (+0.0): a C array, in bounds (not checked). One
     ``memset``: no loop to compile."""
-    _check_c_arrays("_zero", dst)
+    check_c_arrays("_zero", dst)
 
     def codegen(context, builder, sig, args):
         item = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
