@@ -128,6 +128,56 @@ def test_kind_of_model():
     assert key(base, X64) != key(MLPClassifier((4,), dropout=0.1), X64)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_up_freezes_older_objects_only_while_it_runs(monkeypatch):
+    """The objects older than a warm-up stay out of garbage collection during it, and
+    the collector's state afterwards is as before: nothing frozen, or the process's own
+    frozen objects left frozen."""
+    import gc
+
+    seen = []
+    monkeypatch.setattr(_compile_lock, "_WARMED", set())
+    real_fit = MLPClassifier.fit
+
+    def fit(self, X, y, **kw):
+        if getattr(_compile_lock._LOCAL, "busy", False):  # the warm-up's fit
+            seen.append(gc.get_freeze_count())
+        return real_fit(self, X, y, **kw)
+
+    monkeypatch.setattr(MLPClassifier, "fit", fit)
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    assert gc.get_freeze_count() == 0
+    before = len(gc.get_objects())
+    MLPClassifier((3,), max_iter=2).fit(X, y)
+    if _compile_lock.last["status"] == "warmed":  # (skipped without a writable cache)
+        assert len(seen) == 1 and seen[0] >= before // 2, (seen, before)
+    assert gc.get_freeze_count() == 0
+    # nested scopes unfreeze once, when the outer one exits
+    with _compile_lock.older_objects_frozen():
+        frozen = gc.get_freeze_count()
+        assert frozen >= before // 2
+        with _compile_lock.older_objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the process's own frozen objects: left as they are
+    try:
+        mine = gc.get_freeze_count()
+        with _compile_lock.older_objects_frozen():
+            assert gc.get_freeze_count() == mine
+        assert gc.get_freeze_count() == mine
+    finally:
+        gc.unfreeze()
+    gc.disable()  # the collector off: nothing to do
+    try:
+        with _compile_lock.older_objects_frozen():
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+    assert not gc.isenabled() or gc.get_freeze_count() == 0
+
+
 def test_bad_input_is_reported_by_the_fit_not_the_warm_up(monkeypatch):
     monkeypatch.setattr(_compile_lock, "_WARMED", set())
     with pytest.raises(ValueError, match="NaN"):
