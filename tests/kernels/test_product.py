@@ -12,7 +12,19 @@ def _call_product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
     product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k)
 
 
-SHAPES = [(1, 1, 1), (3, 5, 2), (4, 4, 4), (9, 7, 13), (8, 512, 128), (8, 128, 512), (1, 512, 400)]
+# with the register tiles (``product``'s docstring): whole tiles, one-vector tiles and
+# the last columns (n = 83, 200), k in one or two passes (k = 300, 257 > K_BLOCK)
+SHAPES = [
+    (1, 1, 1),
+    (3, 5, 2),
+    (4, 4, 4),
+    (9, 7, 13),
+    (8, 512, 128),
+    (8, 128, 512),
+    (1, 512, 400),
+    (5, 83, 300),
+    (12, 200, 257),
+]
 
 
 def _embedded(rng, rows, cols, pad, fill, dtype):
@@ -96,3 +108,27 @@ def test_mul_intrinsics(dtype, ta):
     _via_mul_packed(prod, A, ta, B, c3, 1)
     np.testing.assert_array_equal(c3[1], c)
     assert not c3[0].any() and not c3[2].any()
+
+
+def test_tiles_of_a_narrower_vector_unit_give_the_same_bits(monkeypatch):
+    """Compiled for a 32-byte vector unit (AVX2: tiles of 4 rows x 2 vectors) instead of
+    this machine's (64 bytes with AVX-512), ``product`` gives the same bits: each sum's
+    order does not depend on the tiles."""
+    from sknet.kernels import product as P
+
+    monkeypatch.setattr(P, "_vector_bytes", lambda context: 32)
+    narrow = numba.njit(fastmath={"contract"}, error_model="numpy")(P.product.py_func)
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(11)
+        for m, n, k, ta in [(12, 200, 300, False), (9, 83, 257, True), (4, 8, 5, False)]:
+            A = rng.normal(size=(k, m) if ta else (m, k)).astype(dtype)
+            B = rng.normal(size=(k, n)).astype(dtype)
+            lda = m if ta else k
+            got = np.empty(m * n, dtype)
+            narrow(A.ravel(), 0, lda, ta, B.ravel(), 0, n, got, 0, n, m, n, k)
+            want = np.empty(m * n, dtype)
+            _call_product(A.ravel(), 0, lda, ta, B.ravel(), 0, n, want, 0, n, m, n, k)
+            np.testing.assert_array_equal(got, want)
+    sig = narrow.signatures[0]
+    ir_text = narrow.inspect_llvm(sig)
+    assert "llvm.fma.v8f32" in ir_text and "llvm.fma.v16f32" not in ir_text  # the tiles
