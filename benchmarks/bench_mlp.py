@@ -9,7 +9,8 @@ Jobs (MNIST-shaped random data, 60,000 x 784, 10 classes, Adam, batch 200):
   and sknet's share of the machine's float32 GEMM peak on the exact matmul FLOP count;
 * (100,) relu float32 - the same ratios;
 * (256, 128) float64 - sknet / sklearn;
-* predict_proba throughput (10,000 x 784) - samples per second;
+* predict_proba throughput (10,000 x 784) - samples per second (sknet's in a fresh
+  ``--sknet-peer`` process, as its training; scikit-learn's in this one);
 * start-up: a fresh process with a warm numba cache, import to end of a first small fit;
   and a cold compile of the MLP kernels (empty cache) per dtype.
 
@@ -139,7 +140,8 @@ def torch_peer_main(spec):
 
 def sknet_peer_main(spec):
     """Entry point of the ``--sknet-peer`` subprocess: print sknet's seconds per epoch
-    of ``MLPClassifier(hidden)`` on ``make_data(n)`` in ``dtype``."""
+    of ``MLPClassifier(hidden)`` on ``make_data(n)`` in ``dtype``, or with ``epochs`` 0 its
+    ``predict_proba`` samples per second on 10,000 rows (fitted on 2,000)."""
     n, epochs, repeats, n_threads, dtype, *hidden = spec.split(",")
     n, epochs, repeats, n_threads = (int(v) for v in (n, epochs, repeats, n_threads))
     X32, y = make_data(n)
@@ -147,6 +149,10 @@ def sknet_peer_main(spec):
     hidden = tuple(int(h) for h in hidden)
     set_threads(n_threads)
     with threadpool_limits(n_threads):
+        if epochs == 0:  # predict_proba throughput instead (samples per second)
+            est = MLPClassifier(hidden, max_iter=1, **COMMON).fit(X[:2000], y[:2000])
+            print(time_predict(est, X[:10_000], repeats))
+            return
         print(time_estimator(lambda: MLPClassifier(hidden, **COMMON), X, y, epochs, repeats))
 
 
@@ -280,9 +286,8 @@ def main():
     set_threads(nt)
     with threadpool_limits(nt):
         Xp = X32[:10_000]
-        me = MLPClassifier((256, 128), max_iter=1, **common).fit(X32[:2000], y[:2000])
         sk = SkMLP((256, 128), max_iter=1, **common).fit(X32[:2000], y[:2000])
-        r_me = time_predict(me, Xp, repeats=5)
+        r_me = time_sknet(n, 0, 5, nt, "float32", (256, 128))  # in a fresh process
         r_sk = time_predict(sk, Xp, repeats=5)
     print()
     print(

@@ -72,26 +72,30 @@ def _tile_width(typingctx, c, vectors):
 
 
 @intrinsic
-def _tile(typingctx, a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors):
+def _tile(typingctx, a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors, count):
     """The register tile: ``c[r + i*ldc + j] (+)= sum_{t < k} a[p + i*si + t*sl] *
     b[q + t*ldb + j]`` for the 4 rows i and the ``vectors`` * W columns j of the tile (W
     values a vector register; ``vectors`` an int literal, 0 for :func:`_tile_vectors`),
     from +0 when ``first``, else from c's values. Each sum adds its k products in the
     order of t, one FMA each (the bits of :func:`product`'s one-row loop); the 4 x
     ``vectors`` partial sums stay in registers for all of k (LLVM vector IR: per step,
-    a broadcast of each row's a and ``vectors`` loads of b's row t)."""
+    a broadcast of each row's a and ``vectors`` loads of b's row t). ``vectors`` -1: one
+    vector of which only the first ``count`` (< W) columns are read and written (masked
+    loads and stores), for the last columns of a row.)"""
     if not isinstance(vectors, types.IntegerLiteral):
         raise TypingError("_tile: vectors must be a literal")
     check_c_arrays("_tile", a, b, c)
 
     def codegen(context, builder, sig, args):
-        a_, p_, si_, sl_, b_, q_, ldb_, c_, r_, ldc_, k_, first_, _ = args
+        a_, p_, si_, sl_, b_, q_, ldb_, c_, r_, ldc_, k_, first_, _, count_ = args
         elt = context.get_data_type(sig.args[0].dtype)
         size = context.get_abi_sizeof(elt)
         W = _vector_bytes(context) // size
-        nv = vectors.literal_value or _tile_vectors(context)
+        masked = vectors.literal_value < 0
+        nv = 1 if masked else vectors.literal_value or _tile_vectors(context)
         vty = ir.VectorType(elt, W)
         i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
         data = [context.make_array(sig.args[i])(context, builder, args[i]).data for i in (0, 4, 7)]
         adata, bdata, cdata = data
         fnty = ir.FunctionType(vty, [vty, vty, vty])
@@ -103,17 +107,50 @@ def _tile(typingctx, a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors):
             at = builder.add(offset, ir.Constant(i64, h * W)) if h else offset
             return builder.bitcast(builder.gep(base, [at]), vty.as_pointer())
 
+        if masked:  # lanes j < count
+            i64v = ir.VectorType(i64, W)
+            lanes = ir.Constant(i64v, list(range(W)))
+            n_ = builder.insert_element(
+                ir.Constant(i64v, ir.Undefined), count_, ir.Constant(i32, 0)
+            )
+            n_ = builder.shuffle_vector(n_, ir.Constant(i64v, ir.Undefined), spread)
+            mask = builder.icmp_unsigned("<", lanes, n_)
+            align = ir.Constant(i32, size)
+            name = f"v{W}f{size * 8}.p0"
+            mtype = ir.VectorType(ir.IntType(1), W)
+            mload = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(vty, [vty.as_pointer(), i32, mtype, vty]),
+                f"llvm.masked.load.{name}",
+            )
+            mstore = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mtype]),
+                f"llvm.masked.store.{name}",
+            )
+
+        def load(ptr):
+            if masked:
+                return builder.call(mload, [ptr, align, mask, zero])
+            return builder.load(ptr, align=size)
+
+        def store(value, ptr):
+            if masked:
+                builder.call(mstore, [value, ptr, align, mask])
+            else:
+                builder.store(value, ptr, align=size)
+
         rows = [r_] + [builder.add(r_, builder.mul(ldc_, ir.Constant(i64, i))) for i in (1, 2, 3)]
         starts = [p_] + [builder.add(p_, builder.mul(si_, ir.Constant(i64, i))) for i in (1, 2, 3)]
         acc = []
         for r in rows:
             for h in range(nv):
-                old = builder.load(vec_at(cdata, r, h), align=size)
+                old = load(vec_at(cdata, r, h))
                 acc.append(cgutils.alloca_once_value(builder, builder.select(first_, zero, old)))
         with cgutils.for_range(builder, k_) as loop:
             t = loop.index
             boff = builder.add(q_, builder.mul(t, ldb_))
-            bv = [builder.load(vec_at(bdata, boff, h), align=size) for h in range(nv)]
+            bv = [load(vec_at(bdata, boff, h)) for h in range(nv)]
             toff = builder.mul(t, sl_)
             for i, p in enumerate(starts):
                 x = builder.load(builder.gep(adata, [builder.add(p, toff)]))
@@ -126,10 +163,10 @@ def _tile(typingctx, a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors):
                     builder.store(builder.call(fma, [xv, bv[h], builder.load(slot)]), slot)
         for i, r in enumerate(rows):
             for h in range(nv):
-                builder.store(builder.load(acc[i * nv + h]), vec_at(cdata, r, h), align=size)
+                store(builder.load(acc[i * nv + h]), vec_at(cdata, r, h))
         return context.get_dummy_value()
 
-    sig = types.none(a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors)
+    sig = types.none(a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors, count)
     return sig, codegen
 
 
@@ -145,21 +182,20 @@ def product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
 
     Rows of ``c`` in blocks of 4, each block's columns in register tiles
     (:func:`_tile`: 4 rows x 4 vector registers with AVX-512, x 2 without; then
-    one-vector tiles), whose partial sums stay in registers over ``K_BLOCK`` rows of k
-    at a time (b's rows of a pass stay in cache); the last columns (fewer than a
-    vector) in one more one-vector tile over all of k on the last W columns, which
-    recomputes the ones it shares with the tiles before to the same bits; the rows
-    past the last block of 4 (and every row when n is less than a vector) one at a
-    time, a loop over the contiguous j of ``b`` and ``c`` that LLVM vectorises. Each
-    ``c[i, j]`` adds its k products in the order of l, one FMA each, whichever the
-    path: the same bits for a row in a block of 4 or alone, for any cut of the rows or
-    columns, and for any vector width. (Against the loop nest it replaced, rows in
-    blocks of 4 and l in steps of 4 with ``c`` loaded and stored every 4 steps,
-    float32, alternating old and new code in fresh processes: LSTM-128 layer 6-18%,
-    GRU-32 17%, FCN's layers 10-13% less time at one thread; compile 0.70-1.05 ->
-    0.45-0.65 CPU s. Tried and not kept: panels of b's rows kept in cache while every
-    row block passes, no faster; the columns in chunks of 128, 2-20% slower; l in
-    steps of 8, 1-30% slower.)
+    one-vector tiles; then one masked tile for the last columns, fewer than a vector),
+    whose partial sums stay in registers over ``K_BLOCK`` rows of k at a time (b's rows
+    of a pass stay in cache); the rows past the last block of 4 one at a time, a loop
+    over the contiguous j of ``b`` and ``c`` that LLVM vectorises. Each ``c[i, j]`` adds
+    its k products in the order of l, one FMA each, whichever the path: the same bits
+    for a row in a block of 4 or alone, for any cut of the rows or columns, and for any
+    vector width. (Against the loop nest it replaced, rows in blocks of 4 and l in
+    steps of 4 with ``c`` loaded and stored every 4 steps, float32, alternating old and
+    new code in fresh processes, one thread: the FCN's layers 10-13%, an LSTM-128 layer
+    6-18%, a GRU-32 layer 17% less time, the MNIST MLP (256, 128) epoch 20-30%; a
+    10-column product (an output layer) 13 -> 6 us; compile 0.70-1.05 -> 0.48-0.65 CPU
+    s. Tried and not kept: panels of b's rows kept in cache while every row block
+    passes, no faster; the columns in chunks of 128, 2-20% slower; l in steps of 8,
+    1-30% slower.)
     """
     zero = c.dtype.type(0)
     si = 1 if ta else lda  # op(a)[i, l] = a[ia + i*si + l*sl]
@@ -171,7 +207,7 @@ def product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
     w1 = _tile_width(c, 1)
     nt = n - n % tw
     n1 = n - n % w1
-    for t0 in range(0, k if n1 > 0 else 0, K_BLOCK):
+    for t0 in range(0, k, K_BLOCK):
         kb = K_BLOCK if k - t0 > K_BLOCK else k - t0
         q = ib + t0 * ldb
         first = t0 == 0
@@ -179,18 +215,13 @@ def product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
             r = ic + i * ldc
             p = ia + i * si + t0 * sl
             for j in range(0, nt, tw):
-                _tile(a, p, si, sl, b, q + j, ldb, c, r + j, ldc, kb, first, 0)
+                _tile(a, p, si, sl, b, q + j, ldb, c, r + j, ldc, kb, first, 0, 0)
             for j in range(nt, n1, w1):
-                _tile(a, p, si, sl, b, q + j, ldb, c, r + j, ldc, kb, first, 1)
-    # the last columns (fewer than a vector) of the blocks' rows: one more one-vector
-    # tile over all of k, on the last w1 columns (those it shares with the tiles before
-    # get the same sums again, the same bits: nothing changes there)
-    if n1 < n and n >= w1:
-        for i in range(0, m4, 4):
-            r = ic + i * ldc + n - w1
-            _tile(a, ia + i * si, si, sl, b, ib + n - w1, ldb, c, r, ldc, k, True, 1)
-    # the rows past the last block of 4, and every row when n < w1: one at a time
-    for i in range(m4 if n >= w1 else 0, m):
+                _tile(a, p, si, sl, b, q + j, ldb, c, r + j, ldc, kb, first, 1, 0)
+            if n1 < n:  # the last columns, fewer than a vector
+                _tile(a, p, si, sl, b, q + n1, ldb, c, r + n1, ldc, kb, first, -1, n - n1)
+    # the rows past the last block of 4, one at a time
+    for i in range(m4, m):
         r0 = ic + i * ldc
         p0 = ia + i * si
         for j in range(n):
