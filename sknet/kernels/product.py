@@ -81,7 +81,7 @@ def _tile(typingctx, a, p, si, sl, b, q, ldb, c, r, ldc, k, first, vectors, coun
     ``vectors`` partial sums stay in registers for all of k (LLVM vector IR: per step,
     a broadcast of each row's a and ``vectors`` loads of b's row t). ``vectors`` -1: one
     vector of which only the first ``count`` (< W) columns are read and written (masked
-    loads and stores), for the last columns of a row.)"""
+    loads and stores), for the last columns of a row."""
     if not isinstance(vectors, types.IntegerLiteral):
         raise TypingError("_tile: vectors must be a literal")
     check_c_arrays("_tile", a, b, c)
