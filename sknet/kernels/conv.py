@@ -55,17 +55,17 @@ more cold compile for the activation variants; the layer applies it with the act
 kernels the dense layers compile anyway.)
 
 The products are ours (``kernels.product``, shared with the dense layers and the
-recurrent cells: C = A @ B, rows of C in blocks of 4 and k in steps of 4 over contiguous
-rows of B and C; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register sums over rows of
-A and B), compiled with floating-point contraction (FMAs) and, for ``_mm_nt``'s sums,
-reassociation, so that LLVM vectorises them at the machine's full width. On the project
-machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell kernels by
-``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm (e.g. 16 x 26 x
-576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs ~80), and were
-about as fast or faster on the FCN's larger 1-D layers (128-256 channels, 150-500 steps:
-0.85-5x BLAS's speed in one loaded-machine run). Their order of operations is fixed per
-compiled kernel: results do not depend on the thread count, but differ from BLAS's in
-rounding.
+recurrent cells: C = A @ B, blocks of 4 rows of C in register tiles over contiguous rows
+of B and C, see its docstring; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register sums
+over rows of A and B), compiled with floating-point contraction (FMAs) and, for
+``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full
+width. On the project machine (AMD Zen 5, AVX-512, OpenBLAS pinned to its Haswell
+kernels by ``OPENBLAS_CORETYPE``) they ran these shapes 1.5-3x faster than ?gemm (e.g.
+16 x 26 x 576, LeNet's first layer: ~170 vs ~60 GF/s; 32 x 401 x 256: ~150-190 vs ~80),
+and were about as fast or faster on the FCN's larger 1-D layers (128-256 channels,
+150-500 steps: 0.85-5x BLAS's speed in one loaded-machine run). Their order of
+operations is fixed per compiled kernel: results do not depend on the thread count, but
+differ from BLAS's in rounding.
 
 One serial block function for both passes (``_conv_block``) runs in
 parallel over workspace slots (one per thread) through

@@ -1,4 +1,4 @@
-"""The matrix product every kernel family shares: ``c = op(a) @ b``, our own loop nest.
+"""The matrix product every kernel family shares: ``c = op(a) @ b``, our own code.
 
 One compiled function per dtype (:func:`product`), called from the block functions of
 the dense layers, the convolutions and the recurrent cells through its entry
@@ -11,9 +11,10 @@ OpenBLAS's kernel for them depends on the machine and its environment: on the pr
 AMD Zen 5 kind, whose environment pins OpenBLAS to its Haswell kernels
 (``OPENBLAS_CORETYPE``), the LSTM's products ran 3-5x slower than with OpenBLAS's own
 choice, and the MNIST MLP's products at 110-115 GFLOP/s (float32, one thread) against
-135-175 for this loop nest. Its bits do not depend on how the rows or columns of ``c``
-are cut into blocks either (see :func:`product`), so a parallel partition changes no bit;
-OpenBLAS's blocked products did.
+135-175 for the loop nest this module had before its register tiles. Its bits do not
+depend on how the rows or columns of ``c`` are cut into blocks either (see
+:func:`product`), so a parallel partition changes no bit; OpenBLAS's blocked products
+did.
 
 The register tiles (:func:`_tile`) are LLVM vector IR written here, their width the
 target's vector registers as numba's code generator reports its target features (its
