@@ -23,7 +23,10 @@ process-wide setting other code relies on:
 * A larger fit times its training steps: a few on one thread, a few on the whole
   budget, and keeps the faster; it compares again when the steps get much slower
   (another process took a core) or, after a growing interval, while it runs on one
-  thread (the core may be free again). A fit whose mini-batches are large work
+  thread (the core may be free again). Before it times the whole budget after one
+  thread, it reads how busy the cores were meanwhile (Linux's ``/proc/stat``): when
+  other work leaves less than one and a half of them free, it does not try (each try
+  cost a quarter of a short fit there). A fit whose mini-batches are large work
   (``LARGE_WORK``: a 1-D convolution network on long series) starts on the whole
   budget and times it first, so that its few long choosing steps run mostly there.
   Results do not depend on the thread count, so switching changes only speed.
@@ -152,6 +155,48 @@ def available_threads():
     return max(1, n)
 
 
+def _idle_seconds():
+    """Idle seconds since boot of the cores in this process's affinity mask, summed, and
+    how many cores were counted: from Linux's ``/proc/stat`` (idle and iowait; time a
+    hypervisor took from them counts as busy); None where it cannot be read."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        with open("/proc/stat", "rb") as f:
+            text = f.read()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (AttributeError, OSError, ValueError):
+        return None
+    idle = n = 0
+    for line in text.split(b"\n"):
+        if line[:3] == b"cpu" and line[3:4].isdigit():
+            fields = line.split()
+            if len(fields) > 5 and int(fields[0][3:]) in cpus:
+                idle += int(fields[4]) + int(fields[5])
+                n += 1
+    return (idle / ticks, n) if n and ticks > 0 else None
+
+
+class _LoadProbe:
+    """Cores in the affinity mask that nothing but the calling thread kept busy since
+    :meth:`mark`: the cores minus the busy time of everything else (other processes,
+    other threads of this one, a hypervisor) per second."""
+
+    def mark(self):
+        self._start = (time.perf_counter(), time.thread_time(), _idle_seconds())
+
+    def free_cores(self, min_seconds):
+        """None when the mark is younger than ``min_seconds`` or the counts are missing."""
+        wall0, own0, idle0 = self._start
+        elapsed = time.perf_counter() - wall0
+        now = _idle_seconds()
+        if elapsed < min_seconds or idle0 is None or now is None or now[1] != idle0[1]:
+            return None
+        n_cpus = now[1]
+        busy = n_cpus * elapsed - (now[0] - idle0[0])
+        others = busy - (time.thread_time() - own0)
+        return n_cpus - others / elapsed
+
+
 def work_per_sample(layers):
     """Rough multiply-adds per sample of one forward pass through ``layers``.
 
@@ -199,21 +244,44 @@ class _ThreadPlan:
     With ``adaptive``, the training steps are timed in windows (at least ``MIN_STEPS``
     steps and ``MIN_SECONDS``, or any steps adding up to ``LONG_WINDOW``: a fit of a few
     long steps, e.g. a 1-D convolution network on long series, would otherwise spend
-    most of them choosing; the first step after a change of thread count is not
-    counted: it pays the change, e.g. waking or launching the threads) and their cost per
-    sample (the median over the window's steps, so that one slow step does not decide)
-    compared: one window on one
-    thread, one on ``n_max`` threads (in the other order with ``start_max``), then the
-    faster runs. The first step after a change is counted when the steps are long
-    (``LONG_STEP``) and the change launches no threads (to one thread, or to a count
-    that ran before in this fit): then the change costs little of the step. On ``n_max`` threads, a
-    window ``SLOWDOWN`` times slower than when chosen starts a new comparison; on one
-    thread, every thread is tried again after ``backoff`` times the duration of its last
-    window (doubling each time it loses), so trying costs a bounded share of the fit.
+    most of them choosing). The first step after a change of thread count is not
+    counted: it pays the change, e.g. waking or launching the threads; it is counted
+    when the steps are long (``LONG_STEP``) and the change launches no threads (to one
+    thread, or to a count that ran before in this fit): then the change costs little of
+    the step. A window's cost per sample is the total over the later half of its steps
+    (what the fit pays, but not the slow first steps of threads just woken), and the
+    windows compared are one on one thread and one on ``n_max`` threads (in the other
+    order with ``start_max``); then the faster runs. A step on ``n_max`` threads
+    ``HOPELESS`` times slower than one thread ends their window at once, and the window
+    on ``n_max`` threads after one is skipped as lost when other work keeps the cores
+    busy (``FREE_CORES``). On ``n_max`` threads, a window ``SLOWDOWN`` times slower than
+    when chosen starts a new comparison; on one thread, every thread is tried again
+    after ``backoff`` times the duration of its last window (doubling each time it
+    loses), so trying costs a bounded share of the fit.
     """
 
-    MIN_STEPS = 3
-    MIN_SECONDS = 0.01
+    #: measured on the project machine (LSTM, 128 units, batches of 64 and 128): the
+    #: first 2-4 steps on two threads after a change ran at the speed of one thread or
+    #: slower (13-35 ms against 5-10 ms later); windows of 3 steps chose one thread in
+    #: most fits, windows of 6 judged by their later half chose two in every fit
+    MIN_STEPS = 6
+    MIN_SECONDS = 0.02
+    #: a step on ``n_max`` threads this many times slower per sample than one thread
+    #: ends their comparison window at once: measured with another process spinning on
+    #: one of the project machine's two cores, the first steps on two threads after one
+    #: ran 6-30x slower (a 1-thread step of 1.2 ms against 9-42 ms; LSTM 2.5 against 16),
+    #: and a window of six such steps cost more than the rest of a short fit; the slow
+    #: first steps of threads just woken on an idle machine ran 1.4-1.8x slower (up to
+    #: 3.8x in one fit of 30)
+    HOPELESS = 5.0
+    #: before every thread is timed after one, the cores free of other work since the
+    #: change to one thread (:class:`_LoadProbe`, measured over at least
+    #: ``PROBE_SECONDS``); below ``FREE_CORES`` the timing is skipped as lost: with
+    #: another process spinning on one of two cores, the first two steps on two threads
+    #: took 36-42 ms each against 1.2 on one (an 8x8 digits ConvNet), a quarter of the
+    #: whole fit
+    PROBE_SECONDS = 0.01
+    FREE_CORES = 1.5
     #: a window of fewer steps closes once they add up to this many seconds
     LONG_WINDOW = 0.2
     #: steps run before timing starts (compiling or loading kernels, first allocations)
@@ -233,7 +301,7 @@ class _ThreadPlan:
         self.n = 1 if self.adaptive and not start_max else n_max
         self._blas_limited = False
         self._warm = self.WARM_STEPS
-        self._window = [0.0, 0, []]  # seconds, samples, each step's seconds per sample
+        self._window = [0.0, []]  # seconds, each step's (seconds, samples)
         self._cost = {}  # thread count -> seconds per sample in its last window
         # the count to time next in a comparison (None: decide)
         self._next = 1 if self.n > 1 else n_max
@@ -244,8 +312,11 @@ class _ThreadPlan:
         self._wait = 0.0  # seconds on one thread before trying every thread again
         self._backoff = self.BACKOFF
         self._n_max_seconds = 0.0
-        #: the counts run, in order (for tests and benchmarks)
+        self._probe = _LoadProbe()
+        #: the counts run, in order, and the timings of every thread skipped because
+        #: the cores were busy (for tests and benchmarks)
         self.history = [self.n]
+        self.busy_skips = 0
 
     def _apply(self, n):
         if n != self.n:
@@ -253,6 +324,8 @@ class _ThreadPlan:
             if self._last < self.LONG_STEP or (n > 1 and n not in self._ran):
                 self._warm = max(self._warm, 1)  # the first step pays the switch
             self._ran.add(n)
+            if n == 1:
+                self._probe.mark()
         self.n = n
         numba.set_num_threads(n)
         if n == 1 and not self._blas_limited:
@@ -265,6 +338,7 @@ class _ThreadPlan:
     def __enter__(self):
         self._numba_before = numba.get_num_threads()
         self._apply(self.n)
+        self._probe.mark()
         self._tick = time.perf_counter()
         return self
 
@@ -286,22 +360,34 @@ class _ThreadPlan:
             return
         window = self._window
         window[0] += seconds
-        window[1] += n_samples
-        window[2].append(seconds / max(n_samples, 1))
-        if window[0] < self.LONG_WINDOW and (
-            len(window[2]) < self.MIN_STEPS or window[0] < self.MIN_SECONDS
+        window[1].append((seconds, max(n_samples, 1)))
+        hopeless = (
+            self._comparing
+            and self.n > 1
+            and 1 in self._cost
+            and seconds > self.HOPELESS * self._cost[1] * max(n_samples, 1)
+        )
+        if (
+            not hopeless
+            and window[0] < self.LONG_WINDOW
+            and (len(window[1]) < self.MIN_STEPS or window[0] < self.MIN_SECONDS)
         ):
             return
-        spent, cost = window[0], float(np.median(window[2]))
-        self._window = [0.0, 0, []]
+        later = window[1][len(window[1]) // 2 :]
+        cost = sum(t for t, _ in later) / sum(m for _, m in later)
+        spent = window[0]
+        self._window = [0.0, []]
         n = self.n
         self._cost[n] = cost
         if n > 1:
             self._n_max_seconds = spent
         if self._comparing:
             if self._next is not None:
-                self._apply(self._next)
-                self._next = None
+                following, self._next = self._next, None
+                if following == self.n_max and n == 1:
+                    self._time_every_thread(spent)
+                else:
+                    self._apply(following)
                 return
             self._comparing = False
             if self._cost[self.n_max] < self.MARGIN * self._cost[1]:
@@ -313,13 +399,29 @@ class _ThreadPlan:
             self._ref = self._cost[best]
             self._apply(best)
         elif n > 1 and cost > self.SLOWDOWN * self._ref:
-            self._comparing = True  # this slow window is every thread's new figure
+            # a new comparison, every thread timed again after one (one slow step, e.g.
+            # a page-fault storm, then costs a comparison, not the rest of the fit)
+            self._comparing = True
+            self._next = self.n_max
             self._apply(1)
         elif n == 1:
             self._wait -= spent
             if self._wait <= 0:
                 self._comparing = True
-                self._apply(self.n_max)
+                self._time_every_thread(spent)
+
+    def _time_every_thread(self, spent):
+        """Go on to a window on every thread, unless other work keeps the cores busy:
+        then stay on one and look again after ``BACKOFF`` times the last window."""
+        free = self._probe.free_cores(self.PROBE_SECONDS)
+        if free is None or free >= self.FREE_CORES:
+            self._apply(self.n_max)
+            return
+        self.busy_skips += 1
+        self._comparing = False
+        self._ref = self._cost[1]
+        self._wait = self.BACKOFF * spent
+        self._probe.mark()
 
 
 @contextmanager
