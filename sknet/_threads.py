@@ -118,6 +118,19 @@ def _one_blas_exit():
             _BLAS_LIMITER = None
 
 
+@contextmanager
+def one_blas_thread():
+    """BLAS on one thread inside (reference counted, as a fit on one thread): for small
+    NumPy / SciPy linear algebra around the kernels. After a call on two threads,
+    OpenBLAS's worker spins for about 0.1 s (measured after a 128 x 128 QR): on a
+    two-core machine, the core a fit that follows wants for its own threads."""
+    _one_blas_enter()
+    try:
+        yield
+    finally:
+        _one_blas_exit()
+
+
 def _env_thread_limit(name="OMP_NUM_THREADS"):
     """The first count of ``OMP_NUM_THREADS`` (``"4"`` or ``"4,2"``), None if unset or
     not a positive integer."""
@@ -177,12 +190,13 @@ def _idle_seconds():
 
 
 class _LoadProbe:
-    """Cores in the affinity mask that nothing but the calling thread kept busy since
-    :meth:`mark`: the cores minus the busy time of everything else (other processes,
-    other threads of this one, a hypervisor) per second."""
+    """Cores in the affinity mask that other processes (and a hypervisor) left free since
+    :meth:`mark`: the cores minus their busy time per second. This process's own threads
+    do not count: after a NumPy product on two threads, OpenBLAS's worker spins for tens
+    of milliseconds, and counted, it made an idle machine look busy."""
 
     def mark(self):
-        self._start = (time.perf_counter(), time.thread_time(), _idle_seconds())
+        self._start = (time.perf_counter(), time.process_time(), _idle_seconds())
 
     def free_cores(self, min_seconds):
         """None when the mark is younger than ``min_seconds`` or the counts are missing."""
@@ -193,7 +207,7 @@ class _LoadProbe:
             return None
         n_cpus = now[1]
         busy = n_cpus * elapsed - (now[0] - idle0[0])
-        others = busy - (time.thread_time() - own0)
+        others = busy - (time.process_time() - own0)
         return n_cpus - others / elapsed
 
 
@@ -261,9 +275,12 @@ class _ThreadPlan:
     """
 
     #: measured on the project machine (LSTM, 128 units, batches of 64 and 128): the
-    #: first 2-4 steps on two threads after a change ran at the speed of one thread or
-    #: slower (13-35 ms against 5-10 ms later); windows of 3 steps chose one thread in
-    #: most fits, windows of 6 judged by their later half chose two in every fit
+    #: first 2-4 steps on two threads ran at the speed of one thread or slower (13-35 ms
+    #: against 5-10 ms later) while an OpenBLAS worker still spun after a NumPy product
+    #: on two threads (its initial weights' QR, since run on one BLAS thread; a user's
+    #: own NumPy work before a fit, e.g. a pipeline's PCA, leaves the same); windows of
+    #: 3 steps chose one thread in most fits, windows of 6 judged by their later half
+    #: chose two in every fit
     MIN_STEPS = 6
     MIN_SECONDS = 0.02
     #: a step on ``n_max`` threads this many times slower per sample than one thread

@@ -204,7 +204,7 @@ def test_busy_cores_skip_timing_every_thread(monkeypatch, restore_threads):
     without timing two; once the core is free it times two and keeps them."""
     clock, own = _Clock(), _Clock()
     monkeypatch.setattr(_threads.time, "perf_counter", clock)
-    monkeypatch.setattr(_threads.time, "thread_time", own)
+    monkeypatch.setattr(_threads.time, "process_time", own)
     idle = [0.0]
     monkeypatch.setattr(_threads, "_idle_seconds", lambda: (idle[0], 2))
     numba.set_num_threads(2)
@@ -398,6 +398,27 @@ def test_switching_threads_during_a_fit_does_not_change_results(monkeypatch, res
     switched = ConvNetClassifier(random_state=0, **params).fit(X, y)
     np.testing.assert_array_equal(one._network.theta, switched._network.theta)
     np.testing.assert_array_equal(one.predict_proba(X), switched.predict_proba(X))
+
+
+def test_orthogonal_init_runs_blas_on_one_thread(monkeypatch):
+    """After a NumPy product on two threads an OpenBLAS worker spins for about 0.1 s; the
+    recurrent layers' QR ran on two and slowed the first steps of every LSTM fit."""
+    from sknet._layers import recurrent
+
+    seen = []
+    qr = np.linalg.qr
+
+    def recording_qr(a):
+        seen.append(_blas_threads())
+        return qr(a)
+
+    monkeypatch.setattr(recurrent.np.linalg, "qr", recording_qr)
+    with threadpool_limits(2, user_api="blas"):
+        if _blas_threads() != [2]:
+            pytest.skip("BLAS runs one thread here")
+        q = recurrent._orthogonal(np.random.default_rng(0), 16)
+        assert seen == [[1]] and _blas_threads() == [2]
+    np.testing.assert_allclose(q @ q.T, np.eye(16), atol=1e-12)
 
 
 def test_one_blas_limit_is_reference_counted(restore_threads):

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..kernels.recurrent import (
     ACTIVATIONS,
     CELLS,
@@ -60,8 +61,10 @@ def _scratch(ctx, key, shape, dtype):
 
 
 def _orthogonal(rng, n):
-    """A random (n, n) orthogonal matrix (QR of a Gaussian, signs fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    """A random (n, n) orthogonal matrix (QR of a Gaussian, signs fixed; BLAS on one
+    thread, see :func:`sknet._threads.one_blas_thread`)."""
+    with one_blas_thread():
+        q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
 
 
