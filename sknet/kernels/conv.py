@@ -55,7 +55,7 @@ more cold compile for the activation variants; the layer applies it with the act
 kernels the dense layers compile anyway.)
 
 The products are ours (``kernels.product``, shared with the dense layers and the
-recurrent cells: C = A @ B, blocks of 4 rows of C in register tiles over contiguous rows
+recurrent cells: C = A @ B, blocks of 6 or 4 rows of C in register tiles over contiguous rows
 of B and C, see its docstring; ``_mm_nt``: C (+)= A @ B.T, 4 x 4 blocks of register sums
 over rows of A and B), compiled with floating-point contraction (FMAs) and, for
 ``_mm_nt``'s sums, reassociation, so that LLVM vectorises them at the machine's full

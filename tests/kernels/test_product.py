@@ -12,18 +12,22 @@ def _call_product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
     product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k)
 
 
-# with the register tiles (``product``'s docstring): whole tiles, one-vector tiles and
+# with the register tiles (``product``'s docstring): blocks of 6 and 4 rows and the
+# rows after them (m = 2, 7, 14: 6 + 1, 6 + 4 + 4), whole tiles, one-vector tiles and
 # the last columns (n = 83, 200), k in one or two passes (k = 300, 257 > K_BLOCK)
 SHAPES = [
     (1, 1, 1),
+    (2, 9, 5),
     (3, 5, 2),
     (4, 4, 4),
+    (7, 33, 20),
     (9, 7, 13),
     (8, 512, 128),
     (8, 128, 512),
     (1, 512, 400),
     (5, 83, 300),
     (12, 200, 257),
+    (14, 83, 257),
 ]
 
 
@@ -44,7 +48,7 @@ def test_product_against_numpy(dtype, ta, pad, m, n, k):
     """``product`` against NumPy, on operands at offsets inside larger arrays, with row
     strides past their widths (``pad``), whose other elements are NaN (a read outside an
     operand would show); nothing written outside ``c``'s elements; a row's values do not
-    depend on whether it falls in a block of 4 rows or after the last one, nor on a cut
+    depend on whether it falls in a block of rows or after the last one, nor on a cut
     of the columns."""
     rng = np.random.default_rng(m * 1000 + n * 10 + k + pad)
     A, a, ia, lda = _embedded(rng, k if ta else m, m if ta else k, pad, np.nan, dtype)
@@ -60,7 +64,7 @@ def test_product_against_numpy(dtype, ta, pad, m, n, k):
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * k)
     assert (c[:4] == -3.0).all() and (c[4 + m * ldc :] == -3.0).all()
     assert (inside[:, n:] == -3.0).all()
-    # each row alone (m = 1: the path after the blocks of 4) gives the same bits
+    # each row alone (m = 1: the path after the blocks of rows) gives the same bits
     row = np.empty(n, dtype)
     for i in range(m):
         a_row = np.ascontiguousarray(op_a[i])  # (k,) as a (1, k) matrix
@@ -111,7 +115,7 @@ def test_mul_intrinsics(dtype, ta):
 
 
 def test_tiles_of_a_narrower_vector_unit_give_the_same_bits(monkeypatch):
-    """Compiled for a 32-byte vector unit (AVX2: tiles of 4 rows x 2 vectors) instead of
+    """Compiled for a 32-byte vector unit (AVX2: tiles of 6 or 4 rows x 2 vectors) instead of
     this machine's (64 bytes with AVX-512), ``product`` gives the same bits: each sum's
     order does not depend on the tiles."""
     from sknet.kernels import product as P
@@ -120,7 +124,7 @@ def test_tiles_of_a_narrower_vector_unit_give_the_same_bits(monkeypatch):
     narrow = numba.njit(fastmath={"contract"}, error_model="numpy")(P.product.py_func)
     for dtype in (np.float32, np.float64):
         rng = np.random.default_rng(11)
-        for m, n, k, ta in [(12, 200, 300, False), (9, 83, 257, True), (4, 8, 5, False)]:
+        for m, n, k, ta in [(12, 200, 300, False), (9, 83, 257, True), (14, 8, 5, False)]:
             A = rng.normal(size=(k, m) if ta else (m, k)).astype(dtype)
             B = rng.normal(size=(k, n)).astype(dtype)
             lda = m if ta else k
