@@ -282,7 +282,7 @@ class _ThreadPlan:
     #: 3 steps chose one thread in most fits, windows of 6 judged by their later half
     #: chose two in every fit
     MIN_STEPS = 6
-    MIN_SECONDS = 0.02
+    MIN_SECONDS = 0.01
     #: a step on ``n_max`` threads this many times slower per sample than one thread
     #: ends their comparison window at once: measured with another process spinning on
     #: one of the project machine's two cores, the first steps on two threads after one
@@ -300,7 +300,7 @@ class _ThreadPlan:
     PROBE_SECONDS = 0.01
     FREE_CORES = 1.5
     #: a window of fewer steps closes once they add up to this many seconds
-    LONG_WINDOW = 0.2
+    LONG_WINDOW = 0.1
     #: steps run before timing starts (compiling or loading kernels, first allocations)
     WARM_STEPS = 2
     #: steps this long count from the first after a change of thread count, unless the
