@@ -3,6 +3,7 @@ activation and every loss, with L2 penalty, sample weights and dropout; the flat
 parameter layout, frozen layers, prediction and pickling."""
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -181,6 +182,45 @@ def test_predict_does_not_disturb_training_buffers():
     for ctx, old in zip(net._ctx, before):
         for key, value in old.items():
             assert ctx[key] is value
+
+
+def test_predict_reuses_a_threads_buffers_and_returns_fresh_arrays(monkeypatch):
+    """A thread's next prediction reuses its buffers (fresh ones cost page faults on
+    every call), another thread gets its own, the results are fresh arrays, and buffers
+    past ``PREDICT_KEEP_BYTES`` are not kept."""
+    net, X, _, _ = problem("tanh", "log_loss", 3, n=10)
+    first = net.predict(X)
+    kept = net._predict_ctxs.ctxs
+    assert kept is not None and kept is not net._ctx
+    buffers = {id(v) for ctx in kept for v in ctx.values() if isinstance(v, np.ndarray)}
+    assert buffers
+    second = net.predict(X)
+    assert net._predict_ctxs.ctxs is kept
+    again = {id(v) for ctx in kept for v in ctx.values() if isinstance(v, np.ndarray)}
+    assert again == buffers
+    assert_array_equal(second, first)
+    assert not np.shares_memory(second, first)
+    assert_array_equal(net.predict(X[:3]), first[:3])  # fewer rows: views of them
+    assert_array_equal(net.predict(X), first)
+    results = {}
+
+    def other():
+        results["out"] = net.predict(X)
+        results["ctxs"] = net._predict_ctxs.ctxs
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert_array_equal(results["out"], first)
+    assert results["ctxs"] is not None and results["ctxs"] is not kept
+    assert net._predict_ctxs.ctxs is kept
+    monkeypatch.setattr(_network, "PREDICT_KEEP_BYTES", 0)
+    assert_array_equal(net.predict(X), first)
+    assert net._predict_ctxs.ctxs is None
+    # new parameter views (unpickling, loading) start without any
+    clone = pickle.loads(pickle.dumps(net))
+    assert getattr(clone._predict_ctxs, "ctxs", None) is None
+    assert_array_equal(clone.predict(X), first)
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
