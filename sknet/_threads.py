@@ -180,12 +180,15 @@ def _idle_seconds():
     except (AttributeError, OSError, ValueError):
         return None
     idle = n = 0
-    for line in text.split(b"\n"):
-        if line[:3] == b"cpu" and line[3:4].isdigit():
-            fields = line.split()
-            if len(fields) > 5 and int(fields[0][3:]) in cpus:
-                idle += int(fields[4]) + int(fields[5])
-                n += 1
+    try:
+        for line in text.split(b"\n"):
+            if line[:3] == b"cpu" and line[3:4].isdigit():
+                fields = line.split()
+                if len(fields) > 5 and int(fields[0][3:]) in cpus:
+                    idle += int(fields[4]) + int(fields[5])
+                    n += 1
+    except ValueError:  # not the format this reads: no figure
+        return None
     return (idle / ticks, n) if n and ticks > 0 else None
 
 

@@ -229,6 +229,25 @@ def test_busy_cores_skip_timing_every_thread(monkeypatch, restore_threads):
         assert plan.history == [1, 2] and plan.busy_skips == 0
 
 
+def test_core_counts_of_an_unexpected_format_give_no_figure(monkeypatch, tmp_path):
+    """``/proc/stat`` is read, not trusted: a format this does not know gives None (the
+    plan then times every thread as it would without the counts)."""
+    monkeypatch.undo()
+    real_open = open
+    stat = tmp_path / "stat"
+
+    def fake_open(path, *args, **kwargs):
+        return real_open(stat if path == "/proc/stat" else path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    for text in (f"cpu{cpu} 1 2 3 x 5 6\n", "intr 1 2\n", f"cpu{cpu} 1 2\n", ""):
+        stat.write_text(text)
+        assert _threads._idle_seconds() is None, text
+    stat.write_text(f"cpu 9 9 9 9 9\ncpu{cpu} 1 2 3 400 5 6\n")
+    assert _threads._idle_seconds() == (405 / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def test_load_probe_counts_other_processes(monkeypatch):
     """The real counts (Linux): with this thread and a child process each spinning,
     fewer than 1.5 of two cores are free of other work."""
