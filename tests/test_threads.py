@@ -165,6 +165,20 @@ def _counts(plan, clock, seconds, steps):
     return counts
 
 
+def _replay(plan, clock, one, many, rows, steps=40):
+    """Run ``steps`` steps of ``one`` seconds on one thread and, on every thread, of
+    ``many(i)`` seconds for the i-th step there; the steps run on every thread."""
+    on_many = 0
+    for _ in range(steps):
+        if plan.n == 1:
+            clock.t += one
+        else:
+            clock.t += many(on_many)
+            on_many += 1
+        plan.step_done(rows)
+    return on_many
+
+
 def _drive(plan, clock, cost, steps, rows=10):
     """Run ``steps`` steps whose seconds per sample is ``cost(n_threads)``."""
     for _ in range(steps):
@@ -355,27 +369,13 @@ def test_slow_first_steps_of_woken_threads_do_not_decide(monkeypatch, restore_th
     numba.set_num_threads(2)
     woken = [15.5e-3, 18.7e-3, 20.0e-3, 10.2e-3]
     with _threads._ThreadPlan(2, adaptive=True) as plan:
-        on_two = 0
-        for _ in range(40):
-            if plan.n == 1:
-                clock.t += 10e-3
-            else:
-                clock.t += woken[on_two] if on_two < len(woken) else 5.5e-3
-                on_two += 1
-            plan.step_done(64)
+        _replay(plan, clock, 10e-3, lambda i: woken[i] if i < len(woken) else 5.5e-3, 64)
         assert plan.history == [1, 2] and plan.n == 2
     # another process spinning on the other core (measured: 1.2 ms on one thread, then
     # 42.5, 9.1, 0.9, 0.8, 0.8, 5.0, 0.8 ms on two): the 9.1 ms step ends the window
     busy = [42.5e-3, 9.1e-3, 0.9e-3, 0.8e-3, 0.8e-3, 5.0e-3, 0.8e-3]
     with _threads._ThreadPlan(2, adaptive=True) as plan:
-        on_two = 0
-        for _ in range(40):
-            if plan.n == 1:
-                clock.t += 1.2e-3
-            else:
-                clock.t += busy[on_two % len(busy)]
-                on_two += 1
-            plan.step_done(200)
+        on_two = _replay(plan, clock, 1.2e-3, lambda i: busy[i % len(busy)], 200)
         assert plan.history == [1, 2, 1] and on_two == 2
     # threads that stay slow are still judged slow
     with _threads._ThreadPlan(2, adaptive=True) as plan:

@@ -233,6 +233,7 @@ def product(a, ia, lda, ta, b, ib, ldb, c, ic, ldc, m, n, k):
                 _tile(a, p, si, sl, b, q + j, ldb, c, r + j, ldc, kb, first, 1, 0, 6)
             if n1 < n:  # the last columns, fewer than a vector
                 _tile(a, p, si, sl, b, q + n1, ldb, c, r + n1, ldc, kb, first, -1, n - n1, 6)
+        # (the same loop for blocks of 4: a tile's row count is a compile-time literal)
         for i in range(m6, m4, 4):
             r = ic + i * ldc
             p = ia + i * si + t0 * sl
