@@ -358,7 +358,8 @@ class _ThreadPlan:
     def __enter__(self):
         self._numba_before = numba.get_num_threads()
         self._apply(self.n)
-        self._probe.mark()
+        if self.adaptive:  # (a prediction or a small fit reads no core counts)
+            self._probe.mark()
         self._tick = time.perf_counter()
         return self
 

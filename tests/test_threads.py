@@ -262,6 +262,21 @@ def test_core_counts_of_an_unexpected_format_give_no_figure(monkeypatch, tmp_pat
     assert _threads._idle_seconds() == (405 / os.sysconf("SC_CLK_TCK"), 1)
 
 
+@TWO
+def test_plans_that_do_not_time_read_no_core_counts(monkeypatch, restore_threads):
+    """A prediction or a small fit (no timing) does not read /proc/stat."""
+    reads = []
+    monkeypatch.setattr(_threads, "_idle_seconds", lambda: reads.append(1))
+    with _threads._ThreadPlan(2, adaptive=False):
+        pass
+    with _threads._ThreadPlan(1, adaptive=True):
+        pass
+    assert reads == []
+    with _threads._ThreadPlan(2, adaptive=True):
+        pass
+    assert reads == [1]
+
+
 def test_load_probe_counts_other_processes(monkeypatch):
     """The real counts (Linux): with this thread and a child process each spinning,
     fewer than 1.5 of two cores are free of other work."""
